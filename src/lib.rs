@@ -1,0 +1,16 @@
+//! Outpost: a single-binary SMTP server for submission (587/465) and inbound
+//! mail (25), with a durable queue and outbound delivery.
+//!
+//! Layers, dependencies pointing down only:
+//! `runtime` (mio loop, workers, TLS) and `delivery` use `queue`, `auth`,
+//! `tls`, `config`; all of them use `proto`, the pure protocol core that has
+//! no I/O and is what the fuzz targets and benchmarks link.
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod config;
+pub mod delivery;
+pub mod proto;
+pub mod queue;
+pub mod runtime;
+pub mod tls;
