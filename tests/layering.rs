@@ -1,0 +1,48 @@
+//! Keeps the protocol core pure: nothing under `src/proto/` may reach for
+//! sockets, files, threads, clocks, the event loop, TLS or channels, so the
+//! core stays fuzzable and benchable (see the module docs of `proto`).
+
+use std::fs;
+use std::path::Path;
+
+/// Paths the pure core must never name.
+const FORBIDDEN: &[&str] = &[
+    "std::net",
+    "std::fs",
+    "std::thread",
+    "std::time",
+    "std::process",
+    "std::sync::mpsc",
+    "std::env",
+    "mio::",
+    "rustls",
+    "crossbeam",
+    "parking_lot",
+    "crate::runtime",
+    "crate::queue",
+    "crate::delivery",
+    "crate::auth",
+    "crate::tls",
+    "crate::config",
+];
+
+#[test]
+fn proto_uses_no_io() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/proto");
+    let mut offences = Vec::new();
+    for entry in fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "rs") {
+            let text = fs::read_to_string(&path).unwrap();
+            for (n, line) in text.lines().enumerate() {
+                let code = line.split("//").next().unwrap_or("");
+                for bad in FORBIDDEN {
+                    if code.contains(bad) {
+                        offences.push(format!("{}:{}: {}", path.display(), n + 1, line.trim()));
+                    }
+                }
+            }
+        }
+    }
+    assert!(offences.is_empty(), "the pure core uses I/O:\n{}", offences.join("\n"));
+}
