@@ -1203,7 +1203,7 @@ impl Session {
     /// Reads DATA octets through the unstuffer.
     fn step_data(&mut self, rest: &[u8], out: &mut Vec<u8>) -> Step {
         let Mode::Data(unstuffer) = &mut self.mode else {
-            return Step::Progress(0);
+            return Step::NeedMore(0);
         };
         let mut scratch = Vec::new();
         let sink = match &mut self.transaction {
@@ -1223,7 +1223,7 @@ impl Session {
     /// Reads BDAT chunk octets as they are.
     fn step_bdat(&mut self, rest: &[u8], out: &mut Vec<u8>) -> Step {
         let Mode::Bdat(chunk) = &mut self.mode else {
-            return Step::Progress(0);
+            return Step::NeedMore(0);
         };
         let take = usize::try_from(chunk.remaining).map_or(rest.len(), |r| r.min(rest.len()));
         if chunk.refusal.is_none() {
@@ -2189,7 +2189,9 @@ mod tests {
     #[test]
     fn bdat_chunks() {
         let prefix = "EHLO c\r\nMAIL FROM:<a@remote.example>\r\nRCPT TO:<bob@example.com>\r\n";
-        let cases: [(&str, &[u16], Option<&[u8]>); 6] = [
+        /// A script after MAIL and RCPT, the reply codes, the message.
+        type Case = (&'static str, &'static [u16], Option<&'static [u8]>);
+        let cases: [Case; 6] = [
             // Binary content: bare LF and CR and dot lines are just octets.
             (
                 "BDAT 8\r\nab\n.\r\ncdBDAT 6 LAST\r\n\r.\r\n\r\nNOOP\r\n",
@@ -2215,8 +2217,8 @@ mod tests {
             // Too big: the chunk is read fully, then 552, and the
             // transaction is gone.
             (
-                "BDAT 600\r\n@600BDAT 600 LAST\r\n@600NOOP\r\n",
-                &[250, 250, 250, 250, 552, 503, 250],
+                "BDAT 600\r\n@600BDAT 600 LAST\r\n@600RCPT TO:<bob@example.com>\r\n",
+                &[250, 250, 250, 250, 552, 503],
                 None,
             ),
             // Without MAIL the chunk is still read and not taken as commands.
@@ -2286,8 +2288,10 @@ mod tests {
             run.text()
         );
         let long_line = "y".repeat(1001);
+        let mut roomy = config();
+        roomy.max_message_size = 5000;
         let run = drive_all(
-            &mut session(Role::Smtp),
+            &mut session_with(Role::Smtp, roomy, false),
             format!("{head}RCPT TO:<bob@example.com>\r\nDATA\r\n{long_line}\r\n.\r\n").as_bytes(),
         );
         assert!(run.text().ends_with("550 5.5.2 A line in the message is longer than 1000 characters (see RFC 5321 section 4.5.3.1.6)\r\n"), "{}", run.text());
@@ -2389,28 +2393,31 @@ mod tests {
     #[test]
     fn protocol_names_follow_rfc_3848() {
         let plain = plain_response("alice@example.com", "secret");
+        let auth = format!("AUTH PLAIN {plain}\r\n");
         let message = "MAIL FROM:<alice@example.com>\r\nRCPT TO:<bob@example.com>\r\nDATA\r\n.\r\n";
         let utf8 =
             "MAIL FROM:<alice@example.com> SMTPUTF8\r\nRCPT TO:<bob@example.com>\r\nDATA\r\n.\r\n";
-        let cases: [(Role, String, &str); 4] = [
-            (Role::Smtp, format!("EHLO c\r\n{message}"), "ESMTP"),
-            (Role::Smtp, format!("EHLO c\r\n{utf8}"), "UTF8SMTP"),
-            (Role::Submissions, format!("EHLO c\r\n{message}"), "ESMTPS"),
+        let tls = "EHLO c\r\nSTARTTLS\r\n";
+        let cases: [(Role, Vec<&str>, &str); 7] = [
+            (Role::Smtp, vec!["HELO c\r\n", message], "SMTP"),
+            (Role::Smtp, vec!["EHLO c\r\n", message], "ESMTP"),
+            (Role::Smtp, vec!["EHLO c\r\n", utf8], "UTF8SMTP"),
+            (Role::Smtp, vec![tls, "EHLO c\r\n", message], "ESMTPS"),
+            (Role::Smtp, vec![tls, "EHLO c\r\n", utf8], "UTF8SMTPS"),
             (
                 Role::Submissions,
-                format!("EHLO c\r\nAUTH PLAIN {plain}\r\n{utf8}"),
+                vec!["EHLO c\r\n", &auth, message],
+                "ESMTPSA",
+            ),
+            (
+                Role::Submissions,
+                vec!["EHLO c\r\n", &auth, utf8],
                 "UTF8SMTPSA",
             ),
         ];
-        for (role, input, protocol) in cases {
-            // Port 465 without AUTH is not allowed to send: use a trusted
-            // port-25-like check by skipping AUTH only where allowed.
-            let mut s = session_with(role, config(), false);
-            let run = drive_all(&mut s, input.as_bytes());
-            if role == Role::Submissions && !input.contains("AUTH") {
-                assert!(run.text().contains("530 5.7.0 Authentication required"));
-                continue;
-            }
+        for (role, chunks, protocol) in cases {
+            let chunks: Vec<&[u8]> = chunks.iter().map(|c| c.as_bytes()).collect();
+            let run = drive(&mut session(role), &chunks);
             assert_eq!(run.messages[0].origin.protocol, protocol, "{}", run.text());
         }
     }
