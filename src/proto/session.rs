@@ -346,10 +346,10 @@ fn echo_safe(name: &str) -> String {
     echoed
 }
 
-/// True when the line's verb is `MAIL` or `RCPT` (for choosing 555 over 501).
-fn is_mail_or_rcpt(line: &[u8]) -> bool {
-    line.len() >= 4
-        && (line[..4].eq_ignore_ascii_case(b"MAIL") || line[..4].eq_ignore_ascii_case(b"RCPT"))
+/// True when the line's verb is `MAIL` (for choosing the enhanced code of a
+/// bad address: 5.1.7 for the sender, 5.1.3 for a recipient, RFC 3463).
+fn is_mail(line: &[u8]) -> bool {
+    line.len() >= 4 && line[..4].eq_ignore_ascii_case(b"MAIL")
 }
 
 /// True when the line's verb is `AUTH`, whose line may be longer
@@ -1188,12 +1188,17 @@ impl Session {
         }
     }
 
-    /// Unknown verbs (500) and known verbs with bad arguments (501, or 555
-    /// for MAIL/RCPT parameters, RFC 5321 §4.1.1.11).
+    /// Unknown verbs (500) and known verbs with bad arguments: 555 for
+    /// unknown MAIL/RCPT parameters (RFC 5321 §4.1.1.11), 501 5.1.7 / 5.1.3
+    /// for a bad sender / recipient address, else 501 5.5.4.
     fn on_unknown(&mut self, line: &[u8], command: Command<'_>) -> Response {
         match command {
-            Command::Invalid(text) if is_mail_or_rcpt(line) && text.contains("arameter") => {
+            Command::Invalid(text) if command::is_unsupported_parameter(text) => {
                 Response::bad(Reply::new(555, (5, 5, 4), text))
+            }
+            Command::Invalid(text) if command::is_bad_address(text) => {
+                let detail = if is_mail(line) { 7 } else { 3 };
+                Response::bad(Reply::new(501, (5, 1, detail), text))
             }
             Command::Invalid(text) => Response::bad(Reply::new(501, (5, 5, 4), text)),
             _ => Response::bad(Reply::new(500, (5, 5, 1), "Command not recognized")),
@@ -2021,6 +2026,39 @@ mod tests {
                 "{input:?}: {text}"
             );
             check_replies(&out);
+        }
+    }
+
+    /// Bad arguments: the parser's text, with the code that fits.
+    #[test]
+    fn syntax_errors() {
+        let cases: [(&str, &str); 5] = [
+            ("EHLO\r\n", "501 5.5.4 Syntax: EHLO hostname"),
+            (
+                "EHLO c\r\nMAIL FROM:<a@b.example> FOO=1\r\n",
+                "555 5.5.4 MAIL FROM parameter not supported: this server knows SIZE, BODY, \
+                 SMTPUTF8, RET, ENVID and AUTH",
+            ),
+            (
+                "EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<bob@example.com> XYZ\r\n",
+                "555 5.5.4 RCPT TO parameter not supported: this server knows NOTIFY and ORCPT",
+            ),
+            (
+                "EHLO c\r\nMAIL FROM:<not an address>\r\n",
+                "501 5.1.7 The sender address is not a valid address: use MAIL FROM:<user@example.com>",
+            ),
+            (
+                "EHLO c\r\nMAIL FROM:<>\r\nRCPT TO:<bob@@example.com>\r\n",
+                "501 5.1.3 The recipient address is not a valid address: use RCPT TO:<user@example.com>",
+            ),
+        ];
+        for (input, expected) in cases {
+            let run = drive_all(&mut session(Role::Smtp), input.as_bytes());
+            assert!(
+                run.text().ends_with(&format!("{expected}\r\n")),
+                "{input:?}: {}",
+                run.text()
+            );
         }
     }
 
