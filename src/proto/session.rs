@@ -7,7 +7,7 @@
 //! the relay and sender policy (asking a [`Directory`]), the SASL dialogue,
 //! the DATA and BDAT sections and every reply text. Commands are parsed by
 //! `command`, lines split by `line`, DATA unstuffed by `dot`; replies are
-//! rendered in one place ([`Session::answer`]) with `reply::Reply`.
+//! rendered in one place (`Session::answer`) with `reply::Reply`.
 //! It imports nothing with I/O.
 
 use std::borrow::Cow;
@@ -140,7 +140,7 @@ pub struct NewMessage {
 /// What the caller must do before feeding more input.
 #[derive(Debug)]
 pub enum Action {
-    /// Flush the output (it ends with `220 Ready to start TLS`), drop every
+    /// Flush the output (it ends with `220 2.0.0 Ready to start TLS`), drop every
     /// byte the client sent after STARTTLS, do the TLS handshake, then call
     /// [`Session::tls_started`].
     StartTls,
@@ -491,7 +491,9 @@ impl Session {
         self.pending = None;
     }
 
-    /// The answer to [`Action::Authenticate`].
+    /// The answer to [`Action::Authenticate`]. After
+    /// [`AuthResult::Throttled`] the session is closed ([`Session::is_closed`]):
+    /// flush the output and close the connection.
     pub fn auth_result(&mut self, result: AuthResult, out: &mut Vec<u8>) {
         let username = match self.pending.take() {
             Some(Pending::Authenticate { username }) => Some(username),
@@ -1522,6 +1524,12 @@ mod tests {
     const EHLO_TLS: &str = "250-mx.example.com Hello client.example [192.0.2.7]\r\n\
         250-PIPELINING\r\n250-SIZE 1000\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n\
         250-ENHANCEDSTATUSCODES\r\n250-CHUNKING\r\n250-DSN\r\n250 AUTH PLAIN LOGIN\r\n";
+
+    #[test]
+    fn session_can_move_between_threads() {
+        fn assert_send<T: Send>() {}
+        assert_send::<Session>();
+    }
 
     #[test]
     fn greeting_has_no_enhanced_code() {
