@@ -1726,6 +1726,27 @@ mod tests {
         }
     }
 
+    /// RFC 4954 §4: AUTH lines and responses may exceed 512 octets; other
+    /// commands may not.
+    #[test]
+    fn long_auth_lines_are_read() {
+        let long = plain_response("alice@example.com", &"p".repeat(600));
+        let input = format!("EHLO c\r\nAUTH PLAIN {long}\r\nAUTH PLAIN\r\n{long}\r\n");
+        let run = drive_all(&mut session(Role::Submissions), input.as_bytes());
+        let failed = "535 5.7.8 Authentication failed: wrong user name or password\r\n";
+        assert!(
+            run.text().ends_with(&format!("{failed}334 \r\n{failed}")),
+            "{}",
+            run.text()
+        );
+        assert_eq!(run.logins.len(), 2);
+        let run = drive_all(
+            &mut session(Role::Smtp),
+            format!("NOOP {long}\r\n").as_bytes(),
+        );
+        assert_eq!(run.text(), "500 5.5.2 Line too long\r\n");
+    }
+
     #[test]
     fn auth_result_variants() {
         let cases = [
