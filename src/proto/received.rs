@@ -17,13 +17,14 @@ pub const MAX_HEADER_LINE: usize = 998;
 /// and keeps every folded line far below [`MAX_HEADER_LINE`].
 const MAX_FIELD: usize = 255;
 
-/// Renders the `Received:` header, folded with CRLF + TAB, ending in CRLF:
+/// Renders the `Received:` header, folded with CRLF + TAB (`<TAB>` below),
+/// ending in CRLF:
 ///
 /// ```text
 /// Received: from DESKTOP-7Q2K3LM ([192.0.2.7])
-/// 	by mail.example.org (Outpost) with ESMTPSA id 0J5Z3K1M2N3P4Q5R
-/// 	(using TLSv1.3) (authenticated as alice@example.org);
-/// 	Thu, 26 Nov 2026 18:41:00 +0000
+/// <TAB>by mail.example.org (Outpost) with ESMTPSA id 0J5Z3K1M2N3P4Q5R
+/// <TAB>(using TLSv1.3) (authenticated as alice@example.org);
+/// <TAB>Thu, 26 Nov 2026 18:41:00 +0000
 /// ```
 pub fn received_header(origin: &Origin, hostname: &str, queue_id: &str, date: &str) -> String {
     let ip = address_literal(&origin.client_ip);
@@ -81,7 +82,9 @@ fn is_domain(name: &str) -> bool {
     name.split('.').all(|label| {
         !label.is_empty()
             && label.len() <= 63
-            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
             && !label.starts_with('-')
             && !label.ends_with('-')
     })
@@ -95,7 +98,9 @@ fn is_address_literal(name: &str) -> bool {
     let inner = inner.strip_prefix("IPv6:").unwrap_or(inner);
     !inner.is_empty()
         && inner.len() <= 45
-        && inner.bytes().all(|b| b.is_ascii_hexdigit() || b == b'.' || b == b':')
+        && inner
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() || b == b'.' || b == b':')
 }
 
 /// Text safe inside a header comment (RFC 5322 §3.2.2): printable ASCII
@@ -113,8 +118,9 @@ fn comment_text(text: &str) -> String {
 }
 
 const DAY_NAMES: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-const MONTH_NAMES: [&str; 12] =
-    ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+const MONTH_NAMES: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
 
 /// Formats seconds since the Unix epoch as an RFC 5322 §3.3 date in UTC,
 /// e.g. `Thu, 26 Nov 2026 18:41:00 +0000`.
@@ -166,7 +172,11 @@ mod tests {
     #[test]
     fn renders_full_header() {
         let h = received_header(
-            &origin("DESKTOP-7Q2K3LM", Some("TLSv1.3"), Some("alice@example.org")),
+            &origin(
+                "DESKTOP-7Q2K3LM",
+                Some("TLSv1.3"),
+                Some("alice@example.org"),
+            ),
             "mail.example.org",
             "0J5Z3K1M2N3P4Q5R",
             "Thu, 26 Nov 2026 18:41:00 +0000",
@@ -211,7 +221,10 @@ mod tests {
                 assert!(!line.contains('\r') && !line.contains('\n'), "{helo:?}");
                 assert!(line.len() < MAX_HEADER_LINE);
             }
-            assert!(h.starts_with("Received: from [192.0.2.7] (helo="), "{helo:?}: {h}");
+            assert!(
+                h.starts_with("Received: from [192.0.2.7] (helo="),
+                "{helo:?}: {h}"
+            );
             let first = body.split("\r\n").next().unwrap();
             // Exactly one comment: the one we opened.
             assert_eq!(first.matches('(').count(), 1, "{first}");
