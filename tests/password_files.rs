@@ -22,8 +22,15 @@ fn temp_file(name: &str, contents: &str) -> PathBuf {
 
 fn check(auth: &Arc<Authenticator>, ip: &str, user: &str, password: &str) -> AuthResult {
     let (tx, rx) = std::sync::mpsc::channel();
-    let credentials = Credentials { username: user.into(), password: password.into() };
-    auth.verify(ip.parse().unwrap(), credentials, Box::new(move |r| tx.send(r).unwrap()));
+    let credentials = Credentials {
+        username: user.into(),
+        password: password.into(),
+    };
+    auth.verify(
+        ip.parse().unwrap(),
+        credentials,
+        Box::new(move |r| tx.send(r).unwrap()),
+    );
     rx.recv_timeout(Duration::from_secs(30)).unwrap()
 }
 
@@ -42,7 +49,12 @@ fn run(program: &str, args: &[&str], stdin: &str) -> Option<String> {
             return None;
         }
     };
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
     let output = child.wait_with_output().unwrap();
     assert!(output.status.success(), "{program} failed");
     Some(String::from_utf8(output.stdout).unwrap().trim().to_string())
@@ -51,19 +63,36 @@ fn run(program: &str, args: &[&str], stdin: &str) -> Option<String> {
 fn verify_file(name: &str, user: &str, line: &str, password: &str) {
     let path = temp_file(name, &format!("# made by {name}\n{line}\n"));
     let auth = Authenticator::load(&path).unwrap();
-    assert_eq!(check(&auth, "192.0.2.1", user, password), AuthResult::Success, "{line}");
-    assert_eq!(check(&auth, "192.0.2.2", user, "not it"), AuthResult::Failure, "{line}");
+    assert_eq!(
+        check(&auth, "192.0.2.1", user, password),
+        AuthResult::Success,
+        "{line}"
+    );
+    assert_eq!(
+        check(&auth, "192.0.2.2", user, "not it"),
+        AuthResult::Failure,
+        "{line}"
+    );
     std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
 }
 
 #[test]
 fn openssl_passwd_sha512_crypt() {
     let password = "correct horse battery staple";
-    let Some(hash) = run("openssl", &["passwd", "-6", "-stdin"], &format!("{password}\n")) else {
+    let Some(hash) = run(
+        "openssl",
+        &["passwd", "-6", "-stdin"],
+        &format!("{password}\n"),
+    ) else {
         return;
     };
     assert!(hash.starts_with("$6$"), "{hash}");
-    verify_file("openssl", "alice@example.org", &format!("alice@example.org:{hash}"), password);
+    verify_file(
+        "openssl",
+        "alice@example.org",
+        &format!("alice@example.org:{hash}"),
+        password,
+    );
 }
 
 #[test]
