@@ -32,7 +32,10 @@ pub enum Path<'a> {
     /// An ordinary mailbox. `source_route` is true when a source route
     /// `@a,@b:` preceded it (RFC 5321 §4.1.2; accepted and ignored per
     /// Appendix C, but policy refuses relaying with it).
-    Mailbox { mailbox: Mailbox<'a>, source_route: bool },
+    Mailbox {
+        mailbox: Mailbox<'a>,
+        source_route: bool,
+    },
 }
 
 /// Why a path does not parse.

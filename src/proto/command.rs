@@ -75,9 +75,15 @@ pub enum Command<'a> {
     /// `HELO name`
     Helo(&'a str),
     /// `MAIL FROM:<path> params`
-    Mail { from: Path<'a>, params: MailParams<'a> },
+    Mail {
+        from: Path<'a>,
+        params: MailParams<'a>,
+    },
     /// `RCPT TO:<path> params`
-    Rcpt { to: Path<'a>, params: RcptParams<'a> },
+    Rcpt {
+        to: Path<'a>,
+        params: RcptParams<'a>,
+    },
     /// `DATA`
     Data,
     /// `BDAT size [LAST]` (RFC 3030)
@@ -98,7 +104,10 @@ pub enum Command<'a> {
     StartTls,
     /// `AUTH mechanism [initial-response]`; the initial response is the raw
     /// base64 text (may be `=` for empty).
-    Auth { mechanism: &'a str, initial: Option<&'a str> },
+    Auth {
+        mechanism: &'a str,
+        initial: Option<&'a str>,
+    },
     /// A known verb with bad arguments; the text explains what is wrong and
     /// is suitable for a 501 reply.
     Invalid(&'static str),

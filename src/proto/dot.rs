@@ -25,7 +25,10 @@ pub enum DataStatus {
     /// The end of data (CRLF.CRLF) ended `consumed` bytes into the chunk;
     /// the rest of the chunk is the next command. `result` says whether the
     /// message is good.
-    End { consumed: usize, result: Result<(), BodyError> },
+    End {
+        consumed: usize,
+        result: Result<(), BodyError>,
+    },
 }
 
 /// Incremental unstuffer for one message's DATA section.

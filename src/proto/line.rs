@@ -30,7 +30,10 @@ pub struct LineSplitter {
 impl LineSplitter {
     /// A splitter for lines of at most `max` octets including CRLF.
     pub fn new(max: usize) -> LineSplitter {
-        LineSplitter { max, discarding: false }
+        LineSplitter {
+            max,
+            discarding: false,
+        }
     }
 
     /// Looks for the next line at the start of `buf`.

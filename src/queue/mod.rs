@@ -23,7 +23,10 @@ pub type QueueId = String;
 #[derive(Debug)]
 pub enum QueueError {
     /// An I/O call failed on `path`.
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// A queue file is truncated or corrupt.
     Corrupt { path: PathBuf, reason: String },
 }
