@@ -1115,10 +1115,13 @@ mod tests {
         assert!(matches!(&report.outcomes[0], Outcome::Permanent(_)));
     }
 
+    /// A change to the parameters, the server's replies, the expected code and status.
+    type Case = (fn(&mut ClientParams), &'static [u8], u16, (u8, u16, u16));
+
     #[test]
     fn refuses_eight_bit_and_smtputf8_and_oversize_before_mail() {
         let ehlo_plain = b"220 mx\r\n250-mx\r\n250 SIZE 10\r\n".as_slice();
-        let cases: [(fn(&mut ClientParams), &[u8], u16, (u8, u16, u16)); 3] = [
+        let cases: [Case; 3] = [
             (
                 |p| p.body = "Subject: caf\u{e9}\r\n\r\n".as_bytes().to_vec(),
                 b"220 mx\r\n250 mx\r\n",
