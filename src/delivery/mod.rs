@@ -10,6 +10,7 @@ pub mod dns;
 pub mod maildir;
 pub mod retry;
 pub mod route;
+pub mod transport;
 
 /// SplitMix64 (Steele, Lea, Flood 2014): a tiny, well-mixed function from a
 /// seed to a pseudo-random number. Used to spread retries and shuffle equal
