@@ -4,8 +4,10 @@
 //! keeps it that way), so every part can be unit-tested, fuzzed and benched.
 
 pub mod address;
+pub mod client;
 pub mod command;
 pub mod dot;
+pub mod dsn;
 pub mod line;
 pub mod received;
 pub mod reply;

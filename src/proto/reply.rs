@@ -34,7 +34,12 @@ impl Reply {
 
     /// A reply without an enhanced status code (greeting, EHLO).
     pub fn plain(code: u16, lines: Vec<Cow<'static, str>>) -> Reply {
-        Reply { code, enhanced: None, lines, close: false }
+        Reply {
+            code,
+            enhanced: None,
+            lines,
+            close: false,
+        }
     }
 
     /// The same reply, after which the server closes the connection.
@@ -55,7 +60,10 @@ impl Reply {
             if let Some(Enhanced(c, s, d)) = self.enhanced {
                 out.extend_from_slice(format!("{c}.{s}.{d} ").as_bytes());
             }
-            out.extend(text.bytes().map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }));
+            out.extend(
+                text.bytes()
+                    .map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
+            );
             out.extend_from_slice(b"\r\n");
         }
         if self.lines.is_empty() {

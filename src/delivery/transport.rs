@@ -1,0 +1,356 @@
+//! The blocking driver that runs one `proto::client` session over a std
+//! `TcpStream`, with the RFC 5321 §4.5.3.2 timeouts the client asks for and
+//! a rustls client connection after STARTTLS (or from the start, for a
+//! smarthost with implicit TLS).
+//!
+//! Outbound TLS is opportunistic by default (RFC 7435): a certificate that
+//! does not verify is accepted and logged, since refusing it would only push
+//! the message to plaintext. `verify` mode checks it against webpki-roots
+//! plus an optional extra CA file (smarthosts, `--outbound-tls verify`).
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{
+    ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, SignatureScheme,
+    StreamOwned,
+};
+
+use crate::proto::client::{Client, ClientAction, Report, TIMEOUT_DATA_BLOCK};
+
+/// Connecting to one address gives up after this (Postfix's
+/// `smtp_connect_timeout` is 30s).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// The TLS handshake must finish within this.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How to treat the peer's certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertPolicy {
+    /// Accept any certificate; log the ones that do not verify.
+    Opportunistic,
+    /// Require a certificate valid for the host name.
+    Verify,
+}
+
+/// Errors of the transport before a session could start.
+#[derive(Debug)]
+pub enum TransportError {
+    /// The TCP connection could not be made (try the next address).
+    Connect {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    /// The host name is not usable as a TLS server name.
+    BadServerName(String),
+    /// The TLS configuration could not be built (bad CA file, …).
+    TlsConfig(String),
+}
+
+impl std::fmt::Display for TransportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TransportError::Connect { addr, source } => write!(f, "connect to {addr}: {source}"),
+            TransportError::BadServerName(n) => write!(f, "not a valid TLS server name: {n:?}"),
+            TransportError::TlsConfig(why) => write!(f, "TLS client configuration: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for TransportError {}
+
+/// The rustls client configuration for outbound mail: the system's root
+/// certificates (webpki-roots) plus those in `extra_ca` (PEM), checked or
+/// only logged according to `policy`.
+pub fn tls_config(
+    policy: CertPolicy,
+    extra_ca: Option<&Path>,
+) -> Result<Arc<ClientConfig>, TransportError> {
+    let mut roots = RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    if let Some(path) = extra_ca {
+        let certs = CertificateDer::pem_file_iter(path)
+            .map_err(|e| TransportError::TlsConfig(format!("{}: {e}", path.display())))?;
+        for cert in certs {
+            let cert =
+                cert.map_err(|e| TransportError::TlsConfig(format!("{}: {e}", path.display())))?;
+            roots
+                .add(cert)
+                .map_err(|e| TransportError::TlsConfig(format!("{}: {e}", path.display())))?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .map_err(|e| TransportError::TlsConfig(e.to_string()))?;
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TransportError::TlsConfig(e.to_string()))?;
+    let config = match policy {
+        CertPolicy::Verify => builder.with_webpki_verifier(webpki).with_no_client_auth(),
+        CertPolicy::Opportunistic => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(LogOnlyVerifier { webpki }))
+            .with_no_client_auth(),
+    };
+    Ok(Arc::new(config))
+}
+
+/// Runs the full check and logs its result, but accepts the certificate
+/// (RFC 7435 opportunistic security). Handshake signatures are still
+/// verified, so the session key is bound to the presented certificate.
+#[derive(Debug)]
+struct LogOnlyVerifier {
+    webpki: Arc<WebPkiServerVerifier>,
+}
+
+impl ServerCertVerifier for LogOnlyVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if let Err(e) = self.webpki.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        ) {
+            log::info!(
+                "TLS to {}: certificate not verified ({e}); using it anyway (opportunistic TLS)",
+                server_name.to_str()
+            );
+        }
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.webpki.supported_verify_schemes()
+    }
+}
+
+/// Where to connect and how.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    /// The address to connect to.
+    pub addr: SocketAddr,
+    /// The host name, for SNI and certificate checks.
+    pub host: String,
+    /// TLS from the first byte (a smarthost on port 465).
+    pub implicit_tls: bool,
+}
+
+/// The result of one session with one peer.
+#[derive(Debug)]
+pub struct Attempt {
+    /// The client's results.
+    pub report: Report,
+    /// The negotiated TLS version (e.g. `TLSv1_3`), for the log.
+    pub tls_version: Option<String>,
+}
+
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
+}
+
+impl Stream {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Stream::Plain(s) => s,
+            Stream::Tls(s) => &s.sock,
+        }
+    }
+
+    fn tls_version(&self) -> Option<String> {
+        match self {
+            Stream::Plain(_) => None,
+            Stream::Tls(s) => s.conn.protocol_version().map(|v| format!("{v:?}")),
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            Stream::Tls(s) => s.flush(),
+        }
+    }
+}
+
+/// Connects to `peer` and runs `client` to its end. An error only when no
+/// connection could be made; everything after that is in the report.
+pub fn run(
+    peer: &Peer,
+    mut client: Client,
+    tls: &Arc<ClientConfig>,
+) -> Result<Attempt, TransportError> {
+    let server_name = ServerName::try_from(peer.host.trim_end_matches('.').to_string())
+        .map_err(|_| TransportError::BadServerName(peer.host.clone()))?;
+    let tcp = TcpStream::connect_timeout(&peer.addr, CONNECT_TIMEOUT).map_err(|source| {
+        TransportError::Connect {
+            addr: peer.addr,
+            source,
+        }
+    })?;
+    let _ = tcp.set_nodelay(true);
+    let mut stream = Stream::Plain(tcp);
+    if peer.implicit_tls {
+        match start_tls(stream, tls, &server_name) {
+            Ok(s) => stream = s,
+            Err(why) => {
+                client.connection_lost(&why);
+                return Ok(Attempt {
+                    report: client.finish(),
+                    tls_version: None,
+                });
+            }
+        }
+    }
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut out = Vec::new();
+    loop {
+        if let Err(e) = stream.tcp().set_read_timeout(Some(client.reply_timeout())) {
+            client.connection_lost(&e.to_string());
+            break;
+        }
+        let n = match stream.read(&mut buf) {
+            Ok(0) => {
+                client.connection_lost("the server closed the connection");
+                break;
+            }
+            Ok(n) => n,
+            Err(e) => {
+                client.connection_lost(&describe(&e));
+                break;
+            }
+        };
+        let action = client.receive(&buf[..n], &mut out);
+        if let Err(e) = send(&mut stream, &mut out) {
+            client.connection_lost(&describe(&e));
+            break;
+        }
+        match action {
+            None => {}
+            Some(ClientAction::Done) => {
+                if let Stream::Tls(s) = &mut stream {
+                    s.conn.send_close_notify();
+                    let _ = s.flush();
+                }
+                break;
+            }
+            Some(ClientAction::StartTls) => match start_tls(stream, tls, &server_name) {
+                Ok(s) => {
+                    stream = s;
+                    client.tls_started(&mut out);
+                    if let Err(e) = send(&mut stream, &mut out) {
+                        client.connection_lost(&describe(&e));
+                        break;
+                    }
+                }
+                Err(why) => {
+                    client.connection_lost(&why);
+                    return Ok(Attempt {
+                        report: client.finish(),
+                        tls_version: None,
+                    });
+                }
+            },
+        }
+    }
+    let tls_version = stream.tls_version();
+    Ok(Attempt {
+        report: client.finish(),
+        tls_version,
+    })
+}
+
+fn send(stream: &mut Stream, out: &mut Vec<u8>) -> std::io::Result<()> {
+    if out.is_empty() {
+        return Ok(());
+    }
+    // RFC 5321 §4.5.3.2.5: each write of data may take up to 3 minutes.
+    stream.tcp().set_write_timeout(Some(TIMEOUT_DATA_BLOCK))?;
+    stream.write_all(out)?;
+    stream.flush()?;
+    out.clear();
+    Ok(())
+}
+
+/// Wraps the plain stream in TLS and completes the handshake.
+fn start_tls(
+    stream: Stream,
+    tls: &Arc<ClientConfig>,
+    name: &ServerName<'static>,
+) -> Result<Stream, String> {
+    let Stream::Plain(mut tcp) = stream else {
+        return Err("STARTTLS inside TLS".to_string());
+    };
+    let mut conn = ClientConnection::new(tls.clone(), name.clone())
+        .map_err(|e| format!("TLS setup failed: {e}"))?;
+    tcp.set_read_timeout(Some(HANDSHAKE_TIMEOUT))
+        .map_err(|e| e.to_string())?;
+    tcp.set_write_timeout(Some(HANDSHAKE_TIMEOUT))
+        .map_err(|e| e.to_string())?;
+    while conn.is_handshaking() {
+        conn.complete_io(&mut tcp)
+            .map_err(|e| format!("TLS handshake failed: {e}"))?;
+    }
+    Ok(Stream::Tls(Box::new(StreamOwned::new(conn, tcp))))
+}
+
+fn describe(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+            "timed out waiting for the server".to_string()
+        }
+        _ => e.to_string(),
+    }
+}
