@@ -15,9 +15,16 @@ use crate::proto::session::AuthResult;
 #[derive(Debug)]
 pub enum AuthError {
     /// The file could not be read.
-    Io { path: std::path::PathBuf, source: std::io::Error },
+    Io {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
     /// A line is not `address:hash` with a supported hash.
-    BadLine { path: std::path::PathBuf, line: usize, reason: String },
+    BadLine {
+        path: std::path::PathBuf,
+        line: usize,
+        reason: String,
+    },
 }
 
 /// Called with the result of a check, on an auth thread.

@@ -2,7 +2,20 @@
 //! parts and domains under SMTPUTF8 (RFC 6531), and the relay tricks parsed
 //! for what they are so policy can refuse them.
 //!
-//! CONTRACT (implementation pending).
+//! Strict where the grammar protects the server (no trailing dot in a
+//! domain, no empty labels, a registered tag in address literals), liberal
+//! only where real clients need it. Address literals are checked with
+//! `core::net` parsers (pure; no sockets).
+
+use core::fmt;
+use core::net::{Ipv4Addr, Ipv6Addr};
+
+/// RFC 5321 §4.5.3.1.1: a local part is at most 64 octets.
+pub const MAX_LOCAL_PART: usize = 64;
+/// RFC 5321 §4.5.3.1.2: a domain is at most 255 octets.
+pub const MAX_DOMAIN: usize = 255;
+/// RFC 1035 §2.3.4: a label is at most 63 octets.
+const MAX_LABEL: usize = 63;
 
 /// The domain part of a mailbox.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -11,6 +24,15 @@ pub enum Domain<'a> {
     Name(&'a str),
     /// An address literal including brackets, e.g. `[192.0.2.1]`, `[IPv6:…]`.
     Literal(&'a str),
+}
+
+impl<'a> Domain<'a> {
+    /// The domain as written (a literal keeps its brackets).
+    pub fn as_str(&self) -> &'a str {
+        match self {
+            Domain::Name(s) | Domain::Literal(s) => s,
+        }
+    }
 }
 
 /// A mailbox `local@domain`, borrowed from the command line.
@@ -32,7 +54,10 @@ pub enum Path<'a> {
     /// An ordinary mailbox. `source_route` is true when a source route
     /// `@a,@b:` preceded it (RFC 5321 §4.1.2; accepted and ignored per
     /// Appendix C, but policy refuses relaying with it).
-    Mailbox { mailbox: Mailbox<'a>, source_route: bool },
+    Mailbox {
+        mailbox: Mailbox<'a>,
+        source_route: bool,
+    },
 }
 
 /// Why a path does not parse.
@@ -46,11 +71,53 @@ pub enum AddressError {
     TooLong,
 }
 
+impl fmt::Display for AddressError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AddressError::Syntax => "address syntax error",
+            AddressError::NeedsUtf8 => "non-ASCII address without SMTPUTF8",
+            AddressError::TooLong => "address too long",
+        })
+    }
+}
+
+impl std::error::Error for AddressError {}
+
 impl<'a> Mailbox<'a> {
     /// True when the local part hides another routing step: `%`, `!`, or an
     /// `@` inside a quoted local part. Such mailboxes never open a relay.
     pub fn has_relay_trick(&self) -> bool {
-        todo!()
+        // A dot-atom cannot hold `@`, so any `@` here is a quoted one.
+        self.local.bytes().any(|b| matches!(b, b'%' | b'!' | b'@'))
+    }
+
+    /// True when the mailbox is all ASCII (needs no SMTPUTF8).
+    pub fn is_ascii(&self) -> bool {
+        self.local.is_ascii() && self.domain.as_str().is_ascii()
+    }
+}
+
+impl fmt::Display for Mailbox<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}", self.local, self.domain.as_str())
+    }
+}
+
+impl<'a> Path<'a> {
+    /// True when the path is all ASCII (needs no SMTPUTF8).
+    pub fn is_ascii(&self) -> bool {
+        match self {
+            Path::Null | Path::Postmaster => true,
+            Path::Mailbox { mailbox, .. } => mailbox.is_ascii(),
+        }
+    }
+
+    /// The mailbox, if the path has one.
+    pub fn mailbox(&self) -> Option<&Mailbox<'a>> {
+        match self {
+            Path::Mailbox { mailbox, .. } => Some(mailbox),
+            Path::Null | Path::Postmaster => None,
+        }
     }
 }
 
@@ -58,13 +125,413 @@ impl<'a> Mailbox<'a> {
 /// spaces were removed). Returns the path and the rest of `s` (the ESMTP
 /// parameters, leading spaces not removed). `utf8` allows non-ASCII.
 pub fn parse_path(s: &str, utf8: bool) -> Result<(Path<'_>, &str), AddressError> {
-    let _ = (s, utf8);
-    todo!()
+    let bytes = s.as_bytes();
+    if bytes.first() != Some(&b'<') {
+        return Err(AddressError::Syntax);
+    }
+    if bytes.get(1) == Some(&b'>') {
+        return Ok((Path::Null, &s[2..]));
+    }
+    const POSTMASTER: &str = "<postmaster>";
+    // Compared as bytes: `s` may hold UTF-8 where a char boundary is not.
+    if bytes
+        .get(..POSTMASTER.len())
+        .is_some_and(|b| b.eq_ignore_ascii_case(POSTMASTER.as_bytes()))
+    {
+        return Ok((Path::Postmaster, &s[POSTMASTER.len()..]));
+    }
+    let mut pos = 1;
+    // A-d-l ":" — the source route, e.g. `@a,@b:`.
+    let source_route = bytes.get(pos) == Some(&b'@');
+    if source_route {
+        loop {
+            pos += 1; // the '@'
+            let (_, end) = domain(s, pos)?;
+            pos = end;
+            match bytes.get(pos) {
+                Some(b',') if bytes.get(pos + 1) == Some(&b'@') => pos += 1,
+                Some(b':') => {
+                    pos += 1;
+                    break;
+                }
+                _ => return Err(AddressError::Syntax),
+            }
+        }
+    }
+    let (mailbox, end) = mailbox(s, pos)?;
+    if bytes.get(end) != Some(&b'>') {
+        return Err(AddressError::Syntax);
+    }
+    if !utf8 && !s[..end].is_ascii() {
+        return Err(AddressError::NeedsUtf8);
+    }
+    Ok((
+        Path::Mailbox {
+            mailbox,
+            source_route,
+        },
+        &s[end + 1..],
+    ))
 }
 
 /// Parses a bare mailbox `local@domain` (no angle brackets), as found in
 /// SASL identities, the users file and `--local-domains` checks.
 pub fn parse_mailbox(s: &str, utf8: bool) -> Result<Mailbox<'_>, AddressError> {
-    let _ = (s, utf8);
-    todo!()
+    let (mailbox, end) = mailbox(s, 0)?;
+    if end != s.len() {
+        return Err(AddressError::Syntax);
+    }
+    if !utf8 && !s.is_ascii() {
+        return Err(AddressError::NeedsUtf8);
+    }
+    Ok(mailbox)
+}
+
+/// `Local-part "@" ( Domain / address-literal )` starting at `pos`;
+/// returns the mailbox and the index after it.
+fn mailbox(s: &str, pos: usize) -> Result<(Mailbox<'_>, usize), AddressError> {
+    let bytes = s.as_bytes();
+    let local_end = if bytes.get(pos) == Some(&b'"') {
+        quoted_string(bytes, pos)?
+    } else {
+        dot_string(bytes, pos)?
+    };
+    if local_end - pos > MAX_LOCAL_PART {
+        return Err(AddressError::TooLong);
+    }
+    if bytes.get(local_end) != Some(&b'@') {
+        return Err(AddressError::Syntax);
+    }
+    let (domain, end) = if bytes.get(local_end + 1) == Some(&b'[') {
+        address_literal(s, local_end + 1)?
+    } else {
+        domain(s, local_end + 1)?
+    };
+    Ok((
+        Mailbox {
+            local: &s[pos..local_end],
+            domain,
+        },
+        end,
+    ))
+}
+
+/// RFC 5322 atext, plus any non-ASCII byte (RFC 6531 §3.3 UTF8-non-ascii;
+/// `s` is a `&str`, so such bytes always form whole characters).
+fn is_atext(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~".contains(&b) || b >= 0x80
+}
+
+/// `Dot-string = Atom *("." Atom)`; returns the index after it.
+fn dot_string(bytes: &[u8], pos: usize) -> Result<usize, AddressError> {
+    let mut i = pos;
+    loop {
+        let start = i;
+        while i < bytes.len() && is_atext(bytes[i]) {
+            i += 1;
+        }
+        if i == start {
+            // Empty atom: leading, trailing or doubled dot.
+            return Err(AddressError::Syntax);
+        }
+        if bytes.get(i) == Some(&b'.') {
+            i += 1;
+        } else {
+            return Ok(i);
+        }
+    }
+}
+
+/// `Quoted-string` (RFC 5321 §4.1.2) starting at the opening quote;
+/// returns the index after the closing quote.
+fn quoted_string(bytes: &[u8], pos: usize) -> Result<usize, AddressError> {
+    let mut i = pos + 1;
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            b'"' => return Ok(i + 1),
+            // quoted-pairSMTP = %d92 %d32-126
+            b'\\' => match bytes.get(i + 1) {
+                Some(32..=126) => i += 2,
+                _ => return Err(AddressError::Syntax),
+            },
+            // qtextSMTP = %d32-33 / %d35-91 / %d93-126, and UTF-8.
+            32..=126 | 0x80.. => i += 1,
+            _ => return Err(AddressError::Syntax),
+        }
+    }
+    Err(AddressError::Syntax)
+}
+
+/// `Domain = sub-domain *("." sub-domain)`, each a letter-digit-hyphen
+/// label (or a U-label); returns the domain and the index after it.
+fn domain(s: &str, pos: usize) -> Result<(Domain<'_>, usize), AddressError> {
+    let bytes = s.as_bytes();
+    let mut i = pos;
+    loop {
+        let start = i;
+        while i < bytes.len()
+            && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'-' || bytes[i] >= 0x80)
+        {
+            i += 1;
+        }
+        let label = &bytes[start..i];
+        if label.is_empty() || label[0] == b'-' || label[label.len() - 1] == b'-' {
+            // Empty label (a trailing or doubled dot) or a hyphen at an edge.
+            return Err(AddressError::Syntax);
+        }
+        if label.len() > MAX_LABEL {
+            return Err(AddressError::TooLong);
+        }
+        if bytes.get(i) == Some(&b'.') {
+            i += 1;
+        } else {
+            break;
+        }
+    }
+    if i - pos > MAX_DOMAIN {
+        return Err(AddressError::TooLong);
+    }
+    Ok((Domain::Name(&s[pos..i]), i))
+}
+
+/// `address-literal` starting at `[`: an IPv4 address or `IPv6:` and an
+/// IPv6 address (RFC 5321 §4.1.3). General literals need a registered tag,
+/// and IPv6 is the only one.
+fn address_literal(s: &str, pos: usize) -> Result<(Domain<'_>, usize), AddressError> {
+    let close = s[pos..].find(']').ok_or(AddressError::Syntax)? + pos;
+    let inner = &s[pos + 1..close];
+    let valid = match inner.get(..5) {
+        Some(tag) if tag.eq_ignore_ascii_case("IPv6:") => inner[5..].parse::<Ipv6Addr>().is_ok(),
+        _ => inner.parse::<Ipv4Addr>().is_ok(),
+    };
+    if !valid {
+        return Err(AddressError::Syntax);
+    }
+    if close + 1 - pos > MAX_DOMAIN {
+        return Err(AddressError::TooLong);
+    }
+    Ok((Domain::Literal(&s[pos..=close]), close + 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mb<'a>(local: &'a str, domain: &'a str) -> Path<'a> {
+        let domain = if domain.starts_with('[') {
+            Domain::Literal(domain)
+        } else {
+            Domain::Name(domain)
+        };
+        Path::Mailbox {
+            mailbox: Mailbox { local, domain },
+            source_route: false,
+        }
+    }
+
+    fn routed<'a>(local: &'a str, domain: &'a str) -> Path<'a> {
+        match mb(local, domain) {
+            Path::Mailbox { mailbox, .. } => Path::Mailbox {
+                mailbox,
+                source_route: true,
+            },
+            other => other,
+        }
+    }
+
+    #[test]
+    fn parses_paths() {
+        let cases: &[(&str, Path, &str)] = &[
+            ("<>", Path::Null, ""),
+            ("<> SIZE=10", Path::Null, " SIZE=10"),
+            ("<Postmaster>", Path::Postmaster, ""),
+            ("<POSTMASTER> X", Path::Postmaster, " X"),
+            (
+                "<postmaster@example.com>",
+                mb("postmaster", "example.com"),
+                "",
+            ),
+            ("<a@b>", mb("a", "b"), ""),
+            (
+                "<john.doe+tag@mail.example.org> BODY=8BITMIME",
+                mb("john.doe+tag", "mail.example.org"),
+                " BODY=8BITMIME",
+            ),
+            (
+                "<a-b_c!#$%&'*/=?^`{|}~@x-1.y2>",
+                mb("a-b_c!#$%&'*/=?^`{|}~", "x-1.y2"),
+                "",
+            ),
+            (
+                "<\"john doe\"@example.com>",
+                mb("\"john doe\"", "example.com"),
+                "",
+            ),
+            (
+                "<\"a\\\"b\"@example.com>",
+                mb("\"a\\\"b\"", "example.com"),
+                "",
+            ),
+            ("<\"a>b\"@example.com>x", mb("\"a>b\"", "example.com"), "x"),
+            ("<a@[192.0.2.1]>", mb("a", "[192.0.2.1]"), ""),
+            ("<a@[IPv6:2001:db8::1]>", mb("a", "[IPv6:2001:db8::1]"), ""),
+            (
+                "<a@[ipv6:::ffff:192.0.2.1]>",
+                mb("a", "[ipv6:::ffff:192.0.2.1]"),
+                "",
+            ),
+            ("<@a,@b.c:user@d>", routed("user", "d"), ""),
+            ("<@relay:user@other>", routed("user", "other"), ""),
+            ("<user%other@ours>", mb("user%other", "ours"), ""),
+        ];
+        for (input, path, rest) in cases {
+            assert_eq!(parse_path(input, false), Ok((*path, *rest)), "{input}");
+        }
+    }
+
+    #[test]
+    fn rejects_bad_paths() {
+        let cases: &[(&str, AddressError)] = &[
+            ("", AddressError::Syntax),
+            ("a@b", AddressError::Syntax),
+            ("<a@b", AddressError::Syntax),
+            ("<a>", AddressError::Syntax),
+            ("<@b>", AddressError::Syntax),
+            ("<a@>", AddressError::Syntax),
+            ("<a@b.>", AddressError::Syntax),
+            ("<a@.b>", AddressError::Syntax),
+            ("<a@b..c>", AddressError::Syntax),
+            ("<a@-b>", AddressError::Syntax),
+            ("<a@b->", AddressError::Syntax),
+            ("<a@b_c>", AddressError::Syntax),
+            ("<.a@b>", AddressError::Syntax),
+            ("<a.@b>", AddressError::Syntax),
+            ("<a..b@c>", AddressError::Syntax),
+            ("<a b@c>", AddressError::Syntax),
+            ("<a@b c>", AddressError::Syntax),
+            ("<a@b@c>", AddressError::Syntax),
+            ("<\"a@b>", AddressError::Syntax),
+            ("<\"a\tb\"@c>", AddressError::Syntax),
+            ("<a@[1.2.3]>", AddressError::Syntax),
+            ("<a@[1.2.3.256]>", AddressError::Syntax),
+            ("<a@[IPv6:1.2.3.4]>", AddressError::Syntax),
+            ("<a@[foo:bar]>", AddressError::Syntax),
+            ("<a@[1.2.3.4>", AddressError::Syntax),
+            ("<@a:>", AddressError::Syntax),
+            ("<@a,b:c@d>", AddressError::Syntax),
+            ("<@a c@d>", AddressError::Syntax),
+            ("<@:a@b>", AddressError::Syntax),
+            ("<Postmaster@>", AddressError::Syntax),
+        ];
+        for (input, error) in cases {
+            assert_eq!(parse_path(input, true).map(|p| p.0), Err(*error), "{input}");
+        }
+        // `<>>`: the null path followed by junk the command parser rejects.
+        assert_eq!(parse_path("<>>", false), Ok((Path::Null, ">")));
+    }
+
+    #[test]
+    fn length_limits() {
+        let local64 = "l".repeat(64);
+        let ok = format!("<{local64}@example.com>");
+        assert!(parse_path(&ok, false).is_ok());
+        let long = format!("<{local64}x@example.com>");
+        assert_eq!(parse_path(&long, false), Err(AddressError::TooLong));
+        let label = "d".repeat(63);
+        let domain = [label.as_str(); 4].join("."); // 255 octets
+        assert!(parse_path(&format!("<a@{domain}>"), false).is_ok());
+        assert_eq!(
+            parse_path(&format!("<a@{domain}x>"), false),
+            Err(AddressError::TooLong)
+        );
+        assert_eq!(
+            parse_path(&format!("<a@x.{domain}>"), false),
+            Err(AddressError::TooLong)
+        );
+        assert_eq!(
+            parse_path(&format!("<a@{label}x.com>"), false),
+            Err(AddressError::TooLong)
+        );
+    }
+
+    #[test]
+    fn utf8_needs_smtputf8() {
+        for input in [
+            "<jörg@example.com>",
+            "<a@bücher.example>",
+            "<\"jö rg\"@example.com>",
+            "<用户@例子.中国>",
+        ] {
+            assert_eq!(
+                parse_path(input, false),
+                Err(AddressError::NeedsUtf8),
+                "{input}"
+            );
+            let (path, rest) = parse_path(input, true).unwrap();
+            assert!(!path.is_ascii(), "{input}");
+            assert_eq!(rest, "");
+        }
+        assert!(parse_path("<a@b>", false).unwrap().0.is_ascii());
+        // Non-ASCII in the parameters is not the path's business.
+        assert_eq!(
+            parse_path("<a@b> ENVID=ü", false),
+            Ok((mb("a", "b"), " ENVID=ü"))
+        );
+        // Never in an address literal.
+        assert_eq!(parse_path("<a@[1.2.3.ü]>", true), Err(AddressError::Syntax));
+    }
+
+    #[test]
+    fn relay_tricks() {
+        let cases: &[(&str, bool, bool)] = &[
+            // (path, has_relay_trick, source_route)
+            ("<user%other@ours>", true, false),
+            ("<user!other@ours>", true, false),
+            ("<\"user@other\"@ours>", true, false),
+            ("<@relay:user@other>", false, true),
+            ("<@a,@b:user%c@d>", true, true),
+            ("<user@ours>", false, false),
+            ("<\"user other\"@ours>", false, false),
+        ];
+        for (input, trick, route) in cases {
+            match parse_path(input, false) {
+                Ok((
+                    Path::Mailbox {
+                        mailbox,
+                        source_route,
+                    },
+                    "",
+                )) => {
+                    assert_eq!(mailbox.has_relay_trick(), *trick, "{input}");
+                    assert_eq!(source_route, *route, "{input}");
+                }
+                other => panic!("{input}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn bare_mailboxes() {
+        let m = parse_mailbox("User@Example.com", false).unwrap();
+        assert_eq!(
+            m,
+            Mailbox {
+                local: "User",
+                domain: Domain::Name("Example.com")
+            }
+        );
+        assert_eq!(m.to_string(), "User@Example.com");
+        assert_eq!(
+            parse_mailbox("a@[192.0.2.1]", false)
+                .unwrap()
+                .domain
+                .as_str(),
+            "[192.0.2.1]"
+        );
+        for bad in ["", "a", "a@", "@b", "<a@b>", "a@b ", " a@b", "a@b."] {
+            assert_eq!(parse_mailbox(bad, true), Err(AddressError::Syntax), "{bad}");
+        }
+        assert_eq!(parse_mailbox("ü@b", false), Err(AddressError::NeedsUtf8));
+        assert!(parse_mailbox("ü@b", true).is_ok());
+    }
 }

@@ -1,12 +1,29 @@
 //! DATA: a streaming dot-unstuffer that finds exactly CRLF.CRLF across any
 //! read boundary, and the dot-stuffer used when sending.
 //!
-//! CONTRACT (implementation pending).
+//! The unstuffer is a small state machine; within a line it scans with
+//! `memchr2(CR, LF)` and copies whole runs of complete lines with one
+//! `extend_from_slice`, so a big body costs about one scan and one copy.
+//!
+//! SMTP smuggling (RFC 5321 §2.3.8, §4.1.1.4): the end of data is only ever
+//! CR LF "." CR LF. Any bare CR or bare LF marks the message bad and never
+//! counts as a line end, so `\n.\n`, `\n.\r\n`, `\r.\r\n` and friends are
+//! neither an end of data here nor accepted as content.
+
+use memchr::memchr2;
 
 /// RFC 5321 §4.5.3.1.6: a text line is at most 1000 octets including CRLF.
 pub const MAX_TEXT_LINE: usize = 1000;
 
+const CR: u8 = b'\r';
+const LF: u8 = b'\n';
+
 /// Why a message read to its end is refused.
+///
+/// When several apply, the unstuffer reports the first of `TooBig`,
+/// `BareNewline`, `LineTooLong`: a client over the size limit gets the
+/// size reply (552) whatever else is wrong, and a smuggling attempt is
+/// named before a merely long line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyError {
     /// More than the size limit; the body was read to the end but not kept.
@@ -25,7 +42,27 @@ pub enum DataStatus {
     /// The end of data (CRLF.CRLF) ended `consumed` bytes into the chunk;
     /// the rest of the chunk is the next command. `result` says whether the
     /// message is good.
-    End { consumed: usize, result: Result<(), BodyError> },
+    End {
+        consumed: usize,
+        result: Result<(), BodyError>,
+    },
+}
+
+/// Where the unstuffer is within the current line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Right after CRLF (or at the start of DATA).
+    LineStart,
+    /// A leading dot was seen (and dropped).
+    AfterDot,
+    /// `.` CR at the start of a line: LF next ends the data.
+    AfterDotCr,
+    /// Inside a line.
+    Mid,
+    /// Inside a line, a CR ended the previous chunk; not copied yet.
+    MidCr,
+    /// The end of data was seen.
+    Done,
 }
 
 /// Incremental unstuffer for one message's DATA section.
@@ -34,35 +71,565 @@ pub enum DataStatus {
 /// the start is implicit: a `.\r\n` as first line ends an empty message.
 /// Output is the message with CRLF line ends kept and leading dots removed;
 /// the final `.\r\n` is not part of it.
+///
+/// When the result is an error, what was appended to `out` is an unspecified
+/// prefix of the message and must be thrown away; appending stops at the
+/// first error or at the size limit, so `out` stays bounded.
 #[derive(Debug, Clone)]
 pub struct Unstuffer {
     max_size: usize,
     max_line: usize,
+    state: State,
+    /// Unstuffed octets seen so far, kept or not.
+    size: usize,
+    /// Unstuffed octets of the current line so far, CRLF included.
+    line_len: usize,
+    too_big: bool,
+    bare_newline: bool,
+    line_too_long: bool,
 }
 
 impl Unstuffer {
     /// An unstuffer that keeps at most `max_size` octets of message and
     /// refuses lines longer than `max_line` octets including CRLF.
     pub fn new(max_size: usize, max_line: usize) -> Unstuffer {
-        Unstuffer { max_size, max_line }
+        Unstuffer {
+            max_size,
+            max_line,
+            state: State::LineStart,
+            size: 0,
+            line_len: 0,
+            too_big: false,
+            bare_newline: false,
+            line_too_long: false,
+        }
     }
 
     /// Consumes `input`, appending unstuffed message bytes to `out` (only
     /// while under the size limit and no error has been seen).
+    ///
+    /// Once the end was reported, further calls consume nothing and report
+    /// the end again with `consumed: 0`.
     pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> DataStatus {
-        let _ = (input, out, self.max_size, self.max_line);
-        todo!()
+        let len = input.len();
+        let mut i = 0;
+        // input[run..i] is message content not yet copied to `out`.
+        let mut run = 0;
+        while i < len {
+            match self.state {
+                State::Mid => match memchr2(CR, LF, &input[i..]) {
+                    None => {
+                        self.line_len += len - i;
+                        i = len;
+                    }
+                    Some(k) => {
+                        let at = i + k;
+                        if input[at] == LF {
+                            self.bare_newline = true;
+                            self.line_len += k + 1;
+                            i = at + 1;
+                        } else if at + 1 == len {
+                            // CR at the end of the chunk: hold it back until
+                            // the next byte says whether it is a line end.
+                            self.line_len += k;
+                            self.copy(&input[run..at], out);
+                            i = len;
+                            run = len;
+                            self.state = State::MidCr;
+                        } else if input[at + 1] == LF {
+                            self.line_len += k + 2;
+                            self.end_line();
+                            i = at + 2;
+                            // Stay in the fast path unless the next line may
+                            // start with a dot.
+                            if i < len && input[i] != b'.' {
+                                continue;
+                            }
+                            self.state = State::LineStart;
+                        } else {
+                            self.bare_newline = true;
+                            self.line_len += k + 1;
+                            i = at + 1;
+                        }
+                    }
+                },
+                State::MidCr => {
+                    if input[i] == LF {
+                        self.line_len += 2;
+                        self.copy(b"\r\n", out);
+                        self.end_line();
+                        i += 1;
+                        run = i;
+                        self.state = State::LineStart;
+                    } else {
+                        self.bare_newline = true;
+                        self.line_len += 1;
+                        self.copy(b"\r", out);
+                        self.state = State::Mid;
+                    }
+                }
+                State::LineStart => {
+                    if input[i] == b'.' {
+                        // RFC 5321 §4.5.2: drop the first dot of the line.
+                        self.copy(&input[run..i], out);
+                        i += 1;
+                        run = i;
+                        self.state = State::AfterDot;
+                    } else {
+                        self.state = State::Mid;
+                    }
+                }
+                State::AfterDot => {
+                    if input[i] == CR {
+                        i += 1;
+                        run = i;
+                        self.state = State::AfterDotCr;
+                    } else {
+                        self.state = State::Mid;
+                    }
+                }
+                State::AfterDotCr => {
+                    if input[i] == LF {
+                        self.state = State::Done;
+                        return DataStatus::End {
+                            consumed: i + 1,
+                            result: self.result(),
+                        };
+                    }
+                    // `.` CR followed by anything else: a bare CR, content.
+                    self.bare_newline = true;
+                    self.line_len += 1;
+                    self.copy(b"\r", out);
+                    self.state = State::Mid;
+                }
+                State::Done => {
+                    return DataStatus::End {
+                        consumed: 0,
+                        result: self.result(),
+                    };
+                }
+            }
+        }
+        if self.state == State::Done {
+            return DataStatus::End {
+                consumed: 0,
+                result: self.result(),
+            };
+        }
+        self.copy(&input[run..], out);
+        if self.line_len > self.max_line {
+            self.line_too_long = true;
+        }
+        DataStatus::NeedMore
     }
 
     /// Octets of message seen so far (kept or not).
     pub fn size(&self) -> usize {
-        todo!()
+        self.size
+    }
+
+    /// Counts `bytes` as message content and appends them to `out` unless
+    /// the message is already refused.
+    fn copy(&mut self, bytes: &[u8], out: &mut Vec<u8>) {
+        self.size += bytes.len();
+        if self.size > self.max_size {
+            self.too_big = true;
+        }
+        if !(self.too_big || self.bare_newline || self.line_too_long) {
+            out.extend_from_slice(bytes);
+        }
+    }
+
+    fn end_line(&mut self) {
+        if self.line_len > self.max_line {
+            self.line_too_long = true;
+        }
+        self.line_len = 0;
+    }
+
+    fn result(&self) -> Result<(), BodyError> {
+        if self.too_big {
+            Err(BodyError::TooBig)
+        } else if self.bare_newline {
+            Err(BodyError::BareNewline)
+        } else if self.line_too_long {
+            Err(BodyError::LineTooLong)
+        } else {
+            Ok(())
+        }
     }
 }
 
 /// Appends `body` dot-stuffed for sending, followed by `.\r\n`. The body must
 /// use CRLF line ends; a body not ending in CRLF gets one before the dot.
+///
+/// A bare CR or bare LF is sent as CRLF: no bare line end ever leaves this
+/// server, so it can never be the carrier of a smuggling attack against the
+/// next hop.
 pub fn stuff(body: &[u8], out: &mut Vec<u8>) {
-    let _ = (body, out);
-    todo!()
+    out.reserve(body.len() + body.len() / 64 + 5);
+    let len = body.len();
+    let mut i = 0;
+    let mut line_start = true;
+    while i < len {
+        if line_start && body[i] == b'.' {
+            out.push(b'.');
+        }
+        match memchr2(CR, LF, &body[i..]) {
+            None => {
+                out.extend_from_slice(&body[i..]);
+                line_start = false;
+                i = len;
+            }
+            Some(k) => {
+                let at = i + k;
+                if body[at] == CR && body.get(at + 1) == Some(&LF) {
+                    out.extend_from_slice(&body[i..at + 2]);
+                    i = at + 2;
+                } else {
+                    out.extend_from_slice(&body[i..at]);
+                    out.extend_from_slice(b"\r\n");
+                    i = at + 1;
+                }
+                line_start = true;
+            }
+        }
+    }
+    if !line_start {
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b".\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The outcome of feeding a whole stream: message bytes (only when
+    /// good), the result, and where the data ended in the whole stream.
+    type Outcome = (
+        Option<Vec<u8>>,
+        Option<(usize, Result<(), BodyError>)>,
+        usize,
+    );
+
+    fn run(max_size: usize, max_line: usize, chunks: &[&[u8]]) -> Outcome {
+        let mut unstuffer = Unstuffer::new(max_size, max_line);
+        let mut out = Vec::new();
+        let mut offset = 0;
+        for chunk in chunks {
+            match unstuffer.feed(chunk, &mut out) {
+                DataStatus::NeedMore => offset += chunk.len(),
+                DataStatus::End { consumed, result } => {
+                    assert!(consumed <= chunk.len());
+                    assert!(out.len() <= max_size);
+                    let kept = result.is_ok().then_some(out);
+                    return (kept, Some((offset + consumed, result)), unstuffer.size());
+                }
+            }
+        }
+        assert!(out.len() <= max_size);
+        (None, None, unstuffer.size())
+    }
+
+    /// Whole, byte by byte, and split at every index (and at every pair of
+    /// indices for short inputs): all identical.
+    fn check_all(max_size: usize, max_line: usize, input: &[u8]) -> Outcome {
+        let whole = run(max_size, max_line, &[input]);
+        let bytes: Vec<&[u8]> = input.chunks(1).collect();
+        assert_eq!(
+            run(max_size, max_line, &bytes),
+            whole,
+            "byte by byte: {input:?}"
+        );
+        for at in 0..=input.len() {
+            let (a, b) = input.split_at(at);
+            assert_eq!(
+                run(max_size, max_line, &[a, b]),
+                whole,
+                "split {at}: {input:?}"
+            );
+        }
+        if input.len() <= 40 {
+            for x in 0..=input.len() {
+                for y in x..=input.len() {
+                    let chunks = [&input[..x], &input[x..y], &input[y..]];
+                    assert_eq!(
+                        run(max_size, max_line, &chunks),
+                        whole,
+                        "{x},{y}: {input:?}"
+                    );
+                }
+            }
+        }
+        whole
+    }
+
+    fn good(input: &[u8], message: &[u8]) {
+        let (kept, end, _) = check_all(1 << 20, MAX_TEXT_LINE, input);
+        assert_eq!(end.map(|e| e.1), Some(Ok(())), "{input:?}");
+        assert_eq!(kept.as_deref(), Some(message), "{input:?}");
+    }
+
+    #[test]
+    fn unstuffs_and_finds_the_end() {
+        let cases: &[(&[u8], &[u8], usize)] = &[
+            (b".\r\n", b"", 3),
+            (b".\r\nQUIT\r\n", b"", 3),
+            (b"a\r\n.\r\n", b"a\r\n", 6),
+            (b"..\r\n.\r\n", b".\r\n", 7),
+            (b"..x\r\n...y\r\n.\r\n", b".x\r\n..y\r\n", 14),
+            (b".x\r\n.\r\n", b"x\r\n", 7),
+            (b"\r\n\r\n.\r\nMAIL", b"\r\n\r\n", 7),
+            (
+                b"Subject: t\r\n\r\nbody .\r\n. \r\n.\r\n",
+                b"Subject: t\r\n\r\nbody .\r\n \r\n",
+                29,
+            ),
+            // Not an end: a NUL before or after the dot is content.
+            (b"a\r\n\x00.\r\n.\r\n", b"a\r\n\x00.\r\n", 10),
+            (b"a\r\n.\x00\r\n.\r\n", b"a\r\n\x00\r\n", 10),
+        ];
+        for (input, message, end) in cases {
+            good(input, message);
+            let (_, found, _) = run(1 << 20, MAX_TEXT_LINE, &[input]);
+            assert_eq!(found.map(|e| e.0), Some(*end), "{input:?}");
+        }
+    }
+
+    #[test]
+    fn unfinished_data_needs_more() {
+        for input in [
+            &b""[..],
+            b"abc",
+            b"a\r\n.",
+            b"a\r\n.\r",
+            b"\r\n.\n",
+            b".\n",
+            b"x\r\n.x\r\n",
+        ] {
+            let (_, end, _) = check_all(1 << 20, MAX_TEXT_LINE, input);
+            assert_eq!(end, None, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn smuggling_never_ends_data_and_marks_bare_newlines() {
+        // (sequence, contains a bare CR or LF)
+        let cases: &[(&[u8], bool)] = &[
+            (b"\n.\n", true),
+            (b"\n.\r\n", true),
+            (b"\r.\r", true),
+            (b"\r.\r\n", true),
+            (b"\r\n.\r", true),
+            (b"\r\n.\n", true),
+            (b"\n.\r", true),
+            (b"\r.\n", true),
+            (b"\r\n\x00.\r\n", false),
+            (b"\r\n.\x00\r\n", false),
+        ];
+        for (sequence, bare) in cases {
+            // The sequence inside a body, followed by a smuggled command
+            // and then the real end.
+            let mut input = b"x".to_vec();
+            input.extend_from_slice(sequence);
+            input.extend_from_slice(b"MAIL FROM:<a@b>\r\n.\r\n");
+            let (kept, end, _) = check_all(1 << 20, MAX_TEXT_LINE, &input);
+            let (at, result) = end.expect("the real end is found");
+            assert_eq!(at, input.len(), "{sequence:?} must not end the data");
+            if *bare {
+                assert_eq!(result, Err(BodyError::BareNewline), "{sequence:?}");
+                assert_eq!(kept, None);
+            } else {
+                assert_eq!(result, Ok(()), "{sequence:?}");
+            }
+            // The sequence alone, without the real end: never an end.
+            let (_, end, _) = check_all(1 << 20, MAX_TEXT_LINE, &[&b"x"[..], sequence].concat());
+            assert_eq!(end, None, "{sequence:?}");
+        }
+    }
+
+    #[test]
+    fn bare_newlines_anywhere() {
+        for input in [
+            &b"a\nb\r\n.\r\n"[..],
+            b"a\rb\r\n.\r\n",
+            b"\n\r\n.\r\n",
+            b"\r\r\n.\r\n",
+            b"a\r\r\n.\r\n",
+            b"ab\n\r\n.\r\n",
+        ] {
+            let (_, end, _) = check_all(1 << 20, MAX_TEXT_LINE, input);
+            assert_eq!(
+                end,
+                Some((input.len(), Err(BodyError::BareNewline))),
+                "{input:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn size_limit_reads_to_the_end() {
+        let input = b"0123456789\r\n0123456789\r\n.\r\nQUIT\r\n";
+        let (kept, end, size) = check_all(15, MAX_TEXT_LINE, input);
+        assert_eq!(kept, None);
+        assert_eq!(end, Some((input.len() - 6, Err(BodyError::TooBig))));
+        assert_eq!(size, 24);
+        // Exactly at the limit is fine.
+        let (kept, end, _) = check_all(24, MAX_TEXT_LINE, input);
+        assert_eq!(end.map(|e| e.1), Some(Ok(())));
+        assert_eq!(kept.map(|k| k.len()), Some(24));
+    }
+
+    #[test]
+    fn line_limit_includes_crlf() {
+        let fits = b"12345678\r\n..345678\r\n.\r\n";
+        let (_, end, _) = check_all(1 << 20, 10, fits);
+        assert_eq!(end.map(|e| e.1), Some(Ok(())));
+        for input in [
+            &b"123456789\r\n.\r\n"[..],
+            b"ok\r\n123456789\r\n.\r\n",
+            b"12345678901234",
+        ] {
+            let (_, end, _) = check_all(1 << 20, 10, input);
+            if input.ends_with(b".\r\n") {
+                assert_eq!(
+                    end,
+                    Some((input.len(), Err(BodyError::LineTooLong))),
+                    "{input:?}"
+                );
+            }
+        }
+        let mut unstuffer = Unstuffer::new(1 << 20, 10);
+        let mut out = Vec::new();
+        unstuffer.feed(b"12345678901234", &mut out);
+        assert_eq!(
+            unstuffer.feed(b"\r\n.\r\n", &mut out),
+            DataStatus::End {
+                consumed: 5,
+                result: Err(BodyError::LineTooLong)
+            }
+        );
+    }
+
+    #[test]
+    fn error_precedence() {
+        // Too big, with a bare LF and a long line: TooBig.
+        let (_, end, _) = check_all(8, 6, b"123456789\nabc\r\n.\r\n");
+        assert_eq!(end.map(|e| e.1), Some(Err(BodyError::TooBig)));
+        // Bare LF and a long line: BareNewline.
+        let (_, end, _) = check_all(1000, 6, b"123456789\nabc\r\n.\r\n");
+        assert_eq!(end.map(|e| e.1), Some(Err(BodyError::BareNewline)));
+    }
+
+    #[test]
+    fn ended_unstuffer_consumes_nothing() {
+        let mut unstuffer = Unstuffer::new(100, 100);
+        let mut out = Vec::new();
+        assert_eq!(
+            unstuffer.feed(b".\r\nNOOP\r\n", &mut out),
+            DataStatus::End {
+                consumed: 3,
+                result: Ok(())
+            }
+        );
+        assert_eq!(
+            unstuffer.feed(b"NOOP\r\n", &mut out),
+            DataStatus::End {
+                consumed: 0,
+                result: Ok(())
+            }
+        );
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn stuffs() {
+        let cases: &[(&[u8], &[u8])] = &[
+            (b"", b".\r\n"),
+            (b"a\r\n", b"a\r\n.\r\n"),
+            (b"a", b"a\r\n.\r\n"),
+            (b".\r\n", b"..\r\n.\r\n"),
+            (b"a\r\n.b\r\n..c", b"a\r\n..b\r\n...c\r\n.\r\n"),
+            (b"a\nb\rc\r\n", b"a\r\nb\r\nc\r\n.\r\n"),
+            (b"x\n.\n", b"x\r\n..\r\n.\r\n"),
+            (b"x\r", b"x\r\n.\r\n"),
+            (b"\r\r\n", b"\r\n\r\n.\r\n"),
+        ];
+        for (body, wire) in cases {
+            let mut out = b"prefix".to_vec();
+            stuff(body, &mut out);
+            assert_eq!(&out[6..], *wire, "{body:?}");
+        }
+    }
+
+    #[test]
+    fn stuffed_output_is_always_clean() {
+        // Whatever the body, the wire form has no bare CR/LF and ends once.
+        let bodies: &[&[u8]] = &[
+            b"\n.\n",
+            b"\r.\r",
+            b"\r\n.\r",
+            b"a\n.\r\nb",
+            b".",
+            b"\r",
+            b"\n",
+        ];
+        for body in bodies {
+            let mut wire = Vec::new();
+            stuff(body, &mut wire);
+            let (kept, end, _) = run(1 << 20, MAX_TEXT_LINE, &[&wire]);
+            assert_eq!(end, Some((wire.len(), Ok(()))), "{body:?}");
+            assert!(kept.is_some());
+        }
+    }
+
+    #[test]
+    fn unstuff_of_stuff_is_identity() {
+        let lines: &[&[u8]] = &[
+            b"",
+            b".",
+            b"..",
+            b"x",
+            b".x",
+            b"hello world",
+            b"\x00.",
+            b" .",
+            b"...",
+        ];
+        // Every body of up to three lines from the table.
+        let mut bodies = vec![Vec::new()];
+        for a in lines {
+            for b in lines {
+                for c in lines {
+                    bodies.push([*a, b"\r\n", b, b"\r\n", c, b"\r\n"].concat());
+                }
+                bodies.push([*a, b"\r\n", b, b"\r\n"].concat());
+            }
+        }
+        let mut long = Vec::new();
+        for n in 0..500 {
+            long.extend_from_slice(if n % 7 == 0 {
+                b".dot line\r\n"
+            } else {
+                b"some text here\r\n"
+            });
+        }
+        bodies.push(long);
+        for body in &bodies {
+            let mut wire = Vec::new();
+            stuff(body, &mut wire);
+            let (kept, end, size) = run(1 << 20, MAX_TEXT_LINE, &[&wire]);
+            assert_eq!(end, Some((wire.len(), Ok(()))), "{body:?}");
+            assert_eq!(kept.as_deref(), Some(&body[..]), "{body:?}");
+            assert_eq!(size, body.len());
+        }
+        // And at every split point for a few.
+        for body in bodies.iter().step_by(97) {
+            let mut wire = Vec::new();
+            stuff(body, &mut wire);
+            let (kept, _, _) = check_all(1 << 20, MAX_TEXT_LINE, &wire);
+            assert_eq!(kept.as_deref(), Some(&body[..]));
+        }
+    }
 }

@@ -7,6 +7,7 @@ pub mod address;
 pub mod command;
 pub mod dot;
 pub mod line;
+pub mod received;
 pub mod reply;
 pub mod sasl;
 pub mod session;

@@ -1,77 +1,599 @@
 //! The spool: the only code that writes queued messages. A message is
 //! durable (file fsync'd, renamed into place, directory fsync'd) before the
-//! 250 that carries its queue id.
+//! 250 that carries its queue id. May import `proto` (envelope types, the
+//! Received header) and nothing above it.
 //!
-//! CONTRACT (implementation pending).
+//! Layout under `<data-dir>/queue/` (mode 0700, files 0600): `<id>.msg`
+//! holds exactly the message bytes (Received header prepended); `<id>.env`
+//! is the envelope in a line-based `key: value` text form an operator can
+//! `cat` (see [`envfile`]), ending in a trailer line
+//! `end <len-of-msg> <checksum>` that proves both files whole. Delivery
+//! state per recipient is kept in `<id>.env` too (rewritten atomically).
 //!
-//! Layout under `<data-dir>/queue/`: `<id>.msg` holds exactly the message
-//! bytes (Received header prepended); `<id>.env` is the envelope in a
-//! line-based `key: value` text form an operator can `cat`, ending in a
-//! trailer line `end <len-of-msg> <checksum>` that proves both files whole.
-//! Delivery state per recipient is kept in `<id>.env` too (rewritten
-//! atomically).
+//! Order of writing: both files go to `*.tmp` names and are fsync'd, then
+//! `.msg` is renamed into place before `.env`, then the directory is
+//! fsync'd. So an `.env` under its final name means the message is
+//! complete; a `.msg` without one, or a `*.tmp`, was never acknowledged and
+//! is removed when the server opens the spool. Files that fail their checks
+//! are moved to `queue/corrupt/`, never delivered half.
 
+pub mod envfile;
+pub mod id;
+mod writer;
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::proto::session::{EnqueueError, NewMessage};
+use ring::digest::{Context, SHA256};
+
+use crate::proto::received::{received_header, rfc5322_date};
+use crate::proto::session::{EnqueueError, Envelope, NewMessage, Origin};
+
+pub use writer::{SpoolWriter, WriterStats};
 
 /// A queue id: 16 characters of `[0-9A-Z]`, time-ordered.
 pub type QueueId = String;
+
+/// Linux `ENOSPC`: no space left on the device.
+const ENOSPC: i32 = 28;
+/// Linux `EDQUOT`: disk quota exceeded.
+const EDQUOT: i32 = 122;
 
 /// Errors of the spool.
 #[derive(Debug)]
 pub enum QueueError {
     /// An I/O call failed on `path`.
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// A queue file is truncated or corrupt.
     Corrupt { path: PathBuf, reason: String },
+    /// The caller passed something the spool cannot use: an id that is not
+    /// 16 characters of `[0-9A-Z]` (it would become a path), or recipient
+    /// states that do not match the recipients.
+    Invalid { reason: String },
+    /// The spool writer thread has stopped (server shutting down).
+    Stopped,
 }
 
 impl QueueError {
-    /// What the SMTP session should answer.
+    /// What the SMTP session should answer: disk full or over quota is
+    /// 452 4.3.1, anything else 451 4.3.0 (RFC 3463 §3.4).
     pub fn as_enqueue_error(&self) -> EnqueueError {
-        todo!()
+        match self {
+            QueueError::Io { source, .. }
+                if matches!(source.raw_os_error(), Some(ENOSPC) | Some(EDQUOT)) =>
+            {
+                EnqueueError::NoSpace
+            }
+            _ => EnqueueError::Failed,
+        }
+    }
+}
+
+impl std::fmt::Display for QueueError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            QueueError::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            QueueError::Corrupt { path, reason } => {
+                write!(f, "{}: corrupt queue file: {reason}", path.display())
+            }
+            QueueError::Invalid { reason } => write!(f, "invalid spool request: {reason}"),
+            QueueError::Stopped => write!(f, "the spool writer has stopped"),
+        }
+    }
+}
+
+impl std::error::Error for QueueError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            QueueError::Io { source, .. } => Some(source),
+            _ => None,
+        }
     }
 }
 
 /// Called once the message is durable (or failed), on the spool thread.
+/// If the writer has already stopped it is called at once with
+/// [`QueueError::Stopped`] on the submitting thread.
 pub type Done = Box<dyn FnOnce(Result<QueueId, QueueError>) + Send>;
+
+/// Where delivery of one recipient stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecipientState {
+    /// Not yet tried, or to be tried again.
+    Pending,
+    /// Handed over (remote 250 or written to the Maildir).
+    Delivered,
+    /// Permanently failed with this reply; a report is due or sent.
+    Failed {
+        /// The reply (or our own reason) as one line.
+        reply: String,
+    },
+    /// Temporarily failed; try again later.
+    Deferred {
+        /// The last reply (or our own reason) as one line.
+        reply: String,
+        /// How many attempts have failed so far.
+        attempts: u32,
+    },
+}
+
+/// A spooled message as read back from its envelope file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedMessage {
+    /// Its queue id.
+    pub id: QueueId,
+    /// Arrival time, seconds since the Unix epoch.
+    pub arrival: u64,
+    /// The envelope as accepted.
+    pub envelope: Envelope,
+    /// Who sent it and how.
+    pub origin: Origin,
+    /// One state per recipient, in the order of `envelope.recipients`.
+    pub states: Vec<RecipientState>,
+    /// Delivery attempts of the message so far.
+    pub attempts: u32,
+    /// When to try again, seconds since the Unix epoch (0: at once).
+    pub next_attempt: u64,
+    /// The exact length of `<id>.msg`.
+    pub message_length: u64,
+    /// SHA-256 of `<id>.msg`, lowercase hex.
+    pub message_sha256: String,
+}
+
+impl QueuedMessage {
+    /// The recipients with their states.
+    pub fn recipients(
+        &self,
+    ) -> impl Iterator<Item = (&crate::proto::session::Recipient, &RecipientState)> {
+        self.envelope.recipients.iter().zip(&self.states)
+    }
+}
 
 /// The spool of one data directory.
 pub struct Spool {
     dir: PathBuf,
+    hostname: String,
+    ids: id::IdGenerator,
+}
+
+/// A message written to temporary files, not yet renamed into place.
+struct Staged {
+    id: QueueId,
+    tmp_msg: PathBuf,
+    tmp_env: PathBuf,
 }
 
 impl Spool {
-    /// Opens (creating with mode 0700) `<data_dir>/queue/`.
+    /// Opens (creating with mode 0700) `<data_dir>/queue/`, naming this
+    /// host `localhost` in Received headers; the server uses
+    /// [`Spool::open_with_hostname`].
     pub fn open(data_dir: &Path) -> Result<Arc<Spool>, QueueError> {
-        let _ = data_dir;
-        todo!()
+        Spool::open_with_hostname(data_dir, "localhost")
+    }
+
+    /// Opens the spool for the server: creates `<data_dir>/queue/` (0700),
+    /// removes what was never acknowledged (`*.tmp`, `.msg` without
+    /// `.env`) and quarantines an `.env` whose `.msg` is missing.
+    /// `hostname` goes into the Received header.
+    pub fn open_with_hostname(data_dir: &Path, hostname: &str) -> Result<Arc<Spool>, QueueError> {
+        let spool = Spool::attach(data_dir, hostname)?;
+        spool.recover()?;
+        Ok(spool)
+    }
+
+    /// Opens the spool without any clean-up, for the queue tools that run
+    /// beside a live server (whose `*.tmp` files are in flight).
+    pub fn attach(data_dir: &Path, hostname: &str) -> Result<Arc<Spool>, QueueError> {
+        let dir = data_dir.join("queue");
+        create_private_dir(&dir)?;
+        Ok(Arc::new(Spool {
+            dir,
+            hostname: hostname.to_string(),
+            ids: id::IdGenerator::new(),
+        }))
+    }
+
+    /// The spool directory, `<data_dir>/queue`.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// Writes `message` durably and returns its id. Blocking (fsync).
     pub fn store(&self, message: &NewMessage) -> Result<QueueId, QueueError> {
-        let _ = (message, &self.dir);
-        todo!()
+        self.store_batch(&[message])
+            .pop()
+            .unwrap_or(Err(QueueError::Stopped))
+    }
+
+    /// Writes several messages with a single directory fsync (group
+    /// commit); one result per message, in order. No `Ok` is returned
+    /// before that message's files and directory entries are durable.
+    pub fn store_batch(&self, messages: &[&NewMessage]) -> Vec<Result<QueueId, QueueError>> {
+        let mut staged: Vec<Result<Staged, QueueError>> =
+            messages.iter().map(|m| self.stage(m)).collect();
+        for slot in staged.iter_mut() {
+            if let Ok(files) = slot {
+                if let Err(error) = self.put_in_place(files) {
+                    *slot = Err(error);
+                }
+            }
+        }
+        if staged.iter().any(Result::is_ok) {
+            if let Err(error) = self.sync_dir() {
+                // The entries may or may not survive a crash; the client is
+                // told 451 and will resend, so take them back rather than
+                // risk delivering a copy it never saw accepted.
+                let failed = |s: Result<Staged, QueueError>| {
+                    if let Ok(files) = s {
+                        self.discard(&files.id);
+                    }
+                    Err(QueueError::Io {
+                        path: error.path().to_path_buf(),
+                        source: error.copy(),
+                    })
+                };
+                return staged.into_iter().map(failed).collect();
+            }
+        }
+        staged
+            .into_iter()
+            .map(|s| s.map(|files| files.id))
+            .collect()
+    }
+
+    /// The queue ids of all complete messages (those with an `.env`),
+    /// oldest first.
+    pub fn list(&self) -> Result<Vec<QueueId>, QueueError> {
+        let mut ids: Vec<QueueId> = self
+            .entries()?
+            .into_iter()
+            .filter_map(|name| name.strip_suffix(".env").map(str::to_string))
+            .filter(|stem| id::is_valid(stem))
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// Reads and checks `<id>.env` and the length of `<id>.msg`. A torn or
+    /// altered file is [`QueueError::Corrupt`]; quarantine it.
+    pub fn load(&self, id: &str) -> Result<QueuedMessage, QueueError> {
+        check_id(id)?;
+        let env_path = self.env_path(id);
+        let bytes = fs::read(&env_path).map_err(io_error(&env_path))?;
+        let message = envfile::parse(&bytes).map_err(|e| QueueError::Corrupt {
+            path: env_path.clone(),
+            reason: e.to_string(),
+        })?;
+        if message.id != id {
+            return Err(QueueError::Corrupt {
+                path: env_path,
+                reason: format!("file names id {}", message.id),
+            });
+        }
+        let msg_path = self.message_path(id);
+        let length = fs::metadata(&msg_path).map_err(io_error(&msg_path))?.len();
+        if length != message.message_length {
+            return Err(QueueError::Corrupt {
+                path: msg_path,
+                reason: format!("length {length}, envelope says {}", message.message_length),
+            });
+        }
+        Ok(message)
+    }
+
+    /// Where the message bytes of `id` are (for streaming them out).
+    /// Check the id with [`Spool::load`] first.
+    pub fn message_path(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}.msg"))
+    }
+
+    /// Reads the message bytes of `id`, checked against the length and
+    /// SHA-256 its envelope records.
+    pub fn read_message(&self, id: &str) -> Result<Vec<u8>, QueueError> {
+        let message = self.load(id)?;
+        let path = self.message_path(id);
+        let bytes = fs::read(&path).map_err(io_error(&path))?;
+        if bytes.len() as u64 != message.message_length
+            || envfile::sha256_hex(&bytes) != message.message_sha256
+        {
+            return Err(QueueError::Corrupt {
+                path,
+                reason: "checksum mismatch".into(),
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// Replaces the envelope of `id` (delivery state, attempts) atomically:
+    /// temporary file, fsync, rename, directory fsync.
+    pub fn update(&self, id: &str, message: &QueuedMessage) -> Result<(), QueueError> {
+        check_id(id)?;
+        if message.id != id {
+            return Err(QueueError::Invalid {
+                reason: format!("update of {id} names {}", message.id),
+            });
+        }
+        if message.states.len() != message.envelope.recipients.len() {
+            return Err(QueueError::Invalid {
+                reason: format!(
+                    "{} states for {} recipients",
+                    message.states.len(),
+                    message.envelope.recipients.len()
+                ),
+            });
+        }
+        let msg_path = self.message_path(id);
+        // Do not resurrect a message deleted meanwhile (`queue delete`).
+        fs::metadata(&msg_path).map_err(io_error(&msg_path))?;
+        let tmp = self.dir.join(format!("{id}.env.update.tmp"));
+        write_synced(&tmp, &[&envfile::render(message)], false)?;
+        let env_path = self.env_path(id);
+        if let Err(source) = fs::rename(&tmp, &env_path) {
+            let _ = fs::remove_file(&tmp);
+            return Err(QueueError::Io {
+                path: env_path,
+                source,
+            });
+        }
+        self.sync_dir().map_err(DirSyncError::into_queue_error)
+    }
+
+    /// Removes a message (delivered, bounced or deleted): the `.env` first,
+    /// so a crash in between leaves only a `.msg` that start-up cleans.
+    pub fn remove(&self, id: &str) -> Result<(), QueueError> {
+        check_id(id)?;
+        for path in [self.env_path(id), self.message_path(id)] {
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(source) => return Err(QueueError::Io { path, source }),
+            }
+        }
+        self.sync_dir().map_err(DirSyncError::into_queue_error)
+    }
+
+    /// Moves the files of `id` to `queue/corrupt/` for an operator to look
+    /// at; they are never delivered.
+    pub fn quarantine(&self, id: &str) -> Result<(), QueueError> {
+        check_id(id)?;
+        let corrupt = self.dir.join("corrupt");
+        create_private_dir(&corrupt)?;
+        for name in [format!("{id}.msg"), format!("{id}.env")] {
+            let from = self.dir.join(&name);
+            match fs::rename(&from, corrupt.join(&name)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(source) => return Err(QueueError::Io { path: from, source }),
+            }
+        }
+        sync_dir_at(&corrupt).map_err(DirSyncError::into_queue_error)?;
+        self.sync_dir().map_err(DirSyncError::into_queue_error)
+    }
+
+    fn env_path(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}.env"))
+    }
+
+    /// Writes both files of one message under temporary names, fsync'd.
+    fn stage(&self, message: &NewMessage) -> Result<Staged, QueueError> {
+        if message.envelope.recipients.is_empty() {
+            return Err(QueueError::Invalid {
+                reason: "a message without recipients".into(),
+            });
+        }
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let millis = u64::try_from(now.as_millis()).unwrap_or(u64::MAX);
+        let id = self.fresh_id(millis);
+        let header = received_header(
+            &message.origin,
+            &self.hostname,
+            &id,
+            &rfc5322_date(now.as_secs()),
+        );
+        let mut digest = Context::new(&SHA256);
+        digest.update(header.as_bytes());
+        digest.update(&message.body);
+        let queued = QueuedMessage {
+            id: id.clone(),
+            arrival: now.as_secs(),
+            envelope: message.envelope.clone(),
+            origin: message.origin.clone(),
+            states: vec![RecipientState::Pending; message.envelope.recipients.len()],
+            attempts: 0,
+            next_attempt: 0,
+            message_length: (header.len() + message.body.len()) as u64,
+            message_sha256: envfile::hex(digest.finish().as_ref()),
+        };
+        let staged = Staged {
+            tmp_msg: self.dir.join(format!("{id}.msg.tmp")),
+            tmp_env: self.dir.join(format!("{id}.env.tmp")),
+            id,
+        };
+        let written = write_synced(&staged.tmp_msg, &[header.as_bytes(), &message.body], true)
+            .and_then(|()| write_synced(&staged.tmp_env, &[&envfile::render(&queued)], true));
+        match written {
+            Ok(()) => Ok(staged),
+            Err(error) => {
+                let _ = fs::remove_file(&staged.tmp_msg);
+                let _ = fs::remove_file(&staged.tmp_env);
+                Err(error)
+            }
+        }
+    }
+
+    /// An id no file in the spool uses yet (ids from a run whose clock was
+    /// ahead could otherwise repeat).
+    fn fresh_id(&self, millis: u64) -> QueueId {
+        let mut id = self.ids.next(millis);
+        for _ in 0..16 {
+            if !self.env_path(&id).exists() && !self.message_path(&id).exists() {
+                break;
+            }
+            id = self.ids.next(millis);
+        }
+        id
+    }
+
+    /// Renames `.msg` then `.env` into place (the `.env` says "complete").
+    fn put_in_place(&self, files: &Staged) -> Result<(), QueueError> {
+        let msg = self.message_path(&files.id);
+        if let Err(source) = fs::rename(&files.tmp_msg, &msg) {
+            let _ = fs::remove_file(&files.tmp_msg);
+            let _ = fs::remove_file(&files.tmp_env);
+            return Err(QueueError::Io { path: msg, source });
+        }
+        let env = self.env_path(&files.id);
+        if let Err(source) = fs::rename(&files.tmp_env, &env) {
+            let _ = fs::remove_file(&files.tmp_env);
+            let _ = fs::remove_file(&msg);
+            return Err(QueueError::Io { path: env, source });
+        }
+        Ok(())
+    }
+
+    /// Best-effort removal of a message that was not acknowledged.
+    fn discard(&self, id: &str) {
+        let _ = fs::remove_file(self.env_path(id));
+        let _ = fs::remove_file(self.message_path(id));
+    }
+
+    fn sync_dir(&self) -> Result<(), DirSyncError> {
+        sync_dir_at(&self.dir)
+    }
+
+    fn entries(&self) -> Result<Vec<String>, QueueError> {
+        let read = fs::read_dir(&self.dir).map_err(io_error(&self.dir))?;
+        let mut names = Vec::new();
+        for entry in read {
+            let entry = entry.map_err(io_error(&self.dir))?;
+            if let Ok(name) = entry.file_name().into_string() {
+                names.push(name);
+            }
+        }
+        Ok(names)
+    }
+
+    /// Start-up clean-up after a crash; see [`Spool::open_with_hostname`].
+    fn recover(&self) -> Result<(), QueueError> {
+        let names = self.entries()?;
+        let mut changed = false;
+        for name in &names {
+            let path = self.dir.join(name);
+            let orphan_msg = name
+                .strip_suffix(".msg")
+                .is_some_and(|stem| !names.iter().any(|n| *n == format!("{stem}.env")));
+            if name.ends_with(".tmp") || orphan_msg {
+                log::info!("spool: removing unacknowledged {}", path.display());
+                fs::remove_file(&path).map_err(io_error(&path))?;
+                changed = true;
+            }
+        }
+        for name in &names {
+            let Some(stem) = name.strip_suffix(".env") else {
+                continue;
+            };
+            if id::is_valid(stem) && !names.iter().any(|n| *n == format!("{stem}.msg")) {
+                log::warn!("spool: {stem}.env has no message file, moving it to corrupt/");
+                self.quarantine(stem)?;
+            }
+        }
+        if changed {
+            self.sync_dir().map_err(DirSyncError::into_queue_error)?;
+        }
+        Ok(())
     }
 }
 
-/// A thread that stores messages handed to it, batching the fsyncs of
-/// concurrent messages (group commit); `done` is called after the batch is
-/// durable, never before.
-pub struct SpoolWriter {}
+/// A failed directory fsync, kept apart because its error is reported for
+/// every message of a batch.
+struct DirSyncError {
+    path: PathBuf,
+    source: io::Error,
+}
 
-impl SpoolWriter {
-    /// Starts the writer thread for `spool`.
-    pub fn start(spool: Arc<Spool>) -> SpoolWriter {
-        let _ = spool;
-        todo!()
+impl DirSyncError {
+    fn path(&self) -> &Path {
+        &self.path
     }
 
-    /// Queues `message` for writing; `done` receives the id or the error.
-    pub fn submit(&self, message: Box<NewMessage>, done: Done) {
-        let _ = (message, done);
-        todo!()
+    /// An equivalent error for one more message of the batch.
+    fn copy(&self) -> io::Error {
+        match self.source.raw_os_error() {
+            Some(code) => io::Error::from_raw_os_error(code),
+            None => io::Error::new(self.source.kind(), self.source.to_string()),
+        }
+    }
+
+    fn into_queue_error(self) -> QueueError {
+        QueueError::Io {
+            path: self.path,
+            source: self.source,
+        }
     }
 }
+
+fn sync_dir_at(dir: &Path) -> Result<(), DirSyncError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|source| DirSyncError {
+            path: dir.to_path_buf(),
+            source,
+        })
+}
+
+fn check_id(id: &str) -> Result<(), QueueError> {
+    if id::is_valid(id) {
+        Ok(())
+    } else {
+        Err(QueueError::Invalid {
+            reason: format!("{id:?} is not a queue id"),
+        })
+    }
+}
+
+fn io_error(path: &Path) -> impl FnOnce(io::Error) -> QueueError + '_ {
+    move |source| QueueError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Creates `dir` (and parents) and makes it 0700: the spool holds other
+/// people's mail.
+fn create_private_dir(dir: &Path) -> Result<(), QueueError> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(io_error(dir))?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io_error(dir))
+}
+
+/// Writes `parts` to a new 0600 file at `path` and fsyncs it. `exclusive`
+/// refuses to overwrite (two messages can never share a file).
+fn write_synced(path: &Path, parts: &[&[u8]], exclusive: bool) -> Result<(), QueueError> {
+    let mut options = OpenOptions::new();
+    options.write(true).mode(0o600);
+    if exclusive {
+        options.create_new(true);
+    } else {
+        options.create(true).truncate(true);
+    }
+    let mut file = options.open(path).map_err(io_error(path))?;
+    for part in parts {
+        file.write_all(part).map_err(io_error(path))?;
+    }
+    file.sync_all().map_err(io_error(path))
+}
+
+#[cfg(test)]
+mod tests;

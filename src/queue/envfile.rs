@@ -1,0 +1,695 @@
+//! The envelope file `<id>.env`: rendering and a pure parser over bytes
+//! (the parser is what the fuzz target links).
+//!
+//! Plain text an operator can `cat`, one `key: value` per line (LF), keys in
+//! a fixed order, then one `rcpt:` line per recipient (each failed or
+//! deferred one followed by its `reply:` line), and the trailer
+//! `end <message-length> <sha256>`:
+//!
+//! ```text
+//! version: 1
+//! id: 0J5Z3K1M2N3P4Q5R
+//! arrival: 1795718460 Thu, 26 Nov 2026 18:41:00 +0000
+//! sender: alice@example.org
+//! client: 192.0.2.7
+//! helo: DESKTOP-7Q2K3LM
+//! protocol: ESMTPSA
+//! auth-user: alice@example.org
+//! tls: TLSv1.3
+//! body: 8BITMIME
+//! smtputf8: no
+//! ret:
+//! envid:
+//! message-sha256: 9f86d08…
+//! attempts: 1
+//! next-attempt: 1795718760
+//! rcpt: bob@example.com notify=- orcpt=- state=deferred attempts=1
+//! reply: 451 4.3.0 Try again later
+//! end 1234 5e884898…
+//! ```
+//!
+//! The trailer's checksum is SHA-256 over every byte before it (the `end`
+//! line's length included); since those bytes include `message-sha256`, the trailer proves the
+//! envelope whole and, through the recorded digest and length, the message
+//! file too. Keeping the message's digest in the envelope means updating
+//! delivery state does not have to re-read a 25 MiB message.
+//!
+//! Values are client-controlled (EHLO name, addresses, ENVID), so every byte
+//! that could break the line structure is written as `%XX`: controls, DEL
+//! and `%` always, and spaces in single-token values.
+
+use ring::digest::{digest, SHA256};
+
+use super::{QueuedMessage, RecipientState};
+use crate::proto::command::{Body, Notify, Ret};
+use crate::proto::received::rfc5322_date;
+use crate::proto::session::{Envelope, Origin, Recipient};
+
+/// The only format version written and read.
+pub const VERSION: u32 = 1;
+
+/// Why an envelope file cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvError {
+    /// 1-based line number where the problem was found (0: whole file).
+    pub line: usize,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl std::fmt::Display for EnvError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "line {}: {}", self.line, self.reason)
+    }
+}
+
+/// Protocol names of RFC 3848 and RFC 6531 §3.7.4, as `Origin` wants them.
+const PROTOCOLS: [&str; 12] = [
+    "SMTP",
+    "ESMTP",
+    "ESMTPA",
+    "ESMTPS",
+    "ESMTPSA",
+    "LMTP",
+    "UTF8SMTP",
+    "UTF8SMTPA",
+    "UTF8SMTPS",
+    "UTF8SMTPSA",
+    "UTF8LMTP",
+    "LMTPA",
+];
+
+/// SHA-256 of `data` as lowercase hex.
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex(digest(&SHA256, data).as_ref())
+}
+
+/// Lowercase hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Renders `message` as the bytes of an envelope file, trailer included.
+pub fn render(message: &QueuedMessage) -> Vec<u8> {
+    let env = &message.envelope;
+    let origin = &message.origin;
+    let mut out = String::new();
+    let mut field = |key: &str, value: &str| {
+        out.push_str(key);
+        out.push(':');
+        if !value.is_empty() {
+            out.push(' ');
+            out.push_str(value);
+        }
+        out.push('\n');
+    };
+    field("version", &VERSION.to_string());
+    field("id", &encode(&message.id, false));
+    field(
+        "arrival",
+        &format!("{} {}", message.arrival, rfc5322_date(message.arrival)),
+    );
+    field("sender", &encode(&env.sender, false));
+    field("client", &encode(&origin.client_ip, false));
+    field("helo", &encode(&origin.helo, false));
+    field("protocol", origin.protocol);
+    field(
+        "auth-user",
+        &encode(origin.auth_user.as_deref().unwrap_or(""), false),
+    );
+    field("tls", &encode(origin.tls.as_deref().unwrap_or(""), false));
+    field("body", env.body.map(body_name).unwrap_or(""));
+    field("smtputf8", if env.smtputf8 { "yes" } else { "no" });
+    field("ret", env.ret.map(ret_name).unwrap_or(""));
+    field("envid", &encode(env.envid.as_deref().unwrap_or(""), false));
+    field("message-sha256", &message.message_sha256);
+    field("attempts", &message.attempts.to_string());
+    field("next-attempt", &message.next_attempt.to_string());
+    for (recipient, state) in env.recipients.iter().zip(&message.states) {
+        let (state_name, reply, attempts) = match state {
+            RecipientState::Pending => ("pending", None, 0),
+            RecipientState::Delivered => ("delivered", None, 0),
+            RecipientState::Failed { reply } => ("failed", Some(reply), 0),
+            RecipientState::Deferred { reply, attempts } => ("deferred", Some(reply), *attempts),
+        };
+        field(
+            "rcpt",
+            &format!(
+                "{} notify={} orcpt={} state={} attempts={}",
+                encode(&recipient.address, false),
+                recipient
+                    .notify
+                    .map(notify_text)
+                    .unwrap_or_else(|| "-".into()),
+                recipient
+                    .orcpt
+                    .as_deref()
+                    .map(|o| encode(o, false))
+                    .unwrap_or_else(|| "-".into()),
+                state_name,
+                attempts
+            ),
+        );
+        if let Some(reply) = reply {
+            field("reply", &encode(reply, true));
+        }
+    }
+    out.push_str(&format!("end {} ", message.message_length));
+    let checksum = sha256_hex(out.as_bytes());
+    out.push_str(&checksum);
+    out.push('\n');
+    out.into_bytes()
+}
+
+/// Parses and checks an envelope file. Never panics; anything torn,
+/// truncated, reordered or altered is an [`EnvError`].
+pub fn parse(bytes: &[u8]) -> Result<QueuedMessage, EnvError> {
+    let whole = |reason: &str| EnvError {
+        line: 0,
+        reason: reason.to_string(),
+    };
+    if !bytes.ends_with(b"\n") {
+        return Err(whole("file does not end with a newline (torn write)"));
+    }
+    let body = &bytes[..bytes.len() - 1];
+    let trailer_start = body.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let (prefix, trailer) = bytes.split_at(trailer_start);
+    let trailer = std::str::from_utf8(&trailer[..trailer.len() - 1])
+        .map_err(|_| whole("trailer is not UTF-8"))?;
+    let mut parts = trailer.split(' ');
+    let (Some("end"), Some(length), Some(checksum), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(whole(
+            "missing trailer `end <length> <sha256>` (torn write)",
+        ));
+    };
+    let message_length = parse_number(length).ok_or_else(|| whole("bad length in trailer"))?;
+    // The checksum covers everything before it, the length included.
+    let covered = &bytes[..bytes.len() - 1 - checksum.len()];
+    if sha256_hex(covered) != checksum {
+        return Err(whole("checksum mismatch"));
+    }
+    let text = std::str::from_utf8(prefix).map_err(|_| whole("not UTF-8"))?;
+    let mut lines = Lines {
+        lines: text.split_terminator('\n').enumerate().peekable(),
+    };
+
+    let version = lines.expect("version")?;
+    if version.1 != VERSION.to_string() {
+        return Err(EnvError {
+            line: version.0,
+            reason: format!("unknown version {}", version.1),
+        });
+    }
+    let id = lines.decoded("id")?;
+    let (line, arrival) = lines.expect("arrival")?;
+    let arrival = arrival
+        .split(' ')
+        .next()
+        .and_then(parse_number)
+        .ok_or_else(|| EnvError {
+            line,
+            reason: "bad arrival time".into(),
+        })?;
+    let sender = lines.decoded("sender")?;
+    let client_ip = lines.decoded("client")?;
+    let helo = lines.decoded("helo")?;
+    let (line, protocol) = lines.expect("protocol")?;
+    let protocol = PROTOCOLS
+        .iter()
+        .copied()
+        .find(|p| *p == protocol)
+        .ok_or_else(|| EnvError {
+            line,
+            reason: "unknown protocol".into(),
+        })?;
+    let auth_user = optional(lines.decoded("auth-user")?);
+    let tls = optional(lines.decoded("tls")?);
+    let (line, body) = lines.expect("body")?;
+    let body = match body {
+        "" => None,
+        "7BIT" => Some(Body::SevenBit),
+        "8BITMIME" => Some(Body::EightBitMime),
+        "BINARYMIME" => Some(Body::BinaryMime),
+        _ => {
+            return Err(EnvError {
+                line,
+                reason: "bad body".into(),
+            })
+        }
+    };
+    let (line, smtputf8) = lines.expect("smtputf8")?;
+    let smtputf8 = match smtputf8 {
+        "yes" => true,
+        "no" => false,
+        _ => {
+            return Err(EnvError {
+                line,
+                reason: "bad smtputf8".into(),
+            })
+        }
+    };
+    let (line, ret) = lines.expect("ret")?;
+    let ret = match ret {
+        "" => None,
+        "FULL" => Some(Ret::Full),
+        "HDRS" => Some(Ret::Hdrs),
+        _ => {
+            return Err(EnvError {
+                line,
+                reason: "bad ret".into(),
+            })
+        }
+    };
+    let envid = optional(lines.decoded("envid")?);
+    let (line, message_sha256) = lines.expect("message-sha256")?;
+    if message_sha256.len() != 64 || !message_sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(EnvError {
+            line,
+            reason: "bad message-sha256".into(),
+        });
+    }
+    let attempts = lines.number("attempts")?;
+    let attempts = u32::try_from(attempts).map_err(|_| EnvError {
+        line: 0,
+        reason: "attempts out of range".into(),
+    })?;
+    let next_attempt = lines.number("next-attempt")?;
+
+    let mut recipients = Vec::new();
+    let mut states = Vec::new();
+    while lines.lines.peek().is_some() {
+        let (recipient, state) = lines.recipient()?;
+        recipients.push(recipient);
+        states.push(state);
+    }
+    if recipients.is_empty() {
+        return Err(whole("no recipients"));
+    }
+    Ok(QueuedMessage {
+        id,
+        arrival,
+        envelope: Envelope {
+            sender,
+            recipients,
+            body,
+            smtputf8,
+            ret,
+            envid,
+        },
+        origin: Origin {
+            client_ip,
+            helo,
+            tls,
+            auth_user,
+            protocol,
+        },
+        states,
+        attempts,
+        next_attempt,
+        message_length,
+        message_sha256: message_sha256.to_string(),
+    })
+}
+
+struct Lines<'a> {
+    lines: std::iter::Peekable<std::iter::Enumerate<std::str::SplitTerminator<'a, char>>>,
+}
+
+impl<'a> Lines<'a> {
+    /// The next line, which must be `key:` or `key: value`; returns the
+    /// 1-based line number and the value.
+    fn expect(&mut self, key: &str) -> Result<(usize, &'a str), EnvError> {
+        let Some((index, line)) = self.lines.next() else {
+            return Err(EnvError {
+                line: 0,
+                reason: format!("missing `{key}`"),
+            });
+        };
+        let number = index + 1;
+        let value = line
+            .strip_prefix(key)
+            .and_then(|rest| rest.strip_prefix(':'))
+            .ok_or_else(|| EnvError {
+                line: number,
+                reason: format!("expected `{key}:`"),
+            })?;
+        let value = if value.is_empty() {
+            value
+        } else {
+            value.strip_prefix(' ').ok_or_else(|| EnvError {
+                line: number,
+                reason: "expected space".into(),
+            })?
+        };
+        Ok((number, value))
+    }
+
+    fn decoded(&mut self, key: &str) -> Result<String, EnvError> {
+        let (line, value) = self.expect(key)?;
+        decode(value).ok_or_else(|| EnvError {
+            line,
+            reason: format!("bad encoding in `{key}`"),
+        })
+    }
+
+    fn number(&mut self, key: &str) -> Result<u64, EnvError> {
+        let (line, value) = self.expect(key)?;
+        parse_number(value).ok_or_else(|| EnvError {
+            line,
+            reason: format!("bad number `{key}`"),
+        })
+    }
+
+    fn recipient(&mut self) -> Result<(Recipient, RecipientState), EnvError> {
+        let (line, value) = self.expect("rcpt")?;
+        let bad = |reason: &str| EnvError {
+            line,
+            reason: reason.to_string(),
+        };
+        let mut words = value.split(' ');
+        let address = words.next().and_then(decode).filter(|a| !a.is_empty());
+        let address = address.ok_or_else(|| bad("bad recipient address"))?;
+        let mut next = |name: &str| {
+            words
+                .next()
+                .and_then(|w| w.strip_prefix(name))
+                .and_then(|w| w.strip_prefix('='))
+                .ok_or_else(|| bad(&format!("expected `{name}=`")))
+        };
+        let notify = match next("notify")? {
+            "-" => None,
+            text => Some(parse_notify(text).ok_or_else(|| bad("bad notify"))?),
+        };
+        let orcpt = match next("orcpt")? {
+            "-" => None,
+            text => Some(decode(text).ok_or_else(|| bad("bad orcpt"))?),
+        };
+        let state = next("state")?;
+        let attempts = next("attempts")?;
+        let attempts = parse_number(attempts)
+            .and_then(|a| u32::try_from(a).ok())
+            .ok_or_else(|| bad("bad attempts"))?;
+        if words.next().is_some() {
+            return Err(bad("trailing words"));
+        }
+        let state = match state {
+            "pending" => RecipientState::Pending,
+            "delivered" => RecipientState::Delivered,
+            "failed" => RecipientState::Failed {
+                reply: self.reply()?,
+            },
+            "deferred" => RecipientState::Deferred {
+                reply: self.reply()?,
+                attempts,
+            },
+            _ => return Err(bad("unknown state")),
+        };
+        Ok((
+            Recipient {
+                address,
+                notify,
+                orcpt,
+            },
+            state,
+        ))
+    }
+
+    fn reply(&mut self) -> Result<String, EnvError> {
+        self.decoded("reply")
+    }
+}
+
+fn optional(value: String) -> Option<String> {
+    if value.is_empty() {
+        None
+    } else {
+        Some(value)
+    }
+}
+
+/// Digits only (no sign, no spaces), as `str::parse` would also accept `+1`.
+fn parse_number(text: &str) -> Option<u64> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
+fn body_name(body: Body) -> &'static str {
+    match body {
+        Body::SevenBit => "7BIT",
+        Body::EightBitMime => "8BITMIME",
+        Body::BinaryMime => "BINARYMIME",
+    }
+}
+
+fn ret_name(ret: Ret) -> &'static str {
+    match ret {
+        Ret::Full => "FULL",
+        Ret::Hdrs => "HDRS",
+    }
+}
+
+/// `NEVER`, or a comma list of `SUCCESS,FAILURE,DELAY` (empty if none).
+fn notify_text(notify: Notify) -> String {
+    let flags = [
+        (notify.never, "NEVER"),
+        (notify.success, "SUCCESS"),
+        (notify.failure, "FAILURE"),
+        (notify.delay, "DELAY"),
+    ];
+    flags
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, name)| *name)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn parse_notify(text: &str) -> Option<Notify> {
+    let mut notify = Notify::default();
+    if text.is_empty() {
+        return Some(notify);
+    }
+    for word in text.split(',') {
+        let flag = match word {
+            "NEVER" => &mut notify.never,
+            "SUCCESS" => &mut notify.success,
+            "FAILURE" => &mut notify.failure,
+            "DELAY" => &mut notify.delay,
+            _ => return None,
+        };
+        *flag = true;
+    }
+    Some(notify)
+}
+
+/// `%XX` for controls, DEL, `%` and (unless `allow_space`) space.
+fn encode(value: &str, allow_space: bool) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        let escape = c < ' ' || c == '\u{7f}' || c == '%' || (c == ' ' && !allow_space);
+        if escape {
+            out.push_str(&format!("%{:02X}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Reverses [`encode`]; `None` for a bad escape or a raw byte that
+/// [`encode`] would have escaped (except space, which `reply` keeps).
+fn decode(value: &str) -> Option<String> {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3)?;
+                let hex = std::str::from_utf8(hex).ok()?;
+                if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return None;
+                }
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b if b < b' ' || b == 0x7f => return None,
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn sample() -> QueuedMessage {
+        QueuedMessage {
+            id: "0J5Z3K1M2N3P4Q5R".into(),
+            arrival: 1_795_718_460,
+            envelope: Envelope {
+                sender: "alice@example.org".into(),
+                recipients: vec![
+                    Recipient {
+                        address: "bob@example.com".into(),
+                        notify: None,
+                        orcpt: None,
+                    },
+                    Recipient {
+                        address: "\"odd guy\"@example.net".into(),
+                        notify: Some(Notify {
+                            success: true,
+                            failure: true,
+                            ..Notify::default()
+                        }),
+                        orcpt: Some("rfc822;odd+20guy@example.net".into()),
+                    },
+                    Recipient {
+                        address: "carol@example.com".into(),
+                        notify: Some(Notify {
+                            never: true,
+                            ..Notify::default()
+                        }),
+                        orcpt: None,
+                    },
+                    Recipient {
+                        address: "dave@example.com".into(),
+                        notify: Some(Notify::default()),
+                        orcpt: None,
+                    },
+                ],
+                body: Some(Body::EightBitMime),
+                smtputf8: true,
+                ret: Some(Ret::Hdrs),
+                envid: Some("QQ314159".into()),
+            },
+            origin: Origin {
+                client_ip: "192.0.2.7".into(),
+                helo: "evil\r\nhelo 100%".into(),
+                tls: Some("TLSv1.3".into()),
+                auth_user: Some("alice@example.org".into()),
+                protocol: "ESMTPSA",
+            },
+            states: vec![
+                RecipientState::Pending,
+                RecipientState::Delivered,
+                RecipientState::Failed {
+                    reply: "550 5.1.1 No such user\r\nhere".into(),
+                },
+                RecipientState::Deferred {
+                    reply: "451 4.3.0 Try later".into(),
+                    attempts: 3,
+                },
+            ],
+            attempts: 3,
+            next_attempt: 1_795_719_000,
+            message_length: 1234,
+            message_sha256: sha256_hex(b"message"),
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let message = sample();
+        let bytes = render(&message);
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert!(text.contains("\nhelo: evil%0D%0Ahelo%20100%25\n"), "{text}");
+        assert!(text.contains("\nreply: 451 4.3.0 Try later\n"), "{text}");
+        assert!(text.contains("\narrival: 1795718460 Thu, 26 Nov 2026 18:41:00 +0000\n"));
+        assert_eq!(parse(&bytes).unwrap(), message);
+    }
+
+    #[test]
+    fn minimal_round_trip() {
+        let mut message = sample();
+        message.envelope.sender = String::new();
+        message.envelope.body = None;
+        message.envelope.ret = None;
+        message.envelope.envid = None;
+        message.envelope.smtputf8 = false;
+        message.origin.tls = None;
+        message.origin.auth_user = None;
+        message.origin.protocol = "ESMTP";
+        assert_eq!(parse(&render(&message)).unwrap(), message);
+    }
+
+    #[test]
+    fn every_truncation_is_rejected() {
+        let bytes = render(&sample());
+        for cut in 0..bytes.len() {
+            assert!(
+                parse(&bytes[..cut]).is_err(),
+                "accepted a file cut at {cut}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_single_byte_change_is_rejected() {
+        let bytes = render(&sample());
+        for i in 0..bytes.len() {
+            let mut changed = bytes.clone();
+            changed[i] ^= 0x01;
+            assert!(parse(&changed).is_err(), "accepted a change at {i}");
+        }
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        let cases: [&[u8]; 8] = [
+            b"",
+            b"\n",
+            b"end 0 x\n",
+            b"end\n",
+            b"version: 1\nend 1 2 3\n",
+            b"\xff\xfe\n",
+            b"end 99999999999999999999999 00\n",
+            b"%%%\nend 0 0\n",
+        ];
+        for case in cases {
+            assert!(parse(case).is_err());
+        }
+    }
+
+    #[test]
+    fn checksummed_but_malformed_is_rejected() {
+        // A file with a correct trailer whose content is wrong must still
+        // fail on the content, not panic.
+        let bodies = [
+            "version: 2\n",
+            "version: 1\nid: X\n",
+            "version: 1\nid: %zz\n",
+            "version: 1\nid: A\narrival: -1\n",
+        ];
+        for body in bodies {
+            let covered = format!("{body}end 0 ");
+            let file = format!("{covered}{}\n", sha256_hex(covered.as_bytes()));
+            assert!(parse(file.as_bytes()).is_err(), "{body}");
+        }
+    }
+
+    #[test]
+    fn encoding_round_trips() {
+        for value in [
+            "",
+            "plain",
+            "a b",
+            "100%",
+            "\r\n\t\u{7f}",
+            "ünï cödé",
+            "%41",
+        ] {
+            assert_eq!(decode(&encode(value, false)).as_deref(), Some(value));
+            assert_eq!(decode(&encode(value, true)).as_deref(), Some(value));
+            assert!(!encode(value, false).contains(' '));
+        }
+    }
+}

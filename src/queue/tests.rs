@@ -1,0 +1,297 @@
+//! Spool tests on real files in a temporary directory.
+
+use super::*;
+use crate::proto::session::Recipient;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// A directory removed when the test ends.
+pub(crate) struct TempDir(PathBuf);
+
+impl TempDir {
+    pub(crate) fn new(name: &str) -> TempDir {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "outpost-{name}-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = fs::remove_dir_all(&path);
+        fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+pub(crate) fn new_message(body: &[u8]) -> NewMessage {
+    NewMessage {
+        envelope: Envelope {
+            sender: "alice@example.org".into(),
+            recipients: vec![
+                Recipient {
+                    address: "bob@example.com".into(),
+                    notify: None,
+                    orcpt: None,
+                },
+                Recipient {
+                    address: "carol@example.net".into(),
+                    notify: None,
+                    orcpt: None,
+                },
+            ],
+            body: None,
+            smtputf8: false,
+            ret: None,
+            envid: None,
+        },
+        origin: Origin {
+            client_ip: "192.0.2.7".into(),
+            helo: "DESKTOP-7Q2K3LM".into(),
+            tls: Some("TLSv1.3".into()),
+            auth_user: Some("alice@example.org".into()),
+            protocol: "ESMTPSA",
+        },
+        body: body.to_vec(),
+    }
+}
+
+fn mode(path: &Path) -> u32 {
+    fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn store_then_load_round_trip() {
+    let dir = TempDir::new("round-trip");
+    let spool = Spool::open_with_hostname(dir.path(), "mail.example.org").unwrap();
+    let new = new_message(b"Subject: hi\r\n\r\nHello.\r\n");
+    let id = spool.store(&new).unwrap();
+    assert!(id::is_valid(&id));
+    let loaded = spool.load(&id).unwrap();
+    assert_eq!(loaded.id, id);
+    assert_eq!(loaded.envelope, new.envelope);
+    assert_eq!(loaded.origin, new.origin);
+    assert_eq!(loaded.states, vec![RecipientState::Pending; 2]);
+    assert_eq!(loaded.attempts, 0);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(loaded.arrival <= now && loaded.arrival + 60 > now);
+}
+
+#[test]
+fn message_file_is_received_header_plus_exact_bytes() {
+    let dir = TempDir::new("exact");
+    let spool = Spool::open_with_hostname(dir.path(), "mail.example.org").unwrap();
+    let body = b"Subject: x\r\n\r\n8-bit \xff\x00 bytes\r\n.leading dot\r\n".to_vec();
+    let id = spool.store(&new_message(&body)).unwrap();
+    let stored = fs::read(spool.message_path(&id)).unwrap();
+    let header_end = stored.windows(2).position(|w| w == b"\r\n").unwrap();
+    assert!(stored.starts_with(b"Received: from DESKTOP-7Q2K3LM ([192.0.2.7])\r\n"));
+    assert!(
+        stored[header_end..].starts_with(b"\r\n\tby mail.example.org (Outpost) with ESMTPSA id ")
+    );
+    assert!(stored.ends_with(&body));
+    let header_len = stored.len() - body.len();
+    let header = std::str::from_utf8(&stored[..header_len]).unwrap();
+    assert!(header.contains(&format!(" id {id}\r\n")), "{header}");
+    assert!(header.ends_with(" +0000\r\n"), "{header}");
+    assert_eq!(spool.read_message(&id).unwrap(), stored);
+    let env = fs::read_to_string(dir.path().join("queue").join(format!("{id}.env"))).unwrap();
+    assert!(
+        env.starts_with(&format!("version: 1\nid: {id}\narrival: ")),
+        "{env}"
+    );
+    assert!(env.contains("\nrcpt: bob@example.com notify=- orcpt=- state=pending attempts=0\n"));
+    assert!(env.ends_with('\n') && env.lines().last().unwrap().starts_with("end "));
+}
+
+#[test]
+fn permissions_are_private() {
+    let dir = TempDir::new("perms");
+    let spool = Spool::open(dir.path()).unwrap();
+    let id = spool.store(&new_message(b"x\r\n")).unwrap();
+    assert_eq!(mode(spool.dir()), 0o700);
+    assert_eq!(mode(&spool.message_path(&id)), 0o600);
+    assert_eq!(mode(&spool.dir().join(format!("{id}.env"))), 0o600);
+}
+
+#[test]
+fn torn_env_is_corrupt_and_quarantined() {
+    let dir = TempDir::new("torn");
+    let spool = Spool::open(dir.path()).unwrap();
+    let id = spool.store(&new_message(b"x\r\n")).unwrap();
+    let env = spool.dir().join(format!("{id}.env"));
+    let bytes = fs::read(&env).unwrap();
+    fs::write(&env, &bytes[..bytes.len() / 2]).unwrap();
+    assert!(matches!(spool.load(&id), Err(QueueError::Corrupt { .. })));
+    spool.quarantine(&id).unwrap();
+    assert!(spool.list().unwrap().is_empty());
+    assert!(spool
+        .dir()
+        .join("corrupt")
+        .join(format!("{id}.env"))
+        .exists());
+    assert!(spool
+        .dir()
+        .join("corrupt")
+        .join(format!("{id}.msg"))
+        .exists());
+}
+
+#[test]
+fn truncated_or_altered_message_is_corrupt() {
+    let dir = TempDir::new("torn-msg");
+    let spool = Spool::open(dir.path()).unwrap();
+    let id = spool.store(&new_message(b"hello world\r\n")).unwrap();
+    let path = spool.message_path(&id);
+    let mut bytes = fs::read(&path).unwrap();
+    fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
+    assert!(matches!(spool.load(&id), Err(QueueError::Corrupt { .. })));
+    let last = bytes.len() - 3;
+    bytes[last] = b'W';
+    fs::write(&path, &bytes).unwrap();
+    assert!(spool.load(&id).is_ok(), "length matches");
+    assert!(matches!(
+        spool.read_message(&id),
+        Err(QueueError::Corrupt { .. })
+    ));
+}
+
+#[test]
+fn reopen_finds_every_message_and_cleans_orphans() {
+    let dir = TempDir::new("reopen");
+    let mut ids = Vec::new();
+    {
+        let spool = Spool::open(dir.path()).unwrap();
+        for i in 0..5 {
+            ids.push(
+                spool
+                    .store(&new_message(format!("m{i}\r\n").as_bytes()))
+                    .unwrap(),
+            );
+        }
+    }
+    let queue = dir.path().join("queue");
+    // Debris of a crash: temp files and a message whose envelope never
+    // made it (never acknowledged), and an envelope with no message.
+    fs::write(queue.join("0000000000000001.msg.tmp"), b"x").unwrap();
+    fs::write(queue.join("0000000000000001.env.tmp"), b"x").unwrap();
+    fs::write(queue.join("0000000000000002.msg"), b"x").unwrap();
+    let lonely = spool_env_copy(&queue, &ids[0], "0000000000000003");
+    let spool = Spool::open(dir.path()).unwrap();
+    assert_eq!(spool.list().unwrap(), ids);
+    for id in &ids {
+        spool.load(id).unwrap();
+    }
+    let mut left: Vec<String> = fs::read_dir(&queue)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n != "corrupt")
+        .collect();
+    left.sort();
+    assert_eq!(left.len(), 10, "{left:?}");
+    assert!(queue.join("corrupt").join(lonely).exists());
+}
+
+fn spool_env_copy(queue: &Path, from: &str, to: &str) -> String {
+    let name = format!("{to}.env");
+    fs::copy(queue.join(format!("{from}.env")), queue.join(&name)).unwrap();
+    name
+}
+
+#[test]
+fn attach_leaves_temp_files_alone() {
+    let dir = TempDir::new("attach");
+    let spool = Spool::open(dir.path()).unwrap();
+    let tmp = spool.dir().join("0000000000000001.msg.tmp");
+    fs::write(&tmp, b"in flight").unwrap();
+    Spool::attach(dir.path(), "h").unwrap();
+    assert!(tmp.exists());
+}
+
+#[test]
+fn update_and_remove() {
+    let dir = TempDir::new("update");
+    let spool = Spool::open(dir.path()).unwrap();
+    let id = spool.store(&new_message(b"x\r\n")).unwrap();
+    let mut message = spool.load(&id).unwrap();
+    message.states[0] = RecipientState::Delivered;
+    message.states[1] = RecipientState::Deferred {
+        reply: "451 4.4.1 No answer from host".into(),
+        attempts: 1,
+    };
+    message.attempts = 1;
+    message.next_attempt = 1_900_000_000;
+    spool.update(&id, &message).unwrap();
+    assert_eq!(spool.load(&id).unwrap(), message);
+    assert!(!spool.dir().join(format!("{id}.env.update.tmp")).exists());
+
+    let mut wrong = message.clone();
+    wrong.states.pop();
+    assert!(matches!(
+        spool.update(&id, &wrong),
+        Err(QueueError::Invalid { .. })
+    ));
+
+    spool.remove(&id).unwrap();
+    assert!(spool.list().unwrap().is_empty());
+    assert!(!spool.message_path(&id).exists());
+    // A removed message is not brought back by a late update.
+    assert!(spool.update(&id, &message).is_err());
+    assert!(spool.list().unwrap().is_empty());
+}
+
+#[test]
+fn bad_ids_never_become_paths() {
+    let dir = TempDir::new("bad-id");
+    let spool = Spool::open(dir.path()).unwrap();
+    for id in ["../../etc/passwd", "", "0123456789abcdef"] {
+        assert!(matches!(spool.load(id), Err(QueueError::Invalid { .. })));
+        assert!(matches!(spool.remove(id), Err(QueueError::Invalid { .. })));
+        assert!(matches!(
+            spool.quarantine(id),
+            Err(QueueError::Invalid { .. })
+        ));
+    }
+}
+
+#[test]
+fn disk_full_maps_to_no_space() {
+    let cases = [
+        (io::Error::from_raw_os_error(ENOSPC), EnqueueError::NoSpace),
+        (io::Error::from_raw_os_error(EDQUOT), EnqueueError::NoSpace),
+        (io::Error::from_raw_os_error(5), EnqueueError::Failed),
+        (io::Error::other("x"), EnqueueError::Failed),
+    ];
+    for (source, want) in cases {
+        let error = QueueError::Io {
+            path: PathBuf::from("q"),
+            source,
+        };
+        assert_eq!(error.as_enqueue_error(), want);
+    }
+    let corrupt = QueueError::Corrupt {
+        path: PathBuf::from("q"),
+        reason: "r".into(),
+    };
+    assert_eq!(corrupt.as_enqueue_error(), EnqueueError::Failed);
+}
+
+#[test]
+fn store_failure_leaves_nothing_behind() {
+    let dir = TempDir::new("fail");
+    let spool = Spool::open(dir.path()).unwrap();
+    let mut message = new_message(b"x\r\n");
+    message.envelope.recipients.clear();
+    assert!(spool.store(&message).is_err());
+    assert_eq!(fs::read_dir(spool.dir()).unwrap().count(), 0);
+}

@@ -1,0 +1,224 @@
+//! The spool writer thread: takes every submission waiting in its channel,
+//! writes them all, and commits them with one directory fsync (group
+//! commit), so many concurrent messages pay for one slow sync. Each `done`
+//! is called only after its message is durable.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{Receiver, Sender};
+
+use super::{Done, QueueError, Spool};
+use crate::proto::session::NewMessage;
+
+/// At most this many messages share one commit, so the first of a long
+/// burst is not kept waiting for the last.
+const MAX_BATCH: usize = 64;
+
+struct Submission {
+    message: Box<NewMessage>,
+    done: Done,
+}
+
+/// Counters of the writer, for logs and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriterStats {
+    /// Batches committed (one directory fsync each).
+    pub batches: u64,
+    /// Messages handled (stored or failed).
+    pub messages: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    batches: AtomicU64,
+    messages: AtomicU64,
+}
+
+/// A thread that stores messages handed to it, batching the fsyncs of
+/// concurrent messages (group commit); `done` is called after the batch is
+/// durable, never before.
+pub struct SpoolWriter {
+    sender: Option<Sender<Submission>>,
+    thread: Option<JoinHandle<()>>,
+    counters: Arc<Counters>,
+}
+
+impl SpoolWriter {
+    /// Starts the writer thread for `spool`.
+    pub fn start(spool: Arc<Spool>) -> SpoolWriter {
+        SpoolWriter::start_gated(spool, None)
+    }
+
+    /// Starts the writer; with a `gate` it waits for one message on it
+    /// before the first batch (tests use this to line up a batch).
+    fn start_gated(spool: Arc<Spool>, gate: Option<Receiver<()>>) -> SpoolWriter {
+        // Unbounded on purpose: each connection has at most one message in
+        // flight (the session waits for the answer), so the connection
+        // limit already bounds this queue, and `submit` must never block a
+        // protocol worker.
+        let (sender, receiver) = crossbeam_channel::unbounded::<Submission>();
+        let counters = Arc::new(Counters::default());
+        let thread_counters = Arc::clone(&counters);
+        let thread = std::thread::Builder::new()
+            .name("spool-writer".into())
+            .spawn(move || {
+                if let Some(gate) = gate {
+                    let _ = gate.recv();
+                }
+                run(&spool, &receiver, &thread_counters);
+            });
+        match thread {
+            Ok(handle) => SpoolWriter {
+                sender: Some(sender),
+                thread: Some(handle),
+                counters,
+            },
+            Err(error) => {
+                // Without a thread every submission fails with 451 (the
+                // channel's receiver is gone), which the client retries.
+                log::error!("spool: cannot start the writer thread: {error}");
+                SpoolWriter {
+                    sender: None,
+                    thread: None,
+                    counters,
+                }
+            }
+        }
+    }
+
+    /// Queues `message` for writing; `done` receives the id or the error.
+    pub fn submit(&self, message: Box<NewMessage>, done: Done) {
+        let Some(sender) = &self.sender else {
+            done(Err(QueueError::Stopped));
+            return;
+        };
+        if let Err(returned) = sender.send(Submission { message, done }) {
+            (returned.into_inner().done)(Err(QueueError::Stopped));
+        }
+    }
+
+    /// Batches and messages handled so far.
+    pub fn stats(&self) -> WriterStats {
+        WriterStats {
+            batches: self.counters.batches.load(Ordering::Relaxed),
+            messages: self.counters.messages.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl Drop for SpoolWriter {
+    /// Finishes what was submitted, then stops the thread.
+    fn drop(&mut self) {
+        self.sender = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn run(spool: &Spool, receiver: &Receiver<Submission>, counters: &Counters) {
+    while let Ok(first) = receiver.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match receiver.try_recv() {
+                Ok(more) => batch.push(more),
+                Err(_) => break,
+            }
+        }
+        let messages: Vec<&NewMessage> = batch.iter().map(|s| &*s.message).collect();
+        let results = spool.store_batch(&messages);
+        counters.batches.fetch_add(1, Ordering::Relaxed);
+        counters
+            .messages
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        let mut results = results.into_iter();
+        for submission in batch {
+            (submission.done)(results.next().unwrap_or(Err(QueueError::Stopped)));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::queue::tests::{new_message, TempDir};
+    use std::time::Duration;
+
+    #[test]
+    fn waiting_submissions_share_one_commit() {
+        let dir = TempDir::new("group-commit");
+        let spool = Spool::open(dir.path()).unwrap();
+        let (gate, gate_rx) = crossbeam_channel::bounded(1);
+        let writer = SpoolWriter::start_gated(Arc::clone(&spool), Some(gate_rx));
+        let (results, results_rx) = crossbeam_channel::unbounded();
+        for i in 0..10 {
+            let results = results.clone();
+            writer.submit(
+                Box::new(new_message(format!("message {i}\r\n").as_bytes())),
+                Box::new(move |r| results.send(r).unwrap()),
+            );
+        }
+        assert_eq!(writer.stats(), WriterStats::default());
+        gate.send(()).unwrap();
+        let mut ids = Vec::new();
+        for _ in 0..10 {
+            let id = results_rx
+                .recv_timeout(Duration::from_secs(10))
+                .unwrap()
+                .unwrap();
+            // Durable before `done`: both files are already in place.
+            assert!(spool.load(&id).is_ok());
+            ids.push(id);
+        }
+        assert_eq!(
+            writer.stats(),
+            WriterStats {
+                batches: 1,
+                messages: 10
+            }
+        );
+        let mut listed = spool.list().unwrap();
+        listed.sort();
+        ids.sort();
+        assert_eq!(listed, ids);
+    }
+
+    #[test]
+    fn later_submissions_form_new_batches() {
+        let dir = TempDir::new("batches");
+        let spool = Spool::open(dir.path()).unwrap();
+        let writer = SpoolWriter::start(Arc::clone(&spool));
+        for i in 0..3 {
+            let (tx, rx) = crossbeam_channel::bounded(1);
+            writer.submit(
+                Box::new(new_message(format!("{i}\r\n").as_bytes())),
+                Box::new(move |r| tx.send(r).unwrap()),
+            );
+            rx.recv_timeout(Duration::from_secs(10)).unwrap().unwrap();
+        }
+        assert_eq!(
+            writer.stats(),
+            WriterStats {
+                batches: 3,
+                messages: 3
+            }
+        );
+    }
+
+    #[test]
+    fn failures_reach_done() {
+        let dir = TempDir::new("writer-fail");
+        let spool = Spool::open(dir.path()).unwrap();
+        let writer = SpoolWriter::start(Arc::clone(&spool));
+        let mut message = new_message(b"x\r\n");
+        message.envelope.recipients.clear();
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        writer.submit(Box::new(message), Box::new(move |r| tx.send(r).unwrap()));
+        let result = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert!(matches!(result, Err(QueueError::Invalid { .. })));
+        drop(writer);
+        assert!(spool.list().unwrap().is_empty());
+    }
+}
