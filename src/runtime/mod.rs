@@ -77,7 +77,7 @@ impl fmt::Display for ServerError {
             ServerError::TlsPair(reason) => f.write_str(reason),
             ServerError::Tls(e) => write!(f, "{e}"),
             ServerError::Users(e) => write!(f, "users file: {e:?}"),
-            ServerError::Spool(e) => write!(f, "queue: {e:?}"),
+            ServerError::Spool(e) => write!(f, "queue: {e}"),
             ServerError::Bind { address, source } => {
                 write!(f, "cannot listen on {address}: {source}")
             }
@@ -209,7 +209,9 @@ fn start(config: Config, handle_signals: bool) -> Result<ServerHandle, ServerErr
     let tls = crate::tls::server_config(&cert, &key).map_err(ServerError::Tls)?;
     let first_start = create_users_file_if_missing(&config)?;
     let authenticator = Authenticator::load(&config.users_path()).map_err(ServerError::Users)?;
-    let spool = SpoolWriter::start(Spool::open(&config.data_dir).map_err(ServerError::Spool)?);
+    let spool = SpoolWriter::start(
+        Spool::open_with_hostname(&config.data_dir, &config.hostname).map_err(ServerError::Spool)?,
+    );
     let directory: Arc<dyn Directory> = Arc::new(LocalDirectory::new(
         &config.effective_local_domains(),
         authenticator.clone(),
