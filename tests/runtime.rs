@@ -51,7 +51,9 @@ fn lettre_submission_starttls_and_auth_login() {
         .authentication(vec![Mechanism::Login])
         .timeout(Some(Duration::from_secs(10)))
         .build();
-    mailer.send(&message(ALICE, "bob@example.org", "via 587")).unwrap();
+    mailer
+        .send(&message(ALICE, "bob@example.org", "via 587"))
+        .unwrap();
     let queued = queued_text(&server);
     assert_eq!(queued.len(), 1);
     assert!(queued[0].contains("Subject: via 587"), "{}", queued[0]);
@@ -67,7 +69,9 @@ fn lettre_submissions_implicit_tls_and_auth_plain() {
         .authentication(vec![Mechanism::Plain])
         .timeout(Some(Duration::from_secs(10)))
         .build();
-    mailer.send(&message(ALICE, "bob@example.org", "via 465")).unwrap();
+    mailer
+        .send(&message(ALICE, "bob@example.org", "via 465"))
+        .unwrap();
     let queued = queued_text(&server);
     assert_eq!(queued.len(), 1);
     assert!(queued[0].contains("Subject: via 465"), "{}", queued[0]);
@@ -83,7 +87,9 @@ fn lettre_wrong_password_is_refused() {
         .authentication(vec![Mechanism::Plain])
         .timeout(Some(Duration::from_secs(10)))
         .build();
-    let err = mailer.send(&message(ALICE, "bob@example.org", "nope")).unwrap_err();
+    let err = mailer
+        .send(&message(ALICE, "bob@example.org", "nope"))
+        .unwrap_err();
     assert!(err.to_string().contains("535"), "{err}");
     assert!(server.queued_messages().is_empty());
 }
@@ -97,7 +103,9 @@ fn lettre_plain_smtp_to_a_local_user() {
         .tls(Tls::None)
         .timeout(Some(Duration::from_secs(10)))
         .build();
-    mailer.send(&message("someone@example.org", ALICE, "via 25")).unwrap();
+    mailer
+        .send(&message("someone@example.org", ALICE, "via 25"))
+        .unwrap();
     assert_eq!(server.queued_messages().len(), 1);
 }
 
@@ -111,7 +119,10 @@ fn starttls_discards_pipelined_plaintext() {
     assert!(client.reply().starts_with("220"));
     let mut tls = client.into_tls(server.tls_client_config());
     let ehlo = tls.command("EHLO client.test");
-    assert!(ehlo.starts_with("250-"), "the first reply after TLS must answer EHLO: {ehlo}");
+    assert!(
+        ehlo.starts_with("250-"),
+        "the first reply after TLS must answer EHLO: {ehlo}"
+    );
     assert!(ehlo.contains("AUTH"), "{ehlo}");
     assert!(tls.command("QUIT").starts_with("221"));
 }
@@ -126,7 +137,10 @@ fn per_ip_connection_limit() {
     let _second = Client::greeted(server.submission());
     let mut third = Client::connect(server.smtp());
     let reply = third.reply();
-    assert!(reply.starts_with("421 4.7.0") && reply.contains("your address"), "{reply}");
+    assert!(
+        reply.starts_with("421 4.7.0") && reply.contains("your address"),
+        "{reply}"
+    );
     third.expect_closed();
     drop(_first);
     // The slot frees up once the server has seen the close.
@@ -201,7 +215,9 @@ fn tls_client_on_the_plaintext_port_is_closed_quickly() {
 
 #[test]
 fn plaintext_client_on_the_implicit_tls_port_is_closed_quickly() {
-    let server = TestServer::start_with(&[], |c| c.tls_handshake_timeout = Duration::from_millis(500));
+    let server = TestServer::start_with(&[], |c| {
+        c.tls_handshake_timeout = Duration::from_millis(500)
+    });
     // One that talks first...
     let mut talker = Client::connect(server.submissions());
     talker.send(b"EHLO plain.test\r\n");
@@ -241,7 +257,9 @@ fn shutdown_lets_a_session_finish_then_closes_idle_ones() {
     let mut busy = Client::greeted(address);
     assert!(busy.command("EHLO busy.test").starts_with("250"));
     assert!(busy.command("MAIL FROM:<a@example.org>").starts_with("250"));
-    assert!(busy.command("RCPT TO:<postmaster@mx.test>").starts_with("250"));
+    assert!(busy
+        .command("RCPT TO:<postmaster@mx.test>")
+        .starts_with("250"));
     assert!(busy.command("DATA").starts_with("354"));
     busy.send(b"Subject: in flight\r\n\r\n");
     let started = Instant::now();
@@ -256,7 +274,10 @@ fn shutdown_lets_a_session_finish_then_closes_idle_ones() {
     idle.expect_closed();
     stopper.join().unwrap();
     assert!(started.elapsed() < Duration::from_secs(8));
-    assert!(std::net::TcpStream::connect(address).is_err(), "still accepting after shutdown");
+    assert!(
+        std::net::TcpStream::connect(address).is_err(),
+        "still accepting after shutdown"
+    );
 }
 
 #[test]
@@ -264,7 +285,14 @@ fn sigterm_stops_the_binary_with_exit_code_zero() {
     let dir = TempDir::new("sigterm");
     let mut child = Command::new(env!("CARGO_BIN_EXE_outpost"))
         .args(["serve", "--hostname", HOSTNAME, "--shutdown-grace", "1s"])
-        .args(["--smtp", "127.0.0.1:0", "--submission", "off", "--submissions", "off"])
+        .args([
+            "--smtp",
+            "127.0.0.1:0",
+            "--submission",
+            "off",
+            "--submissions",
+            "off",
+        ])
         .arg("--data-dir")
         .arg(dir.path())
         .env("RUST_LOG", "info")
@@ -288,7 +316,10 @@ fn sigterm_stops_the_binary_with_exit_code_zero() {
     let address = address.expect("the server logged its address");
     let mut client = Client::greeted(address);
     assert!(client.command("NOOP").starts_with("250"));
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let reply = client.reply();
     assert!(reply.starts_with("421 4.3.2"), "{reply}");
@@ -297,10 +328,46 @@ fn sigterm_stops_the_binary_with_exit_code_zero() {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
         }
-        assert!(started.elapsed() < Duration::from_secs(10), "the server did not exit");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the server did not exit"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(code.code(), Some(0));
     let stdout = std::io::read_to_string(child.stdout.take().unwrap()).unwrap();
-    assert!(stdout.contains("postmaster@mx.test"), "first start message: {stdout}");
+    assert!(
+        stdout.contains("postmaster@mx.test"),
+        "first start message: {stdout}"
+    );
+}
+
+#[test]
+fn a_client_that_does_not_read_its_replies_is_slowed_down_not_buffered() {
+    const COMMANDS: usize = 200_000;
+    let server = TestServer::start(&[]);
+    let mut client = Client::greeted(server.smtp());
+    let mut writer = client.stream.try_clone().unwrap();
+    // Megabytes of replies pile up unread; the server must stop reading
+    // (bounded output) rather than buffer them, and catch up later.
+    let sender = std::thread::spawn(move || {
+        use std::io::Write;
+        let batch = "NOOP\r\n".repeat(1000);
+        for _ in 0..COMMANDS / 1000 {
+            writer.write_all(batch.as_bytes()).unwrap();
+        }
+        writer.write_all(b"QUIT\r\n").unwrap();
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let mut noops = 0;
+    loop {
+        let reply = client.reply();
+        if reply.starts_with("221") {
+            break;
+        }
+        assert!(reply.starts_with("250"), "{reply}");
+        noops += 1;
+    }
+    sender.join().unwrap();
+    assert_eq!(noops, COMMANDS);
 }

@@ -396,10 +396,16 @@ impl Conn {
                 progress |= self.feed(shared);
             }
             progress |= self.write(shared);
-            if self.peer_closed && self.state == State::Active && !progress {
-                // The client closed its side; answer what it sent, then go.
-                self.state = State::Closing;
-                progress = true;
+            if self.peer_closed && !progress {
+                let before = self.state;
+                match self.state {
+                    // The client closed its side; answer what it sent, then go.
+                    State::Active => self.state = State::Closing,
+                    // Nobody is left to greet or to shake hands with.
+                    State::GreetingDelay | State::Handshake => self.state = State::Closed,
+                    _ => {}
+                }
+                progress = self.state != before;
             }
             if self.state == State::Closed || !progress {
                 return;
@@ -525,7 +531,9 @@ impl Conn {
             let Some(session) = self.session.as_mut() else {
                 return progress;
             };
+            let replies_start = self.output.len();
             let fed = session.feed(&self.input, &mut self.output);
+            self.log_refusals(replies_start);
             let consumed = fed.consumed.min(self.input.len());
             self.input.drain(..consumed);
             progress |= consumed > 0;
@@ -551,6 +559,19 @@ impl Conn {
             self.close_if_session_closed();
         }
         progress
+    }
+
+    /// Logs each 4xx/5xx reply the session wrote after `start`: the reply
+    /// text says why (the session's texts are written for people).
+    fn log_refusals(&self, start: usize) {
+        let replies = self.output.get(start..).unwrap_or_default();
+        for line in replies.split(|&b| b == b'\n') {
+            let is_final_line = line.get(3) == Some(&b' ');
+            if is_final_line && matches!(line.first(), Some(b'4' | b'5')) {
+                let text = String::from_utf8_lossy(line);
+                log::info!("{}: refused: {}", self.describe(), text.trim_end());
+            }
+        }
     }
 
     fn act(&mut self, action: Action, shared: &Shared) {

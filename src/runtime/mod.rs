@@ -210,7 +210,8 @@ fn start(config: Config, handle_signals: bool) -> Result<ServerHandle, ServerErr
     let first_start = create_users_file_if_missing(&config)?;
     let authenticator = Authenticator::load(&config.users_path()).map_err(ServerError::Users)?;
     let spool = SpoolWriter::start(
-        Spool::open_with_hostname(&config.data_dir, &config.hostname).map_err(ServerError::Spool)?,
+        Spool::open_with_hostname(&config.data_dir, &config.hostname)
+            .map_err(ServerError::Spool)?,
     );
     let directory: Arc<dyn Directory> = Arc::new(LocalDirectory::new(
         &config.effective_local_domains(),

@@ -88,7 +88,10 @@ impl TestServer {
         let dir = TempDir::new("server");
         let mut users_file = String::new();
         for (address, password) in users {
-            users_file.push_str(&format!("{address}:{}\n", outpost::auth::hash_password(password)));
+            users_file.push_str(&format!(
+                "{address}:{}\n",
+                outpost::auth::hash_password(password)
+            ));
         }
         let users_path = dir.path().join("users");
         std::fs::write(&users_path, users_file).unwrap();
@@ -97,7 +100,11 @@ impl TestServer {
         adjust(&mut config);
         let handle = Server::start(config).unwrap();
         let cert_pem = std::fs::read(dir.path().join("tls/cert.pem")).unwrap();
-        TestServer { handle: Some(handle), cert_pem, dir }
+        TestServer {
+            handle: Some(handle),
+            cert_pem,
+            dir,
+        }
     }
 
     /// The server handle.
@@ -185,7 +192,10 @@ impl Client<TcpStream> {
         let stream = TcpStream::connect(address).unwrap();
         stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
         stream.set_nodelay(true).unwrap();
-        Client { stream, buffer: Vec::new() }
+        Client {
+            stream,
+            buffer: Vec::new(),
+        }
     }
 
     /// Connects and checks for the 220 greeting.
@@ -199,14 +209,21 @@ impl Client<TcpStream> {
     /// Wraps the connection in TLS (after a 220 to STARTTLS, or at once on
     /// port 465) and completes the handshake.
     pub fn into_tls(self, config: Arc<rustls::ClientConfig>) -> Client<TlsStream> {
-        assert!(self.buffer.is_empty(), "unread plaintext before TLS: {:?}", self.buffer);
+        assert!(
+            self.buffer.is_empty(),
+            "unread plaintext before TLS: {:?}",
+            self.buffer
+        );
         let name = rustls::pki_types::ServerName::try_from(HOSTNAME).unwrap();
         let connection = rustls::ClientConnection::new(config, name).unwrap();
         let mut stream = rustls::StreamOwned::new(connection, self.stream);
         while stream.conn.is_handshaking() {
             stream.conn.complete_io(&mut stream.sock).unwrap();
         }
-        Client { stream, buffer: Vec::new() }
+        Client {
+            stream,
+            buffer: Vec::new(),
+        }
     }
 }
 
@@ -228,7 +245,10 @@ impl<S: Read + Write> Client<S> {
     pub fn reply(&mut self) -> String {
         match self.try_reply() {
             Ok(reply) => reply,
-            Err(e) => panic!("no reply: {e}; have {:?}", String::from_utf8_lossy(&self.buffer)),
+            Err(e) => panic!(
+                "no reply: {e}; have {:?}",
+                String::from_utf8_lossy(&self.buffer)
+            ),
         }
     }
 
@@ -263,7 +283,10 @@ impl<S: Read + Write> Client<S> {
             match self.stream.read(&mut chunk) {
                 Ok(0) => return started.elapsed(),
                 Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut => {
+                Err(e)
+                    if e.kind() == io::ErrorKind::WouldBlock
+                        || e.kind() == io::ErrorKind::TimedOut =>
+                {
                     panic!("the server did not close the connection within {READ_TIMEOUT:?}")
                 }
                 // A reset or a TLS error also means closed.
