@@ -117,42 +117,14 @@ impl Unstuffer {
         let mut run = 0;
         while i < len {
             match self.state {
-                State::Mid => match memchr2(CR, LF, &input[i..]) {
-                    None => {
-                        self.line_len += len - i;
-                        i = len;
+                State::Mid => match self.skip_lines(input, i) {
+                    (next, true) => {
+                        i = next;
+                        self.state = State::LineStart;
                     }
-                    Some(k) => {
-                        let at = i + k;
-                        if input[at] == LF {
-                            self.bare_newline = true;
-                            self.line_len += k + 1;
-                            i = at + 1;
-                        } else if at + 1 == len {
-                            // CR at the end of the chunk: hold it back until
-                            // the next byte says whether it is a line end.
-                            self.line_len += k;
-                            self.copy(&input[run..at], out);
-                            i = len;
-                            run = len;
-                            self.state = State::MidCr;
-                        } else if input[at + 1] == LF {
-                            self.line_len += k + 2;
-                            self.end_line();
-                            i = at + 2;
-                            // Stay in the fast path unless the next line may
-                            // start with a dot.
-                            if i < len && input[i] != b'.' {
-                                continue;
-                            }
-                            self.state = State::LineStart;
-                        } else {
-                            self.bare_newline = true;
-                            self.line_len += k + 1;
-                            i = at + 1;
-                        }
-                    }
+                    (next, false) => i = self.mid_line(input, next, &mut run, out),
                 },
+
                 State::MidCr => {
                     if input[i] == LF {
                         self.line_len += 2;
@@ -221,6 +193,71 @@ impl Unstuffer {
             self.line_too_long = true;
         }
         DataStatus::NeedMore
+    }
+
+    /// The fast path: from `pos` inside a line, passes over whole CRLF lines
+    /// whose next line does not start with a dot, without copying (the
+    /// caller copies the whole run later). Returns where it stopped and
+    /// whether that is the start of a line (a dot, or the chunk's end);
+    /// otherwise the line at `pos` holds a bare CR/LF or does not end in
+    /// this chunk, and `mid_line` takes it one step at a time.
+    fn skip_lines(&mut self, input: &[u8], mut pos: usize) -> (usize, bool) {
+        let mut line_len = self.line_len;
+        let mut at_line_start = false;
+        while let Some(k) = memchr2(CR, LF, &input[pos..]) {
+            let at = pos + k;
+            if input[at] != CR || input.get(at + 1) != Some(&LF) {
+                break;
+            }
+            if line_len + k + 2 > self.max_line {
+                self.line_too_long = true;
+            }
+            line_len = 0;
+            pos = at + 2;
+            if input.get(pos).map_or(true, |&b| b == b'.') {
+                at_line_start = true;
+                break;
+            }
+        }
+        self.line_len = line_len;
+        (pos, at_line_start)
+    }
+
+    /// One step inside a line from `i`: up to and including the next CR or
+    /// LF. Returns the next index.
+    fn mid_line(&mut self, input: &[u8], i: usize, run: &mut usize, out: &mut Vec<u8>) -> usize {
+        let len = input.len();
+        match memchr2(CR, LF, &input[i..]) {
+            None => {
+                self.line_len += len - i;
+                len
+            }
+            Some(k) => {
+                let at = i + k;
+                if input[at] == LF {
+                    self.bare_newline = true;
+                    self.line_len += k + 1;
+                    at + 1
+                } else if at + 1 == len {
+                    // CR at the end of the chunk: hold it back until the
+                    // next byte says whether it is a line end.
+                    self.line_len += k;
+                    self.copy(&input[*run..at], out);
+                    *run = len;
+                    self.state = State::MidCr;
+                    len
+                } else if input[at + 1] == LF {
+                    self.line_len += k + 2;
+                    self.end_line();
+                    self.state = State::LineStart;
+                    at + 2
+                } else {
+                    self.bare_newline = true;
+                    self.line_len += k + 1;
+                    at + 1
+                }
+            }
+        }
     }
 
     /// Octets of message seen so far (kept or not).

@@ -216,14 +216,19 @@ pub fn parse(bytes: &[u8]) -> Result<QueuedMessage, EnvError> {
     let client_ip = lines.decoded("client")?;
     let helo = lines.decoded("helo")?;
     let (line, protocol) = lines.expect("protocol")?;
+    if protocol.is_empty() || !protocol.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(EnvError {
+            line,
+            reason: "bad protocol".into(),
+        });
+    }
+    // A name this version does not know (a newer writer) is not worth
+    // losing the message over: it only feeds logs and reports.
     let protocol = PROTOCOLS
         .iter()
         .copied()
         .find(|p| *p == protocol)
-        .ok_or_else(|| EnvError {
-            line,
-            reason: "unknown protocol".into(),
-        })?;
+        .unwrap_or("ESMTP");
     let auth_user = optional(lines.decoded("auth-user")?);
     let tls = optional(lines.decoded("tls")?);
     let (line, body) = lines.expect("body")?;
@@ -674,6 +679,13 @@ mod tests {
             let file = format!("{covered}{}\n", sha256_hex(covered.as_bytes()));
             assert!(parse(file.as_bytes()).is_err(), "{body}");
         }
+    }
+
+    #[test]
+    fn unknown_protocol_name_is_kept_as_esmtp() {
+        let mut message = sample();
+        message.origin.protocol = "ESMTPSX";
+        assert_eq!(parse(&render(&message)).unwrap().origin.protocol, "ESMTP");
     }
 
     #[test]

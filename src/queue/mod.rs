@@ -231,9 +231,8 @@ impl Spool {
                 // told 451 and will resend, so take them back rather than
                 // risk delivering a copy it never saw accepted.
                 let failed = |s: Result<Staged, QueueError>| {
-                    if let Ok(files) = s {
-                        self.discard(&files.id);
-                    }
+                    let files = s?;
+                    self.discard(&files.id);
                     Err(QueueError::Io {
                         path: error.path().to_path_buf(),
                         source: error.copy(),
