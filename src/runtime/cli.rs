@@ -171,10 +171,9 @@ fn passwd(args: &[String]) -> i32 {
         eprintln!("outpost: empty password");
         return EXIT_FAILURE;
     }
-    let hash = crate::auth::hash_password(password);
     match args.first() {
-        Some(address) => println!("{address}:{hash}"),
-        None => println!("{hash}"),
+        Some(address) => println!("{}", crate::auth::users_file_line(address, password)),
+        None => println!("{}", crate::auth::hash_password(password)),
     }
     0
 }

@@ -76,7 +76,7 @@ impl fmt::Display for ServerError {
             }
             ServerError::TlsPair(reason) => f.write_str(reason),
             ServerError::Tls(e) => write!(f, "{e}"),
-            ServerError::Users(e) => write!(f, "users file: {e:?}"),
+            ServerError::Users(e) => write!(f, "{e}"),
             ServerError::Spool(e) => write!(f, "queue: {e}"),
             ServerError::Bind { address, source } => {
                 write!(f, "cannot listen on {address}: {source}")
@@ -390,11 +390,11 @@ fn create_users_file_if_missing(config: &Config) -> Result<Option<FirstStart>, S
         .next()
         .unwrap_or_default();
     let user = format!("postmaster@{domain}");
-    let password = generate_password().map_err(|source| ServerError::Setup {
+    let password = crate::auth::generate_password().map_err(|_| ServerError::Setup {
         what: "generate a password",
-        source,
+        source: std::io::Error::other("the system random number generator failed"),
     })?;
-    let line = format!("{user}:{}\n", crate::auth::hash_password(&password));
+    let line = format!("{}\n", crate::auth::users_file_line(&user, &password));
     let failed = |source| ServerError::DataDir {
         path: path.clone(),
         source,
@@ -413,35 +413,4 @@ fn create_users_file_if_missing(config: &Config) -> Result<Option<FirstStart>, S
         password,
         users_file: path,
     }))
-}
-
-/// A random password of 20 characters from an alphabet without look-alikes
-/// (about 100 bits).
-fn generate_password() -> std::io::Result<String> {
-    use ring::rand::SecureRandom;
-    const ALPHABET: &[u8; 32] = b"abcdefghijkmnpqrstuvwxyz23456789";
-    let mut bytes = [0u8; 20];
-    ring::rand::SystemRandom::new()
-        .fill(&mut bytes)
-        .map_err(|_| std::io::Error::other("the system random number generator failed"))?;
-    // 32 divides 256, so `% 32` has no bias.
-    Ok(bytes
-        .iter()
-        .map(|b| char::from(ALPHABET[usize::from(b % 32)]))
-        .collect())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn passwords_are_random_and_readable() {
-        let (a, b) = (generate_password().unwrap(), generate_password().unwrap());
-        assert_eq!(a.len(), 20);
-        assert_ne!(a, b);
-        assert!(a
-            .bytes()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()));
-    }
 }
