@@ -75,6 +75,40 @@ fn lettre_submissions_implicit_tls_and_auth_plain() {
     let queued = queued_text(&server);
     assert_eq!(queued.len(), 1);
     assert!(queued[0].contains("Subject: via 465"), "{}", queued[0]);
+    assert!(
+        queued[0].contains("(using TLSv1.3) (authenticated as alice@mx.test)"),
+        "{}",
+        queued[0]
+    );
+}
+
+#[test]
+fn tls_1_2_clients_are_served_and_recorded() {
+    let server = TestServer::start(&[(ALICE, ALICE_PASSWORD)]);
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS12])
+    .unwrap()
+    .with_root_certificates(root_store(&server.cert_pem))
+    .with_no_client_auth();
+    let mut client = Client::connect(server.submissions()).into_tls(std::sync::Arc::new(config));
+    assert!(client.reply().starts_with("220"));
+    let login = client.login_plain(ALICE, ALICE_PASSWORD);
+    assert!(login.starts_with("235"), "{login}");
+    let reply = client.transaction(ALICE, "postmaster@mx.test", "Subject: tls12\r\n\r\nhi\r\n");
+    assert!(reply.starts_with("250"), "{reply}");
+    let queued = queued_text(&server);
+    assert!(queued[0].contains("(using TLSv1.2)"), "{}", queued[0]);
+}
+
+fn root_store(cert_pem: &[u8]) -> rustls::RootCertStore {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(cert_pem) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    roots
 }
 
 #[test]

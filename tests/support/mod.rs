@@ -295,11 +295,27 @@ impl<S: Read + Write> Client<S> {
         }
     }
 
+    /// EHLO then AUTH PLAIN with an initial response; returns the AUTH reply.
+    pub fn login_plain(&mut self, user: &str, password: &str) -> String {
+        use base64::Engine;
+        let ehlo = self.command("EHLO client.test");
+        assert!(ehlo.starts_with("250"), "EHLO: {ehlo}");
+        let token =
+            base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"));
+        self.command(&format!("AUTH PLAIN {token}"))
+    }
+
     /// EHLO, MAIL, RCPT, DATA with `body` (dot-stuffed by the caller, no
     /// final dot), then the 250 reply to the final dot.
     pub fn send_mail(&mut self, from: &str, to: &str, body: &str) -> String {
         let ehlo = self.command("EHLO client.test");
         assert!(ehlo.starts_with("250"), "EHLO: {ehlo}");
+        self.transaction(from, to, body)
+    }
+
+    /// MAIL, RCPT, DATA with `body` (after EHLO, and AUTH if needed), then
+    /// the reply to the final dot.
+    pub fn transaction(&mut self, from: &str, to: &str, body: &str) -> String {
         let mail = self.command(&format!("MAIL FROM:<{from}>"));
         assert!(mail.starts_with("250"), "MAIL: {mail}");
         let rcpt = self.command(&format!("RCPT TO:<{to}>"));
