@@ -282,9 +282,13 @@ fn getopts_options() -> getopts::Options {
 
 /// The `--help` text for `outpost serve`, with every default.
 pub fn usage() -> String {
+    format!("Usage: outpost serve [OPTIONS]\n\n{}", options_help())
+}
+
+/// Every option with its value hint, help and default.
+pub fn options_help() -> String {
     let mut text = String::from(
-        "Usage: outpost serve [OPTIONS]\n       outpost passwd [ADDRESS]\n\n\
-         Options (also accepted as `name = value` lines in --config FILE; the command line wins):\n",
+        "Options (also accepted as `name = value` lines in --config FILE; the command line wins):\n",
     );
     for spec in OPTIONS {
         let head = if spec.hint.is_empty() {

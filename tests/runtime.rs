@@ -405,3 +405,29 @@ fn a_client_that_does_not_read_its_replies_is_slowed_down_not_buffered() {
     sender.join().unwrap();
     assert_eq!(noops, COMMANDS);
 }
+
+#[test]
+fn large_bdat_chunks_and_long_data_pass_through_the_bounded_input_buffer() {
+    let server = TestServer::start(&[]);
+    let mut client = Client::greeted(server.smtp());
+    assert!(client.command("EHLO client.test").starts_with("250"));
+    assert!(client
+        .command("MAIL FROM:<a@example.org>")
+        .starts_with("250"));
+    assert!(client
+        .command("RCPT TO:<postmaster@mx.test>")
+        .starts_with("250"));
+    let line = format!("{}\r\n", "x".repeat(98));
+    let body = format!("Subject: big\r\n\r\n{}", line.repeat(3000));
+    client.send(format!("BDAT {} LAST\r\n", body.len()).as_bytes());
+    client.send(body.as_bytes());
+    let reply = client.reply();
+    assert!(reply.starts_with("250"), "{reply}");
+    let reply = client.transaction("a@example.org", "postmaster@mx.test", &body);
+    assert!(reply.starts_with("250"), "{reply}");
+    let queued = server.queued_messages();
+    assert_eq!(queued.len(), 2);
+    for path in queued {
+        assert!(std::fs::metadata(path).unwrap().len() > body.len() as u64);
+    }
+}

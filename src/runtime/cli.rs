@@ -70,7 +70,7 @@ fn overview() -> String {
         "  {:<32} {}\n\n",
         "outpost --help", "show this help"
     ));
-    text.push_str(&config::usage());
+    text.push_str(&config::options_help());
     text
 }
 
