@@ -1,1 +1,827 @@
-//! Command-line and config-file settings (pending).
+//! Command-line and config-file settings for `outpost serve`.
+//!
+//! Every option is one row of [`OPTIONS`]: its name, value hint, help text,
+//! default and a setter that parses the text. The command line (getopts) and
+//! the config file (`name = value` lines, `#` comments) both produce text
+//! values for those names; the command line wins, then the file, then the
+//! default. Adding a flag is one row plus a field in [`Config`].
+//!
+//! Also here: the value parsers (durations such as `30s`/`10m`/`4h`/`5d`,
+//! sizes such as `25M`/`25MiB`/bytes) and the CIDR matcher used for
+//! `--relay-networks`.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Errors in the command line or config file.
+#[derive(Debug)]
+pub enum ConfigError {
+    /// getopts refused the command line (unknown flag, missing value…).
+    CommandLine(String),
+    /// The config file could not be read.
+    ReadFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A config-file line is not `name = value` or names no known option.
+    FileLine {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+    /// An option's value does not parse.
+    BadValue {
+        option: &'static str,
+        value: String,
+        reason: String,
+    },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::CommandLine(reason) => write!(f, "{reason} (see outpost --help)"),
+            ConfigError::ReadFile { path, source } => {
+                write!(f, "cannot read config file {}: {source}", path.display())
+            }
+            ConfigError::FileLine { path, line, reason } => {
+                write!(f, "{}:{line}: {reason}", path.display())
+            }
+            ConfigError::BadValue {
+                option,
+                value,
+                reason,
+            } => {
+                write!(f, "--{option} {value:?}: {reason}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// All settings of a server.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Port-25-role listeners (mail from other servers, relay for trusted networks).
+    pub smtp: Vec<SocketAddr>,
+    /// Port-587-role listeners (STARTTLS, AUTH required).
+    pub submission: Vec<SocketAddr>,
+    /// Port-465-role listeners (implicit TLS, AUTH required).
+    pub submissions: Vec<SocketAddr>,
+    /// Our host name (greeting, EHLO, Received, self-signed certificate).
+    pub hostname: String,
+    /// Where the queue, TLS files and users file live.
+    pub data_dir: PathBuf,
+    /// PEM certificate chain; `None`: `<data-dir>/tls/cert.pem`, generated if missing.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key; `None`: `<data-dir>/tls/key.pem`, generated if missing.
+    pub tls_key: Option<PathBuf>,
+    /// Users file; `None`: `<data-dir>/users`, created with one user if missing.
+    pub users: Option<PathBuf>,
+    /// Domains we accept mail for; empty means the host name.
+    pub local_domains: Vec<String>,
+    /// Clients that may relay without AUTH and are exempt from the per-IP limit.
+    pub relay_networks: Vec<Cidr>,
+    /// Largest message, octets.
+    pub max_message_size: usize,
+    /// Most recipients per message.
+    pub max_recipients: usize,
+    /// Most connections at once.
+    pub max_connections: usize,
+    /// Most connections at once from one IP address.
+    pub max_connections_per_ip: usize,
+    /// Bad commands before 421 and close.
+    pub max_bad_commands: u32,
+    /// Idle time allowed while waiting for a command.
+    pub command_timeout: Duration,
+    /// Idle time allowed between reads inside DATA/BDAT.
+    pub data_timeout: Duration,
+    /// Longest a whole connection may last.
+    pub connection_timeout: Duration,
+    /// Longest a TLS handshake may take.
+    pub tls_handshake_timeout: Duration,
+    /// Wait this long before the greeting; clients that talk first are refused.
+    pub greeting_delay: Duration,
+    /// How long a graceful stop lets sessions finish before closing them.
+    pub shutdown_grace: Duration,
+    /// Also advertise `AUTH=LOGIN PLAIN` (Outlook 2003 and older).
+    pub auth_equals_line: bool,
+    /// An authenticated user may only send as its own address.
+    pub sender_check: bool,
+    /// Protocol worker threads.
+    pub workers: usize,
+}
+
+/// Defaults are the values of an empty command line, except that the
+/// listener lists start as given (no listeners) for programmatic use.
+impl Default for Config {
+    fn default() -> Config {
+        let mut config = Config {
+            smtp: Vec::new(),
+            submission: Vec::new(),
+            submissions: Vec::new(),
+            hostname: String::new(),
+            data_dir: PathBuf::new(),
+            tls_cert: None,
+            tls_key: None,
+            users: None,
+            local_domains: Vec::new(),
+            relay_networks: Vec::new(),
+            max_message_size: 0,
+            max_recipients: 0,
+            max_connections: 0,
+            max_connections_per_ip: 0,
+            max_bad_commands: 0,
+            command_timeout: Duration::ZERO,
+            data_timeout: Duration::ZERO,
+            connection_timeout: Duration::ZERO,
+            tls_handshake_timeout: Duration::ZERO,
+            greeting_delay: Duration::ZERO,
+            shutdown_grace: Duration::ZERO,
+            auth_equals_line: false,
+            sender_check: false,
+            workers: 0,
+        };
+        for option in OPTIONS {
+            if let Some(default) = option.default {
+                // The defaults are constants checked by a unit test.
+                let _ = (option.set)(&mut config, default);
+            }
+        }
+        config.hostname = system_hostname();
+        config.workers = default_workers();
+        config.smtp.clear();
+        config.submission.clear();
+        config.submissions.clear();
+        config
+    }
+}
+
+impl Config {
+    /// The local domains, or the host name when none were given.
+    pub fn effective_local_domains(&self) -> Vec<String> {
+        if self.local_domains.is_empty() {
+            vec![self.hostname.to_ascii_lowercase()]
+        } else {
+            self.local_domains.clone()
+        }
+    }
+
+    /// The users file path (given or `<data-dir>/users`).
+    pub fn users_path(&self) -> PathBuf {
+        self.users
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("users"))
+    }
+
+    /// Is `ip` in `--relay-networks`?
+    pub fn is_trusted(&self, ip: IpAddr) -> bool {
+        self.relay_networks.iter().any(|net| net.contains(ip))
+    }
+}
+
+/// What `outpost serve` was asked to do.
+#[derive(Debug)]
+pub enum Parsed {
+    /// Run with this configuration.
+    Run(Box<Config>),
+    /// Print [`usage`] and exit.
+    Help,
+}
+
+/// Sets one option from its text value.
+type Setter = fn(&mut Config, &str) -> Result<(), String>;
+
+/// One option: a row of the table.
+pub struct OptionSpec {
+    /// The long name, without `--`.
+    pub name: &'static str,
+    /// The value hint for `--help`; empty for a flag without value.
+    pub hint: &'static str,
+    /// One line of help.
+    pub help: &'static str,
+    /// The default as text, or `None` when it is computed (shown in `help`).
+    pub default: Option<&'static str>,
+    /// May be given more than once (values accumulate).
+    pub repeatable: bool,
+    /// Parses and stores the value.
+    pub set: Setter,
+}
+
+macro_rules! opt {
+    ($name:literal, $hint:literal, $help:literal, $default:expr, $repeat:literal, $set:expr) => {
+        OptionSpec {
+            name: $name,
+            hint: $hint,
+            help: $help,
+            default: $default,
+            repeatable: $repeat,
+            set: $set,
+        }
+    };
+}
+
+/// Every option of `outpost serve`, in `--help` order.
+#[rustfmt::skip]
+pub const OPTIONS: &[OptionSpec] = &[
+    opt!("smtp", "ADDR:PORT", "listener for mail from other servers (port 25 role); repeatable; `off`", Some("127.0.0.1:2525"), true, |c, v| listener(&mut c.smtp, v)),
+    opt!("submission", "ADDR:PORT", "listener for mail clients, STARTTLS (port 587 role); repeatable; `off`", Some("127.0.0.1:2587"), true, |c, v| listener(&mut c.submission, v)),
+    opt!("submissions", "ADDR:PORT", "listener for mail clients, implicit TLS (port 465 role); repeatable; `off`", Some("127.0.0.1:2465"), true, |c, v| listener(&mut c.submissions, v)),
+    opt!("hostname", "NAME", "host name for the greeting, EHLO and Received (default: the system host name)", None, false, |c, v| { c.hostname = non_empty(v)?.to_string(); Ok(()) }),
+    opt!("data-dir", "DIR", "queue, TLS files and users file live here", Some("./outpost-data"), false, |c, v| { c.data_dir = PathBuf::from(non_empty(v)?); Ok(()) }),
+    opt!("tls-cert", "FILE", "PEM certificate chain (default: self-signed, generated in DATA-DIR/tls)", None, false, |c, v| { c.tls_cert = Some(PathBuf::from(non_empty(v)?)); Ok(()) }),
+    opt!("tls-key", "FILE", "PEM private key, PKCS#8, RSA or EC (default: DATA-DIR/tls/key.pem)", None, false, |c, v| { c.tls_key = Some(PathBuf::from(non_empty(v)?)); Ok(()) }),
+    opt!("users", "FILE", "users file, one address:hash per line (default: DATA-DIR/users, created on first start)", None, false, |c, v| { c.users = Some(PathBuf::from(non_empty(v)?)); Ok(()) }),
+    opt!("local-domains", "D1,D2", "domains we accept mail for (default: the host name)", None, false, |c, v| { c.local_domains = domain_list(v)?; Ok(()) }),
+    opt!("relay-networks", "CIDR,...", "clients that may relay without AUTH; `none` for nobody", Some("127.0.0.0/8,::1/128"), false, |c, v| { c.relay_networks = cidr_list(v)?; Ok(()) }),
+    opt!("max-message-size", "SIZE", "largest message (bytes, or with K/M/G, KiB/MiB/GiB)", Some("25MiB"), false, |c, v| { c.max_message_size = parse_size(v)?; Ok(()) }),
+    opt!("max-recipients", "N", "most recipients per message (RFC 5321 4.5.3.1.8: at least 100)", Some("100"), false, |c, v| { c.max_recipients = parse_count(v)?; Ok(()) }),
+    opt!("max-connections", "N", "most connections at once", Some("1000"), false, |c, v| { c.max_connections = parse_count(v)?; Ok(()) }),
+    opt!("max-connections-per-ip", "N", "most connections at once from one address (relay networks exempt)", Some("50"), false, |c, v| { c.max_connections_per_ip = parse_count(v)?; Ok(()) }),
+    opt!("max-bad-commands", "N", "bad commands in a session before it is closed", Some("20"), false, |c, v| { c.max_bad_commands = parse_count(v)?; Ok(()) }),
+    opt!("command-timeout", "DURATION", "idle time allowed waiting for a command (RFC 5321 4.5.3.2: at least 5m)", Some("5m"), false, |c, v| { c.command_timeout = parse_duration(v)?; Ok(()) }),
+    opt!("data-timeout", "DURATION", "idle time allowed between reads of a message (RFC 5321 4.5.3.2.6)", Some("3m"), false, |c, v| { c.data_timeout = parse_duration(v)?; Ok(()) }),
+    opt!("connection-timeout", "DURATION", "longest a whole connection may last", Some("30m"), false, |c, v| { c.connection_timeout = parse_duration(v)?; Ok(()) }),
+    opt!("tls-handshake-timeout", "DURATION", "longest a TLS handshake may take", Some("20s"), false, |c, v| { c.tls_handshake_timeout = parse_duration(v)?; Ok(()) }),
+    opt!("greeting-delay", "DURATION", "wait before the greeting; clients talking first get 554 (0 = off)", Some("0"), false, |c, v| { c.greeting_delay = parse_duration(v)?; Ok(()) }),
+    opt!("shutdown-grace", "DURATION", "on SIGTERM, time sessions get to finish before they are closed", Some("30s"), false, |c, v| { c.shutdown_grace = parse_duration(v)?; Ok(()) }),
+    opt!("auth-equals-line", "", "also advertise AUTH=LOGIN PLAIN (Outlook 2003 and older)", Some("off"), false, |c, v| { c.auth_equals_line = parse_switch(v)?; Ok(()) }),
+    opt!("sender-check", "on|off", "authenticated users may only send as their own address", Some("on"), false, |c, v| { c.sender_check = parse_switch(v)?; Ok(()) }),
+    opt!("workers", "N", "protocol worker threads (default: number of CPUs)", None, false, |c, v| { c.workers = parse_count(v)?; Ok(()) }),
+];
+
+/// The `--config FILE` option, handled before the others.
+const CONFIG_OPTION: &str = "config";
+
+fn getopts_options() -> getopts::Options {
+    let mut options = getopts::Options::new();
+    options.long_only(false);
+    for spec in OPTIONS {
+        if spec.hint.is_empty() {
+            options.optflagmulti("", spec.name, spec.help);
+        } else if spec.repeatable {
+            options.optmulti("", spec.name, spec.help, spec.hint);
+        } else {
+            options.optopt("", spec.name, spec.help, spec.hint);
+        }
+    }
+    options.optopt(
+        "",
+        CONFIG_OPTION,
+        "read options from FILE (`name = value` lines, `#` comments)",
+        "FILE",
+    );
+    options.optflag("h", "help", "show this help");
+    options
+}
+
+/// The `--help` text for `outpost serve`, with every default.
+pub fn usage() -> String {
+    format!("Usage: outpost serve [OPTIONS]\n\n{}", options_help())
+}
+
+/// Every option with its value hint, help and default.
+pub fn options_help() -> String {
+    let mut text = String::from(
+        "Options (also accepted as `name = value` lines in --config FILE; the command line wins):\n",
+    );
+    for spec in OPTIONS {
+        let head = if spec.hint.is_empty() {
+            format!("  --{}", spec.name)
+        } else {
+            format!("  --{} {}", spec.name, spec.hint)
+        };
+        let default = match spec.default {
+            Some(d) if !d.is_empty() => format!(" [default: {d}]"),
+            _ => String::new(),
+        };
+        text.push_str(&format!("{head:<36} {}{default}\n", spec.help));
+    }
+    text.push_str(&format!(
+        "{:<36} {}\n",
+        "  --config FILE", "read options from FILE"
+    ));
+    text.push_str(&format!("{:<36} {}\n", "  -h, --help", "show this help"));
+    text.push_str("\nDurations: 30s, 10m, 4h, 5d (a bare number is seconds). Sizes: 25M = 25MiB; 25MB = 25000000.\n");
+    text
+}
+
+/// Parses the arguments after `serve` (and the config file they name).
+pub fn parse_args(args: &[String]) -> Result<Parsed, ConfigError> {
+    let matches = getopts_options()
+        .parse(args)
+        .map_err(|e| ConfigError::CommandLine(e.to_string()))?;
+    if matches.opt_present("help") {
+        return Ok(Parsed::Help);
+    }
+    if let Some(extra) = matches.free.first() {
+        return Err(ConfigError::CommandLine(format!(
+            "unexpected argument {extra:?}"
+        )));
+    }
+    let mut values: HashMap<&'static str, Vec<String>> = HashMap::new();
+    for spec in OPTIONS {
+        let given = if spec.hint.is_empty() {
+            vec!["on".to_string(); usize::from(matches.opt_present(spec.name))]
+        } else {
+            matches.opt_strs(spec.name)
+        };
+        if !given.is_empty() {
+            values.insert(spec.name, given);
+        }
+    }
+    let file_values = match matches.opt_str(CONFIG_OPTION) {
+        Some(path) => read_config_file(Path::new(&path))?,
+        None => HashMap::new(),
+    };
+    for (name, list) in file_values {
+        values.entry(name).or_insert(list);
+    }
+    build(&values).map(|c| Parsed::Run(Box::new(c)))
+}
+
+/// Applies `values` (by option name) over the defaults.
+fn build(values: &HashMap<&'static str, Vec<String>>) -> Result<Config, ConfigError> {
+    let mut config = Config::default();
+    for spec in OPTIONS {
+        let list: Vec<&str> = match (values.get(spec.name), spec.default) {
+            (Some(list), _) => list.iter().map(String::as_str).collect(),
+            (None, Some(default)) => vec![default],
+            (None, None) => continue,
+        };
+        if spec.repeatable {
+            // A repeatable option given explicitly replaces its default.
+            reset_list(&mut config, spec.name);
+        }
+        for value in list {
+            (spec.set)(&mut config, value).map_err(|reason| ConfigError::BadValue {
+                option: spec.name,
+                value: value.to_string(),
+                reason,
+            })?;
+        }
+    }
+    Ok(config)
+}
+
+fn reset_list(config: &mut Config, name: &str) {
+    match name {
+        "smtp" => config.smtp.clear(),
+        "submission" => config.submission.clear(),
+        "submissions" => config.submissions.clear(),
+        _ => {}
+    }
+}
+
+/// Reads `name = value` lines; `#` starts a comment; repeatable options may
+/// appear on several lines.
+fn read_config_file(path: &Path) -> Result<HashMap<&'static str, Vec<String>>, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse_config_text(&text).map_err(|(line, reason)| ConfigError::FileLine {
+        path: path.to_path_buf(),
+        line,
+        reason,
+    })
+}
+
+fn parse_config_text(text: &str) -> Result<HashMap<&'static str, Vec<String>>, (usize, String)> {
+    let mut values: HashMap<&'static str, Vec<String>> = HashMap::new();
+    for (index, raw) in text.lines().enumerate() {
+        let line_no = index + 1;
+        let line = raw.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let (name, value) = match line.split_once('=') {
+            Some((n, v)) => (n.trim().trim_start_matches("--"), v.trim()),
+            // A bare flag name means "on".
+            None => (line.trim_start_matches("--"), "on"),
+        };
+        let Some(spec) = OPTIONS.iter().find(|s| s.name == name) else {
+            return Err((line_no, format!("unknown option {name:?}")));
+        };
+        let entry = values.entry(spec.name).or_default();
+        if !spec.repeatable {
+            entry.clear();
+        }
+        entry.push(value.to_string());
+    }
+    Ok(values)
+}
+
+fn non_empty(value: &str) -> Result<&str, String> {
+    let value = value.trim();
+    if value.is_empty() {
+        Err("must not be empty".to_string())
+    } else {
+        Ok(value)
+    }
+}
+
+fn listener(list: &mut Vec<SocketAddr>, value: &str) -> Result<(), String> {
+    let value = value.trim();
+    if value.eq_ignore_ascii_case("off") {
+        list.clear();
+        return Ok(());
+    }
+    let addr = SocketAddr::from_str(value)
+        .map_err(|_| "expected ADDR:PORT such as 0.0.0.0:25 or [::]:587, or `off`".to_string())?;
+    list.push(addr);
+    Ok(())
+}
+
+fn domain_list(value: &str) -> Result<Vec<String>, String> {
+    let domains: Vec<String> = value
+        .split(',')
+        .map(|d| d.trim().trim_end_matches('.').to_lowercase())
+        .filter(|d| !d.is_empty())
+        .collect();
+    if domains.is_empty() {
+        return Err("expected at least one domain".to_string());
+    }
+    Ok(domains)
+}
+
+fn cidr_list(value: &str) -> Result<Vec<Cidr>, String> {
+    if value.trim().eq_ignore_ascii_case("none") {
+        return Ok(Vec::new());
+    }
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(Cidr::from_str)
+        .collect()
+}
+
+fn parse_count<T: FromStr>(value: &str) -> Result<T, String> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| "expected a whole number".to_string())
+}
+
+/// `on`/`off` (also `yes`/`no`, `true`/`false`, `1`/`0`).
+pub fn parse_switch(value: &str) -> Result<bool, String> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "on" | "yes" | "true" | "1" => Ok(true),
+        "off" | "no" | "false" | "0" => Ok(false),
+        _ => Err("expected on or off".to_string()),
+    }
+}
+
+/// A duration: a number with `ms`, `s`, `m`, `h` or `d`; a bare number is seconds.
+pub fn parse_duration(value: &str) -> Result<Duration, String> {
+    let value = value.trim();
+    let split = value
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(value.len());
+    let (number, unit) = value.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| "expected a duration such as 30s, 10m, 4h or 5d".to_string())?;
+    let millis_per_unit: u64 = match unit.trim() {
+        "ms" => 1,
+        "" | "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        other => return Err(format!("unknown unit {other:?}; use s, m, h or d")),
+    };
+    number
+        .checked_mul(millis_per_unit)
+        .map(Duration::from_millis)
+        .ok_or_else(|| "too long".to_string())
+}
+
+/// A size: bytes, or a number with `K`/`M`/`G` or `KiB`/`MiB`/`GiB`
+/// (powers of 1024) or `KB`/`MB`/`GB` (powers of 1000).
+pub fn parse_size(value: &str) -> Result<usize, String> {
+    let value = value.trim();
+    let split = value
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(value.len());
+    let (number, unit) = value.split_at(split);
+    let number: usize = number
+        .parse()
+        .map_err(|_| "expected a size such as 25M, 25MiB or 1048576".to_string())?;
+    let multiplier: usize = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        other => {
+            return Err(format!(
+                "unknown unit {other:?}; use K, M, G, KiB, MiB or GiB"
+            ))
+        }
+    };
+    number
+        .checked_mul(multiplier)
+        .ok_or_else(|| "too large".to_string())
+}
+
+/// The system host name from `/proc/sys/kernel/hostname`, or `localhost`.
+pub fn system_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+fn default_workers() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+}
+
+/// An IP network such as `192.168.0.0/16` or `::1/128`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    network: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// Does the network contain `ip`? IPv4-mapped IPv6 addresses
+    /// (`::ffff:a.b.c.d`, as dual-stack sockets report them) match IPv4 networks.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        match (self.network, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => prefix_match(
+                u128::from(u32::from(net)),
+                u128::from(u32::from(ip)),
+                self.prefix,
+                32,
+            ),
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                prefix_match(u128::from(net), u128::from(ip), self.prefix, 128)
+            }
+            _ => false,
+        }
+    }
+}
+
+fn prefix_match(net: u128, ip: u128, prefix: u8, bits: u8) -> bool {
+    if prefix == 0 {
+        return true;
+    }
+    let shift = u32::from(bits - prefix);
+    (net >> shift) == (ip >> shift)
+}
+
+impl FromStr for Cidr {
+    type Err = String;
+
+    /// `ADDR/PREFIX`, or a bare address meaning just that host.
+    fn from_str(text: &str) -> Result<Cidr, String> {
+        let bad = || format!("{text:?} is not a network such as 10.0.0.0/8 or fd00::/8");
+        let (addr, prefix) = match text.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (text, None),
+        };
+        let network = IpAddr::from_str(addr.trim()).map_err(|_| bad())?;
+        let bits = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p.trim().parse::<u8>().map_err(|_| bad())?,
+            None => bits,
+        };
+        if prefix > bits {
+            return Err(bad());
+        }
+        Ok(Cidr { network, prefix })
+    }
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.network, self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn run(list: &[&str]) -> Config {
+        match parse_args(&args(list)).unwrap() {
+            Parsed::Run(c) => *c,
+            Parsed::Help => panic!("help"),
+        }
+    }
+
+    #[test]
+    fn every_default_parses() {
+        let mut config = Config::default();
+        for spec in OPTIONS {
+            if let Some(d) = spec.default {
+                (spec.set)(&mut config, d).unwrap_or_else(|e| panic!("{}: {e}", spec.name));
+            }
+        }
+    }
+
+    #[test]
+    fn no_flags_gives_safe_defaults() {
+        let c = run(&[]);
+        assert_eq!(c.smtp, vec!["127.0.0.1:2525".parse().unwrap()]);
+        assert_eq!(c.submission, vec!["127.0.0.1:2587".parse().unwrap()]);
+        assert_eq!(c.submissions, vec!["127.0.0.1:2465".parse().unwrap()]);
+        assert_eq!(c.data_dir, PathBuf::from("./outpost-data"));
+        assert_eq!(c.max_message_size, 25 * 1024 * 1024);
+        assert_eq!(c.max_recipients, 100);
+        assert_eq!(c.max_connections, 1000);
+        assert_eq!(c.max_connections_per_ip, 50);
+        assert_eq!(c.command_timeout, Duration::from_secs(300));
+        assert_eq!(c.greeting_delay, Duration::ZERO);
+        assert!(c.sender_check);
+        assert!(!c.auth_equals_line);
+        assert!(c.workers >= 1);
+        assert!(!c.hostname.is_empty());
+        assert!(c.is_trusted("127.0.0.1".parse().unwrap()));
+        assert!(c.is_trusted("::1".parse().unwrap()));
+        assert!(!c.is_trusted("192.0.2.1".parse().unwrap()));
+        assert_eq!(
+            c.effective_local_domains(),
+            vec![c.hostname.to_ascii_lowercase()]
+        );
+    }
+
+    #[test]
+    fn flags_override_defaults() {
+        let c = run(&[
+            "--smtp",
+            "0.0.0.0:25",
+            "--smtp",
+            "[::]:25",
+            "--submission",
+            "off",
+            "--hostname",
+            "mx.example",
+            "--local-domains",
+            "Example.COM, example.net.",
+            "--relay-networks",
+            "none",
+            "--max-message-size",
+            "10M",
+            "--command-timeout",
+            "10m",
+            "--auth-equals-line",
+            "--sender-check",
+            "off",
+            "--workers",
+            "3",
+        ]);
+        assert_eq!(c.smtp.len(), 2);
+        assert!(c.submission.is_empty());
+        assert_eq!(c.submissions.len(), 1);
+        assert_eq!(c.hostname, "mx.example");
+        assert_eq!(c.local_domains, vec!["example.com", "example.net"]);
+        assert!(c.relay_networks.is_empty());
+        assert_eq!(c.max_message_size, 10 << 20);
+        assert_eq!(c.command_timeout, Duration::from_secs(600));
+        assert!(c.auth_equals_line);
+        assert!(!c.sender_check);
+        assert_eq!(c.workers, 3);
+    }
+
+    #[test]
+    fn config_file_then_command_line_wins() {
+        let dir = std::env::temp_dir().join(format!("outpost-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("outpost.conf");
+        std::fs::write(
+            &file,
+            "# comment\nhostname = file.example  # trailing comment\nmax-recipients=7\n\
+             smtp = 127.0.0.1:25\nsmtp = 127.0.0.1:26\nauth-equals-line\n",
+        )
+        .unwrap();
+        let c = run(&["--config", file.to_str().unwrap(), "--max-recipients", "9"]);
+        assert_eq!(c.hostname, "file.example");
+        assert_eq!(c.max_recipients, 9);
+        assert_eq!(c.smtp.len(), 2);
+        assert!(c.auth_equals_line);
+        std::fs::write(&file, "no-such-option = 1\n").unwrap();
+        let err = parse_args(&args(&["--config", file.to_str().unwrap()])).unwrap_err();
+        assert!(err.to_string().contains(":1: unknown option"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn bad_values_name_the_option() {
+        for (list, needle) in [
+            (&["--smtp", "localhost"][..], "--smtp"),
+            (&["--max-message-size", "lots"][..], "--max-message-size"),
+            (&["--command-timeout", "5y"][..], "--command-timeout"),
+            (&["--relay-networks", "10.0.0.0/33"][..], "--relay-networks"),
+            (&["--sender-check", "maybe"][..], "--sender-check"),
+            (&["--no-such-flag"][..], "no-such-flag"),
+        ] {
+            let err = parse_args(&args(list)).unwrap_err().to_string();
+            assert!(err.contains(needle), "{list:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn help_lists_every_option() {
+        assert!(matches!(
+            parse_args(&args(&["--help"])).unwrap(),
+            Parsed::Help
+        ));
+        let text = usage();
+        for spec in OPTIONS {
+            assert!(text.contains(&format!("--{}", spec.name)), "{}", spec.name);
+        }
+    }
+
+    #[test]
+    fn durations() {
+        for (text, want) in [
+            ("30s", Some(30_000)),
+            ("10m", Some(600_000)),
+            ("4h", Some(14_400_000)),
+            ("5d", Some(432_000_000)),
+            ("45", Some(45_000)),
+            ("0", Some(0)),
+            ("250ms", Some(250)),
+            ("", None),
+            ("m", None),
+            ("5y", None),
+            ("-5s", None),
+        ] {
+            assert_eq!(
+                parse_duration(text).ok(),
+                want.map(Duration::from_millis),
+                "{text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn sizes() {
+        for (text, want) in [
+            ("25M", Some(25 << 20)),
+            ("25MiB", Some(25 << 20)),
+            ("25mb", Some(25_000_000)),
+            ("1024", Some(1024)),
+            ("4K", Some(4096)),
+            ("1G", Some(1 << 30)),
+            ("", None),
+            ("12X", None),
+        ] {
+            assert_eq!(parse_size(text).ok(), want, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn cidr_matching() {
+        for (net, ip, want) in [
+            ("127.0.0.0/8", "127.1.2.3", true),
+            ("127.0.0.0/8", "128.0.0.1", false),
+            ("192.168.1.0/24", "192.168.1.255", true),
+            ("192.168.1.0/24", "192.168.2.0", false),
+            ("10.1.2.3", "10.1.2.3", true),
+            ("10.1.2.3", "10.1.2.4", false),
+            ("0.0.0.0/0", "203.0.113.9", true),
+            ("0.0.0.0/0", "::1", false),
+            ("::1/128", "::1", true),
+            ("::1/128", "::2", false),
+            ("fd00::/8", "fd12:3456::1", true),
+            ("fd00::/8", "fe80::1", false),
+            ("::/0", "2001:db8::1", true),
+            ("127.0.0.0/8", "::ffff:127.0.0.1", true),
+            ("::1/128", "127.0.0.1", false),
+        ] {
+            let cidr: Cidr = net.parse().unwrap();
+            assert_eq!(cidr.contains(ip.parse().unwrap()), want, "{net} {ip}");
+        }
+        for bad in [
+            "",
+            "10.0.0.0/",
+            "10.0.0.0/33",
+            "::/129",
+            "example.com/8",
+            "10.0.0/8",
+        ] {
+            assert!(bad.parse::<Cidr>().is_err(), "{bad:?}");
+        }
+    }
+}

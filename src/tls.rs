@@ -1,1 +1,229 @@
-//! TLS configuration (pending).
+//! TLS settings for the server side: rustls 0.23 with the ring provider,
+//! TLS 1.2 and 1.3 only (current Windows has 1.0/1.1 disabled; RFC 8996
+//! deprecates them), loading a PEM certificate chain and a PKCS#8, RSA or EC
+//! key, and generating the self-signed certificate of a first start.
+//!
+//! rcgen with ring can only generate ECDSA P-256 keys; an RSA certificate
+//! would be kinder to very old Windows TLS stacks, so production setups
+//! should bring their own (e.g. from Let's Encrypt) with `--tls-cert`.
+
+use std::fmt;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::{CommonState, ProtocolVersion, ServerConfig};
+
+/// Errors loading or creating TLS material; each names the file involved.
+#[derive(Debug)]
+pub enum TlsError {
+    /// A file could not be read.
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A file could not be written.
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The certificate file holds no `CERTIFICATE` PEM block, or a bad one.
+    BadCertificate { path: PathBuf, reason: String },
+    /// The key file holds no usable private key.
+    BadKey { path: PathBuf, reason: String },
+    /// rustls refused the certificate/key pair (e.g. they do not match).
+    Rejected {
+        cert: PathBuf,
+        key: PathBuf,
+        reason: String,
+    },
+    /// The self-signed certificate could not be generated.
+    Generate(String),
+}
+
+impl fmt::Display for TlsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TlsError::Read { path, source } => {
+                write!(f, "cannot read {}: {source}", path.display())
+            }
+            TlsError::Write { path, source } => {
+                write!(f, "cannot write {}: {source}", path.display())
+            }
+            TlsError::BadCertificate { path, reason } => {
+                write!(f, "bad certificate file {}: {reason}", path.display())
+            }
+            TlsError::BadKey { path, reason } => {
+                write!(f, "bad private key file {}: {reason}", path.display())
+            }
+            TlsError::Rejected { cert, key, reason } => write!(
+                f,
+                "certificate {} and key {} cannot be used together: {reason}",
+                cert.display(),
+                key.display()
+            ),
+            TlsError::Generate(reason) => {
+                write!(f, "cannot generate a self-signed certificate: {reason}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for TlsError {}
+
+/// The protocol versions we speak: TLS 1.2 and 1.3 only.
+static VERSIONS: &[&rustls::SupportedProtocolVersion] =
+    &[&rustls::version::TLS13, &rustls::version::TLS12];
+
+/// Reads a PEM certificate chain (leaf first).
+pub fn load_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let pem = std::fs::read(path).map_err(|source| TlsError::Read {
+        path: path.into(),
+        source,
+    })?;
+    let chain = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TlsError::BadCertificate {
+            path: path.into(),
+            reason: e.to_string(),
+        })?;
+    if chain.is_empty() {
+        return Err(TlsError::BadCertificate {
+            path: path.into(),
+            reason: "no -----BEGIN CERTIFICATE----- block found".to_string(),
+        });
+    }
+    Ok(chain)
+}
+
+/// Reads the first private key (PKCS#8, PKCS#1 RSA or SEC1 EC) from a PEM file.
+pub fn load_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    let pem = std::fs::read(path).map_err(|source| TlsError::Read {
+        path: path.into(),
+        source,
+    })?;
+    PrivateKeyDer::from_pem_slice(&pem).map_err(|e| TlsError::BadKey {
+        path: path.into(),
+        reason: format!(
+            "{e} (expected a PEM PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY block; \
+             encrypted keys are not supported)"
+        ),
+    })
+}
+
+/// The rustls server configuration for `cert` and `key`.
+pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> {
+    let chain = load_certificates(cert)?;
+    let private_key = load_private_key(key)?;
+    let rejected = |e: rustls::Error| TlsError::Rejected {
+        cert: cert.into(),
+        key: key.into(),
+        reason: e.to_string(),
+    };
+    let config =
+        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_protocol_versions(VERSIONS)
+            .map_err(rejected)?
+            .with_no_client_auth()
+            .with_single_cert(chain, private_key)
+            .map_err(rejected)?;
+    Ok(Arc::new(config))
+}
+
+/// Generates a self-signed ECDSA P-256 certificate for `names` and writes it
+/// to `cert` and `key` (the key with mode 0600), creating parent directories.
+pub fn generate_self_signed(names: &[String], cert: &Path, key: &Path) -> Result<(), TlsError> {
+    let certified = rcgen::generate_simple_self_signed(names.to_vec())
+        .map_err(|e| TlsError::Generate(e.to_string()))?;
+    write_file(key, certified.signing_key.serialize_pem().as_bytes(), 0o600)?;
+    write_file(cert, certified.cert.pem().as_bytes(), 0o644)?;
+    Ok(())
+}
+
+/// Creates `path` with `mode` (Unix permissions set at creation, so the key
+/// is never readable by others, not even briefly).
+fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), TlsError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let failed = |source| TlsError::Write {
+        path: path.into(),
+        source,
+    };
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(failed)?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .map_err(failed)?;
+    file.write_all(contents).map_err(failed)?;
+    file.sync_all().map_err(failed)
+}
+
+/// The negotiated version as mail logs and Received headers write it
+/// (`TLSv1.2`, `TLSv1.3`), once the handshake has got that far.
+pub fn version_name(connection: &CommonState) -> Option<&'static str> {
+    match connection.protocol_version()? {
+        ProtocolVersion::TLSv1_3 => Some("TLSv1.3"),
+        ProtocolVersion::TLSv1_2 => Some("TLSv1.2"),
+        _ => Some("TLS"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("outpost-tls-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn generated_certificate_loads_and_key_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = temp_dir("gen");
+        let (cert, key) = (dir.join("tls/cert.pem"), dir.join("tls/key.pem"));
+        generate_self_signed(&["mx.example".to_string()], &cert, &key).unwrap();
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        server_config(&cert, &key).unwrap();
+        // Never overwrite existing material.
+        assert!(generate_self_signed(&["x".to_string()], &cert, &key).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn errors_name_the_file() {
+        let dir = temp_dir("bad");
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        let err = server_config(&cert, &key).unwrap_err().to_string();
+        assert!(err.contains("cert.pem"), "{err}");
+        std::fs::write(&cert, "not pem").unwrap();
+        let err = server_config(&cert, &key).unwrap_err().to_string();
+        assert!(
+            err.contains("no -----BEGIN CERTIFICATE") && err.contains("cert.pem"),
+            "{err}"
+        );
+        std::fs::remove_file(&cert).unwrap();
+        generate_self_signed(&["a.example".to_string()], &cert, &dir.join("k1.pem")).unwrap();
+        std::fs::write(
+            &key,
+            "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let err = server_config(&cert, &key).unwrap_err().to_string();
+        assert!(err.contains("key.pem"), "{err}");
+        // A key that does not belong to the certificate.
+        std::fs::remove_file(&key).unwrap();
+        generate_self_signed(&["b.example".to_string()], &dir.join("c2.pem"), &key).unwrap();
+        let err = server_config(&cert, &key).unwrap_err().to_string();
+        assert!(err.contains("cannot be used together"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

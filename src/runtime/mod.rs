@@ -1,8 +1,416 @@
-//! runtime (pending).
+//! The I/O edge of the server, and the only home of mio, server-side rustls
+//! I/O and the protocol worker threads.
+//!
+//! One event-loop thread (`event_loop`) owns the listeners and every idle
+//! socket; a fixed pool of workers (`pool`) runs the protocol for
+//! connections (`conn`) that have something to do; password checks and
+//! spooling run on the authenticator's and the spool writer's own threads
+//! and answer through the loop, so a worker never waits for them. A
+//! connection is owned by one thread at a time and moves by channel.
+//!
+//! [`Server::start`] is the library entry point (tests use it with port-0
+//! listeners); `cli` is the `outpost` command line.
 
-/// Runs the command line `args` (including the program name); returns the
-/// process exit code.
-pub fn main_with_args(args: Vec<String>) -> i32 {
-    let _ = args;
-    2
+mod cli;
+mod conn;
+pub mod directory;
+mod event_loop;
+pub mod limits;
+mod pool;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use mio::{Poll, Waker};
+
+pub use cli::main_with_args;
+
+use crate::auth::{AuthError, Authenticator};
+use crate::config::Config;
+use crate::proto::dot::MAX_TEXT_LINE;
+use crate::proto::session::{Directory, Role, SessionConfig};
+use crate::queue::{QueueError, Spool, SpoolWriter};
+use crate::tls::TlsError;
+use directory::LocalDirectory;
+use event_loop::{EventLoop, Listener, LoopMessage, Notifier};
+use limits::JOBS_PER_WORKER;
+use pool::Pool;
+
+/// Errors starting the server; each says what was being done.
+#[derive(Debug)]
+pub enum ServerError {
+    /// The data directory (or a file in it) could not be created.
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// Only one of `--tls-cert` and `--tls-key` was given, or only one of
+    /// the generated pair exists.
+    TlsPair(String),
+    /// Loading or generating the certificate failed.
+    Tls(TlsError),
+    /// The users file could not be loaded.
+    Users(AuthError),
+    /// The spool could not be opened.
+    Spool(QueueError),
+    /// A listener could not be bound.
+    Bind {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
+    /// The poll, the waker, the signal pipe or a thread could not be set up.
+    Setup {
+        what: &'static str,
+        source: std::io::Error,
+    },
+}
+
+impl fmt::Display for ServerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServerError::DataDir { path, source } => {
+                write!(f, "cannot create {}: {source}", path.display())
+            }
+            ServerError::TlsPair(reason) => f.write_str(reason),
+            ServerError::Tls(e) => write!(f, "{e}"),
+            ServerError::Users(e) => write!(f, "{e}"),
+            ServerError::Spool(e) => write!(f, "queue: {e}"),
+            ServerError::Bind { address, source } => {
+                write!(f, "cannot listen on {address}: {source}")
+            }
+            ServerError::Setup { what, source } => write!(f, "cannot {what}: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for ServerError {}
+
+/// What every worker needs, shared read-only.
+pub(crate) struct Shared {
+    /// The settings.
+    pub config: Arc<Config>,
+    /// The settings the sessions see.
+    pub session_config: Arc<SessionConfig>,
+    /// Local domains and users.
+    pub directory: Arc<dyn Directory>,
+    /// rustls server settings.
+    pub tls: Arc<rustls::ServerConfig>,
+    /// Password checks (on its own threads).
+    pub authenticator: Arc<Authenticator>,
+    /// Durable spooling (on its own thread).
+    pub spool: SpoolWriter,
+    /// The way back into the event loop.
+    pub notify: Notifier,
+}
+
+/// The user created on the very first start, whose password is shown once.
+#[derive(Debug, Clone)]
+pub struct FirstStart {
+    /// The user's address, e.g. `postmaster@mx.example`.
+    pub user: String,
+    /// The generated password.
+    pub password: String,
+    /// The users file that was created.
+    pub users_file: PathBuf,
+}
+
+/// Starts servers.
+pub struct Server;
+
+impl Server {
+    /// Prepares the data directory (self-signed certificate and first user
+    /// if missing), binds the listeners (port 0 allowed), and starts the
+    /// event loop and workers. Signals are left alone.
+    pub fn start(config: Config) -> Result<ServerHandle, ServerError> {
+        start(config, false)
+    }
+
+    /// Like [`Server::start`], and SIGTERM/SIGINT stop the server
+    /// gracefully (a second signal stops it at once).
+    pub fn start_with_signals(config: Config) -> Result<ServerHandle, ServerError> {
+        start(config, true)
+    }
+}
+
+/// A running server.
+pub struct ServerHandle {
+    smtp: Vec<SocketAddr>,
+    submission: Vec<SocketAddr>,
+    submissions: Vec<SocketAddr>,
+    first_start: Option<FirstStart>,
+    notify: Notifier,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ServerHandle {
+    /// The bound smtp (port-25 role) addresses, in `--smtp` order.
+    pub fn smtp_addrs(&self) -> &[SocketAddr] {
+        &self.smtp
+    }
+
+    /// The bound submission (port-587 role) addresses.
+    pub fn submission_addrs(&self) -> &[SocketAddr] {
+        &self.submission
+    }
+
+    /// The bound submissions (port-465 role) addresses.
+    pub fn submissions_addrs(&self) -> &[SocketAddr] {
+        &self.submissions
+    }
+
+    /// The user created because no users file existed, if this start did.
+    pub fn first_start(&self) -> Option<&FirstStart> {
+        self.first_start.as_ref()
+    }
+
+    /// Asks for a graceful stop without waiting for it.
+    pub fn request_stop(&self) {
+        self.notify.send(LoopMessage::Stop);
+    }
+
+    /// Stops gracefully (no new connections; sessions get the shutdown
+    /// grace period, then 421 4.3.2) and waits until every thread is done.
+    pub fn shutdown(mut self) {
+        self.request_stop();
+        self.join();
+    }
+
+    /// Waits until the server stops (after a signal or [`Self::request_stop`]).
+    pub fn wait(mut self) {
+        self.join();
+    }
+
+    fn join(&mut self) {
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                log::error!("the event loop thread panicked");
+            }
+        }
+    }
+}
+
+/// Dropping a handle stops the server at once (no grace period).
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            self.request_stop();
+            self.request_stop();
+            self.join();
+        }
+    }
+}
+
+fn start(config: Config, handle_signals: bool) -> Result<ServerHandle, ServerError> {
+    create_private_dir(&config.data_dir)?;
+    let (cert, key) = certificate_paths(&config)?;
+    let tls = crate::tls::server_config(&cert, &key).map_err(ServerError::Tls)?;
+    let first_start = create_users_file_if_missing(&config)?;
+    let authenticator = Authenticator::load(&config.users_path()).map_err(ServerError::Users)?;
+    let spool = SpoolWriter::start(
+        Spool::open_with_hostname(&config.data_dir, &config.hostname)
+            .map_err(ServerError::Spool)?,
+    );
+    let directory: Arc<dyn Directory> = Arc::new(LocalDirectory::new(
+        &config.effective_local_domains(),
+        authenticator.clone(),
+    ));
+    let session_config = Arc::new(SessionConfig {
+        hostname: config.hostname.clone(),
+        max_message_size: config.max_message_size,
+        max_recipients: config.max_recipients,
+        max_bad_commands: config.max_bad_commands,
+        max_line_length: MAX_TEXT_LINE,
+        auth_equals_line: config.auth_equals_line,
+        sender_check: config.sender_check,
+        tls_available: true,
+    });
+
+    let mut listeners = Vec::new();
+    for (addresses, role) in [
+        (&config.smtp, Role::Smtp),
+        (&config.submission, Role::Submission),
+        (&config.submissions, Role::Submissions),
+    ] {
+        for &address in addresses {
+            let socket = mio::net::TcpListener::bind(address)
+                .map_err(|source| ServerError::Bind { address, source })?;
+            let address = socket
+                .local_addr()
+                .map_err(|source| ServerError::Bind { address, source })?;
+            log::info!("listening on {address} ({})", role_name(role));
+            listeners.push(Listener {
+                socket,
+                role,
+                address,
+            });
+        }
+    }
+    let bound = |role: Role| -> Vec<SocketAddr> {
+        listeners
+            .iter()
+            .filter(|l| l.role == role)
+            .map(|l| l.address)
+            .collect()
+    };
+    let (smtp, submission, submissions) = (
+        bound(Role::Smtp),
+        bound(Role::Submission),
+        bound(Role::Submissions),
+    );
+
+    let setup = |what| move |source| ServerError::Setup { what, source };
+    let poll = Poll::new().map_err(setup("create the event poll"))?;
+    let waker = Arc::new(
+        Waker::new(poll.registry(), event_loop::WAKER).map_err(setup("create the waker"))?,
+    );
+    let (sender, messages) = crossbeam_channel::unbounded();
+    let notify = Notifier::new(sender, waker);
+    let signals = if handle_signals {
+        Some(signal_pipe().map_err(setup("install the signal handlers"))?)
+    } else {
+        None
+    };
+    let workers = config.workers.max(1);
+    let shared = Arc::new(Shared {
+        config: Arc::new(config),
+        session_config,
+        directory,
+        tls,
+        authenticator,
+        spool,
+        notify: notify.clone(),
+    });
+    let pool = Pool::start(workers, workers * JOBS_PER_WORKER, shared.clone())
+        .map_err(setup("start the worker threads"))?;
+    let event_loop = EventLoop::new(poll, listeners, signals, messages, shared, pool)
+        .map_err(setup("register the listeners"))?;
+    let thread = std::thread::Builder::new()
+        .name("outpost-loop".to_string())
+        .spawn(move || event_loop.run())
+        .map_err(setup("start the event loop thread"))?;
+    Ok(ServerHandle {
+        smtp,
+        submission,
+        submissions,
+        first_start,
+        notify,
+        thread: Some(thread),
+    })
+}
+
+pub(crate) fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Smtp => "smtp",
+        Role::Submission => "submission",
+        Role::Submissions => "submissions",
+    }
+}
+
+/// A self-pipe for SIGTERM and SIGINT: the handler only writes a byte
+/// (signal-hook), the loop sees the read end become readable.
+fn signal_pipe() -> std::io::Result<mio::net::UnixStream> {
+    let (read, write) = std::os::unix::net::UnixStream::pair()?;
+    read.set_nonblocking(true)?;
+    write.set_nonblocking(true)?;
+    signal_hook::low_level::pipe::register(signal_hook::consts::SIGTERM, write.try_clone()?)?;
+    signal_hook::low_level::pipe::register(signal_hook::consts::SIGINT, write)?;
+    Ok(mio::net::UnixStream::from_std(read))
+}
+
+fn create_private_dir(path: &Path) -> Result<(), ServerError> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(|source| ServerError::DataDir {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+/// The certificate and key to use: the given pair, or the generated pair
+/// in `<data-dir>/tls/`, created on first start.
+fn certificate_paths(config: &Config) -> Result<(PathBuf, PathBuf), ServerError> {
+    match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => return Ok((cert.clone(), key.clone())),
+        (Some(_), None) | (None, Some(_)) => {
+            return Err(ServerError::TlsPair(
+                "--tls-cert and --tls-key must be given together".to_string(),
+            ))
+        }
+        (None, None) => {}
+    }
+    let dir = config.data_dir.join("tls");
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    match (cert.exists(), key.exists()) {
+        (true, true) => {}
+        (false, false) => {
+            let mut names = vec![config.hostname.clone()];
+            names.extend(config.effective_local_domains());
+            names.push("localhost".to_string());
+            names.sort();
+            names.dedup();
+            crate::tls::generate_self_signed(&names, &cert, &key).map_err(ServerError::Tls)?;
+            log::info!(
+                "generated a self-signed certificate for {names:?} in {}",
+                dir.display()
+            );
+        }
+        _ => {
+            return Err(ServerError::TlsPair(format!(
+                "only one of {} and {} exists; remove it to generate a new pair",
+                cert.display(),
+                key.display()
+            )))
+        }
+    }
+    Ok((cert, key))
+}
+
+/// On the very first start (no `--users`, no `<data-dir>/users`), creates
+/// the users file with `postmaster@<first local domain>` and a generated
+/// password.
+fn create_users_file_if_missing(config: &Config) -> Result<Option<FirstStart>, ServerError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if config.users.is_some() {
+        return Ok(None);
+    }
+    let path = config.users_path();
+    if path.exists() {
+        return Ok(None);
+    }
+    let domain = config
+        .effective_local_domains()
+        .into_iter()
+        .next()
+        .unwrap_or_default();
+    let user = format!("postmaster@{domain}");
+    let password = crate::auth::generate_password().map_err(|_| ServerError::Setup {
+        what: "generate a password",
+        source: std::io::Error::other("the system random number generator failed"),
+    })?;
+    let line = format!("{}\n", crate::auth::users_file_line(&user, &password));
+    let failed = |source| ServerError::DataDir {
+        path: path.clone(),
+        source,
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(failed)?;
+    file.write_all(line.as_bytes()).map_err(failed)?;
+    file.sync_all().map_err(failed)?;
+    log::info!("created {} with the user {user}", path.display());
+    Ok(Some(FirstStart {
+        user,
+        password,
+        users_file: path,
+    }))
 }

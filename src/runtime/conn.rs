@@ -1,0 +1,803 @@
+//! One client connection: the socket, the transport (plain or rustls),
+//! bounded input and output buffers, and the [`Session`]. A `Conn` is owned
+//! by exactly one thread at a time: the event loop while it waits, a worker
+//! while [`Conn::service`] runs. Nothing here blocks: sockets are
+//! non-blocking and slow work (password checks, spooling) is handed to other
+//! threads whose answer comes back through the loop.
+
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use mio::net::TcpStream;
+use mio::Token;
+use rustls::ServerConnection;
+
+use super::event_loop::{Completion, LoopMessage, Notifier};
+use super::limits::{
+    CLOSING_FLUSH_TIMEOUT, MAX_INPUT, MAX_OUTPUT, MAX_ROUNDS_PER_DISPATCH, READ_CHUNK,
+};
+use super::Shared;
+use crate::proto::reply::Reply;
+use crate::proto::session::{Action, AuthResult, ClientInfo, EnqueueError, Role, Session};
+use crate::queue::QueueId;
+
+/// The first byte of a TLS handshake record (RFC 8446 §5.1, content type 22).
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
+/// What a worker is asked to do with a connection.
+#[derive(Debug)]
+pub(crate) enum Work {
+    /// The socket may be readable or writable.
+    Io,
+    /// The greeting delay is over: greet.
+    Greet,
+    /// The answer to `Action::Authenticate`.
+    AuthDone(AuthResult),
+    /// The answer to `Action::Enqueue`.
+    Enqueued(Result<QueueId, EnqueueError>),
+    /// A deadline passed.
+    TimedOut,
+    /// The server is stopping and the grace period is over.
+    Shutdown,
+}
+
+impl From<Completion> for Work {
+    fn from(completion: Completion) -> Work {
+        match completion {
+            Completion::Auth(result) => Work::AuthDone(result),
+            Completion::Enqueued(result) => Work::Enqueued(result),
+        }
+    }
+}
+
+/// Where the connection is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum State {
+    /// `--greeting-delay`: waiting to greet; a client that talks is refused.
+    GreetingDelay,
+    /// A TLS handshake is running (port 465 from the start, or after STARTTLS).
+    Handshake,
+    /// Exchanging commands and replies.
+    Active,
+    /// Parked until the authenticator answers.
+    AwaitAuth,
+    /// Parked until the spool answers.
+    AwaitSpool,
+    /// Sending the last replies, then closing.
+    Closing,
+    /// Done; the loop drops it.
+    Closed,
+}
+
+/// What the deadline that fires for a connection means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DeadlineKind {
+    /// Time to send the delayed greeting.
+    Greet,
+    /// The client took too long.
+    Timeout,
+}
+
+/// A summary of a message handed to the spool, for the log line once it is
+/// queued.
+#[derive(Debug)]
+struct PendingMessage {
+    sender: String,
+    recipients: usize,
+    size: usize,
+    auth_user: Option<String>,
+    tls: Option<String>,
+}
+
+/// One client connection.
+pub(crate) struct Conn {
+    /// The loop's key for this connection (never reused).
+    pub token: Token,
+    /// The socket, registered with the loop's poll for both directions.
+    pub socket: TcpStream,
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// The listener's role.
+    pub role: Role,
+    /// The client is in `--relay-networks`.
+    pub trusted: bool,
+    /// When it was accepted.
+    pub started: Instant,
+    /// Last time bytes moved in either direction (for idle timeouts).
+    pub last_activity: Instant,
+    /// The last dispatch stopped early for fairness; dispatch again.
+    pub yielded: bool,
+    state: State,
+    tls: Option<Box<ServerConnection>>,
+    tls_version: Option<&'static str>,
+    /// STARTTLS was accepted: switch to TLS once the 220 is flushed.
+    starttls_pending: bool,
+    session: Option<Session>,
+    input: Vec<u8>,
+    output: Vec<u8>,
+    bytes_received: u64,
+    peer_closed: bool,
+    login_user: Option<String>,
+    pending_message: Option<PendingMessage>,
+}
+
+impl Conn {
+    /// A freshly accepted connection: greeted at once on the plaintext
+    /// ports (the greeting waits in the output buffer), after the
+    /// handshake on port 465, or after `--greeting-delay`.
+    pub fn new(
+        token: Token,
+        socket: TcpStream,
+        peer: SocketAddr,
+        role: Role,
+        shared: &Shared,
+    ) -> Conn {
+        let now = Instant::now();
+        let trusted = shared.config.is_trusted(peer.ip());
+        let mut conn = Conn {
+            token,
+            socket,
+            peer,
+            role,
+            trusted,
+            started: now,
+            last_activity: now,
+            yielded: false,
+            state: State::Active,
+            tls: None,
+            tls_version: None,
+            starttls_pending: false,
+            session: None,
+            input: Vec::new(),
+            output: Vec::new(),
+            bytes_received: 0,
+            peer_closed: false,
+            login_user: None,
+            pending_message: None,
+        };
+        if role == Role::Submissions {
+            conn.begin_tls(shared);
+        } else if !shared.config.greeting_delay.is_zero() {
+            conn.state = State::GreetingDelay;
+        } else {
+            conn.greet(shared);
+        }
+        conn
+    }
+
+    /// The state, for the loop's decisions.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// Replies are waiting to be written.
+    pub fn has_output(&self) -> bool {
+        !self.output.is_empty() || self.tls.as_ref().is_some_and(|t| t.wants_write())
+    }
+
+    /// Waiting for the authenticator or the spool; holds no worker.
+    pub fn is_parked(&self) -> bool {
+        matches!(self.state, State::AwaitAuth | State::AwaitSpool)
+    }
+
+    /// When this connection's current wait ends, and what that means; the
+    /// whole-connection limit applies in every state.
+    pub fn deadline(&self, shared: &Shared) -> Option<(Instant, DeadlineKind)> {
+        let config = &shared.config;
+        let whole = (
+            self.started + config.connection_timeout,
+            DeadlineKind::Timeout,
+        );
+        let idle = |timeout: Duration| (self.last_activity + timeout, DeadlineKind::Timeout);
+        let current = match self.state {
+            State::GreetingDelay => {
+                Some((self.started + config.greeting_delay, DeadlineKind::Greet))
+            }
+            State::Handshake => Some(idle(config.tls_handshake_timeout)),
+            State::Active => {
+                let in_data = self.session.as_ref().is_some_and(Session::in_data);
+                Some(idle(if in_data {
+                    config.data_timeout
+                } else {
+                    config.command_timeout
+                }))
+            }
+            State::Closing => Some(idle(CLOSING_FLUSH_TIMEOUT)),
+            State::AwaitAuth | State::AwaitSpool | State::Closed => None,
+        };
+        match current {
+            Some(c) if c.0 < whole.0 => Some(c),
+            _ => Some(whole),
+        }
+    }
+
+    /// Marks the connection dead without touching it further (after a
+    /// panic while serving it).
+    pub fn abandon(&mut self) {
+        self.state = State::Closed;
+    }
+
+    /// Runs `work`, then moves bytes until the connection waits for the
+    /// network, for another thread, or for its turn.
+    pub fn service(&mut self, work: Work, shared: &Shared) {
+        self.yielded = false;
+        match work {
+            Work::Io => {}
+            Work::Greet => {
+                if self.state == State::GreetingDelay {
+                    self.greet(shared);
+                    self.state = State::Active;
+                }
+            }
+            Work::AuthDone(result) => self.on_auth_result(result),
+            Work::Enqueued(result) => self.on_enqueued(result),
+            Work::TimedOut => self.on_timeout(shared),
+            Work::Shutdown => self.on_shutdown(),
+        }
+        self.pump(shared);
+    }
+
+    fn greet(&mut self, shared: &Shared) {
+        let client = ClientInfo {
+            ip: self.peer.ip().to_canonical().to_string(),
+            trusted: self.trusted,
+            tls: self.tls_version.map(str::to_string),
+        };
+        let mut session = Session::new(
+            self.role,
+            shared.session_config.clone(),
+            shared.directory.clone(),
+            client,
+        );
+        session.greeting(&mut self.output);
+        self.session = Some(session);
+    }
+
+    fn begin_tls(&mut self, shared: &Shared) {
+        match ServerConnection::new(shared.tls.clone()) {
+            Ok(mut tls) => {
+                tls.set_buffer_limit(Some(MAX_OUTPUT));
+                self.tls = Some(Box::new(tls));
+                self.state = State::Handshake;
+            }
+            Err(e) => {
+                log::error!("{}: cannot start TLS: {e}", self.describe());
+                self.state = State::Closed;
+            }
+        }
+    }
+
+    fn on_auth_result(&mut self, result: AuthResult) {
+        if self.state != State::AwaitAuth {
+            return;
+        }
+        let user = self.login_user.take().unwrap_or_default();
+        let outcome = match result {
+            AuthResult::Success => "success",
+            AuthResult::Failure => "failure (bad user name or password)",
+            AuthResult::Throttled => "refused (too many failures from this address)",
+            AuthResult::TemporaryFailure => "temporary failure",
+        };
+        log::info!("{}: login user={user:?} {outcome}", self.describe());
+        self.state = State::Active;
+        if let Some(session) = self.session.as_mut() {
+            session.auth_result(result, &mut self.output);
+        }
+        self.close_if_session_closed();
+    }
+
+    fn on_enqueued(&mut self, result: Result<QueueId, EnqueueError>) {
+        if self.state != State::AwaitSpool {
+            return;
+        }
+        let client = self.describe();
+        if let Some(m) = self.pending_message.take() {
+            match &result {
+                Ok(id) => log::info!(
+                    "{client}: queued {id} from=<{}> recipients={} size={} auth={} tls={}",
+                    m.sender,
+                    m.recipients,
+                    m.size,
+                    m.auth_user.as_deref().unwrap_or("-"),
+                    m.tls.as_deref().unwrap_or("-"),
+                ),
+                Err(e) => log::warn!(
+                    "{client}: rejected message from=<{}> recipients={}: spool failed ({e:?})",
+                    m.sender,
+                    m.recipients
+                ),
+            }
+        }
+        self.state = State::Active;
+        if let Some(session) = self.session.as_mut() {
+            session.enqueued(result.as_deref().map_err(|e| *e), &mut self.output);
+        }
+        self.close_if_session_closed();
+    }
+
+    fn on_timeout(&mut self, shared: &Shared) {
+        let config = &shared.config;
+        let reason = match self.state {
+            State::Closing | State::Closed => {
+                self.state = State::Closed;
+                return;
+            }
+            State::Handshake if self.session.is_none() => {
+                log::warn!(
+                    "{}: no TLS handshake within {:?} on the implicit-TLS port; a plaintext \
+                     client? (use port 587 with STARTTLS, or SSL/TLS in the client)",
+                    self.describe(),
+                    config.tls_handshake_timeout
+                );
+                self.state = State::Closed;
+                return;
+            }
+            State::Handshake => {
+                // No plaintext reply is possible mid-handshake.
+                log::warn!(
+                    "{}: TLS handshake after STARTTLS timed out",
+                    self.describe()
+                );
+                self.state = State::Closed;
+                return;
+            }
+            _ if Instant::now() >= self.started + config.connection_timeout => {
+                "connection lasted too long"
+            }
+            _ => "idle too long",
+        };
+        log::info!("{}: closing: {reason}", self.describe());
+        match self.session.as_mut() {
+            Some(session) => session.timed_out(&mut self.output),
+            None => Reply::new(421, (4, 4, 2), "Timeout, closing connection")
+                .and_close()
+                .render(&mut self.output),
+        }
+        self.state = State::Closing;
+    }
+
+    fn on_shutdown(&mut self) {
+        match self.state {
+            State::Closing | State::Closed => {}
+            State::Handshake | State::GreetingDelay => self.state = State::Closed,
+            State::Active | State::AwaitAuth | State::AwaitSpool => {
+                if let Some(session) = self.session.as_mut() {
+                    session.shutting_down(&mut self.output);
+                }
+                self.state = State::Closing;
+            }
+        }
+    }
+
+    fn close_if_session_closed(&mut self) {
+        if self.session.as_ref().is_some_and(Session::is_closed) {
+            self.state = State::Closing;
+        }
+    }
+
+    /// `ip:port on role` for log lines (no reverse DNS, ever).
+    pub fn describe(&self) -> String {
+        format!("{} on {}", self.peer, super::role_name(self.role))
+    }
+
+    /// Reads, feeds and writes until nothing moves any more, at most
+    /// [`MAX_ROUNDS_PER_DISPATCH`] times.
+    fn pump(&mut self, shared: &Shared) {
+        for _ in 0..MAX_ROUNDS_PER_DISPATCH {
+            let mut progress = false;
+            if self.wants_input() {
+                progress |= self.read(shared);
+            }
+            if self.state == State::Handshake {
+                progress |= self.check_handshake(shared);
+            }
+            if self.state == State::Active && !self.starttls_pending {
+                progress |= self.feed(shared);
+            }
+            progress |= self.write(shared);
+            if self.peer_closed && !progress {
+                let before = self.state;
+                match self.state {
+                    // The client closed its side; answer what it sent, then go.
+                    State::Active => self.state = State::Closing,
+                    // Nobody is left to greet or to shake hands with.
+                    State::GreetingDelay | State::Handshake => self.state = State::Closed,
+                    _ => {}
+                }
+                progress = self.state != before;
+            }
+            if self.state == State::Closed || !progress {
+                return;
+            }
+        }
+        self.yielded = true;
+    }
+
+    fn wants_input(&self) -> bool {
+        matches!(
+            self.state,
+            State::Active | State::Handshake | State::GreetingDelay
+        ) && !self.starttls_pending
+            && !self.peer_closed
+            && self.input.len() < MAX_INPUT
+            && self.output.len() < MAX_OUTPUT
+    }
+
+    /// Reads what is available into `input` (through rustls if active).
+    /// Returns whether anything was read.
+    fn read(&mut self, shared: &Shared) -> bool {
+        let before = self.input.len();
+        let result = match self.tls.as_mut() {
+            None => read_plain(&mut self.socket, &mut self.input),
+            Some(tls) => read_tls(tls, &mut self.socket, &mut self.input),
+        };
+        let got = self.input.len() - before;
+        if got > 0 {
+            self.last_activity = Instant::now();
+        }
+        match result {
+            ReadOutcome::Open => {}
+            ReadOutcome::Eof => self.peer_closed = true,
+            ReadOutcome::Failed(reason) => {
+                self.log_read_failure(&reason, before);
+                self.state = State::Closed;
+                return true;
+            }
+        }
+        if got > 0 {
+            self.inspect_first_bytes(before, shared);
+            self.bytes_received += got as u64;
+        }
+        got > 0 || self.peer_closed
+    }
+
+    fn log_read_failure(&self, reason: &str, before: usize) {
+        let looks_like_plaintext = self.bytes_received == 0
+            && self.role == Role::Submissions
+            && self.session.is_none()
+            && before == 0;
+        if looks_like_plaintext && reason.contains("InvalidContentType") {
+            log::warn!(
+                "{}: client speaks plaintext on the implicit-TLS port; use port 587 with \
+                 STARTTLS, or SSL/TLS in the client",
+                self.describe()
+            );
+        } else {
+            log::info!("{}: connection failed: {reason}", self.describe());
+        }
+    }
+
+    /// Refuses early talkers and TLS on the plaintext ports by looking at
+    /// the first bytes a connection sends.
+    fn inspect_first_bytes(&mut self, before: usize, shared: &Shared) {
+        if self.state == State::GreetingDelay {
+            log::info!(
+                "{}: rejected: client sent data before the greeting ({:?} delay)",
+                self.describe(),
+                shared.config.greeting_delay
+            );
+            self.input.clear();
+            Reply::new(
+                554,
+                (5, 5, 1),
+                "Protocol error: you talked before my greeting",
+            )
+            .and_close()
+            .render(&mut self.output);
+            self.state = State::Closing;
+            return;
+        }
+        if self.bytes_received == 0
+            && self.tls.is_none()
+            && self.input.get(before) == Some(&TLS_HANDSHAKE_RECORD)
+        {
+            log::warn!(
+                "{}: client speaks TLS on the plaintext port; use STARTTLS or port 465",
+                self.describe()
+            );
+            self.input.clear();
+            self.state = State::Closed;
+        }
+    }
+
+    /// Finishes the handshake when rustls says it is done.
+    fn check_handshake(&mut self, shared: &Shared) -> bool {
+        let Some(tls) = self.tls.as_ref() else {
+            return false;
+        };
+        if tls.is_handshaking() {
+            return false;
+        }
+        let version = crate::tls::version_name(tls).unwrap_or("TLS");
+        self.tls_version = Some(version);
+        self.state = State::Active;
+        log::debug!("{}: TLS established ({version})", self.describe());
+        match self.session.as_mut() {
+            Some(session) => session.tls_started(version),
+            None => self.greet(shared),
+        }
+        true
+    }
+
+    /// Feeds the session until it needs more input, asks for something or
+    /// its output is full.
+    fn feed(&mut self, shared: &Shared) -> bool {
+        let mut progress = false;
+        while self.state == State::Active
+            && !self.starttls_pending
+            && self.output.len() < MAX_OUTPUT
+        {
+            let Some(session) = self.session.as_mut() else {
+                return progress;
+            };
+            let replies_start = self.output.len();
+            let fed = session.feed(&self.input, &mut self.output);
+            self.log_refusals(replies_start);
+            let consumed = fed.consumed.min(self.input.len());
+            self.input.drain(..consumed);
+            progress |= consumed > 0;
+            match fed.action {
+                None if consumed == 0 => {
+                    if self.input.len() >= MAX_INPUT {
+                        // The session must consume a full buffer (it discards
+                        // over-long lines); stop rather than spin.
+                        log::error!(
+                            "{}: session made no progress on a full buffer",
+                            self.describe()
+                        );
+                        self.state = State::Closed;
+                    }
+                    break;
+                }
+                None => {}
+                Some(action) => {
+                    progress = true;
+                    self.act(action, shared);
+                }
+            }
+            self.close_if_session_closed();
+        }
+        progress
+    }
+
+    /// Logs each 4xx/5xx reply the session wrote after `start`: the reply
+    /// text says why (the session's texts are written for people).
+    fn log_refusals(&self, start: usize) {
+        let replies = self.output.get(start..).unwrap_or_default();
+        for line in replies.split(|&b| b == b'\n') {
+            let is_final_line = line.get(3) == Some(&b' ');
+            if is_final_line && matches!(line.first(), Some(b'4' | b'5')) {
+                let text = String::from_utf8_lossy(line);
+                log::info!("{}: refused: {}", self.describe(), text.trim_end());
+            }
+        }
+    }
+
+    fn act(&mut self, action: Action, shared: &Shared) {
+        match action {
+            Action::StartTls => self.starttls_pending = true,
+            Action::Close => self.state = State::Closing,
+            Action::Authenticate(credentials) => {
+                self.login_user = Some(credentials.username.clone());
+                self.state = State::AwaitAuth;
+                let notify = shared.notify.clone();
+                let token = self.token;
+                shared.authenticator.verify(
+                    self.peer.ip().to_canonical(),
+                    credentials,
+                    Box::new(move |result| {
+                        notify.send(LoopMessage::Completed(token, Completion::Auth(result)));
+                    }),
+                );
+            }
+            Action::Enqueue(message) => {
+                self.pending_message = Some(PendingMessage {
+                    sender: message.envelope.sender.clone(),
+                    recipients: message.envelope.recipients.len(),
+                    size: message.body.len(),
+                    auth_user: message.origin.auth_user.clone(),
+                    tls: message.origin.tls.clone(),
+                });
+                self.state = State::AwaitSpool;
+                let notify: Notifier = shared.notify.clone();
+                let token = self.token;
+                shared.spool.submit(
+                    message,
+                    Box::new(move |result| {
+                        let result = result.map_err(|e| {
+                            log::error!("spool error: {e:?}");
+                            e.as_enqueue_error()
+                        });
+                        notify.send(LoopMessage::Completed(token, Completion::Enqueued(result)));
+                    }),
+                );
+            }
+        }
+    }
+
+    /// Writes pending output; switches to TLS after a flushed STARTTLS
+    /// reply and closes after a flushed last reply.
+    fn write(&mut self, shared: &Shared) -> bool {
+        let mut progress = false;
+        let result = match self.tls.as_mut() {
+            None => write_plain(&mut self.socket, &mut self.output, &mut progress),
+            Some(tls) => write_tls(tls, &mut self.socket, &mut self.output, &mut progress),
+        };
+        if progress {
+            self.last_activity = Instant::now();
+        }
+        if let Err(e) = result {
+            log::debug!("{}: write failed: {e}", self.describe());
+            self.state = State::Closed;
+            return true;
+        }
+        if self.has_output() {
+            return progress;
+        }
+        if self.starttls_pending {
+            // RFC 3207 §4.2 / CVE-2011-0411: whatever the client pipelined
+            // after STARTTLS was sent in plaintext and is thrown away.
+            self.starttls_pending = false;
+            self.input.clear();
+            self.begin_tls(shared);
+            return true;
+        }
+        if self.state == State::Closing {
+            if let Some(tls) = self.tls.as_mut().filter(|t| !t.is_handshaking()) {
+                tls.send_close_notify();
+                let mut ignored = false;
+                let _ = write_tls(tls, &mut self.socket, &mut self.output, &mut ignored);
+            }
+            self.state = State::Closed;
+            return true;
+        }
+        progress
+    }
+}
+
+/// How a read ended.
+enum ReadOutcome {
+    /// The socket is still open (would block, or the buffer is full).
+    Open,
+    /// The client closed its side.
+    Eof,
+    /// A socket or TLS error; the text says what.
+    Failed(String),
+}
+
+fn read_plain(socket: &mut TcpStream, input: &mut Vec<u8>) -> ReadOutcome {
+    while input.len() < MAX_INPUT {
+        let old = input.len();
+        let room = READ_CHUNK.min(MAX_INPUT - old);
+        input.resize(old + room, 0);
+        let result = socket.read(&mut input[old..]);
+        match result {
+            Ok(0) => {
+                input.truncate(old);
+                return ReadOutcome::Eof;
+            }
+            Ok(n) => input.truncate(old + n),
+            Err(e) => {
+                input.truncate(old);
+                match e.kind() {
+                    io::ErrorKind::WouldBlock => return ReadOutcome::Open,
+                    io::ErrorKind::Interrupted => {}
+                    _ => return ReadOutcome::Failed(e.to_string()),
+                }
+            }
+        }
+    }
+    ReadOutcome::Open
+}
+
+/// Moves decrypted bytes out of rustls, then feeds it more from the socket,
+/// until the socket would block or `input` is full.
+fn read_tls(
+    tls: &mut ServerConnection,
+    socket: &mut TcpStream,
+    input: &mut Vec<u8>,
+) -> ReadOutcome {
+    loop {
+        match drain_plaintext(tls, input) {
+            Ok(false) => {}
+            Ok(true) => return ReadOutcome::Eof,
+            Err(e) => return ReadOutcome::Failed(e.to_string()),
+        }
+        if input.len() >= MAX_INPUT {
+            return ReadOutcome::Open;
+        }
+        match tls.read_tls(socket) {
+            Ok(0) => return ReadOutcome::Eof,
+            Ok(_) => {
+                if let Err(e) = tls.process_new_packets() {
+                    // Send the alert rustls prepared, if the socket takes it.
+                    let _ = tls.write_tls(socket);
+                    return ReadOutcome::Failed(format!("TLS error: {e:?}"));
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return ReadOutcome::Open,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return ReadOutcome::Failed(e.to_string()),
+        }
+    }
+}
+
+/// Copies plaintext rustls has decrypted into `input` (up to the limit).
+/// Returns true when the client sent close_notify.
+fn drain_plaintext(tls: &mut ServerConnection, input: &mut Vec<u8>) -> io::Result<bool> {
+    while input.len() < MAX_INPUT {
+        let old = input.len();
+        input.resize(old + READ_CHUNK.min(MAX_INPUT - old), 0);
+        let result = tls.reader().read(&mut input[old..]);
+        match result {
+            Ok(0) => {
+                input.truncate(old);
+                return Ok(true);
+            }
+            Ok(n) => input.truncate(old + n),
+            Err(e) => {
+                input.truncate(old);
+                return match e.kind() {
+                    io::ErrorKind::WouldBlock => Ok(false),
+                    _ => Err(e),
+                };
+            }
+        }
+    }
+    Ok(false)
+}
+
+fn write_plain(
+    socket: &mut TcpStream,
+    output: &mut Vec<u8>,
+    progress: &mut bool,
+) -> io::Result<()> {
+    while !output.is_empty() {
+        match socket.write(output) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                output.drain(..n);
+                *progress = true;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+fn write_tls(
+    tls: &mut ServerConnection,
+    socket: &mut TcpStream,
+    output: &mut Vec<u8>,
+    progress: &mut bool,
+) -> io::Result<()> {
+    loop {
+        if !output.is_empty() && !tls.is_handshaking() {
+            let taken = tls.writer().write(output)?;
+            output.drain(..taken);
+        }
+        if !tls.wants_write() {
+            return Ok(());
+        }
+        match tls.write_tls(socket) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(_) => *progress = true,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conn")
+            .field("token", &self.token)
+            .field("peer", &self.peer)
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,137 @@
+//! Resource limits of the runtime: buffer sizes, the per-dispatch work cap,
+//! and the connection counter (in total and per client IP) kept by the event
+//! loop. The protocol limits (line lengths, message size, recipients) live in
+//! `proto` and `config`.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use crate::proto::dot::MAX_TEXT_LINE;
+use crate::proto::line::MAX_COMMAND_LINE;
+
+/// Bytes read from a socket (or taken from rustls) at a time.
+pub const READ_CHUNK: usize = 16 * 1024;
+
+/// Unconsumed input kept per connection: one longest line (RFC 5321
+/// §4.5.3.1.4/§4.5.3.1.6) plus one read chunk. The session consumes whole
+/// lines and discards over-long ones, so this is always enough.
+pub const MAX_INPUT: usize = max(MAX_TEXT_LINE, MAX_COMMAND_LINE) + READ_CHUNK;
+
+/// Reply bytes waiting for a client that does not read. Past this the
+/// session is not fed any more, so a pipelining client that never reads
+/// cannot make us buffer without end.
+pub const MAX_OUTPUT: usize = 64 * 1024;
+
+/// Read/feed/write rounds one dispatch may run before the connection goes
+/// back to the loop, so a fast sender cannot hold a worker forever.
+pub const MAX_ROUNDS_PER_DISPATCH: usize = 64;
+
+/// Jobs waiting per worker before the pool counts as saturated (new
+/// connections then get 421 4.3.2).
+pub const JOBS_PER_WORKER: usize = 256;
+
+/// How long a closing connection may take to read its last reply.
+pub const CLOSING_FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// After the shutdown grace period and the 421s, connections that still
+/// have not gone are dropped after this much longer.
+pub const HARD_STOP_AFTER_GRACE: Duration = Duration::from_secs(5);
+
+const fn max(a: usize, b: usize) -> usize {
+    if a > b {
+        a
+    } else {
+        b
+    }
+}
+
+/// Why a new connection is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// `--max-connections` reached.
+    TooManyTotal,
+    /// `--max-connections-per-ip` reached for this address.
+    TooManyFromIp,
+}
+
+/// Open connections in total and per client IP. Owned by the event loop
+/// thread, so it needs no lock.
+#[derive(Debug)]
+pub struct ConnectionCounter {
+    max_total: usize,
+    max_per_ip: usize,
+    total: usize,
+    per_ip: HashMap<IpAddr, usize>,
+}
+
+impl ConnectionCounter {
+    /// A counter with these limits.
+    pub fn new(max_total: usize, max_per_ip: usize) -> ConnectionCounter {
+        ConnectionCounter {
+            max_total,
+            max_per_ip,
+            total: 0,
+            per_ip: HashMap::new(),
+        }
+    }
+
+    /// Counts a new connection from `ip`, or says why not. `exempt` clients
+    /// (relay networks) skip the per-IP limit but not the total.
+    pub fn admit(&mut self, ip: IpAddr, exempt: bool) -> Result<(), Refusal> {
+        if self.total >= self.max_total {
+            return Err(Refusal::TooManyTotal);
+        }
+        let ip = ip.to_canonical();
+        let count = self.per_ip.get(&ip).copied().unwrap_or(0);
+        if !exempt && count >= self.max_per_ip {
+            return Err(Refusal::TooManyFromIp);
+        }
+        self.total += 1;
+        self.per_ip.insert(ip, count + 1);
+        Ok(())
+    }
+
+    /// A connection from `ip` has ended.
+    pub fn release(&mut self, ip: IpAddr) {
+        let ip = ip.to_canonical();
+        self.total = self.total.saturating_sub(1);
+        if let Some(count) = self.per_ip.get_mut(&ip) {
+            *count -= 1;
+            if *count == 0 {
+                self.per_ip.remove(&ip);
+            }
+        }
+    }
+
+    /// Open connections.
+    pub fn total(&self) -> usize {
+        self.total
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_total_and_per_ip() {
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
+        let mut counter = ConnectionCounter::new(4, 2);
+        assert_eq!(counter.admit(a, false), Ok(()));
+        assert_eq!(counter.admit(mapped, false), Ok(()));
+        assert_eq!(counter.admit(a, false), Err(Refusal::TooManyFromIp));
+        assert_eq!(counter.admit(a, true), Ok(()), "relay networks are exempt");
+        assert_eq!(counter.admit(b, false), Ok(()));
+        assert_eq!(counter.admit(b, true), Err(Refusal::TooManyTotal));
+        counter.release(a);
+        counter.release(mapped);
+        counter.release(a);
+        assert_eq!(counter.total(), 1);
+        assert_eq!(counter.admit(a, false), Ok(()));
+        assert_eq!(counter.admit(a, false), Ok(()));
+        assert_eq!(counter.admit(a, false), Err(Refusal::TooManyFromIp));
+    }
+}

@@ -1,0 +1,433 @@
+//! The real server on loopback listeners: a third-party client (lettre) on
+//! the happy paths of all three ports, and raw sockets for the runtime's
+//! limits, timeouts, TLS mix-ups, load and shutdown.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use lettre::message::Mailbox;
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::{Message, SmtpTransport, Transport};
+use support::*;
+
+const ALICE: &str = "alice@mx.test";
+const ALICE_PASSWORD: &str = "correct horse battery staple";
+
+fn message(from: &str, to: &str, subject: &str) -> Message {
+    Message::builder()
+        .from(from.parse::<Mailbox>().unwrap())
+        .to(to.parse::<Mailbox>().unwrap())
+        .subject(subject)
+        .body(String::from("Hello from the integration test.\r\n"))
+        .unwrap()
+}
+
+fn lettre_tls(server: &TestServer) -> TlsParameters {
+    TlsParameters::builder(HOSTNAME.to_string())
+        .add_root_certificate(Certificate::from_pem(&server.cert_pem).unwrap())
+        .build_rustls()
+        .unwrap()
+}
+
+fn queued_text(server: &TestServer) -> Vec<String> {
+    server
+        .queued_messages()
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect()
+}
+
+#[test]
+fn lettre_submission_starttls_and_auth_login() {
+    let server = TestServer::start(&[(ALICE, ALICE_PASSWORD)]);
+    let mailer = SmtpTransport::builder_dangerous("127.0.0.1")
+        .port(server.submission().port())
+        .tls(Tls::Required(lettre_tls(&server)))
+        .credentials(Credentials::new(ALICE.into(), ALICE_PASSWORD.into()))
+        .authentication(vec![Mechanism::Login])
+        .timeout(Some(Duration::from_secs(10)))
+        .build();
+    mailer
+        .send(&message(ALICE, "bob@example.org", "via 587"))
+        .unwrap();
+    let queued = queued_text(&server);
+    assert_eq!(queued.len(), 1);
+    assert!(queued[0].contains("Subject: via 587"), "{}", queued[0]);
+}
+
+#[test]
+fn lettre_submissions_implicit_tls_and_auth_plain() {
+    let server = TestServer::start(&[(ALICE, ALICE_PASSWORD)]);
+    let mailer = SmtpTransport::builder_dangerous("127.0.0.1")
+        .port(server.submissions().port())
+        .tls(Tls::Wrapper(lettre_tls(&server)))
+        .credentials(Credentials::new(ALICE.into(), ALICE_PASSWORD.into()))
+        .authentication(vec![Mechanism::Plain])
+        .timeout(Some(Duration::from_secs(10)))
+        .build();
+    mailer
+        .send(&message(ALICE, "bob@example.org", "via 465"))
+        .unwrap();
+    let queued = queued_text(&server);
+    assert_eq!(queued.len(), 1);
+    assert!(queued[0].contains("Subject: via 465"), "{}", queued[0]);
+    assert!(
+        queued[0].contains("(using TLSv1.3) (authenticated as alice@mx.test)"),
+        "{}",
+        queued[0]
+    );
+}
+
+#[test]
+fn tls_1_2_clients_are_served_and_recorded() {
+    let server = TestServer::start(&[(ALICE, ALICE_PASSWORD)]);
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS12])
+    .unwrap()
+    .with_root_certificates(root_store(&server.cert_pem))
+    .with_no_client_auth();
+    let mut client = Client::connect(server.submissions()).into_tls(std::sync::Arc::new(config));
+    assert!(client.reply().starts_with("220"));
+    let login = client.login_plain(ALICE, ALICE_PASSWORD);
+    assert!(login.starts_with("235"), "{login}");
+    let reply = client.transaction(ALICE, "postmaster@mx.test", "Subject: tls12\r\n\r\nhi\r\n");
+    assert!(reply.starts_with("250"), "{reply}");
+    let queued = queued_text(&server);
+    assert!(queued[0].contains("(using TLSv1.2)"), "{}", queued[0]);
+}
+
+fn root_store(cert_pem: &[u8]) -> rustls::RootCertStore {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(cert_pem) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    roots
+}
+
+#[test]
+fn lettre_wrong_password_is_refused() {
+    let server = TestServer::start(&[(ALICE, ALICE_PASSWORD)]);
+    let mailer = SmtpTransport::builder_dangerous("127.0.0.1")
+        .port(server.submissions().port())
+        .tls(Tls::Wrapper(lettre_tls(&server)))
+        .credentials(Credentials::new(ALICE.into(), "wrong".into()))
+        .authentication(vec![Mechanism::Plain])
+        .timeout(Some(Duration::from_secs(10)))
+        .build();
+    let err = mailer
+        .send(&message(ALICE, "bob@example.org", "nope"))
+        .unwrap_err();
+    assert!(err.to_string().contains("535"), "{err}");
+    assert!(server.queued_messages().is_empty());
+}
+
+#[test]
+fn lettre_plain_smtp_to_a_local_user() {
+    // Not from a relay network, so only local recipients are accepted.
+    let server = TestServer::start_with(&[(ALICE, ALICE_PASSWORD)], |c| c.relay_networks.clear());
+    let mailer = SmtpTransport::builder_dangerous("127.0.0.1")
+        .port(server.smtp().port())
+        .tls(Tls::None)
+        .timeout(Some(Duration::from_secs(10)))
+        .build();
+    mailer
+        .send(&message("someone@example.org", ALICE, "via 25"))
+        .unwrap();
+    assert_eq!(server.queued_messages().len(), 1);
+}
+
+#[test]
+fn starttls_discards_pipelined_plaintext() {
+    let server = TestServer::start(&[(ALICE, ALICE_PASSWORD)]);
+    let mut client = Client::greeted(server.submission());
+    assert!(client.command("EHLO client.test").starts_with("250"));
+    // CVE-2011-0411: the RSET rides along in plaintext and must be dropped.
+    client.send(b"STARTTLS\r\nRSET\r\n");
+    assert!(client.reply().starts_with("220"));
+    let mut tls = client.into_tls(server.tls_client_config());
+    let ehlo = tls.command("EHLO client.test");
+    assert!(
+        ehlo.starts_with("250-"),
+        "the first reply after TLS must answer EHLO: {ehlo}"
+    );
+    assert!(ehlo.contains("AUTH"), "{ehlo}");
+    assert!(tls.command("QUIT").starts_with("221"));
+}
+
+#[test]
+fn per_ip_connection_limit() {
+    let server = TestServer::start_with(&[], |c| {
+        c.relay_networks.clear();
+        c.max_connections_per_ip = 2;
+    });
+    let _first = Client::greeted(server.smtp());
+    let _second = Client::greeted(server.submission());
+    let mut third = Client::connect(server.smtp());
+    let reply = third.reply();
+    assert!(
+        reply.starts_with("421 4.7.0") && reply.contains("your address"),
+        "{reply}"
+    );
+    third.expect_closed();
+    drop(_first);
+    // The slot frees up once the server has seen the close.
+    assert!(wait_until(Duration::from_secs(5), || {
+        let mut again = Client::connect(server.smtp());
+        again.reply().starts_with("220")
+    }));
+}
+
+#[test]
+fn relay_networks_are_exempt_from_the_per_ip_limit_but_not_the_total() {
+    let server = TestServer::start_with(&[], |c| {
+        c.max_connections_per_ip = 1;
+        c.max_connections = 3;
+    });
+    let _held: Vec<_> = (0..3).map(|_| Client::greeted(server.smtp())).collect();
+    let mut fourth = Client::connect(server.smtp());
+    let reply = fourth.reply();
+    assert!(reply.starts_with("421 4.7.0"), "{reply}");
+}
+
+#[test]
+fn idle_client_times_out() {
+    let server = TestServer::start_with(&[], |c| c.command_timeout = Duration::from_millis(300));
+    let mut client = Client::greeted(server.smtp());
+    let started = Instant::now();
+    let reply = client.reply();
+    assert!(reply.starts_with("421 4.4.2"), "{reply}");
+    client.expect_closed();
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn slow_client_is_cut_off_by_the_connection_timeout() {
+    let server = TestServer::start_with(&[], |c| c.connection_timeout = Duration::from_millis(800));
+    let mut client = Client::greeted(server.smtp());
+    let started = Instant::now();
+    // Keep talking so the idle timeout never fires.
+    let mut reply = String::new();
+    while started.elapsed() < Duration::from_secs(5) {
+        reply = client.command("NOOP");
+        if !reply.starts_with("250") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(reply.starts_with("421 4.4.2"), "{reply}");
+    client.expect_closed();
+}
+
+#[test]
+fn talking_before_the_greeting_is_refused() {
+    let server = TestServer::start_with(&[], |c| c.greeting_delay = Duration::from_millis(500));
+    let mut eager = Client::connect(server.smtp());
+    eager.send(b"EHLO eager.test\r\n");
+    let reply = eager.reply();
+    assert!(reply.starts_with("554 5.5.1"), "{reply}");
+    eager.expect_closed();
+    let started = Instant::now();
+    let _patient = Client::greeted(server.smtp());
+    assert!(started.elapsed() >= Duration::from_millis(400));
+}
+
+#[test]
+fn tls_client_on_the_plaintext_port_is_closed_quickly() {
+    let server = TestServer::start(&[]);
+    let mut client = Client::connect(server.submission());
+    // A TLS ClientHello begins with the handshake record type 0x16.
+    client.send(&[0x16, 0x03, 0x01, 0x00, 0x05, 0x01, 0x00, 0x00, 0x01, 0x00]);
+    assert!(client.expect_closed() < Duration::from_secs(3));
+}
+
+#[test]
+fn plaintext_client_on_the_implicit_tls_port_is_closed_quickly() {
+    let server = TestServer::start_with(&[], |c| {
+        c.tls_handshake_timeout = Duration::from_millis(500)
+    });
+    // One that talks first...
+    let mut talker = Client::connect(server.submissions());
+    talker.send(b"EHLO plain.test\r\n");
+    assert!(talker.expect_closed() < Duration::from_secs(3));
+    // ...and one that waits for a greeting that never comes in plaintext.
+    let mut waiter = Client::connect(server.submissions());
+    assert!(waiter.expect_closed() < Duration::from_secs(3));
+}
+
+#[test]
+fn two_hundred_concurrent_clients_each_send_a_message() {
+    const CLIENTS: usize = 200;
+    let server = TestServer::start(&[]);
+    let address = server.smtp();
+    let threads: Vec<_> = (0..CLIENTS)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let mut client = Client::greeted(address);
+                let body = format!("Subject: load {i}\r\n\r\nmessage {i}\r\n");
+                let reply = client.send_mail("load@example.org", "postmaster@mx.test", &body);
+                assert!(reply.starts_with("250"), "client {i}: {reply}");
+                assert!(client.command("QUIT").starts_with("221"));
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    assert_eq!(server.queued_messages().len(), CLIENTS);
+}
+
+#[test]
+fn shutdown_lets_a_session_finish_then_closes_idle_ones() {
+    let mut server = TestServer::start(&[]);
+    let address = server.smtp();
+    let mut idle = Client::greeted(address);
+    let mut busy = Client::greeted(address);
+    assert!(busy.command("EHLO busy.test").starts_with("250"));
+    assert!(busy.command("MAIL FROM:<a@example.org>").starts_with("250"));
+    assert!(busy
+        .command("RCPT TO:<postmaster@mx.test>")
+        .starts_with("250"));
+    assert!(busy.command("DATA").starts_with("354"));
+    busy.send(b"Subject: in flight\r\n\r\n");
+    let started = Instant::now();
+    let stopper = std::thread::spawn(move || server.shutdown());
+    // The stop is underway: no new connections, but the message may finish.
+    std::thread::sleep(Duration::from_millis(200));
+    let reply = busy.command("still here\r\n.");
+    assert!(reply.starts_with("250"), "{reply}");
+    // After the grace period (1 s in tests) the rest get 421 4.3.2.
+    let reply = idle.reply();
+    assert!(reply.starts_with("421 4.3.2"), "{reply}");
+    idle.expect_closed();
+    stopper.join().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(8));
+    assert!(
+        std::net::TcpStream::connect(address).is_err(),
+        "still accepting after shutdown"
+    );
+}
+
+#[test]
+fn sigterm_stops_the_binary_with_exit_code_zero() {
+    let dir = TempDir::new("sigterm");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_outpost"))
+        .args(["serve", "--hostname", HOSTNAME, "--shutdown-grace", "1s"])
+        .args([
+            "--smtp",
+            "127.0.0.1:0",
+            "--submission",
+            "off",
+            "--submissions",
+            "off",
+        ])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut log = BufReader::new(child.stderr.take().unwrap());
+    let mut address = None;
+    let mut line = String::new();
+    for _ in 0..50 {
+        line.clear();
+        if log.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            address = rest.split_whitespace().next().map(|a| a.parse().unwrap());
+            break;
+        }
+    }
+    let address = address.expect("the server logged its address");
+    let mut client = Client::greeted(address);
+    assert!(client.command("NOOP").starts_with("250"));
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let reply = client.reply();
+    assert!(reply.starts_with("421 4.3.2"), "{reply}");
+    let started = Instant::now();
+    let code = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the server did not exit"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(code.code(), Some(0));
+    let stdout = std::io::read_to_string(child.stdout.take().unwrap()).unwrap();
+    assert!(
+        stdout.contains("postmaster@mx.test"),
+        "first start message: {stdout}"
+    );
+}
+
+#[test]
+fn a_client_that_does_not_read_its_replies_is_slowed_down_not_buffered() {
+    const COMMANDS: usize = 200_000;
+    let server = TestServer::start(&[]);
+    let mut client = Client::greeted(server.smtp());
+    let mut writer = client.stream.try_clone().unwrap();
+    // Megabytes of replies pile up unread; the server must stop reading
+    // (bounded output) rather than buffer them, and catch up later.
+    let sender = std::thread::spawn(move || {
+        use std::io::Write;
+        let batch = "NOOP\r\n".repeat(1000);
+        for _ in 0..COMMANDS / 1000 {
+            writer.write_all(batch.as_bytes()).unwrap();
+        }
+        writer.write_all(b"QUIT\r\n").unwrap();
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let mut noops = 0;
+    loop {
+        let reply = client.reply();
+        if reply.starts_with("221") {
+            break;
+        }
+        assert!(reply.starts_with("250"), "{reply}");
+        noops += 1;
+    }
+    sender.join().unwrap();
+    assert_eq!(noops, COMMANDS);
+}
+
+#[test]
+fn large_bdat_chunks_and_long_data_pass_through_the_bounded_input_buffer() {
+    let server = TestServer::start(&[]);
+    let mut client = Client::greeted(server.smtp());
+    assert!(client.command("EHLO client.test").starts_with("250"));
+    assert!(client
+        .command("MAIL FROM:<a@example.org>")
+        .starts_with("250"));
+    assert!(client
+        .command("RCPT TO:<postmaster@mx.test>")
+        .starts_with("250"));
+    let line = format!("{}\r\n", "x".repeat(98));
+    let body = format!("Subject: big\r\n\r\n{}", line.repeat(3000));
+    client.send(format!("BDAT {} LAST\r\n", body.len()).as_bytes());
+    client.send(body.as_bytes());
+    let reply = client.reply();
+    assert!(reply.starts_with("250"), "{reply}");
+    let reply = client.transaction("a@example.org", "postmaster@mx.test", &body);
+    assert!(reply.starts_with("250"), "{reply}");
+    let queued = server.queued_messages();
+    assert_eq!(queued.len(), 2);
+    for path in queued {
+        assert!(std::fs::metadata(path).unwrap().len() > body.len() as u64);
+    }
+}
