@@ -6,11 +6,54 @@ const WRAP: usize = 72;
 
 /// Words the body is made of; plain prose is what most mail looks like.
 const WORDS: &[&str] = &[
-    "the", "quarterly", "report", "is", "attached", "and", "please", "review", "before",
-    "Thursday", "meeting", "we", "will", "discuss", "numbers", "shipping", "delays", "for",
-    "customers", "in", "region", "north", "budget", "of", "team", "a", "new", "server",
-    "mail", "queue", "delivery", "was", "delayed", "by", "an", "hour", "thanks", "regards",
-    "schedule", "update", "invoice", "project", "deadline", "with", "to", "on", "it", "that",
+    "the",
+    "quarterly",
+    "report",
+    "is",
+    "attached",
+    "and",
+    "please",
+    "review",
+    "before",
+    "Thursday",
+    "meeting",
+    "we",
+    "will",
+    "discuss",
+    "numbers",
+    "shipping",
+    "delays",
+    "for",
+    "customers",
+    "in",
+    "region",
+    "north",
+    "budget",
+    "of",
+    "team",
+    "a",
+    "new",
+    "server",
+    "mail",
+    "queue",
+    "delivery",
+    "was",
+    "delayed",
+    "by",
+    "an",
+    "hour",
+    "thanks",
+    "regards",
+    "schedule",
+    "update",
+    "invoice",
+    "project",
+    "deadline",
+    "with",
+    "to",
+    "on",
+    "it",
+    "that",
 ];
 
 /// Lines that start with a dot, including a lone ".", which would end the
@@ -130,7 +173,12 @@ mod tests {
             (b"a\r\n.\r\n.\r\n", b"a\r\n..\r\n..\r\n"),
             (b"x.\r\n \r\n. \r\n", b"x.\r\n \r\n.. \r\n"),
         ] {
-            assert_eq!(dot_stuff(input), want, "{:?}", String::from_utf8_lossy(input));
+            assert_eq!(
+                dot_stuff(input),
+                want,
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
             assert_eq!(unstuff(want), input);
         }
     }
@@ -140,7 +188,10 @@ mod tests {
         let from = "bench@example.com";
         let to = "rcpt@example.net";
         let header_len = message(0, from, to).len();
-        assert!(header_len < crate::loadgen::options::MIN_SIZE, "{header_len}");
+        assert!(
+            header_len < crate::loadgen::options::MIN_SIZE,
+            "{header_len}"
+        );
         for size in (header_len..header_len + 200).chain([1024, 1025, 4096, 65536, 1 << 20]) {
             let m = message(size, from, to);
             assert_eq!(m.len(), size, "size {size}");
@@ -150,7 +201,10 @@ mod tests {
                 assert!(line.len() <= WRAP + 2);
                 assert!(!line[..line.len().saturating_sub(1)].contains(&b'\r'));
             }
-            assert_eq!(m.iter().filter(|&&b| b == b'\n').count(), m.windows(2).filter(|w| w == b"\r\n").count());
+            assert_eq!(
+                m.iter().filter(|&&b| b == b'\n').count(),
+                m.windows(2).filter(|w| w == b"\r\n").count()
+            );
         }
     }
 
@@ -169,6 +223,9 @@ mod tests {
 
     #[test]
     fn deterministic() {
-        assert_eq!(message(5000, "a@b.c", "d@e.f"), message(5000, "a@b.c", "d@e.f"));
+        assert_eq!(
+            message(5000, "a@b.c", "d@e.f"),
+            message(5000, "a@b.c", "d@e.f")
+        );
     }
 }

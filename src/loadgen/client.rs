@@ -456,8 +456,8 @@ impl Conn {
                 return Err(LoadgenError::Unsupported("AUTH PLAIN"));
             }
             // RFC 4616 §2: authzid NUL authcid NUL passwd, as an initial response (RFC 4954 §4).
-            let token = base64::engine::general_purpose::STANDARD
-                .encode(format!("\0{user}\0{pass}"));
+            let token =
+                base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{pass}"));
             conn.command(format!("AUTH PLAIN {token}\r\n").as_bytes(), 235, "AUTH")?;
         }
         conn.pipelining = opts.pipelining && ext.pipelining;
@@ -484,13 +484,16 @@ impl Conn {
         while tls.is_handshaking() {
             rounds += 1;
             if rounds > MAX_HANDSHAKE_ROUNDS {
-                return Err(LoadgenError::Protocol("TLS handshake does not finish".into()));
+                return Err(LoadgenError::Protocol(
+                    "TLS handshake does not finish".into(),
+                ));
             }
             arm(&tcp, self.deadline)?;
-            tls.complete_io(&mut tcp).map_err(|source| LoadgenError::Io {
-                during: "TLS handshake",
-                source,
-            })?;
+            tls.complete_io(&mut tcp)
+                .map_err(|source| LoadgenError::Io {
+                    during: "TLS handshake",
+                    source,
+                })?;
         }
         Ok(Conn {
             stream: Stream::Tls(Box::new(StreamOwned::new(tls, tcp))),
@@ -592,7 +595,12 @@ impl Conn {
                 }
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
                     return Err(LoadgenError::Deadline)
                 }
                 Err(source) => {
@@ -711,7 +719,11 @@ mod tests {
             b"250_x\r\n",
             b"250-a\r\n251 b\r\n",
         ] {
-            assert!(all_replies(&[bad]).is_err(), "{:?}", String::from_utf8_lossy(bad));
+            assert!(
+                all_replies(&[bad]).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
         let long = vec![b'2'; MAX_REPLY_LINE + 1];
         assert!(all_replies(&[&long]).is_err());

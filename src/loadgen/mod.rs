@@ -359,7 +359,13 @@ mod tests {
     #[test]
     fn percentiles() {
         let samples: Vec<u64> = (1..=100).map(|i| i * 1000).collect();
-        for (p, want) in [(50.0, 50.0), (90.0, 90.0), (99.0, 99.0), (100.0, 100.0), (0.0, 1.0)] {
+        for (p, want) in [
+            (50.0, 50.0),
+            (90.0, 90.0),
+            (99.0, 99.0),
+            (100.0, 100.0),
+            (0.0, 1.0),
+        ] {
             assert_eq!(percentile_ms(&samples, p), want, "p{p}");
         }
         assert_eq!(percentile_ms(&[], 50.0), 0.0);
@@ -370,7 +376,7 @@ mod tests {
     #[test]
     fn result_line() {
         let opts = match options::parse(&["--server".into(), "127.0.0.1:25".into()]).unwrap() {
-            Parsed::Run(o) => o,
+            Parsed::Run(o) => *o,
             Parsed::Help(_) => unreachable!(),
         };
         let summary = Summary {

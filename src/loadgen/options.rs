@@ -85,27 +85,51 @@ pub struct Options {
 #[derive(Debug)]
 pub enum Parsed {
     /// Run with these options.
-    Run(Options),
+    Run(Box<Options>),
     /// `--help` was given; print this usage text.
     Help(String),
 }
 
 fn spec() -> getopts::Options {
     let mut o = getopts::Options::new();
-    o.optopt("", "server", "target, loopback only (required)", "HOST:PORT");
+    o.optopt(
+        "",
+        "server",
+        "target, loopback only (required)",
+        "HOST:PORT",
+    );
     o.optopt("", "sessions", "concurrent connections (16)", "N");
     o.optopt("", "messages", "messages per session (100)", "M");
-    o.optopt("", "size", "message size, e.g. 1024, 1K, 64K, 10M (1K)", "S");
+    o.optopt(
+        "",
+        "size",
+        "message size, e.g. 1024, 1K, 64K, 10M (1K)",
+        "S",
+    );
     o.optopt("", "recipients", "recipients per message (1)", "R");
     o.optopt("", "from", "reverse path (bench@example.com)", "ADDR");
     o.optopt("", "to", "recipient (rcpt@example.net)", "ADDR");
-    o.optflag("", "pipelining", "send MAIL/RCPT/DATA in one write if offered");
+    o.optflag(
+        "",
+        "pipelining",
+        "send MAIL/RCPT/DATA in one write if offered",
+    );
     o.optflag("", "starttls", "upgrade with STARTTLS");
     o.optflag("", "tls", "implicit TLS (port 465 style)");
     o.optopt("", "auth", "AUTH PLAIN with these credentials", "USER:PASS");
     o.optflag("", "insecure", "accept any server certificate");
-    o.optopt("", "ca", "trust only the certificates in this PEM file", "FILE");
-    o.optopt("", "duration-limit", "hard stop, e.g. 60, 60s, 2m (60s)", "T");
+    o.optopt(
+        "",
+        "ca",
+        "trust only the certificates in this PEM file",
+        "FILE",
+    );
+    o.optopt(
+        "",
+        "duration-limit",
+        "hard stop, e.g. 60, 60s, 2m (60s)",
+        "T",
+    );
     o.optflag("", "reuse", "many messages per connection (default)");
     o.optflag("", "no-reuse", "one connection per message");
     o.optopt("", "helo", "EHLO name (bench.client)", "NAME");
@@ -127,7 +151,9 @@ pub fn parse(args: &[String]) -> Result<Parsed, LoadgenError> {
         return Ok(Parsed::Help(usage()));
     }
     if let Some(extra) = m.free.first() {
-        return Err(LoadgenError::Usage(format!("unexpected argument '{extra}'")));
+        return Err(LoadgenError::Usage(format!(
+            "unexpected argument '{extra}'"
+        )));
     }
     let server = match m.opt_str("server") {
         Some(s) => loopback_target(&s)?,
@@ -155,7 +181,9 @@ pub fn parse(args: &[String]) -> Result<Parsed, LoadgenError> {
         None => DEFAULT_DURATION_LIMIT,
         Some(v) => parse_duration(&v)?,
     };
-    let from = m.opt_str("from").unwrap_or_else(|| "bench@example.com".into());
+    let from = m
+        .opt_str("from")
+        .unwrap_or_else(|| "bench@example.com".into());
     let to = m.opt_str("to").unwrap_or_else(|| "rcpt@example.net".into());
     for (name, addr) in [("from", &from), ("to", &to)] {
         check_address(name, addr)?;
@@ -199,7 +227,7 @@ pub fn parse(args: &[String]) -> Result<Parsed, LoadgenError> {
     if helo.is_empty() || helo.bytes().any(|b| b <= b' ' || b >= 0x7f) {
         return Err(LoadgenError::Usage(format!("bad --helo name '{helo}'")));
     }
-    Ok(Parsed::Run(Options {
+    Ok(Parsed::Run(Box::new(Options {
         server,
         sessions,
         messages,
@@ -214,7 +242,7 @@ pub fn parse(args: &[String]) -> Result<Parsed, LoadgenError> {
         duration_limit,
         reuse,
         helo,
-    }))
+    })))
 }
 
 /// Parses `HOST:PORT` and refuses anything that is not loopback (127.0.0.0/8, ::1,
@@ -325,7 +353,7 @@ mod tests {
 
     fn run_opts(s: &str) -> Options {
         match parse(&args(s)).unwrap() {
-            Parsed::Run(o) => o,
+            Parsed::Run(o) => *o,
             Parsed::Help(_) => panic!("help for {s}"),
         }
     }
@@ -356,7 +384,10 @@ mod tests {
              --insecure --duration-limit 2m --no-reuse --helo me.test",
         );
         assert_eq!(o.server, "[::1]:587".parse().unwrap());
-        assert_eq!((o.sessions, o.messages, o.size, o.recipients), (4, 7, 65536, 3));
+        assert_eq!(
+            (o.sessions, o.messages, o.size, o.recipients),
+            (4, 7, 65536, 3)
+        );
         assert_eq!((o.from.as_str(), o.to.as_str()), ("a@b.c", "d@e.f"));
         assert!(o.pipelining);
         assert_eq!(o.security, Security::StartTls);
@@ -366,7 +397,10 @@ mod tests {
         assert_eq!(o.duration_limit, Duration::from_secs(120));
         assert!(!o.reuse);
         assert_eq!(o.helo, "me.test");
-        assert_eq!(run_opts("--server 127.0.0.1:465 --tls").security, Security::Implicit);
+        assert_eq!(
+            run_opts("--server 127.0.0.1:465 --tls").security,
+            Security::Implicit
+        );
     }
 
     #[test]
