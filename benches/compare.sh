@@ -255,8 +255,8 @@ install_postfix() {
   note "installing postfix (apt-get, 'No configuration')"
   echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
   timeout 600 apt-get update -qq >/dev/null || die "apt-get update failed"
-  DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq postfix >/dev/null \
-    || die "apt-get install postfix failed"
+  DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq postfix >"$TMPD/apt.log" 2>&1 \
+    || { tail -20 "$TMPD/apt.log" >&2; die "apt-get install postfix failed"; }
   [ -x "$SMTP_SOURCE" ] || die "no $SMTP_SOURCE after installing postfix"
 }
 
@@ -320,14 +320,14 @@ start_postfix() { # sets POSTFIX_PID, or returns 1
   POSTFIX_STARTED=1
   POSTFIX_PID=$(tr -d ' ' </var/spool/postfix/pid/master.pid)
   wait_listening "$PORT_POSTFIX" "$POSTFIX_PID" || { note "postfix does not listen on $PORT_POSTFIX"; return 1; }
-  POSTFIX_SENT_BEFORE=$(grep -c 'status=sent' /var/log/postfix.log)
+  POSTFIX_SENT_BEFORE=$(grep -c 'status=sent' /var/log/postfix.log || :)
 }
 
 stop_postfix() {
   [ "$POSTFIX_STARTED" = 1 ] || return 0
   postfix_drain
   local delivered
-  delivered=$(( $(grep -c 'status=sent' /var/log/postfix.log) - POSTFIX_SENT_BEFORE ))
+  delivered=$(( $(grep -c 'status=sent' /var/log/postfix.log || :) - POSTFIX_SENT_BEFORE ))
   note "postfix check: $delivered messages delivered to discard: in this run (queue then empty)"
   note "postfix queue on $(findmnt -no FSTYPE,SOURCE -T /var/spool/postfix)"
   timeout 30 postfix stop >/dev/null 2>&1

@@ -273,6 +273,7 @@ fn no_reuse_opens_a_connection_per_message_and_pipelines() {
     assert_eq!(sizes(&sink), vec![1024; 8]);
     assert_eq!(sink.log.connections.load(Ordering::Relaxed), 8);
     assert!(sink.log.saw_pipelined_group.load(Ordering::Relaxed));
+    assert_eq!((summary.connections, summary.pipelined_connections), (8, 8));
     no_sink_errors(&sink);
 }
 
@@ -283,7 +284,8 @@ fn pipelining_only_when_offered() {
         "--server {} --sessions 1 --messages 3 --pipelining",
         sink.addr
     ));
-    assert_eq!(loadgen::run_with(&o).unwrap().sent, 3);
+    let summary = loadgen::run_with(&o).unwrap();
+    assert_eq!((summary.sent, summary.pipelined_connections), (3, 0));
     assert!(!sink.log.saw_pipelined_group.load(Ordering::Relaxed));
     no_sink_errors(&sink);
 }

@@ -67,6 +67,10 @@ pub(super) struct SessionStats {
     pub error_replies: u64,
     /// Connections that failed (connect, TLS, greeting, I/O, timeout).
     pub connection_errors: u64,
+    /// Connections opened and ready for mail.
+    pub connections: u64,
+    /// Of those, connections where the server offered PIPELINING and it was used.
+    pub pipelined_connections: u64,
     /// Latency of each accepted message, MAIL sent to final reply, in microseconds.
     pub latencies_us: Vec<u64>,
 }
@@ -75,7 +79,7 @@ pub(super) struct SessionStats {
 pub(super) fn session(shared: &Shared, index: usize) -> SessionStats {
     let opts = &shared.opts;
     let mut stats = SessionStats {
-        latencies_us: Vec::with_capacity(opts.messages.min(1 << 20)),
+        latencies_us: Vec::with_capacity(opts.messages.min(1 << 16)),
         ..SessionStats::default()
     };
     let mut remaining = opts.messages;
@@ -99,6 +103,8 @@ pub(super) fn session(shared: &Shared, index: usize) -> SessionStats {
             }
         };
         open_failures = 0;
+        stats.connections += 1;
+        stats.pipelined_connections += u64::from(conn.pipelining);
         let batch = if opts.reuse { remaining } else { 1 };
         for _ in 0..batch {
             if Instant::now() >= shared.deadline {

@@ -127,6 +127,10 @@ pub struct Summary {
     pub error_replies: u64,
     /// Connections that failed or broke.
     pub connection_errors: u64,
+    /// Connections opened and ready for mail.
+    pub connections: u64,
+    /// Connections on which PIPELINING was offered and used.
+    pub pipelined_connections: u64,
     /// Sessions that did not report back by the deadline plus a grace period.
     pub stuck_sessions: u64,
     /// Wall time from the first connection to the last session's end.
@@ -247,6 +251,8 @@ pub fn run_with(opts: &Options) -> Result<Summary, LoadgenError> {
         not_attempted: 0,
         error_replies: 0,
         connection_errors: 0,
+        connections: 0,
+        pipelined_connections: 0,
         stuck_sessions: 0,
         elapsed: Duration::ZERO,
         latency: Latency::default(),
@@ -264,6 +270,8 @@ pub fn run_with(opts: &Options) -> Result<Summary, LoadgenError> {
                 summary.not_attempted += stats.not_attempted;
                 summary.error_replies += stats.error_replies;
                 summary.connection_errors += stats.connection_errors;
+                summary.connections += stats.connections;
+                summary.pipelined_connections += stats.pipelined_connections;
                 latencies.extend_from_slice(&stats.latencies_us);
             }
             Err(_) => break,
@@ -319,6 +327,7 @@ fn report(opts: &Options, s: &Summary) -> String {
     let secs = s.elapsed.as_secs_f64();
     let mut out = format!(
         "messages: {} sent, {} failed, {} not attempted (error replies {}, connection errors {}{})\n\
+         connections: {}, pipelining used on {}\n\
          elapsed: {secs:.3} s\n\
          rate: {:.1} msgs/s, {:.2} MB/s\n\
          latency ms: p50 {:.3} p90 {:.3} p99 {:.3} max {:.3}\n",
@@ -332,6 +341,8 @@ fn report(opts: &Options, s: &Summary) -> String {
         } else {
             String::new()
         },
+        s.connections,
+        s.pipelined_connections,
         s.msgs_per_sec(),
         s.mb_per_sec(opts.size),
         l.p50_ms,
@@ -385,6 +396,8 @@ mod tests {
             not_attempted: 0,
             error_replies: 0,
             connection_errors: 0,
+            connections: 16,
+            pipelined_connections: 0,
             stuck_sessions: 0,
             elapsed: Duration::from_secs(2),
             latency: Latency {
