@@ -420,7 +420,9 @@ bench_run() { # LABEL PORT ARGS...
     --messages "$BENCH_MSGS" --duration-limit "$limit" "$@" >"$TMPD/bench.out" 2>&1
   local rc=$?
   local line; line=$(grep '^result ' "$TMPD/bench.out")
-  if [ -n "$line" ]; then echo "$label $line  # rc=$rc"
+  # The generator prints its first few errors as "outpost bench: ..." lines.
+  local why; why=$(grep -m1 '^outpost bench: session' "$TMPD/bench.out" | head -c 200)
+  if [ -n "$line" ]; then echo "$label $line  # rc=$rc${why:+ first error: $why}"
   else echo "$label FAIL rc=$rc $(head -c 300 "$TMPD/bench.out" | tr '\n' ' ')"; fi
 }
 
