@@ -228,11 +228,21 @@ source_run() { # BENCH SERVER PORT PID SIZE MSGS
   RATES["$bench $server $size"]="${RATES["$bench $server $size"]:-} $rate"
 }
 
+background_busy() { # machine CPU busy over one second, in % of one core
+  local b0 t0 b1 t1
+  read -r b0 t0 < <(machine_ticks); sleep 1; read -r b1 t1 < <(machine_ticks)
+  awk -v a="$b0" -v b="$b1" -v c="$t0" -v d="$t1" -v n="$NCPU" \
+    'BEGIN{printf "%.0f", (d > c) ? 100 * n * (b - a) / (d - c) : 0}'
+}
+
 # compare BENCH SIZE then "server port pid" triples; runs alternate between servers.
 compare() {
   local bench=$1 size=$2; shift 2
-  local n r triple server port pid
+  local n r triple server port pid busy
   n=$(msgs_for "$bench" "$size")
+  busy=$(background_busy)
+  # Other work on a small machine skews every number; say so next to them.
+  [ "$busy" -gt 25 ] && note "warning: the machine is already ${busy}% busy (of one core) before the $bench $size runs"
   for r in $(seq "$RUNS"); do
     for triple in "$@"; do
       read -r server port pid <<<"$triple"
