@@ -10,6 +10,7 @@
 pub mod auth;
 pub mod config;
 pub mod delivery;
+pub mod loadgen;
 pub mod proto;
 pub mod queue;
 pub mod runtime;

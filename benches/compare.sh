@@ -1,0 +1,562 @@
+#!/usr/bin/env bash
+# compare.sh - Outpost next to Postfix on this machine, in one run.
+#
+# Postfix's smtp-source is the common load generator for both servers, so the
+# ratios compare servers, not clients. Everything listens on 127.0.0.1 only.
+# Every load run is bounded in count (message totals below) and in time
+# (RUN_TIMEOUT per run, TOTAL_BUDGET for the whole script, enforced by a
+# watchdog); every server this script starts is stopped on exit (trap).
+#
+# Usage: benches/compare.sh [--postfix-only | --outpost-only] [MODE...]
+#   sink     Postfix smtp-sink (no disk)          vs  outpost serve --sink
+#   durable  Postfix (queue, fsync, -> discard:)  vs  outpost serve --transport example.net=discard
+#   loadgen  outpost bench (the project's generator) against Outpost: plain,
+#            pipelining, STARTTLS+AUTH+pipelining; sink and durable servers
+#   idle     IDLE_CONNS idle connections held open against Outpost; its RSS
+#   all      sink durable loadgen idle (the default)
+#   --postfix-only  only the Postfix halves (no cargo build, no Outpost)
+#   --outpost-only  only the Outpost halves
+#
+# Knobs (environment), defaults in brackets:
+#   SESSIONS [16]  SIZES ["1024 65536"]  RUNS [3]  RCPTS [1]
+#   SINK_MSGS_1K [30000] SINK_MSGS_64K [6000] DURABLE_MSGS_1K [8000] DURABLE_MSGS_64K [3000]
+#   MSGS=<n>       one message count for every smtp-source run (overrides the four above)
+#   BENCH_MSGS [200]  messages per session for outpost bench runs
+#   IDLE_CONNS [10000]  RUN_TIMEOUT [180]  TOTAL_BUDGET [2400]
+#   PORT_BASE [2530]  ports PORT_BASE..PORT_BASE+4 must be free on 127.0.0.1
+#   OUTPOST_BIN [target/release/outpost]  SKIP_BUILD=1 to use it as it is
+#
+# Output: one line per run
+#   <bench> <server> <size> <msgs> <secs> <msgs_per_s>  # busy=<machine %> server=<server CPU %>
+# (CPU in % of one core; this machine kind has 2 cores, so busy <= 200%), then for each
+# (bench, size) the median of RUNS runs, and a table of ratios outpost/postfix.
+# The two servers' runs alternate (postfix, outpost, postfix, ...), so drift in the
+# machine's background load hits both alike; only ratios from one run mean much.
+#
+# Postfix: installed with apt-get if missing ("No configuration"), configured for
+# the run (main.cf and master.cf are backed up and restored on exit), started and
+# stopped. If a Postfix is already running, the Postfix-durable half is skipped
+# rather than reconfiguring someone's live mail server.
+set -u -o pipefail
+export LC_ALL=C
+
+cd "$(dirname "$0")/.."
+REPO=$PWD
+
+SESSIONS=${SESSIONS:-16}
+SIZES=${SIZES:-"1024 65536"}
+RUNS=${RUNS:-3}
+RCPTS=${RCPTS:-1}
+SINK_MSGS_1K=${SINK_MSGS_1K:-30000}
+SINK_MSGS_64K=${SINK_MSGS_64K:-6000}
+DURABLE_MSGS_1K=${DURABLE_MSGS_1K:-8000}
+DURABLE_MSGS_64K=${DURABLE_MSGS_64K:-3000}
+BENCH_MSGS=${BENCH_MSGS:-200}
+IDLE_CONNS=${IDLE_CONNS:-10000}
+RUN_TIMEOUT=${RUN_TIMEOUT:-180}
+TOTAL_BUDGET=${TOTAL_BUDGET:-2400}
+PORT_BASE=${PORT_BASE:-2530}
+OUTPOST_BIN=${OUTPOST_BIN:-$REPO/target/release/outpost}
+SMTP_SOURCE=${SMTP_SOURCE:-/usr/sbin/smtp-source}
+SMTP_SINK=${SMTP_SINK:-/usr/sbin/smtp-sink}
+FROM=bench@example.com
+TO=rcpt@example.net
+
+PORT_POSTFIX_SINK=$PORT_BASE
+PORT_POSTFIX=$((PORT_BASE + 1))
+PORT_OUTPOST_SINK=$((PORT_BASE + 2))
+PORT_OUTPOST=$((PORT_BASE + 3))
+PORT_OUTPOST_SUBMISSION=$((PORT_BASE + 4))
+
+HZ=$(getconf CLK_TCK)
+NCPU=$(nproc)
+START_EPOCH=$(date +%s)
+
+SIDES="postfix outpost"
+MODES=""
+for arg in "$@"; do
+  case "$arg" in
+    --postfix-only) SIDES=postfix ;;
+    --outpost-only) SIDES=outpost ;;
+    sink|durable|loadgen|idle) MODES="$MODES $arg" ;;
+    all) MODES="$MODES sink durable loadgen idle" ;;
+    -h|--help) sed -n '2,38p' "$0"; exit 0 ;;
+    *) echo "compare.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
+  esac
+done
+[ -n "$MODES" ] || MODES="sink durable loadgen idle"
+side() { case " $SIDES " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+
+note() { echo "# $*"; }
+die() { echo "compare.sh: $*" >&2; exit 2; }
+
+# ---- cleanup: everything started here is stopped here ------------------------
+TMPD=$(mktemp -d /tmp/outpost-compare.XXXXXX)
+# Outpost's spool goes on the disk Postfix's queue lives on (never tmpfs, where
+# fsync costs nothing), so the durable comparison is fair.
+DATA_ROOT=$(mktemp -d /var/tmp/outpost-compare.XXXXXX)
+SERVER_PIDS=()
+POSTFIX_STARTED=0
+POSTFIX_BACKUP=""
+WATCHDOG_PID=""
+
+cleanup() {
+  local pid
+  for pid in "${SERVER_PIDS[@]}"; do stop_server "$pid"; done
+  if [ "$POSTFIX_STARTED" = 1 ]; then
+    timeout 30 postfix stop >/dev/null 2>&1
+    postsuper -d ALL >/dev/null 2>&1
+  fi
+  if [ -n "$POSTFIX_BACKUP" ]; then
+    local f
+    for f in main.cf master.cf; do
+      if [ -f "$POSTFIX_BACKUP/$f" ]; then cp -p "$POSTFIX_BACKUP/$f" "/etc/postfix/$f"
+      elif [ -f "$POSTFIX_BACKUP/$f.absent" ]; then rm -f "/etc/postfix/$f"; fi
+    done
+  fi
+  [ -n "$WATCHDOG_PID" ] && kill "$WATCHDOG_PID" 2>/dev/null
+  rm -rf "$TMPD" "$DATA_ROOT"
+}
+trap cleanup EXIT
+trap 'echo "compare.sh: interrupted" >&2; exit 130' INT TERM
+# The whole script is bounded in time even if a step hangs in a way no per-run
+# timeout catches: the watchdog sends SIGTERM, the trap cleans up.
+(
+  sleep "$TOTAL_BUDGET" &
+  trap 'kill $! 2>/dev/null; exit 0' TERM
+  wait $!
+  # Only if the script is still our parent: never signal a recycled PID.
+  if [ "$(awk '{print $4}' /proc/$BASHPID/stat)" = "$$" ]; then
+    echo "compare.sh: TOTAL_BUDGET of ${TOTAL_BUDGET}s exceeded" >&2
+    kill -TERM $$
+  fi
+) 2>/dev/null &
+WATCHDOG_PID=$!
+
+budget_left() { echo $((TOTAL_BUDGET - ($(date +%s) - START_EPOCH))); }
+
+# ---- small helpers ------------------------------------------------------------
+stop_server() { # PID: one this script started; SIGTERM, then SIGKILL after 5 s
+  local pid=$1 i kept=()
+  kill "$pid" 2>/dev/null
+  for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -9 "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null
+  # Forget it, so the exit trap never signals a recycled PID.
+  for i in "${SERVER_PIDS[@]}"; do [ "$i" = "$pid" ] || kept+=("$i"); done
+  SERVER_PIDS=("${kept[@]}")
+}
+
+port_free() { ! ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; }
+
+wait_listening() { # PORT PID: up to 15 s for PORT to listen while PID lives
+  local i
+  for i in $(seq 150); do
+    ss -Hltn "src 127.0.0.1 and sport = :$1" 2>/dev/null | grep -q . && return 0
+    kill -0 "$2" 2>/dev/null || return 1
+    sleep 0.1
+  done
+  return 1
+}
+
+machine_ticks() { # busy and total jiffies of the whole machine
+  awk '/^cpu /{busy=$2+$3+$4+$7+$8+$9; print busy, busy+$5+$6}' /proc/stat
+}
+
+tree_ticks() { # CPU jiffies of PID, its reaped children and its live children
+  local pid=$1 total=0 child
+  [ -r "/proc/$pid/stat" ] || { echo 0; return; }
+  # Fields after the ") " that ends the command name: utime is the 12th, cstime the 15th.
+  total=$(sed 's/.*) //' "/proc/$pid/stat" | awk '{print $12+$13+$14+$15}')
+  for child in $(cat /proc/"$pid"/task/*/children 2>/dev/null); do
+    [ -r "/proc/$child/stat" ] || continue
+    total=$((total + $(sed 's/.*) //' "/proc/$child/stat" | awk '{print $12+$13}')))
+  done
+  echo "$total"
+}
+
+settle() { # PID: wait (<= 60 s) until the server's CPU use stops: its backlog is done
+  local pid=$1 i a b
+  for i in $(seq 120); do
+    a=$(tree_ticks "$pid"); sleep 0.5; b=$(tree_ticks "$pid")
+    [ $((b - a)) -le 1 ] && return 0
+  done
+  note "server $pid still busy after 60 s"
+}
+
+msgs_for() { # BENCH SIZE
+  if [ -n "${MSGS:-}" ]; then echo "$MSGS"; return; fi
+  case "$1:$2" in
+    sink:1024) echo "$SINK_MSGS_1K" ;;
+    sink:*) echo "$SINK_MSGS_64K" ;;
+    durable:1024) echo "$DURABLE_MSGS_1K" ;;
+    *) echo "$DURABLE_MSGS_64K" ;;
+  esac
+}
+
+median() { sort -n | awk '{v[NR]=$1} END{if (NR) print v[int((NR+1)/2)]}'; }
+
+# ---- one smtp-source run --------------------------------------------------------
+declare -A RATES   # "bench server size" -> rates of the runs, space separated
+declare -A RAW     # "bench server size" -> median rate
+SOURCE_FAILED=0
+
+source_run() { # BENCH SERVER PORT PID SIZE MSGS
+  local bench=$1 server=$2 port=$3 pid=$4 size=$5 n=$6
+  local left tmo b0 t0 b1 t1 s0 s1 w0 w1 rc secs rate cpu
+  left=$(budget_left)
+  if [ "$left" -le 10 ]; then note "budget exhausted, skipping $bench $server $size"; return; fi
+  tmo=$RUN_TIMEOUT; [ "$left" -lt "$tmo" ] && tmo=$((left - 5))
+  read -r b0 t0 < <(machine_ticks); s0=$(tree_ticks "$pid"); w0=$(date +%s.%N)
+  # -d: many messages per connection; -s: concurrent sessions; -m: total messages.
+  timeout "$tmo" "$SMTP_SOURCE" -4 -d -s "$SESSIONS" -m "$n" -l "$size" -r "$RCPTS" \
+    -f "$FROM" -t "$TO" -M bench.client "127.0.0.1:$port" >"$TMPD/source.out" 2>&1
+  rc=$?
+  w1=$(date +%s.%N); read -r b1 t1 < <(machine_ticks); s1=$(tree_ticks "$pid")
+  secs=$(awk -v a="$w0" -v b="$w1" 'BEGIN{printf "%.3f", b-a}')
+  if [ "$rc" -ne 0 ] || grep -qiE 'error|fatal|warning' "$TMPD/source.out"; then
+    echo "$bench $server $size $n $secs FAIL  # rc=$rc $(head -c 300 "$TMPD/source.out" | tr '\n' ' ')"
+    SOURCE_FAILED=$((SOURCE_FAILED + 1))
+    return
+  fi
+  rate=$(awk -v n="$n" -v s="$secs" 'BEGIN{printf "%.0f", n/s}')
+  cpu=$(awk -v b0="$b0" -v b1="$b1" -v t0="$t0" -v t1="$t1" -v s0="$s0" -v s1="$s1" \
+          -v hz="$HZ" -v secs="$secs" -v ncpu="$NCPU" 'BEGIN{
+          busy = (t1 > t0) ? 100 * ncpu * (b1 - b0) / (t1 - t0) : 0
+          printf "busy=%.0f%% server=%.0f%%", busy, 100 * (s1 - s0) / hz / secs }')
+  echo "$bench $server $size $n $secs $rate  # $cpu"
+  RATES["$bench $server $size"]="${RATES["$bench $server $size"]:-} $rate"
+}
+
+background_busy() { # machine CPU busy over one second, in % of one core
+  local b0 t0 b1 t1
+  read -r b0 t0 < <(machine_ticks); sleep 1; read -r b1 t1 < <(machine_ticks)
+  awk -v a="$b0" -v b="$b1" -v c="$t0" -v d="$t1" -v n="$NCPU" \
+    'BEGIN{printf "%.0f", (d > c) ? 100 * n * (b - a) / (d - c) : 0}'
+}
+
+# compare BENCH SIZE then "server port pid" triples; runs alternate between servers.
+compare() {
+  local bench=$1 size=$2; shift 2
+  local n r triple server port pid busy
+  n=$(msgs_for "$bench" "$size")
+  busy=$(background_busy)
+  # Other work on a small machine skews every number; say so next to them.
+  [ "$busy" -gt 25 ] && note "warning: the machine is already ${busy}% busy (of one core) before the $bench $size runs"
+  for r in $(seq "$RUNS"); do
+    for triple in "$@"; do
+      read -r server port pid <<<"$triple"
+      source_run "$bench" "$server" "$port" "$pid" "$size" "$n"
+      settle "$pid"
+      [ "$server" = postfix ] && [ "$bench" = durable ] && postfix_drain
+    done
+  done
+  for triple in "$@"; do
+    read -r server port pid <<<"$triple"
+    local key="$bench $server $size" m
+    m=$(echo "${RATES[$key]:-}" | tr ' ' '\n' | grep . | median)
+    [ -n "$m" ] && RAW[$key]=$m && echo "$bench-median $server $size $n - $m  # runs:${RATES[$key]}"
+  done
+}
+
+# ---- Postfix ------------------------------------------------------------------------
+install_postfix() {
+  [ -x "$SMTP_SOURCE" ] && [ -x "$SMTP_SINK" ] && command -v postfix >/dev/null && return 0
+  note "installing postfix (apt-get, 'No configuration')"
+  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+  timeout 600 apt-get update -qq >/dev/null || die "apt-get update failed"
+  DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq postfix >"$TMPD/apt.log" 2>&1 \
+    || { tail -20 "$TMPD/apt.log" >&2; die "apt-get install postfix failed"; }
+  [ -x "$SMTP_SOURCE" ] || die "no $SMTP_SOURCE after installing postfix"
+}
+
+postfix_drain() { # wait (<= 120 s) until Postfix's queue is empty
+  local i
+  for i in $(seq 1200); do
+    [ -z "$(postqueue -j 2>/dev/null | head -c 1)" ] && return 0
+    sleep 0.1
+  done
+  note "postfix queue not empty after 120 s"
+}
+
+configure_postfix() {
+  POSTFIX_BACKUP=$TMPD/postfix-backup
+  mkdir -p "$POSTFIX_BACKUP"
+  local f
+  for f in main.cf master.cf; do
+    if [ -f "/etc/postfix/$f" ]; then cp -p "/etc/postfix/$f" "$POSTFIX_BACKUP/$f"
+    else touch "$POSTFIX_BACKUP/$f.absent"; fi
+  done
+  # "No configuration" leaves main.cf out; start from the packaged defaults.
+  if [ ! -f /etc/postfix/main.cf ]; then
+    cp /usr/share/postfix/main.cf.debian /etc/postfix/main.cf 2>/dev/null || : >/etc/postfix/main.cf
+  fi
+  [ -f /etc/postfix/master.cf ] || cp /usr/share/postfix/master.cf.dist /etc/postfix/master.cf \
+    || die "no /etc/postfix/master.cf"
+  # Relay anything from loopback, deliver nothing locally, discard every message
+  # after it was queued: the durable accept path is what is measured.
+  postconf -e \
+    "myhostname = bench.localdomain" \
+    "mydestination =" \
+    "inet_interfaces = loopback-only" \
+    "inet_protocols = ipv4" \
+    "mynetworks = 127.0.0.0/8" \
+    "smtpd_relay_restrictions = permit_mynetworks reject" \
+    "default_transport = discard:bench" \
+    "relay_transport = discard:bench" \
+    "local_transport = discard:bench" \
+    "maillog_file = /var/log/postfix.log" \
+    "smtputf8_enable = no" \
+    "compatibility_level = 3.6" || die "postconf failed"
+  # One listener only, on our loopback port. The Debian chroot is set up by the init
+  # wrapper, which is not used here, so no service runs chrooted.
+  postconf -M# smtp/inet >/dev/null 2>&1
+  postconf -Me "127.0.0.1:$PORT_POSTFIX/inet = 127.0.0.1:$PORT_POSTFIX inet n - n - - smtpd"
+  postconf -F '*/*/chroot = n'
+  newaliases >/dev/null 2>&1
+  postfix check || die "postfix check failed"
+}
+
+start_postfix() { # sets POSTFIX_PID, or returns 1
+  if postfix status >/dev/null 2>&1; then
+    note "a Postfix is already running here; not reconfiguring it - skipping the Postfix durable half"
+    return 1
+  fi
+  port_free "$PORT_POSTFIX" || { note "port $PORT_POSTFIX busy; skipping Postfix"; return 1; }
+  configure_postfix
+  postsuper -d ALL >/dev/null 2>&1
+  touch /var/log/postfix.log
+  timeout 60 postfix start >/dev/null 2>&1 || { note "postfix start failed (see /var/log/postfix.log)"; return 1; }
+  POSTFIX_STARTED=1
+  POSTFIX_PID=$(tr -d ' ' </var/spool/postfix/pid/master.pid)
+  wait_listening "$PORT_POSTFIX" "$POSTFIX_PID" || { note "postfix does not listen on $PORT_POSTFIX"; return 1; }
+  POSTFIX_SENT_BEFORE=$(grep -c 'status=sent' /var/log/postfix.log || :)
+}
+
+stop_postfix() {
+  [ "$POSTFIX_STARTED" = 1 ] || return 0
+  postfix_drain
+  local delivered
+  delivered=$(( $(grep -c 'status=sent' /var/log/postfix.log || :) - POSTFIX_SENT_BEFORE ))
+  note "postfix check: $delivered messages delivered to discard: in this run (queue then empty)"
+  note "postfix queue on $(findmnt -no FSTYPE,SOURCE -T /var/spool/postfix)"
+  timeout 30 postfix stop >/dev/null 2>&1
+  POSTFIX_STARTED=0
+}
+
+start_smtp_sink() { # sets SINK_PID
+  port_free "$PORT_POSTFIX_SINK" || die "port $PORT_POSTFIX_SINK busy"
+  # -u nobody: smtp-sink refuses to run as root; -m: concurrent connections; 1024: backlog.
+  "$SMTP_SINK" -u nobody -4 -m 1024 "127.0.0.1:$PORT_POSTFIX_SINK" 1024 >"$TMPD/smtp-sink.log" 2>&1 &
+  SINK_PID=$!
+  SERVER_PIDS+=("$SINK_PID")
+  wait_listening "$PORT_POSTFIX_SINK" "$SINK_PID" || die "smtp-sink did not start: $(cat "$TMPD/smtp-sink.log")"
+}
+
+# ---- Outpost --------------------------------------------------------------------------
+OUTPOST_READY=""
+build_outpost() { # once; returns 1 if there is no usable binary
+  case "$OUTPOST_READY" in yes) return 0 ;; no) return 1 ;; esac
+  OUTPOST_READY=no
+  if [ "${SKIP_BUILD:-0}" != 1 ]; then
+    note "cargo build --release"
+    timeout 1800 cargo build --release --quiet || { note "cargo build failed"; return 1; }
+  fi
+  [ -x "$OUTPOST_BIN" ] || { note "no $OUTPOST_BIN"; return 1; }
+  OUTPOST_READY=yes
+}
+
+# start_outpost NAME PORT FLAGS... : sets OUTPOST_PID, or returns 1
+start_outpost() {
+  local name=$1 port=$2; shift 2
+  build_outpost || return 1
+  port_free "$port" || { note "port $port busy"; return 1; }
+  local dir=$DATA_ROOT/$name
+  mkdir -p "$dir"
+  "$OUTPOST_BIN" serve --data-dir "$dir" --smtp "127.0.0.1:$port" \
+    --submissions off --relay-networks 127.0.0.0/8 --hostname bench.local \
+    "$@" >"$TMPD/outpost-$name.log" 2>&1 &
+  OUTPOST_PID=$!
+  SERVER_PIDS+=("$OUTPOST_PID")
+  if ! wait_listening "$port" "$OUTPOST_PID"; then
+    note "outpost ($name) did not start; its output:"
+    sed 's/^/#   /' "$TMPD/outpost-$name.log" | head -20
+    return 1
+  fi
+  note "outpost ($name) pid $OUTPOST_PID on 127.0.0.1:$port, data in $dir ($(findmnt -no FSTYPE -T "$dir"))"
+}
+
+
+# ---- modes ------------------------------------------------------------------------------
+mode_sink() {
+  echo; note "== sink: Postfix smtp-sink vs outpost serve --sink (no disk), smtp-source -d -s $SESSIONS"
+  local pairs=() size
+  if side postfix; then install_postfix; start_smtp_sink; pairs+=("postfix $PORT_POSTFIX_SINK $SINK_PID"); fi
+  if side outpost && start_outpost sink "$PORT_OUTPOST_SINK" --submission off --sink; then
+    pairs+=("outpost $PORT_OUTPOST_SINK $OUTPOST_PID")
+  fi
+  [ ${#pairs[@]} -gt 0 ] || return
+  for size in $SIZES; do compare sink "$size" "${pairs[@]}"; done
+  side outpost && [ -n "${OUTPOST_PID:-}" ] && stop_server "$OUTPOST_PID"
+  OUTPOST_PID=""
+  side postfix && stop_server "$SINK_PID"
+}
+
+mode_durable() {
+  echo; note "== durable: Postfix (queue + fsync, discard:) vs outpost --transport example.net=discard"
+  local pairs=() size
+  if side postfix; then
+    install_postfix
+    start_postfix && pairs+=("postfix $PORT_POSTFIX $POSTFIX_PID")
+  fi
+  if side outpost && start_outpost durable "$PORT_OUTPOST" --submission off \
+       --transport example.net=discard; then
+    pairs+=("outpost $PORT_OUTPOST $OUTPOST_PID")
+  fi
+  [ ${#pairs[@]} -gt 0 ] || return
+  for size in $SIZES; do compare durable "$size" "${pairs[@]}"; done
+  side postfix && stop_postfix
+  side outpost && [ -n "${OUTPOST_PID:-}" ] && stop_server "$OUTPOST_PID"
+  OUTPOST_PID=""
+}
+
+# outpost bench against one server; prints its result line prefixed with a label
+bench_run() { # LABEL PORT ARGS...
+  local label=$1 port=$2; shift 2
+  local left; left=$(budget_left)
+  [ "$left" -gt 10 ] || { note "budget exhausted, skipping $label"; return; }
+  local limit=$((RUN_TIMEOUT < left - 5 ? RUN_TIMEOUT : left - 5))
+  timeout $((limit + 10)) "$OUTPOST_BIN" bench --server "127.0.0.1:$port" --sessions "$SESSIONS" \
+    --messages "$BENCH_MSGS" --duration-limit "$limit" "$@" >"$TMPD/bench.out" 2>&1
+  local rc=$?
+  local line; line=$(grep '^result ' "$TMPD/bench.out")
+  # The generator prints its first few errors as "outpost bench: ..." lines.
+  local why; why=$(grep -m1 '^outpost bench: session' "$TMPD/bench.out" | head -c 200)
+  if [ -n "$line" ]; then echo "$label $line  # rc=$rc${why:+ first error: $why}"
+  else echo "$label FAIL rc=$rc $(head -c 300 "$TMPD/bench.out" | tr '\n' ' ')"; fi
+}
+
+mode_loadgen() {
+  side outpost || return
+  echo; note "== loadgen: outpost bench against Outpost ($SESSIONS sessions x $BENCH_MSGS messages)"
+  build_outpost || return
+  # A user for AUTH PLAIN: address:SHA-512-crypt hash, as `openssl passwd -6` writes it.
+  local pass=bench-pass-$RANDOM$RANDOM
+  echo "$FROM:$(openssl passwd -6 "$pass")" >"$TMPD/users"
+  local tls="--starttls --insecure --auth $FROM:$pass"
+  local name port_smtp mode size
+  for mode in sink durable; do
+    local extra=(--sink); [ "$mode" = durable ] && extra=(--transport example.net=discard)
+    port_smtp=$PORT_OUTPOST_SINK; [ "$mode" = durable ] && port_smtp=$PORT_OUTPOST
+    name=bench-$mode
+    start_outpost "$name" "$port_smtp" --submission "127.0.0.1:$PORT_OUTPOST_SUBMISSION" \
+      --users "$TMPD/users" "${extra[@]}" || continue
+    for size in $SIZES; do
+      if [ "$mode" = sink ]; then
+        bench_run "loadgen-$mode-plain" "$port_smtp" --size "$size"
+        bench_run "loadgen-$mode-pipelining" "$port_smtp" --size "$size" --pipelining
+        bench_run "loadgen-$mode-no-reuse" "$port_smtp" --size "$size" --no-reuse
+      fi
+      # shellcheck disable=SC2086 # $tls is a word list on purpose
+      bench_run "loadgen-$mode-starttls-auth-pipelining" "$PORT_OUTPOST_SUBMISSION" \
+        --size "$size" --pipelining $tls
+      settle "$OUTPOST_PID"
+    done
+    stop_server "$OUTPOST_PID"
+  done
+}
+
+mode_idle() {
+  side outpost || return
+  echo; note "== idle: $IDLE_CONNS idle connections held against Outpost"
+  # One descriptor per connection on each side, plus headroom.
+  ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+  local need=$((IDLE_CONNS + 100))
+  [ "$(ulimit -n)" -ge "$need" ] || { note "fd limit $(ulimit -n) < $need; lower IDLE_CONNS"; return; }
+  start_outpost idle "$PORT_OUTPOST_SINK" --submission off --sink \
+    --max-connections $((IDLE_CONNS + 1000)) || return
+  local base; base=$(awk '/^VmRSS/{print $2}' "/proc/$OUTPOST_PID/status")
+  python3 - "$PORT_OUTPOST_SINK" "$IDLE_CONNS" "$OUTPOST_PID" "$base" <<'EOF'
+import selectors, socket, sys, time
+port, want, pid, base_kb = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+deadline = time.monotonic() + 120          # the whole step is bounded in time
+socks, greeted, failed = [], 0, 0
+sel = selectors.DefaultSelector()
+def collect(timeout):
+    global greeted
+    for key, _ in sel.select(timeout):
+        try:
+            data = key.fileobj.recv(512)
+        except OSError:
+            data = b""
+        sel.unregister(key.fileobj)
+        if data.startswith(b"220"):
+            greeted += 1
+for i in range(want):
+    if time.monotonic() > deadline:
+        break
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(5)
+    try:
+        s.connect(("127.0.0.1", port))
+    except OSError:
+        failed += 1
+        s.close()
+        continue
+    s.setblocking(False)
+    socks.append(s)
+    sel.register(s, selectors.EVENT_READ)
+    if i % 200 == 199:
+        collect(0)                          # keep the greetings flowing
+while greeted < len(socks) and time.monotonic() < deadline and sel.get_map():
+    collect(1)
+time.sleep(2)                               # let the server settle with every connection idle
+def status(field):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field):
+                return int(line.split()[1])
+    return 0
+rss, hwm, threads = status("VmRSS:"), status("VmHWM:"), status("Threads:")
+per = (rss - base_kb) / max(greeted, 1)
+print(f"idle-connections opened={len(socks)} greeted={greeted} failed={failed} "
+      f"rss_mb={rss/1024:.1f} peak_rss_mb={hwm/1024:.1f} base_rss_mb={base_kb/1024:.1f} "
+      f"per_conn_kb={per:.1f} threads={threads}")
+for s in socks:
+    s.close()
+EOF
+  stop_server "$OUTPOST_PID"
+  note "goal: under 100 MB with 10,000 idle connections (Postfix would need one smtpd process each)"
+}
+
+# ---- summary ------------------------------------------------------------------------------
+summary() {
+  echo
+  note "== ratios (outpost msgs/s / postfix msgs/s, medians of $RUNS runs, $SESSIONS sessions, smtp-source -d)"
+  printf '%-9s %8s %14s %14s %8s  %s\n' bench size postfix outpost ratio goal
+  local bench size p o ratio goal
+  for bench in sink durable; do
+    for size in $SIZES; do
+      p=${RAW["$bench postfix $size"]:-}
+      o=${RAW["$bench outpost $size"]:-}
+      [ -z "$p" ] && [ -z "$o" ] && continue
+      ratio=-
+      [ -n "$p" ] && [ -n "$o" ] && ratio=$(awk -v o="$o" -v p="$p" 'BEGIN{printf "%.2fx", o/p}')
+      case "$bench:$size" in
+        sink:1024) goal=">= 1.0x" ;; sink:65536) goal=">= 2x" ;;
+        durable:1024) goal=">= 3x" ;; *) goal="" ;;
+      esac
+      printf '%-9s %8s %14s %14s %8s  %s\n' "$bench" "$size" "${p:--}" "${o:--}" "$ratio" "$goal"
+    done
+  done
+  note "machine: $NCPU cores, $(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo), $(uname -r)"
+  [ "$SOURCE_FAILED" -eq 0 ] || note "$SOURCE_FAILED smtp-source runs failed (see FAIL lines)"
+}
+
+note "compare.sh $(date -u +%FT%TZ) modes:$MODES sides: $SIDES sessions=$SESSIONS sizes='$SIZES' runs=$RUNS"
+echo "# bench server size msgs secs msgs_per_s  # busy=machine CPU server=server CPU (% of one core)"
+for mode in $MODES; do
+  "mode_$mode"
+done
+summary
+exit 0

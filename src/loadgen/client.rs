@@ -1,0 +1,778 @@
+//! One load-generating session: a blocking SMTP client over a loopback TCP
+//! stream, optionally inside TLS (rustls), sending the same message again and
+//! again and timing each one. Every blocking call is bounded by the run's
+//! deadline through socket timeouts.
+
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme, StreamOwned};
+
+use super::options::{Options, Security, Trust};
+use super::LoadgenError;
+
+/// Longest reply line we accept; RFC 5321 §4.5.3.1.5 allows 512 octets, servers exceed it.
+const MAX_REPLY_LINE: usize = 4096;
+/// Most lines in one multi-line reply (an EHLO reply has about a dozen).
+const MAX_REPLY_LINES: usize = 100;
+/// How many error messages are printed before the rest are only counted.
+const MAX_PRINTED_ERRORS: usize = 5;
+/// A session gives up after this many connections in a row fail to open.
+const MAX_CONSECUTIVE_OPEN_FAILURES: usize = 3;
+/// Socket timeouts are recomputed from the deadline at least this often, so a
+/// blocking call never outlives the deadline by more than this.
+const REARM_INTERVAL: Duration = Duration::from_millis(500);
+/// Most TLS handshake round trips before giving up on a peer.
+const MAX_HANDSHAKE_ROUNDS: usize = 32;
+
+/// State shared (read-only, apart from the error counter) by all sessions.
+pub(super) struct Shared {
+    /// The run's options.
+    pub opts: Options,
+    /// The dot-stuffed message followed by the end-of-data line ".\r\n".
+    pub wire: Vec<u8>,
+    /// TLS client configuration, when the run uses TLS.
+    pub tls: Option<Arc<ClientConfig>>,
+    /// No session starts a new step after this instant.
+    pub deadline: Instant,
+    /// Errors printed so far (only the first few are printed).
+    pub errors_printed: AtomicUsize,
+}
+
+impl Shared {
+    fn report(&self, session: usize, err: &LoadgenError) {
+        if self.errors_printed.fetch_add(1, Ordering::Relaxed) < MAX_PRINTED_ERRORS {
+            eprintln!("outpost bench: session {session}: {err}");
+        }
+    }
+}
+
+/// What one session did.
+#[derive(Debug, Default)]
+pub(super) struct SessionStats {
+    /// Messages the server accepted with 2xx after the final dot.
+    pub sent: u64,
+    /// Messages tried that were not accepted.
+    pub failed: u64,
+    /// Messages never tried (deadline, or the server kept refusing connections).
+    pub not_attempted: u64,
+    /// Unexpected SMTP replies (4xx/5xx or out of sequence).
+    pub error_replies: u64,
+    /// Connections that failed (connect, TLS, greeting, I/O, timeout).
+    pub connection_errors: u64,
+    /// Connections opened and ready for mail.
+    pub connections: u64,
+    /// Of those, connections where the server offered PIPELINING and it was used.
+    pub pipelined_connections: u64,
+    /// Latency of each accepted message, MAIL sent to final reply, in microseconds.
+    pub latencies_us: Vec<u64>,
+}
+
+/// Runs one session to completion: `opts.messages` messages, or until the deadline.
+pub(super) fn session(shared: &Shared, index: usize) -> SessionStats {
+    let opts = &shared.opts;
+    let mut stats = SessionStats {
+        latencies_us: Vec::with_capacity(opts.messages.min(1 << 16)),
+        ..SessionStats::default()
+    };
+    let mut remaining = opts.messages;
+    let mut open_failures = 0;
+    // Bounded: each pass either sends at least one message or counts an open
+    // failure, and open failures end the loop after a few in a row.
+    'connections: while remaining > 0 && Instant::now() < shared.deadline {
+        let mut conn = match Conn::open(shared) {
+            Ok(c) => c,
+            Err(e) => {
+                stats.connection_errors += 1;
+                if matches!(e, LoadgenError::Rejected { .. }) {
+                    stats.error_replies += 1;
+                }
+                shared.report(index, &e);
+                open_failures += 1;
+                if open_failures >= MAX_CONSECUTIVE_OPEN_FAILURES {
+                    break;
+                }
+                continue;
+            }
+        };
+        open_failures = 0;
+        stats.connections += 1;
+        stats.pipelined_connections += u64::from(conn.pipelining);
+        let batch = if opts.reuse { remaining } else { 1 };
+        for _ in 0..batch {
+            if Instant::now() >= shared.deadline {
+                break 'connections;
+            }
+            remaining -= 1;
+            match conn.send_message(shared) {
+                Ok(latency) => {
+                    stats.sent += 1;
+                    stats.latencies_us.push(latency.as_micros() as u64);
+                }
+                Err(e @ LoadgenError::Rejected { .. }) => {
+                    stats.failed += 1;
+                    stats.error_replies += 1;
+                    shared.report(index, &e);
+                    // RFC 5321 §4.1.1.5: RSET clears whatever is left of the transaction.
+                    if let Err(e) = conn.command(b"RSET\r\n", 250, "RSET") {
+                        stats.connection_errors += 1;
+                        shared.report(index, &e);
+                        continue 'connections;
+                    }
+                }
+                Err(e) => {
+                    stats.failed += 1;
+                    stats.connection_errors += 1;
+                    shared.report(index, &e);
+                    continue 'connections;
+                }
+            }
+        }
+        if let Err(e) = conn.command(b"QUIT\r\n", 221, "QUIT") {
+            if matches!(e, LoadgenError::Rejected { .. }) {
+                stats.error_replies += 1;
+                shared.report(index, &e);
+            }
+        }
+    }
+    stats.not_attempted = remaining as u64;
+    stats
+}
+
+/// Builds the TLS client configuration for the run, if it uses TLS.
+pub(super) fn tls_config(opts: &Options) -> Result<Option<Arc<ClientConfig>>, LoadgenError> {
+    if opts.security == Security::Plain {
+        return Ok(None);
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(LoadgenError::Tls)?;
+    let config = match &opts.trust {
+        Trust::Any => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
+            .with_no_client_auth(),
+        Trust::WebPkiRoots => {
+            let roots = rustls::RootCertStore {
+                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+            };
+            builder.with_root_certificates(roots).with_no_client_auth()
+        }
+        Trust::CaFile(path) => {
+            use rustls::pki_types::pem::PemObject;
+            let bad = |reason: String| LoadgenError::CaFile {
+                path: path.clone(),
+                reason,
+            };
+            let mut roots = rustls::RootCertStore::empty();
+            let certs = CertificateDer::pem_file_iter(path).map_err(|e| bad(e.to_string()))?;
+            for cert in certs {
+                let cert = cert.map_err(|e| bad(e.to_string()))?;
+                roots.add(cert).map_err(|e| bad(e.to_string()))?;
+            }
+            if roots.is_empty() {
+                return Err(bad("no certificates in the file".into()));
+            }
+            builder.with_root_certificates(roots).with_no_client_auth()
+        }
+    };
+    Ok(Some(Arc::new(config)))
+}
+
+/// `--insecure`: any certificate is taken, but handshake signatures are still
+/// checked so the connection is real TLS with real crypto cost.
+#[derive(Debug)]
+struct AcceptAnyCertificate(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AcceptAnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// The byte stream under SMTP.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
+}
+
+impl Stream {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Stream::Plain(s) => s,
+            Stream::Tls(s) => &s.sock,
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            Stream::Tls(s) => s.flush(),
+        }
+    }
+}
+
+/// A server reply: its code and the text of all its lines, joined by '\n'.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Reply {
+    pub code: u16,
+    pub text: String,
+}
+
+/// Extensions from the EHLO reply that matter here.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(super) struct Extensions {
+    pub pipelining: bool,
+    pub starttls: bool,
+    pub auth_plain: bool,
+}
+
+impl Extensions {
+    /// Reads the keywords of an EHLO reply (RFC 5321 §4.1.1.1; the first line is the greeting).
+    pub fn from_ehlo(text: &str) -> Extensions {
+        let mut ext = Extensions::default();
+        for line in text.lines().skip(1) {
+            let mut words = line.split_ascii_whitespace();
+            let keyword = words.next().unwrap_or("").to_ascii_uppercase();
+            match keyword.as_str() {
+                "PIPELINING" => ext.pipelining = true,
+                "STARTTLS" => ext.starttls = true,
+                "AUTH" => ext.auth_plain |= words.any(|m| m.eq_ignore_ascii_case("PLAIN")),
+                _ => {}
+            }
+        }
+        ext
+    }
+}
+
+/// Incremental reply reader over a byte buffer; separate from the socket so it can be tested.
+#[derive(Default)]
+pub(super) struct ReplyBuffer {
+    buf: Vec<u8>,
+    start: usize,
+    lines: usize,
+    code: u16,
+    text: String,
+}
+
+impl ReplyBuffer {
+    /// Bytes received but not yet consumed.
+    fn pending(&self) -> usize {
+        self.buf.len() - self.start
+    }
+
+    /// Appends received bytes.
+    pub fn extend(&mut self, data: &[u8]) {
+        if self.start > 0 && self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        }
+        self.buf.extend_from_slice(data);
+    }
+
+    /// Takes one complete reply out of the buffer, `Ok(None)` if more bytes are needed.
+    pub fn next_reply(&mut self) -> Result<Option<Reply>, LoadgenError> {
+        loop {
+            let rest = &self.buf[self.start..];
+            let Some(lf) = memchr::memchr(b'\n', rest) else {
+                if rest.len() > MAX_REPLY_LINE {
+                    return Err(LoadgenError::Protocol("reply line too long".into()));
+                }
+                if self.start > 0 {
+                    self.buf.drain(..self.start);
+                    self.start = 0;
+                }
+                return Ok(None);
+            };
+            let line = rest[..lf].strip_suffix(b"\r").unwrap_or(&rest[..lf]);
+            self.start += lf + 1;
+            // RFC 5321 §4.2: three digits, then "-" for continuation or " " (or nothing) for the last line.
+            let malformed = || {
+                LoadgenError::Protocol(format!(
+                    "malformed reply line {:?}",
+                    String::from_utf8_lossy(line)
+                ))
+            };
+            let digits = line.get(..3).ok_or_else(malformed)?;
+            if !digits.iter().all(u8::is_ascii_digit) || digits[0] == b'0' {
+                return Err(malformed());
+            }
+            let code = digits
+                .iter()
+                .fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
+            let last = match line.get(3) {
+                None | Some(b' ') => true,
+                Some(b'-') => false,
+                Some(_) => return Err(malformed()),
+            };
+            if self.lines > 0 && code != self.code {
+                return Err(LoadgenError::Protocol(
+                    "reply code changed within a multi-line reply".into(),
+                ));
+            }
+            self.code = code;
+            self.lines += 1;
+            if self.lines > MAX_REPLY_LINES {
+                return Err(LoadgenError::Protocol("reply has too many lines".into()));
+            }
+            if self.lines > 1 {
+                self.text.push('\n');
+            }
+            self.text
+                .push_str(&String::from_utf8_lossy(line.get(4..).unwrap_or(b"")));
+            if last {
+                self.lines = 0;
+                return Ok(Some(Reply {
+                    code,
+                    text: std::mem::take(&mut self.text),
+                }));
+            }
+        }
+    }
+}
+
+/// An open SMTP connection, greeted and ready for MAIL.
+struct Conn {
+    stream: Stream,
+    replies: ReplyBuffer,
+    read_buf: Box<[u8]>,
+    out: Vec<u8>,
+    deadline: Instant,
+    armed_at: Option<Instant>,
+    pipelining: bool,
+}
+
+impl Conn {
+    /// Connects, reads the greeting, says EHLO, and does STARTTLS and AUTH if asked.
+    fn open(shared: &Shared) -> Result<Conn, LoadgenError> {
+        let opts = &shared.opts;
+        let remaining = shared
+            .deadline
+            .checked_duration_since(Instant::now())
+            .filter(|d| !d.is_zero())
+            .ok_or(LoadgenError::Deadline)?;
+        let tcp = TcpStream::connect_timeout(&opts.server, remaining).map_err(|source| {
+            LoadgenError::Io {
+                during: "connect",
+                source,
+            }
+        })?;
+        // Commands are small and latency is what we measure: no Nagle delay.
+        tcp.set_nodelay(true).map_err(|source| LoadgenError::Io {
+            during: "setsockopt",
+            source,
+        })?;
+        let mut conn = Conn {
+            stream: Stream::Plain(tcp),
+            replies: ReplyBuffer::default(),
+            read_buf: vec![0u8; 16 * 1024].into_boxed_slice(),
+            out: Vec::with_capacity(1024),
+            deadline: shared.deadline,
+            armed_at: None,
+            pipelining: false,
+        };
+        if opts.security == Security::Implicit {
+            conn = conn.start_tls(shared)?;
+        }
+        conn.expect(220, "greeting")?;
+        let mut ext = conn.ehlo(opts)?;
+        if opts.security == Security::StartTls {
+            if !ext.starttls {
+                return Err(LoadgenError::Unsupported("STARTTLS"));
+            }
+            conn.command(b"STARTTLS\r\n", 220, "STARTTLS")?;
+            // RFC 3207 §4.2: nothing may follow the 220 in the clear; anything
+            // that did would be an injection attempt, so refuse to continue.
+            if conn.replies.pending() > 0 {
+                return Err(LoadgenError::Protocol(
+                    "server sent data after its STARTTLS reply".into(),
+                ));
+            }
+            conn = conn.start_tls(shared)?;
+            // RFC 3207 §4.2: the session starts over; ask for the extensions again.
+            ext = conn.ehlo(opts)?;
+        }
+        if let Some((user, pass)) = &opts.auth {
+            if !ext.auth_plain {
+                return Err(LoadgenError::Unsupported("AUTH PLAIN"));
+            }
+            // RFC 4616 §2: authzid NUL authcid NUL passwd, as an initial response (RFC 4954 §4).
+            let token =
+                base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{pass}"));
+            conn.command(format!("AUTH PLAIN {token}\r\n").as_bytes(), 235, "AUTH")?;
+        }
+        conn.pipelining = opts.pipelining && ext.pipelining;
+        Ok(conn)
+    }
+
+    fn ehlo(&mut self, opts: &Options) -> Result<Extensions, LoadgenError> {
+        let reply = self.command(format!("EHLO {}\r\n", opts.helo).as_bytes(), 250, "EHLO")?;
+        Ok(Extensions::from_ehlo(&reply.text))
+    }
+
+    /// Wraps the TCP stream in TLS and completes the handshake before any SMTP.
+    fn start_tls(self, shared: &Shared) -> Result<Conn, LoadgenError> {
+        let Stream::Plain(mut tcp) = self.stream else {
+            return Err(LoadgenError::Protocol("TLS requested twice".into()));
+        };
+        let config = shared
+            .tls
+            .clone()
+            .ok_or(LoadgenError::Protocol("no TLS configuration".into()))?;
+        let name = ServerName::IpAddress(shared.opts.server.ip().into());
+        let mut tls = ClientConnection::new(config, name).map_err(LoadgenError::Tls)?;
+        let mut rounds = 0;
+        while tls.is_handshaking() {
+            rounds += 1;
+            if rounds > MAX_HANDSHAKE_ROUNDS {
+                return Err(LoadgenError::Protocol(
+                    "TLS handshake does not finish".into(),
+                ));
+            }
+            arm(&tcp, self.deadline)?;
+            tls.complete_io(&mut tcp)
+                .map_err(|source| LoadgenError::Io {
+                    during: "TLS handshake",
+                    source,
+                })?;
+        }
+        Ok(Conn {
+            stream: Stream::Tls(Box::new(StreamOwned::new(tls, tcp))),
+            armed_at: None,
+            ..self
+        })
+    }
+
+    /// Sends one message; returns the time from MAIL sent to the final reply.
+    fn send_message(&mut self, shared: &Shared) -> Result<Duration, LoadgenError> {
+        let opts = &shared.opts;
+        self.out.clear();
+        let _ = write!(self.out, "MAIL FROM:<{}>\r\n", opts.from);
+        let started = Instant::now();
+        if self.pipelining {
+            // RFC 2920 §3.1: MAIL, RCPT and DATA may go in one group; DATA ends it.
+            for i in 0..opts.recipients {
+                push_rcpt(&mut self.out, &opts.to, i);
+            }
+            self.out.extend_from_slice(b"DATA\r\n");
+            self.send_out()?;
+            // Read every reply of the group, even after a failure, to stay in step.
+            let mut first_error = expect_code(self.read_reply()?, 250, "MAIL");
+            for _ in 0..opts.recipients {
+                let r = expect_code(self.read_reply()?, 250, "RCPT");
+                first_error = first_error.and(r);
+            }
+            let data = self.read_reply()?;
+            if data.code != 354 {
+                first_error?;
+                return Err(rejected("DATA", data));
+            }
+            self.write_all(&shared.wire)?;
+            let r = expect_code(self.read_reply()?, 250, "end of data");
+            first_error.and(r)?;
+        } else {
+            self.send_out()?;
+            self.expect(250, "MAIL")?;
+            for i in 0..opts.recipients {
+                self.out.clear();
+                push_rcpt(&mut self.out, &opts.to, i);
+                self.send_out()?;
+                self.expect(250, "RCPT")?;
+            }
+            self.command(b"DATA\r\n", 354, "DATA")?;
+            self.write_all(&shared.wire)?;
+            self.expect(250, "end of data")?;
+        }
+        Ok(started.elapsed())
+    }
+
+    /// Sends a command and expects `code`.
+    fn command(
+        &mut self,
+        line: &[u8],
+        code: u16,
+        during: &'static str,
+    ) -> Result<Reply, LoadgenError> {
+        self.write_all(line)?;
+        self.expect(code, during)
+    }
+
+    fn expect(&mut self, code: u16, during: &'static str) -> Result<Reply, LoadgenError> {
+        let reply = self.read_reply()?;
+        expect_code(reply, code, during)
+    }
+
+    fn send_out(&mut self) -> Result<(), LoadgenError> {
+        let out = std::mem::take(&mut self.out);
+        let result = self.write_all(&out);
+        self.out = out;
+        result
+    }
+
+    fn write_all(&mut self, bytes: &[u8]) -> Result<(), LoadgenError> {
+        self.rearm()?;
+        let io = |source| LoadgenError::Io {
+            during: "write",
+            source,
+        };
+        self.stream.write_all(bytes).map_err(io)?;
+        self.stream.flush().map_err(io)
+    }
+
+    fn read_reply(&mut self) -> Result<Reply, LoadgenError> {
+        // Bounded: each pass reads at least one byte or fails, the buffer is
+        // capped by MAX_REPLY_LINE per line and MAX_REPLY_LINES per reply,
+        // and the socket timeout ends at the deadline.
+        loop {
+            if let Some(reply) = self.replies.next_reply()? {
+                return Ok(reply);
+            }
+            self.rearm()?;
+            let n = match self.stream.read(&mut self.read_buf) {
+                Ok(0) => {
+                    return Err(LoadgenError::Protocol(
+                        "server closed the connection".into(),
+                    ))
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return Err(LoadgenError::Deadline)
+                }
+                Err(source) => {
+                    return Err(LoadgenError::Io {
+                        during: "read",
+                        source,
+                    })
+                }
+            };
+            self.replies.extend(&self.read_buf[..n]);
+        }
+    }
+
+    /// Keeps the socket timeouts pointing at the deadline without a system call per read.
+    fn rearm(&mut self) -> Result<(), LoadgenError> {
+        let now = Instant::now();
+        if self
+            .armed_at
+            .is_some_and(|at| now.duration_since(at) < REARM_INTERVAL)
+        {
+            return Ok(());
+        }
+        arm(self.stream.tcp(), self.deadline)?;
+        self.armed_at = Some(now);
+        Ok(())
+    }
+}
+
+/// Sets read and write timeouts so a blocking call ends by the deadline.
+fn arm(tcp: &TcpStream, deadline: Instant) -> Result<(), LoadgenError> {
+    let remaining = deadline
+        .checked_duration_since(Instant::now())
+        .filter(|d| !d.is_zero())
+        .ok_or(LoadgenError::Deadline)?;
+    let io = |source| LoadgenError::Io {
+        during: "setsockopt",
+        source,
+    };
+    tcp.set_read_timeout(Some(remaining)).map_err(io)?;
+    tcp.set_write_timeout(Some(remaining)).map_err(io)
+}
+
+/// Recipient `i`: the first is `to` itself, the others `local+i@domain` so each is distinct.
+fn push_rcpt(out: &mut Vec<u8>, to: &str, i: usize) {
+    let _ = match (i, to.rsplit_once('@')) {
+        (0, _) | (_, None) => write!(out, "RCPT TO:<{to}>\r\n"),
+        (i, Some((local, domain))) => write!(out, "RCPT TO:<{local}+{i}@{domain}>\r\n"),
+    };
+}
+
+fn expect_code(reply: Reply, code: u16, during: &'static str) -> Result<Reply, LoadgenError> {
+    if reply.code == code {
+        Ok(reply)
+    } else {
+        Err(rejected(during, reply))
+    }
+}
+
+fn rejected(during: &'static str, reply: Reply) -> LoadgenError {
+    LoadgenError::Rejected {
+        during,
+        code: reply.code,
+        text: reply.text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all_replies(chunks: &[&[u8]]) -> Result<Vec<Reply>, String> {
+        let mut rb = ReplyBuffer::default();
+        let mut out = Vec::new();
+        for chunk in chunks {
+            rb.extend(chunk);
+            while let Some(r) = rb.next_reply().map_err(|e| e.to_string())? {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    fn reply(code: u16, text: &str) -> Reply {
+        Reply {
+            code,
+            text: text.into(),
+        }
+    }
+
+    #[test]
+    fn replies_at_every_split() {
+        let input: &[u8] =
+            b"220 hi there\r\n250-bench.local\r\n250-PIPELINING\r\n250 AUTH LOGIN PLAIN\r\n354\r\n250 ok\n";
+        let want = vec![
+            reply(220, "hi there"),
+            reply(250, "bench.local\nPIPELINING\nAUTH LOGIN PLAIN"),
+            reply(354, ""),
+            reply(250, "ok"),
+        ];
+        assert_eq!(all_replies(&[input]).unwrap(), want);
+        let bytes: Vec<&[u8]> = input.chunks(1).collect();
+        assert_eq!(all_replies(&bytes).unwrap(), want);
+        for i in 0..=input.len() {
+            let (a, b) = input.split_at(i);
+            assert_eq!(all_replies(&[a, b]).unwrap(), want, "split at {i}");
+        }
+    }
+
+    #[test]
+    fn bad_replies() {
+        for bad in [
+            &b"hello\r\n"[..],
+            b"25\r\n",
+            b"2x0 no\r\n",
+            b"099 no\r\n",
+            b"250_x\r\n",
+            b"250-a\r\n251 b\r\n",
+        ] {
+            assert!(
+                all_replies(&[bad]).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        let long = vec![b'2'; MAX_REPLY_LINE + 1];
+        assert!(all_replies(&[&long]).is_err());
+        let many = b"250-x\r\n".repeat(MAX_REPLY_LINES + 1);
+        assert!(all_replies(&[&many]).is_err());
+    }
+
+    #[test]
+    fn extensions() {
+        for (text, want) in [
+            ("x", Extensions::default()),
+            (
+                "x\nPIPELINING\nSTARTTLS\nAUTH LOGIN PLAIN",
+                Extensions {
+                    pipelining: true,
+                    starttls: true,
+                    auth_plain: true,
+                },
+            ),
+            (
+                "x\npipelining\nAUTH LOGIN\nSIZE 1000",
+                Extensions {
+                    pipelining: true,
+                    starttls: false,
+                    auth_plain: false,
+                },
+            ),
+            // The greeting line is the server's name, not a keyword.
+            ("PIPELINING", Extensions::default()),
+        ] {
+            assert_eq!(Extensions::from_ehlo(text), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn recipients() {
+        let mut out = Vec::new();
+        for i in 0..3 {
+            push_rcpt(&mut out, "rcpt@example.net", i);
+        }
+        assert_eq!(
+            out,
+            b"RCPT TO:<rcpt@example.net>\r\nRCPT TO:<rcpt+1@example.net>\r\nRCPT TO:<rcpt+2@example.net>\r\n"
+        );
+    }
+}
