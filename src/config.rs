@@ -115,6 +115,8 @@ pub struct Config {
     pub sender_check: bool,
     /// Protocol worker threads.
     pub workers: usize,
+    /// Accept and discard messages without writing them (benchmarks only).
+    pub sink: bool,
 }
 
 /// Defaults are the values of an empty command line, except that the
@@ -144,6 +146,7 @@ impl Default for Config {
             greeting_delay: Duration::ZERO,
             shutdown_grace: Duration::ZERO,
             auth_equals_line: false,
+            sink: false,
             sender_check: false,
             workers: 0,
         };
@@ -252,6 +255,7 @@ pub const OPTIONS: &[OptionSpec] = &[
     opt!("shutdown-grace", "DURATION", "on SIGTERM, time sessions get to finish before they are closed", Some("30s"), false, |c, v| { c.shutdown_grace = parse_duration(v)?; Ok(()) }),
     opt!("auth-equals-line", "", "also advertise AUTH=LOGIN PLAIN (Outlook 2003 and older)", Some("off"), false, |c, v| { c.auth_equals_line = parse_switch(v)?; Ok(()) }),
     opt!("sender-check", "on|off", "authenticated users may only send as their own address", Some("on"), false, |c, v| { c.sender_check = parse_switch(v)?; Ok(()) }),
+    opt!("sink", "", "accept messages and throw them away, no disk (for benchmarks only: nothing is delivered)", Some("off"), false, |c, v| { c.sink = parse_switch(v)?; Ok(()) }),
     opt!("workers", "N", "protocol worker threads (default: number of CPUs)", None, false, |c, v| { c.workers = parse_count(v)?; Ok(()) }),
 ];
 

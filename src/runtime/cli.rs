@@ -29,6 +29,12 @@ const COMMANDS: &[Command] = &[
         help: "read a password on stdin and print `ADDRESS:hash` for the users file",
         run: passwd,
     },
+    Command {
+        name: "bench",
+        synopsis: "[OPTIONS]",
+        help: "load generator: N sessions x M messages against a loopback server (`outpost bench --help`)",
+        run: crate::loadgen::run,
+    },
 ];
 
 /// Exit code for a usage error.

@@ -600,6 +600,11 @@ impl Conn {
                     tls: message.origin.tls.clone(),
                 });
                 self.state = State::AwaitSpool;
+                if shared.config.sink {
+                    // Benchmark mode: the message is dropped; answer at once.
+                    self.on_enqueued(Ok(sink_queue_id()));
+                    return;
+                }
                 let notify: Notifier = shared.notify.clone();
                 let token = self.token;
                 shared.spool.submit(
@@ -800,4 +805,12 @@ impl std::fmt::Debug for Conn {
             .field("state", &self.state)
             .finish_non_exhaustive()
     }
+}
+
+/// A queue id for a message accepted by `--sink` and thrown away: the same
+/// form as a real id (so clients and scripts parse it alike), from a counter.
+fn sink_queue_id() -> QueueId {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("SINK{n:012}")
 }
