@@ -45,5 +45,9 @@ fn proto_uses_no_io() {
             }
         }
     }
-    assert!(offences.is_empty(), "the pure core uses I/O:\n{}", offences.join("\n"));
+    assert!(
+        offences.is_empty(),
+        "the pure core uses I/O:\n{}",
+        offences.join("\n")
+    );
 }

@@ -105,7 +105,9 @@ impl Aliases {
                     .and_then(|t| t.strip_suffix('>'))
                     .unwrap_or(target);
                 if !is_address(target) {
-                    return Err(syntax(&format!("{target:?} is not an address local@domain")));
+                    return Err(syntax(&format!(
+                        "{target:?} is not an address local@domain"
+                    )));
                 }
                 list.push(target.to_string());
             }
@@ -139,7 +141,14 @@ impl Aliases {
     ) -> Result<Vec<String>, AliasError> {
         let mut out = Vec::new();
         let mut path = Vec::new();
-        self.walk(address, local_domains, first_user, &mut path, &mut out, address)?;
+        self.walk(
+            address,
+            local_domains,
+            first_user,
+            &mut path,
+            &mut out,
+            address,
+        )?;
         Ok(out)
     }
 
@@ -282,7 +291,10 @@ sales@example.org: <dave@example.org>
     #[test]
     fn postmaster_can_be_aliased() {
         let table = Aliases::parse("postmaster@example.org: ops@example.net\n").unwrap();
-        assert_eq!(expand(&table, "postmaster@example.org"), ["ops@example.net"]);
+        assert_eq!(
+            expand(&table, "postmaster@example.org"),
+            ["ops@example.net"]
+        );
         assert_eq!(
             expand(&Aliases::empty(), "Postmaster@Example.Org"),
             ["alice@example.org"]

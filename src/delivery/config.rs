@@ -60,7 +60,10 @@ impl std::fmt::Display for ConfigError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ConfigError::BadHostPort(s) => {
-                write!(f, "bad host {s:?}: write HOST:PORT, e.g. smtp.example.com:587")
+                write!(
+                    f,
+                    "bad host {s:?}: write HOST:PORT, e.g. smtp.example.com:587"
+                )
             }
             ConfigError::BadSocketAddr(s) => {
                 write!(f, "bad address {s:?}: write IP:PORT, e.g. 127.0.0.1:53")
@@ -74,7 +77,10 @@ impl std::fmt::Display for ConfigError {
                 write!(f, "bad relay TLS mode {s:?}: write starttls, tls or none")
             }
             ConfigError::BadOutboundTls(s) => {
-                write!(f, "bad outbound TLS mode {s:?}: write opportunistic or verify")
+                write!(
+                    f,
+                    "bad outbound TLS mode {s:?}: write opportunistic or verify"
+                )
             }
             ConfigError::BadConnections(s) => write!(
                 f,
@@ -373,9 +379,19 @@ mod tests {
         ];
         for (text, domain, route) in table {
             let rule = parse_transport(text).unwrap();
-            assert_eq!((rule.domain.as_str(), rule.route), (domain, route), "{text}");
+            assert_eq!(
+                (rule.domain.as_str(), rule.route),
+                (domain, route),
+                "{text}"
+            );
         }
-        for bad in ["", "example.com", "=discard", "a/b=discard", "x.test=nowhere"] {
+        for bad in [
+            "",
+            "example.com",
+            "=discard",
+            "a/b=discard",
+            "x.test=nowhere",
+        ] {
             assert!(parse_transport(bad).is_err(), "{bad}");
         }
         let mut config = DeliveryConfig::default();

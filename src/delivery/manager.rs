@@ -306,17 +306,16 @@ impl Drop for DeliveryHandle {
 
 fn worker(ctx: &Context, jobs: &Receiver<QueueId>, done: &Sender<Command>) {
     for id in jobs.iter() {
-        let finished = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            attempt::run(ctx, &id)
-        }))
-        .unwrap_or_else(|_| {
-            log::error!("{id}: delivery thread panicked; trying again later");
-            Finished {
-                id: id.clone(),
-                next: Next::RetryAt(attempt::now_secs() + 300),
-                injected: Vec::new(),
-            }
-        });
+        let finished =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| attempt::run(ctx, &id)))
+                .unwrap_or_else(|_| {
+                    log::error!("{id}: delivery thread panicked; trying again later");
+                    Finished {
+                        id: id.clone(),
+                        next: Next::RetryAt(attempt::now_secs() + 300),
+                        injected: Vec::new(),
+                    }
+                });
         if done.send(Command::Finished(finished)).is_err() {
             return;
         }
@@ -339,7 +338,7 @@ struct Scheduler {
 
 impl Scheduler {
     fn run(mut self) {
-        self.rescan();
+        self.rescan(false);
         let mut last_check = Instant::now();
         loop {
             self.dispatch();
@@ -366,7 +365,9 @@ impl Scheduler {
     }
 
     /// Loads every message in the spool and schedules it by its file.
-    fn rescan(&mut self) {
+    /// After a flush request, messages on a delivery thread go again as
+    /// soon as they come back.
+    fn rescan(&mut self, flush: bool) {
         let ids = match self.ctx.spool.list() {
             Ok(ids) => ids,
             Err(e) => {
@@ -375,6 +376,12 @@ impl Scheduler {
             }
         };
         for id in ids {
+            if self.running.contains(&id) {
+                if flush {
+                    self.again.insert(id);
+                }
+                continue;
+            }
             match self.ctx.spool.load(&id) {
                 Ok(message) => self.schedule(id, message.next_attempt.saturating_mul(1000)),
                 Err(QueueError::Corrupt { path, reason }) => {
@@ -399,23 +406,22 @@ impl Scheduler {
                 log::error!("delivery: cannot remove {}: {e}", path.display());
             }
             log::info!("delivery: flush requested; rescanning the queue");
-            self.rescan();
+            self.rescan(true);
         }
     }
 
-    /// Schedules `id` at `at_ms` (0: now); a running message runs again
-    /// when it comes back.
+    /// Schedules `id` at `at_ms` (0: now). A message on a delivery thread
+    /// is left alone: when it comes back it says when it is due.
     fn schedule(&mut self, id: QueueId, at_ms: u64) {
         if self.running.contains(&id) {
-            if at_ms <= now_millis() {
-                self.again.insert(id);
-            }
             return;
         }
         self.due.insert(id.clone(), at_ms);
         self.heap.push(Reverse((at_ms, id)));
     }
 
+    /// Everything waiting is due now; what is running goes again as soon
+    /// as it comes back.
     fn flush_all(&mut self) {
         let waiting: Vec<QueueId> = self.due.keys().cloned().collect();
         for id in waiting {

@@ -660,7 +660,10 @@ mod tests {
         message.report_due = vec![false, true, true, false];
         let text = String::from_utf8(render(&message)).unwrap();
         assert!(text.contains("\nnext-attempt: 1795719000\ndelay-warned: yes\nrcpt: "));
-        assert!(text.contains(" state=delivered attempts=0 report=due\n"), "{text}");
+        assert!(
+            text.contains(" state=delivered attempts=0 report=due\n"),
+            "{text}"
+        );
         assert_eq!(parse(text.as_bytes()).unwrap(), message);
     }
 

@@ -366,13 +366,12 @@ fn expand_aliases(ctx: &Context, message: &mut QueuedMessage) -> bool {
             Ok(list) => {
                 changed = true;
                 for address in list {
-                    let duplicate = recipients
-                        .iter()
-                        .zip(&states)
-                        .any(|(r, s): (&Recipient, &RecipientState)| {
+                    let duplicate = recipients.iter().zip(&states).any(
+                        |(r, s): (&Recipient, &RecipientState)| {
                             r.address.eq_ignore_ascii_case(&address)
                                 && matches!(s, RecipientState::Pending)
-                        });
+                        },
+                    );
                     if duplicate {
                         continue;
                     }
@@ -493,31 +492,29 @@ fn deliver_group(
     }
 }
 
-fn deliver_local(
-    ctx: &Context,
-    message: &QueuedMessage,
-    body: &[u8],
-    rcpt: &Recipient,
-) -> Result1 {
+fn deliver_local(ctx: &Context, message: &QueuedMessage, body: &[u8], rcpt: &Recipient) -> Result1 {
     let Some(user) = local_user(ctx, &rcpt.address) else {
         return Result1::Permanent(format!("5.1.1 <{}>: no such mailbox here", rcpt.address));
     };
     let Some((local, domain)) = user.rsplit_once('@') else {
         return Result1::Permanent(format!("5.1.3 <{}>: bad address", rcpt.address));
     };
-    match ctx
-        .mail
-        .deliver(local, &domain.to_ascii_lowercase(), &message.envelope.sender, body)
-    {
+    match ctx.mail.deliver(
+        local,
+        &domain.to_ascii_lowercase(),
+        &message.envelope.sender,
+        body,
+    ) {
         Ok(path) => Result1::Delivered(format!(
             "delivered to maildir {}",
             path.file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default()
         )),
-        Err(MaildirError::BadName(name)) => {
-            Result1::Permanent(format!("5.1.3 <{}>: unusable mailbox name {name:?}", rcpt.address))
-        }
+        Err(MaildirError::BadName(name)) => Result1::Permanent(format!(
+            "5.1.3 <{}>: unusable mailbox name {name:?}",
+            rcpt.address
+        )),
         Err(e @ MaildirError::Io { .. }) => {
             Result1::Transient(format!("4.3.0 local delivery failed: {e}"))
         }
@@ -678,9 +675,10 @@ fn route_for(ctx: &Context, destination: &Destination, id: &str) -> Result<Route
             credentials: None,
         }),
         Destination::Mx(domain) => {
-            let resolver = ctx.resolver.as_ref().map_err(|why| {
-                Result1::Transient(format!("4.4.3 no DNS resolver: {why}"))
-            })?;
+            let resolver = ctx
+                .resolver
+                .as_ref()
+                .map_err(|why| Result1::Transient(format!("4.4.3 no DNS resolver: {why}")))?;
             let records = resolver.mx(domain).map_err(|e| match e {
                 DnsError::NxDomain => Result1::Permanent(format!(
                     "5.1.2 The recipient's domain {domain} does not exist (DNS: NXDOMAIN)"
