@@ -496,7 +496,7 @@ fn a_null_mx_bounces_at_once() {
 }
 
 #[test]
-fn a_refusing_mx_bounces_after_the_lifetime() {
+fn a_refusing_mx_warns_once_then_bounces_after_the_lifetime() {
     let dir = data_dir("refused");
     let dns = DnsServer::start(mx_zone("dead.test"));
     let closed = TcpListener::bind("127.0.0.1:0")
@@ -507,8 +507,8 @@ fn a_refusing_mx_bounces_after_the_lifetime() {
     let spool = Spool::open(&dir).unwrap();
     let id = store(&spool, "alice@local.test", &["bob@dead.test"]);
     let mut config = base_config(&dir, &dns, closed);
-    config.retry.max_lifetime = Duration::from_secs(3);
-    config.retry.delay_warning = None;
+    config.retry.max_lifetime = Duration::from_secs(4);
+    config.retry.delay_warning = Some(Duration::from_secs(1));
     let delivery = start(config, &spool, users(&["alice@local.test"]));
     delivery.notify(id.clone());
     wait_for(5, "a deferral", || {
@@ -516,15 +516,23 @@ fn a_refusing_mx_bounces_after_the_lifetime() {
             .load(&id)
             .is_ok_and(|m| matches!(m.states[0], RecipientState::Deferred { .. }))
     });
-    assert!(maildir_files(&dir, "local.test", "alice").is_empty());
-    wait_for(15, "the report", || {
-        maildir_files(&dir, "local.test", "alice").len() == 1
+    wait_for(15, "the delay warning and the report", || {
+        maildir_files(&dir, "local.test", "alice").len() == 2
     });
-    let report = text(&maildir_files(&dir, "local.test", "alice")[0]);
-    assert!(report.contains("Status: 5.4.7"), "{report}");
-    assert!(report.contains("gave up after"), "{report}");
-    assert!(report.contains("Connection refused") || report.contains("connect to"));
     wait_for(5, "an empty queue", || queue_is_empty(&spool));
+    let mut reports: Vec<String> = maildir_files(&dir, "local.test", "alice")
+        .iter()
+        .map(|r| text(r))
+        .collect();
+    reports.sort_by_key(|r| r.contains("Action: failed"));
+    let (delayed, failed) = (&reports[0], &reports[1]);
+    assert!(delayed.contains("Action: delayed"), "{delayed}");
+    assert!(delayed.contains("Will-Retry-Until: "), "{delayed}");
+    assert!(delayed.contains("Status: 4.0.0"), "{delayed}");
+    assert!(failed.contains("Action: failed"), "{failed}");
+    assert!(failed.contains("Status: 5.4.7"), "{failed}");
+    assert!(failed.contains("gave up after"), "{failed}");
+    assert!(failed.contains("Connection refused"), "{failed}");
     delivery.shutdown();
 }
 

@@ -83,7 +83,7 @@ impl Destination {
 }
 
 /// One recipient's result in this attempt.
-enum Result1 {
+enum RcptResult {
     Delivered(String),
     Transient(String),
     Permanent(String),
@@ -91,7 +91,7 @@ enum Result1 {
 
 /// The results of one group.
 struct GroupResult {
-    outcomes: Vec<Result1>,
+    outcomes: Vec<RcptResult>,
     /// `host[ip]:port`, `local`, `discard` or `none`.
     relay: String,
     /// The remote host name, for `Remote-MTA`.
@@ -153,13 +153,13 @@ fn attempt(ctx: &Context, id: &str, injected: &mut Vec<QueueId>) -> Result<Next,
         for (&index, outcome) in indices.iter().zip(result.outcomes) {
             let rcpt = &message.envelope.recipients[index];
             let (state, status, text, action) = match outcome {
-                Result1::Delivered(text) => (
+                RcptResult::Delivered(text) => (
                     RecipientState::Delivered,
                     LogStatus::Sent,
                     text,
                     Some(Action::Delivered),
                 ),
-                Result1::Permanent(text) => (
+                RcptResult::Permanent(text) => (
                     RecipientState::Failed {
                         reply: text.clone(),
                     },
@@ -167,7 +167,7 @@ fn attempt(ctx: &Context, id: &str, injected: &mut Vec<QueueId>) -> Result<Next,
                     text,
                     Some(Action::Failed),
                 ),
-                Result1::Transient(text) => {
+                RcptResult::Transient(text) => {
                     let attempts = match &message.states[index] {
                         RecipientState::Deferred { attempts, .. } => attempts + 1,
                         _ => 1,
@@ -482,7 +482,7 @@ fn deliver_group(
             "discard",
             indices
                 .iter()
-                .map(|_| Result1::Delivered("discarded (--transport discard)".into()))
+                .map(|_| RcptResult::Delivered("discarded (--transport discard)".into()))
                 .collect(),
         ),
         remote => {
@@ -492,12 +492,17 @@ fn deliver_group(
     }
 }
 
-fn deliver_local(ctx: &Context, message: &QueuedMessage, body: &[u8], rcpt: &Recipient) -> Result1 {
+fn deliver_local(
+    ctx: &Context,
+    message: &QueuedMessage,
+    body: &[u8],
+    rcpt: &Recipient,
+) -> RcptResult {
     let Some(user) = local_user(ctx, &rcpt.address) else {
-        return Result1::Permanent(format!("5.1.1 <{}>: no such mailbox here", rcpt.address));
+        return RcptResult::Permanent(format!("5.1.1 <{}>: no such mailbox here", rcpt.address));
     };
     let Some((local, domain)) = user.rsplit_once('@') else {
-        return Result1::Permanent(format!("5.1.3 <{}>: bad address", rcpt.address));
+        return RcptResult::Permanent(format!("5.1.3 <{}>: bad address", rcpt.address));
     };
     match ctx.mail.deliver(
         local,
@@ -505,18 +510,18 @@ fn deliver_local(ctx: &Context, message: &QueuedMessage, body: &[u8], rcpt: &Rec
         &message.envelope.sender,
         body,
     ) {
-        Ok(path) => Result1::Delivered(format!(
+        Ok(path) => RcptResult::Delivered(format!(
             "delivered to maildir {}",
             path.file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default()
         )),
-        Err(MaildirError::BadName(name)) => Result1::Permanent(format!(
+        Err(MaildirError::BadName(name)) => RcptResult::Permanent(format!(
             "5.1.3 <{}>: unusable mailbox name {name:?}",
             rcpt.address
         )),
         Err(e @ MaildirError::Io { .. }) => {
-            Result1::Transient(format!("4.3.0 local delivery failed: {e}"))
+            RcptResult::Transient(format!("4.3.0 local delivery failed: {e}"))
         }
     }
 }
@@ -551,7 +556,7 @@ fn deliver_remote(
     destination: &Destination,
     indices: &[usize],
 ) -> GroupResult {
-    let all = |make: &dyn Fn() -> Result1, relay: &str| GroupResult {
+    let all = |make: &dyn Fn() -> RcptResult, relay: &str| GroupResult {
         outcomes: indices.iter().map(|_| make()).collect(),
         relay: relay.to_string(),
         remote_host: None,
@@ -562,9 +567,9 @@ fn deliver_remote(
         Ok(route) => route,
         Err(failure) => {
             return match failure {
-                Result1::Permanent(text) => all(&|| Result1::Permanent(text.clone()), "none"),
-                Result1::Transient(text) | Result1::Delivered(text) => {
-                    all(&|| Result1::Transient(text.clone()), "none")
+                RcptResult::Permanent(text) => all(&|| RcptResult::Permanent(text.clone()), "none"),
+                RcptResult::Transient(text) | RcptResult::Delivered(text) => {
+                    all(&|| RcptResult::Transient(text.clone()), "none")
                 }
             }
         }
@@ -620,9 +625,9 @@ fn deliver_remote(
                         .outcomes
                         .iter()
                         .map(|o| match o {
-                            Outcome::Delivered(r) => Result1::Delivered(report::reply_line(r)),
-                            Outcome::Transient(r) => Result1::Transient(report::reply_line(r)),
-                            Outcome::Permanent(r) => Result1::Permanent(report::reply_line(r)),
+                            Outcome::Delivered(r) => RcptResult::Delivered(report::reply_line(r)),
+                            Outcome::Transient(r) => RcptResult::Transient(report::reply_line(r)),
+                            Outcome::Permanent(r) => RcptResult::Permanent(report::reply_line(r)),
                         })
                         .collect();
                     return GroupResult {
@@ -640,12 +645,12 @@ fn deliver_remote(
             }
         }
     }
-    all(&|| Result1::Transient(last_error.clone()), "none")
+    all(&|| RcptResult::Transient(last_error.clone()), "none")
 }
 
 /// The hosts, port and TLS settings for a destination. An `Err` is the
 /// outcome for every recipient (DNS said no, or not now).
-fn route_for(ctx: &Context, destination: &Destination, id: &str) -> Result<Route, Result1> {
+fn route_for(ctx: &Context, destination: &Destination, id: &str) -> Result<Route, RcptResult> {
     let mx_policy = match ctx.config.outbound_tls {
         CertPolicy::Opportunistic => TlsPolicy::Opportunistic,
         CertPolicy::Verify => TlsPolicy::Required,
@@ -678,16 +683,16 @@ fn route_for(ctx: &Context, destination: &Destination, id: &str) -> Result<Route
             let resolver = ctx
                 .resolver
                 .as_ref()
-                .map_err(|why| Result1::Transient(format!("4.4.3 no DNS resolver: {why}")))?;
+                .map_err(|why| RcptResult::Transient(format!("4.4.3 no DNS resolver: {why}")))?;
             let records = resolver.mx(domain).map_err(|e| match e {
-                DnsError::NxDomain => Result1::Permanent(format!(
+                DnsError::NxDomain => RcptResult::Permanent(format!(
                     "5.1.2 The recipient's domain {domain} does not exist (DNS: NXDOMAIN)"
                 )),
-                e => Result1::Transient(format!("4.4.3 MX lookup of {domain} failed: {e}")),
+                e => RcptResult::Transient(format!("4.4.3 MX lookup of {domain} failed: {e}")),
             })?;
             let targets = route::select(domain, &records, report::seed_of(id)).map_err(|e| {
                 let s = e.status();
-                Result1::Permanent(format!("{}.{}.{} {}", s.0, s.1, s.2, e.text()))
+                RcptResult::Permanent(format!("{}.{}.{} {}", s.0, s.1, s.2, e.text()))
             })?;
             Ok(Route {
                 hosts: targets.into_iter().map(|t| t.host).collect(),
@@ -698,7 +703,7 @@ fn route_for(ctx: &Context, destination: &Destination, id: &str) -> Result<Route
                 credentials: None,
             })
         }
-        Destination::Local | Destination::Discard => Err(Result1::Transient(
+        Destination::Local | Destination::Discard => Err(RcptResult::Transient(
             "4.3.0 internal routing error".to_string(),
         )),
     }
