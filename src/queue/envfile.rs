@@ -28,6 +28,12 @@
 //! end 1234 5e884898…
 //! ```
 //!
+//! Delivery adds two optional markers, written only when set so that files
+//! from before them still parse: a `delay-warned: yes` line after
+//! `next-attempt` (the "delayed" report was sent) and a trailing
+//! `report=due` word on a `rcpt:` line (its outcome is still to be reported
+//! to the sender).
+//!
 //! The trailer's checksum is SHA-256 over every byte before it (the `end`
 //! line's length included); since those bytes include `message-sha256`, the trailer proves the
 //! envelope whole and, through the recorded digest and length, the message
@@ -125,7 +131,10 @@ pub fn render(message: &QueuedMessage) -> Vec<u8> {
     field("message-sha256", &message.message_sha256);
     field("attempts", &message.attempts.to_string());
     field("next-attempt", &message.next_attempt.to_string());
-    for (recipient, state) in env.recipients.iter().zip(&message.states) {
+    if message.delay_warned {
+        field("delay-warned", "yes");
+    }
+    for (index, (recipient, state)) in env.recipients.iter().zip(&message.states).enumerate() {
         let (state_name, reply, attempts) = match state {
             RecipientState::Pending => ("pending", None, 0),
             RecipientState::Delivered => ("delivered", None, 0),
@@ -135,7 +144,7 @@ pub fn render(message: &QueuedMessage) -> Vec<u8> {
         field(
             "rcpt",
             &format!(
-                "{} notify={} orcpt={} state={} attempts={}",
+                "{} notify={} orcpt={} state={} attempts={}{}",
                 encode(&recipient.address, false),
                 recipient
                     .notify
@@ -147,7 +156,12 @@ pub fn render(message: &QueuedMessage) -> Vec<u8> {
                     .map(|o| encode(o, false))
                     .unwrap_or_else(|| "-".into()),
                 state_name,
-                attempts
+                attempts,
+                if message.is_report_due(index) {
+                    " report=due"
+                } else {
+                    ""
+                }
             ),
         );
         if let Some(reply) = reply {
@@ -281,13 +295,28 @@ pub fn parse(bytes: &[u8]) -> Result<QueuedMessage, EnvError> {
         reason: "attempts out of range".into(),
     })?;
     let next_attempt = lines.number("next-attempt")?;
+    let delay_warned = match lines.lines.peek() {
+        Some((_, line)) if line.starts_with("delay-warned:") => {
+            let (line, value) = lines.expect("delay-warned")?;
+            if value != "yes" {
+                return Err(EnvError {
+                    line,
+                    reason: "bad delay-warned".into(),
+                });
+            }
+            true
+        }
+        _ => false,
+    };
 
     let mut recipients = Vec::new();
     let mut states = Vec::new();
+    let mut report_due = Vec::new();
     while lines.lines.peek().is_some() {
-        let (recipient, state) = lines.recipient()?;
+        let (recipient, state, due) = lines.recipient()?;
         recipients.push(recipient);
         states.push(state);
+        report_due.push(due);
     }
     if recipients.is_empty() {
         return Err(whole("no recipients"));
@@ -313,6 +342,8 @@ pub fn parse(bytes: &[u8]) -> Result<QueuedMessage, EnvError> {
         states,
         attempts,
         next_attempt,
+        delay_warned,
+        report_due,
         message_length,
         message_sha256: message_sha256.to_string(),
     })
@@ -367,7 +398,7 @@ impl<'a> Lines<'a> {
         })
     }
 
-    fn recipient(&mut self) -> Result<(Recipient, RecipientState), EnvError> {
+    fn recipient(&mut self) -> Result<(Recipient, RecipientState, bool), EnvError> {
         let (line, value) = self.expect("rcpt")?;
         let bad = |reason: &str| EnvError {
             line,
@@ -396,6 +427,11 @@ impl<'a> Lines<'a> {
         let attempts = parse_number(attempts)
             .and_then(|a| u32::try_from(a).ok())
             .ok_or_else(|| bad("bad attempts"))?;
+        let report_due = match words.next() {
+            None => false,
+            Some("report=due") => true,
+            Some(_) => return Err(bad("trailing words")),
+        };
         if words.next().is_some() {
             return Err(bad("trailing words"));
         }
@@ -418,6 +454,7 @@ impl<'a> Lines<'a> {
                 orcpt,
             },
             state,
+            report_due,
         ))
     }
 
@@ -596,6 +633,8 @@ mod tests {
             ],
             attempts: 3,
             next_attempt: 1_795_719_000,
+            delay_warned: false,
+            report_due: vec![false; 4],
             message_length: 1234,
             message_sha256: sha256_hex(b"message"),
         }
@@ -610,6 +649,22 @@ mod tests {
         assert!(text.contains("\nreply: 451 4.3.0 Try later\n"), "{text}");
         assert!(text.contains("\narrival: 1795718460 Thu, 26 Nov 2026 18:41:00 +0000\n"));
         assert_eq!(parse(&bytes).unwrap(), message);
+    }
+
+    #[test]
+    fn delivery_markers_round_trip_and_are_optional() {
+        let mut message = sample();
+        let old_format = String::from_utf8(render(&message)).unwrap();
+        assert!(!old_format.contains("delay-warned") && !old_format.contains("report="));
+        message.delay_warned = true;
+        message.report_due = vec![false, true, true, false];
+        let text = String::from_utf8(render(&message)).unwrap();
+        assert!(text.contains("\nnext-attempt: 1795719000\ndelay-warned: yes\nrcpt: "));
+        assert!(
+            text.contains(" state=delivered attempts=0 report=due\n"),
+            "{text}"
+        );
+        assert_eq!(parse(text.as_bytes()).unwrap(), message);
     }
 
     #[test]

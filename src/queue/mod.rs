@@ -141,6 +141,15 @@ pub struct QueuedMessage {
     pub attempts: u32,
     /// When to try again, seconds since the Unix epoch (0: at once).
     pub next_attempt: u64,
+    /// A "delayed" report (RFC 3464 `Action: delayed`) was sent already;
+    /// it is sent at most once per message.
+    pub delay_warned: bool,
+    /// Per recipient, in the order of `states`: its final outcome still
+    /// has to be reported to the sender (a failure, or a success asked for
+    /// with NOTIFY=SUCCESS). Set together with the state and cleared once
+    /// the report is spooled, so a crash in between repeats the report
+    /// rather than losing it. Missing entries count as `false`.
+    pub report_due: Vec<bool>,
     /// The exact length of `<id>.msg`.
     pub message_length: u64,
     /// SHA-256 of `<id>.msg`, lowercase hex.
@@ -148,6 +157,11 @@ pub struct QueuedMessage {
 }
 
 impl QueuedMessage {
+    /// Whether recipient `index` still has to be reported on.
+    pub fn is_report_due(&self, index: usize) -> bool {
+        self.report_due.get(index).copied().unwrap_or(false)
+    }
+
     /// The recipients with their states.
     pub fn recipients(
         &self,
@@ -409,6 +423,8 @@ impl Spool {
             states: vec![RecipientState::Pending; message.envelope.recipients.len()],
             attempts: 0,
             next_attempt: 0,
+            delay_warned: false,
+            report_due: vec![false; message.envelope.recipients.len()],
             message_length: (header.len() + message.body.len()) as u64,
             message_sha256: envfile::hex(digest.finish().as_ref()),
         };

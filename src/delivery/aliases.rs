@@ -1,0 +1,333 @@
+//! The alias table (`--aliases FILE`) and its expansion.
+//!
+//! One alias a line, `alias@domain: target, target`, targets local or
+//! remote addresses; `#` starts a comment; blank lines are ignored. Keys
+//! compare without regard to case (the domain is case-insensitive by RFC
+//! 5321 §2.4, and nobody wants `Sales@` and `sales@` to differ).
+//!
+//! `postmaster@<each local domain>` always exists (RFC 5321 §4.5.1): unless
+//! the file aliases it, it goes to the first user of that domain.
+//!
+//! Expansion is recursive with two guards: an address that is already on
+//! the path being expanded is delivered as it is (so `bob@x: bob@x,
+//! archive@x` keeps a copy for bob, and `a: b` plus `b: a` cannot loop),
+//! and chains deeper than [`MAX_DEPTH`] or lists longer than
+//! [`MAX_TARGETS`] are refused. Pure: loading the file is the only I/O.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// Nested aliases followed before giving up (Postfix's limit is 1000
+/// levels of recursion; real tables rarely nest more than two or three).
+pub const MAX_DEPTH: usize = 10;
+/// Addresses one recipient may expand to.
+pub const MAX_TARGETS: usize = 1000;
+
+/// Errors of the alias table.
+#[derive(Debug)]
+pub enum AliasError {
+    /// The file could not be read.
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A line is not `alias@domain: target, ...`.
+    Syntax { line: usize, reason: String },
+    /// Expansion went deeper than [`MAX_DEPTH`].
+    TooDeep(String),
+    /// Expansion gave more than [`MAX_TARGETS`] addresses.
+    TooMany(String),
+}
+
+impl std::fmt::Display for AliasError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AliasError::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            AliasError::Syntax { line, reason } => write!(f, "aliases line {line}: {reason}"),
+            AliasError::TooDeep(a) => {
+                write!(f, "aliases of {a} nest deeper than {MAX_DEPTH} levels")
+            }
+            AliasError::TooMany(a) => write!(f, "{a} expands to more than {MAX_TARGETS} addresses"),
+        }
+    }
+}
+
+impl std::error::Error for AliasError {}
+
+/// The alias table.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Aliases {
+    map: HashMap<String, Vec<String>>,
+}
+
+impl Aliases {
+    /// A table without aliases (postmaster still works).
+    pub fn empty() -> Aliases {
+        Aliases::default()
+    }
+
+    /// Reads and parses the alias file.
+    pub fn load(path: &Path) -> Result<Aliases, AliasError> {
+        let text = std::fs::read_to_string(path).map_err(|source| AliasError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Aliases::parse(&text)
+    }
+
+    /// Parses the text of an alias file. A second line for the same alias
+    /// adds its targets to the first.
+    pub fn parse(text: &str) -> Result<Aliases, AliasError> {
+        let mut map: HashMap<String, Vec<String>> = HashMap::new();
+        for (index, raw) in text.lines().enumerate() {
+            let syntax = |reason: &str| AliasError::Syntax {
+                line: index + 1,
+                reason: reason.to_string(),
+            };
+            let line = raw.split('#').next().unwrap_or("").trim();
+            if line.is_empty() {
+                continue;
+            }
+            let (alias, targets) = line
+                .split_once(':')
+                .ok_or_else(|| syntax("expected `alias@domain: target, target`"))?;
+            let alias = alias.trim();
+            if !is_address(alias) {
+                return Err(syntax("the alias must be an address local@domain"));
+            }
+            let mut list = Vec::new();
+            for target in targets.split(',').map(str::trim) {
+                if target.is_empty() {
+                    continue;
+                }
+                let target = target
+                    .strip_prefix('<')
+                    .and_then(|t| t.strip_suffix('>'))
+                    .unwrap_or(target);
+                if !is_address(target) {
+                    return Err(syntax(&format!(
+                        "{target:?} is not an address local@domain"
+                    )));
+                }
+                list.push(target.to_string());
+            }
+            if list.is_empty() {
+                return Err(syntax("an alias needs at least one target"));
+            }
+            map.entry(key(alias)).or_default().extend(list);
+        }
+        Ok(Aliases { map })
+    }
+
+    /// How many aliases the table has.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// True when the file defined no aliases.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// The final addresses `address` is delivered to, without duplicates,
+    /// in the order found. An address that is no alias is its own result.
+    /// `postmaster@` a domain in `local_domains` goes to
+    /// `first_user(domain)` unless aliased.
+    pub fn expand(
+        &self,
+        address: &str,
+        local_domains: &[String],
+        first_user: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Vec<String>, AliasError> {
+        let mut out = Vec::new();
+        let mut path = Vec::new();
+        self.walk(
+            address,
+            local_domains,
+            first_user,
+            &mut path,
+            &mut out,
+            address,
+        )?;
+        Ok(out)
+    }
+
+    fn walk(
+        &self,
+        address: &str,
+        local_domains: &[String],
+        first_user: &dyn Fn(&str) -> Option<String>,
+        path: &mut Vec<String>,
+        out: &mut Vec<String>,
+        origin: &str,
+    ) -> Result<(), AliasError> {
+        let k = key(address);
+        let targets = if path.contains(&k) {
+            None
+        } else if let Some(list) = self.map.get(&k) {
+            Some(list.clone())
+        } else {
+            postmaster_target(address, local_domains, first_user)
+                .filter(|t| key(t) != k)
+                .map(|t| vec![t])
+        };
+        let Some(targets) = targets else {
+            if !out.iter().any(|o: &String| key(o) == k) {
+                if out.len() >= MAX_TARGETS {
+                    return Err(AliasError::TooMany(origin.to_string()));
+                }
+                out.push(address.to_string());
+            }
+            return Ok(());
+        };
+        if path.len() >= MAX_DEPTH {
+            return Err(AliasError::TooDeep(origin.to_string()));
+        }
+        path.push(k);
+        for target in &targets {
+            self.walk(target, local_domains, first_user, path, out, origin)?;
+        }
+        path.pop();
+        Ok(())
+    }
+}
+
+/// RFC 5321 §4.5.1: `postmaster@` every local domain reaches a person.
+fn postmaster_target(
+    address: &str,
+    local_domains: &[String],
+    first_user: &dyn Fn(&str) -> Option<String>,
+) -> Option<String> {
+    let (local, domain) = address.rsplit_once('@')?;
+    if !local.eq_ignore_ascii_case("postmaster")
+        || !local_domains.iter().any(|d| d.eq_ignore_ascii_case(domain))
+    {
+        return None;
+    }
+    first_user(domain)
+}
+
+/// The lookup form of an address.
+fn key(address: &str) -> String {
+    address.to_lowercase()
+}
+
+/// `local@domain` with something on both sides and no spaces or controls.
+fn is_address(text: &str) -> bool {
+    match text.rsplit_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && !domain.is_empty()
+                && !text.chars().any(|c| c.is_whitespace() || c.is_control())
+                && !text.contains([',', '<', '>'])
+        }
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn local() -> Vec<String> {
+        vec!["example.org".into(), "other.org".into()]
+    }
+
+    fn first_user(domain: &str) -> Option<String> {
+        (domain.eq_ignore_ascii_case("example.org")).then(|| "alice@example.org".to_string())
+    }
+
+    fn expand(table: &Aliases, address: &str) -> Vec<String> {
+        table.expand(address, &local(), &first_user).unwrap()
+    }
+
+    const FILE: &str = "\
+# team aliases
+sales@example.org: bob@example.org, carol@example.net   # two people
+Info@Example.org: sales@example.org
+bob@example.org: bob@example.org, archive@example.org
+a@example.org: b@example.org
+b@example.org: a@example.org, c@example.org
+
+sales@example.org: <dave@example.org>
+";
+
+    #[test]
+    fn parses_and_expands() {
+        let table = Aliases::parse(FILE).unwrap();
+        assert_eq!(table.len(), 5);
+        let cases: [(&str, &[&str]); 7] = [
+            ("nobody@example.org", &["nobody@example.org"]),
+            (
+                "sales@example.org",
+                &[
+                    "bob@example.org",
+                    "archive@example.org",
+                    "carol@example.net",
+                    "dave@example.org",
+                ],
+            ),
+            (
+                "INFO@example.ORG",
+                &[
+                    "bob@example.org",
+                    "archive@example.org",
+                    "carol@example.net",
+                    "dave@example.org",
+                ],
+            ),
+            ("a@example.org", &["a@example.org", "c@example.org"]),
+            ("postmaster@example.org", &["alice@example.org"]),
+            // No user in other.org: postmaster stays as it is.
+            ("postmaster@other.org", &["postmaster@other.org"]),
+            // Not a local domain: no postmaster rule.
+            ("postmaster@remote.test", &["postmaster@remote.test"]),
+        ];
+        for (address, want) in cases {
+            assert_eq!(expand(&table, address), want, "{address}");
+        }
+    }
+
+    #[test]
+    fn postmaster_can_be_aliased() {
+        let table = Aliases::parse("postmaster@example.org: ops@example.net\n").unwrap();
+        assert_eq!(
+            expand(&table, "postmaster@example.org"),
+            ["ops@example.net"]
+        );
+        assert_eq!(
+            expand(&Aliases::empty(), "Postmaster@Example.Org"),
+            ["alice@example.org"]
+        );
+    }
+
+    #[test]
+    fn deep_chains_are_refused() {
+        let mut text = String::new();
+        for i in 0..=MAX_DEPTH {
+            text.push_str(&format!("l{i}@x.test: l{}@x.test\n", i + 1));
+        }
+        let table = Aliases::parse(&text).unwrap();
+        assert!(matches!(
+            table.expand("l0@x.test", &local(), &first_user),
+            Err(AliasError::TooDeep(_))
+        ));
+        assert_eq!(expand(&table, "l2@x.test"), ["l11@x.test"]);
+    }
+
+    #[test]
+    fn syntax_errors_name_the_line() {
+        for (text, line) in [
+            ("ok@x: y@x\nbroken\n", 2),
+            ("nodomain: y@x\n", 1),
+            ("a@x:\n", 1),
+            ("a@x: not an address\n", 1),
+            ("a@x: y@x,, z\n", 1),
+        ] {
+            match Aliases::parse(text) {
+                Err(AliasError::Syntax { line: l, .. }) => assert_eq!(l, line, "{text:?}"),
+                other => panic!("{text:?}: {other:?}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,450 @@
+//! The settings of the delivery side (issue 3) with their defaults, and
+//! small pure parsers for their command-line forms, so the CLI can wire
+//! each flag in one line:
+//!
+//! ```text
+//! --dns-server IP:PORT        config.dns_server = Some(parse_socket_addr(v)?)
+//! --mx-port N                 config.mx_port = parse_port(v)?
+//! --outbound-tls MODE         config.outbound_tls = parse_outbound_tls(v)?
+//! --relay-host HOST:PORT      config.relay_host = Some(parse_host_port(v)?)
+//! --relay-tls MODE            config.relay_tls = parse_relay_tls(v)?
+//! --relay-user NAME           config.relay_user = Some(v)
+//! --relay-password-file F     config.relay_password_file = Some(v.into())
+//! --relay-ca FILE             config.relay_ca = Some(v.into())
+//! --transport DOMAIN=ROUTE    config.add_transport(v)?      (repeatable)
+//! --retry LIST                config.retry.schedule = parse_retry(v)?
+//! --max-queue-lifetime D      config.retry.max_lifetime = retry::parse_duration(v)?
+//! --delay-warning D           config.retry.delay_warning = retry::parse_delay_warning(v)?
+//! --max-outbound-connections  config.max_outbound_connections = parse_connections(v)?
+//! --aliases FILE              config.aliases = Some(v.into())
+//! ```
+//!
+//! Pure: nothing here reads files or sockets.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use super::retry::{self, RetryPolicy, Schedule};
+use super::transport::CertPolicy;
+
+/// SMTP's port for MX delivery (RFC 5321 §4.5.4 / IANA).
+pub const SMTP_PORT: u16 = 25;
+/// `--max-outbound-connections` default: enough parallelism for a small
+/// server without hammering anyone.
+pub const DEFAULT_MAX_OUTBOUND_CONNECTIONS: usize = 20;
+/// Upper bound for `--max-outbound-connections` (one thread each).
+pub const MAX_OUTBOUND_CONNECTIONS: usize = 1000;
+
+/// Errors of the string forms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigError {
+    /// Not `HOST:PORT` (or `[IPv6]:PORT`) with a port 1-65535.
+    BadHostPort(String),
+    /// Not `IP:PORT`.
+    BadSocketAddr(String),
+    /// Not a port number 1-65535.
+    BadPort(String),
+    /// `--transport` is not `DOMAIN=HOST:PORT` or `DOMAIN=discard`.
+    BadTransport(String),
+    /// `--relay-tls` is not `starttls`, `tls` or `none`.
+    BadRelayTls(String),
+    /// `--outbound-tls` is not `opportunistic` or `verify`.
+    BadOutboundTls(String),
+    /// `--max-outbound-connections` is not 1..=1000.
+    BadConnections(String),
+    /// A duration or retry list did not parse.
+    Retry(retry::RetryError),
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConfigError::BadHostPort(s) => {
+                write!(
+                    f,
+                    "bad host {s:?}: write HOST:PORT, e.g. smtp.example.com:587"
+                )
+            }
+            ConfigError::BadSocketAddr(s) => {
+                write!(f, "bad address {s:?}: write IP:PORT, e.g. 127.0.0.1:53")
+            }
+            ConfigError::BadPort(s) => write!(f, "bad port {s:?}: write a number 1-65535"),
+            ConfigError::BadTransport(s) => write!(
+                f,
+                "bad transport {s:?}: write DOMAIN=HOST:PORT or DOMAIN=discard"
+            ),
+            ConfigError::BadRelayTls(s) => {
+                write!(f, "bad relay TLS mode {s:?}: write starttls, tls or none")
+            }
+            ConfigError::BadOutboundTls(s) => {
+                write!(
+                    f,
+                    "bad outbound TLS mode {s:?}: write opportunistic or verify"
+                )
+            }
+            ConfigError::BadConnections(s) => write!(
+                f,
+                "bad connection count {s:?}: write a number 1-{MAX_OUTBOUND_CONNECTIONS}"
+            ),
+            ConfigError::Retry(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl From<retry::RetryError> for ConfigError {
+    fn from(e: retry::RetryError) -> ConfigError {
+        ConfigError::Retry(e)
+    }
+}
+
+/// A host name (or IP literal) and a port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPort {
+    /// The host name or IP address, without brackets.
+    pub host: String,
+    /// The TCP port.
+    pub port: u16,
+}
+
+impl std::fmt::Display for HostPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// How to talk TLS to the smarthost (`--relay-tls`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelayTls {
+    /// STARTTLS required (port 587).
+    StartTls,
+    /// TLS from the first byte (port 465, RFC 8314).
+    Tls,
+    /// Plaintext (a relay on the local network only).
+    None,
+}
+
+/// Where `--transport` sends one domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransportRoute {
+    /// Accept and drop (benchmarks).
+    Discard,
+    /// Deliver to this host instead of the domain's MX.
+    Host(HostPort),
+}
+
+/// One `--transport DOMAIN=ROUTE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransportRule {
+    /// The recipient domain, lower case.
+    pub domain: String,
+    /// Where its mail goes.
+    pub route: TransportRoute,
+}
+
+/// Everything the delivery threads need to know.
+#[derive(Debug, Clone)]
+pub struct DeliveryConfig {
+    /// Our name for EHLO, Reporting-MTA and Maildir file names.
+    pub hostname: String,
+    /// Domains delivered to Maildir here (lower case).
+    pub local_domains: Vec<String>,
+    /// The data directory (`queue/`, `mail/`).
+    pub data_dir: PathBuf,
+    /// `--dns-server`: ask this server instead of /etc/resolv.conf's.
+    pub dns_server: Option<SocketAddr>,
+    /// `--mx-port`: the port of MX hosts (25; tests change it).
+    pub mx_port: u16,
+    /// `--outbound-tls`: opportunistic (default) or verify certificates of
+    /// MX hosts. In verify mode STARTTLS is also required.
+    pub outbound_tls: CertPolicy,
+    /// `--relay-host`: send all remote mail to this smarthost.
+    pub relay_host: Option<HostPort>,
+    /// `--relay-tls`: how to protect the smarthost connection.
+    pub relay_tls: RelayTls,
+    /// `--relay-user`: AUTH user at the smarthost.
+    pub relay_user: Option<String>,
+    /// `--relay-password-file`: the AUTH password (first line).
+    pub relay_password_file: Option<PathBuf>,
+    /// `--relay-ca`: extra CA certificates (PEM) for the smarthost.
+    pub relay_ca: Option<PathBuf>,
+    /// `--transport`: per-domain routes, checked before the smarthost.
+    pub transports: Vec<TransportRule>,
+    /// `--retry`, `--max-queue-lifetime`, `--delay-warning`.
+    pub retry: RetryPolicy,
+    /// `--max-outbound-connections`: delivery threads, hence connections.
+    pub max_outbound_connections: usize,
+    /// `--aliases`: the alias file.
+    pub aliases: Option<PathBuf>,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> DeliveryConfig {
+        DeliveryConfig {
+            hostname: "localhost".into(),
+            local_domains: Vec::new(),
+            data_dir: PathBuf::from("outpost-data"),
+            dns_server: None,
+            mx_port: SMTP_PORT,
+            outbound_tls: CertPolicy::Opportunistic,
+            relay_host: None,
+            relay_tls: RelayTls::StartTls,
+            relay_user: None,
+            relay_password_file: None,
+            relay_ca: None,
+            transports: Vec::new(),
+            retry: RetryPolicy::default(),
+            max_outbound_connections: DEFAULT_MAX_OUTBOUND_CONNECTIONS,
+            aliases: None,
+        }
+    }
+}
+
+impl DeliveryConfig {
+    /// Adds one `--transport DOMAIN=ROUTE`; a later rule for the same
+    /// domain replaces the earlier one.
+    pub fn add_transport(&mut self, text: &str) -> Result<(), ConfigError> {
+        let rule = parse_transport(text)?;
+        self.transports.retain(|r| r.domain != rule.domain);
+        self.transports.push(rule);
+        Ok(())
+    }
+
+    /// The `--transport` route of `domain` (any case), if one is set.
+    pub fn transport_for(&self, domain: &str) -> Option<&TransportRoute> {
+        let domain = domain.to_ascii_lowercase();
+        self.transports
+            .iter()
+            .find(|r| r.domain == domain)
+            .map(|r| &r.route)
+    }
+
+    /// Is `domain` (any case) one of ours?
+    pub fn is_local(&self, domain: &str) -> bool {
+        self.local_domains
+            .iter()
+            .any(|d| d.eq_ignore_ascii_case(domain))
+    }
+}
+
+/// `HOST:PORT` or `[IPv6]:PORT`.
+pub fn parse_host_port(text: &str) -> Result<HostPort, ConfigError> {
+    let bad = || ConfigError::BadHostPort(text.to_string());
+    let t = text.trim();
+    let (host, port) = if let Some(rest) = t.strip_prefix('[') {
+        let (host, rest) = rest.split_once(']').ok_or_else(bad)?;
+        (host, rest.strip_prefix(':').ok_or_else(bad)?)
+    } else {
+        let (host, port) = t.rsplit_once(':').ok_or_else(bad)?;
+        if host.contains(':') {
+            return Err(bad());
+        }
+        (host, port)
+    };
+    let host_ok = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.:_".contains(&b));
+    if !host_ok {
+        return Err(bad());
+    }
+    let port = parse_port(port).map_err(|_| bad())?;
+    Ok(HostPort {
+        host: host.to_ascii_lowercase(),
+        port,
+    })
+}
+
+/// A port number 1-65535.
+pub fn parse_port(text: &str) -> Result<u16, ConfigError> {
+    match text.trim().parse::<u16>() {
+        Ok(port) if port > 0 && text.trim().bytes().all(|b| b.is_ascii_digit()) => Ok(port),
+        _ => Err(ConfigError::BadPort(text.to_string())),
+    }
+}
+
+/// `IP:PORT` (`--dns-server`).
+pub fn parse_socket_addr(text: &str) -> Result<SocketAddr, ConfigError> {
+    text.trim()
+        .parse()
+        .map_err(|_| ConfigError::BadSocketAddr(text.to_string()))
+}
+
+/// `DOMAIN=HOST:PORT` or `DOMAIN=discard`.
+pub fn parse_transport(text: &str) -> Result<TransportRule, ConfigError> {
+    let bad = || ConfigError::BadTransport(text.to_string());
+    let (domain, route) = text.trim().split_once('=').ok_or_else(bad)?;
+    let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
+    let domain_ok = !domain.is_empty()
+        && domain
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b));
+    if !domain_ok {
+        return Err(bad());
+    }
+    let route = match route.trim() {
+        r if r.eq_ignore_ascii_case("discard") => TransportRoute::Discard,
+        r => TransportRoute::Host(parse_host_port(r).map_err(|_| bad())?),
+    };
+    Ok(TransportRule { domain, route })
+}
+
+/// `starttls`, `tls` or `none`.
+pub fn parse_relay_tls(text: &str) -> Result<RelayTls, ConfigError> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "starttls" => Ok(RelayTls::StartTls),
+        "tls" | "ssl" => Ok(RelayTls::Tls),
+        "none" => Ok(RelayTls::None),
+        _ => Err(ConfigError::BadRelayTls(text.to_string())),
+    }
+}
+
+/// `opportunistic` or `verify`.
+pub fn parse_outbound_tls(text: &str) -> Result<CertPolicy, ConfigError> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "opportunistic" => Ok(CertPolicy::Opportunistic),
+        "verify" => Ok(CertPolicy::Verify),
+        _ => Err(ConfigError::BadOutboundTls(text.to_string())),
+    }
+}
+
+/// `--retry LIST` as a schedule (`1s,1s,2s`; the last delay repeats).
+pub fn parse_retry(text: &str) -> Result<Schedule, ConfigError> {
+    Ok(Schedule::List(retry::parse_schedule(text)?))
+}
+
+/// `--max-outbound-connections`: 1 to [`MAX_OUTBOUND_CONNECTIONS`].
+pub fn parse_connections(text: &str) -> Result<usize, ConfigError> {
+    match text.trim().parse::<usize>() {
+        Ok(n) if (1..=MAX_OUTBOUND_CONNECTIONS).contains(&n) => Ok(n),
+        _ => Err(ConfigError::BadConnections(text.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hp(host: &str, port: u16) -> HostPort {
+        HostPort {
+            host: host.into(),
+            port,
+        }
+    }
+
+    #[test]
+    fn host_ports() {
+        let good = [
+            ("smtp.example.com:587", hp("smtp.example.com", 587)),
+            ("127.0.0.1:2525", hp("127.0.0.1", 2525)),
+            ("[::1]:25", hp("::1", 25)),
+            ("Relay.Example:465", hp("relay.example", 465)),
+        ];
+        for (text, want) in good {
+            assert_eq!(parse_host_port(text), Ok(want.clone()), "{text}");
+            assert_eq!(parse_host_port(&want.to_string()), Ok(want), "{text}");
+        }
+        for bad in [
+            "",
+            "host",
+            "host:",
+            ":25",
+            "host:0",
+            "host:65536",
+            "host:+25",
+            "::1:25",
+            "[::1]25",
+            "a b:25",
+            "host:25x",
+        ] {
+            assert!(parse_host_port(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn transports() {
+        let table = [
+            (
+                "example.com=127.0.0.1:2525",
+                "example.com",
+                TransportRoute::Host(hp("127.0.0.1", 2525)),
+            ),
+            ("Bench.Test.=discard", "bench.test", TransportRoute::Discard),
+            ("x.test=DISCARD", "x.test", TransportRoute::Discard),
+        ];
+        for (text, domain, route) in table {
+            let rule = parse_transport(text).unwrap();
+            assert_eq!(
+                (rule.domain.as_str(), rule.route),
+                (domain, route),
+                "{text}"
+            );
+        }
+        for bad in [
+            "",
+            "example.com",
+            "=discard",
+            "a/b=discard",
+            "x.test=nowhere",
+        ] {
+            assert!(parse_transport(bad).is_err(), "{bad}");
+        }
+        let mut config = DeliveryConfig::default();
+        config.add_transport("a.test=discard").unwrap();
+        config.add_transport("A.test=h:1").unwrap();
+        assert_eq!(config.transports.len(), 1);
+        assert_eq!(
+            config.transport_for("A.TEST"),
+            Some(&TransportRoute::Host(hp("h", 1)))
+        );
+    }
+
+    #[test]
+    fn modes_and_numbers() {
+        assert_eq!(parse_relay_tls("STARTTLS"), Ok(RelayTls::StartTls));
+        assert_eq!(parse_relay_tls("tls"), Ok(RelayTls::Tls));
+        assert_eq!(parse_relay_tls("none"), Ok(RelayTls::None));
+        assert!(parse_relay_tls("maybe").is_err());
+        assert_eq!(parse_outbound_tls("verify"), Ok(CertPolicy::Verify));
+        assert_eq!(
+            parse_outbound_tls("opportunistic"),
+            Ok(CertPolicy::Opportunistic)
+        );
+        assert!(parse_outbound_tls("strict").is_err());
+        assert_eq!(parse_connections("20"), Ok(20));
+        assert!(parse_connections("0").is_err());
+        assert!(parse_connections("1001").is_err());
+        assert_eq!(parse_port("25"), Ok(25));
+        assert!(parse_port("0").is_err());
+        assert_eq!(
+            parse_socket_addr("127.0.0.1:5353"),
+            Ok("127.0.0.1:5353".parse().unwrap())
+        );
+        assert!(parse_socket_addr("localhost:53").is_err());
+        assert_eq!(
+            parse_retry("1s,2s"),
+            Ok(Schedule::List(vec![
+                std::time::Duration::from_secs(1),
+                std::time::Duration::from_secs(2)
+            ]))
+        );
+        assert!(parse_retry("1s,0").is_err());
+    }
+
+    #[test]
+    fn defaults_follow_the_issue() {
+        let c = DeliveryConfig::default();
+        assert_eq!(c.mx_port, 25);
+        assert_eq!(c.outbound_tls, CertPolicy::Opportunistic);
+        assert_eq!(c.relay_tls, RelayTls::StartTls);
+        assert_eq!(c.retry.max_lifetime, retry::DEFAULT_MAX_LIFETIME);
+        assert_eq!(c.retry.delay_warning, Some(retry::DEFAULT_DELAY_WARNING));
+        assert_eq!(c.max_outbound_connections, 20);
+        assert!(!c.is_local("x"));
+    }
+}

@@ -1,0 +1,486 @@
+//! The queue manager: a scheduler thread and a fixed pool of delivery
+//! threads (`--max-outbound-connections`), no async runtime.
+//!
+//! The scheduler loads every spooled message at start-up (so mail accepted
+//! before a crash or `kill -9` is delivered), keeps a timer heap by next
+//! attempt time, and hands due messages to the pool; a message is on at
+//! most one thread at a time. A delivery thread runs one attempt of one
+//! message (see [`attempt`]) and reports back when to try it next and which
+//! reports it spooled. Recipients of one destination (a domain's MX, a
+//! `--transport` host, the smarthost) are delivered in one transaction,
+//! and at most one connection per destination is open at a time.
+//!
+//! The server calls [`DeliveryHandle::notify`] after each 250.
+//!
+//! Flushing while the server runs: `outpost queue flush` is another
+//! process, so it cannot use the handle. It sets `next-attempt` to 0 in
+//! every envelope file (`Spool::update`) and then creates
+//! `<data-dir>/queue/flush` ([`request_flush`]). The scheduler looks for
+//! that file every second; when it is there it deletes it and rescans the
+//! spool, scheduling every message by the `next-attempt` its file now
+//! says. A rescan also picks up messages it did not know about.
+
+mod attempt;
+mod report;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use parking_lot::{Condvar, Mutex};
+use rustls::ClientConfig;
+
+use super::aliases::{AliasError, Aliases};
+use super::config::DeliveryConfig;
+use super::dns::{Resolver, ResolverConfig};
+use super::maildir::MailStore;
+use super::transport::{self, CertPolicy, TransportError};
+use crate::auth::Authenticator;
+use crate::proto::client::Credentials;
+use crate::queue::{QueueError, QueueId, Spool};
+use attempt::{now_millis, Finished, Next};
+
+/// The name of the flush request file in the spool directory.
+pub const FLUSH_FILE: &str = "flush";
+/// How often the scheduler looks for the flush request file.
+pub const FLUSH_CHECK: Duration = Duration::from_secs(1);
+
+/// Errors when starting delivery.
+#[derive(Debug)]
+pub enum DeliveryError {
+    /// The outbound TLS configuration could not be built (bad `--relay-ca`).
+    Tls(TransportError),
+    /// The alias file could not be read or parsed.
+    Aliases(AliasError),
+    /// The relay password file could not be read.
+    Password {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// Settings that do not fit together (e.g. a relay user without a
+    /// password file).
+    Config(String),
+    /// The spool could not be listed.
+    Queue(QueueError),
+    /// A thread could not be started.
+    Spawn(std::io::Error),
+}
+
+impl std::fmt::Display for DeliveryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeliveryError::Tls(e) => e.fmt(f),
+            DeliveryError::Aliases(e) => e.fmt(f),
+            DeliveryError::Password { path, source } => {
+                write!(f, "relay password file {}: {source}", path.display())
+            }
+            DeliveryError::Config(why) => write!(f, "delivery settings: {why}"),
+            DeliveryError::Queue(e) => e.fmt(f),
+            DeliveryError::Spawn(e) => write!(f, "cannot start a delivery thread: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for DeliveryError {}
+
+/// What the delivery threads share.
+pub(crate) struct Context {
+    config: DeliveryConfig,
+    spool: Arc<Spool>,
+    users: Arc<Authenticator>,
+    aliases: Aliases,
+    /// The resolver, or why there is none (no usable resolv.conf).
+    resolver: Result<Resolver, String>,
+    mx_tls: Arc<ClientConfig>,
+    relay_tls: Arc<ClientConfig>,
+    credentials: Option<Credentials>,
+    mail: MailStore,
+    busy: DestinationLocks,
+    stopping: AtomicBool,
+}
+
+/// One connection per destination at a time: a set of busy keys.
+#[derive(Default)]
+struct DestinationLocks {
+    busy: Mutex<HashSet<String>>,
+    freed: Condvar,
+}
+
+/// Holds a destination until dropped.
+struct DestinationGuard<'a> {
+    locks: &'a DestinationLocks,
+    key: String,
+}
+
+impl DestinationLocks {
+    fn lock(&self, key: String) -> DestinationGuard<'_> {
+        let mut busy = self.busy.lock();
+        while busy.contains(&key) {
+            self.freed.wait(&mut busy);
+        }
+        busy.insert(key.clone());
+        DestinationGuard { locks: self, key }
+    }
+}
+
+impl Drop for DestinationGuard<'_> {
+    fn drop(&mut self) {
+        self.locks.busy.lock().remove(&self.key);
+        self.locks.freed.notify_all();
+    }
+}
+
+enum Command {
+    Notify(QueueId),
+    Flush,
+    Finished(Finished),
+    Shutdown,
+}
+
+/// The queue manager; see the module docs.
+pub struct Delivery;
+
+impl Delivery {
+    /// Starts the scheduler and `config.max_outbound_connections` delivery
+    /// threads for `spool`. Local recipients must be users in `users`
+    /// (after alias expansion). Every message already in the spool is
+    /// scheduled by its recorded next attempt.
+    pub fn start(
+        config: DeliveryConfig,
+        spool: Arc<Spool>,
+        users: Arc<Authenticator>,
+    ) -> Result<DeliveryHandle, DeliveryError> {
+        let aliases = match &config.aliases {
+            Some(path) => Aliases::load(path).map_err(DeliveryError::Aliases)?,
+            None => Aliases::empty(),
+        };
+        let credentials = match (&config.relay_user, &config.relay_password_file) {
+            (Some(user), Some(path)) => {
+                let text =
+                    std::fs::read_to_string(path).map_err(|source| DeliveryError::Password {
+                        path: path.clone(),
+                        source,
+                    })?;
+                Some(Credentials {
+                    user: user.clone(),
+                    password: text.lines().next().unwrap_or("").to_string(),
+                })
+            }
+            (Some(_), None) => {
+                return Err(DeliveryError::Config(
+                    "--relay-user needs --relay-password-file".into(),
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(DeliveryError::Config(
+                    "--relay-password-file needs --relay-user".into(),
+                ))
+            }
+            (None, None) => None,
+        };
+        let resolver = match config.dns_server {
+            Some(server) => Ok(Resolver::new(ResolverConfig::with_server(server))),
+            None => ResolverConfig::from_system()
+                .map(Resolver::new)
+                .map_err(|e| e.to_string()),
+        };
+        if let Err(why) = &resolver {
+            log::warn!("delivery: no DNS resolver ({why}); remote mail will wait");
+        }
+        let mx_tls =
+            transport::tls_config(config.outbound_tls, None).map_err(DeliveryError::Tls)?;
+        // The smarthost gets our password: always verify it (RFC 8314 §5).
+        let relay_tls = transport::tls_config(CertPolicy::Verify, config.relay_ca.as_deref())
+            .map_err(DeliveryError::Tls)?;
+        let workers = config.max_outbound_connections.max(1);
+        let context = Arc::new(Context {
+            mail: MailStore::new(&config.data_dir, &config.hostname),
+            config,
+            spool,
+            users,
+            aliases,
+            resolver,
+            mx_tls,
+            relay_tls,
+            credentials,
+            busy: DestinationLocks::default(),
+            stopping: AtomicBool::new(false),
+        });
+
+        let (commands, command_rx) = crossbeam_channel::unbounded();
+        let (jobs, job_rx) = crossbeam_channel::unbounded::<QueueId>();
+        let mut threads = Vec::with_capacity(workers);
+        for n in 0..workers {
+            let ctx = context.clone();
+            let queue = job_rx.clone();
+            let done = commands.clone();
+            let thread = std::thread::Builder::new()
+                .name(format!("delivery-{n}"))
+                .spawn(move || worker(&ctx, &queue, &done));
+            match thread {
+                Ok(t) => threads.push(t),
+                Err(e) => {
+                    context.stopping.store(true, Ordering::Relaxed);
+                    drop(jobs);
+                    for t in threads {
+                        let _ = t.join();
+                    }
+                    return Err(DeliveryError::Spawn(e));
+                }
+            }
+        }
+        let scheduler = Scheduler {
+            ctx: context.clone(),
+            jobs: Some(jobs),
+            commands: command_rx,
+            workers: threads,
+            heap: BinaryHeap::new(),
+            due: HashMap::new(),
+            running: HashSet::new(),
+            again: HashSet::new(),
+        };
+        let thread = std::thread::Builder::new()
+            .name("delivery-scheduler".into())
+            .spawn(move || scheduler.run())
+            .map_err(DeliveryError::Spawn)?;
+        Ok(DeliveryHandle {
+            commands,
+            scheduler: Some(thread),
+            context,
+        })
+    }
+}
+
+/// Creates the flush request file for a running server (see the module
+/// docs); the caller has already set `next-attempt` in the files.
+pub fn request_flush(spool_dir: &Path) -> std::io::Result<()> {
+    std::fs::write(spool_dir.join(FLUSH_FILE), b"")
+}
+
+/// The running manager. Dropping it shuts it down.
+pub struct DeliveryHandle {
+    commands: Sender<Command>,
+    scheduler: Option<JoinHandle<()>>,
+    context: Arc<Context>,
+}
+
+impl DeliveryHandle {
+    /// A message was spooled (call after its 250): deliver it now.
+    pub fn notify(&self, id: QueueId) {
+        let _ = self.commands.send(Command::Notify(id));
+    }
+
+    /// Try every waiting message now.
+    pub fn flush(&self) {
+        let _ = self.commands.send(Command::Flush);
+    }
+
+    /// Stops the scheduler and the delivery threads and waits for them.
+    /// A message being delivered finishes its current destination; the
+    /// rest of it stays queued for the next start.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        self.context.stopping.store(true, Ordering::Relaxed);
+        let _ = self.commands.send(Command::Shutdown);
+        if let Some(thread) = self.scheduler.take() {
+            if thread.join().is_err() {
+                log::error!("delivery: the scheduler thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for DeliveryHandle {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn worker(ctx: &Context, jobs: &Receiver<QueueId>, done: &Sender<Command>) {
+    for id in jobs.iter() {
+        let finished =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| attempt::run(ctx, &id)))
+                .unwrap_or_else(|_| {
+                    log::error!("{id}: delivery thread panicked; trying again later");
+                    Finished {
+                        id: id.clone(),
+                        next: Next::RetryAt(attempt::now_secs() + 300),
+                        injected: Vec::new(),
+                    }
+                });
+        if done.send(Command::Finished(finished)).is_err() {
+            return;
+        }
+    }
+}
+
+struct Scheduler {
+    ctx: Arc<Context>,
+    jobs: Option<Sender<QueueId>>,
+    commands: Receiver<Command>,
+    workers: Vec<JoinHandle<()>>,
+    /// (due time in ms, id); entries whose time no longer matches `due`
+    /// are stale and skipped.
+    heap: BinaryHeap<Reverse<(u64, QueueId)>>,
+    due: HashMap<QueueId, u64>,
+    running: HashSet<QueueId>,
+    /// Running messages to try again as soon as they come back (flush).
+    again: HashSet<QueueId>,
+}
+
+impl Scheduler {
+    fn run(mut self) {
+        self.rescan(false);
+        let mut last_check = Instant::now();
+        loop {
+            self.dispatch();
+            let wait = self.wait_time();
+            match self.commands.recv_timeout(wait) {
+                Ok(Command::Notify(id)) => self.schedule(id, 0),
+                Ok(Command::Flush) => self.flush_all(),
+                Ok(Command::Finished(f)) => self.finished(f),
+                Ok(Command::Shutdown) | Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+            if last_check.elapsed() >= FLUSH_CHECK {
+                last_check = Instant::now();
+                self.check_flush_file();
+            }
+        }
+        self.ctx.stopping.store(true, Ordering::Relaxed);
+        self.jobs = None;
+        for thread in self.workers.drain(..) {
+            if thread.join().is_err() {
+                log::error!("delivery: a delivery thread panicked");
+            }
+        }
+    }
+
+    /// Loads every message in the spool and schedules it by its file.
+    /// After a flush request, messages on a delivery thread go again as
+    /// soon as they come back.
+    fn rescan(&mut self, flush: bool) {
+        let ids = match self.ctx.spool.list() {
+            Ok(ids) => ids,
+            Err(e) => {
+                log::error!("delivery: cannot list the queue: {e}");
+                return;
+            }
+        };
+        for id in ids {
+            if self.running.contains(&id) {
+                if flush {
+                    self.again.insert(id);
+                }
+                continue;
+            }
+            match self.ctx.spool.load(&id) {
+                Ok(message) => self.schedule(id, message.next_attempt.saturating_mul(1000)),
+                Err(QueueError::Corrupt { path, reason }) => {
+                    log::error!(
+                        "{id}: corrupt queue file {}: {reason}; moving it to queue/corrupt/",
+                        path.display()
+                    );
+                    if let Err(e) = self.ctx.spool.quarantine(&id) {
+                        log::error!("{id}: quarantine failed: {e}");
+                    }
+                }
+                // Removed meanwhile (delivered, or deleted by the tool).
+                Err(_) => {}
+            }
+        }
+    }
+
+    fn check_flush_file(&mut self) {
+        let path = self.ctx.spool.dir().join(FLUSH_FILE);
+        if path.exists() {
+            if let Err(e) = std::fs::remove_file(&path) {
+                log::error!("delivery: cannot remove {}: {e}", path.display());
+            }
+            log::info!("delivery: flush requested; rescanning the queue");
+            self.rescan(true);
+        }
+    }
+
+    /// Schedules `id` at `at_ms` (0: now). A message on a delivery thread
+    /// is left alone: when it comes back it says when it is due.
+    fn schedule(&mut self, id: QueueId, at_ms: u64) {
+        if self.running.contains(&id) {
+            return;
+        }
+        self.due.insert(id.clone(), at_ms);
+        self.heap.push(Reverse((at_ms, id)));
+    }
+
+    /// Everything waiting is due now; what is running goes again as soon
+    /// as it comes back.
+    fn flush_all(&mut self) {
+        let waiting: Vec<QueueId> = self.due.keys().cloned().collect();
+        for id in waiting {
+            self.schedule(id, 0);
+        }
+        self.again.extend(self.running.iter().cloned());
+    }
+
+    fn finished(&mut self, f: Finished) {
+        self.running.remove(&f.id);
+        let again = self.again.remove(&f.id);
+        for id in f.injected {
+            self.schedule(id, 0);
+        }
+        match f.next {
+            Next::Removed | Next::Gone => {}
+            Next::RetryAt(secs) => {
+                let at = if again { 0 } else { secs.saturating_mul(1000) };
+                self.schedule(f.id, at);
+            }
+        }
+    }
+
+    /// Hands due messages to idle delivery threads.
+    fn dispatch(&mut self) {
+        let now = now_millis();
+        while self.running.len() < self.workers.len() {
+            let Some(Reverse((at, id))) = self.heap.peek().cloned() else {
+                break;
+            };
+            if self.due.get(&id) != Some(&at) {
+                self.heap.pop();
+                continue;
+            }
+            if at > now {
+                break;
+            }
+            self.heap.pop();
+            self.due.remove(&id);
+            let Some(jobs) = &self.jobs else { break };
+            if jobs.send(id.clone()).is_err() {
+                break;
+            }
+            self.running.insert(id);
+        }
+    }
+
+    /// Until the next due message, at most [`FLUSH_CHECK`].
+    fn wait_time(&mut self) -> Duration {
+        if self.running.len() >= self.workers.len() {
+            return FLUSH_CHECK;
+        }
+        while let Some(Reverse((at, id))) = self.heap.peek() {
+            if self.due.get(id) == Some(at) {
+                let left = at.saturating_sub(now_millis());
+                return Duration::from_millis(left).min(FLUSH_CHECK);
+            }
+            self.heap.pop();
+        }
+        FLUSH_CHECK
+    }
+}
