@@ -17,6 +17,9 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::delivery::config::{self as dc, DeliveryConfig};
+use crate::delivery::retry;
+
 /// Errors in the command line or config file.
 #[derive(Debug)]
 pub enum ConfigError {
@@ -117,6 +120,11 @@ pub struct Config {
     pub workers: usize,
     /// Accept and discard messages without writing them (benchmarks only).
     pub sink: bool,
+    /// Run the queue manager; off keeps every accepted message queued.
+    pub deliver: bool,
+    /// Outbound delivery settings (`--dns-server`, `--relay-host`, …); its
+    /// host name, local domains and data directory are filled in at start.
+    pub delivery: DeliveryConfig,
 }
 
 /// Defaults are the values of an empty command line, except that the
@@ -147,6 +155,8 @@ impl Default for Config {
             shutdown_grace: Duration::ZERO,
             auth_equals_line: false,
             sink: false,
+            deliver: false,
+            delivery: DeliveryConfig::default(),
             sender_check: false,
             workers: 0,
         };
@@ -216,6 +226,11 @@ pub struct OptionSpec {
     pub set: Setter,
 }
 
+/// An option error as the text shown to the user.
+fn text(error: impl fmt::Display) -> String {
+    error.to_string()
+}
+
 macro_rules! opt {
     ($name:literal, $hint:literal, $help:literal, $default:expr, $repeat:literal, $set:expr) => {
         OptionSpec {
@@ -255,6 +270,21 @@ pub const OPTIONS: &[OptionSpec] = &[
     opt!("shutdown-grace", "DURATION", "on SIGTERM, time sessions get to finish before they are closed", Some("30s"), false, |c, v| { c.shutdown_grace = parse_duration(v)?; Ok(()) }),
     opt!("auth-equals-line", "", "also advertise AUTH=LOGIN PLAIN (Outlook 2003 and older)", Some("off"), false, |c, v| { c.auth_equals_line = parse_switch(v)?; Ok(()) }),
     opt!("sender-check", "on|off", "authenticated users may only send as their own address", Some("on"), false, |c, v| { c.sender_check = parse_switch(v)?; Ok(()) }),
+    opt!("delivery", "on|off", "deliver queued mail; `off` keeps everything queued (to inspect what a device sends)", Some("on"), false, |c, v| { c.deliver = parse_switch(v)?; Ok(()) }),
+    opt!("dns-server", "IP:PORT", "ask this DNS server for MX records instead of those in /etc/resolv.conf", None, false, |c, v| { c.delivery.dns_server = Some(dc::parse_socket_addr(v).map_err(text)?); Ok(()) }),
+    opt!("mx-port", "PORT", "port of the recipients' mail servers (25; change it only for tests)", Some("25"), false, |c, v| { c.delivery.mx_port = dc::parse_port(v).map_err(text)?; Ok(()) }),
+    opt!("outbound-tls", "MODE", "`opportunistic`: STARTTLS when offered, any certificate; `verify`: require STARTTLS and a valid certificate", Some("opportunistic"), false, |c, v| { c.delivery.outbound_tls = dc::parse_outbound_tls(v).map_err(text)?; Ok(()) }),
+    opt!("relay-host", "HOST:PORT", "send all remote mail through this smarthost (where port 25 is blocked)", None, false, |c, v| { c.delivery.relay_host = Some(dc::parse_host_port(v).map_err(text)?); Ok(()) }),
+    opt!("relay-tls", "MODE", "smarthost encryption: starttls, tls (implicit, port 465) or none", Some("starttls"), false, |c, v| { c.delivery.relay_tls = dc::parse_relay_tls(v).map_err(text)?; Ok(()) }),
+    opt!("relay-user", "NAME", "user name for AUTH at the smarthost", None, false, |c, v| { c.delivery.relay_user = Some(non_empty(v)?.to_string()); Ok(()) }),
+    opt!("relay-password-file", "FILE", "file whose first line is the smarthost password", None, false, |c, v| { c.delivery.relay_password_file = Some(PathBuf::from(non_empty(v)?)); Ok(()) }),
+    opt!("relay-ca", "FILE", "extra CA certificates (PEM) trusted for the smarthost", None, false, |c, v| { c.delivery.relay_ca = Some(PathBuf::from(non_empty(v)?)); Ok(()) }),
+    opt!("transport", "DOMAIN=ROUTE", "route one domain to HOST:PORT, or `discard` it; repeatable", None, true, |c, v| { c.delivery.add_transport(v).map_err(text) }),
+    opt!("retry", "LIST", "retry delays, e.g. 1m,5m,30m (the last repeats; default: 5m doubling to 1h, with jitter)", None, false, |c, v| { c.delivery.retry.schedule = dc::parse_retry(v).map_err(text)?; Ok(()) }),
+    opt!("max-queue-lifetime", "DURATION", "give up and return a message this long after it arrived", Some("5d"), false, |c, v| { c.delivery.retry.max_lifetime = parse_duration(v)?; Ok(()) }),
+    opt!("delay-warning", "DURATION", "tell the sender when a message is still waiting after this long (0 = never)", Some("4h"), false, |c, v| { c.delivery.retry.delay_warning = retry::parse_delay_warning(v).map_err(text)?; Ok(()) }),
+    opt!("max-outbound-connections", "N", "most delivery connections at once", Some("20"), false, |c, v| { c.delivery.max_outbound_connections = dc::parse_connections(v).map_err(text)?; Ok(()) }),
+    opt!("aliases", "FILE", "alias file: `alias@domain: target, target` per line", None, false, |c, v| { c.delivery.aliases = Some(PathBuf::from(non_empty(v)?)); Ok(()) }),
     opt!("sink", "", "accept messages and throw them away, no disk (for benchmarks only: nothing is delivered)", Some("off"), false, |c, v| { c.sink = parse_switch(v)?; Ok(()) }),
     opt!("workers", "N", "protocol worker threads (default: number of CPUs)", None, false, |c, v| { c.workers = parse_count(v)?; Ok(()) }),
 ];

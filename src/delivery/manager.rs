@@ -269,10 +269,26 @@ pub struct DeliveryHandle {
     context: Arc<Context>,
 }
 
+/// Tells the manager about newly spooled messages, from any thread.
+#[derive(Clone)]
+pub struct NewMail(Sender<Command>);
+
+impl NewMail {
+    /// A message was spooled (call after its 250): deliver it now.
+    pub fn notify(&self, id: QueueId) {
+        let _ = self.0.send(Command::Notify(id));
+    }
+}
+
 impl DeliveryHandle {
     /// A message was spooled (call after its 250): deliver it now.
     pub fn notify(&self, id: QueueId) {
         let _ = self.commands.send(Command::Notify(id));
+    }
+
+    /// A handle for [`NewMail::notify`] that other threads can keep.
+    pub fn new_mail(&self) -> NewMail {
+        NewMail(self.commands.clone())
     }
 
     /// Try every waiting message now.

@@ -30,6 +30,12 @@ const COMMANDS: &[Command] = &[
         run: passwd,
     },
     Command {
+        name: "queue",
+        synopsis: "list|show|flush|delete",
+        help: "inspect and manage the queue (safe while the server runs; `--data-dir DIR`)",
+        run: crate::delivery::queue_cli::run,
+    },
+    Command {
         name: "bench",
         synopsis: "[OPTIONS]",
         help: "load generator: N sessions x M messages against a loopback server (`outpost bench --help`)",

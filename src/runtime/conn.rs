@@ -606,10 +606,14 @@ impl Conn {
                     return;
                 }
                 let notify: Notifier = shared.notify.clone();
+                let new_mail = shared.new_mail.clone();
                 let token = self.token;
                 shared.spool.submit(
                     message,
                     Box::new(move |result| {
+                        if let (Ok(id), Some(new_mail)) = (&result, &new_mail) {
+                            new_mail.notify(id.clone());
+                        }
                         let result = result.map_err(|e| {
                             log::error!("spool error: {e:?}");
                             e.as_enqueue_error()

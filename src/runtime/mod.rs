@@ -30,6 +30,7 @@ pub use cli::main_with_args;
 
 use crate::auth::{AuthError, Authenticator};
 use crate::config::Config;
+use crate::delivery::manager::{Delivery, DeliveryError, DeliveryHandle, NewMail};
 use crate::proto::dot::MAX_TEXT_LINE;
 use crate::proto::session::{Directory, Role, SessionConfig};
 use crate::queue::{QueueError, Spool, SpoolWriter};
@@ -56,6 +57,8 @@ pub enum ServerError {
     Users(AuthError),
     /// The spool could not be opened.
     Spool(QueueError),
+    /// The queue manager could not be started.
+    Delivery(DeliveryError),
     /// A listener could not be bound.
     Bind {
         address: SocketAddr,
@@ -78,6 +81,7 @@ impl fmt::Display for ServerError {
             ServerError::Tls(e) => write!(f, "{e}"),
             ServerError::Users(e) => write!(f, "{e}"),
             ServerError::Spool(e) => write!(f, "queue: {e}"),
+            ServerError::Delivery(e) => write!(f, "delivery: {e}"),
             ServerError::Bind { address, source } => {
                 write!(f, "cannot listen on {address}: {source}")
             }
@@ -102,6 +106,9 @@ pub(crate) struct Shared {
     pub authenticator: Arc<Authenticator>,
     /// Durable spooling (on its own thread).
     pub spool: SpoolWriter,
+    /// Wakes the queue manager for each newly spooled message (none when
+    /// delivery is off).
+    pub new_mail: Option<NewMail>,
     /// The way back into the event loop.
     pub notify: Notifier,
 }
@@ -143,6 +150,7 @@ pub struct ServerHandle {
     first_start: Option<FirstStart>,
     notify: Notifier,
     thread: Option<JoinHandle<()>>,
+    delivery: Option<DeliveryHandle>,
 }
 
 impl ServerHandle {
@@ -189,6 +197,10 @@ impl ServerHandle {
                 log::error!("the event loop thread panicked");
             }
         }
+        // Sessions are done: no new mail can arrive, so delivery can stop.
+        if let Some(delivery) = self.delivery.take() {
+            delivery.shutdown();
+        }
     }
 }
 
@@ -209,10 +221,22 @@ fn start(config: Config, handle_signals: bool) -> Result<ServerHandle, ServerErr
     let tls = crate::tls::server_config(&cert, &key).map_err(ServerError::Tls)?;
     let first_start = create_users_file_if_missing(&config)?;
     let authenticator = Authenticator::load(&config.users_path()).map_err(ServerError::Users)?;
-    let spool = SpoolWriter::start(
-        Spool::open_with_hostname(&config.data_dir, &config.hostname)
-            .map_err(ServerError::Spool)?,
-    );
+    let spool = Spool::open_with_hostname(&config.data_dir, &config.hostname)
+        .map_err(ServerError::Spool)?;
+    let mut delivery_config = config.delivery.clone();
+    delivery_config.hostname = config.hostname.clone();
+    delivery_config.local_domains = config.effective_local_domains();
+    delivery_config.data_dir = config.data_dir.clone();
+    let delivery = if config.deliver {
+        Some(
+            Delivery::start(delivery_config, spool.clone(), authenticator.clone())
+                .map_err(ServerError::Delivery)?,
+        )
+    } else {
+        log::warn!("delivery is off: accepted mail stays in the queue");
+        None
+    };
+    let spool = SpoolWriter::start(spool);
     let directory: Arc<dyn Directory> = Arc::new(LocalDirectory::new(
         &config.effective_local_domains(),
         authenticator.clone(),
@@ -281,6 +305,7 @@ fn start(config: Config, handle_signals: bool) -> Result<ServerHandle, ServerErr
         tls,
         authenticator,
         spool,
+        new_mail: delivery.as_ref().map(DeliveryHandle::new_mail),
         notify: notify.clone(),
     });
     let pool = Pool::start(workers, workers * JOBS_PER_WORKER, shared.clone())
@@ -298,6 +323,7 @@ fn start(config: Config, handle_signals: bool) -> Result<ServerHandle, ServerErr
         first_start,
         notify,
         thread: Some(thread),
+        delivery,
     })
 }
 

@@ -62,6 +62,9 @@ pub fn test_config(data_dir: &Path) -> Config {
         local_domains: vec![HOSTNAME.to_string()],
         workers: 2,
         shutdown_grace: Duration::from_secs(1),
+        // Accept-path tests inspect the queue; delivery tests turn it on
+        // with a loopback DNS server.
+        deliver: false,
         ..Config::default()
     }
 }
