@@ -846,3 +846,173 @@ fn sink_mode_answers_250_with_an_id_and_writes_nothing() {
     let files: Vec<_> = leftovers.iter().filter(|p| p.is_file()).collect();
     assert!(files.is_empty(), "{files:?}");
 }
+
+// ---------------------------------------------------------------------------
+// The limits at their exact boundaries.
+
+#[test]
+fn a_command_line_of_exactly_512_octets_is_accepted() {
+    let server = TestServer::start(&[]);
+    let mut client = Client::greeted(server.smtp());
+    assert!(client.command("EHLO client.test").starts_with("250"));
+    // `MAIL FROM:<` + local + `@example.org>` + CRLF = 512 octets.
+    let fixed = "MAIL FROM:<@example.org>\r\n".len();
+    let local = "a".repeat(512 - fixed);
+    let reply = client.command(&format!("MAIL FROM:<{local}@example.org>"));
+    assert!(!reply.starts_with("500"), "512 octets: {reply}");
+    assert!(client.command("RSET").starts_with("250"));
+    let local = "a".repeat(513 - fixed);
+    let reply = client.command(&format!("MAIL FROM:<{local}@example.org>"));
+    assert!(reply.starts_with("500 5.5.2"), "513 octets: {reply}");
+}
+
+#[test]
+fn a_text_line_of_exactly_1000_octets_is_accepted_and_1001_is_not() {
+    let server = TestServer::start(&[]);
+    let mut client = Client::greeted(server.smtp());
+    assert!(client.command("EHLO client.test").starts_with("250"));
+    for (length, accepted) in [(998, true), (999, false)] {
+        // A leading dot is stuffed on the wire and does not count twice.
+        for prefix in ["", "."] {
+            let line = format!("{prefix}{}", "y".repeat(length - prefix.len()));
+            let wire = if prefix.is_empty() {
+                line.clone()
+            } else {
+                format!(".{line}")
+            };
+            let body = format!("Subject: edge\r\n\r\n{wire}\r\n");
+            assert!(client.command("MAIL FROM:<a@example.org>").starts_with("250"));
+            assert!(client
+                .command("RCPT TO:<postmaster@mx.test>")
+                .starts_with("250"));
+            assert!(client.command("DATA").starts_with("354"));
+            client.send(body.as_bytes());
+            let reply = client.command(".");
+            if accepted {
+                queue_id(&reply);
+            } else {
+                assert!(reply.starts_with("550 5.5.2"), "{length}{prefix}: {reply}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_message_of_exactly_the_size_limit_is_accepted() {
+    const LIMIT: usize = 4_000;
+    let server = TestServer::start_with(&[], |c| c.max_message_size = LIMIT);
+    let mut client = Client::greeted(server.smtp());
+    assert!(client.command("EHLO client.test").starts_with("250"));
+    let head = "Subject: exact\r\n\r\n";
+    for (size, accepted) in [(LIMIT, true), (LIMIT + 1, false)] {
+        // Lines of 100 octets, the last one shorter, all ending in CRLF.
+        let mut body = head.to_string();
+        while body.len() + 100 <= size {
+            body.push_str(&format!("{}\r\n", "w".repeat(98)));
+        }
+        let rest = size - body.len();
+        if rest > 0 {
+            assert!(rest >= 2);
+            body.push_str(&format!("{}\r\n", "v".repeat(rest - 2)));
+        }
+        assert_eq!(body.len(), size);
+        assert!(client
+            .command(&format!("MAIL FROM:<a@example.org> SIZE={size}"))
+            .starts_with(if accepted { "250" } else { "552 5.3.4" }));
+        if !accepted {
+            assert!(client.command("MAIL FROM:<a@example.org>").starts_with("250"));
+        }
+        assert!(client
+            .command("RCPT TO:<postmaster@mx.test>")
+            .starts_with("250"));
+        assert!(client.command("DATA").starts_with("354"));
+        client.send(body.as_bytes());
+        let reply = client.command(".");
+        if accepted {
+            queue_id(&reply);
+        } else {
+            assert!(reply.starts_with("552 5.3.4"), "{size}: {reply}");
+        }
+        // The same through BDAT.
+        assert!(client.command("MAIL FROM:<a@example.org>").starts_with("250"));
+        assert!(client
+            .command("RCPT TO:<postmaster@mx.test>")
+            .starts_with("250"));
+        client.send(format!("BDAT {size} LAST\r\n{body}").as_bytes());
+        let reply = client.reply();
+        if accepted {
+            queue_id(&reply);
+        } else {
+            assert!(reply.starts_with("552 5.3.4"), "BDAT {size}: {reply}");
+        }
+    }
+    assert_eq!(server.queued_messages().len(), 2);
+}
+
+#[test]
+fn microsoft_double_space_before_the_plain_response_is_accepted() {
+    let server = TestServer::start(&[(ALICE, ALICE_PASSWORD)]);
+    let mut tls = submission_tls(&server);
+    let reply = tls.command(&format!(
+        "AUTH PLAIN  {}",
+        b64(&format!("\0{ALICE}\0{ALICE_PASSWORD}"))
+    ));
+    assert!(reply.starts_with("235 2.7.0"), "{reply}");
+}
+
+#[test]
+fn smtp_listener_offers_auth_after_starttls_and_then_relays() {
+    let server = untrusting_server();
+    let mut client = Client::greeted(server.smtp());
+    let ehlo = client.command("EHLO laptop.test");
+    assert!(ehlo.contains("STARTTLS") && !ehlo.contains("AUTH"), "{ehlo}");
+    assert!(client.command("MAIL FROM:<alice@mx.test>").starts_with("250"));
+    let reply = client.command("RCPT TO:<friend@example.net>");
+    assert!(reply.starts_with("554 5.7.1"), "{reply}");
+    assert!(client.command("STARTTLS").starts_with("220"));
+    let mut tls = client.into_tls(server.tls_client_config());
+    let login = tls.login_plain(ALICE, ALICE_PASSWORD);
+    assert!(login.starts_with("235 2.7.0"), "{login}");
+    let reply = tls.transaction(ALICE, "friend@example.net", "Subject: relayed\r\n\r\nx\r\n");
+    let id = queue_id(&reply);
+    let spool = Spool::attach(server.data_dir(), HOSTNAME).unwrap();
+    let loaded = spool.load(&id).unwrap();
+    assert_eq!(loaded.origin.protocol, "ESMTPSA");
+}
+
+#[test]
+fn informational_commands_answer_with_enhanced_codes() {
+    let server = TestServer::start(&[(ALICE, ALICE_PASSWORD)]);
+    let mut client = Client::greeted(server.smtp());
+    assert!(client.command("HELO old.test").starts_with("250"));
+    for (command, prefix) in [
+        ("VRFY alice", "252 2."),
+        ("EXPN staff", "502 5.5.1"),
+        ("HELP", "214 2.0.0"),
+        ("NOOP", "250 2.0.0"),
+        ("RSET", "250 2.0.0"),
+        ("AUTH PLAIN", "503 5.5.1"),
+        ("QUIT", "221 2.0.0"),
+    ] {
+        let reply = client.command(command);
+        assert!(reply.starts_with(prefix), "{command}: {reply}");
+    }
+    client.expect_closed();
+}
+
+#[test]
+fn an_over_long_line_during_auth_ends_the_dialogue_not_the_session() {
+    let server = TestServer::start(&[(ALICE, ALICE_PASSWORD)]);
+    let mut tls = submission_tls(&server);
+    assert_eq!(tls.command("AUTH LOGIN"), "334 VXNlcm5hbWU6\r\n");
+    let reply = tls.command(&"A".repeat(50_000));
+    assert!(reply.starts_with("500 5.5.2"), "{reply}");
+    // Back in command mode: this is a command, not a SASL response.
+    let reply = tls.command("NOOP");
+    assert!(reply.starts_with("250"), "{reply}");
+    let reply = tls.command(&format!(
+        "AUTH PLAIN {}",
+        b64(&format!("\0{ALICE}\0{ALICE_PASSWORD}"))
+    ));
+    assert!(reply.starts_with("235"), "{reply}");
+}

@@ -341,3 +341,33 @@ fn swaks_pipelined_plain_delivery_to_a_local_user() {
     assert_envelope(&message, "someone@example.org", ALICE);
     assert_eq!(message.origin.auth_user, None);
 }
+
+#[test]
+fn swaks_and_curl_really_verify_the_certificate() {
+    // Without the server's certificate as CA the same commands must fail,
+    // or the tests above would prove nothing about TLS verification.
+    let server = TestServer::start(&[(ALICE, ALICE_PASSWORD)]);
+    let dir = TempDir::new("verify");
+    let stranger = TempDir::new("stranger");
+    let other = TestServer::start(&[]);
+    let wrong_ca = ca_file(&other, stranger.path());
+    if installed("swaks") {
+        let mut command = swaks_command(server.submissions().port(), &wrong_ca);
+        command
+            .args(["--tls-on-connect", "--auth", "PLAIN", "--auth-user", ALICE])
+            .args(["--auth-password", ALICE_PASSWORD]);
+        let run = run_bounded(command, dir.path());
+        assert!(!run.success, "swaks trusted a stranger\n{}", run.output);
+    }
+    if installed("curl") {
+        let mail = curl_mail(dir.path(), "untrusted");
+        let mut command = curl_command("smtps", server.submissions().port(), &wrong_ca, &mail);
+        command
+            .args(["--mail-from", ALICE, "--mail-rcpt", REMOTE])
+            .arg("--user")
+            .arg(format!("{ALICE}:{ALICE_PASSWORD}"));
+        let run = run_bounded(command, dir.path());
+        assert!(!run.success, "curl trusted a stranger\n{}", run.output);
+    }
+    assert!(server.queued_messages().is_empty());
+}
