@@ -23,7 +23,10 @@ fn b64(text: &str) -> String {
 
 /// The queue id in a `250 2.0.0 Ok: queued as <id>` reply.
 fn queue_id(reply: &str) -> String {
-    assert!(reply.starts_with("250 2.0.0 "), "not a queued reply: {reply}");
+    assert!(
+        reply.starts_with("250 2.0.0 "),
+        "not a queued reply: {reply}"
+    );
     let id = reply
         .trim_end()
         .rsplit_once("queued as ")
@@ -212,7 +215,10 @@ fn submission_refuses_auth_before_tls_and_does_not_advertise_it() {
     let server = TestServer::start(&[(ALICE, ALICE_PASSWORD)]);
     let mut client = Client::greeted(server.submission());
     let ehlo = client.command("EHLO client.test");
-    assert!(ehlo.contains("250-STARTTLS") || ehlo.contains("250 STARTTLS"), "{ehlo}");
+    assert!(
+        ehlo.contains("250-STARTTLS") || ehlo.contains("250 STARTTLS"),
+        "{ehlo}"
+    );
     assert!(!ehlo.contains("AUTH"), "AUTH offered before TLS: {ehlo}");
     let plain = b64(&format!("\0{ALICE}\0{ALICE_PASSWORD}"));
     let reply = client.command(&format!("AUTH PLAIN {plain}"));
@@ -427,7 +433,10 @@ fn repeated_wrong_passwords_from_one_ip_end_in_421_and_close() {
         }
     }
     assert_eq!(failures, 5);
-    assert!(started.elapsed() >= Duration::from_secs(7), "no growing delay");
+    assert!(
+        started.elapsed() >= Duration::from_secs(7),
+        "no growing delay"
+    );
     // The sixth try is refused at once, and the connection closes.
     let mut client = logged_out_submissions(&server);
     let reply = client.login_plain(ALICE, "guess 5");
@@ -468,7 +477,9 @@ fn every_smuggling_sequence_is_refused_and_never_queues_a_second_message() {
         assert!(client
             .command("MAIL FROM:<sender@example.org>")
             .starts_with("250"));
-        assert!(client.command(&format!("RCPT TO:<{ALICE}>")).starts_with("250"));
+        assert!(client
+            .command(&format!("RCPT TO:<{ALICE}>"))
+            .starts_with("250"));
         assert!(client.command("DATA").starts_with("354"));
         let mut body = b"Subject: smuggling test\r\n\r\nfirst message".to_vec();
         body.extend_from_slice(fake_end);
@@ -522,7 +533,9 @@ fn smuggling_sequences_split_across_writes_are_refused_too() {
         assert!(client
             .command("MAIL FROM:<sender@example.org>")
             .starts_with("250"));
-        assert!(client.command(&format!("RCPT TO:<{ALICE}>")).starts_with("250"));
+        assert!(client
+            .command(&format!("RCPT TO:<{ALICE}>"))
+            .starts_with("250"));
         assert!(client.command("DATA").starts_with("354"));
         client.send(b"Subject: split\r\n\r\nfirst");
         // One byte at a time, with pauses so each arrives in its own read.
@@ -591,7 +604,10 @@ fn a_whole_transaction_pipelined_in_one_write_is_answered_in_order() {
           QUIT\r\n",
     );
     let ehlo = client.reply();
-    assert!(ehlo.starts_with("250-") && ehlo.contains("PIPELINING"), "{ehlo}");
+    assert!(
+        ehlo.starts_with("250-") && ehlo.contains("PIPELINING"),
+        "{ehlo}"
+    );
     let expected = ["250 2.1.0", "250 2.1.5", "550 5.1.1", "250 2.1.5", "354 "];
     for prefix in expected {
         let reply = client.reply();
@@ -623,7 +639,9 @@ fn bdat_chunks_are_queued_byte_for_byte() {
     assert!(client
         .command("MAIL FROM:<sender@example.org>")
         .starts_with("250"));
-    assert!(client.command(&format!("RCPT TO:<{ALICE}>")).starts_with("250"));
+    assert!(client
+        .command(&format!("RCPT TO:<{ALICE}>"))
+        .starts_with("250"));
     // Two chunks in one write; the second has a leading dot that DATA
     // would unstuff, and no final CRLF: BDAT takes octets as they are.
     client.send(b"BDAT 10\r\nSubject: bBDAT 5 LAST\r\n\r\n..x");
@@ -644,7 +662,9 @@ fn bdat_with_bare_line_feeds_is_accepted_as_binary() {
     assert!(client
         .command("MAIL FROM:<sender@example.org> BODY=BINARYMIME")
         .starts_with("250"));
-    assert!(client.command(&format!("RCPT TO:<{ALICE}>")).starts_with("250"));
+    assert!(client
+        .command(&format!("RCPT TO:<{ALICE}>"))
+        .starts_with("250"));
     let body = b"Subject: binary\n\nbare\nline feeds\rand a bare CR\x00\xff\r\n.\n";
     client.send(format!("BDAT {} LAST\r\n", body.len()).as_bytes());
     client.send(body);
@@ -671,7 +691,11 @@ fn a_command_line_over_512_octets_is_refused_and_the_session_continues() {
     let huge = format!("NOOP {}", "x".repeat(100_000));
     let reply = client.command(&huge);
     assert!(reply.starts_with("500 5.5.2"), "{reply}");
-    let reply = client.send_mail("a@example.org", "postmaster@mx.test", "Subject: x\r\n\r\nx\r\n");
+    let reply = client.send_mail(
+        "a@example.org",
+        "postmaster@mx.test",
+        "Subject: x\r\n\r\nx\r\n",
+    );
     queue_id(&reply);
 }
 
@@ -680,7 +704,9 @@ fn a_text_line_over_1000_octets_rejects_the_message() {
     let server = TestServer::start(&[]);
     let mut client = Client::greeted(server.smtp());
     assert!(client.command("EHLO client.test").starts_with("250"));
-    assert!(client.command("MAIL FROM:<a@example.org>").starts_with("250"));
+    assert!(client
+        .command("MAIL FROM:<a@example.org>")
+        .starts_with("250"));
     assert!(client
         .command("RCPT TO:<postmaster@mx.test>")
         .starts_with("250"));
@@ -714,7 +740,9 @@ fn a_body_over_the_limit_is_read_to_the_end_then_refused() {
     let server = TestServer::start_with(&[], |c| c.max_message_size = 10_000);
     let mut client = Client::greeted(server.smtp());
     assert!(client.command("EHLO client.test").starts_with("250"));
-    assert!(client.command("MAIL FROM:<a@example.org>").starts_with("250"));
+    assert!(client
+        .command("MAIL FROM:<a@example.org>")
+        .starts_with("250"));
     assert!(client
         .command("RCPT TO:<postmaster@mx.test>")
         .starts_with("250"));
@@ -728,7 +756,11 @@ fn a_body_over_the_limit_is_read_to_the_end_then_refused() {
     let reply = client.command(".");
     assert!(reply.starts_with("552 5.3.4"), "{reply}");
     // The next command in the same session works.
-    let reply = client.transaction("a@example.org", "postmaster@mx.test", "Subject: small\r\n\r\nok\r\n");
+    let reply = client.transaction(
+        "a@example.org",
+        "postmaster@mx.test",
+        "Subject: small\r\n\r\nok\r\n",
+    );
     queue_id(&reply);
     assert_eq!(server.queued_messages().len(), 1);
 }
@@ -738,7 +770,9 @@ fn a_bdat_body_over_the_limit_is_refused_and_skipped() {
     let server = TestServer::start_with(&[], |c| c.max_message_size = 1_000);
     let mut client = Client::greeted(server.smtp());
     assert!(client.command("EHLO client.test").starts_with("250"));
-    assert!(client.command("MAIL FROM:<a@example.org>").starts_with("250"));
+    assert!(client
+        .command("MAIL FROM:<a@example.org>")
+        .starts_with("250"));
     assert!(client
         .command("RCPT TO:<postmaster@mx.test>")
         .starts_with("250"));
@@ -755,7 +789,9 @@ fn more_recipients_than_the_limit_get_452() {
     let server = TestServer::start_with(&[], |c| c.max_recipients = 3);
     let mut client = Client::greeted(server.smtp());
     assert!(client.command("EHLO client.test").starts_with("250"));
-    assert!(client.command("MAIL FROM:<a@example.org>").starts_with("250"));
+    assert!(client
+        .command("MAIL FROM:<a@example.org>")
+        .starts_with("250"));
     for i in 0..3 {
         let reply = client.command(&format!("RCPT TO:<r{i}@example.net>"));
         assert!(reply.starts_with("250"), "{reply}");
@@ -881,7 +917,9 @@ fn a_text_line_of_exactly_1000_octets_is_accepted_and_1001_is_not() {
                 format!(".{line}")
             };
             let body = format!("Subject: edge\r\n\r\n{wire}\r\n");
-            assert!(client.command("MAIL FROM:<a@example.org>").starts_with("250"));
+            assert!(client
+                .command("MAIL FROM:<a@example.org>")
+                .starts_with("250"));
             assert!(client
                 .command("RCPT TO:<postmaster@mx.test>")
                 .starts_with("250"));
@@ -920,7 +958,9 @@ fn a_message_of_exactly_the_size_limit_is_accepted() {
             .command(&format!("MAIL FROM:<a@example.org> SIZE={size}"))
             .starts_with(if accepted { "250" } else { "552 5.3.4" }));
         if !accepted {
-            assert!(client.command("MAIL FROM:<a@example.org>").starts_with("250"));
+            assert!(client
+                .command("MAIL FROM:<a@example.org>")
+                .starts_with("250"));
         }
         assert!(client
             .command("RCPT TO:<postmaster@mx.test>")
@@ -934,7 +974,9 @@ fn a_message_of_exactly_the_size_limit_is_accepted() {
             assert!(reply.starts_with("552 5.3.4"), "{size}: {reply}");
         }
         // The same through BDAT.
-        assert!(client.command("MAIL FROM:<a@example.org>").starts_with("250"));
+        assert!(client
+            .command("MAIL FROM:<a@example.org>")
+            .starts_with("250"));
         assert!(client
             .command("RCPT TO:<postmaster@mx.test>")
             .starts_with("250"));
@@ -965,8 +1007,13 @@ fn smtp_listener_offers_auth_after_starttls_and_then_relays() {
     let server = untrusting_server();
     let mut client = Client::greeted(server.smtp());
     let ehlo = client.command("EHLO laptop.test");
-    assert!(ehlo.contains("STARTTLS") && !ehlo.contains("AUTH"), "{ehlo}");
-    assert!(client.command("MAIL FROM:<alice@mx.test>").starts_with("250"));
+    assert!(
+        ehlo.contains("STARTTLS") && !ehlo.contains("AUTH"),
+        "{ehlo}"
+    );
+    assert!(client
+        .command("MAIL FROM:<alice@mx.test>")
+        .starts_with("250"));
     let reply = client.command("RCPT TO:<friend@example.net>");
     assert!(reply.starts_with("554 5.7.1"), "{reply}");
     assert!(client.command("STARTTLS").starts_with("220"));
