@@ -1,0 +1,1090 @@
+//! Acceptance transcripts against the real server on loopback listeners,
+//! spoken with raw bytes: relay policy and its tricks, submission and AUTH
+//! (Outlook's dialogue included), login throttling, SMTP smuggling,
+//! STARTTLS injection, pipelining, BDAT, the protocol limits, durability of
+//! the spool and `--sink`.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use outpost::queue::Spool;
+use support::*;
+
+const ALICE: &str = "alice@mx.test";
+const ALICE_PASSWORD: &str = "correct horse battery staple";
+const BOB: &str = "bob@mx.test";
+const BOB_PASSWORD: &str = "tr0ub4dor&3";
+
+fn b64(text: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+/// The queue id in a `250 2.0.0 Ok: queued as <id>` reply.
+fn queue_id(reply: &str) -> String {
+    assert!(
+        reply.starts_with("250 2.0.0 "),
+        "not a queued reply: {reply}"
+    );
+    let id = reply
+        .trim_end()
+        .rsplit_once("queued as ")
+        .map(|(_, id)| id.to_string())
+        .unwrap_or_else(|| panic!("no queue id in {reply}"));
+    assert!(!id.is_empty() && !id.contains(' '), "{reply}");
+    id
+}
+
+/// The queued message bytes without the Received header we prepend (its
+/// first line plus its folded continuation lines).
+fn after_received(message: &[u8]) -> &[u8] {
+    assert!(message.starts_with(b"Received: "), "{message:?}");
+    let mut at = 0;
+    loop {
+        let end = at
+            + message[at..]
+                .windows(2)
+                .position(|w| w == b"\r\n")
+                .expect("a whole Received header")
+            + 2;
+        at = end;
+        if !matches!(message.get(at), Some(b' ' | b'\t')) {
+            return &message[at..];
+        }
+    }
+}
+
+/// A server whose smtp listener does not trust loopback (`--relay-networks
+/// none`), so 127.0.0.1 is an ordinary outside client.
+fn untrusting_server() -> TestServer {
+    TestServer::start_with(&[(ALICE, ALICE_PASSWORD), (BOB, BOB_PASSWORD)], |c| {
+        c.relay_networks = Vec::new();
+    })
+}
+
+/// Greeted, EHLO'd and upgraded to TLS on the submission port.
+fn submission_tls(server: &TestServer) -> Client<TlsStream> {
+    let mut client = Client::greeted(server.submission());
+    assert!(client.command("EHLO client.test").starts_with("250"));
+    let reply = client.command("STARTTLS");
+    assert!(reply.starts_with("220 2.0.0"), "{reply}");
+    let mut tls = client.into_tls(server.tls_client_config());
+    let ehlo = tls.command("EHLO client.test");
+    assert!(ehlo.starts_with("250-"), "{ehlo}");
+    tls
+}
+
+/// Greeted on the implicit-TLS port and logged in as `user`.
+fn logged_in(server: &TestServer, user: &str, password: &str) -> Client<TlsStream> {
+    let mut client = Client::connect(server.submissions()).into_tls(server.tls_client_config());
+    assert!(client.reply().starts_with("220 "));
+    let reply = client.login_plain(user, password);
+    assert!(reply.starts_with("235 2.7.0"), "{reply}");
+    client
+}
+
+// ---------------------------------------------------------------------------
+// Relay policy on the smtp listener, from an untrusted client.
+
+#[test]
+fn relay_to_a_remote_domain_is_denied() {
+    let server = untrusting_server();
+    let mut client = Client::greeted(server.smtp());
+    assert!(client.command("EHLO outside.test").starts_with("250"));
+    assert!(client
+        .command("MAIL FROM:<someone@example.org>")
+        .starts_with("250"));
+    let reply = client.command("RCPT TO:<victim@example.net>");
+    assert!(reply.starts_with("554 5.7.1"), "{reply}");
+    let reply = client.command("DATA");
+    assert!(reply.starts_with("554 5.5.1"), "{reply}");
+    assert!(client.command("QUIT").starts_with("221"));
+    assert!(server.queued_messages().is_empty());
+}
+
+#[test]
+fn relay_tricks_to_a_local_domain_never_get_250() {
+    let tricks = [
+        "<alice%victim.example@mx.test>",
+        "<@mx.test:alice@victim.example>",
+        "<\"alice@victim.example\"@mx.test>",
+        "<alice!victim.example@mx.test>",
+        "<alice@[127.0.0.1]>",
+        "<@mx.test,@mx.test:alice@mx.test>",
+        "<alice%mx.test@mx.test>",
+    ];
+    let server = untrusting_server();
+    let mut client = Client::greeted(server.smtp());
+    assert!(client.command("EHLO outside.test").starts_with("250"));
+    for trick in tricks {
+        assert!(client
+            .command("MAIL FROM:<someone@example.org>")
+            .starts_with("250"));
+        let reply = client.command(&format!("RCPT TO:{trick}"));
+        assert!(
+            reply.starts_with('5') && !reply.starts_with("250"),
+            "{trick}: {reply}"
+        );
+        let data = client.command("DATA");
+        assert!(!data.starts_with("354"), "{trick}: DATA {data}");
+        assert!(client.command("RSET").starts_with("250"));
+    }
+    assert!(client.command("QUIT").starts_with("221"));
+    assert!(server.queued_messages().is_empty());
+}
+
+#[test]
+fn relay_tricks_are_refused_even_for_trusted_networks() {
+    // Loopback is a relay network by default: plain remote addresses pass,
+    // but an address that hides another hop still does not.
+    let server = TestServer::start(&[(ALICE, ALICE_PASSWORD)]);
+    let mut client = Client::greeted(server.smtp());
+    assert!(client.command("EHLO printer.test").starts_with("250"));
+    assert!(client
+        .command("MAIL FROM:<scanner@mx.test>")
+        .starts_with("250"));
+    for trick in [
+        "<alice%victim.example@mx.test>",
+        "<@mx.test:alice@victim.example>",
+        "<\"alice@victim.example\"@mx.test>",
+        "<alice!victim.example@mx.test>",
+    ] {
+        let reply = client.command(&format!("RCPT TO:{trick}"));
+        assert!(reply.starts_with("550 5.7.1"), "{trick}: {reply}");
+    }
+    let reply = client.command("RCPT TO:<friend@example.net>");
+    assert!(reply.starts_with("250 2.1.5"), "{reply}");
+}
+
+#[test]
+fn unknown_local_user_is_refused_with_5_1_1() {
+    let server = untrusting_server();
+    let mut client = Client::greeted(server.smtp());
+    assert!(client.command("EHLO outside.test").starts_with("250"));
+    assert!(client
+        .command("MAIL FROM:<someone@example.org>")
+        .starts_with("250"));
+    let reply = client.command("RCPT TO:<nobody@mx.test>");
+    assert!(reply.starts_with("550 5.1.1"), "{reply}");
+}
+
+#[test]
+fn known_local_user_and_postmaster_are_accepted_and_queued() {
+    let server = untrusting_server();
+    let mut client = Client::greeted(server.smtp());
+    let reply = client.send_mail(
+        "someone@example.org",
+        ALICE,
+        "Subject: to alice\r\n\r\nhello\r\n",
+    );
+    let first = queue_id(&reply);
+    // Domain case does not matter; postmaster always exists (RFC 5321 §4.5.1).
+    assert!(client
+        .command("MAIL FROM:<someone@example.org>")
+        .starts_with("250"));
+    for rcpt in ["<postmaster@mx.test>", "<Postmaster>", "<bob@MX.TEST>"] {
+        let reply = client.command(&format!("RCPT TO:{rcpt}"));
+        assert!(reply.starts_with("250 2.1.5"), "{rcpt}: {reply}");
+    }
+    assert!(client.command("DATA").starts_with("354"));
+    client.send(b"Subject: to postmaster\r\n\r\nhello\r\n");
+    let second = queue_id(&client.command("."));
+    assert!(client.command("QUIT").starts_with("221"));
+
+    let spool = Spool::attach(server.data_dir(), HOSTNAME).unwrap();
+    let loaded = spool.load(&first).unwrap();
+    assert_eq!(loaded.envelope.sender, "someone@example.org");
+    let recipients: Vec<_> = loaded
+        .envelope
+        .recipients
+        .iter()
+        .map(|r| r.address.clone())
+        .collect();
+    assert_eq!(recipients, [ALICE]);
+    let loaded = spool.load(&second).unwrap();
+    assert_eq!(loaded.envelope.recipients.len(), 3);
+    assert_eq!(server.queued_messages().len(), 2);
+}
+
+// ---------------------------------------------------------------------------
+// Submission: TLS first, then AUTH, then mail.
+
+#[test]
+fn submission_refuses_auth_before_tls_and_does_not_advertise_it() {
+    let server = TestServer::start(&[(ALICE, ALICE_PASSWORD)]);
+    let mut client = Client::greeted(server.submission());
+    let ehlo = client.command("EHLO client.test");
+    assert!(
+        ehlo.contains("250-STARTTLS") || ehlo.contains("250 STARTTLS"),
+        "{ehlo}"
+    );
+    assert!(!ehlo.contains("AUTH"), "AUTH offered before TLS: {ehlo}");
+    let plain = b64(&format!("\0{ALICE}\0{ALICE_PASSWORD}"));
+    let reply = client.command(&format!("AUTH PLAIN {plain}"));
+    assert!(reply.starts_with("538 5.7.11"), "{reply}");
+    let reply = client.command("AUTH LOGIN");
+    assert!(reply.starts_with("538 5.7.11"), "{reply}");
+    // And no transaction without AUTH.
+    let reply = client.command(&format!("MAIL FROM:<{ALICE}>"));
+    assert!(reply.starts_with("530 5.7.0"), "{reply}");
+    assert!(client.command("STARTTLS").starts_with("220"));
+    let mut tls = client.into_tls(server.tls_client_config());
+    let ehlo = tls.command("EHLO client.test");
+    assert!(ehlo.contains("AUTH PLAIN LOGIN"), "{ehlo}");
+    assert!(!ehlo.contains("STARTTLS"), "{ehlo}");
+}
+
+#[test]
+fn submission_requires_auth_before_mail() {
+    let server = TestServer::start(&[(ALICE, ALICE_PASSWORD)]);
+    let mut tls = submission_tls(&server);
+    let reply = tls.command(&format!("MAIL FROM:<{ALICE}>"));
+    assert!(reply.starts_with("530 5.7.0"), "{reply}");
+    let reply = tls.command("RCPT TO:<bob@example.org>");
+    assert!(reply.starts_with("503"), "{reply}");
+    let login = b64(&format!("\0{ALICE}\0{ALICE_PASSWORD}"));
+    assert!(tls
+        .command(&format!("AUTH PLAIN {login}"))
+        .starts_with("235 2.7.0"));
+    let reply = tls.transaction(ALICE, "bob@example.org", "Subject: ok\r\n\r\nhi\r\n");
+    queue_id(&reply);
+}
+
+#[test]
+fn wrong_password_and_unknown_user_get_the_same_535() {
+    let server = TestServer::start(&[(ALICE, ALICE_PASSWORD)]);
+    let mut first = logged_out_submissions(&server);
+    let wrong_password = first.login_plain(ALICE, "not the password");
+    assert!(wrong_password.starts_with("535 5.7.8"), "{wrong_password}");
+    let mut second = logged_out_submissions(&server);
+    let unknown_user = second.login_plain("mallory@mx.test", "not the password");
+    assert_eq!(wrong_password, unknown_user);
+    // The session goes on: a correct login still works.
+    let reply = second.command(&format!(
+        "AUTH PLAIN {}",
+        b64(&format!("\0{ALICE}\0{ALICE_PASSWORD}"))
+    ));
+    assert!(reply.starts_with("235 2.7.0"), "{reply}");
+}
+
+fn logged_out_submissions(server: &TestServer) -> Client<TlsStream> {
+    let mut client = Client::connect(server.submissions()).into_tls(server.tls_client_config());
+    assert!(client.reply().starts_with("220 "));
+    client
+}
+
+#[test]
+fn outlook_auth_login_dialogue_uses_the_exact_challenges() {
+    let server = TestServer::start(&[(ALICE, ALICE_PASSWORD)]);
+    let mut tls = submission_tls(&server);
+    assert_eq!(tls.command("AUTH LOGIN"), "334 VXNlcm5hbWU6\r\n");
+    assert_eq!(tls.command(&b64(ALICE)), "334 UGFzc3dvcmQ6\r\n");
+    let reply = tls.command(&b64(ALICE_PASSWORD));
+    assert!(reply.starts_with("235 2.7.0"), "{reply}");
+}
+
+#[test]
+fn auth_login_with_an_initial_response_asks_for_the_password_at_once() {
+    let server = TestServer::start(&[(ALICE, ALICE_PASSWORD)]);
+    let mut tls = submission_tls(&server);
+    assert_eq!(
+        tls.command(&format!("AUTH LOGIN {}", b64(ALICE))),
+        "334 UGFzc3dvcmQ6\r\n"
+    );
+    let reply = tls.command(&b64(ALICE_PASSWORD));
+    assert!(reply.starts_with("235 2.7.0"), "{reply}");
+}
+
+#[test]
+fn auth_plain_without_initial_response_gets_an_empty_challenge() {
+    let server = TestServer::start(&[(ALICE, ALICE_PASSWORD)]);
+    let mut tls = submission_tls(&server);
+    assert_eq!(tls.command("AUTH PLAIN"), "334 \r\n");
+    let reply = tls.command(&b64(&format!("\0{ALICE}\0{ALICE_PASSWORD}")));
+    assert!(reply.starts_with("235 2.7.0"), "{reply}");
+}
+
+#[test]
+fn star_aborts_every_auth_dialogue_with_501() {
+    let server = TestServer::start(&[(ALICE, ALICE_PASSWORD)]);
+    let mut tls = submission_tls(&server);
+    assert_eq!(tls.command("AUTH LOGIN"), "334 VXNlcm5hbWU6\r\n");
+    let reply = tls.command("*");
+    assert!(reply.starts_with("501"), "{reply}");
+    assert_eq!(tls.command("AUTH LOGIN"), "334 VXNlcm5hbWU6\r\n");
+    assert_eq!(tls.command(&b64(ALICE)), "334 UGFzc3dvcmQ6\r\n");
+    let reply = tls.command("*");
+    assert!(reply.starts_with("501"), "{reply}");
+    assert_eq!(tls.command("AUTH PLAIN"), "334 \r\n");
+    let reply = tls.command("*");
+    assert!(reply.starts_with("501"), "{reply}");
+    // Still not logged in, and still able to log in.
+    let reply = tls.command(&format!("MAIL FROM:<{ALICE}>"));
+    assert!(reply.starts_with("530 5.7.0"), "{reply}");
+    let reply = tls.command(&format!(
+        "AUTH PLAIN {}",
+        b64(&format!("\0{ALICE}\0{ALICE_PASSWORD}"))
+    ));
+    assert!(reply.starts_with("235"), "{reply}");
+}
+
+#[test]
+fn outlook_syntax_space_after_colon_and_machine_name_are_accepted() {
+    let server = TestServer::start(&[(ALICE, ALICE_PASSWORD)]);
+    let mut client = Client::greeted(server.submission());
+    assert!(client.command("EHLO DESKTOP-7Q2K3LM").starts_with("250"));
+    assert!(client.command("STARTTLS").starts_with("220"));
+    let mut tls = client.into_tls(server.tls_client_config());
+    assert!(tls.command("EHLO DESKTOP-7Q2K3LM").starts_with("250"));
+    assert_eq!(tls.command("AUTH LOGIN"), "334 VXNlcm5hbWU6\r\n");
+    assert_eq!(tls.command(&b64(ALICE)), "334 UGFzc3dvcmQ6\r\n");
+    assert!(tls.command(&b64(ALICE_PASSWORD)).starts_with("235"));
+    let reply = tls.command(&format!("MAIL FROM: <{ALICE}>"));
+    assert!(reply.starts_with("250 2.1.0"), "{reply}");
+    let reply = tls.command("RCPT TO: <bob@example.org>");
+    assert!(reply.starts_with("250 2.1.5"), "{reply}");
+    assert!(tls.command("DATA").starts_with("354"));
+    tls.send(b"Subject: from Outlook\r\n\r\nhi\r\n");
+    let id = queue_id(&tls.command("."));
+    let spool = Spool::attach(server.data_dir(), HOSTNAME).unwrap();
+    let loaded = spool.load(&id).unwrap();
+    assert_eq!(loaded.origin.helo, "DESKTOP-7Q2K3LM");
+    assert_eq!(loaded.origin.auth_user.as_deref(), Some(ALICE));
+    let text = String::from_utf8(spool.read_message(&id).unwrap()).unwrap();
+    assert!(text.contains("DESKTOP-7Q2K3LM"), "{text}");
+}
+
+#[test]
+fn sending_as_another_users_address_is_refused() {
+    let server = TestServer::start(&[(ALICE, ALICE_PASSWORD), (BOB, BOB_PASSWORD)]);
+    let mut tls = logged_in(&server, ALICE, ALICE_PASSWORD);
+    let reply = tls.command(&format!("MAIL FROM:<{BOB}>"));
+    assert!(reply.starts_with("553 5.7.1"), "{reply}");
+    let reply = tls.command("MAIL FROM:<ceo@example.com>");
+    assert!(reply.starts_with("553 5.7.1"), "{reply}");
+    // Her own address, in any domain case, is fine.
+    let reply = tls.command("MAIL FROM:<alice@MX.TEST>");
+    assert!(reply.starts_with("250"), "{reply}");
+}
+
+#[test]
+fn auth_equals_line_is_advertised_only_when_asked_for() {
+    for (enabled, expected) in [(false, false), (true, true)] {
+        let server = TestServer::start_with(&[(ALICE, ALICE_PASSWORD)], |c| {
+            c.auth_equals_line = enabled;
+        });
+        let mut tls = submission_tls(&server);
+        let ehlo = tls.command("EHLO client.test");
+        assert!(ehlo.contains("AUTH PLAIN LOGIN\r\n"), "{ehlo}");
+        assert_eq!(ehlo.contains("AUTH=PLAIN LOGIN\r\n"), expected, "{ehlo}");
+    }
+}
+
+#[test]
+fn auth_equals_line_flag_reaches_the_config() {
+    let args: Vec<String> = ["--auth-equals-line"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    match outpost::config::parse_args(&args).unwrap() {
+        outpost::config::Parsed::Run(config) => assert!(config.auth_equals_line),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn starttls_after_auth_is_refused() {
+    let server = TestServer::start(&[(ALICE, ALICE_PASSWORD)]);
+    let mut tls = logged_in(&server, ALICE, ALICE_PASSWORD);
+    let reply = tls.command("STARTTLS");
+    assert!(reply.starts_with("503 5.5.1"), "{reply}");
+    // The session is unharmed.
+    let reply = tls.transaction(ALICE, "bob@example.org", "Subject: x\r\n\r\nx\r\n");
+    queue_id(&reply);
+}
+
+// ---------------------------------------------------------------------------
+// Login throttling across connections.
+
+#[test]
+fn repeated_wrong_passwords_from_one_ip_end_in_421_and_close() {
+    // AuthLimits::default(): 5 failures in 10 minutes, 0.5 s more delay per
+    // failure, so five failures cost 0.5 + 1 + 1.5 + 2 + 2.5 = 7.5 s.
+    let server = TestServer::start(&[(ALICE, ALICE_PASSWORD)]);
+    let started = Instant::now();
+    let mut failures = 0;
+    for connection in 0..3 {
+        let mut client = logged_out_submissions(&server);
+        assert!(client.command("EHLO guesser.test").starts_with("250"));
+        for _ in 0..2 {
+            if failures == 5 {
+                break;
+            }
+            let reply = client.command(&format!(
+                "AUTH PLAIN {}",
+                b64(&format!("\0{ALICE}\0guess {failures}"))
+            ));
+            assert!(
+                reply.starts_with("535 5.7.8"),
+                "connection {connection}, failure {failures}: {reply}"
+            );
+            failures += 1;
+        }
+    }
+    assert_eq!(failures, 5);
+    assert!(
+        started.elapsed() >= Duration::from_secs(7),
+        "no growing delay"
+    );
+    // The sixth try is refused at once (no delay to wait out), and the
+    // connection closes. Even the right password is refused meanwhile.
+    for password in ["guess 5", ALICE_PASSWORD] {
+        let mut client = logged_out_submissions(&server);
+        let asked = Instant::now();
+        let reply = client.login_plain(ALICE, password);
+        assert!(reply.starts_with("421 4.7.0"), "{password}: {reply}");
+        assert!(asked.elapsed() < Duration::from_secs(2), "{password}");
+        client.expect_closed();
+    }
+}
+
+// ---------------------------------------------------------------------------
+// SMTP smuggling: only CRLF.CRLF ends DATA; bare CR or LF rejects.
+
+const SMUGGLING: &[(&str, &[u8], bool)] = &[
+    // (name, end-of-data imitation, contains a bare CR or LF)
+    ("LF.LF", b"\n.\n", true),
+    ("LF.CRLF", b"\n.\r\n", true),
+    ("CR.LF", b"\r.\n", true),
+    ("CR.CR", b"\r.\r", true),
+    ("CR.CRLF", b"\r.\r\n", true),
+    ("CRLF.CR", b"\r\n.\r", true),
+    ("CRLF.LF", b"\r\n.\n", true),
+    ("LF.CR", b"\n.\r", true),
+    ("CRLF NUL.CRLF", b"\r\n\x00.\r\n", false),
+    ("CRLF.NUL CRLF", b"\r\n.\x00\r\n", false),
+];
+
+#[test]
+fn every_smuggling_sequence_is_refused_and_never_queues_a_second_message() {
+    let server = untrusting_server();
+    for (name, fake_end, bare) in SMUGGLING {
+        let before = server.queued_messages().len();
+        let mut client = Client::greeted(server.smtp());
+        assert!(client.command("EHLO outside.test").starts_with("250"));
+        assert!(client
+            .command("MAIL FROM:<sender@example.org>")
+            .starts_with("250"));
+        assert!(client
+            .command(&format!("RCPT TO:<{ALICE}>"))
+            .starts_with("250"));
+        assert!(client.command("DATA").starts_with("354"));
+        let mut body = b"Subject: smuggling test\r\n\r\nfirst message".to_vec();
+        body.extend_from_slice(fake_end);
+        body.extend_from_slice(
+            format!(
+                "MAIL FROM:<evil@x>\r\nRCPT TO:<{BOB}>\r\nDATA\r\n\
+                 Subject: smuggled\r\n\r\nsmuggled message\r\n.\r\n"
+            )
+            .as_bytes(),
+        );
+        client.send(&body);
+        let reply = client.reply();
+        if *bare {
+            assert!(reply.starts_with("550 5.5.2"), "{name}: {reply}");
+        } else {
+            queue_id(&reply);
+        }
+        // Nothing after the real end was taken for a command.
+        let reply = client.command("QUIT");
+        assert!(reply.starts_with("221"), "{name}: {reply}");
+        client.expect_closed();
+        let queued = server.queued_messages();
+        assert_eq!(queued.len(), before + usize::from(!bare), "{name}");
+        if !bare {
+            let text = std::fs::read(queued.last().unwrap()).unwrap();
+            let message = after_received(&text);
+            assert!(message.ends_with(b"smuggled message\r\n"), "{name}");
+            assert!(
+                message.windows(10).any(|w| w == b"MAIL FROM:"),
+                "{name}: the smuggled commands are part of the one message"
+            );
+        }
+    }
+    // Every queued message went to alice alone: the smuggled RCPT never ran.
+    let spool = Spool::attach(server.data_dir(), HOSTNAME).unwrap();
+    for id in spool.list().unwrap() {
+        let loaded = spool.load(&id).unwrap();
+        assert_eq!(loaded.envelope.sender, "sender@example.org");
+        assert_eq!(loaded.envelope.recipients.len(), 1);
+        assert_eq!(loaded.envelope.recipients[0].address, ALICE);
+    }
+    assert_eq!(server.queued_messages().len(), 2);
+}
+
+#[test]
+fn smuggling_sequences_split_across_writes_are_refused_too() {
+    let server = untrusting_server();
+    for (name, fake_end, bare) in SMUGGLING.iter().filter(|s| s.2) {
+        let mut client = Client::greeted(server.smtp());
+        assert!(client.command("EHLO outside.test").starts_with("250"));
+        assert!(client
+            .command("MAIL FROM:<sender@example.org>")
+            .starts_with("250"));
+        assert!(client
+            .command(&format!("RCPT TO:<{ALICE}>"))
+            .starts_with("250"));
+        assert!(client.command("DATA").starts_with("354"));
+        client.send(b"Subject: split\r\n\r\nfirst");
+        // One byte at a time, with pauses so each arrives in its own read.
+        for byte in fake_end.iter() {
+            client.send(&[*byte]);
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        client.send(b"MAIL FROM:<evil@x>\r\nRCPT TO:<bob@mx.test>\r\nDATA\r\nsmuggled\r\n.\r\n");
+        let reply = client.reply();
+        assert!(*bare && reply.starts_with("550 5.5.2"), "{name}: {reply}");
+        assert!(client.command("QUIT").starts_with("221"), "{name}");
+    }
+    assert!(server.queued_messages().is_empty());
+}
+
+// ---------------------------------------------------------------------------
+// STARTTLS injection (CVE-2011-0411) and pipelining.
+
+#[test]
+fn commands_injected_after_starttls_are_not_answered() {
+    let server = TestServer::start(&[(ALICE, ALICE_PASSWORD)]);
+    for (port, injected) in [
+        (server.submission(), "RSET\r\n"),
+        (server.smtp(), "MAIL FROM:<evil@x>\r\n"),
+        (
+            server.smtp(),
+            "MAIL FROM:<evil@x>\r\nRCPT TO:<postmaster@mx.test>\r\n",
+        ),
+    ] {
+        let mut client = Client::greeted(port);
+        assert!(client.command("EHLO client.test").starts_with("250"));
+        client.send(format!("STARTTLS\r\n{injected}").as_bytes());
+        let reply = client.reply();
+        assert!(reply.starts_with("220 2.0.0"), "{injected:?}: {reply}");
+        let mut tls = client.into_tls(server.tls_client_config());
+        let ehlo = tls.command("EHLO client.test");
+        assert!(
+            ehlo.starts_with("250-") && ehlo.contains("Hello client.test"),
+            "{injected:?}: the first reply over TLS must answer our EHLO: {ehlo}"
+        );
+        // The injected MAIL did not start a transaction.
+        let reply = tls.command("RCPT TO:<postmaster@mx.test>");
+        assert!(reply.starts_with("503"), "{injected:?}: {reply}");
+        let reply = tls.command("NOOP");
+        assert!(reply.starts_with("250"), "{injected:?}: {reply}");
+    }
+    assert!(server.queued_messages().is_empty());
+}
+
+#[test]
+fn a_whole_transaction_pipelined_in_one_write_is_answered_in_order() {
+    let server = untrusting_server();
+    let mut client = Client::greeted(server.smtp());
+    client.send(
+        b"EHLO pipeliner.test\r\n\
+          MAIL FROM:<sender@example.org>\r\n\
+          RCPT TO:<alice@mx.test>\r\n\
+          RCPT TO:<nobody@mx.test>\r\n\
+          RCPT TO:<bob@mx.test>\r\n\
+          DATA\r\n\
+          Subject: pipelined\r\n\
+          \r\n\
+          ..a dot-stuffed line\r\n\
+          .\r\n\
+          NOOP\r\n\
+          QUIT\r\n",
+    );
+    let ehlo = client.reply();
+    assert!(
+        ehlo.starts_with("250-") && ehlo.contains("PIPELINING"),
+        "{ehlo}"
+    );
+    let expected = ["250 2.1.0", "250 2.1.5", "550 5.1.1", "250 2.1.5", "354 "];
+    for prefix in expected {
+        let reply = client.reply();
+        assert!(reply.starts_with(prefix), "want {prefix}: {reply}");
+    }
+    let id = queue_id(&client.reply());
+    assert!(client.reply().starts_with("250 2.0.0"));
+    assert!(client.reply().starts_with("221"));
+    client.expect_closed();
+    let spool = Spool::attach(server.data_dir(), HOSTNAME).unwrap();
+    let loaded = spool.load(&id).unwrap();
+    assert_eq!(loaded.envelope.recipients.len(), 2);
+    let bytes = spool.read_message(&id).unwrap();
+    assert_eq!(
+        after_received(&bytes),
+        b"Subject: pipelined\r\n\r\n.a dot-stuffed line\r\n"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// BDAT (RFC 3030).
+
+#[test]
+fn bdat_chunks_are_queued_byte_for_byte() {
+    let server = untrusting_server();
+    let mut client = Client::greeted(server.smtp());
+    let ehlo = client.command("EHLO chunker.test");
+    assert!(ehlo.contains("CHUNKING"), "{ehlo}");
+    assert!(client
+        .command("MAIL FROM:<sender@example.org>")
+        .starts_with("250"));
+    assert!(client
+        .command(&format!("RCPT TO:<{ALICE}>"))
+        .starts_with("250"));
+    // Two chunks in one write; the second has a leading dot that DATA
+    // would unstuff, and no final CRLF: BDAT takes octets as they are.
+    client.send(b"BDAT 10\r\nSubject: bBDAT 5 LAST\r\n\r\n..x");
+    let reply = client.reply();
+    assert!(reply.starts_with("250 2.0.0"), "{reply}");
+    let id = queue_id(&client.reply());
+    let spool = Spool::attach(server.data_dir(), HOSTNAME).unwrap();
+    let bytes = spool.read_message(&id).unwrap();
+    assert_eq!(after_received(&bytes), b"Subject: b\r\n..x");
+    assert!(client.command("QUIT").starts_with("221"));
+}
+
+#[test]
+fn bdat_with_bare_line_feeds_is_accepted_as_binary() {
+    let server = untrusting_server();
+    let mut client = Client::greeted(server.smtp());
+    assert!(client.command("EHLO chunker.test").starts_with("250"));
+    assert!(client
+        .command("MAIL FROM:<sender@example.org> BODY=BINARYMIME")
+        .starts_with("250"));
+    assert!(client
+        .command(&format!("RCPT TO:<{ALICE}>"))
+        .starts_with("250"));
+    let body = b"Subject: binary\n\nbare\nline feeds\rand a bare CR\x00\xff\r\n.\n";
+    client.send(format!("BDAT {} LAST\r\n", body.len()).as_bytes());
+    client.send(body);
+    let id = queue_id(&client.reply());
+    let spool = Spool::attach(server.data_dir(), HOSTNAME).unwrap();
+    let bytes = spool.read_message(&id).unwrap();
+    assert_eq!(after_received(&bytes), body);
+    // And the session is in step afterwards.
+    assert!(client.command("NOOP").starts_with("250"));
+}
+
+// ---------------------------------------------------------------------------
+// Limits, each with its reply and enhanced code.
+
+#[test]
+fn a_command_line_over_512_octets_is_refused_and_the_session_continues() {
+    let server = TestServer::start(&[]);
+    let mut client = Client::greeted(server.smtp());
+    assert!(client.command("EHLO client.test").starts_with("250"));
+    let long = format!("MAIL FROM:<{}@example.org>", "a".repeat(600));
+    let reply = client.command(&long);
+    assert!(reply.starts_with("500 5.5.2"), "{reply}");
+    // Far over the limit: still one reply, then back in step.
+    let huge = format!("NOOP {}", "x".repeat(100_000));
+    let reply = client.command(&huge);
+    assert!(reply.starts_with("500 5.5.2"), "{reply}");
+    let reply = client.send_mail(
+        "a@example.org",
+        "postmaster@mx.test",
+        "Subject: x\r\n\r\nx\r\n",
+    );
+    queue_id(&reply);
+}
+
+#[test]
+fn a_text_line_over_1000_octets_rejects_the_message() {
+    let server = TestServer::start(&[]);
+    let mut client = Client::greeted(server.smtp());
+    assert!(client.command("EHLO client.test").starts_with("250"));
+    assert!(client
+        .command("MAIL FROM:<a@example.org>")
+        .starts_with("250"));
+    assert!(client
+        .command("RCPT TO:<postmaster@mx.test>")
+        .starts_with("250"));
+    assert!(client.command("DATA").starts_with("354"));
+    let body = format!("Subject: long\r\n\r\n{}\r\nafter\r\n", "y".repeat(1200));
+    client.send(body.as_bytes());
+    let reply = client.command(".");
+    assert!(reply.starts_with("550 5.5.2"), "{reply}");
+    assert!(client.command("NOOP").starts_with("250"));
+    assert!(server.queued_messages().is_empty());
+    // A line of exactly 998 octets plus CRLF is fine (RFC 5321 §4.5.3.1.6).
+    let body = format!("Subject: long\r\n\r\n{}\r\n", "y".repeat(998));
+    let reply = client.transaction("a@example.org", "postmaster@mx.test", &body);
+    queue_id(&reply);
+}
+
+#[test]
+fn size_over_the_limit_is_refused_at_mail() {
+    let server = TestServer::start_with(&[], |c| c.max_message_size = 10_000);
+    let mut client = Client::greeted(server.smtp());
+    let ehlo = client.command("EHLO client.test");
+    assert!(ehlo.contains("SIZE 10000"), "{ehlo}");
+    let reply = client.command("MAIL FROM:<a@example.org> SIZE=10001");
+    assert!(reply.starts_with("552 5.3.4"), "{reply}");
+    let reply = client.command("MAIL FROM:<a@example.org> SIZE=10000");
+    assert!(reply.starts_with("250"), "{reply}");
+}
+
+#[test]
+fn a_body_over_the_limit_is_read_to_the_end_then_refused() {
+    let server = TestServer::start_with(&[], |c| c.max_message_size = 10_000);
+    let mut client = Client::greeted(server.smtp());
+    assert!(client.command("EHLO client.test").starts_with("250"));
+    assert!(client
+        .command("MAIL FROM:<a@example.org>")
+        .starts_with("250"));
+    assert!(client
+        .command("RCPT TO:<postmaster@mx.test>")
+        .starts_with("250"));
+    assert!(client.command("DATA").starts_with("354"));
+    // 30 KB, with lines that look like commands: they must stay data.
+    let mut body = String::from("Subject: big\r\n\r\n");
+    for i in 0..300 {
+        body.push_str(&format!("QUIT line {i} {}\r\n", "z".repeat(80)));
+    }
+    client.send(body.as_bytes());
+    let reply = client.command(".");
+    assert!(reply.starts_with("552 5.3.4"), "{reply}");
+    // The next command in the same session works.
+    let reply = client.transaction(
+        "a@example.org",
+        "postmaster@mx.test",
+        "Subject: small\r\n\r\nok\r\n",
+    );
+    queue_id(&reply);
+    assert_eq!(server.queued_messages().len(), 1);
+}
+
+#[test]
+fn a_bdat_body_over_the_limit_is_refused_and_skipped() {
+    let server = TestServer::start_with(&[], |c| c.max_message_size = 1_000);
+    let mut client = Client::greeted(server.smtp());
+    assert!(client.command("EHLO client.test").starts_with("250"));
+    assert!(client
+        .command("MAIL FROM:<a@example.org>")
+        .starts_with("250"));
+    assert!(client
+        .command("RCPT TO:<postmaster@mx.test>")
+        .starts_with("250"));
+    let chunk = "QUIT\r\n".repeat(400);
+    client.send(format!("BDAT {} LAST\r\n{chunk}", chunk.len()).as_bytes());
+    let reply = client.reply();
+    assert!(reply.starts_with("552 5.3.4"), "{reply}");
+    assert!(client.command("NOOP").starts_with("250"));
+    assert!(server.queued_messages().is_empty());
+}
+
+#[test]
+fn more_recipients_than_the_limit_get_452() {
+    let server = TestServer::start_with(&[], |c| c.max_recipients = 3);
+    let mut client = Client::greeted(server.smtp());
+    assert!(client.command("EHLO client.test").starts_with("250"));
+    assert!(client
+        .command("MAIL FROM:<a@example.org>")
+        .starts_with("250"));
+    for i in 0..3 {
+        let reply = client.command(&format!("RCPT TO:<r{i}@example.net>"));
+        assert!(reply.starts_with("250"), "{reply}");
+    }
+    let reply = client.command("RCPT TO:<r3@example.net>");
+    assert!(reply.starts_with("452 4.5.3"), "{reply}");
+    assert!(client.command("DATA").starts_with("354"));
+    client.send(b"Subject: three\r\n\r\nx\r\n");
+    let id = queue_id(&client.command("."));
+    let spool = Spool::attach(server.data_dir(), HOSTNAME).unwrap();
+    assert_eq!(spool.load(&id).unwrap().envelope.recipients.len(), 3);
+}
+
+#[test]
+fn too_many_bad_commands_end_in_421_and_close() {
+    let server = TestServer::start_with(&[], |c| c.max_bad_commands = 3);
+    let mut client = Client::greeted(server.smtp());
+    let reply = client.command("FROB");
+    assert!(reply.starts_with("500 5.5.1"), "{reply}");
+    let reply = client.command("RCPT TO:<a@example.org>");
+    assert!(reply.starts_with("503 5.5.1"), "{reply}");
+    let reply = client.command("XYZZY");
+    assert!(reply.starts_with("421 4.7.0"), "{reply}");
+    client.expect_closed();
+}
+
+// ---------------------------------------------------------------------------
+// Durability and the sink.
+
+#[test]
+fn a_queued_message_is_whole_on_disk_and_survives_a_restart() {
+    let mut server = TestServer::start(&[(ALICE, ALICE_PASSWORD)]);
+    let mut client = Client::greeted(server.smtp());
+    let body = "Subject: durable\r\n\r\nkeep me\r\n";
+    let id = queue_id(&client.send_mail("sender@example.org", ALICE, body));
+    // The 250 came after the files were in place: check at once, no waiting.
+    let queue = server.data_dir().join("queue");
+    assert!(queue.join(format!("{id}.msg")).is_file());
+    assert!(queue.join(format!("{id}.env")).is_file());
+    let spool = Spool::attach(server.data_dir(), HOSTNAME).unwrap();
+    let loaded = spool.load(&id).unwrap();
+    assert_eq!(loaded.id, id);
+    assert_eq!(loaded.envelope.sender, "sender@example.org");
+    assert_eq!(loaded.envelope.recipients[0].address, ALICE);
+    assert_eq!(loaded.origin.client_ip, "127.0.0.1");
+    assert_eq!(loaded.origin.helo, "client.test");
+    let bytes = spool.read_message(&id).unwrap();
+    assert_eq!(after_received(&bytes), body.as_bytes());
+    let env = std::fs::read_to_string(queue.join(format!("{id}.env"))).unwrap();
+    assert!(env.contains("sender@example.org"), "{env}");
+    drop(client);
+    server.shutdown();
+
+    // A new server on the same data directory finds it (recovery keeps it).
+    let mut config = test_config(server.data_dir());
+    config.users = Some(server.data_dir().join("users"));
+    let again = outpost::runtime::Server::start(config).unwrap();
+    let spool = Spool::attach(server.data_dir(), HOSTNAME).unwrap();
+    assert_eq!(spool.list().unwrap(), vec![id.clone()]);
+    assert_eq!(spool.read_message(&id).unwrap(), bytes);
+    // It still accepts mail, with a new id.
+    let mut client = Client::greeted(again.smtp_addrs()[0]);
+    let second = queue_id(&client.send_mail("sender@example.org", ALICE, body));
+    assert_ne!(second, id);
+    drop(client);
+    again.shutdown();
+    assert_eq!(spool.list().unwrap().len(), 2);
+}
+
+#[test]
+fn sink_mode_answers_250_with_an_id_and_writes_nothing() {
+    let server = TestServer::start_with(&[], |c| c.sink = true);
+    let mut client = Client::greeted(server.smtp());
+    let reply = client.send_mail(
+        "bench@example.org",
+        "postmaster@mx.test",
+        "Subject: sink\r\n\r\ngone\r\n",
+    );
+    queue_id(&reply);
+    let reply = client.transaction("bench@example.org", "postmaster@mx.test", "x\r\n");
+    queue_id(&reply);
+    assert!(client.command("QUIT").starts_with("221"));
+    assert!(server.queued_messages().is_empty());
+    let queue = server.data_dir().join("queue");
+    let leftovers: Vec<_> = std::fs::read_dir(&queue)
+        .map(|entries| entries.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    let files: Vec<_> = leftovers.iter().filter(|p| p.is_file()).collect();
+    assert!(files.is_empty(), "{files:?}");
+}
+
+// ---------------------------------------------------------------------------
+// The limits at their exact boundaries.
+
+#[test]
+fn a_command_line_of_exactly_512_octets_is_accepted() {
+    let server = TestServer::start(&[]);
+    let mut client = Client::greeted(server.smtp());
+    assert!(client.command("EHLO client.test").starts_with("250"));
+    // `MAIL FROM:<` + local + `@example.org>` + CRLF = 512 octets.
+    let fixed = "MAIL FROM:<@example.org>\r\n".len();
+    let local = "a".repeat(512 - fixed);
+    let reply = client.command(&format!("MAIL FROM:<{local}@example.org>"));
+    assert!(!reply.starts_with("500"), "512 octets: {reply}");
+    assert!(client.command("RSET").starts_with("250"));
+    let local = "a".repeat(513 - fixed);
+    let reply = client.command(&format!("MAIL FROM:<{local}@example.org>"));
+    assert!(reply.starts_with("500 5.5.2"), "513 octets: {reply}");
+}
+
+#[test]
+fn a_text_line_of_exactly_1000_octets_is_accepted_and_1001_is_not() {
+    let server = TestServer::start(&[]);
+    let mut client = Client::greeted(server.smtp());
+    assert!(client.command("EHLO client.test").starts_with("250"));
+    for (length, accepted) in [(998, true), (999, false)] {
+        // A leading dot is stuffed on the wire and does not count twice.
+        for prefix in ["", "."] {
+            let line = format!("{prefix}{}", "y".repeat(length - prefix.len()));
+            let wire = if prefix.is_empty() {
+                line.clone()
+            } else {
+                format!(".{line}")
+            };
+            let body = format!("Subject: edge\r\n\r\n{wire}\r\n");
+            assert!(client
+                .command("MAIL FROM:<a@example.org>")
+                .starts_with("250"));
+            assert!(client
+                .command("RCPT TO:<postmaster@mx.test>")
+                .starts_with("250"));
+            assert!(client.command("DATA").starts_with("354"));
+            client.send(body.as_bytes());
+            let reply = client.command(".");
+            if accepted {
+                queue_id(&reply);
+            } else {
+                assert!(reply.starts_with("550 5.5.2"), "{length}{prefix}: {reply}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_message_of_exactly_the_size_limit_is_accepted() {
+    const LIMIT: usize = 4_000;
+    let server = TestServer::start_with(&[], |c| c.max_message_size = LIMIT);
+    let mut client = Client::greeted(server.smtp());
+    assert!(client.command("EHLO client.test").starts_with("250"));
+    let head = "Subject: exact\r\n\r\n";
+    for (size, accepted) in [(LIMIT, true), (LIMIT + 1, false)] {
+        // Lines of 100 octets, the last one shorter, all ending in CRLF.
+        let mut body = head.to_string();
+        while body.len() + 100 <= size {
+            body.push_str(&format!("{}\r\n", "w".repeat(98)));
+        }
+        let rest = size - body.len();
+        if rest > 0 {
+            assert!(rest >= 2);
+            body.push_str(&format!("{}\r\n", "v".repeat(rest - 2)));
+        }
+        assert_eq!(body.len(), size);
+        assert!(client
+            .command(&format!("MAIL FROM:<a@example.org> SIZE={size}"))
+            .starts_with(if accepted { "250" } else { "552 5.3.4" }));
+        if !accepted {
+            assert!(client
+                .command("MAIL FROM:<a@example.org>")
+                .starts_with("250"));
+        }
+        assert!(client
+            .command("RCPT TO:<postmaster@mx.test>")
+            .starts_with("250"));
+        assert!(client.command("DATA").starts_with("354"));
+        client.send(body.as_bytes());
+        let reply = client.command(".");
+        if accepted {
+            queue_id(&reply);
+        } else {
+            assert!(reply.starts_with("552 5.3.4"), "{size}: {reply}");
+        }
+        // The same through BDAT.
+        assert!(client
+            .command("MAIL FROM:<a@example.org>")
+            .starts_with("250"));
+        assert!(client
+            .command("RCPT TO:<postmaster@mx.test>")
+            .starts_with("250"));
+        client.send(format!("BDAT {size} LAST\r\n{body}").as_bytes());
+        let reply = client.reply();
+        if accepted {
+            queue_id(&reply);
+        } else {
+            assert!(reply.starts_with("552 5.3.4"), "BDAT {size}: {reply}");
+        }
+    }
+    assert_eq!(server.queued_messages().len(), 2);
+}
+
+#[test]
+fn microsoft_double_space_before_the_plain_response_is_accepted() {
+    let server = TestServer::start(&[(ALICE, ALICE_PASSWORD)]);
+    let mut tls = submission_tls(&server);
+    let reply = tls.command(&format!(
+        "AUTH PLAIN  {}",
+        b64(&format!("\0{ALICE}\0{ALICE_PASSWORD}"))
+    ));
+    assert!(reply.starts_with("235 2.7.0"), "{reply}");
+}
+
+#[test]
+fn smtp_listener_offers_auth_after_starttls_and_then_relays() {
+    let server = untrusting_server();
+    let mut client = Client::greeted(server.smtp());
+    let ehlo = client.command("EHLO laptop.test");
+    assert!(
+        ehlo.contains("STARTTLS") && !ehlo.contains("AUTH"),
+        "{ehlo}"
+    );
+    assert!(client
+        .command("MAIL FROM:<alice@mx.test>")
+        .starts_with("250"));
+    let reply = client.command("RCPT TO:<friend@example.net>");
+    assert!(reply.starts_with("554 5.7.1"), "{reply}");
+    assert!(client.command("STARTTLS").starts_with("220"));
+    let mut tls = client.into_tls(server.tls_client_config());
+    let login = tls.login_plain(ALICE, ALICE_PASSWORD);
+    assert!(login.starts_with("235 2.7.0"), "{login}");
+    let reply = tls.transaction(ALICE, "friend@example.net", "Subject: relayed\r\n\r\nx\r\n");
+    let id = queue_id(&reply);
+    let spool = Spool::attach(server.data_dir(), HOSTNAME).unwrap();
+    let loaded = spool.load(&id).unwrap();
+    assert_eq!(loaded.origin.protocol, "ESMTPSA");
+}
+
+#[test]
+fn informational_commands_answer_with_enhanced_codes() {
+    let server = TestServer::start(&[(ALICE, ALICE_PASSWORD)]);
+    let mut client = Client::greeted(server.smtp());
+    assert!(client.command("HELO old.test").starts_with("250"));
+    for (command, prefix) in [
+        ("VRFY alice", "252 2."),
+        ("EXPN staff", "502 5.5.1"),
+        ("HELP", "214 2.0.0"),
+        ("NOOP", "250 2.0.0"),
+        ("RSET", "250 2.0.0"),
+        ("AUTH PLAIN", "503 5.5.1"),
+        ("QUIT", "221 2.0.0"),
+    ] {
+        let reply = client.command(command);
+        assert!(reply.starts_with(prefix), "{command}: {reply}");
+    }
+    client.expect_closed();
+}
+
+#[test]
+fn an_over_long_line_during_auth_ends_the_dialogue_not_the_session() {
+    let server = TestServer::start(&[(ALICE, ALICE_PASSWORD)]);
+    let mut tls = submission_tls(&server);
+    assert_eq!(tls.command("AUTH LOGIN"), "334 VXNlcm5hbWU6\r\n");
+    let reply = tls.command(&"A".repeat(50_000));
+    assert!(reply.starts_with("500 5.5.2"), "{reply}");
+    // Back in command mode: this is a command, not a SASL response.
+    let reply = tls.command("NOOP");
+    assert!(reply.starts_with("250"), "{reply}");
+    let reply = tls.command(&format!(
+        "AUTH PLAIN {}",
+        b64(&format!("\0{ALICE}\0{ALICE_PASSWORD}"))
+    ));
+    assert!(reply.starts_with("235"), "{reply}");
+}
+
+#[test]
+fn a_spool_that_cannot_be_written_gives_451_never_250() {
+    let server = TestServer::start(&[]);
+    let queue = server.data_dir().join("queue");
+    // A file where the queue directory was: every write fails, even as root.
+    std::fs::remove_dir_all(&queue).unwrap();
+    std::fs::write(&queue, b"not a directory").unwrap();
+    let mut client = Client::greeted(server.smtp());
+    let reply = client.send_mail(
+        "a@example.org",
+        "postmaster@mx.test",
+        "Subject: x\r\n\r\nx\r\n",
+    );
+    assert!(reply.starts_with("451 4.3.0"), "{reply}");
+    // The session is still usable, and once the spool is back, so is the queue.
+    std::fs::remove_file(&queue).unwrap();
+    std::fs::create_dir(&queue).unwrap();
+    let reply = client.transaction(
+        "a@example.org",
+        "postmaster@mx.test",
+        "Subject: y\r\n\r\ny\r\n",
+    );
+    queue_id(&reply);
+    assert_eq!(server.queued_messages().len(), 1);
+}
