@@ -331,7 +331,7 @@ fn run_verifier(shared: &Shared, jobs: &Receiver<Job>, delays: &Sender<Delayed>)
                     .insert(&user, password, hash.as_str(), Instant::now());
             }
             shared.throttle.record_success(client);
-            log::info!("auth: user={user:?} result=success ip={client}");
+            log::debug!("auth: user={user:?} result=success ip={client}");
             done(AuthResult::Success);
             continue;
         }
