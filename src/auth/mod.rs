@@ -102,7 +102,11 @@ struct Shared {
     source: Option<PathBuf>,
     table: RwLock<Table>,
     cache: CredentialCache,
-    throttle: Throttle,
+    limits: AuthLimits,
+    /// Failures per client IP and user.
+    per_login: Throttle<(IpAddr, String)>,
+    /// Failures per client IP, any user.
+    per_ip: Throttle<IpAddr>,
 }
 
 struct Table {
@@ -180,7 +184,9 @@ impl Authenticator {
             source,
             table: RwLock::new(Table::new(users)),
             cache: CredentialCache::new(CACHE_CAPACITY, CACHE_TTL),
-            throttle: Throttle::new(limits),
+            limits,
+            per_login: Throttle::new(limits.max_failures, limits.window),
+            per_ip: Throttle::new(limits.max_failures_per_ip, limits.window),
         });
         let (jobs, job_receiver) = crossbeam_channel::bounded::<Job>(AUTH_QUEUE);
         // Unbounded, but never longer than the checks that fit through the
@@ -295,15 +301,13 @@ fn run_verifier(shared: &Shared, jobs: &Receiver<Job>, delays: &Sender<Delayed>)
             done,
         } = job;
         let now = Instant::now();
-        if shared.throttle.is_throttled(client, now) {
-            log::warn!(
-                "auth: user={:?} result=throttled ip={client}",
-                credentials.username
-            );
+        let user = normalize(&credentials.username);
+        let login = (client, user.clone());
+        if shared.per_login.is_throttled(&login, now) || shared.per_ip.is_throttled(&client, now) {
+            log::warn!("auth: user={user:?} result=throttled ip={client}");
             done(AuthResult::Throttled);
             continue;
         }
-        let user = normalize(&credentials.username);
         let (hash, known) = {
             let table = shared.table.read();
             match table.users.get(&user) {
@@ -330,14 +334,17 @@ fn run_verifier(shared: &Shared, jobs: &Receiver<Job>, delays: &Sender<Delayed>)
                     .cache
                     .insert(&user, password, hash.as_str(), Instant::now());
             }
-            shared.throttle.record_success(client);
+            shared.per_login.record_success(&login);
             log::debug!("auth: user={user:?} result=success ip={client}");
             done(AuthResult::Success);
             continue;
         }
-        let failures = shared.throttle.record_failure(client, Instant::now());
-        log::warn!("auth: user={user:?} result=failure ip={client} failures={failures}");
-        let delay = shared.throttle.delay_for(failures);
+        let failures = shared.per_login.record_failure(login, Instant::now());
+        let from_ip = shared.per_ip.record_failure(client, Instant::now());
+        log::warn!(
+            "auth: user={user:?} result=failure ip={client} failures={failures} from-ip={from_ip}"
+        );
+        let delay = shared.limits.delay_for(failures, from_ip);
         let result = AuthResult::Failure;
         if delay.is_zero() {
             done(result);

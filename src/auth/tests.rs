@@ -34,6 +34,7 @@ fn check(auth: &Authenticator, ip: &str, user: &str, password: &str) -> (AuthRes
 fn quick_limits() -> AuthLimits {
     AuthLimits {
         max_failures: 3,
+        max_failures_per_ip: 100,
         window: Duration::from_secs(60),
         delay_step: Duration::ZERO,
     }
@@ -95,6 +96,7 @@ fn unknown_user_and_wrong_password_are_both_failure() {
 fn throttle_sequence_with_growing_delay() {
     let limits = AuthLimits {
         max_failures: 3,
+        max_failures_per_ip: 6,
         window: Duration::from_secs(60),
         delay_step: Duration::from_millis(40),
     };
@@ -110,8 +112,19 @@ fn throttle_sequence_with_growing_delay() {
         check(&auth, ip, "alice@example.org", "alice pw").0,
         AuthResult::Throttled
     );
+    // Another user at the same address (an office NAT, new Outlook's data
+    // centres) still gets in.
     assert_eq!(
-        check(&auth, ip, "nobody@example.org", "x").0,
+        check(&auth, ip, "bob@example.org", "bob pw").0,
+        AuthResult::Success
+    );
+    // Trying many user names from one address hits the per-IP limit.
+    for n in 4..=6u32 {
+        let user = format!("guess{n}@example.org");
+        assert_eq!(check(&auth, ip, &user, "x").0, AuthResult::Failure, "{n}");
+    }
+    assert_eq!(
+        check(&auth, ip, "bob@example.org", "bob pw").0,
         AuthResult::Throttled
     );
     // Another client is not affected.
@@ -144,6 +157,7 @@ fn success_clears_that_clients_count() {
 fn delayed_failures_do_not_stall_other_logins() {
     let limits = AuthLimits {
         max_failures: 100,
+        max_failures_per_ip: 100,
         window: Duration::from_secs(60),
         delay_step: Duration::from_secs(2),
     };

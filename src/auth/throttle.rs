@@ -1,9 +1,15 @@
-//! Failed logins per client IP across connections, in a sliding window:
-//! a growing delay before each `535`, and `421` once the limit is reached,
-//! so a password-guessing client gets a handful of tries per window.
+//! Failed logins across connections, counted in a sliding window: a
+//! growing delay before each `535`, and `421` once a limit is reached, so a
+//! password-guessing client gets a handful of tries per window.
+//!
+//! Two counts are kept: per client IP and user, and per client IP alone
+//! with a higher limit. One user's typos then lock out only that user at
+//! that address: many people can share one address (an office NAT, or new
+//! Outlook, which sends from Microsoft's data centres), while a client
+//! trying many user names still hits the per-IP limit.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::IpAddr;
+use std::hash::Hash;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -11,8 +17,11 @@ use parking_lot::Mutex;
 /// Thresholds of the login throttle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AuthLimits {
-    /// Failures in `window` after which the client is throttled.
+    /// Failures of one user from one IP in `window` after which that user
+    /// is throttled at that IP.
     pub max_failures: u32,
+    /// Failures from one IP, any users, after which the IP is throttled.
+    pub max_failures_per_ip: u32,
     /// The sliding window failures are counted in.
     pub window: Duration,
     /// Delay before a failure is reported, times the failures so far.
@@ -20,51 +29,67 @@ pub struct AuthLimits {
 }
 
 impl Default for AuthLimits {
-    /// 5 failures in 10 minutes, 0.5 s more delay per failure.
+    /// 5 failures of a user (20 of an IP) in 10 minutes, 0.5 s more delay
+    /// per failure.
     fn default() -> Self {
         AuthLimits {
             max_failures: 5,
+            max_failures_per_ip: 20,
             window: Duration::from_secs(600),
             delay_step: Duration::from_millis(500),
         }
     }
 }
 
-/// Bound on the IPs tracked, so a spray from many addresses cannot grow
+impl AuthLimits {
+    /// How long to wait before answering a failure that is the
+    /// `login_failures`-th of its user and the `ip_failures`-th of its IP:
+    /// the step times whichever count is nearer its limit, scaled to the
+    /// per-user limit.
+    pub fn delay_for(&self, login_failures: u32, ip_failures: u32) -> Duration {
+        let ip_share =
+            ip_failures.saturating_mul(self.max_failures) / self.max_failures_per_ip.max(1);
+        self.delay_step.saturating_mul(login_failures.max(ip_share))
+    }
+}
+
+/// Bound on the keys tracked, so a spray from many addresses cannot grow
 /// the table without limit; the oldest entries go first.
 const MAX_TRACKED: usize = 65_536;
 
-/// Failure times per client IP.
-pub struct Throttle {
-    limits: AuthLimits,
-    failures: Mutex<HashMap<IpAddr, VecDeque<Instant>>>,
+/// Failure times per key (a client IP, or a client IP and user).
+pub struct Throttle<K> {
+    max_failures: u32,
+    window: Duration,
+    failures: Mutex<HashMap<K, VecDeque<Instant>>>,
 }
 
-impl Throttle {
-    /// An empty throttle with `limits`.
-    pub fn new(limits: AuthLimits) -> Throttle {
+impl<K: Hash + Eq + Clone> Throttle<K> {
+    /// An empty throttle allowing `max_failures` in `window`.
+    pub fn new(max_failures: u32, window: Duration) -> Throttle<K> {
         Throttle {
-            limits,
+            max_failures,
+            window,
             failures: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Has `client` used up its failures in the current window?
-    pub fn is_throttled(&self, client: IpAddr, now: Instant) -> bool {
+    /// Has `key` used up its failures in the current window?
+    pub fn is_throttled(&self, key: &K, now: Instant) -> bool {
         let mut table = self.failures.lock();
-        let Some(times) = table.get_mut(&client) else {
+        let Some(times) = table.get_mut(key) else {
             return false;
         };
-        expire(times, now, self.limits.window);
-        times.len() >= self.limits.max_failures as usize
+        expire(times, now, self.window);
+        times.len() >= self.max_failures as usize
     }
 
-    /// Records a failure; returns the failures of `client` in the window,
+    /// Records a failure; returns the failures of `key` in the window,
     /// this one included.
-    pub fn record_failure(&self, client: IpAddr, now: Instant) -> u32 {
+    pub fn record_failure(&self, key: K, now: Instant) -> u32 {
         let mut table = self.failures.lock();
-        if table.len() >= MAX_TRACKED && !table.contains_key(&client) {
-            let window = self.limits.window;
+        if table.len() >= MAX_TRACKED && !table.contains_key(&key) {
+            let window = self.window;
             table.retain(|_, times| {
                 expire(times, now, window);
                 !times.is_empty()
@@ -73,27 +98,22 @@ impl Throttle {
                 let oldest = table
                     .iter()
                     .min_by_key(|(_, times)| times.back().copied())
-                    .map(|(ip, _)| *ip);
-                if let Some(ip) = oldest {
-                    table.remove(&ip);
+                    .map(|(key, _)| key.clone());
+                if let Some(key) = oldest {
+                    table.remove(&key);
                 }
             }
         }
-        let times = table.entry(client).or_default();
-        expire(times, now, self.limits.window);
+        let times = table.entry(key).or_default();
+        expire(times, now, self.window);
         times.push_back(now);
         u32::try_from(times.len()).unwrap_or(u32::MAX)
     }
 
-    /// A successful login from `client` clears its count (other IPs keep
+    /// A successful login clears the count of `key` (other keys keep
     /// theirs).
-    pub fn record_success(&self, client: IpAddr) {
-        self.failures.lock().remove(&client);
-    }
-
-    /// How long to wait before answering the `failures`-th failure.
-    pub fn delay_for(&self, failures: u32) -> Duration {
-        self.limits.delay_step.saturating_mul(failures)
+    pub fn record_success(&self, key: &K) {
+        self.failures.lock().remove(key);
     }
 }
 
@@ -108,15 +128,13 @@ fn expire(times: &mut VecDeque<Instant>, now: Instant, window: Duration) {
 
 #[cfg(test)]
 mod tests {
+    use std::net::IpAddr;
+
     use super::*;
 
     #[test]
     fn sliding_window_sequence() {
-        let throttle = Throttle::new(AuthLimits {
-            max_failures: 3,
-            window: Duration::from_secs(60),
-            delay_step: Duration::from_millis(100),
-        });
+        let throttle = Throttle::new(3, Duration::from_secs(60));
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         let other: IpAddr = "192.0.2.2".parse().unwrap();
         let t0 = Instant::now();
@@ -124,27 +142,35 @@ mod tests {
         // (time, failure?, failures after, throttled after)
         let steps = [(0, 1, false), (10, 2, false), (20, 3, true)];
         for (s, count, throttled) in steps {
-            assert!(!throttle.is_throttled(ip, at(s)));
+            assert!(!throttle.is_throttled(&ip, at(s)));
             assert_eq!(throttle.record_failure(ip, at(s)), count);
-            assert_eq!(throttle.is_throttled(ip, at(s)), throttled);
+            assert_eq!(throttle.is_throttled(&ip, at(s)), throttled);
         }
         assert!(
-            !throttle.is_throttled(other, at(20)),
+            !throttle.is_throttled(&other, at(20)),
             "other IPs are not affected"
         );
-        assert!(throttle.is_throttled(ip, at(59)));
+        assert!(throttle.is_throttled(&ip, at(59)));
         // The first failure leaves the window at 60 s.
-        assert!(!throttle.is_throttled(ip, at(60)));
+        assert!(!throttle.is_throttled(&ip, at(60)));
         assert_eq!(throttle.record_failure(ip, at(61)), 3);
-        assert_eq!(throttle.delay_for(2), Duration::from_millis(200));
-        throttle.record_success(ip);
-        assert!(!throttle.is_throttled(ip, at(61)));
+        assert_eq!(
+            AuthLimits::default().delay_for(2, 2),
+            Duration::from_millis(1000)
+        );
+        // Many users failing from one IP slow it down as it nears its limit.
+        assert_eq!(
+            AuthLimits::default().delay_for(1, 16),
+            Duration::from_millis(2000)
+        );
+        throttle.record_success(&ip);
+        assert!(!throttle.is_throttled(&ip, at(61)));
         assert_eq!(throttle.record_failure(ip, at(62)), 1);
     }
 
     #[test]
     fn table_is_bounded() {
-        let throttle = Throttle::new(AuthLimits::default());
+        let throttle = Throttle::new(5, Duration::from_secs(600));
         let now = Instant::now();
         for i in 0..(MAX_TRACKED as u32 + 10) {
             throttle.record_failure(IpAddr::from(i.to_be_bytes()), now);
