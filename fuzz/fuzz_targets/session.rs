@@ -301,7 +301,7 @@ impl Driver {
         );
         let appears = |text: &str| {
             let text = text.as_bytes();
-            self.seen.windows(text.len()).any(|w| w == text)
+            text.is_empty() || self.seen.windows(text.len()).any(|w| w == text)
         };
         assert!(
             appears(&envelope.sender),
@@ -452,6 +452,7 @@ fuzz_target!(|data: &[u8]| {
     for chunk in common::chunks(pattern, data) {
         driver.chunk(&mut buf, chunk);
         if driver.closed {
+            trace(&driver);
             return;
         }
     }
@@ -462,4 +463,18 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(replies.len(), 1);
     assert_eq!(replies[0].code, 421);
     assert!(driver.session.is_closed());
+    trace(&driver);
 });
+
+/// With `OUTPOST_FUZZ_TRACE=1`, prints the conversation (for reading a seed
+/// or a crash: `cargo fuzz run session FILE`).
+fn trace(driver: &Driver) {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if *ON.get_or_init(|| std::env::var_os("OUTPOST_FUZZ_TRACE").is_some()) {
+        eprintln!(
+            "--- client\n{}\n--- server\n{}",
+            String::from_utf8_lossy(&driver.seen),
+            String::from_utf8_lossy(&driver.out)
+        );
+    }
+}
