@@ -37,6 +37,8 @@ use outpost::proto::session::{
 mod common;
 
 const HOSTNAME: &str = "mx.example.com";
+/// How the EHLO and HELO replies start.
+const HELLO: &str = "mx.example.com Hello ";
 const USER: &str = "alice@example.com";
 const PASSWORD: &str = "secret";
 /// Mailboxes of the fixed directory, lowercase.
@@ -246,7 +248,7 @@ impl Driver {
             self.greeted = true;
             let is_hello = reply.code == 250
                 && reply.enhanced.is_none()
-                && reply.first_text.starts_with(&format!("{HOSTNAME} Hello "));
+                && reply.first_text.starts_with(HELLO);
             let exempt = is_greeting && reply.code == 220
                 || is_hello
                 || reply.code == 334
