@@ -21,6 +21,7 @@ use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use dns_server::{DnsServer, Rec, Zone};
@@ -47,13 +48,24 @@ Hello Bob,\r\n\
 ..\r\n\
 last line\r\n";
 
-/// A free loopback port (free when this returns; see the module doc).
+/// A free loopback port (free when this returns; see the module doc),
+/// never one handed out before in this process, so that one test's
+/// reserved MX port cannot become another instance's listener.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap();
+    for _ in 0..100 {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
+    panic!("no fresh loopback port");
 }
 
 /// Polls `condition` every 50 ms until it holds or `limit` passes.
@@ -614,4 +626,119 @@ fn discard_transport_drops_without_connecting() {
         sentinel.accept().is_err(),
         "something connected to the MX port"
     );
+}
+
+/// Waits until `queue list` shows `id` deferred with a connection error
+/// naming the MX, and returns the listing.
+fn wait_deferred(data: &Path, id: &str, mx_port: u16) -> String {
+    let mut listing = String::new();
+    wait_for(DELIVERY_LIMIT, "a deferred message in queue list", || {
+        listing = queue_list(data);
+        listing.contains(id) && listing.contains("deferred after")
+    });
+    assert!(
+        listing.contains(&format!("mx.b.test[127.0.0.1]:{mx_port}")),
+        "the last error should name the MX:\n{listing}"
+    );
+    listing
+}
+
+/// Step 5: the queue tools against the running binary on a waiting
+/// message: list shows the last error, delete removes one message, flush
+/// sends another once the far side is up (long before the next retry).
+#[test]
+fn queue_tools_on_a_waiting_message() {
+    let world = World::new("e2e-queue");
+    let mx_port = free_port();
+    let a = Outpost::start(&world.a(mx_port, &["--retry", "1h"]), 1);
+    let data = a.spec.data.clone();
+
+    let doomed = a.submit("alice@a.test", "bob@b.test", MESSAGE);
+    let listing = wait_deferred(&data, &doomed, mx_port);
+    assert!(listing.contains("to <bob@b.test>: deferred after 1 attempt(s): 4.4.1"), "{listing}");
+    assert!(listing.contains("from <alice@a.test>"), "{listing}");
+    assert!(listing.contains("next try in"), "{listing}");
+    let line = a.wait_delivery_line(&doomed, "deferred");
+    assert!(line.contains(&format!("mx.b.test[127.0.0.1]:{mx_port}")), "{line}");
+    let (code, shown) = queue(&data, &["show", &doomed]);
+    assert_eq!(code, 0, "{shown}");
+    assert!(shown.contains(&doomed) && shown.contains("Subject: end to end"), "{shown}");
+
+    let (code, text) = queue(&data, &["delete", &doomed]);
+    assert_eq!(code, 0, "{text}");
+    assert!(queue_is_empty(&data));
+    let (code, text) = queue(&data, &["show", &doomed]);
+    assert_eq!(code, 1, "{text}");
+
+    let waiting = a.submit("alice@a.test", "bob@b.test", MESSAGE);
+    wait_deferred(&data, &waiting, mx_port);
+    let b = Outpost::start(&world.b(mx_port), 1);
+    let (code, text) = queue(&data, &["flush"]);
+    assert_eq!(code, 0, "{text}");
+    wait_for(DELIVERY_LIMIT, "delivery after flush", || {
+        !maildir(&b.spec.data, "b.test", "bob").is_empty() && queue_is_empty(&data)
+    });
+    let files = maildir(&b.spec.data, "b.test", "bob");
+    assert_eq!(files.len(), 1, "the deleted message came through");
+    check_delivered_copy(&files[0], "alice@a.test");
+    a.wait_delivery_line(&waiting, "sent");
+    assert!(a.delivery_line(&doomed, "sent").is_none());
+}
+
+/// Step 6: SIGTERM with an undeliverable message queued: exit status 0,
+/// and the message is still queued after a restart.
+#[test]
+fn sigterm_keeps_the_waiting_message() {
+    let world = World::new("e2e-sigterm");
+    let mx_port = free_port();
+    let mut a = Outpost::start(&world.a(mx_port, &["--retry", "1h"]), 1);
+    let data = a.spec.data.clone();
+    let id = a.submit("alice@a.test", "bob@b.test", MESSAGE);
+    wait_deferred(&data, &id, mx_port);
+
+    let status = a.terminate();
+    assert!(status.success(), "exit after SIGTERM: {status}\n{}", a.log_text());
+    assert!(a.log_text().contains("received a stop signal"), "{}", a.log_text());
+    assert!(queue_list(&data).contains(&id), "lost at SIGTERM");
+
+    a.restart(2);
+    // The restarted server keeps the schedule (next try in about an hour)
+    // and the message waits; once the MX is up, a flush sends it.
+    std::thread::sleep(Duration::from_millis(1000));
+    let listing = queue_list(&data);
+    assert!(listing.contains(&id), "{listing}");
+    assert!(listing.contains("next try in"), "{listing}");
+    let b = Outpost::start(&world.b(mx_port), 1);
+    let (code, text) = queue(&data, &["flush"]);
+    assert_eq!(code, 0, "{text}");
+    wait_for(DELIVERY_LIMIT, "delivery after the restart", || {
+        !maildir(&b.spec.data, "b.test", "bob").is_empty() && queue_is_empty(&data)
+    });
+    assert_eq!(maildir(&b.spec.data, "b.test", "bob").len(), 1);
+    a.wait_delivery_line(&id, "sent");
+}
+
+/// SIGTERM while a delivery waits on an MX that accepted the connection
+/// but never greets: the server still exits promptly with status 0 and
+/// the message stays queued (it was not delivered).
+#[test]
+fn sigterm_during_a_stalled_delivery_exits_promptly() {
+    let world = World::new("e2e-stall");
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mx_port = silent.local_addr().unwrap().port();
+    let mut a = Outpost::start(&world.a(mx_port, &["--retry", "1h"]), 1);
+    let id = a.submit("alice@a.test", "bob@b.test", MESSAGE);
+    // The connection is in the backlog (or accepted): A now waits for 220.
+    let (_held, _) = silent.accept().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    let status = a.terminate();
+    let took = started.elapsed();
+    assert!(status.success(), "{status}\n{}", a.log_text());
+    assert!(
+        took < Duration::from_secs(10),
+        "SIGTERM took {took:?} with a stalled delivery\n{}",
+        a.log_text()
+    );
+    assert!(queue_list(&a.spec.data).contains(&id));
 }
