@@ -216,3 +216,57 @@ fn refused_connection_is_an_error_for_the_next_address() {
         transport::run(&peer, Client::new(params(TlsPolicy::Opportunistic)), &tls).unwrap_err();
     assert!(matches!(err, transport::TransportError::Connect { .. }));
 }
+
+/// Regression: a peer that accepts the connection and never greets used
+/// to hold a stopping server for the whole 5-minute greeting timeout
+/// (RFC 5321 §4.5.3.2.1); `close_all` now ends the wait at once, and a
+/// connection opened after it is closed straight away.
+#[test]
+fn close_all_ends_a_session_waiting_on_a_silent_peer() {
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let peer = Peer {
+        addr: silent.local_addr().unwrap(),
+        host: "rx.test".into(),
+        implicit_tls: false,
+    };
+    let tls = transport::tls_config(CertPolicy::Opportunistic, None).unwrap();
+    let open = Arc::new(transport::OpenConnections::default());
+    let started = std::time::Instant::now();
+    let session = {
+        let (peer, tls, open) = (peer.clone(), tls.clone(), open.clone());
+        std::thread::spawn(move || {
+            transport::run_tracked(
+                &peer,
+                Client::new(params(TlsPolicy::Opportunistic)),
+                &tls,
+                &open,
+            )
+            .unwrap()
+        })
+    };
+    let (_held, _) = silent.accept().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    open.close_all();
+    let attempt = session.join().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(attempt
+        .report
+        .outcomes
+        .iter()
+        .all(|o| matches!(o, Outcome::Transient(_))));
+
+    let started = std::time::Instant::now();
+    let later = transport::run_tracked(
+        &peer,
+        Client::new(params(TlsPolicy::Opportunistic)),
+        &tls,
+        &open,
+    )
+    .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(later
+        .report
+        .outcomes
+        .iter()
+        .all(|o| matches!(o, Outcome::Transient(_))));
+}

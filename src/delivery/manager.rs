@@ -102,6 +102,8 @@ pub(crate) struct Context {
     mail: MailStore,
     busy: DestinationLocks,
     stopping: AtomicBool,
+    /// Closed on shutdown so that no delivery thread waits on a silent peer.
+    connections: transport::OpenConnections,
 }
 
 /// One connection per destination at a time: a set of busy keys.
@@ -210,6 +212,7 @@ impl Delivery {
             credentials,
             busy: DestinationLocks::default(),
             stopping: AtomicBool::new(false),
+            connections: transport::OpenConnections::default(),
         });
 
         let (commands, command_rx) = crossbeam_channel::unbounded();
@@ -305,6 +308,7 @@ impl DeliveryHandle {
 
     fn stop(&mut self) {
         self.context.stopping.store(true, Ordering::Relaxed);
+        self.context.connections.close_all();
         let _ = self.commands.send(Command::Shutdown);
         if let Some(thread) = self.scheduler.take() {
             if thread.join().is_err() {

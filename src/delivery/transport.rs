@@ -7,13 +7,18 @@
 //! does not verify is accepted and logged, since refusing it would only push
 //! the message to plaintext. `verify` mode checks it against webpki-roots
 //! plus an optional extra CA file (smarthosts, `--outbound-tls verify`).
+//!
+//! [`OpenConnections`] tracks the sockets in use so that a stopping server
+//! can close them rather than wait out a silent peer.
 
+use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use parking_lot::Mutex;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::pem::PemObject;
@@ -225,12 +230,92 @@ impl Write for Stream {
     }
 }
 
+/// The outbound connections in progress. A stopping server closes them:
+/// otherwise it would wait out the RFC 5321 §4.5.3.2 timeouts (up to ten
+/// minutes) of a peer that has gone silent, and a service manager would
+/// SIGKILL it first.
+#[derive(Debug, Default)]
+pub struct OpenConnections {
+    state: Mutex<OpenState>,
+}
+
+#[derive(Debug, Default)]
+struct OpenState {
+    sockets: HashMap<u64, TcpStream>,
+    next_key: u64,
+    closed: bool,
+}
+
+impl OpenConnections {
+    /// Shuts down every connection in progress, and each one registered
+    /// from now on, so that their blocked reads and writes return at once.
+    pub fn close_all(&self) {
+        let mut state = self.state.lock();
+        state.closed = true;
+        for (_, socket) in state.sockets.drain() {
+            let _ = socket.shutdown(Shutdown::Both);
+        }
+    }
+
+    /// Tracks `tcp` until the returned guard is dropped.
+    fn register(&self, tcp: &TcpStream) -> Registration<'_> {
+        let mut state = self.state.lock();
+        let Ok(clone) = tcp.try_clone() else {
+            // Without a second handle the connection just runs to its
+            // timeouts, as it would without tracking.
+            return Registration {
+                open: self,
+                key: None,
+            };
+        };
+        if state.closed {
+            let _ = clone.shutdown(Shutdown::Both);
+            return Registration {
+                open: self,
+                key: None,
+            };
+        }
+        let key = state.next_key;
+        state.next_key += 1;
+        state.sockets.insert(key, clone);
+        Registration {
+            open: self,
+            key: Some(key),
+        }
+    }
+}
+
+/// Removes a connection from [`OpenConnections`] when dropped.
+struct Registration<'a> {
+    open: &'a OpenConnections,
+    key: Option<u64>,
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key {
+            self.open.state.lock().sockets.remove(&key);
+        }
+    }
+}
+
 /// Connects to `peer` and runs `client` to its end. An error only when no
 /// connection could be made; everything after that is in the report.
 pub fn run(
     peer: &Peer,
+    client: Client,
+    tls: &Arc<ClientConfig>,
+) -> Result<Attempt, TransportError> {
+    run_tracked(peer, client, tls, &OpenConnections::default())
+}
+
+/// [`run`], with the connection in `open` while it lasts, so that
+/// [`OpenConnections::close_all`] can end it early.
+pub fn run_tracked(
+    peer: &Peer,
     mut client: Client,
     tls: &Arc<ClientConfig>,
+    open: &OpenConnections,
 ) -> Result<Attempt, TransportError> {
     let server_name = ServerName::try_from(peer.host.trim_end_matches('.').to_string())
         .map_err(|_| TransportError::BadServerName(peer.host.clone()))?;
@@ -241,6 +326,7 @@ pub fn run(
         }
     })?;
     let _ = tcp.set_nodelay(true);
+    let _registration = open.register(&tcp);
     let mut stream = Stream::Plain(tcp);
     if peer.implicit_tls {
         match start_tls(stream, tls, &server_name) {

@@ -214,6 +214,11 @@ fn attempt(ctx: &Context, id: &str, injected: &mut Vec<QueueId>) -> Result<Next,
         ctx.spool.update(id, &message)?;
     }
 
+    // A connection the shutdown closed says nothing about the peer: the
+    // message goes again first thing after the restart.
+    if ctx.stopping.load(Ordering::Relaxed) {
+        interrupted = true;
+    }
     let now = now_secs();
     let age = Duration::from_secs(now.saturating_sub(message.arrival));
     if attempted {
@@ -618,7 +623,12 @@ fn deliver_remote(
                 implicit_tls: route.implicit_tls,
             };
             let relay = format!("{host}[{ip}]:{}", route.port);
-            match transport::run(&peer, Client::new(params.clone()), &route.tls) {
+            match transport::run_tracked(
+                &peer,
+                Client::new(params.clone()),
+                &route.tls,
+                &ctx.connections,
+            ) {
                 Ok(attempt) => {
                     let outcomes = attempt
                         .report

@@ -1,0 +1,776 @@
+//! The real `outpost` binary end to end: child processes with flags and
+//! their own data directories, a loopback DNS responder, and a second
+//! Outpost instance ("B", host mx.b.test, domain b.test) acting as the
+//! recipient domain's MX for the sending instance ("A", host mx.test,
+//! domain a.test). Mail is submitted to A over submission with STARTTLS
+//! and AUTH, as a mail client would.
+//!
+//! Ports: the binary cannot report a port-0 listener, so free loopback
+//! ports are found by binding 127.0.0.1:0 and dropping the socket; a start
+//! that loses the race for a port is retried. Every wait polls against a
+//! deadline, and every child is SIGKILLed by a Drop guard so none outlives
+//! a failed assertion.
+
+mod support;
+
+#[path = "support/dns.rs"]
+mod dns_server;
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use dns_server::{DnsServer, Rec, Zone};
+use support::{tls_client_config, Client, TempDir};
+
+const BIN: &str = env!("CARGO_BIN_EXE_outpost");
+
+/// How long a child gets to start listening.
+const START_LIMIT: Duration = Duration::from_secs(20);
+/// How long any delivery may take in these tests.
+const DELIVERY_LIMIT: Duration = Duration::from_secs(30);
+
+const PASSWORD: &str = "correct horse battery staple";
+
+/// The message as the author wrote it (not dot-stuffed): a line with a
+/// leading dot, one that is only dots, and 8-bit-free text.
+const MESSAGE: &str = "From: Alice <alice@a.test>\r\n\
+To: Bob <bob@b.test>\r\n\
+Subject: end to end\r\n\
+Message-ID: <e2e@a.test>\r\n\
+\r\n\
+Hello Bob,\r\n\
+.a line with a leading dot\r\n\
+..\r\n\
+last line\r\n";
+
+/// A free loopback port (free when this returns; see the module doc),
+/// never one handed out before in this process, so that one test's
+/// reserved MX port cannot become another instance's listener.
+fn free_port() -> u16 {
+    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap();
+    for _ in 0..100 {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
+    panic!("no fresh loopback port");
+}
+
+/// Polls `condition` every 50 ms until it holds or `limit` passes.
+fn wait_for(limit: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if condition() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(condition(), "timed out after {limit:?} waiting for {what}");
+}
+
+/// `outpost passwd ADDRESS` with the password on stdin: the users-file line.
+fn users_line(address: &str) -> String {
+    let mut child = Command::new(BIN)
+        .args(["passwd", address])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{PASSWORD}\n").as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "passwd: {output:?}");
+    let line = String::from_utf8(output.stdout).unwrap();
+    assert!(line.starts_with(&format!("{address}:")), "passwd: {line}");
+    line
+}
+
+/// Writes a users file for `addresses` (all with [`PASSWORD`]).
+fn users_file(path: &Path, addresses: &[&str]) -> PathBuf {
+    let text: String = addresses.iter().map(|a| users_line(a)).collect();
+    std::fs::write(path, text).unwrap();
+    path.to_path_buf()
+}
+
+/// `outpost queue ARGS --data-dir DIR`: exit code and stdout (stderr appended).
+fn queue(data: &Path, args: &[&str]) -> (i32, String) {
+    let output = Command::new(BIN)
+        .arg("queue")
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&output.stderr));
+    (output.status.code().unwrap_or(-1), text)
+}
+
+fn queue_list(data: &Path) -> String {
+    let (code, text) = queue(data, &["list"]);
+    assert_eq!(code, 0, "queue list: {text}");
+    text
+}
+
+fn queue_is_empty(data: &Path) -> bool {
+    queue_list(data).contains("the queue is empty")
+}
+
+/// The files in `<data>/mail/<domain>/<local>/new/`, by name.
+fn maildir(data: &Path, domain: &str, local: &str) -> Vec<Vec<u8>> {
+    let new = data.join("mail").join(domain).join(local).join("new");
+    let Ok(entries) = std::fs::read_dir(new) else {
+        return Vec::new();
+    };
+    let mut paths: Vec<PathBuf> = entries.map(|e| e.unwrap().path()).collect();
+    paths.sort();
+    paths.iter().map(|p| std::fs::read(p).unwrap()).collect()
+}
+
+/// The header field starting with `name:` (unfolded lines kept), first one.
+fn header<'a>(message: &'a str, name: &str) -> Option<&'a str> {
+    let start = message
+        .find(&format!("\r\n{name}:"))
+        .map(|i| i + 2)
+        .or_else(|| message.starts_with(&format!("{name}:")).then_some(0))?;
+    let rest = &message[start..];
+    let mut end = 0;
+    for line in rest.split_inclusive("\r\n") {
+        if end > 0 && !line.starts_with([' ', '\t']) {
+            break;
+        }
+        end += line.len();
+    }
+    Some(&rest[..end])
+}
+
+/// Does `address` answer with a 220 greeting line?
+fn greets(address: SocketAddr) -> bool {
+    let Ok(mut stream) = TcpStream::connect_timeout(&address, Duration::from_secs(1)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while !line.ends_with(b"\n") && line.len() < 512 {
+        match stream.read(&mut byte) {
+            Ok(1) => line.push(byte[0]),
+            _ => return false,
+        }
+    }
+    let _ = stream.write_all(b"QUIT\r\n");
+    line.starts_with(b"220 ")
+}
+
+/// One way of starting an instance; the same spec restarts it on the same
+/// data directory.
+#[derive(Clone)]
+struct Spec {
+    name: &'static str,
+    data: PathBuf,
+    logs: PathBuf,
+    hostname: &'static str,
+    domain: &'static str,
+    users: PathBuf,
+    dns: SocketAddr,
+    /// The smtp port, when it must be this one (B as the MX on a port A
+    /// was told about before B started).
+    smtp_port: Option<u16>,
+    extra: Vec<String>,
+}
+
+/// A running `outpost serve`; SIGKILLed when dropped.
+struct Outpost {
+    child: Option<Child>,
+    spec: Spec,
+    smtp: SocketAddr,
+    submission: SocketAddr,
+    log: PathBuf,
+}
+
+impl Outpost {
+    /// Starts `spec` and waits until its smtp listener greets.
+    fn start(spec: &Spec, run: usize) -> Outpost {
+        std::fs::create_dir_all(&spec.logs).unwrap();
+        for attempt in 0..5 {
+            let smtp_port = spec.smtp_port.unwrap_or_else(free_port);
+            let submission_port = free_port();
+            let smtp: SocketAddr = ([127, 0, 0, 1], smtp_port).into();
+            let submission: SocketAddr = ([127, 0, 0, 1], submission_port).into();
+            let log = spec
+                .logs
+                .join(format!("{}-run{run}-try{attempt}.log", spec.name));
+            let child = Command::new(BIN)
+                .arg("serve")
+                .args(["--smtp", &smtp.to_string()])
+                .args(["--submission", &submission.to_string()])
+                .args(["--submissions", "off"])
+                .args(["--hostname", spec.hostname])
+                .args(["--local-domains", spec.domain])
+                .arg("--data-dir")
+                .arg(&spec.data)
+                .arg("--users")
+                .arg(&spec.users)
+                .args(["--dns-server", &spec.dns.to_string()])
+                .args(["--workers", "1", "--shutdown-grace", "1s"])
+                .args(&spec.extra)
+                .env("RUST_LOG", "info")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(File::create(&log).unwrap())
+                .spawn()
+                .unwrap();
+            let mut outpost = Outpost {
+                child: Some(child),
+                spec: spec.clone(),
+                smtp,
+                submission,
+                log,
+            };
+            if outpost.wait_ready() {
+                return outpost;
+            }
+            let text = outpost.log_text();
+            drop(outpost);
+            assert!(
+                spec.smtp_port.is_none() && text.contains("in use"),
+                "{} did not start:\n{text}",
+                spec.name
+            );
+        }
+        panic!("{}: no free ports after 5 tries", spec.name);
+    }
+
+    /// Starts again on the same data directory (new listener ports unless
+    /// the spec fixes them).
+    fn restart(&mut self, run: usize) {
+        self.kill9();
+        *self = Outpost::start(&self.spec.clone(), run);
+    }
+
+    /// True once the smtp listener greets; false if the child exited.
+    fn wait_ready(&mut self) -> bool {
+        let deadline = Instant::now() + START_LIMIT;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                eprintln!("{} exited at start: {status}", self.spec.name);
+                return false;
+            }
+            if greets(self.smtp) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "{} not listening after {START_LIMIT:?}:\n{}",
+            self.spec.name,
+            self.log_text()
+        );
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// SIGKILL, then reap.
+    fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, then wait (bounded) for the exit status.
+    fn terminate(&mut self) -> ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -TERM failed");
+        let mut child = self.child.take().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("no exit 20 s after SIGTERM:\n{}", self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// This run's mail log (the child's stderr).
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The first delivery log line for queue id `id` with `status=STATUS`.
+    fn delivery_line(&self, id: &str, status: &str) -> Option<String> {
+        self.log_text()
+            .lines()
+            .find(|l| l.contains(&format!("{id}: to=<")) && l.contains(&format!("status={status}")))
+            .map(str::to_string)
+    }
+
+    fn wait_delivery_line(&self, id: &str, status: &str) -> String {
+        wait_for(DELIVERY_LIMIT, &format!("a {status} line for {id}"), || {
+            self.delivery_line(id, status).is_some()
+        });
+        self.delivery_line(id, status).unwrap()
+    }
+
+    /// The PEM of this instance's self-signed certificate.
+    fn cert_pem(&self) -> Vec<u8> {
+        std::fs::read(self.spec.data.join("tls/cert.pem")).unwrap()
+    }
+
+    /// Submits `message` (not dot-stuffed) from `from` (also the login) to
+    /// `to` over submission with STARTTLS and AUTH PLAIN; returns the queue
+    /// id from the 250 reply.
+    fn submit(&self, from: &str, to: &str, message: &str) -> String {
+        let mut plain = Client::connect(self.submission);
+        let greeting = plain.reply();
+        assert!(greeting.starts_with("220 "), "{greeting}");
+        let ehlo = plain.command("EHLO client.test");
+        assert!(ehlo.contains("STARTTLS"), "{ehlo}");
+        let go = plain.command("STARTTLS");
+        assert!(go.starts_with("220 "), "{go}");
+        // support::Client checks the name mx.test: A's host name.
+        let mut client = plain.into_tls(tls_client_config(&self.cert_pem()));
+        let auth = client.login_plain(from, PASSWORD);
+        assert!(auth.starts_with("235 "), "AUTH: {auth}");
+        let reply = client.transaction(from, to, &dot_stuff(message));
+        assert!(reply.starts_with("250 "), "end of data: {reply}");
+        let id = reply.trim_end().rsplit(' ').next().unwrap().to_string();
+        let _ = client.command("QUIT");
+        id
+    }
+}
+
+impl Drop for Outpost {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// RFC 5321 §4.5.2: a leading dot is doubled on the wire.
+fn dot_stuff(message: &str) -> String {
+    message
+        .split_inclusive("\r\n")
+        .map(|line| {
+            if line.starts_with('.') {
+                format!(".{line}")
+            } else {
+                line.to_string()
+            }
+        })
+        .collect()
+}
+
+/// A temporary root (data directories, users files, logs) and the DNS
+/// responder: b.test's MX is mx.b.test at 127.0.0.1.
+struct World {
+    root: TempDir,
+    dns: DnsServer,
+}
+
+impl World {
+    fn new(label: &str) -> World {
+        World::with_zone(label, b_test_zone())
+    }
+
+    fn with_zone(label: &str, zone: Zone) -> World {
+        World {
+            root: TempDir::new(label),
+            dns: DnsServer::start(zone),
+        }
+    }
+
+    /// The sender's server A: host mx.test, domain a.test, user alice;
+    /// remote mail goes to `mx_port`.
+    fn a(&self, mx_port: u16, extra: &[&str]) -> Spec {
+        let mut args = vec!["--mx-port".to_string(), mx_port.to_string()];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Spec {
+            name: "a",
+            data: self.root.path().join("a-data"),
+            logs: self.root.path().join("logs"),
+            hostname: "mx.test",
+            domain: "a.test",
+            users: users_file(&self.root.path().join("a-users"), &["alice@a.test"]),
+            dns: self.dns.addr,
+            smtp_port: None,
+            extra: args,
+        }
+    }
+
+    /// The recipient's MX, B: host mx.b.test, domain b.test, user bob,
+    /// smtp listener on `port`.
+    fn b(&self, port: u16) -> Spec {
+        Spec {
+            name: "b",
+            data: self.root.path().join("b-data"),
+            logs: self.root.path().join("logs"),
+            hostname: "mx.b.test",
+            domain: "b.test",
+            users: users_file(&self.root.path().join("b-users"), &["bob@b.test"]),
+            dns: self.dns.addr,
+            smtp_port: Some(port),
+            // B delivers only locally; a remote destination would wait.
+            extra: vec!["--mx-port".into(), free_port().to_string()],
+        }
+    }
+}
+
+fn b_test_zone() -> Zone {
+    Zone::new()
+        .add("b.test", Rec::Mx(10, "mx.b.test".into()))
+        .add("mx.b.test", Rec::A(Ipv4Addr::LOCALHOST))
+}
+
+/// `file` is [`MESSAGE`] byte for byte after a Return-Path with `sender`
+/// and exactly two Received fields (A's and B's); returns B's Received.
+fn check_delivered_copy(file: &[u8], sender: &str) -> String {
+    let text = String::from_utf8(file.to_vec()).unwrap();
+    assert!(
+        text.ends_with(MESSAGE),
+        "body changed on the way:\n{text:?}"
+    );
+    let added = &text[..text.len() - MESSAGE.len()];
+    assert!(
+        added.starts_with(&format!("Return-Path: <{sender}>\r\n")),
+        "{added}"
+    );
+    for line in added.split_inclusive("\r\n").skip(1) {
+        assert!(
+            line.starts_with("Received: ") || line.starts_with('\t'),
+            "unexpected added line {line:?} in\n{added}"
+        );
+    }
+    assert_eq!(added.matches("Received: ").count(), 2, "{added}");
+    header(added, "Received").unwrap().to_string()
+}
+
+/// Step 1 of the spec: `kill -9` right after the 250, the MX down at the
+/// time; after the restart (MX now up) the message arrives exactly once.
+#[test]
+fn kill_9_after_250_then_restart_delivers_exactly_once() {
+    let world = World::new("e2e-kill9");
+    let mx_port = free_port();
+    let mut a = Outpost::start(&world.a(mx_port, &["--retry", "1s"]), 1);
+    let id = a.submit("alice@a.test", "bob@b.test", MESSAGE);
+    a.kill9();
+
+    let a_data = a.spec.data.clone();
+    assert!(queue_list(&a_data).contains(&id), "lost by kill -9");
+    let b = Outpost::start(&world.b(mx_port), 1);
+    a.restart(2);
+
+    wait_for(DELIVERY_LIMIT, "delivery to B after the restart", || {
+        !maildir(&b.spec.data, "b.test", "bob").is_empty() && queue_is_empty(&a_data)
+    });
+    let line = a.wait_delivery_line(&id, "sent");
+    assert!(
+        line.contains(&format!("relay=mx.b.test[127.0.0.1]:{mx_port}")),
+        "{line}"
+    );
+    // Longer than the 1 s retry: nothing comes a second time.
+    std::thread::sleep(Duration::from_millis(2500));
+    let files = maildir(&b.spec.data, "b.test", "bob");
+    assert_eq!(files.len(), 1, "delivered {} times", files.len());
+    check_delivered_copy(&files[0], "alice@a.test");
+    assert!(queue_is_empty(&a_data));
+    assert!(queue_is_empty(&b.spec.data));
+}
+
+/// Step 2: A delivers to B as the MX; B offers STARTTLS with its
+/// self-signed certificate and A uses it (opportunistic TLS).
+#[test]
+fn delivery_to_a_second_outpost_uses_starttls() {
+    let world = World::new("e2e-tls");
+    let mx_port = free_port();
+    let b = Outpost::start(&world.b(mx_port), 1);
+    let a = Outpost::start(&world.a(mx_port, &["--retry", "1s"]), 1);
+    let id = a.submit("alice@a.test", "bob@b.test", MESSAGE);
+
+    wait_for(DELIVERY_LIMIT, "the message in B's Maildir", || {
+        !maildir(&b.spec.data, "b.test", "bob").is_empty()
+    });
+    let files = maildir(&b.spec.data, "b.test", "bob");
+    assert_eq!(files.len(), 1);
+    let received_by_b = check_delivered_copy(&files[0], "alice@a.test");
+    assert!(received_by_b.contains("by mx.b.test"), "{received_by_b}");
+    assert!(received_by_b.contains("(using TLSv1."), "{received_by_b}");
+    let text = String::from_utf8_lossy(&files[0]).into_owned();
+    // The second Received field, A's, recorded the client's submission.
+    let after_b = text.find(&received_by_b).unwrap() + received_by_b.len();
+    let received_by_a = header(&text[after_b..], "Received").unwrap();
+    assert!(
+        received_by_a.starts_with("Received: from client.test"),
+        "{received_by_a}"
+    );
+    assert!(
+        received_by_a.contains("(authenticated as alice@a.test)"),
+        "{received_by_a}"
+    );
+
+    let line = a.wait_delivery_line(&id, "sent");
+    for part in [
+        "to=<bob@b.test>".to_string(),
+        format!("relay=mx.b.test[127.0.0.1]:{mx_port}"),
+        "tls=TLSv1.".to_string(),
+        "status=sent (250".to_string(),
+    ] {
+        assert!(line.contains(&part), "{part:?} not in {line}");
+    }
+    wait_for(DELIVERY_LIMIT, "A's queue to empty", || {
+        queue_is_empty(&a.spec.data)
+    });
+}
+
+/// Step 3: B refuses an unknown user with 550; A's local sender gets
+/// exactly one RFC 3464 report in her Maildir.
+#[test]
+fn refusal_550_gives_one_report_in_the_local_senders_maildir() {
+    let world = World::new("e2e-550");
+    let mx_port = free_port();
+    let b = Outpost::start(&world.b(mx_port), 1);
+    let a = Outpost::start(&world.a(mx_port, &["--retry", "1s"]), 1);
+    let id = a.submit("alice@a.test", "nobody@b.test", MESSAGE);
+
+    let line = a.wait_delivery_line(&id, "bounced");
+    assert!(
+        line.contains(&format!("relay=mx.b.test[127.0.0.1]:{mx_port}")),
+        "{line}"
+    );
+    assert!(line.contains("status=bounced (550"), "{line}");
+    wait_for(DELIVERY_LIMIT, "the report in alice's Maildir", || {
+        !maildir(&a.spec.data, "a.test", "alice").is_empty() && queue_is_empty(&a.spec.data)
+    });
+    std::thread::sleep(Duration::from_millis(2500));
+    let reports = maildir(&a.spec.data, "a.test", "alice");
+    assert_eq!(reports.len(), 1, "{} reports", reports.len());
+    let report = String::from_utf8_lossy(&reports[0]).into_owned();
+    assert!(report.starts_with("Return-Path: <>\r\n"), "{report}");
+    for needle in [
+        "multipart/report",
+        "report-type=delivery-status",
+        "message/delivery-status",
+        "Final-Recipient: rfc822; nobody@b.test",
+        "Action: failed",
+        "Remote-MTA: dns; mx.b.test",
+        "Diagnostic-Code: smtp; 550",
+        "Subject: end to end",
+    ] {
+        assert!(
+            report
+                .to_ascii_lowercase()
+                .contains(&needle.to_ascii_lowercase()),
+            "{needle:?} not in the report:\n{report}"
+        );
+    }
+    let status = report
+        .lines()
+        .find(|l| l.starts_with("Status: "))
+        .unwrap_or_else(|| panic!("no Status field:\n{report}"));
+    assert!(status.starts_with("Status: 5."), "{status}");
+    assert!(maildir(&b.spec.data, "b.test", "bob").is_empty());
+}
+
+/// Step 4: `--transport example.net=discard` takes the message off the
+/// queue without DNS and without any connection.
+#[test]
+fn discard_transport_drops_without_connecting() {
+    let world = World::with_zone("e2e-discard", Zone::new());
+    // Anything connecting to the MX port would show up here.
+    let sentinel = TcpListener::bind("127.0.0.1:0").unwrap();
+    sentinel.set_nonblocking(true).unwrap();
+    let mx_port = sentinel.local_addr().unwrap().port();
+    let a = Outpost::start(
+        &world.a(mx_port, &["--transport", "example.net=discard"]),
+        1,
+    );
+    let id = a.submit("alice@a.test", "someone@example.net", MESSAGE);
+    let line = a.wait_delivery_line(&id, "sent");
+    assert!(line.contains("to=<someone@example.net>"), "{line}");
+    assert!(line.contains("relay=discard"), "{line}");
+    assert!(line.contains("discarded"), "{line}");
+    wait_for(DELIVERY_LIMIT, "the queue to empty", || {
+        queue_is_empty(&a.spec.data)
+    });
+    assert_eq!(
+        world
+            .dns
+            .udp_queries
+            .load(std::sync::atomic::Ordering::Relaxed)
+            + world
+                .dns
+                .tcp_queries
+                .load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "DNS was asked"
+    );
+    assert!(
+        sentinel.accept().is_err(),
+        "something connected to the MX port"
+    );
+}
+
+/// Waits until `queue list` shows `id` deferred with a connection error
+/// naming the MX and a time for the next try, and returns the listing.
+fn wait_deferred(data: &Path, id: &str, mx_port: u16) -> String {
+    let mut listing = String::new();
+    wait_for(DELIVERY_LIMIT, "a deferred message in queue list", || {
+        listing = queue_list(data);
+        // The state is written after the attempt, the next try just after.
+        listing.contains(id)
+            && listing.contains("deferred after")
+            && listing.contains("next try in")
+    });
+    assert!(
+        listing.contains(&format!("mx.b.test[127.0.0.1]:{mx_port}")),
+        "the last error should name the MX:\n{listing}"
+    );
+    listing
+}
+
+/// Step 5: the queue tools against the running binary on a waiting
+/// message: list shows the last error, delete removes one message, flush
+/// sends another once the far side is up (long before the next retry).
+#[test]
+fn queue_tools_on_a_waiting_message() {
+    let world = World::new("e2e-queue");
+    let mx_port = free_port();
+    let a = Outpost::start(&world.a(mx_port, &["--retry", "1h"]), 1);
+    let data = a.spec.data.clone();
+
+    let doomed = a.submit("alice@a.test", "bob@b.test", MESSAGE);
+    let listing = wait_deferred(&data, &doomed, mx_port);
+    assert!(
+        listing.contains("to <bob@b.test>: deferred after 1 attempt(s): 4.4.1"),
+        "{listing}"
+    );
+    assert!(listing.contains("from <alice@a.test>"), "{listing}");
+    let line = a.wait_delivery_line(&doomed, "deferred");
+    assert!(
+        line.contains(&format!("mx.b.test[127.0.0.1]:{mx_port}")),
+        "{line}"
+    );
+    let (code, shown) = queue(&data, &["show", &doomed]);
+    assert_eq!(code, 0, "{shown}");
+    assert!(
+        shown.contains(&doomed) && shown.contains("Subject: end to end"),
+        "{shown}"
+    );
+
+    let (code, text) = queue(&data, &["delete", &doomed]);
+    assert_eq!(code, 0, "{text}");
+    assert!(queue_is_empty(&data));
+    let (code, text) = queue(&data, &["show", &doomed]);
+    assert_eq!(code, 1, "{text}");
+
+    let waiting = a.submit("alice@a.test", "bob@b.test", MESSAGE);
+    wait_deferred(&data, &waiting, mx_port);
+    let b = Outpost::start(&world.b(mx_port), 1);
+    let (code, text) = queue(&data, &["flush"]);
+    assert_eq!(code, 0, "{text}");
+    wait_for(DELIVERY_LIMIT, "delivery after flush", || {
+        !maildir(&b.spec.data, "b.test", "bob").is_empty() && queue_is_empty(&data)
+    });
+    let files = maildir(&b.spec.data, "b.test", "bob");
+    assert_eq!(files.len(), 1, "the deleted message came through");
+    check_delivered_copy(&files[0], "alice@a.test");
+    a.wait_delivery_line(&waiting, "sent");
+    assert!(a.delivery_line(&doomed, "sent").is_none());
+}
+
+/// Step 6: SIGTERM with an undeliverable message queued: exit status 0,
+/// and the message is still queued after a restart.
+#[test]
+fn sigterm_keeps_the_waiting_message() {
+    let world = World::new("e2e-sigterm");
+    let mx_port = free_port();
+    let mut a = Outpost::start(&world.a(mx_port, &["--retry", "1h"]), 1);
+    let data = a.spec.data.clone();
+    let id = a.submit("alice@a.test", "bob@b.test", MESSAGE);
+    wait_deferred(&data, &id, mx_port);
+
+    let status = a.terminate();
+    assert!(
+        status.success(),
+        "exit after SIGTERM: {status}\n{}",
+        a.log_text()
+    );
+    assert!(
+        a.log_text().contains("received a stop signal"),
+        "{}",
+        a.log_text()
+    );
+    assert!(queue_list(&data).contains(&id), "lost at SIGTERM");
+
+    a.restart(2);
+    // The restarted server keeps the schedule (next try in about an hour)
+    // and the message waits; once the MX is up, a flush sends it.
+    std::thread::sleep(Duration::from_millis(1000));
+    let listing = queue_list(&data);
+    assert!(listing.contains(&id), "{listing}");
+    assert!(listing.contains("next try in"), "{listing}");
+    let b = Outpost::start(&world.b(mx_port), 1);
+    let (code, text) = queue(&data, &["flush"]);
+    assert_eq!(code, 0, "{text}");
+    wait_for(DELIVERY_LIMIT, "delivery after the restart", || {
+        !maildir(&b.spec.data, "b.test", "bob").is_empty() && queue_is_empty(&data)
+    });
+    assert_eq!(maildir(&b.spec.data, "b.test", "bob").len(), 1);
+    a.wait_delivery_line(&id, "sent");
+}
+
+/// SIGTERM while a delivery waits on an MX that accepted the connection
+/// but never greets: the server still exits promptly with status 0 and
+/// the message stays queued (it was not delivered).
+#[test]
+fn sigterm_during_a_stalled_delivery_exits_promptly() {
+    let world = World::new("e2e-stall");
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mx_port = silent.local_addr().unwrap().port();
+    let mut a = Outpost::start(&world.a(mx_port, &["--retry", "1h"]), 1);
+    let id = a.submit("alice@a.test", "bob@b.test", MESSAGE);
+    // The connection is in the backlog (or accepted): A now waits for 220.
+    let (_held, _) = silent.accept().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    let status = a.terminate();
+    let took = started.elapsed();
+    assert!(status.success(), "{status}\n{}", a.log_text());
+    assert!(
+        took < Duration::from_secs(10),
+        "SIGTERM took {took:?} with a stalled delivery\n{}",
+        a.log_text()
+    );
+    // The cut-short attempt is not held against the message: it goes
+    // again first thing after a restart, not in an hour.
+    let listing = queue_list(&a.spec.data);
+    assert!(listing.contains(&id), "{listing}");
+    assert!(!listing.contains("next try in"), "{listing}");
+}
