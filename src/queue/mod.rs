@@ -182,7 +182,14 @@ struct Staged {
     id: QueueId,
     tmp_msg: PathBuf,
     tmp_env: PathBuf,
+    /// The two written files, still to be synced.
+    files: [File; 2],
 }
+
+/// The fsyncs of one batch run on up to this many threads at once: the
+/// file system joins concurrent syncs into one journal commit, so a batch
+/// costs about one commit instead of one per file (group commit).
+const SYNC_THREADS: usize = 16;
 
 impl Spool {
     /// Opens (creating with mode 0700) `<data_dir>/queue/`, naming this
@@ -232,6 +239,7 @@ impl Spool {
     pub fn store_batch(&self, messages: &[&NewMessage]) -> Vec<Result<QueueId, QueueError>> {
         let mut staged: Vec<Result<Staged, QueueError>> =
             messages.iter().map(|m| self.stage(m)).collect();
+        sync_staged(&mut staged);
         for slot in staged.iter_mut() {
             if let Ok(files) = slot {
                 if let Err(error) = self.put_in_place(files) {
@@ -346,7 +354,7 @@ impl Spool {
         // Do not resurrect a message deleted meanwhile (`queue delete`).
         fs::metadata(&msg_path).map_err(io_error(&msg_path))?;
         let tmp = self.dir.join(format!("{id}.env.update.tmp"));
-        write_synced(&tmp, &[&envfile::render(message)], false)?;
+        write_synced(&tmp, &[&envfile::render(message)])?;
         let env_path = self.env_path(id);
         if let Err(source) = fs::rename(&tmp, &env_path) {
             let _ = fs::remove_file(&tmp);
@@ -428,18 +436,20 @@ impl Spool {
             message_length: (header.len() + message.body.len()) as u64,
             message_sha256: envfile::hex(digest.finish().as_ref()),
         };
-        let staged = Staged {
-            tmp_msg: self.dir.join(format!("{id}.msg.tmp")),
-            tmp_env: self.dir.join(format!("{id}.env.tmp")),
-            id,
-        };
-        let written = write_synced(&staged.tmp_msg, &[header.as_bytes(), &message.body], true)
-            .and_then(|()| write_synced(&staged.tmp_env, &[&envfile::render(&queued)], true));
+        let tmp_msg = self.dir.join(format!("{id}.msg.tmp"));
+        let tmp_env = self.dir.join(format!("{id}.env.tmp"));
+        let written = write_new(&tmp_msg, &[header.as_bytes(), &message.body])
+            .and_then(|msg| Ok([msg, write_new(&tmp_env, &[&envfile::render(&queued)])?]));
         match written {
-            Ok(()) => Ok(staged),
+            Ok(files) => Ok(Staged {
+                id,
+                tmp_msg,
+                tmp_env,
+                files,
+            }),
             Err(error) => {
-                let _ = fs::remove_file(&staged.tmp_msg);
-                let _ = fs::remove_file(&staged.tmp_env);
+                let _ = fs::remove_file(&tmp_msg);
+                let _ = fs::remove_file(&tmp_env);
                 Err(error)
             }
         }
@@ -593,21 +603,84 @@ fn create_private_dir(dir: &Path) -> Result<(), QueueError> {
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io_error(dir))
 }
 
-/// Writes `parts` to a new 0600 file at `path` and fsyncs it. `exclusive`
-/// refuses to overwrite (two messages can never share a file).
-fn write_synced(path: &Path, parts: &[&[u8]], exclusive: bool) -> Result<(), QueueError> {
-    let mut options = OpenOptions::new();
-    options.write(true).mode(0o600);
-    if exclusive {
-        options.create_new(true);
-    } else {
-        options.create(true).truncate(true);
+/// Writes `parts` to a new 0600 file at `path` (never overwriting: two
+/// messages can never share a file) and returns it, not yet synced.
+fn write_new(path: &Path, parts: &[&[u8]]) -> Result<File, QueueError> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io_error(path))?;
+    for part in parts {
+        file.write_all(part).map_err(io_error(path))?;
     }
-    let mut file = options.open(path).map_err(io_error(path))?;
+    Ok(file)
+}
+
+/// Writes `parts` to a 0600 file at `path`, replacing it, and fsyncs it.
+fn write_synced(path: &Path, parts: &[&[u8]]) -> Result<(), QueueError> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io_error(path))?;
     for part in parts {
         file.write_all(part).map_err(io_error(path))?;
     }
     file.sync_all().map_err(io_error(path))
+}
+
+/// Fsyncs every staged file, on up to [`SYNC_THREADS`] threads at once. A
+/// message whose files fail to sync becomes an error and its temporary
+/// files are removed: it was never acknowledged.
+fn sync_staged(staged: &mut [Result<Staged, QueueError>]) {
+    let jobs: Vec<SyncJob> = staged
+        .iter()
+        .enumerate()
+        .filter_map(|(i, slot)| Some((i, slot.as_ref().ok()?)))
+        .flat_map(|(i, s)| [(i, &s.files[0], &*s.tmp_msg), (i, &s.files[1], &*s.tmp_env)])
+        .collect();
+    let per_thread = jobs.len().div_ceil(SYNC_THREADS).max(1);
+    let failures: Vec<(usize, QueueError)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = jobs
+            .chunks(per_thread)
+            .map(|chunk| (chunk, scope.spawn(move || sync_files(chunk))))
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|(chunk, worker)| {
+                worker.join().unwrap_or_else(|_| {
+                    let panicked = || io::Error::other("the sync thread panicked");
+                    chunk
+                        .iter()
+                        .map(|&(i, _, path)| (i, io_error(path)(panicked())))
+                        .collect()
+                })
+            })
+            .collect()
+    });
+    for (i, error) in failures {
+        if let Some(slot) = staged.get_mut(i) {
+            if let Ok(files) = slot {
+                let _ = fs::remove_file(&files.tmp_msg);
+                let _ = fs::remove_file(&files.tmp_env);
+                *slot = Err(error);
+            }
+        }
+    }
+}
+
+/// A file to sync: the index of its message in the batch, the file, its path.
+type SyncJob<'a> = (usize, &'a File, &'a Path);
+
+/// Syncs `jobs` one after another; returns the failures.
+fn sync_files(jobs: &[SyncJob]) -> Vec<(usize, QueueError)> {
+    jobs.iter()
+        .filter_map(|&(i, file, path)| Some((i, file.sync_all().map_err(io_error(path)).err()?)))
+        .collect()
 }
 
 #[cfg(test)]
