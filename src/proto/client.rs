@@ -522,7 +522,13 @@ impl Client {
             State::Rcpt(i) => self.on_rcpt_reply(i, reply, out),
             State::Data => self.on_data_reply(reply, out),
             State::Body => {
-                if self.mail_failure.is_none() && !self.accepted.is_empty() {
+                if self.mail_failure.is_some() {
+                    // The empty message after a pipelined DATA that was
+                    // accepted although MAIL failed: the recipients get the
+                    // MAIL reply, not this one (RFC 2920 §3.1).
+                    return Some(self.end_after_mail_failure(out));
+                }
+                if !self.accepted.is_empty() {
                     let outcome = Outcome::from_reply(reply);
                     for &i in &self.accepted {
                         self.outcomes[i] = Some(outcome.clone());
@@ -1101,6 +1107,23 @@ mod tests {
         assert!(out.ends_with(b"DATA\r\nQUIT\r\n"));
         for o in &report.outcomes {
             assert!(matches!(o, Outcome::Permanent(r) if r.code == 553));
+        }
+    }
+
+    #[test]
+    fn client_fuzz_pipelined_mail_refused_then_354_keeps_the_mail_reply() {
+        // Found by the client fuzz target: the server refuses MAIL but
+        // answers the pipelined DATA with 354. The empty message goes out,
+        // and the recipients must fail with the MAIL reply, not end up
+        // without an outcome (which became a transient "no answer").
+        let server = b"220 mx\r\n250-mx\r\n250 PIPELINING\r\n\
+            553 5.7.1 Sender rejected\r\n503 5.5.1 No MAIL\r\n503 5.5.1 No MAIL\r\n\
+            354 go ahead\r\n554 5.5.1 No valid recipients\r\n";
+        let (out, _, report) = run_all_splits(params(&["a@x.test", "b@x.test"]), server);
+        assert!(out.ends_with(b"DATA\r\n.\r\nQUIT\r\n"));
+        assert_eq!(report.end, SessionEnd::Completed);
+        for o in &report.outcomes {
+            assert!(matches!(o, Outcome::Permanent(r) if r.code == 553), "{o:?}");
         }
     }
 
