@@ -790,6 +790,11 @@ impl Client {
             self.state = State::Body;
             return None;
         }
+        if reply.code / 100 == 2 {
+            // RFC 5321 §4.3.2: DATA is answered with 354 or an error. A 2xx
+            // before any body was sent cannot mean the message was taken.
+            return Some(self.broken("the server answered DATA with 2xx instead of 354", out));
+        }
         if !self.accepted.is_empty() {
             let outcome = Outcome::from_reply(reply);
             for &i in &self.accepted {
@@ -1125,6 +1130,19 @@ mod tests {
         for o in &report.outcomes {
             assert!(matches!(o, Outcome::Permanent(r) if r.code == 553), "{o:?}");
         }
+    }
+
+    #[test]
+    fn client_fuzz_data_answered_with_250_is_not_a_delivery() {
+        // Found by the client fuzz target: a 250 to DATA (instead of 354)
+        // marked the accepted recipients Delivered although no body was
+        // ever sent.
+        let server = b"220 mx\r\n250 mx\r\n250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n\
+            250 2.0.0 Ok: queued\r\n";
+        let (out, _, report) = run_all_splits(params(&["a@x.test"]), server);
+        assert!(out.ends_with(b"DATA\r\nQUIT\r\n"));
+        assert!(matches!(&report.outcomes[0], Outcome::Transient(_)), "{report:?}");
+        assert!(matches!(report.end, SessionEnd::Protocol(_)));
     }
 
     #[test]
