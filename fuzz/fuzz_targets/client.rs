@@ -399,12 +399,15 @@ fuzz_target!(|data: &[u8]| {
     // The reply being collected: its lines (text after the code) and code.
     let mut line = Vec::new();
     let mut lines: Vec<String> = Vec::new();
+    let mut reply_code: Option<u16> = None;
     'chunks: for chunk in common::chunks(pattern, &stream) {
         let mut rest = chunk;
         while !rest.is_empty() {
-            // Cut the chunk after the next complete reply.
+            // Cut the chunk after the next complete reply, or after a line
+            // that is no reply line at all (the client gives up there).
             let mut cut = rest.len();
             let mut completed = None;
+            let mut broken = false;
             for (i, &b) in rest.iter().enumerate() {
                 line.push(b);
                 if b != b'\n' {
@@ -414,17 +417,33 @@ fuzz_target!(|data: &[u8]| {
                 if l.last() == Some(&b'\r') {
                     l = &l[..l.len() - 1];
                 }
-                let text = String::from_utf8_lossy(l).into_owned();
-                lines.push(text.get(4..).unwrap_or("").to_string());
-                let last = l.len() == 3 || l.get(3) == Some(&b' ');
                 let code = l
                     .get(..3)
+                    .filter(|c| c.iter().all(u8::is_ascii_digit))
                     .and_then(|c| std::str::from_utf8(c).ok())
-                    .and_then(|c| c.parse::<u16>().ok());
+                    .and_then(|c| c.parse::<u16>().ok())
+                    .filter(|c| (200..600).contains(c));
+                let separator_ok = matches!(l.get(3), None | Some(b' ') | Some(b'-'));
+                if code.is_none() || !separator_ok || (reply_code.is_some() && reply_code != code) {
+                    cut = i + 1;
+                    broken = true;
+                    break;
+                }
+                reply_code = code;
+                let text = String::from_utf8_lossy(l).into_owned();
+                lines.push(text.get(4..).unwrap_or("").to_string());
+                let last = l.get(3) != Some(&b'-');
                 line.clear();
                 if last {
                     cut = i + 1;
                     completed = Some((code.unwrap_or(0), std::mem::take(&mut lines)));
+                    reply_code = None;
+                    break;
+                }
+                if lines.len() >= 100 {
+                    // MAX_REPLY_LINES: the client gives up.
+                    cut = i + 1;
+                    broken = true;
                     break;
                 }
             }
@@ -432,13 +451,12 @@ fuzz_target!(|data: &[u8]| {
             rest = tail;
             let before = out.len();
             let action = client.receive(piece, &mut out);
-            if let Some((code, reply_lines)) = &completed {
-                if !client.is_done() || action == Some(ClientAction::Done) {
-                    // The client read it as a reply (a broken one ends the
-                    // session instead; then the model needs nothing more).
-                    if (200..600).contains(code) {
-                        model.on_reply(*code, reply_lines);
-                    }
+            if broken {
+                assert_eq!(action, Some(ClientAction::Done), "a broken reply line was accepted");
+            } else if let Some((code, reply_lines)) = &completed {
+                // An over-long line may have ended the session before.
+                if !client.is_done() || action.is_some() {
+                    model.on_reply(*code, reply_lines);
                 }
             }
             model.on_output(&out[before..]);
@@ -449,6 +467,7 @@ fuzz_target!(|data: &[u8]| {
                     // Bytes read with the 220 are plaintext: dropped.
                     line.clear();
                     lines.clear();
+                    reply_code = None;
                     model.tls = true;
                     model.pending.clear();
                     let before = out.len();
