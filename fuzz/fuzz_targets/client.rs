@@ -256,7 +256,11 @@ impl Model {
     fn on_output(&mut self, mut out: &[u8]) {
         let batch_has_mail = out.starts_with(b"MAIL ") || contains(out, b"\r\nMAIL ");
         while !out.is_empty() {
-            assert!(!self.quit, "bytes after QUIT: {:?}", String::from_utf8_lossy(out));
+            assert!(
+                !self.quit,
+                "bytes after QUIT: {:?}",
+                String::from_utf8_lossy(out)
+            );
             if self.data_go {
                 let full = !self.stuffed.is_empty() && out.starts_with(&self.stuffed);
                 if full || out.starts_with(b".\r\n") {
@@ -279,7 +283,9 @@ impl Model {
             let end = out
                 .windows(2)
                 .position(|w| w == b"\r\n")
-                .unwrap_or_else(|| panic!("unterminated output {:?}", String::from_utf8_lossy(out)));
+                .unwrap_or_else(|| {
+                    panic!("unterminated output {:?}", String::from_utf8_lossy(out))
+                });
             let line = &out[..end];
             out = &out[end + 2..];
             assert!(end + 2 <= 512, "command line of {} octets", end + 2);
@@ -336,7 +342,8 @@ impl Model {
                 _ if self.pending.back() == Some(&Sent::Auth) || self.pending.is_empty() => {
                     // An AUTH continuation (reaction to a 334): base64 only.
                     assert!(
-                        line.iter().all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(b)),
+                        line.iter()
+                            .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(b)),
                         "unexpected line {text:?}"
                     );
                     self.sent_credentials();
@@ -347,7 +354,10 @@ impl Model {
     }
 
     fn sent_credentials(&mut self) {
-        assert!(self.params.credentials.is_some(), "AUTH without credentials");
+        assert!(
+            self.params.credentials.is_some(),
+            "AUTH without credentials"
+        );
         assert!(
             self.tls || self.params.tls != TlsPolicy::Required,
             "credentials sent before TLS while TLS is required"
@@ -380,7 +390,11 @@ fuzz_target!(|data: &[u8]| {
     let params = params(p, mode);
     let bare = has_bare_newline(&params.body);
     let mut model = Model {
-        stuffed: if bare { Vec::new() } else { stuffed(&params.body) },
+        stuffed: if bare {
+            Vec::new()
+        } else {
+            stuffed(&params.body)
+        },
         eight_bit: params.eight_bit_mime || params.body.iter().any(|&b| b >= 0x80),
         tls: params.tls_active,
         params: params.clone(),
@@ -452,7 +466,11 @@ fuzz_target!(|data: &[u8]| {
             let before = out.len();
             let action = client.receive(piece, &mut out);
             if broken {
-                assert_eq!(action, Some(ClientAction::Done), "a broken reply line was accepted");
+                assert_eq!(
+                    action,
+                    Some(ClientAction::Done),
+                    "a broken reply line was accepted"
+                );
             } else if let Some((code, reply_lines)) = &completed {
                 // An over-long line may have ended the session before.
                 if !client.is_done() || action.is_some() {
@@ -495,11 +513,18 @@ fuzz_target!(|data: &[u8]| {
                 delivered,
                 "recipient {i} Delivered without a 2xx RCPT and a 2xx after the body"
             ),
-            _ => assert!(!delivered, "recipient {i} accepted and delivered: {outcome:?}"),
+            _ => assert!(
+                !delivered,
+                "recipient {i} accepted and delivered: {outcome:?}"
+            ),
         }
         if ended_itself {
             assert!(
-                !outcome.reply().lines.iter().any(|l| l.contains("No answer for")),
+                !outcome
+                    .reply()
+                    .lines
+                    .iter()
+                    .any(|l| l.contains("No answer for")),
                 "recipient {i} left without an outcome by a finished session: {outcome:?}"
             );
         }

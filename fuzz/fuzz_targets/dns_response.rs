@@ -103,9 +103,8 @@ fn build(qtype: QueryType, recipe: &[u8]) -> Vec<u8> {
 }
 
 fn check(bytes: &[u8], qtype: QueryType, result: &Result<Response, DnsError>) {
-    let header_ok = bytes.len() >= 12
-        && u16::from_be_bytes([bytes[0], bytes[1]]) == ID
-        && bytes[2] & 0x80 != 0;
+    let header_ok =
+        bytes.len() >= 12 && u16::from_be_bytes([bytes[0], bytes[1]]) == ID && bytes[2] & 0x80 != 0;
     match result {
         Ok(Response::Truncated) => assert!(header_ok && bytes[2] & 0x02 != 0),
         Err(DnsError::NxDomain) => assert!(header_ok && bytes[3] & 0x0f == 3),
@@ -117,7 +116,11 @@ fn check(bytes: &[u8], qtype: QueryType, result: &Result<Response, DnsError>) {
         Ok(Response::Records(records)) => {
             assert!(header_ok && bytes[2] & 0x02 == 0 && bytes[3] & 0x0f == 0);
             let packet = Packet::parse(bytes).expect("accepted but simple-dns cannot parse it");
-            assert_eq!(packet.questions.len(), 1, "records for a reply to several questions");
+            assert_eq!(
+                packet.questions.len(),
+                1,
+                "records for a reply to several questions"
+            );
             let q = &packet.questions[0];
             assert_eq!(q.qtype, QTYPE::TYPE(type_of(qtype)));
             assert_eq!(bare(&q.qname), QNAME);
@@ -142,7 +145,8 @@ fn check(bytes: &[u8], qtype: QueryType, result: &Result<Response, DnsError>) {
                     names.contains(&bare(&rr.name))
                         && match (&rr.rdata, record) {
                             (RData::MX(mx), Record::Mx(got)) => {
-                                mx.preference == got.preference && bare(&mx.exchange) == got.exchange
+                                mx.preference == got.preference
+                                    && bare(&mx.exchange) == got.exchange
                             }
                             (RData::A(a), Record::A(got)) => Ipv4Addr::from(a.address) == *got,
                             (RData::AAAA(a), Record::Aaaa(got)) => {

@@ -68,11 +68,16 @@ fn headers(lines: &[&[u8]]) -> (Vec<(String, String)>, usize) {
         no_controls(l);
         let text = String::from_utf8_lossy(l);
         if l[0] == b' ' || l[0] == b'\t' {
-            let last = fields.last_mut().expect("continuation line before any field");
+            let last = fields
+                .last_mut()
+                .expect("continuation line before any field");
             last.1.push_str(&text);
         } else {
             let (name, value) = text.split_once(':').expect("header line without a colon");
-            assert!(!name.is_empty() && !name.contains(' '), "bad field name {name:?}");
+            assert!(
+                !name.is_empty() && !name.contains(' '),
+                "bad field name {name:?}"
+            );
             fields.push((name.to_ascii_lowercase(), value.trim().to_string()));
         }
     }
@@ -106,7 +111,10 @@ fn split(msg: &[u8]) -> (String, Vec<Part<'_>>) {
         .and_then(|(_, b)| b.split_once('"'))
         .map(|(b, _)| b.to_string())
         .expect("no boundary");
-    assert!(!boundary.is_empty() && boundary.len() <= 70, "RFC 2046 §5.1.1");
+    assert!(
+        !boundary.is_empty() && boundary.len() <= 70,
+        "RFC 2046 §5.1.1"
+    );
     let delimiter = format!("--{boundary}");
     let close = format!("--{boundary}--");
     let mut parts: Vec<Vec<&[u8]>> = Vec::new();
@@ -176,7 +184,11 @@ fn check(msg: &[u8], input: &DsnInput<'_>) -> String {
     let (message, recipients) = groups.split_first().expect("per-message fields");
     let (message_fields, _) = headers(message);
     assert!(field(&message_fields, "reporting-mta").is_some());
-    assert_eq!(recipients.len(), input.recipients.len(), "one group per recipient");
+    assert_eq!(
+        recipients.len(),
+        input.recipients.len(),
+        "one group per recipient"
+    );
     for (group, r) in recipients.iter().zip(input.recipients) {
         let (fields, _) = headers(group);
         for name in ["final-recipient", "action", "status"] {
@@ -193,7 +205,10 @@ fn check(msg: &[u8], input: &DsnInput<'_>) -> String {
         };
         assert_eq!(field(&fields, "action"), Some(action));
         let Enhanced(c, s, d) = r.status;
-        assert_eq!(field(&fields, "status"), Some(format!("{c}.{s}.{d}").as_str()));
+        assert_eq!(
+            field(&fields, "status"),
+            Some(format!("{c}.{s}.{d}").as_str())
+        );
     }
     boundary
 }
@@ -235,7 +250,11 @@ fuzz_target!(|data: &[u8]| {
                 original_recipient: (flags & 0x40 != 0).then(|| orcpt.clone()),
                 action,
                 status: Enhanced(
-                    if action == Action::Delivered { 2 } else { 4 + (i as u8 & 1) },
+                    if action == Action::Delivered {
+                        2
+                    } else {
+                        4 + (i as u8 & 1)
+                    },
                     seed[i] as u16,
                     seed[i + 1] as u16 * 3,
                 ),
