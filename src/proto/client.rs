@@ -1141,7 +1141,10 @@ mod tests {
             250 2.0.0 Ok: queued\r\n";
         let (out, _, report) = run_all_splits(params(&["a@x.test"]), server);
         assert!(out.ends_with(b"DATA\r\nQUIT\r\n"));
-        assert!(matches!(&report.outcomes[0], Outcome::Transient(_)), "{report:?}");
+        assert!(
+            matches!(&report.outcomes[0], Outcome::Transient(_)),
+            "{report:?}"
+        );
         assert!(matches!(report.end, SessionEnd::Protocol(_)));
     }
 
