@@ -6,6 +6,7 @@ with the control bytes its fuzz target reads (see the target's doc comment),
 then the payload. Re-running rewrites the same files.
 """
 import base64
+import hashlib
 import os
 import shutil
 
@@ -122,7 +123,7 @@ def write(target, name, data):
 
 def main():
     for target in ["line_splitter", "command_parser", "dot_unstuffer", "address_parser",
-                   "sasl_decode", "session"]:
+                   "sasl_decode", "session", "client", "dsn", "dns_response", "envelope_file"]:
         shutil.rmtree(os.path.join(HERE, target), ignore_errors=True)
 
     lines = []
@@ -172,6 +173,150 @@ def main():
                               b"  " + PLAIN_GOOD, PLAIN_GOOD.rstrip(b"="), b"VXNlcm5hbWU6",
                               b"\0alice@example.com\0secret", b"alice@example.com\0alice@example.com\0secret"]):
         write("sasl_decode", f"response_{i:02}", line)
+
+
+    # client: params byte, mode byte (even: raw replies), chunk pattern, the
+    # server's replies. Params: bits 0-1 TLS policy (never, opportunistic,
+    # required, required and already on), 0x04 credentials, 0x08 8-bit body,
+    # 0x10 SMTPUTF8, 0x20 DSN params, 0x40 BODY=8BITMIME, 0x80 three rcpts.
+    greet = crlf(b"220 mx.example.com ESMTP Postfix")
+    ehlo_full = crlf(b"250-mx.example.com", b"250-PIPELINING", b"250-SIZE 10240000",
+                     b"250-STARTTLS", b"250-AUTH PLAIN LOGIN", b"250-ENHANCEDSTATUSCODES",
+                     b"250-8BITMIME", b"250-DSN", b"250-SMTPUTF8", b"250 CHUNKING")
+    ehlo_tls = crlf(b"250-mx.example.com", b"250-PIPELINING", b"250-SIZE 10240000",
+                    b"250-AUTH PLAIN LOGIN", b"250-8BITMIME", b"250-DSN", b"250 SMTPUTF8")
+    ehlo_plain = crlf(b"250-mx.example.com", b"250 SIZE 1000000")
+    ok_mail, ok_rcpt = crlf(b"250 2.1.0 Ok"), crlf(b"250 2.1.5 Ok")
+    go, queued = crlf(b"354 End data with <CR><LF>.<CR><LF>"), crlf(b"250 2.0.0 Ok: queued as 4711")
+    client_seeds = [
+        ("plain_1rcpt", 0x00, greet + ehlo_plain + ok_mail + ok_rcpt + go + queued),
+        ("plain_3rcpt_one_refused", 0x80, greet + ehlo_plain + ok_mail + ok_rcpt
+         + crlf(b"550 5.1.1 No such user") + ok_rcpt + go + queued),
+        ("pipelined_3rcpt", 0x80, greet + ehlo_tls + ok_mail + ok_rcpt + ok_rcpt
+         + crlf(b"452 4.5.3 Too many recipients") + go + queued),
+        ("pipelined_mail_refused_354", 0x80, greet + ehlo_tls + crlf(b"553 5.7.1 Sender rejected")
+         + crlf(b"503 5.5.1 No MAIL", b"503 5.5.1 No MAIL", b"503 5.5.1 No MAIL") + go
+         + crlf(b"554 5.5.1 No valid recipients")),
+        ("starttls_auth_plain", 0x06, greet + ehlo_full + crlf(b"220 2.0.0 Ready to start TLS")
+         + ehlo_tls + crlf(b"235 2.7.0 Authentication successful") + ok_mail + ok_rcpt + go + queued),
+        ("starttls_injection", 0x06, greet + ehlo_full + crlf(b"220 2.0.0 Ready to start TLS")
+         + crlf(b"250-evil", b"250 AUTH PLAIN") + ehlo_tls
+         + crlf(b"235 2.7.0 ok") + ok_mail + ok_rcpt + go + queued),
+        ("tls_required_not_offered", 0x06, greet + ehlo_plain),
+        ("auth_login", 0x07, greet + crlf(b"250-mx", b"250 AUTH LOGIN") + crlf(b"334 UGFzc3dvcmQ6")
+         + crlf(b"235 2.7.0 ok") + ok_mail + ok_rcpt + go + queued),
+        ("auth_plain_empty_challenge_refused", 0x07, greet + crlf(b"250-mx", b"250 AUTH PLAIN")
+         + crlf(b"334 ") + crlf(b"535 5.7.8 Authentication credentials invalid")),
+        ("eightbit_smtputf8_dsn", 0xF9, greet + ehlo_tls + ok_mail + ok_rcpt + ok_rcpt + ok_rcpt + go + queued),
+        ("eightbit_no_8bitmime", 0x08, greet + ehlo_plain),
+        ("ehlo_refused_helo", 0x00, greet + crlf(b"502 5.5.1 EHLO not implemented")
+         + crlf(b"250 mx") + ok_mail + ok_rcpt + go + queued),
+        ("greeting_554", 0x00, crlf(b"554 5.7.1 No service")),
+        ("multiline_greeting_and_4xx", 0x80, crlf(b"220-mx.example.com", b"220-welcome", b"220 ESMTP")
+         + ehlo_plain + ok_mail + crlf(b"450-4.2.1 busy", b"450 4.2.1 try later")
+         + crlf(b"451 4.3.0 later") + ok_rcpt + go + crlf(b"451 4.3.0 Error in processing")),
+        ("data_refused", 0x00, greet + ehlo_plain + ok_mail + ok_rcpt + crlf(b"554 5.5.1 No valid recipients")),
+        ("final_552", 0x80, greet + ehlo_tls + ok_mail + ok_rcpt + ok_rcpt + ok_rcpt + go
+         + crlf(b"552 5.3.4 Message too big")),
+        ("421_mid_session", 0x00, greet + ehlo_plain + crlf(b"421 4.7.0 Closing connection")),
+        ("overlong_line", 0x00, greet + b"250-" + b"x" * 1100 + b"\r\n"),
+        ("code_changes", 0x00, greet + crlf(b"250-mx", b"251 oops")),
+        ("bare_lf_replies", 0x00, b"220 mx\n250-mx\n250 8BITMIME\n250 ok\n250 ok\n354 go\n250 ok\n"),
+    ]
+    for name, params, stream in client_seeds:
+        write("client", name, bytes([params, 0x00]) + MIXED + stream)
+        write("client", name + "_bytes", bytes([params, 0x00]) + BYTE_BY_BYTE + stream)
+    write("client", "tokens", bytes([0x80, 0x01]) + ONE_PACKET + bytes(range(0, 60)))
+
+    # dsn: flags (bit 7 RET=FULL, 0x08 RET=HDRS, 0x40 ORCPT, 0x04 ENVID,
+    # bits 4-5 recipients - 1, low bits actions), 8 seed bytes, fields split
+    # by 0xFF: original, diagnostic, address, envid, orcpt, remote MTA,
+    # reporting MTA, sender, date.
+    date = b"Tue, 05 Mar 2024 14:03:09 +0000"
+    def dsn(flags, original, diag, addr=b"bob@example.com", envid=b"QQ314159",
+            orcpt=b"rfc822;bob+40example.com", remote=b"mx.example.com",
+            host=b"out.example.org", sender=b"alice@example.org"):
+        return bytes([flags]) + b"\x01\x02\x03\x04\x05\x06\x07\x08" + b"\xff".join(
+            [original, diag, addr, envid, orcpt, remote, host, sender, date])
+    long_header = b"X-Long: " + b"a" * 2000 + b"\r\n"
+    for i, (flags, original, diag) in enumerate([
+            (0x44, MESSAGE, b"550 5.1.1 <bob@example.com>: Recipient address rejected"),
+            (0xC4, MESSAGE, b"552-5.2.2 mailbox full\r\n552 5.2.2 try later"),
+            (0x31, MESSAGE, b"451 4.4.1 connect to mx.example.com[192.0.2.1]:25: Connection refused"),
+            (0x82, long_header + b"\n\nbody\rline\n.\n", b"250 2.0.0 Ok"),
+            (0x08, b"Subject: =?utf-8?q?caf=C3=A9?=\r\nX-Evil: a\r\n\r\n--=_outpost_0000\r\n",
+             b"550 \x00\x1b[31m evil\r\nInjected: yes"),
+            (0x00, b"no headers at all", b"\xe7\x94\xa8\xe6\x88\xb7 " * 400),
+            (0xF0, b"", b""),
+    ]):
+        write("dsn", f"report_{i:02}", dsn(flags, original, diag))
+    write("dsn", "utf8_addresses", dsn(0x44, MESSAGE, b"550 5.1.1 nope",
+                                       addr=b"j\xc3\xb6rg@example.com", orcpt=b"utf-8;j\\x{F6}rg@example.com",
+                                       sender=b"\xe7\x94\xa8\xe6\x88\xb7@example.com"))
+    write("dsn", "hostile_fields", dsn(0x4C, MESSAGE, b"550 x", addr=b"a\r\nBcc: x@y",
+                                       envid=b"a+0D+0ABcc:+20x", orcpt=b"rfc822;a+0D+0Ab",
+                                       remote=b"mx\r\n.example", host=b"out\r\nevil", sender=b"<a>\r\n"))
+
+    # dns_response: mode byte (type: % 3 MX, A, AAAA; 0x04 built; 0x08 asked
+    # as "Example.COM."; high nibble: mutation count), then a raw packet or
+    # a recipe (question byte, then (owner|kind, target) byte pairs).
+    def name(n):
+        return b"".join(bytes([len(l)]) + l for l in n.split(b".")) + b"\x00"
+    def rr(owner, rtype, rdata):
+        return owner + rtype.to_bytes(2, "big") + b"\x00\x01" + (300).to_bytes(4, "big") \
+            + len(rdata).to_bytes(2, "big") + rdata
+    def reply(qtype, answers, flags=b"\x81\x80", id_=0x4F2A, qname=b"example.com"):
+        return id_.to_bytes(2, "big") + flags + b"\x00\x01" + len(answers).to_bytes(2, "big") \
+            + b"\x00\x00\x00\x00" + name(qname) + qtype.to_bytes(2, "big") + b"\x00\x01" + b"".join(answers)
+    q = b"\xc0\x0c"  # pointer to the question's name
+    mx = reply(15, [rr(q, 15, b"\x00\x0a" + name(b"mx1.example.com")),
+                    rr(q, 15, b"\x00\x14" + name(b"mx2.example.com"))])
+    a = reply(1, [rr(q, 5, name(b"alias.example.com")),
+                  rr(name(b"alias.example.com"), 1, bytes([192, 0, 2, 1]))])
+    aaaa = reply(28, [rr(q, 28, bytes.fromhex("20010db8000000000000000000000001"))])
+    for nm, mode, pkt in [("mx", 0, mx), ("a_cname", 1, a), ("aaaa", 2, aaaa),
+                          ("mx_truncated", 0, reply(15, [], flags=b"\x83\x80")),
+                          ("nxdomain", 0, reply(15, [], flags=b"\x81\x83")),
+                          ("servfail", 1, reply(1, [], flags=b"\x81\x82")),
+                          ("wrong_id", 0, reply(15, [], id_=1)),
+                          ("other_question", 1, reply(1, [], qname=b"other.example")),
+                          ("pointer_loop", 0, mx[:-2] + b"\xc0" + bytes([len(mx) - 2]))]:
+        write("dns_response", "raw_" + nm, bytes([mode]) + pkt)
+    for nm, mode, recipe in [("built_mx", 0x04, b"\x00\x20\x03\x20\x05\x02\x03"),
+                             ("built_a_chain", 0x05, b"\x00\x00\x02\x02\x03\x33\x07\x31\x01"),
+                             ("built_aaaa_case_mutated", 0x2E, b"\x00\x41\x02\x00\x01" + b"\x10\x00\x41"),
+                             ("built_nxdomain", 0x0C, b"\x40"),
+                             ("built_cname_loop", 0x04, b"\x00\x00\x02\x02\x00\x20\x03")]:
+        write("dns_response", nm, bytes([mode]) + recipe)
+
+    # envelope_file: mode byte (bit 0 sealed: the target appends the trailer,
+    # the rest its length), 8 control bytes, the file.
+    envelope = (b"version: 1\nid: 0J5Z3K1M2N3P4Q5R\n"
+                b"arrival: 1795718460 Thu, 26 Nov 2026 18:41:00 +0000\n"
+                b"sender: alice@example.org\nclient: 192.0.2.7\nhelo: evil%0D%0Ahelo 100%25\n"
+                b"protocol: ESMTPSA\nauth-user: alice@example.org\ntls: TLSv1.3\nbody: 8BITMIME\n"
+                b"smtputf8: yes\nret: HDRS\nenvid: QQ314159\n"
+                b"message-sha256: " + hashlib.sha256(b"message").hexdigest().encode() + b"\n"
+                b"attempts: 3\nnext-attempt: 1795719000\n")
+    rcpts = (b"rcpt: bob@example.com notify=- orcpt=- state=pending attempts=0\n"
+             b"rcpt: \"odd%20guy\"@example.net notify=SUCCESS,FAILURE orcpt=rfc822;odd+20guy@example.net "
+             b"state=delivered attempts=0 report=due\n"
+             b"rcpt: carol@example.com notify=NEVER orcpt=- state=failed attempts=0\n"
+             b"reply: 550 5.1.1 No such user%0D%0Ahere\n"
+             b"rcpt: dave@example.com notify=- orcpt=- state=deferred attempts=3\n"
+             b"reply: 451 4.3.0 Try later\n")
+    minimal = (b"version: 1\nid: A\narrival: 0\nsender:\nclient:\nhelo:\nprotocol: SMTP\nauth-user:\n"
+               b"tls:\nbody:\nsmtputf8: no\nret:\nenvid:\nmessage-sha256: " + b"0" * 64 + b"\n"
+               b"attempts: 0\nnext-attempt: 0\nrcpt: a@b notify=- orcpt=- state=pending attempts=0\n")
+    def sealed(text, length):
+        body = text + b"end %d " % length
+        return body + hashlib.sha256(body).hexdigest().encode() + b"\n"
+    control = b"\x10\x00\x37\x01\x99\x00\xff\x01"
+    for nm, text in [("full", envelope + rcpts), ("delay_warned", envelope + b"delay-warned: yes\n" + rcpts),
+                     ("minimal", minimal), ("unknown_protocol", minimal.replace(b"SMTP", b"XSMTP9"))]:
+        write("envelope_file", "sealed_" + nm, bytes([0x01 | (17 << 1)]) + control + text)
+        write("envelope_file", "raw_" + nm, bytes([0x00]) + control + sealed(text, 1234))
+    write("envelope_file", "raw_torn", bytes([0x00]) + control + sealed(envelope + rcpts, 1)[:-20])
 
 
 main()

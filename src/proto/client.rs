@@ -522,7 +522,13 @@ impl Client {
             State::Rcpt(i) => self.on_rcpt_reply(i, reply, out),
             State::Data => self.on_data_reply(reply, out),
             State::Body => {
-                if self.mail_failure.is_none() && !self.accepted.is_empty() {
+                if self.mail_failure.is_some() {
+                    // The empty message after a pipelined DATA that was
+                    // accepted although MAIL failed: the recipients get the
+                    // MAIL reply, not this one (RFC 2920 §3.1).
+                    return Some(self.end_after_mail_failure(out));
+                }
+                if !self.accepted.is_empty() {
                     let outcome = Outcome::from_reply(reply);
                     for &i in &self.accepted {
                         self.outcomes[i] = Some(outcome.clone());
@@ -783,6 +789,11 @@ impl Client {
             }
             self.state = State::Body;
             return None;
+        }
+        if reply.code / 100 == 2 {
+            // RFC 5321 §4.3.2: DATA is answered with 354 or an error. A 2xx
+            // before any body was sent cannot mean the message was taken.
+            return Some(self.broken("the server answered DATA with 2xx instead of 354", out));
         }
         if !self.accepted.is_empty() {
             let outcome = Outcome::from_reply(reply);
@@ -1102,6 +1113,39 @@ mod tests {
         for o in &report.outcomes {
             assert!(matches!(o, Outcome::Permanent(r) if r.code == 553));
         }
+    }
+
+    #[test]
+    fn client_fuzz_pipelined_mail_refused_then_354_keeps_the_mail_reply() {
+        // Found by the client fuzz target: the server refuses MAIL but
+        // answers the pipelined DATA with 354. The empty message goes out,
+        // and the recipients must fail with the MAIL reply, not end up
+        // without an outcome (which became a transient "no answer").
+        let server = b"220 mx\r\n250-mx\r\n250 PIPELINING\r\n\
+            553 5.7.1 Sender rejected\r\n503 5.5.1 No MAIL\r\n503 5.5.1 No MAIL\r\n\
+            354 go ahead\r\n554 5.5.1 No valid recipients\r\n";
+        let (out, _, report) = run_all_splits(params(&["a@x.test", "b@x.test"]), server);
+        assert!(out.ends_with(b"DATA\r\n.\r\nQUIT\r\n"));
+        assert_eq!(report.end, SessionEnd::Completed);
+        for o in &report.outcomes {
+            assert!(matches!(o, Outcome::Permanent(r) if r.code == 553), "{o:?}");
+        }
+    }
+
+    #[test]
+    fn client_fuzz_data_answered_with_250_is_not_a_delivery() {
+        // Found by the client fuzz target: a 250 to DATA (instead of 354)
+        // marked the accepted recipients Delivered although no body was
+        // ever sent.
+        let server = b"220 mx\r\n250 mx\r\n250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n\
+            250 2.0.0 Ok: queued\r\n";
+        let (out, _, report) = run_all_splits(params(&["a@x.test"]), server);
+        assert!(out.ends_with(b"DATA\r\nQUIT\r\n"));
+        assert!(
+            matches!(&report.outcomes[0], Outcome::Transient(_)),
+            "{report:?}"
+        );
+        assert!(matches!(report.end, SessionEnd::Protocol(_)));
     }
 
     #[test]
