@@ -143,7 +143,9 @@ fn attempt(ctx: &Context, id: &str, injected: &mut Vec<QueueId>) -> Result<Next,
     let mut remote_mta: HashMap<usize, String> = HashMap::new();
     let mut attempted = false;
     let mut interrupted = false;
-    for (destination, indices) in group(ctx, &message) {
+    let groups = group(ctx, &message);
+    let last_group = groups.len().saturating_sub(1);
+    for (group_index, (destination, indices)) in groups.into_iter().enumerate() {
         if ctx.stopping.load(Ordering::Relaxed) {
             interrupted = true;
             break;
@@ -210,8 +212,11 @@ fn attempt(ctx: &Context, id: &str, injected: &mut Vec<QueueId>) -> Result<Next,
             }
         }
         // Written right after each group: a restart must neither lose nor
-        // repeat what this group did.
-        ctx.spool.update(id, &message)?;
+        // repeat what this group did. The last group's outcome is written
+        // below, together with what follows from it.
+        if group_index < last_group {
+            ctx.spool.update(id, &message)?;
+        }
     }
 
     // A connection the shutdown closed says nothing about the peer: the
@@ -268,7 +273,12 @@ fn attempt(ctx: &Context, id: &str, injected: &mut Vec<QueueId>) -> Result<Next,
             }
         }
     }
-    ctx.spool.update(id, &message)?;
+    let reports_due = message.report_due.iter().any(|&due| due);
+    if open(&message) || reports_due {
+        ctx.spool.update(id, &message)?;
+    }
+    // Otherwise every recipient is final and nobody is to be told: the
+    // removal below is the durable record (one sync instead of three).
 
     let retry_until = message
         .arrival
