@@ -666,7 +666,6 @@ mod tests {
                     } else {
                         Ok(())
                     };
-                    drop(keep);
                     let kept = result.is_ok().then_some(out);
                     return (kept, Some((i + 3, result)), size);
                 }
