@@ -2,8 +2,8 @@
 //! read boundary, and the dot-stuffer used when sending.
 //!
 //! The unstuffer is a small state machine with a fast path: runs of clean
-//! lines are checked 64 bytes at a time with bit masks of their CRs, LFs
-//! and dots, and copied with one `extend_from_slice` per run, so a big body
+//! lines are found with one `memchr(LF)` per line and one count of CRs per
+//! run, and copied with one `extend_from_slice` per run, so a big body
 //! costs about one scan and one copy. Anything unusual (a leading dot, a
 //! bare CR or LF, a long line, a chunk's end) goes through the state
 //! machine, which scans with `memchr2(CR, LF)`.
@@ -13,7 +13,7 @@
 //! counts as a line end, so `\n.\n`, `\n.\r\n`, `\r.\r\n` and friends are
 //! neither an end of data here nor accepted as content.
 
-use memchr::memchr2;
+use memchr::{memchr2, memchr_iter, memrchr};
 
 /// RFC 5321 §4.5.3.1.6: a text line is at most 1000 octets including CRLF.
 pub const MAX_TEXT_LINE: usize = 1000;
@@ -21,28 +21,10 @@ pub const MAX_TEXT_LINE: usize = 1000;
 const CR: u8 = b'\r';
 const LF: u8 = b'\n';
 
-/// The fast path looks at this many bytes at once: one bit each in a u64.
-const BLOCK: usize = 64;
-
-/// Where the CRs, LFs and dots of one block are: bit `i` for byte `i`.
-struct Masks {
-    cr: u64,
-    lf: u64,
-    dot: u64,
-}
-
-impl Masks {
-    /// The masks of `block`. A plain loop over fixed-size input, which the
-    /// compiler turns into vector compares (no `unsafe`, no intrinsics).
-    fn of(block: &[u8; BLOCK]) -> Masks {
-        let (mut cr, mut lf, mut dot) = (0, 0, 0);
-        for (i, &byte) in block.iter().enumerate() {
-            cr |= u64::from(byte == CR) << i;
-            lf |= u64::from(byte == LF) << i;
-            dot |= u64::from(byte == b'.') << i;
-        }
-        Masks { cr, lf, dot }
-    }
+/// True when `lines`, a stretch of whole CRLF lines whose LFs all have
+/// their CR, holds no other CR: one CR per line.
+fn has_no_bare_cr(lines: &[u8], count: usize) -> bool {
+    memchr_iter(CR, lines).count() == count
 }
 
 /// Why a message read to its end is refused.
@@ -145,11 +127,13 @@ impl Unstuffer {
         while i < len {
             match self.state {
                 State::Mid => {
-                    let end = self.clean_lines(input, i);
+                    let (end, at_line_start) = self.clean_lines(input, i, &mut run, out);
                     if end > i {
                         i = end;
                         self.line_len = 0;
-                        self.state = State::LineStart;
+                        if at_line_start {
+                            self.state = State::LineStart;
+                        }
                     } else {
                         i = self.mid_line(input, i, &mut run, out);
                     }
@@ -226,62 +210,67 @@ impl Unstuffer {
     }
 
     /// The fast path: from `pos` inside a line, passes over the rest of the
-    /// line and the whole CRLF lines after it, 64 bytes at a time, and
-    /// returns where that run of clean lines ends: right after a CRLF, or
-    /// `pos` itself when the line at `pos` does not end cleanly here.
+    /// line and the whole CRLF lines after it, dropping the leading dot of
+    /// dot-stuffed lines, and returns where it stopped and whether that is
+    /// the start of a line (else it is right after a dropped dot). It
+    /// stops where it started when the line at `pos` does not end cleanly.
     ///
-    /// A block is clean when its CRs and LFs come exactly in CR LF pairs
-    /// (the LF mask equals the CR mask shifted by one) and no byte after an
-    /// LF is a dot. The run stops before the first line that breaks a rule
-    /// (bare CR or LF, a leading dot, which may be the end of data, or a
-    /// line over the limit) and at the chunk's end; the step-by-step code
-    /// deals with those, so the fast path never decides anything itself.
-    fn clean_lines(&self, input: &[u8], pos: usize) -> usize {
-        // Unstuffed octets of the current line before `at`.
+    /// It looks for LFs only (one `memchr` per line) and checks that each
+    /// has its CR and the line's length. A CR anywhere else is bare: a
+    /// stretch of lines has one CR per line exactly when it has no bare CR,
+    /// which one fast count tells, before the stretch is copied. It stops
+    /// before a line that breaks a rule, before a line starting with `.`
+    /// CR (maybe the end of data) and at the chunk's end; the step-by-step
+    /// code deals with those, so the fast path never decides anything alone.
+    fn clean_lines(
+        &mut self,
+        input: &[u8],
+        pos: usize,
+        run: &mut usize,
+        out: &mut Vec<u8>,
+    ) -> (usize, bool) {
+        // Unstuffed octets of the current line before `line_start`.
         let mut line_len = self.line_len;
-        let mut end = pos;
-        let mut at = pos;
-        // The last byte of the previous block was a CR / an LF. At `pos`
-        // there is no previous byte as far as the run is concerned: a bare
-        // CR before it was reported already, and a dot at `pos` is content
-        // (the state machine has looked at the line start).
-        let mut cr_carry = 0;
-        let mut lf_carry = 0;
-        while at < input.len() {
-            let (masks, valid) = match input[at..].first_chunk::<BLOCK>() {
-                Some(block) => (Masks::of(block), u64::MAX),
-                None => {
-                    let rest = &input[at..];
-                    let mut block = [0; BLOCK];
-                    block[..rest.len()].copy_from_slice(rest);
-                    (Masks::of(&block), (1 << rest.len()) - 1)
-                }
-            };
-            let bad = ((masks.lf ^ (masks.cr << 1 | cr_carry))
-                | ((masks.lf << 1 | lf_carry) & masks.dot))
-                & valid;
-            // Line ends before the first broken rule are good.
-            let mut lfs = masks.lf & bad.wrapping_sub(1) & !bad;
-            let mut line_start = 0;
-            while lfs != 0 {
-                let lf = lfs.trailing_zeros() as usize;
-                if line_len + lf + 1 - line_start > self.max_line {
-                    return end;
-                }
-                line_len = 0;
-                line_start = lf + 1;
-                end = at + line_start;
-                lfs &= lfs - 1;
+        let mut line_start = pos;
+        // input[stretch..line_start] holds `lines` whole lines whose CRs
+        // are not counted yet.
+        let mut stretch = pos;
+        let mut lines = 0;
+        for lf in memchr_iter(LF, &input[pos..]) {
+            let lf = pos + lf;
+            if lf == pos || input[lf - 1] != CR || line_len + lf + 1 - line_start > self.max_line {
+                break;
             }
-            line_len += BLOCK - line_start;
-            if bad != 0 || valid != u64::MAX || line_len > self.max_line {
-                return end;
+            line_len = 0;
+            line_start = lf + 1;
+            lines += 1;
+            if input.get(line_start) != Some(&b'.') {
+                continue;
             }
-            cr_carry = masks.cr >> (BLOCK - 1);
-            lf_carry = masks.lf >> (BLOCK - 1);
-            at += BLOCK;
+            if matches!(input.get(line_start + 1), None | Some(&CR))
+                || !has_no_bare_cr(&input[stretch..line_start], lines)
+            {
+                break;
+            }
+            // RFC 5321 §4.5.2: drop the first dot of the line.
+            self.copy(&input[*run..line_start], out);
+            line_start += 1;
+            *run = line_start;
+            stretch = line_start;
+            lines = 0;
         }
-        end
+        if has_no_bare_cr(&input[stretch..line_start], lines) {
+            return (line_start, lines > 0);
+        }
+        // A bare CR: stop at the last line end before it.
+        let bare = memchr_iter(CR, &input[stretch..line_start])
+            .map(|cr| stretch + cr)
+            .find(|&cr| input[cr + 1] != LF)
+            .unwrap_or(stretch);
+        match memrchr(LF, &input[stretch..bare]) {
+            Some(lf) => (stretch + lf + 1, true),
+            None => (stretch, false),
+        }
     }
 
     /// One step inside a line from `i`: up to and including the next CR or
@@ -730,8 +719,25 @@ mod tests {
             b"\r\n..",
             b"\r\n.\r\n",
             b"\n.\n",
+            b"\r\n.\r",
+            b"\r\n.\n",
+            b"\r\n..\r",
+            b"\r\n.x\r",
+            b"\r\n.x\n",
+            b"\r\n.\r\n.",
         ];
-        for at in 0..=body.len() {
+        // The same lines, every third one dot-stuffed.
+        let mut dotted = Vec::new();
+        for (n, line) in body.split_inclusive(|&b| b == LF).enumerate() {
+            if n % 3 == 1 {
+                dotted.extend_from_slice(b"..");
+            }
+            dotted.extend_from_slice(line);
+        }
+        for (body, at) in (0..=body.len())
+            .map(|at| (&body, at))
+            .chain((0..=dotted.len()).map(|at| (&dotted, at)))
+        {
             for defect in defects {
                 let input = [&body[..at], defect, &body[at..], b"\r\n.\r\n"].concat();
                 let points = [at.saturating_sub(1), at, at + 1, at + defect.len()];
