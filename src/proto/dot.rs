@@ -21,12 +21,6 @@ pub const MAX_TEXT_LINE: usize = 1000;
 const CR: u8 = b'\r';
 const LF: u8 = b'\n';
 
-/// True when `lines`, a stretch of whole CRLF lines whose LFs all have
-/// their CR, holds no other CR: one CR per line.
-fn has_no_bare_cr(lines: &[u8], count: usize) -> bool {
-    memchr_iter(CR, lines).count() == count
-}
-
 /// Why a message read to its end is refused.
 ///
 /// When several apply, the unstuffer reports the first of `TooBig`,
@@ -213,15 +207,17 @@ impl Unstuffer {
     /// line and the whole CRLF lines after it, dropping the leading dot of
     /// dot-stuffed lines, and returns where it stopped and whether that is
     /// the start of a line (else it is right after a dropped dot). It
-    /// stops where it started when the line at `pos` does not end cleanly.
+    /// stops where it started when the line at `pos` does not end in CRLF
+    /// in this chunk.
     ///
     /// It looks for LFs only (one `memchr` per line) and checks that each
-    /// has its CR and the line's length. A CR anywhere else is bare: a
-    /// stretch of lines has one CR per line exactly when it has no bare CR,
-    /// which one fast count tells, before the stretch is copied. It stops
-    /// before a line that breaks a rule, before a line starting with `.`
-    /// CR (maybe the end of data) and at the chunk's end; the step-by-step
-    /// code deals with those, so the fast path never decides anything alone.
+    /// has its CR and the line's length. A CR anywhere else is bare: the
+    /// lines passed over have one CR each exactly when there is no bare CR,
+    /// which one fast count at the end tells. Such a CR does not change
+    /// where lines start or end, so it is only recorded. The fast path
+    /// stops before a bare LF, a line over the limit, a line starting with
+    /// `.` CR (maybe the end of data) and at the chunk's end; the
+    /// step-by-step code deals with those.
     fn clean_lines(
         &mut self,
         input: &[u8],
@@ -232,10 +228,8 @@ impl Unstuffer {
         // Unstuffed octets of the current line before `line_start`.
         let mut line_len = self.line_len;
         let mut line_start = pos;
-        // input[stretch..line_start] holds `lines` whole lines whose CRs
-        // are not counted yet.
-        let mut stretch = pos;
         let mut lines = 0;
+        let mut at_line_start = false;
         for lf in memchr_iter(LF, &input[pos..]) {
             let lf = pos + lf;
             if lf == pos || input[lf - 1] != CR || line_len + lf + 1 - line_start > self.max_line {
@@ -244,33 +238,22 @@ impl Unstuffer {
             line_len = 0;
             line_start = lf + 1;
             lines += 1;
-            if input.get(line_start) != Some(&b'.') {
-                continue;
+            at_line_start = true;
+            if input.get(line_start) == Some(&b'.') {
+                if matches!(input.get(line_start + 1), None | Some(&CR)) {
+                    break;
+                }
+                // RFC 5321 §4.5.2: drop the first dot of the line.
+                self.copy(&input[*run..line_start], out);
+                line_start += 1;
+                *run = line_start;
+                at_line_start = false;
             }
-            if matches!(input.get(line_start + 1), None | Some(&CR))
-                || !has_no_bare_cr(&input[stretch..line_start], lines)
-            {
-                break;
-            }
-            // RFC 5321 §4.5.2: drop the first dot of the line.
-            self.copy(&input[*run..line_start], out);
-            line_start += 1;
-            *run = line_start;
-            stretch = line_start;
-            lines = 0;
         }
-        if has_no_bare_cr(&input[stretch..line_start], lines) {
-            return (line_start, lines > 0);
+        if memchr_iter(CR, &input[pos..line_start]).count() != lines {
+            self.bare_newline = true;
         }
-        // A bare CR: stop at the last line end before it.
-        let bare = memchr_iter(CR, &input[stretch..line_start])
-            .map(|cr| stretch + cr)
-            .find(|&cr| input[cr + 1] != LF)
-            .unwrap_or(stretch);
-        match memrchr(LF, &input[stretch..bare]) {
-            Some(lf) => (stretch + lf + 1, true),
-            None => (stretch, false),
-        }
+        (line_start, at_line_start)
     }
 
     /// One step inside a line from `i`: up to and including the next CR or
