@@ -13,7 +13,7 @@
 //! counts as a line end, so `\n.\n`, `\n.\r\n`, `\r.\r\n` and friends are
 //! neither an end of data here nor accepted as content.
 
-use memchr::{memchr2, memchr_iter, memrchr};
+use memchr::{memchr2, memchr_iter};
 
 /// RFC 5321 §4.5.3.1.6: a text line is at most 1000 octets including CRLF.
 pub const MAX_TEXT_LINE: usize = 1000;
