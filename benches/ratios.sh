@@ -12,8 +12,10 @@ function gib(v, u) {
     return v / 1073741824
 }
 # The id starts the line (before `time:` or alone when it is long).
-/^[a-z_0-9]+\/[^ ]*/ { name = $1 }
-/thrpt:/ {
+/^[a-z_0-9]+\/[^ ]*/ { name = $1; change = 0 }
+# Criterion compares with the previous run under `change:`; not a throughput.
+/change:/ { change = 1 }
+/thrpt:/ && !change {
     # thrpt:  [low unit median unit high unit]
     value = gib($4 + 0, $5)
     n = split(name, part, "/")
