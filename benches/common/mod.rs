@@ -179,12 +179,16 @@ impl Directory for OpenDirectory {
 
 /// One client conversation, EHLO to QUIT, with a 100 KiB message.
 pub fn conversation() -> Vec<u8> {
-    let mut input = b"EHLO client.example.org\r\n\
-        MAIL FROM:<alice@example.org> SIZE=102400\r\n\
-        RCPT TO:<bob@example.net>\r\n\
-        DATA\r\n"
-        .to_vec();
-    input.extend_from_slice(&wire(Kind::Text, 100 * 1024));
+    let message = body(Kind::Text, 100 * 1024);
+    let mut input = format!(
+        "EHLO client.example.org\r\n\
+         MAIL FROM:<alice@example.org> SIZE={}\r\n\
+         RCPT TO:<bob@example.net>\r\n\
+         DATA\r\n",
+        message.len()
+    )
+    .into_bytes();
+    dot::stuff(&message, &mut input);
     input.extend_from_slice(b"QUIT\r\n");
     input
 }
