@@ -219,26 +219,28 @@ enum Verb {
 
 impl Verb {
     fn from_bytes(verb: &[u8]) -> Option<Verb> {
-        const VERBS: [(&[u8], Verb); 14] = [
-            (b"EHLO", Verb::Ehlo),
-            (b"HELO", Verb::Helo),
-            (b"MAIL", Verb::Mail),
-            (b"RCPT", Verb::Rcpt),
-            (b"DATA", Verb::Data),
-            (b"BDAT", Verb::Bdat),
-            (b"RSET", Verb::Rset),
-            (b"NOOP", Verb::Noop),
-            (b"QUIT", Verb::Quit),
-            (b"VRFY", Verb::Vrfy),
-            (b"EXPN", Verb::Expn),
-            (b"HELP", Verb::Help),
-            (b"STARTTLS", Verb::StartTls),
-            (b"AUTH", Verb::Auth),
-        ];
-        VERBS
-            .iter()
-            .find(|(name, _)| name.eq_ignore_ascii_case(verb))
-            .map(|&(_, v)| v)
+        // One uppercase copy and one match instead of fourteen
+        // case-insensitive comparisons: this runs for every command.
+        let mut upper = [0; 8];
+        upper.get_mut(..verb.len())?.copy_from_slice(verb);
+        upper.make_ascii_uppercase();
+        Some(match &upper[..verb.len()] {
+            b"EHLO" => Verb::Ehlo,
+            b"HELO" => Verb::Helo,
+            b"MAIL" => Verb::Mail,
+            b"RCPT" => Verb::Rcpt,
+            b"DATA" => Verb::Data,
+            b"BDAT" => Verb::Bdat,
+            b"RSET" => Verb::Rset,
+            b"NOOP" => Verb::Noop,
+            b"QUIT" => Verb::Quit,
+            b"VRFY" => Verb::Vrfy,
+            b"EXPN" => Verb::Expn,
+            b"HELP" => Verb::Help,
+            b"STARTTLS" => Verb::StartTls,
+            b"AUTH" => Verb::Auth,
+            _ => return None,
+        })
     }
 }
 
@@ -602,6 +604,13 @@ mod tests {
             (b"\xff\xfe", Command::Unknown),
             (b"XCLIENT \xff", Command::Unknown),
             (b" DATA", Command::Unknown),
+            // Verbs in any case; longer or shorter words are not verbs.
+            (b"StartTls", Command::StartTls),
+            (b"noop", Command::Noop),
+            (b"sTaRtTlSs", Command::Unknown),
+            (b"STARTTLSSTARTTLS", Command::Unknown),
+            (b"NOO", Command::Unknown),
+            (b"QUIT\x00", Command::Unknown),
         ];
         for (line, command) in cases {
             assert_eq!(parse(line), *command, "{:?}", String::from_utf8_lossy(line));
