@@ -24,20 +24,26 @@ const LF: u8 = b'\n';
 /// The block scan looks at this many bytes at a time.
 const BLOCK: usize = 64;
 
-/// Whether a block breaks a rule of the fast path (an LF not after a CR,
-/// an LF followed by a dot), and how many LFs it has.
-/// `prev`, `cur` and `next` are the same input one byte apart.
-fn block_faults(prev: &[u8; BLOCK], cur: &[u8; BLOCK], next: &[u8; BLOCK]) -> (bool, u8) {
+/// Whether a block breaks a rule of the fast path (a CR not followed by
+/// LF, an LF not after a CR, an LF followed by a dot), and whether it has an
+/// LF. `prev`, `cur` and `next` are the same input one byte apart.
+// Kept out of line: inlined into the scan loop, the compiler unrolls it
+// into byte-at-a-time code instead of vector compares.
+#[inline(never)]
+fn block_faults(prev: &[u8; BLOCK], cur: &[u8; BLOCK], next: &[u8; BLOCK]) -> (bool, bool) {
     let mut bad = false;
-    let mut count = 0u8;
+    let mut has_lf = false;
     for i in 0..BLOCK {
         let (p, c, n) = (prev[i], cur[i], next[i]);
-        // A bare CR needs no check here: it does not move line ends, and
-        // the caller's CR count notices it.
-        bad |= (c == LF && p != CR) | (c == LF && n == b'.');
-        count += u8::from(c == LF);
+        bad |= (c == LF && p != CR) | (c == CR && n != LF) | (c == LF && n == b'.');
+        has_lf |= c == LF;
     }
-    (bad, count)
+    (bad, has_lf)
+}
+
+/// CRs in `bytes`.
+fn count_cr(bytes: &[u8]) -> usize {
+    memchr_iter(CR, bytes).count()
 }
 
 /// Why a message read to its end is refused.
@@ -247,7 +253,12 @@ impl Unstuffer {
         // Unstuffed octets of the current line before `line_start`.
         let mut line_len = self.line_len;
         let mut line_start = pos;
+        // input[segment..line_start] holds `lines` lines passed over one by
+        // one, whose CRs are counted when the segment ends; the block scan
+        // checks the CRs of its blocks itself.
+        let mut segment = pos;
         let mut lines = 0;
+        let mut bare_cr = false;
         let mut at_line_start = false;
         // The block scan is tried at line starts from here on (it is not
         // tried again until the line-by-line search is past a bad block).
@@ -275,34 +286,35 @@ impl Unstuffer {
                 *run = line_start;
                 at_line_start = false;
             } else if line_start >= blocks_from {
-                let (clean, newlines, stop) = self.clean_blocks(input, line_start);
-                lines += newlines;
+                bare_cr |= count_cr(&input[segment..line_start]) != lines;
+                let (clean, stop) = self.clean_blocks(input, line_start);
                 blocks_from = stop + BLOCK;
                 if let Some(last) = memrchr(LF, &input[line_start..clean]) {
                     line_start += last + 1;
                 }
+                segment = line_start;
+                lines = 0;
             }
         }
-        if memchr_iter(CR, &input[pos..line_start]).count() != lines {
+        if bare_cr || count_cr(&input[segment..line_start]) != lines {
             self.bare_newline = true;
         }
         (line_start, at_line_start)
     }
 
     /// The block scan, from `start`, a line start not followed by a dot:
-    /// passes over 64-byte blocks in which every LF follows a CR and no LF
-    /// is followed by a dot, and in which no
+    /// passes over 64-byte blocks in which CRs and LFs come in CR LF pairs
+    /// and no LF is followed by a dot, and in which no
     /// line can be longer than the limit (a line is at most two blocks plus
-    /// the blocks without LF in between). Returns where the clean blocks end,
-    /// how many LFs they hold and where the scan stopped.
+    /// the blocks without LF in between). Returns where the clean blocks end
+    /// and where the scan stopped.
     ///
     /// Each block is one plain loop over fixed-size arrays, which the
     /// compiler turns into vector compares (no `unsafe`, no intrinsics);
     /// it needs no per-line work, so long runs of ordinary lines cost a
     /// fraction of a `memchr` call per line.
-    fn clean_blocks(&self, input: &[u8], start: usize) -> (usize, usize, usize) {
+    fn clean_blocks(&self, input: &[u8], start: usize) -> (usize, usize) {
         let mut at = start;
-        let mut newlines = 0;
         let mut clean = start;
         // Blocks in a row without an LF.
         let mut gap = 0;
@@ -311,16 +323,15 @@ impl Unstuffer {
             input.get(at..).and_then(<[u8]>::first_chunk::<BLOCK>),
             input.get(at + 1..).and_then(<[u8]>::first_chunk::<BLOCK>),
         ) {
-            let (bad, count) = block_faults(prev, cur, next);
-            gap = if count == 0 { gap + 1 } else { 0 };
+            let (bad, has_lf) = block_faults(prev, cur, next);
+            gap = if has_lf { 0 } else { gap + 1 };
             if bad || (gap + 2) * BLOCK > self.max_line {
                 break;
             }
-            newlines += usize::from(count);
             at += BLOCK;
             clean = at;
         }
-        (clean, newlines, at)
+        (clean, at)
     }
 
     /// One step inside a line from `i`: up to and including the next CR or
