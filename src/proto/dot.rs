@@ -24,6 +24,9 @@ const LF: u8 = b'\n';
 /// The block scan looks at this many bytes at a time.
 const BLOCK: usize = 64;
 
+/// The longest the block scan waits after failing (in bytes of input).
+const MAX_BACKOFF: usize = 4096;
+
 /// Whether a block breaks a rule of the fast path (a CR not followed by
 /// LF, an LF not after a CR, an LF followed by a dot), and whether it has an
 /// LF. `prev`, `cur` and `next` are the same input one byte apart.
@@ -260,13 +263,15 @@ impl Unstuffer {
         let mut lines = 0;
         let mut bare_cr = false;
         let mut at_line_start = false;
-        // The block scan is tried at line starts from here on (it is not
-        // tried again until the line-by-line search is past a bad block).
+        // The block scan is tried at line starts from here on. After a bad
+        // block it waits until the line-by-line search is past it, and
+        // longer each time it fails at once (text full of dot lines).
         let mut blocks_from = if self.max_line >= 2 * BLOCK {
             pos + 1
         } else {
             usize::MAX
         };
+        let mut backoff = BLOCK;
         while let Some(k) = memchr(LF, &input[line_start..]) {
             let lf = line_start + k;
             if lf == pos || input[lf - 1] != CR || line_len + lf + 1 - line_start > self.max_line {
@@ -288,7 +293,12 @@ impl Unstuffer {
             } else if line_start >= blocks_from {
                 bare_cr |= count_cr(&input[segment..line_start]) != lines;
                 let (clean, stop) = self.clean_blocks(input, line_start);
-                blocks_from = stop + BLOCK;
+                backoff = if clean == line_start {
+                    (backoff * 2).min(MAX_BACKOFF)
+                } else {
+                    BLOCK
+                };
+                blocks_from = stop + backoff;
                 if let Some(last) = memrchr(LF, &input[line_start..clean]) {
                     line_start += last + 1;
                 }
