@@ -29,15 +29,16 @@ const MAX_BACKOFF: usize = 4096;
 
 /// Whether a block breaks a rule of the fast path (a CR not followed by
 /// LF, an LF not after a CR, an LF followed by a dot), and whether it has an
-/// LF. `prev`, `cur` and `next` are the same input one byte apart.
+/// LF. The block is `window` without its first and last byte, which are the
+/// neighbours its first and last byte are checked against.
 // Kept out of line: inlined into the scan loop, the compiler unrolls it
 // into byte-at-a-time code instead of vector compares.
 #[inline(never)]
-fn block_faults(prev: &[u8; BLOCK], cur: &[u8; BLOCK], next: &[u8; BLOCK]) -> (bool, bool) {
+fn block_faults(window: &[u8; BLOCK + 2]) -> (bool, bool) {
     let mut bad = false;
     let mut has_lf = false;
     for i in 0..BLOCK {
-        let (p, c, n) = (prev[i], cur[i], next[i]);
+        let (p, c, n) = (window[i], window[i + 1], window[i + 2]);
         bad |= (c == LF && p != CR) | (c == CR && n != LF) | (c == LF && n == b'.');
         has_lf |= c == LF;
     }
@@ -292,13 +293,14 @@ impl Unstuffer {
                 at_line_start = false;
             } else if line_start >= blocks_from {
                 bare_cr |= count_cr(&input[segment..line_start]) != lines;
-                let (clean, stop) = self.clean_blocks(input, line_start);
+                let clean = self.clean_blocks(input, line_start);
                 backoff = if clean == line_start {
                     (backoff * 2).min(MAX_BACKOFF)
                 } else {
                     BLOCK
                 };
-                blocks_from = stop + backoff;
+                // The block at `clean` failed (or the chunk ends there).
+                blocks_from = clean + backoff;
                 if let Some(last) = memrchr(LF, &input[line_start..clean]) {
                     line_start += last + 1;
                 }
@@ -316,32 +318,28 @@ impl Unstuffer {
     /// passes over 64-byte blocks in which CRs and LFs come in CR LF pairs
     /// and no LF is followed by a dot, and in which no
     /// line can be longer than the limit (a line is at most two blocks plus
-    /// the blocks without LF in between). Returns where the clean blocks end
-    /// and where the scan stopped.
+    /// the blocks without LF in between). Returns where the clean blocks end.
     ///
     /// Each block is one plain loop over fixed-size arrays, which the
     /// compiler turns into vector compares (no `unsafe`, no intrinsics);
     /// it needs no per-line work, so long runs of ordinary lines cost a
     /// fraction of a `memchr` call per line.
-    fn clean_blocks(&self, input: &[u8], start: usize) -> (usize, usize) {
+    fn clean_blocks(&self, input: &[u8], start: usize) -> usize {
         let mut at = start;
-        let mut clean = start;
         // Blocks in a row without an LF.
         let mut gap = 0;
-        while let (Some(prev), Some(cur), Some(next)) = (
-            input.get(at - 1..).and_then(<[u8]>::first_chunk::<BLOCK>),
-            input.get(at..).and_then(<[u8]>::first_chunk::<BLOCK>),
-            input.get(at + 1..).and_then(<[u8]>::first_chunk::<BLOCK>),
-        ) {
-            let (bad, has_lf) = block_faults(prev, cur, next);
+        while let Some(window) = input
+            .get(at - 1..)
+            .and_then(<[u8]>::first_chunk::<{ BLOCK + 2 }>)
+        {
+            let (bad, has_lf) = block_faults(window);
             gap = if has_lf { 0 } else { gap + 1 };
             if bad || (gap + 2) * BLOCK > self.max_line {
                 break;
             }
             at += BLOCK;
-            clean = at;
         }
-        (clean, at)
+        at
     }
 
     /// One step inside a line from `i`: up to and including the next CR or
