@@ -107,8 +107,9 @@ enum State {
 /// the final `.\r\n` is not part of it.
 ///
 /// When the result is an error, what was appended to `out` is an unspecified
-/// prefix of the message and must be thrown away; appending stops at the
-/// first error or at the size limit, so `out` stays bounded.
+/// prefix of the message and must be thrown away; appending stops once an
+/// error is noticed (a bare CR at the latest at the end of the chunk that
+/// holds it) and never goes past the size limit, so `out` stays bounded.
 #[derive(Debug, Clone)]
 pub struct Unstuffer {
     max_size: usize,
