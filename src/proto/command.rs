@@ -219,26 +219,28 @@ enum Verb {
 
 impl Verb {
     fn from_bytes(verb: &[u8]) -> Option<Verb> {
-        const VERBS: [(&[u8], Verb); 14] = [
-            (b"EHLO", Verb::Ehlo),
-            (b"HELO", Verb::Helo),
-            (b"MAIL", Verb::Mail),
-            (b"RCPT", Verb::Rcpt),
-            (b"DATA", Verb::Data),
-            (b"BDAT", Verb::Bdat),
-            (b"RSET", Verb::Rset),
-            (b"NOOP", Verb::Noop),
-            (b"QUIT", Verb::Quit),
-            (b"VRFY", Verb::Vrfy),
-            (b"EXPN", Verb::Expn),
-            (b"HELP", Verb::Help),
-            (b"STARTTLS", Verb::StartTls),
-            (b"AUTH", Verb::Auth),
-        ];
-        VERBS
-            .iter()
-            .find(|(name, _)| name.eq_ignore_ascii_case(verb))
-            .map(|&(_, v)| v)
+        // One uppercase copy and one match instead of fourteen
+        // case-insensitive comparisons: this runs for every command.
+        let mut upper = [0; 8];
+        upper.get_mut(..verb.len())?.copy_from_slice(verb);
+        upper.make_ascii_uppercase();
+        Some(match &upper[..verb.len()] {
+            b"EHLO" => Verb::Ehlo,
+            b"HELO" => Verb::Helo,
+            b"MAIL" => Verb::Mail,
+            b"RCPT" => Verb::Rcpt,
+            b"DATA" => Verb::Data,
+            b"BDAT" => Verb::Bdat,
+            b"RSET" => Verb::Rset,
+            b"NOOP" => Verb::Noop,
+            b"QUIT" => Verb::Quit,
+            b"VRFY" => Verb::Vrfy,
+            b"EXPN" => Verb::Expn,
+            b"HELP" => Verb::Help,
+            b"STARTTLS" => Verb::StartTls,
+            b"AUTH" => Verb::Auth,
+            _ => return None,
+        })
     }
 }
 
@@ -367,7 +369,6 @@ fn mail_inner(args: &str) -> Result<(Path<'_>, MailParams<'_>), &'static str> {
     let mut smtputf8 = None;
     for param in parameters(rest) {
         let (key, value) = param?;
-        let upper = |v: Option<&str>| v.map(str::to_ascii_uppercase);
         if key.eq_ignore_ascii_case("SIZE") {
             // RFC 1870: size-value = 1*20DIGIT; too big for u64 is refused.
             let size = value
@@ -376,12 +377,15 @@ fn mail_inner(args: &str) -> Result<(Path<'_>, MailParams<'_>), &'static str> {
                 .ok_or("SIZE must be the message size in octets, e.g. SIZE=12345")?;
             once(&mut params.size, size, "SIZE given more than once")?;
         } else if key.eq_ignore_ascii_case("BODY") {
-            let body = match upper(value).as_deref() {
-                Some("7BIT") => Body::SevenBit,
-                Some("8BITMIME") => Body::EightBitMime,
-                Some("BINARYMIME") => Body::BinaryMime,
-                _ => return Err("BODY must be 7BIT, 8BITMIME or BINARYMIME"),
-            };
+            let body = keyword(
+                value,
+                &[
+                    ("7BIT", Body::SevenBit),
+                    ("8BITMIME", Body::EightBitMime),
+                    ("BINARYMIME", Body::BinaryMime),
+                ],
+            )
+            .ok_or("BODY must be 7BIT, 8BITMIME or BINARYMIME")?;
             once(&mut params.body, body, "BODY given more than once")?;
         } else if key.eq_ignore_ascii_case("SMTPUTF8") {
             if value.is_some() {
@@ -390,11 +394,8 @@ fn mail_inner(args: &str) -> Result<(Path<'_>, MailParams<'_>), &'static str> {
             once(&mut smtputf8, (), "SMTPUTF8 given more than once")?;
             params.smtputf8 = true;
         } else if key.eq_ignore_ascii_case("RET") {
-            let ret = match upper(value).as_deref() {
-                Some("FULL") => Ret::Full,
-                Some("HDRS") => Ret::Hdrs,
-                _ => return Err("RET must be FULL or HDRS"),
-            };
+            let ret = keyword(value, &[("FULL", Ret::Full), ("HDRS", Ret::Hdrs)])
+                .ok_or("RET must be FULL or HDRS")?;
             once(&mut params.ret, ret, "RET given more than once")?;
         } else if key.eq_ignore_ascii_case("ENVID") {
             // RFC 3461 §4.4: at most 100 characters of xtext.
@@ -461,16 +462,28 @@ fn rcpt_inner(args: &str) -> Result<(Path<'_>, RcptParams<'_>), &'static str> {
     Ok((to, params))
 }
 
+/// The value of the keyword `value` names, in any case; no allocation
+/// (this runs for every MAIL and RCPT parameter).
+fn keyword<T: Copy>(value: Option<&str>, table: &[(&str, T)]) -> Option<T> {
+    let value = value?;
+    table
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(value))
+        .map(|&(_, v)| v)
+}
+
 /// `NOTIFY=NEVER / 1#(SUCCESS / FAILURE / DELAY)` (RFC 3461 §4.1).
 fn notify(value: &str) -> Option<Notify> {
     let mut notify = Notify::default();
     for item in value.split(',') {
-        let flag = match item.to_ascii_uppercase().as_str() {
-            "NEVER" => &mut notify.never,
-            "SUCCESS" => &mut notify.success,
-            "FAILURE" => &mut notify.failure,
-            "DELAY" => &mut notify.delay,
-            _ => return None,
+        let flag = match keyword(
+            Some(item),
+            &[("NEVER", 0), ("SUCCESS", 1), ("FAILURE", 2), ("DELAY", 3)],
+        )? {
+            0 => &mut notify.never,
+            1 => &mut notify.success,
+            2 => &mut notify.failure,
+            _ => &mut notify.delay,
         };
         if *flag {
             return None;
@@ -591,6 +604,13 @@ mod tests {
             (b"\xff\xfe", Command::Unknown),
             (b"XCLIENT \xff", Command::Unknown),
             (b" DATA", Command::Unknown),
+            // Verbs in any case; longer or shorter words are not verbs.
+            (b"StartTls", Command::StartTls),
+            (b"noop", Command::Noop),
+            (b"sTaRtTlSs", Command::Unknown),
+            (b"STARTTLSSTARTTLS", Command::Unknown),
+            (b"NOO", Command::Unknown),
+            (b"QUIT\x00", Command::Unknown),
         ];
         for (line, command) in cases {
             assert_eq!(parse(line), *command, "{:?}", String::from_utf8_lossy(line));

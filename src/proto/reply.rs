@@ -52,13 +52,19 @@ impl Reply {
     /// last, `code text` for the last, each ending in CRLF. CR and LF inside
     /// the text are replaced by spaces so a reply can never be split.
     pub fn render(&self, out: &mut Vec<u8>) {
+        // Digits are written by hand: no `format!` and no allocation on
+        // the path every command takes.
         let last = self.lines.len().saturating_sub(1);
         for (i, text) in self.lines.iter().enumerate() {
-            let code = self.code.to_string();
-            out.extend_from_slice(code.as_bytes());
+            push_decimal(out, self.code);
             out.push(if i == last { b' ' } else { b'-' });
             if let Some(Enhanced(c, s, d)) = self.enhanced {
-                out.extend_from_slice(format!("{c}.{s}.{d} ").as_bytes());
+                push_decimal(out, c.into());
+                out.push(b'.');
+                push_decimal(out, s);
+                out.push(b'.');
+                push_decimal(out, d);
+                out.push(b' ');
             }
             out.extend(
                 text.bytes()
@@ -67,9 +73,26 @@ impl Reply {
             out.extend_from_slice(b"\r\n");
         }
         if self.lines.is_empty() {
-            out.extend_from_slice(format!("{} \r\n", self.code).as_bytes());
+            push_decimal(out, self.code);
+            out.extend_from_slice(b" \r\n");
         }
     }
+}
+
+/// Appends `n` in decimal.
+fn push_decimal(out: &mut Vec<u8>, n: u16) {
+    let mut digits = [0; 5];
+    let mut rest = n;
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[start..]);
 }
 
 #[cfg(test)]
@@ -84,6 +107,24 @@ mod tests {
         out.clear();
         Reply::plain(250, vec!["mx.example".into(), "PIPELINING".into()]).render(&mut out);
         assert_eq!(out, b"250-mx.example\r\n250 PIPELINING\r\n");
+    }
+
+    #[test]
+    fn renders_any_numbers() {
+        for (code, enhanced, wire) in [
+            (0, (0, 0, 0), &b"0 0.0.0 t\r\n"[..]),
+            (421, (4, 7, 0), b"421 4.7.0 t\r\n"),
+            (552, (5, 3, 4), b"552 5.3.4 t\r\n"),
+            (999, (9, 999, 999), b"999 9.999.999 t\r\n"),
+            (65535, (255, 65535, 10), b"65535 255.65535.10 t\r\n"),
+        ] {
+            let mut out = Vec::new();
+            Reply::new(code, enhanced, "t").render(&mut out);
+            assert_eq!(out, wire);
+        }
+        let mut out = Vec::new();
+        Reply::plain(250, Vec::new()).render(&mut out);
+        assert_eq!(out, b"250 \r\n");
     }
 
     #[test]
