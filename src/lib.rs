@@ -15,3 +15,4 @@ pub mod proto;
 pub mod queue;
 pub mod runtime;
 pub mod tls;
+pub mod units;

@@ -56,23 +56,7 @@ impl std::error::Error for RetryError {}
 
 /// Parses `30s`, `10m`, `4h`, `5d`, or a bare number of seconds (`0`).
 pub fn parse_duration(text: &str) -> Result<Duration, RetryError> {
-    let bad = || RetryError::BadDuration(text.to_string());
-    let t = text.trim();
-    let (digits, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => (&t[..i], &t[i..]),
-        None => (t, "s"),
-    };
-    let n: u64 = digits.parse().map_err(|_| bad())?;
-    let scale = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return Err(bad()),
-    };
-    n.checked_mul(scale)
-        .map(Duration::from_secs)
-        .ok_or_else(bad)
+    crate::units::parse_duration(text).map_err(|_| RetryError::BadDuration(text.to_string()))
 }
 
 /// Parses `--retry LIST`: comma-separated durations, none zero.

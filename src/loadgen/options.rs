@@ -278,51 +278,22 @@ pub fn loopback_target(s: &str) -> Result<SocketAddr, LoadgenError> {
 
 /// Parses a size: plain bytes, or with a K/M suffix (powers of 1024; `KiB`/`MiB` too).
 pub fn parse_size(s: &str) -> Result<usize, LoadgenError> {
-    let bad = || {
-        LoadgenError::Usage(format!(
+    match crate::units::parse_size(s) {
+        Ok(size) if (MIN_SIZE..=MAX_SIZE).contains(&size) => Ok(size),
+        _ => Err(LoadgenError::Usage(format!(
             "--size wants bytes from {MIN_SIZE} to {MAX_SIZE}, e.g. 1024, 1K, 64K, 10M; got '{s}'"
-        ))
-    };
-    let t = s.trim();
-    let (digits, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => t.split_at(i),
-        None => (t, ""),
-    };
-    let multiplier = match unit.to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1024,
-        "m" | "mb" | "mib" => 1024 * 1024,
-        _ => return Err(bad()),
-    };
-    let n: usize = digits.parse().map_err(|_| bad())?;
-    let size = n.checked_mul(multiplier).ok_or_else(bad)?;
-    if !(MIN_SIZE..=MAX_SIZE).contains(&size) {
-        return Err(bad());
+        ))),
     }
-    Ok(size)
 }
 
-/// Parses a duration: whole seconds, optionally suffixed with `s` or `m`.
+/// Parses `--duration-limit`: e.g. `60`, `60s`, `2m` (1 s to 24 h).
 pub fn parse_duration(s: &str) -> Result<Duration, LoadgenError> {
-    let bad = || {
-        LoadgenError::Usage(format!(
+    match crate::units::parse_duration(s) {
+        Ok(d) if (Duration::from_secs(1)..=Duration::from_secs(24 * 3600)).contains(&d) => Ok(d),
+        _ => Err(LoadgenError::Usage(format!(
             "--duration-limit wants e.g. 60, 60s or 2m (1 s to 24 h); got '{s}'"
-        ))
-    };
-    let t = s.trim();
-    let (digits, factor) = if let Some(d) = t.strip_suffix('m') {
-        (d, 60)
-    } else if let Some(d) = t.strip_suffix('s') {
-        (d, 1)
-    } else {
-        (t, 1)
-    };
-    let n: u64 = digits.parse().map_err(|_| bad())?;
-    let secs = n.checked_mul(factor).ok_or_else(bad)?;
-    if !(1..=24 * 3600).contains(&secs) {
-        return Err(bad());
+        ))),
     }
-    Ok(Duration::from_secs(secs))
 }
 
 /// A mailbox for MAIL/RCPT: something@something, nothing that could break the
@@ -473,7 +444,7 @@ mod tests {
             ("64K", Some(65536)),
             ("64KiB", Some(65536)),
             ("10M", Some(10 * 1024 * 1024)),
-            ("10MB", Some(10 * 1024 * 1024)),
+            ("10MB", Some(10_000_000)),
             ("256", Some(256)),
             ("255", None),
             ("101M", None),
@@ -495,7 +466,8 @@ mod tests {
             ("2m", Some(120)),
             ("0", None),
             ("-1", None),
-            ("1h", None),
+            ("1h", Some(3600)),
+            ("2d", None),
             ("s", None),
             ("86401", None),
         ] {
