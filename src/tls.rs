@@ -8,13 +8,14 @@
 //! should bring their own (e.g. from Let's Encrypt) with `--tls-cert`.
 
 use std::fmt;
-use std::io::Write;
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::{CommonState, ProtocolVersion, ServerConfig};
+use rustls::{ClientConnection, CommonState, ProtocolVersion, ServerConfig, StreamOwned};
 
 /// Errors loading or creating TLS material; each names the file involved.
 #[derive(Debug)]
@@ -170,6 +171,59 @@ pub fn version_name(connection: &CommonState) -> Option<&'static str> {
         ProtocolVersion::TLSv1_3 => Some("TLSv1.3"),
         ProtocolVersion::TLSv1_2 => Some("TLSv1.2"),
         _ => Some("TLS"),
+    }
+}
+
+/// A blocking client connection that may have been upgraded to TLS
+/// (STARTTLS or implicit TLS): what outbound delivery and the load
+/// generator speak SMTP over.
+pub enum ClientStream {
+    /// Plaintext TCP.
+    Plain(TcpStream),
+    /// TLS over TCP.
+    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
+}
+
+impl ClientStream {
+    /// The TCP socket underneath (for timeouts and shutdown).
+    pub fn tcp(&self) -> &TcpStream {
+        match self {
+            ClientStream::Plain(s) => s,
+            ClientStream::Tls(s) => &s.sock,
+        }
+    }
+
+    /// The negotiated TLS version, `TLSv1.2` or `TLSv1.3`; `None` in plaintext.
+    pub fn tls_version(&self) -> Option<&'static str> {
+        match self {
+            ClientStream::Plain(_) => None,
+            ClientStream::Tls(s) => version_name(&s.conn),
+        }
+    }
+}
+
+impl Read for ClientStream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            ClientStream::Plain(s) => s.read(buf),
+            ClientStream::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for ClientStream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            ClientStream::Plain(s) => s.write(buf),
+            ClientStream::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            ClientStream::Plain(s) => s.flush(),
+            ClientStream::Tls(s) => s.flush(),
+        }
     }
 }
 

@@ -14,6 +14,8 @@
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
+
+use crate::tls::ClientStream;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -180,54 +182,8 @@ pub struct Peer {
 pub struct Attempt {
     /// The client's results.
     pub report: Report,
-    /// The negotiated TLS version (e.g. `TLSv1_3`), for the log.
+    /// The negotiated TLS version (e.g. `TLSv1.3`), for the log.
     pub tls_version: Option<String>,
-}
-
-enum Stream {
-    Plain(TcpStream),
-    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
-}
-
-impl Stream {
-    fn tcp(&self) -> &TcpStream {
-        match self {
-            Stream::Plain(s) => s,
-            Stream::Tls(s) => &s.sock,
-        }
-    }
-
-    fn tls_version(&self) -> Option<String> {
-        match self {
-            Stream::Plain(_) => None,
-            Stream::Tls(s) => s.conn.protocol_version().map(|v| format!("{v:?}")),
-        }
-    }
-}
-
-impl Read for Stream {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match self {
-            Stream::Plain(s) => s.read(buf),
-            Stream::Tls(s) => s.read(buf),
-        }
-    }
-}
-
-impl Write for Stream {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match self {
-            Stream::Plain(s) => s.write(buf),
-            Stream::Tls(s) => s.write(buf),
-        }
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        match self {
-            Stream::Plain(s) => s.flush(),
-            Stream::Tls(s) => s.flush(),
-        }
-    }
 }
 
 /// The outbound connections in progress. A stopping server closes them:
@@ -327,7 +283,7 @@ pub fn run_tracked(
     })?;
     let _ = tcp.set_nodelay(true);
     let _registration = open.register(&tcp);
-    let mut stream = Stream::Plain(tcp);
+    let mut stream = ClientStream::Plain(tcp);
     if peer.implicit_tls {
         match start_tls(stream, tls, &server_name) {
             Ok(s) => stream = s,
@@ -366,7 +322,7 @@ pub fn run_tracked(
         match action {
             None => {}
             Some(ClientAction::Done) => {
-                if let Stream::Tls(s) = &mut stream {
+                if let ClientStream::Tls(s) = &mut stream {
                     s.conn.send_close_notify();
                     let _ = s.flush();
                 }
@@ -391,14 +347,14 @@ pub fn run_tracked(
             },
         }
     }
-    let tls_version = stream.tls_version();
+    let tls_version = stream.tls_version().map(str::to_string);
     Ok(Attempt {
         report: client.finish(),
         tls_version,
     })
 }
 
-fn send(stream: &mut Stream, out: &mut Vec<u8>) -> std::io::Result<()> {
+fn send(stream: &mut ClientStream, out: &mut Vec<u8>) -> std::io::Result<()> {
     if out.is_empty() {
         return Ok(());
     }
@@ -412,11 +368,11 @@ fn send(stream: &mut Stream, out: &mut Vec<u8>) -> std::io::Result<()> {
 
 /// Wraps the plain stream in TLS and completes the handshake.
 fn start_tls(
-    stream: Stream,
+    stream: ClientStream,
     tls: &Arc<ClientConfig>,
     name: &ServerName<'static>,
-) -> Result<Stream, String> {
-    let Stream::Plain(mut tcp) = stream else {
+) -> Result<ClientStream, String> {
+    let ClientStream::Plain(mut tcp) = stream else {
         return Err("STARTTLS inside TLS".to_string());
     };
     let mut conn = ClientConnection::new(tls.clone(), name.clone())
@@ -429,7 +385,7 @@ fn start_tls(
         conn.complete_io(&mut tcp)
             .map_err(|e| format!("TLS handshake failed: {e}"))?;
     }
-    Ok(Stream::Tls(Box::new(StreamOwned::new(conn, tcp))))
+    Ok(ClientStream::Tls(Box::new(StreamOwned::new(conn, tcp))))
 }
 
 fn describe(e: &std::io::Error) -> String {

@@ -17,6 +17,7 @@ use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, SignatureSch
 
 use super::options::{Options, Security, Trust};
 use super::LoadgenError;
+use crate::tls::ClientStream;
 
 /// Longest reply line we accept; RFC 5321 §4.5.3.1.5 allows 512 octets, servers exceed it.
 const MAX_REPLY_LINE: usize = 4096;
@@ -237,46 +238,6 @@ impl ServerCertVerifier for AcceptAnyCertificate {
     }
 }
 
-/// The byte stream under SMTP.
-enum Stream {
-    Plain(TcpStream),
-    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
-}
-
-impl Stream {
-    fn tcp(&self) -> &TcpStream {
-        match self {
-            Stream::Plain(s) => s,
-            Stream::Tls(s) => &s.sock,
-        }
-    }
-}
-
-impl Read for Stream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Stream::Plain(s) => s.read(buf),
-            Stream::Tls(s) => s.read(buf),
-        }
-    }
-}
-
-impl Write for Stream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Stream::Plain(s) => s.write(buf),
-            Stream::Tls(s) => s.write(buf),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Stream::Plain(s) => s.flush(),
-            Stream::Tls(s) => s.flush(),
-        }
-    }
-}
-
 /// A server reply: its code and the text of all its lines, joined by '\n'.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) struct Reply {
@@ -398,7 +359,7 @@ impl ReplyBuffer {
 
 /// An open SMTP connection, greeted and ready for MAIL.
 struct Conn {
-    stream: Stream,
+    stream: ClientStream,
     replies: ReplyBuffer,
     read_buf: Box<[u8]>,
     out: Vec<u8>,
@@ -428,7 +389,7 @@ impl Conn {
             source,
         })?;
         let mut conn = Conn {
-            stream: Stream::Plain(tcp),
+            stream: ClientStream::Plain(tcp),
             replies: ReplyBuffer::default(),
             read_buf: vec![0u8; 16 * 1024].into_boxed_slice(),
             out: Vec::with_capacity(1024),
@@ -477,7 +438,7 @@ impl Conn {
 
     /// Wraps the TCP stream in TLS and completes the handshake before any SMTP.
     fn start_tls(self, shared: &Shared) -> Result<Conn, LoadgenError> {
-        let Stream::Plain(mut tcp) = self.stream else {
+        let ClientStream::Plain(mut tcp) = self.stream else {
             return Err(LoadgenError::Protocol("TLS requested twice".into()));
         };
         let config = shared
@@ -502,7 +463,7 @@ impl Conn {
                 })?;
         }
         Ok(Conn {
-            stream: Stream::Tls(Box::new(StreamOwned::new(tls, tcp))),
+            stream: ClientStream::Tls(Box::new(StreamOwned::new(tls, tcp))),
             armed_at: None,
             ..self
         })

@@ -654,7 +654,7 @@ fn deliver_remote(
                         outcomes,
                         relay,
                         remote_host: Some(host.clone()),
-                        tls: attempt.tls_version.as_deref().map(report::tls_name),
+                        tls: attempt.tls_version.clone(),
                         peer_dsn: attempt.report.extensions.dsn,
                     };
                 }

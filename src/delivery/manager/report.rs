@@ -238,12 +238,6 @@ pub(crate) fn log_line(
     )
 }
 
-/// rustls names versions `TLSv1_3`; the log and Received headers say
-/// `TLSv1.3`.
-pub(crate) fn tls_name(version: &str) -> String {
-    version.replace('_', ".")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -311,6 +305,5 @@ mod tests {
             ),
             "ID: to=<b@x>, relay=mx[1.2.3.4]:25, delay=3, tls=TLSv1.3, status=sent (250 ok  )"
         );
-        assert_eq!(tls_name("TLSv1_3"), "TLSv1.3");
     }
 }
