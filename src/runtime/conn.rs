@@ -15,7 +15,7 @@ use rustls::ServerConnection;
 
 use super::event_loop::{Completion, LoopMessage, Notifier};
 use super::limits::{
-    CLOSING_FLUSH_TIMEOUT, MAX_INPUT, MAX_OUTPUT, MAX_ROUNDS_PER_DISPATCH, READ_CHUNK,
+    CLOSING_FLUSH_TIMEOUT, IDLE_BUFFER, MAX_INPUT, MAX_OUTPUT, MAX_ROUNDS_PER_DISPATCH, READ_CHUNK,
 };
 use super::Shared;
 use crate::proto::reply::Reply;
@@ -236,6 +236,18 @@ impl Conn {
             Work::Shutdown => self.on_shutdown(),
         }
         self.pump(shared);
+        self.release_idle_buffers();
+    }
+
+    /// Gives back the memory of empty buffers, so thousands of idle
+    /// connections cost little: a busy one gets them again on its next read.
+    fn release_idle_buffers(&mut self) {
+        if self.input.is_empty() && self.input.capacity() > IDLE_BUFFER {
+            self.input = Vec::new();
+        }
+        if self.output.is_empty() && self.output.capacity() > IDLE_BUFFER {
+            self.output = Vec::new();
+        }
     }
 
     fn greet(&mut self, shared: &Shared) {

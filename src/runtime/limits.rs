@@ -22,6 +22,9 @@ pub const MAX_INPUT: usize = max(MAX_TEXT_LINE, MAX_COMMAND_LINE) + READ_CHUNK;
 /// session is not fed any more, so a pipelining client that never reads
 /// cannot make us buffer without end.
 pub const MAX_OUTPUT: usize = 64 * 1024;
+/// An empty buffer larger than this is freed when its connection goes
+/// idle (a reply or a command line fits in less).
+pub const IDLE_BUFFER: usize = 1024;
 
 /// Read/feed/write rounds one dispatch may run before the connection goes
 /// back to the loop, so a fast sender cannot hold a worker forever.
