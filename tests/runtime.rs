@@ -431,3 +431,27 @@ fn large_bdat_chunks_and_long_data_pass_through_the_bounded_input_buffer() {
         assert!(std::fs::metadata(path).unwrap().len() > body.len() as u64);
     }
 }
+
+#[test]
+fn commands_sent_while_a_message_is_being_spooled_are_answered() {
+    // QUIT arrives while the spool syncs the message: the connection is
+    // parked then, and must still read it when the 250 is ready.
+    let server = TestServer::start(&[]);
+    for _ in 0..20 {
+        let mut client = Client::greeted(server.smtp());
+        assert!(client.command("EHLO client.test").starts_with("250"));
+        assert!(client
+            .command("MAIL FROM:<a@example.org>")
+            .starts_with("250"));
+        assert!(client
+            .command("RCPT TO:<postmaster@mx.test>")
+            .starts_with("250"));
+        assert!(client.command("DATA").starts_with("354"));
+        client.send(b"Subject: t\r\n\r\nbody\r\n.\r\n");
+        client.send(b"QUIT\r\n");
+        let queued = client.reply();
+        assert!(queued.starts_with("250"), "{queued}");
+        let bye = client.reply();
+        assert!(bye.starts_with("221"), "{bye}");
+    }
+}

@@ -108,6 +108,10 @@ pub(crate) struct Conn {
     pub last_activity: Instant,
     /// The last dispatch stopped early for fairness; dispatch again.
     pub yielded: bool,
+    /// The socket had no more bytes at the last read: skip reading until a
+    /// readiness event says new bytes came (edge-triggered epoll reports
+    /// every arrival), saving a read that would only say "would block".
+    socket_drained: bool,
     state: State,
     tls: Option<Box<ServerConnection>>,
     tls_version: Option<&'static str>,
@@ -144,6 +148,7 @@ impl Conn {
             started: now,
             last_activity: now,
             yielded: false,
+            socket_drained: false,
             state: State::Active,
             tls: None,
             tls_version: None,
@@ -174,6 +179,12 @@ impl Conn {
     /// Replies are waiting to be written.
     pub fn has_output(&self) -> bool {
         !self.output.is_empty() || self.tls.as_ref().is_some_and(|t| t.wants_write())
+    }
+
+    /// A readiness event came while the connection was at a worker or
+    /// parked: read again before concluding there is nothing.
+    pub fn mark_readable(&mut self) {
+        self.socket_drained = false;
     }
 
     /// Waiting for the authenticator or the spool; holds no worker.
@@ -223,7 +234,7 @@ impl Conn {
     pub fn service(&mut self, work: Work, shared: &Shared) {
         self.yielded = false;
         match work {
-            Work::Io => {}
+            Work::Io => self.socket_drained = false,
             Work::Greet => {
                 if self.state == State::GreetingDelay {
                     self.greet(shared);
@@ -432,6 +443,7 @@ impl Conn {
             State::Active | State::Handshake | State::GreetingDelay
         ) && !self.starttls_pending
             && !self.peer_closed
+            && !self.socket_drained
             && self.input.len() < MAX_INPUT
             && self.output.len() < MAX_OUTPUT
     }
@@ -449,7 +461,7 @@ impl Conn {
             self.last_activity = Instant::now();
         }
         match result {
-            ReadOutcome::Open => {}
+            ReadOutcome::Open { drained } => self.socket_drained = drained,
             ReadOutcome::Eof => self.peer_closed = true,
             ReadOutcome::Failed(reason) => {
                 self.log_read_failure(&reason, before);
@@ -679,8 +691,9 @@ impl Conn {
 
 /// How a read ended.
 enum ReadOutcome {
-    /// The socket is still open (would block, or the buffer is full).
-    Open,
+    /// The socket is still open; `drained` when it had nothing more to
+    /// give (rather than the buffer being full).
+    Open { drained: bool },
     /// The client closed its side.
     Eof,
     /// A socket or TLS error; the text says what.
@@ -698,18 +711,25 @@ fn read_plain(socket: &mut TcpStream, input: &mut Vec<u8>) -> ReadOutcome {
                 input.truncate(old);
                 return ReadOutcome::Eof;
             }
-            Ok(n) => input.truncate(old + n),
+            Ok(n) => {
+                input.truncate(old + n);
+                // A short read from a TCP socket took all it had; the next
+                // arrival raises a new edge.
+                if n < room {
+                    return ReadOutcome::Open { drained: true };
+                }
+            }
             Err(e) => {
                 input.truncate(old);
                 match e.kind() {
-                    io::ErrorKind::WouldBlock => return ReadOutcome::Open,
+                    io::ErrorKind::WouldBlock => return ReadOutcome::Open { drained: true },
                     io::ErrorKind::Interrupted => {}
                     _ => return ReadOutcome::Failed(e.to_string()),
                 }
             }
         }
     }
-    ReadOutcome::Open
+    ReadOutcome::Open { drained: false }
 }
 
 /// Moves decrypted bytes out of rustls, then feeds it more from the socket,
@@ -726,7 +746,7 @@ fn read_tls(
             Err(e) => return ReadOutcome::Failed(e.to_string()),
         }
         if input.len() >= MAX_INPUT {
-            return ReadOutcome::Open;
+            return ReadOutcome::Open { drained: false };
         }
         match tls.read_tls(socket) {
             Ok(0) => return ReadOutcome::Eof,
@@ -737,7 +757,9 @@ fn read_tls(
                     return ReadOutcome::Failed(format!("TLS error: {e:?}"));
                 }
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return ReadOutcome::Open,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                return ReadOutcome::Open { drained: true }
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return ReadOutcome::Failed(e.to_string()),
         }

@@ -247,7 +247,14 @@ impl EventLoop {
                     return; // The connection is gone; nobody waits for this.
                 };
                 match slot.conn.take() {
-                    Some(conn) => self.dispatch(conn, Work::from(completion)),
+                    Some(mut conn) => {
+                        // Bytes that came while it waited are read with
+                        // the result.
+                        if std::mem::take(&mut slot.pending_io) {
+                            conn.mark_readable();
+                        }
+                        self.dispatch(conn, Work::from(completion));
+                    }
                     None => slot.completion = Some(completion),
                 }
             }
@@ -366,7 +373,7 @@ impl EventLoop {
 
     /// A connection is back from a worker: close it, give it more work, or
     /// let it wait.
-    fn come_home(&mut self, conn: Box<Conn>) {
+    fn come_home(&mut self, mut conn: Box<Conn>) {
         let token = conn.token;
         if conn.state() == State::Closed {
             self.close(conn);
@@ -376,6 +383,9 @@ impl EventLoop {
         let Some(slot) = self.slots.get_mut(&token) else {
             return;
         };
+        if slot.pending_io {
+            conn.mark_readable();
+        }
         let work = if let Some(completion) = slot.completion.take() {
             Some(Work::from(completion))
         } else if forcing && !conn.is_parked() && conn.state() != State::Closing {
