@@ -701,35 +701,36 @@ enum ReadOutcome {
 }
 
 fn read_plain(socket: &mut TcpStream, input: &mut Vec<u8>) -> ReadOutcome {
-    while input.len() < MAX_INPUT {
-        let old = input.len();
-        let room = READ_CHUNK.min(MAX_INPUT - old);
-        input.resize(old + room, 0);
-        let result = socket.read(&mut input[old..]);
-        match result {
-            Ok(0) => {
-                input.truncate(old);
-                return ReadOutcome::Eof;
-            }
-            Ok(n) => {
-                input.truncate(old + n);
-                // A short read from a TCP socket took all it had; the next
-                // arrival raises a new edge.
-                if n < room {
-                    return ReadOutcome::Open { drained: true };
+    SCRATCH.with_borrow_mut(|scratch| {
+        while input.len() < MAX_INPUT {
+            let room = READ_CHUNK.min(MAX_INPUT - input.len());
+            match socket.read(&mut scratch[..room]) {
+                Ok(0) => return ReadOutcome::Eof,
+                Ok(n) => {
+                    input.extend_from_slice(&scratch[..n]);
+                    // A short read from a TCP socket took all it had; the
+                    // next arrival raises a new edge.
+                    if n < room {
+                        return ReadOutcome::Open { drained: true };
+                    }
                 }
-            }
-            Err(e) => {
-                input.truncate(old);
-                match e.kind() {
+                Err(e) => match e.kind() {
                     io::ErrorKind::WouldBlock => return ReadOutcome::Open { drained: true },
                     io::ErrorKind::Interrupted => {}
                     _ => return ReadOutcome::Failed(e.to_string()),
-                }
+                },
             }
         }
-    }
-    ReadOutcome::Open { drained: false }
+        ReadOutcome::Open { drained: false }
+    })
+}
+
+thread_local! {
+    /// Each worker's read buffer: bytes land here and only what arrived is
+    /// copied into the connection's input, instead of zeroing a whole chunk
+    /// of the input for every read.
+    static SCRATCH: std::cell::RefCell<Box<[u8]>> =
+        std::cell::RefCell::new(vec![0; READ_CHUNK].into_boxed_slice());
 }
 
 /// Moves decrypted bytes out of rustls, then feeds it more from the socket,
@@ -769,26 +770,18 @@ fn read_tls(
 /// Copies plaintext rustls has decrypted into `input` (up to the limit).
 /// Returns true when the client sent close_notify.
 fn drain_plaintext(tls: &mut ServerConnection, input: &mut Vec<u8>) -> io::Result<bool> {
-    while input.len() < MAX_INPUT {
-        let old = input.len();
-        input.resize(old + READ_CHUNK.min(MAX_INPUT - old), 0);
-        let result = tls.reader().read(&mut input[old..]);
-        match result {
-            Ok(0) => {
-                input.truncate(old);
-                return Ok(true);
-            }
-            Ok(n) => input.truncate(old + n),
-            Err(e) => {
-                input.truncate(old);
-                return match e.kind() {
-                    io::ErrorKind::WouldBlock => Ok(false),
-                    _ => Err(e),
-                };
+    SCRATCH.with_borrow_mut(|scratch| {
+        while input.len() < MAX_INPUT {
+            let room = READ_CHUNK.min(MAX_INPUT - input.len());
+            match tls.reader().read(&mut scratch[..room]) {
+                Ok(0) => return Ok(true),
+                Ok(n) => input.extend_from_slice(&scratch[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) => return Err(e),
             }
         }
-    }
-    Ok(false)
+        Ok(false)
+    })
 }
 
 fn write_plain(
