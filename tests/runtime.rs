@@ -455,3 +455,35 @@ fn commands_sent_while_a_message_is_being_spooled_are_answered() {
         assert!(bye.starts_with("221"), "{bye}");
     }
 }
+
+#[test]
+fn zero_workers_serve_on_the_event_loop() {
+    let server = TestServer::start_with(&[(ALICE, ALICE_PASSWORD)], |c| c.workers = 0);
+    // TLS, a password check and spooling, all with no worker thread.
+    let mailer = SmtpTransport::builder_dangerous("127.0.0.1")
+        .port(server.submission().port())
+        .tls(Tls::Required(lettre_tls(&server)))
+        .credentials(Credentials::new(ALICE.into(), ALICE_PASSWORD.into()))
+        .authentication(vec![Mechanism::Login])
+        .timeout(Some(Duration::from_secs(10)))
+        .build();
+    mailer
+        .send(&message(ALICE, "bob@example.org", "no workers"))
+        .unwrap();
+    // Many plain clients at once.
+    let address = server.smtp();
+    let threads: Vec<_> = (0..20)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let mut client = Client::greeted(address);
+                let body = format!("Subject: inline {i}\r\n\r\nmessage {i}\r\n");
+                let reply = client.send_mail("load@example.org", "postmaster@mx.test", &body);
+                assert!(reply.starts_with("250"), "client {i}: {reply}");
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    assert_eq!(queued_text(&server).len(), 21);
+}

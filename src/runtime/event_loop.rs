@@ -22,8 +22,9 @@ use mio::net::{TcpListener, TcpStream, UnixStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::conn::{Conn, DeadlineKind, State, Work};
+use super::limits::JOBS_PER_WORKER;
 use super::limits::{ConnectionCounter, Refusal, HARD_STOP_AFTER_GRACE};
-use super::pool::{Job, Pool};
+use super::pool::{self, Job, Pool};
 use super::Shared;
 use crate::proto::reply::Reply;
 use crate::proto::session::{AuthResult, EnqueueError, Role};
@@ -217,6 +218,9 @@ impl EventLoop {
     }
 
     fn next_timeout(&self) -> Option<Duration> {
+        if self.pool.is_inline() && !self.backlog.is_empty() {
+            return Some(Duration::ZERO);
+        }
         let mut earliest = self.timers.peek().map(|Reverse((t, _))| *t);
         let extra = [
             self.grace_deadline.filter(|_| self.hard_stop.is_none()),
@@ -434,7 +438,7 @@ impl EventLoop {
 
     fn dispatch(&mut self, conn: Box<Conn>, work: Work) {
         let job = Job { conn, work };
-        if !self.backlog.is_empty() {
+        if !self.backlog.is_empty() || self.pool.is_inline() {
             self.backlog.push_back(job);
         } else if let Err(job) = self.pool.try_submit(job) {
             self.backlog.push_back(job);
@@ -444,6 +448,18 @@ impl EventLoop {
     /// Jobs that did not fit the queue wait here in order; the loop is woken
     /// whenever a worker returns a connection, so they move on soon.
     fn flush_backlog(&mut self) {
+        if self.pool.is_inline() {
+            // Serve what is waiting now; work it creates waits for the next
+            // turn, after the loop has polled again (fairness).
+            for _ in 0..self.backlog.len() {
+                let Some(job) = self.backlog.pop_front() else {
+                    break;
+                };
+                let conn = pool::serve(job, &self.shared);
+                self.come_home(conn);
+            }
+            return;
+        }
         while let Some(job) = self.backlog.pop_front() {
             if let Err(job) = self.pool.try_submit(job) {
                 self.backlog.push_front(job);
@@ -453,6 +469,9 @@ impl EventLoop {
     }
 
     fn pool_saturated(&self) -> bool {
+        if self.pool.is_inline() {
+            return self.backlog.len() >= JOBS_PER_WORKER;
+        }
         !self.backlog.is_empty() || self.pool.is_saturated()
     }
 

@@ -297,7 +297,7 @@ fn start(config: Config, handle_signals: bool) -> Result<ServerHandle, ServerErr
     } else {
         None
     };
-    let workers = config.workers.max(1);
+    let workers = config.workers;
     let shared = Arc::new(Shared {
         config: Arc::new(config),
         session_config,
@@ -308,7 +308,7 @@ fn start(config: Config, handle_signals: bool) -> Result<ServerHandle, ServerErr
         new_mail: delivery.as_ref().map(DeliveryHandle::new_mail),
         notify: notify.clone(),
     });
-    let pool = Pool::start(workers, workers * JOBS_PER_WORKER, shared.clone())
+    let pool = Pool::start(workers, workers.max(1) * JOBS_PER_WORKER, shared.clone())
         .map_err(setup("start the worker threads"))?;
     let event_loop = EventLoop::new(poll, listeners, signals, messages, shared, pool)
         .map_err(setup("register the listeners"))?;

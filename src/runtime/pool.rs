@@ -3,6 +3,11 @@
 //! [`Conn::service`] and sends the connection back to the event loop. A
 //! panic while serving one connection closes that connection, not the
 //! process.
+//!
+//! A pool of zero workers (`--workers 0`) has no threads: the event loop
+//! serves its jobs itself. On a one-core host, or when a client shares the
+//! cores, that saves two thread switches per command; slow work (password
+//! hashes, fsync) runs on its own threads either way.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -33,7 +38,7 @@ impl Pool {
     pub fn start(workers: usize, capacity: usize, shared: Arc<Shared>) -> std::io::Result<Pool> {
         let (jobs, queue) = crossbeam_channel::bounded(capacity);
         let mut threads = Vec::with_capacity(workers);
-        for index in 0..workers.max(1) {
+        for index in 0..workers {
             let queue: Receiver<Job> = queue.clone();
             let shared = shared.clone();
             let thread = std::thread::Builder::new()
@@ -42,6 +47,11 @@ impl Pool {
             threads.push(thread);
         }
         Ok(Pool { jobs, threads })
+    }
+
+    /// No worker threads: the event loop serves the jobs itself.
+    pub fn is_inline(&self) -> bool {
+        self.threads.is_empty()
     }
 
     /// Queues `job`, or gives it back when the queue is full.
@@ -69,15 +79,22 @@ impl Pool {
 }
 
 fn work(queue: Receiver<Job>, shared: &Shared) {
-    while let Ok(Job { mut conn, work }) = queue.recv() {
-        let served = catch_unwind(AssertUnwindSafe(|| conn.service(work, shared)));
-        if served.is_err() {
-            log::error!(
-                "{}: internal error while serving; connection closed",
-                conn.describe()
-            );
-            conn.abandon();
-        }
-        shared.notify.send(LoopMessage::Returned(conn));
+    while let Ok(job) = queue.recv() {
+        shared
+            .notify
+            .send(LoopMessage::Returned(serve(job, shared)));
     }
+}
+
+/// Runs one job; a panic closes that connection only.
+pub(crate) fn serve(Job { mut conn, work }: Job, shared: &Shared) -> Box<Conn> {
+    let served = catch_unwind(AssertUnwindSafe(|| conn.service(work, shared)));
+    if served.is_err() {
+        log::error!(
+            "{}: internal error while serving; connection closed",
+            conn.describe()
+        );
+        conn.abandon();
+    }
+    conn
 }
