@@ -25,6 +25,7 @@
 #   IDLE_CONNS [10000]  RUN_TIMEOUT [180]  TOTAL_BUDGET [2400]
 #   PORT_BASE [2530]  ports PORT_BASE..PORT_BASE+4 must be free on 127.0.0.1
 #   OUTPOST_BIN [target/release/outpost]  SKIP_BUILD=1 to use it as it is
+#   OUTPOST_FLAGS []  extra flags for every Outpost server, e.g. "--workers 0"
 #
 # Output: one line per run
 #   <bench> <server> <size> <msgs> <secs> <msgs_per_s>  # busy=<machine %> server=<server CPU %>
@@ -57,6 +58,7 @@ RUN_TIMEOUT=${RUN_TIMEOUT:-180}
 TOTAL_BUDGET=${TOTAL_BUDGET:-2400}
 PORT_BASE=${PORT_BASE:-2530}
 OUTPOST_BIN=${OUTPOST_BIN:-$REPO/target/release/outpost}
+OUTPOST_FLAGS=${OUTPOST_FLAGS:-}
 SMTP_SOURCE=${SMTP_SOURCE:-/usr/sbin/smtp-source}
 SMTP_SINK=${SMTP_SINK:-/usr/sbin/smtp-sink}
 FROM=bench@example.com
@@ -375,7 +377,7 @@ start_outpost() {
   mkdir -p "$dir"
   "$OUTPOST_BIN" serve --data-dir "$dir" --smtp "127.0.0.1:$port" \
     --submissions off --relay-networks 127.0.0.0/8 --hostname bench.local \
-    "$@" >"$TMPD/outpost-$name.log" 2>&1 &
+    $OUTPOST_FLAGS "$@" >"$TMPD/outpost-$name.log" 2>&1 &
   OUTPOST_PID=$!
   SERVER_PIDS+=("$OUTPOST_PID")
   if ! wait_listening "$port" "$OUTPOST_PID"; then
