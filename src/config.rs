@@ -28,19 +28,27 @@ pub enum ConfigError {
     CommandLine(String),
     /// The config file could not be read.
     ReadFile {
+        /// The config file.
         path: PathBuf,
+        /// The underlying I/O error.
         source: std::io::Error,
     },
     /// A config-file line is not `name = value` or names no known option.
     FileLine {
+        /// The config file.
         path: PathBuf,
+        /// The 1-based line number.
         line: usize,
+        /// What is wrong with the line.
         reason: String,
     },
     /// An option's value does not parse.
     BadValue {
+        /// The option's long name, without the leading `--`.
         option: &'static str,
+        /// The value as given.
         value: String,
+        /// Why it does not parse.
         reason: String,
     },
 }

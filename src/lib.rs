@@ -6,6 +6,7 @@
 //! `tls`, `config`; all of them use `proto`, the pure protocol core that has
 //! no I/O and is what the fuzz targets and benchmarks link.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod auth;
 pub mod config;

@@ -22,22 +22,39 @@ use rustls::{ClientConnection, CommonState, ProtocolVersion, ServerConfig, Strea
 pub enum TlsError {
     /// A file could not be read.
     Read {
+        /// The file that could not be read.
         path: PathBuf,
+        /// The underlying I/O error.
         source: std::io::Error,
     },
     /// A file could not be written.
     Write {
+        /// The file that could not be written.
         path: PathBuf,
+        /// The underlying I/O error.
         source: std::io::Error,
     },
     /// The certificate file holds no `CERTIFICATE` PEM block, or a bad one.
-    BadCertificate { path: PathBuf, reason: String },
+    BadCertificate {
+        /// The certificate file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The key file holds no usable private key.
-    BadKey { path: PathBuf, reason: String },
+    BadKey {
+        /// The private key file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// rustls refused the certificate/key pair (e.g. they do not match).
     Rejected {
+        /// The certificate file.
         cert: PathBuf,
+        /// The private key file.
         key: PathBuf,
+        /// Why rustls refused the pair.
         reason: String,
     },
     /// The self-signed certificate could not be generated.

@@ -47,13 +47,18 @@ pub const AUTH_QUEUE: usize = 256;
 pub enum AuthError {
     /// The file could not be read.
     Io {
+        /// The users file.
         path: std::path::PathBuf,
+        /// The underlying I/O error.
         source: std::io::Error,
     },
     /// A line is not `address:hash` with a supported hash.
     BadLine {
+        /// The users file.
         path: std::path::PathBuf,
+        /// The 1-based line number.
         line: usize,
+        /// What is wrong with the line.
         reason: String,
     },
 }

@@ -28,11 +28,18 @@ pub const MAX_TARGETS: usize = 1000;
 pub enum AliasError {
     /// The file could not be read.
     Io {
+        /// The alias file.
         path: PathBuf,
+        /// The underlying I/O error.
         source: std::io::Error,
     },
     /// A line is not `alias@domain: target, ...`.
-    Syntax { line: usize, reason: String },
+    Syntax {
+        /// The 1-based line number.
+        line: usize,
+        /// What is wrong with the line.
+        reason: String,
+    },
     /// Expansion went deeper than [`MAX_DEPTH`].
     TooDeep(String),
     /// Expansion gave more than [`MAX_TARGETS`] addresses.

@@ -22,7 +22,9 @@ pub enum MaildirError {
     BadName(String),
     /// A file system call failed on `path`.
     Io {
+        /// The file or directory the call was on.
         path: PathBuf,
+        /// The underlying I/O error.
         source: std::io::Error,
     },
 }

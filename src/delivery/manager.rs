@@ -59,7 +59,9 @@ pub enum DeliveryError {
     Aliases(AliasError),
     /// The relay password file could not be read.
     Password {
+        /// The password file.
         path: PathBuf,
+        /// The underlying I/O error.
         source: std::io::Error,
     },
     /// Settings that do not fit together (e.g. a relay user without a

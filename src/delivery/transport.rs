@@ -52,7 +52,9 @@ pub enum CertPolicy {
 pub enum TransportError {
     /// The TCP connection could not be made (try the next address).
     Connect {
+        /// The address that could not be reached.
         addr: SocketAddr,
+        /// The underlying I/O error.
         source: std::io::Error,
     },
     /// The host name is not usable as a TLS server name.

@@ -55,7 +55,9 @@ pub enum Path<'a> {
     /// `@a,@b:` preceded it (RFC 5321 §4.1.2; accepted and ignored per
     /// Appendix C, but policy refuses relaying with it).
     Mailbox {
+        /// The mailbox itself.
         mailbox: Mailbox<'a>,
+        /// Whether a source route preceded the mailbox.
         source_route: bool,
     },
 }

@@ -79,18 +79,27 @@ pub enum Command<'a> {
     Helo(&'a str),
     /// `MAIL FROM:<path> params`
     Mail {
+        /// The reverse-path.
         from: Path<'a>,
+        /// The ESMTP parameters after the path.
         params: MailParams<'a>,
     },
     /// `RCPT TO:<path> params`
     Rcpt {
+        /// The forward-path.
         to: Path<'a>,
+        /// The ESMTP parameters after the path.
         params: RcptParams<'a>,
     },
     /// `DATA`
     Data,
     /// `BDAT size [LAST]` (RFC 3030)
-    Bdat { size: u64, last: bool },
+    Bdat {
+        /// Octets of message data that follow the command.
+        size: u64,
+        /// Whether `LAST` was given: this chunk ends the message.
+        last: bool,
+    },
     /// `RSET`
     Rset,
     /// `NOOP [text]`
@@ -108,7 +117,9 @@ pub enum Command<'a> {
     /// `AUTH mechanism [initial-response]`; the initial response is the raw
     /// base64 text (may be `=` for empty).
     Auth {
+        /// The SASL mechanism name, as the client wrote it.
         mechanism: &'a str,
+        /// The initial response, if the client sent one.
         initial: Option<&'a str>,
     },
     /// A known verb with bad arguments; the text explains what is wrong and

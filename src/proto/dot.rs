@@ -77,7 +77,9 @@ pub enum DataStatus {
     /// the rest of the chunk is the next command. `result` says whether the
     /// message is good.
     End {
+        /// Bytes of the chunk used, through the final LF (0 if it ended before).
         consumed: usize,
+        /// `Ok` for a good message, else the most serious rule it broke.
         result: Result<(), BodyError>,
     },
 }

@@ -15,13 +15,24 @@ pub const MAX_COMMAND_LINE: usize = 512;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LineStatus<'a> {
     /// A whole line (without its CRLF) and the bytes it used, CRLF included.
-    Line { line: &'a [u8], consumed: usize },
+    Line {
+        /// The line's bytes, without the LF and any CR before it.
+        line: &'a [u8],
+        /// Bytes to drop from the front of the buffer, line end included.
+        consumed: usize,
+    },
     /// No line end yet. `consumed` bytes (part of an over-long line being
     /// discarded) may be dropped from the buffer; keep the rest and read more.
-    NeedMore { consumed: usize },
+    NeedMore {
+        /// Bytes to drop from the front of the buffer (0 unless discarding).
+        consumed: usize,
+    },
     /// The end of an over-long line was reached; its `consumed` bytes are
     /// gone and the caller should answer 500 5.5.6 (or similar).
-    TooLong { consumed: usize },
+    TooLong {
+        /// Bytes to drop from the front of the buffer, line end included.
+        consumed: usize,
+    },
 }
 
 /// Incremental line splitter; the only state is "discarding an over-long line".

@@ -48,15 +48,25 @@ const EDQUOT: i32 = 122;
 pub enum QueueError {
     /// An I/O call failed on `path`.
     Io {
+        /// The spool file or directory the call was on.
         path: PathBuf,
+        /// The underlying I/O error.
         source: std::io::Error,
     },
     /// A queue file is truncated or corrupt.
-    Corrupt { path: PathBuf, reason: String },
+    Corrupt {
+        /// The queue file that is damaged.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The caller passed something the spool cannot use: an id that is not
     /// 16 characters of `[0-9A-Z]` (it would become a path), or recipient
     /// states that do not match the recipients.
-    Invalid { reason: String },
+    Invalid {
+        /// What the caller got wrong.
+        reason: String,
+    },
     /// The spool writer thread has stopped (server shutting down).
     Stopped,
 }

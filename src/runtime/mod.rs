@@ -45,7 +45,9 @@ use pool::Pool;
 pub enum ServerError {
     /// The data directory (or a file in it) could not be created.
     DataDir {
+        /// The directory or file that could not be created.
         path: PathBuf,
+        /// The underlying I/O error.
         source: std::io::Error,
     },
     /// Only one of `--tls-cert` and `--tls-key` was given, or only one of
@@ -61,12 +63,16 @@ pub enum ServerError {
     Delivery(DeliveryError),
     /// A listener could not be bound.
     Bind {
+        /// The address that could not be bound.
         address: SocketAddr,
+        /// The underlying I/O error.
         source: std::io::Error,
     },
     /// The poll, the waker, the signal pipe or a thread could not be set up.
     Setup {
+        /// The step that failed, worded to follow "cannot".
         what: &'static str,
+        /// The underlying I/O error.
         source: std::io::Error,
     },
 }
