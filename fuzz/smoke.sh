@@ -11,6 +11,9 @@ for target in $(cargo fuzz list); do
   mkdir -p "fuzz/corpus/$target"
   seeds=()
   [ -d "fuzz/seeds/$target" ] && seeds=("fuzz/seeds/$target")
+  # Inputs that once failed (kept beside the generated seeds, which
+  # generate.py rewrites).
+  [ -d "fuzz/regressions/$target" ] && seeds+=("fuzz/regressions/$target")
   log=$(mktemp)
   if ! cargo fuzz run --sanitizer none "$target" "fuzz/corpus/$target" "${seeds[@]}" -- \
       -max_total_time="$secs" -dict=fuzz/smtp.dict -print_final_stats=1 >"$log" 2>&1; then

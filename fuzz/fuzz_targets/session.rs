@@ -301,16 +301,26 @@ impl Driver {
             envelope.recipients.len() <= self.rcpts_ok,
             "more recipients than 250s to RCPT"
         );
+        // Case-insensitive: `<postmaster>` in any case is recorded as
+        // `Postmaster` (RFC 5321 §4.1.1.3).
         let appears = |text: &str| {
             let text = text.as_bytes();
-            text.is_empty() || self.seen.windows(text.len()).any(|w| w == text)
+            text.is_empty()
+                || self
+                    .seen
+                    .windows(text.len())
+                    .any(|w| w.eq_ignore_ascii_case(text))
         };
         assert!(
             appears(&envelope.sender),
             "sender not from the client: {envelope:?}"
         );
         for recipient in &envelope.recipients {
-            assert!(appears(&recipient.address), "recipient not from the client");
+            assert!(
+                appears(&recipient.address),
+                "recipient not from the client: {envelope:?} seen {:?}",
+                String::from_utf8_lossy(&self.seen)
+            );
         }
         if self.role != Role::Smtp {
             assert!(self.auth_ok, "Enqueue on a submission port without AUTH");

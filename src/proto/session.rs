@@ -1866,7 +1866,7 @@ mod tests {
         let trick =
             "550 5.7.1 Addresses with %, !, a quoted @ or a source route are not accepted; \
                      please use a plain address like user@example.com";
-        let cases: [(&str, bool, bool, &str); 22] = [
+        let cases: [(&str, bool, bool, &str); 23] = [
             (
                 "<bob@example.com>",
                 false,
@@ -1899,6 +1899,12 @@ mod tests {
             ),
             (
                 "<Postmaster>",
+                false,
+                false,
+                "250 2.1.5 Recipient <Postmaster> OK",
+            ),
+            (
+                "<PostmAster>",
                 false,
                 false,
                 "250 2.1.5 Recipient <Postmaster> OK",
