@@ -187,6 +187,10 @@ pub struct Spool {
     ids: id::IdGenerator,
 }
 
+/// A batch whose files are written, synced and in place, waiting for the
+/// directory sync that makes it durable.
+pub(crate) struct PreparedBatch(Vec<Result<Staged, QueueError>>);
+
 /// A message written to temporary files, not yet renamed into place.
 struct Staged {
     id: QueueId,
@@ -247,6 +251,13 @@ impl Spool {
     /// commit); one result per message, in order. No `Ok` is returned
     /// before that message's files and directory entries are durable.
     pub fn store_batch(&self, messages: &[&NewMessage]) -> Vec<Result<QueueId, QueueError>> {
+        self.commit_batch(self.prepare_batch(messages))
+    }
+
+    /// The first half of [`Spool::store_batch`]: writes and syncs every
+    /// message's files and renames them into place. Nothing is durable
+    /// until [`Spool::commit_batch`] has synced the directory.
+    pub(crate) fn prepare_batch(&self, messages: &[&NewMessage]) -> PreparedBatch {
         let mut staged: Vec<Result<Staged, QueueError>> =
             messages.iter().map(|m| self.stage(m)).collect();
         sync_staged(&mut staged);
@@ -257,6 +268,13 @@ impl Spool {
                 }
             }
         }
+        PreparedBatch(staged)
+    }
+
+    /// The second half of [`Spool::store_batch`]: one directory sync makes
+    /// the renames of the whole batch durable.
+    pub(crate) fn commit_batch(&self, prepared: PreparedBatch) -> Vec<Result<QueueId, QueueError>> {
+        let staged = prepared.0;
         if staged.iter().any(Result::is_ok) {
             if let Err(error) = self.sync_dir() {
                 // The entries may or may not survive a crash; the client is

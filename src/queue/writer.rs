@@ -1,7 +1,13 @@
-//! The spool writer thread: takes every submission waiting in its channel,
-//! writes them all, and commits them with one directory fsync (group
-//! commit), so many concurrent messages pay for one slow sync. Each `done`
-//! is called only after its message is durable.
+//! The spool writer: takes every submission waiting in its channel, writes
+//! them all, and commits them with one directory fsync (group commit), so
+//! many concurrent messages pay for one slow sync. Each `done` is called
+//! only after its message is durable.
+//!
+//! Two threads form a pipeline: the writer writes, syncs and renames a
+//! batch's files, then hands the batch to the committer, which syncs the
+//! directory and answers. While one batch's directory sync runs, the next
+//! batch is already being written, so the two syncs a batch needs overlap
+//! with those of its neighbours.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -9,7 +15,7 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use super::{Done, QueueError, Spool};
+use super::{Done, PreparedBatch, QueueError, Spool};
 use crate::proto::session::NewMessage;
 
 /// At most this many messages share one commit, so the first of a long
@@ -41,12 +47,18 @@ struct Counters {
 /// durable, never before.
 pub struct SpoolWriter {
     sender: Option<Sender<Submission>>,
-    thread: Option<JoinHandle<()>>,
+    threads: Vec<JoinHandle<()>>,
     counters: Arc<Counters>,
 }
 
+/// A prepared batch on its way to the committer.
+struct Prepared {
+    batch: Vec<Submission>,
+    files: PreparedBatch,
+}
+
 impl SpoolWriter {
-    /// Starts the writer thread for `spool`.
+    /// Starts the writer and committer threads for `spool`.
     pub fn start(spool: Arc<Spool>) -> SpoolWriter {
         SpoolWriter::start_gated(spool, None)
     }
@@ -59,29 +71,38 @@ impl SpoolWriter {
         // limit already bounds this queue, and `submit` must never block a
         // protocol worker.
         let (sender, receiver) = crossbeam_channel::unbounded::<Submission>();
+        // One batch may wait for the committer while the next is written.
+        let (prepared_sender, prepared) = crossbeam_channel::bounded::<Prepared>(1);
         let counters = Arc::new(Counters::default());
         let thread_counters = Arc::clone(&counters);
-        let thread = std::thread::Builder::new()
-            .name("spool-writer".into())
-            .spawn(move || {
-                if let Some(gate) = gate {
-                    let _ = gate.recv();
-                }
-                run(&spool, &receiver, &thread_counters);
-            });
-        match thread {
-            Ok(handle) => SpoolWriter {
+        let committer_spool = Arc::clone(&spool);
+        let committer = std::thread::Builder::new()
+            .name("spool-commit".into())
+            .spawn(move || commit(&committer_spool, &prepared, &thread_counters));
+        let writer = committer.and_then(|committer| {
+            std::thread::Builder::new()
+                .name("spool-writer".into())
+                .spawn(move || {
+                    if let Some(gate) = gate {
+                        let _ = gate.recv();
+                    }
+                    write(&spool, &receiver, &prepared_sender);
+                })
+                .map(|writer| vec![writer, committer])
+        });
+        match writer {
+            Ok(threads) => SpoolWriter {
                 sender: Some(sender),
-                thread: Some(handle),
+                threads,
                 counters,
             },
             Err(error) => {
-                // Without a thread every submission fails with 451 (the
+                // Without the threads every submission fails with 451 (the
                 // channel's receiver is gone), which the client retries.
-                log::error!("spool: cannot start the writer thread: {error}");
+                log::error!("spool: cannot start the writer threads: {error}");
                 SpoolWriter {
                     sender: None,
-                    thread: None,
+                    threads: Vec::new(),
                     counters,
                 }
             }
@@ -112,13 +133,15 @@ impl Drop for SpoolWriter {
     /// Finishes what was submitted, then stops the thread.
     fn drop(&mut self) {
         self.sender = None;
-        if let Some(thread) = self.thread.take() {
+        // The writer ends first (its channel closed), then the committer.
+        for thread in self.threads.drain(..) {
             let _ = thread.join();
         }
     }
 }
 
-fn run(spool: &Spool, receiver: &Receiver<Submission>, counters: &Counters) {
+/// The writer thread: batches submissions and prepares their files.
+fn write(spool: &Spool, receiver: &Receiver<Submission>, committer: &Sender<Prepared>) {
     while let Ok(first) = receiver.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -128,7 +151,20 @@ fn run(spool: &Spool, receiver: &Receiver<Submission>, counters: &Counters) {
             }
         }
         let messages: Vec<&NewMessage> = batch.iter().map(|s| &*s.message).collect();
-        let results = spool.store_batch(&messages);
+        let files = spool.prepare_batch(&messages);
+        if let Err(returned) = committer.send(Prepared { batch, files }) {
+            // The committer is gone: nothing was acknowledged; say so.
+            for submission in returned.into_inner().batch {
+                (submission.done)(Err(QueueError::Stopped));
+            }
+        }
+    }
+}
+
+/// The committer thread: syncs the directory for each batch, then answers.
+fn commit(spool: &Spool, prepared: &Receiver<Prepared>, counters: &Counters) {
+    for Prepared { batch, files } in prepared.iter() {
+        let results = spool.commit_batch(files);
         counters.batches.fetch_add(1, Ordering::Relaxed);
         counters
             .messages
