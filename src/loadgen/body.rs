@@ -132,26 +132,17 @@ pub fn message(size: usize, from: &str, to: &str) -> Vec<u8> {
     out
 }
 
-/// Dot-stuffs a message for DATA (RFC 5321 §4.5.2): every line that starts with
-/// "." gets another "." in front. The input ends with CRLF; the output does not
-/// include the terminating ".\r\n".
-pub fn dot_stuff(message: &[u8]) -> Vec<u8> {
-    let dot_lines = 1 + message.windows(2).filter(|w| w == b"\n.").count();
-    let mut out = Vec::with_capacity(message.len() + dot_lines);
-    let mut at_line_start = true;
-    for &b in message {
-        if at_line_start && b == b'.' {
-            out.push(b'.');
-        }
-        out.push(b);
-        at_line_start = b == b'\n';
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The wire form without the final `.\r\n`.
+    fn dot_stuff(message: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        crate::proto::dot::stuff(message, &mut out);
+        out.truncate(out.len() - 3);
+        out
+    }
 
     /// The receiving side's view: removes one leading dot from each line.
     fn unstuff(data: &[u8]) -> Vec<u8> {

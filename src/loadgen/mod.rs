@@ -201,8 +201,8 @@ pub fn run_with(opts: &Options) -> Result<Summary, LoadgenError> {
     // The loopback guard also holds for callers that build Options by hand.
     options::loopback_target(&opts.server.to_string())?;
     let message = body::message(opts.size, &opts.from, &opts.to);
-    let mut wire = body::dot_stuff(&message);
-    wire.extend_from_slice(b".\r\n");
+    let mut wire = Vec::with_capacity(message.len() + message.len() / 16 + 3);
+    crate::proto::dot::stuff(&message, &mut wire);
     let tls = client::tls_config(opts)?;
     let deadline = Instant::now() + opts.duration_limit;
     let shared = Arc::new(client::Shared {
