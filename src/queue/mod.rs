@@ -19,19 +19,21 @@
 
 pub mod envfile;
 pub mod id;
+mod syncer;
 mod writer;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ring::digest::{Context, SHA256};
 
 use crate::proto::received::{received_header, rfc5322_date};
 use crate::proto::session::{EnqueueError, Envelope, NewMessage, Origin};
+use syncer::Syncer;
 
 pub use writer::{SpoolWriter, WriterStats};
 
@@ -185,6 +187,8 @@ pub struct Spool {
     dir: PathBuf,
     hostname: String,
     ids: id::IdGenerator,
+    /// The fsync threads, started with the first message stored.
+    syncer: OnceLock<Option<Syncer>>,
 }
 
 /// A batch whose files are written, synced and in place, waiting for the
@@ -197,13 +201,8 @@ struct Staged {
     tmp_msg: PathBuf,
     tmp_env: PathBuf,
     /// The two written files, still to be synced.
-    files: [File; 2],
+    files: [Arc<File>; 2],
 }
-
-/// The fsyncs of one batch run on up to this many threads at once: the
-/// file system joins concurrent syncs into one journal commit, so a batch
-/// costs about one commit instead of one per file (group commit).
-const SYNC_THREADS: usize = 16;
 
 impl Spool {
     /// Opens (creating with mode 0700) `<data_dir>/queue/`, naming this
@@ -232,6 +231,7 @@ impl Spool {
             dir,
             hostname: hostname.to_string(),
             ids: id::IdGenerator::new(),
+            syncer: OnceLock::new(),
         }))
     }
 
@@ -260,7 +260,7 @@ impl Spool {
     pub(crate) fn prepare_batch(&self, messages: &[&NewMessage]) -> PreparedBatch {
         let mut staged: Vec<Result<Staged, QueueError>> =
             messages.iter().map(|m| self.stage(m)).collect();
-        sync_staged(&mut staged);
+        sync_staged(self.syncer.get_or_init(Syncer::start).as_ref(), &mut staged);
         for slot in staged.iter_mut() {
             if let Ok(files) = slot {
                 if let Err(error) = self.put_in_place(files) {
@@ -469,11 +469,11 @@ impl Spool {
         let written = write_new(&tmp_msg, &[header.as_bytes(), &message.body])
             .and_then(|msg| Ok([msg, write_new(&tmp_env, &[&envfile::render(&queued)])?]));
         match written {
-            Ok(files) => Ok(Staged {
+            Ok([msg, env]) => Ok(Staged {
                 id,
                 tmp_msg,
                 tmp_env,
-                files,
+                files: [Arc::new(msg), Arc::new(env)],
             }),
             Err(error) => {
                 let _ = fs::remove_file(&tmp_msg);
@@ -661,54 +661,38 @@ fn write_synced(path: &Path, parts: &[&[u8]]) -> Result<(), QueueError> {
     file.sync_all().map_err(io_error(path))
 }
 
-/// Fsyncs every staged file, on up to [`SYNC_THREADS`] threads at once. A
-/// message whose files fail to sync becomes an error and its temporary
-/// files are removed: it was never acknowledged.
-fn sync_staged(staged: &mut [Result<Staged, QueueError>]) {
-    let jobs: Vec<SyncJob> = staged
+/// Fsyncs every staged file at once (on the spool's sync threads, or here
+/// if they could not start). A message whose files fail to sync becomes an
+/// error and its temporary files are removed: it was never acknowledged.
+fn sync_staged(syncer: Option<&Syncer>, staged: &mut [Result<Staged, QueueError>]) {
+    let owners: Vec<usize> = staged
         .iter()
         .enumerate()
-        .filter_map(|(i, slot)| Some((i, slot.as_ref().ok()?)))
-        .flat_map(|(i, s)| [(i, &s.files[0], &*s.tmp_msg), (i, &s.files[1], &*s.tmp_env)])
+        .filter(|(_, slot)| slot.is_ok())
+        .flat_map(|(i, _)| [i, i])
         .collect();
-    let per_thread = jobs.len().div_ceil(SYNC_THREADS).max(1);
-    let failures: Vec<(usize, QueueError)> = std::thread::scope(|scope| {
-        let workers: Vec<_> = jobs
-            .chunks(per_thread)
-            .map(|chunk| (chunk, scope.spawn(move || sync_files(chunk))))
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|(chunk, worker)| {
-                worker.join().unwrap_or_else(|_| {
-                    let panicked = || io::Error::other("the sync thread panicked");
-                    chunk
-                        .iter()
-                        .map(|&(i, _, path)| (i, io_error(path)(panicked())))
-                        .collect()
-                })
-            })
-            .collect()
-    });
-    for (i, error) in failures {
+    let files: Vec<Arc<File>> = staged
+        .iter()
+        .filter_map(|slot| slot.as_ref().ok())
+        .flat_map(|s| s.files.iter().cloned())
+        .collect();
+    let results = match syncer {
+        Some(syncer) => syncer.sync_all(&files),
+        None => files.iter().map(|f| f.sync_all()).collect(),
+    };
+    for (&i, result) in owners.iter().zip(results) {
+        let Err(source) = result else { continue };
         if let Some(slot) = staged.get_mut(i) {
             if let Ok(files) = slot {
                 let _ = fs::remove_file(&files.tmp_msg);
                 let _ = fs::remove_file(&files.tmp_env);
-                *slot = Err(error);
+                *slot = Err(QueueError::Io {
+                    path: files.tmp_msg.clone(),
+                    source,
+                });
             }
         }
     }
-}
-
-/// A file to sync: the index of its message in the batch, the file, its path.
-type SyncJob<'a> = (usize, &'a File, &'a Path);
-
-/// Syncs `jobs` one after another; returns the failures.
-fn sync_files(jobs: &[SyncJob]) -> Vec<(usize, QueueError)> {
-    jobs.iter()
-        .filter_map(|&(i, file, path)| Some((i, file.sync_all().map_err(io_error(path)).err()?)))
-        .collect()
 }
 
 #[cfg(test)]
