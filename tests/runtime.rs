@@ -33,6 +33,24 @@ fn lettre_tls(server: &TestServer) -> TlsParameters {
         .unwrap()
 }
 
+/// A lettre client for `port` with `tls`, logging in as Alice with
+/// `password` through `mechanism`.
+fn authenticated_mailer(
+    server: &TestServer,
+    port: u16,
+    tls: fn(TlsParameters) -> Tls,
+    mechanism: Mechanism,
+    password: &str,
+) -> SmtpTransport {
+    SmtpTransport::builder_dangerous("127.0.0.1")
+        .port(port)
+        .tls(tls(lettre_tls(server)))
+        .credentials(Credentials::new(ALICE.into(), password.into()))
+        .authentication(vec![mechanism])
+        .timeout(Some(Duration::from_secs(10)))
+        .build()
+}
+
 fn queued_text(server: &TestServer) -> Vec<String> {
     server
         .queued_messages()
@@ -44,13 +62,13 @@ fn queued_text(server: &TestServer) -> Vec<String> {
 #[test]
 fn lettre_submission_starttls_and_auth_login() {
     let server = TestServer::start(&[(ALICE, ALICE_PASSWORD)]);
-    let mailer = SmtpTransport::builder_dangerous("127.0.0.1")
-        .port(server.submission().port())
-        .tls(Tls::Required(lettre_tls(&server)))
-        .credentials(Credentials::new(ALICE.into(), ALICE_PASSWORD.into()))
-        .authentication(vec![Mechanism::Login])
-        .timeout(Some(Duration::from_secs(10)))
-        .build();
+    let mailer = authenticated_mailer(
+        &server,
+        server.submission().port(),
+        Tls::Required,
+        Mechanism::Login,
+        ALICE_PASSWORD,
+    );
     mailer
         .send(&message(ALICE, "bob@example.org", "via 587"))
         .unwrap();
@@ -62,13 +80,13 @@ fn lettre_submission_starttls_and_auth_login() {
 #[test]
 fn lettre_submissions_implicit_tls_and_auth_plain() {
     let server = TestServer::start(&[(ALICE, ALICE_PASSWORD)]);
-    let mailer = SmtpTransport::builder_dangerous("127.0.0.1")
-        .port(server.submissions().port())
-        .tls(Tls::Wrapper(lettre_tls(&server)))
-        .credentials(Credentials::new(ALICE.into(), ALICE_PASSWORD.into()))
-        .authentication(vec![Mechanism::Plain])
-        .timeout(Some(Duration::from_secs(10)))
-        .build();
+    let mailer = authenticated_mailer(
+        &server,
+        server.submissions().port(),
+        Tls::Wrapper,
+        Mechanism::Plain,
+        ALICE_PASSWORD,
+    );
     mailer
         .send(&message(ALICE, "bob@example.org", "via 465"))
         .unwrap();
@@ -114,13 +132,13 @@ fn root_store(cert_pem: &[u8]) -> rustls::RootCertStore {
 #[test]
 fn lettre_wrong_password_is_refused() {
     let server = TestServer::start(&[(ALICE, ALICE_PASSWORD)]);
-    let mailer = SmtpTransport::builder_dangerous("127.0.0.1")
-        .port(server.submissions().port())
-        .tls(Tls::Wrapper(lettre_tls(&server)))
-        .credentials(Credentials::new(ALICE.into(), "wrong".into()))
-        .authentication(vec![Mechanism::Plain])
-        .timeout(Some(Duration::from_secs(10)))
-        .build();
+    let mailer = authenticated_mailer(
+        &server,
+        server.submissions().port(),
+        Tls::Wrapper,
+        Mechanism::Plain,
+        "wrong",
+    );
     let err = mailer
         .send(&message(ALICE, "bob@example.org", "nope"))
         .unwrap_err();
@@ -460,13 +478,13 @@ fn commands_sent_while_a_message_is_being_spooled_are_answered() {
 fn zero_workers_serve_on_the_event_loop() {
     let server = TestServer::start_with(&[(ALICE, ALICE_PASSWORD)], |c| c.workers = 0);
     // TLS, a password check and spooling, all with no worker thread.
-    let mailer = SmtpTransport::builder_dangerous("127.0.0.1")
-        .port(server.submission().port())
-        .tls(Tls::Required(lettre_tls(&server)))
-        .credentials(Credentials::new(ALICE.into(), ALICE_PASSWORD.into()))
-        .authentication(vec![Mechanism::Login])
-        .timeout(Some(Duration::from_secs(10)))
-        .build();
+    let mailer = authenticated_mailer(
+        &server,
+        server.submission().port(),
+        Tls::Required,
+        Mechanism::Login,
+        ALICE_PASSWORD,
+    );
     mailer
         .send(&message(ALICE, "bob@example.org", "no workers"))
         .unwrap();
