@@ -703,16 +703,8 @@ fn a_text_line_over_1000_octets_rejects_the_message() {
     let server = TestServer::start(&[]);
     let mut client = Client::greeted(server.smtp());
     assert!(client.command("EHLO client.test").starts_with("250"));
-    assert!(client
-        .command("MAIL FROM:<a@example.org>")
-        .starts_with("250"));
-    assert!(client
-        .command("RCPT TO:<postmaster@mx.test>")
-        .starts_with("250"));
-    assert!(client.command("DATA").starts_with("354"));
     let body = format!("Subject: long\r\n\r\n{}\r\nafter\r\n", "y".repeat(1200));
-    client.send(body.as_bytes());
-    let reply = client.command(".");
+    let reply = client.transaction("a@example.org", "postmaster@mx.test", &body);
     assert!(reply.starts_with("550 5.5.2"), "{reply}");
     assert!(client.command("NOOP").starts_with("250"));
     assert!(server.queued_messages().is_empty());
@@ -916,15 +908,7 @@ fn a_text_line_of_exactly_1000_octets_is_accepted_and_1001_is_not() {
                 format!(".{line}")
             };
             let body = format!("Subject: edge\r\n\r\n{wire}\r\n");
-            assert!(client
-                .command("MAIL FROM:<a@example.org>")
-                .starts_with("250"));
-            assert!(client
-                .command("RCPT TO:<postmaster@mx.test>")
-                .starts_with("250"));
-            assert!(client.command("DATA").starts_with("354"));
-            client.send(body.as_bytes());
-            let reply = client.command(".");
+            let reply = client.transaction("a@example.org", "postmaster@mx.test", &body);
             if accepted {
                 queue_id(&reply);
             } else {
