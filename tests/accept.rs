@@ -503,7 +503,15 @@ fn every_smuggling_sequence_is_refused_and_never_queues_a_second_message() {
         let queued = server.queued_messages();
         assert_eq!(queued.len(), before + usize::from(!bare), "{name}");
         if !bare {
-            let text = std::fs::read(queued.last().unwrap()).unwrap();
+            let id = queued
+                .last()
+                .unwrap()
+                .file_stem()
+                .unwrap()
+                .to_str()
+                .unwrap();
+            let spool = Spool::attach(server.data_dir(), HOSTNAME).unwrap();
+            let text = spool.read_message(id).unwrap();
             let message = after_received(&text);
             assert!(message.ends_with(b"smuggled message\r\n"), "{name}");
             assert!(
@@ -821,7 +829,6 @@ fn a_queued_message_is_whole_on_disk_and_survives_a_restart() {
     // The 250 came after the files were in place: check at once, no waiting.
     let queue = server.data_dir().join("queue");
     assert!(queue.join(format!("{id}.msg")).is_file());
-    assert!(queue.join(format!("{id}.env")).is_file());
     let spool = Spool::attach(server.data_dir(), HOSTNAME).unwrap();
     let loaded = spool.load(&id).unwrap();
     assert_eq!(loaded.id, id);
@@ -831,8 +838,12 @@ fn a_queued_message_is_whole_on_disk_and_survives_a_restart() {
     assert_eq!(loaded.origin.helo, "client.test");
     let bytes = spool.read_message(&id).unwrap();
     assert_eq!(after_received(&bytes), body.as_bytes());
-    let env = std::fs::read_to_string(queue.join(format!("{id}.env"))).unwrap();
-    assert!(env.contains("sender@example.org"), "{env}");
+    // The envelope heads the file as plain text, the message follows.
+    let file = std::fs::read(queue.join(format!("{id}.msg"))).unwrap();
+    let text = String::from_utf8_lossy(&file);
+    assert!(text.starts_with("version: 2\n"), "{text}");
+    assert!(text.contains("\nsender: sender@example.org\n"), "{text}");
+    assert!(file.ends_with(&bytes));
     drop(client);
     server.shutdown();
 

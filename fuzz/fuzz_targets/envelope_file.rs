@@ -3,10 +3,13 @@
 //! sealed mode the target appends a correct `end <length> <sha256>` trailer
 //! to the fuzzer's text and the parser's line grammar is reached.
 //!
-//! Checked: no panic; anything accepted renders (`envfile::render`) to bytes
-//! that parse to the same value, and rendering that value again gives the
-//! same bytes; the rendered (valid) file cut at fuzzer-chosen points, or
-//! with one byte changed, is an error (the trailer checksum).
+//! Checked: no panic in `parse` or `head_length`; anything accepted renders
+//! (`envfile::render`) to bytes that parse to the same value, and rendering
+//! that value again gives the same bytes; in a message file (the rendered
+//! envelope followed by the fuzzer's bytes as the message) `head_length`
+//! finds exactly the envelope; the rendered (valid) file cut at
+//! fuzzer-chosen points, or with one byte changed, is an error (the trailer
+//! checksum).
 //!
 //! Input: 1 mode byte (bit 0: sealed; the rest: the length written in the
 //! trailer), 8 control bytes (cut points and byte changes), then the file
@@ -14,7 +17,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use outpost::queue::envfile::{parse, render, sha256_hex};
+use outpost::queue::envfile::{head_length, parse, render, sha256_hex};
 
 #[path = "common/mod.rs"]
 mod common;
@@ -36,6 +39,7 @@ fuzz_target!(|data: &[u8]| {
     } else {
         data.to_vec()
     };
+    let _ = head_length(&file);
     let Ok(message) = parse(&file) else {
         return;
     };
@@ -48,6 +52,9 @@ fuzz_target!(|data: &[u8]| {
     });
     assert_eq!(again, message, "parse(render(m)) != m");
     assert_eq!(render(&again), rendered, "render is not stable");
+    let mut message_file = rendered.clone();
+    message_file.extend_from_slice(data);
+    assert_eq!(head_length(&message_file), Some(rendered.len()));
 
     for pair in control.chunks(2) {
         let at = usize::from(u16::from_le_bytes([pair[0], *pair.get(1).unwrap_or(&0)]));

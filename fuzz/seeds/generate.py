@@ -291,7 +291,7 @@ def main():
 
     # envelope_file: mode byte (bit 0 sealed: the target appends the trailer,
     # the rest its length), 8 control bytes, the file.
-    envelope = (b"version: 1\nid: 0J5Z3K1M2N3P4Q5R\n"
+    envelope = (b"version: 2\nid: 0J5Z3K1M2N3P4Q5R\n"
                 b"arrival: 1795718460 Thu, 26 Nov 2026 18:41:00 +0000\n"
                 b"sender: alice@example.org\nclient: 192.0.2.7\nhelo: evil%0D%0Ahelo 100%25\n"
                 b"protocol: ESMTPSA\nauth-user: alice@example.org\ntls: TLSv1.3\nbody: 8BITMIME\n"
@@ -305,7 +305,7 @@ def main():
              b"reply: 550 5.1.1 No such user%0D%0Ahere\n"
              b"rcpt: dave@example.com notify=- orcpt=- state=deferred attempts=3\n"
              b"reply: 451 4.3.0 Try later\n")
-    minimal = (b"version: 1\nid: A\narrival: 0\nsender:\nclient:\nhelo:\nprotocol: SMTP\nauth-user:\n"
+    minimal = (b"version: 2\nid: A\narrival: 0\nsender:\nclient:\nhelo:\nprotocol: SMTP\nauth-user:\n"
                b"tls:\nbody:\nsmtputf8: no\nret:\nenvid:\nmessage-sha256: " + b"0" * 64 + b"\n"
                b"attempts: 0\nnext-attempt: 0\nrcpt: a@b notify=- orcpt=- state=pending attempts=0\n")
     def sealed(text, length):

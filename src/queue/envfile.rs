@@ -1,13 +1,15 @@
-//! The envelope file `<id>.env`: rendering and a pure parser over bytes
-//! (the parser is what the fuzz target links).
+//! The envelope: rendering and a pure parser over bytes (the parser is what
+//! the fuzz target links). It heads every message file `<id>.msg` as the
+//! message was accepted, and `<id>.env` holds it once delivery state
+//! changes.
 //!
-//! Plain text an operator can `cat`, one `key: value` per line (LF), keys in
+//! Plain text an operator can read (`head <id>.msg`, `cat <id>.env`), one `key: value` per line (LF), keys in
 //! a fixed order, then one `rcpt:` line per recipient (each failed or
 //! deferred one followed by its `reply:` line), and the trailer
 //! `end <message-length> <sha256>`:
 //!
 //! ```text
-//! version: 1
+//! version: 2
 //! id: 0J5Z3K1M2N3P4Q5R
 //! arrival: 1795718460 Thu, 26 Nov 2026 18:41:00 +0000
 //! sender: alice@example.org
@@ -51,8 +53,9 @@ use crate::proto::command::{Body, Notify, Ret};
 use crate::proto::received::rfc5322_date;
 use crate::proto::session::{Envelope, Origin, Recipient};
 
-/// The only format version written and read.
-pub const VERSION: u32 = 1;
+/// The only format version written and read (2: the envelope heads the
+/// message file).
+pub const VERSION: u32 = 2;
 
 /// Why an envelope file cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -173,6 +176,17 @@ pub fn render(message: &QueuedMessage) -> Vec<u8> {
     out.push_str(&checksum);
     out.push('\n');
     out.into_bytes()
+}
+
+/// The length of the envelope at the start of `bytes` (a message file):
+/// up to and including its trailer line, or `None` if `bytes` holds no
+/// complete trailer line yet. Values never hold a newline (they are
+/// `%XX`-escaped) and no key is `end`, so the first line that starts with
+/// `end ` is the trailer.
+pub fn head_length(bytes: &[u8]) -> Option<usize> {
+    let start = memchr::memmem::find(bytes, b"\nend ")? + 1;
+    let end = memchr::memchr(b'\n', &bytes[start..])?;
+    Some(start + end + 1)
 }
 
 /// Parses and checks an envelope file. Never panics; anything torn,
@@ -693,6 +707,18 @@ mod tests {
     }
 
     #[test]
+    fn head_length_finds_the_trailer_before_the_message() {
+        let head = render(&sample());
+        let mut file = head.clone();
+        file.extend_from_slice(b"Received: x\r\n\r\nend of the message\r\nend 1 2\n");
+        assert_eq!(head_length(&file), Some(head.len()));
+        assert_eq!(head_length(&head), Some(head.len()));
+        for cut in 0..head.len() {
+            assert_eq!(head_length(&head[..cut]), None, "cut at {cut}");
+        }
+    }
+
+    #[test]
     fn every_single_byte_change_is_rejected() {
         let bytes = render(&sample());
         for i in 0..bytes.len() {
@@ -709,7 +735,7 @@ mod tests {
             b"\n",
             b"end 0 x\n",
             b"end\n",
-            b"version: 1\nend 1 2 3\n",
+            b"version: 2\nend 1 2 3\n",
             b"\xff\xfe\n",
             b"end 99999999999999999999999 00\n",
             b"%%%\nend 0 0\n",
@@ -725,9 +751,9 @@ mod tests {
         // fail on the content, not panic.
         let bodies = [
             "version: 2\n",
-            "version: 1\nid: X\n",
-            "version: 1\nid: %zz\n",
-            "version: 1\nid: A\narrival: -1\n",
+            "version: 2\nid: X\n",
+            "version: 2\nid: %zz\n",
+            "version: 2\nid: A\narrival: -1\n",
         ];
         for body in bodies {
             let covered = format!("{body}end 0 ");

@@ -55,12 +55,31 @@ impl IdGenerator {
         *last = value;
         encode(value)
     }
+
+    /// Makes every later id sort after `id` (one found on disk). Ids that
+    /// are not valid are ignored.
+    pub fn advance_past(&self, id: &str) {
+        if let Some(value) = decode(id) {
+            let mut last = self.last.lock();
+            *last = (*last).max(value);
+        }
+    }
 }
 
 impl Default for IdGenerator {
     fn default() -> Self {
         IdGenerator::new()
     }
+}
+
+fn decode(id: &str) -> Option<u128> {
+    if !is_valid(id) {
+        return None;
+    }
+    id.bytes().try_fold(0u128, |value, b| {
+        let digit = ALPHABET.iter().position(|&a| a == b)?;
+        Some(value * 36 + digit as u128)
+    })
 }
 
 fn encode(mut value: u128) -> String {
@@ -94,6 +113,17 @@ mod tests {
         let a = ids.next(2_000_000_000_000);
         let b = ids.next(1_000_000_000_000);
         assert!(b > a);
+    }
+
+    #[test]
+    fn ids_sort_after_one_found_on_disk() {
+        let ids = IdGenerator::new();
+        let on_disk = ids.next(2_000_000_000_000);
+        let ids = IdGenerator::new();
+        ids.advance_past(&on_disk);
+        ids.advance_past("not an id");
+        assert!(ids.next(1_000_000_000_000) > on_disk);
+        assert_eq!(decode(&encode(12_345)), Some(12_345));
     }
 
     #[test]

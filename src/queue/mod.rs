@@ -3,19 +3,23 @@
 //! 250 that carries its queue id. May import `proto` (envelope types, the
 //! Received header) and nothing above it.
 //!
-//! Layout under `<data-dir>/queue/` (mode 0700, files 0600): `<id>.msg`
-//! holds exactly the message bytes (Received header prepended); `<id>.env`
-//! is the envelope in a line-based `key: value` text form an operator can
-//! `cat` (see [`envfile`]), ending in a trailer line
-//! `end <len-of-msg> <checksum>` that proves both files whole. Delivery
-//! state per recipient is kept in `<id>.env` too (rewritten atomically).
+//! Layout under `<data-dir>/queue/` (mode 0700, files 0600): one file per
+//! message, `<id>.msg`, holding the envelope as accepted in the line-based
+//! `key: value` text form of [`envfile`] (`head` shows it), ending in its
+//! trailer line `end <message-length> <checksum>`, and right after it
+//! exactly the message bytes (Received header prepended). Once delivery
+//! state changes it is kept in `<id>.env`, the same envelope form,
+//! rewritten atomically; when present it supersedes the head of `<id>.msg`.
+//! So a message that is delivered at the first attempt costs one inode,
+//! created, synced and removed once.
 //!
-//! Order of writing: both files go to `*.tmp` names and are fsync'd, then
-//! `.msg` is renamed into place before `.env`, then the directory is
-//! fsync'd. So an `.env` under its final name means the message is
-//! complete; a `.msg` without one, or a `*.tmp`, was never acknowledged and
-//! is removed when the server opens the spool. Files that fail their checks
-//! are moved to `queue/corrupt/`, never delivered half.
+//! Order of writing: `<id>.msg.tmp`, fsync, rename to `<id>.msg`, then the
+//! directory is fsync'd. So an `<id>.msg` is always complete; a `*.tmp` was
+//! never acknowledged and is removed when the server opens the spool.
+//! Removal takes `<id>.msg` first: a crash in between leaves an `<id>.env`
+//! alone, which start-up removes, never a message with an older state.
+//! Files that fail their checks are moved to `queue/corrupt/`, never
+//! delivered half.
 
 pub mod envfile;
 pub mod id;
@@ -23,7 +27,7 @@ mod syncer;
 mod writer;
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -195,13 +199,12 @@ pub struct Spool {
 /// directory sync that makes it durable.
 pub(crate) struct PreparedBatch(Vec<Result<Staged, QueueError>>);
 
-/// A message written to temporary files, not yet renamed into place.
+/// A message written to its temporary file, not yet renamed into place.
 struct Staged {
     id: QueueId,
-    tmp_msg: PathBuf,
-    tmp_env: PathBuf,
-    /// The two written files, still to be synced.
-    files: [Arc<File>; 2],
+    tmp: PathBuf,
+    /// The written file, still to be synced.
+    file: Arc<File>,
 }
 
 impl Spool {
@@ -212,10 +215,10 @@ impl Spool {
         Spool::open_with_hostname(data_dir, "localhost")
     }
 
-    /// Opens the spool for the server: creates `<data_dir>/queue/` (0700),
-    /// removes what was never acknowledged (`*.tmp`, `.msg` without
-    /// `.env`) and quarantines an `.env` whose `.msg` is missing.
-    /// `hostname` goes into the Received header.
+    /// Opens the spool for the server: creates `<data_dir>/queue/` (0700)
+    /// and removes what was never acknowledged (`*.tmp`) or outlived its
+    /// message (an `.env` without its `.msg`). `hostname` goes into the
+    /// Received header.
     pub fn open_with_hostname(data_dir: &Path, hostname: &str) -> Result<Arc<Spool>, QueueError> {
         let spool = Spool::attach(data_dir, hostname)?;
         spool.recover()?;
@@ -262,8 +265,8 @@ impl Spool {
             messages.iter().map(|m| self.stage(m)).collect();
         sync_staged(self.syncer.get_or_init(Syncer::start).as_ref(), &mut staged);
         for slot in staged.iter_mut() {
-            if let Ok(files) = slot {
-                if let Err(error) = self.put_in_place(files) {
+            if let Ok(staged) = slot {
+                if let Err(error) = self.put_in_place(staged) {
                     *slot = Err(error);
                 }
             }
@@ -281,8 +284,8 @@ impl Spool {
                 // told 451 and will resend, so take them back rather than
                 // risk delivering a copy it never saw accepted.
                 let failed = |s: Result<Staged, QueueError>| {
-                    let files = s?;
-                    self.discard(&files.id);
+                    let staged = s?;
+                    self.discard(&staged.id);
                     Err(QueueError::Io {
                         path: error.path().to_path_buf(),
                         source: error.copy(),
@@ -291,73 +294,100 @@ impl Spool {
                 return staged.into_iter().map(failed).collect();
             }
         }
-        staged
-            .into_iter()
-            .map(|s| s.map(|files| files.id))
-            .collect()
+        staged.into_iter().map(|s| s.map(|s| s.id)).collect()
     }
 
-    /// The queue ids of all complete messages (those with an `.env`),
-    /// oldest first.
+    /// The queue ids of all messages (their `.msg` files), oldest first.
     pub fn list(&self) -> Result<Vec<QueueId>, QueueError> {
         let mut ids: Vec<QueueId> = self
             .entries()?
             .into_iter()
-            .filter_map(|name| name.strip_suffix(".env").map(str::to_string))
+            .filter_map(|name| name.strip_suffix(".msg").map(str::to_string))
             .filter(|stem| id::is_valid(stem))
             .collect();
         ids.sort();
         Ok(ids)
     }
 
-    /// Reads and checks `<id>.env` and the length of `<id>.msg`. A torn or
-    /// altered file is [`QueueError::Corrupt`]; quarantine it.
+    /// Reads and checks the envelope of `id` (its `.env` if delivery
+    /// state was recorded, else the head of its `.msg`) and the length of
+    /// the message. A torn or altered file is [`QueueError::Corrupt`];
+    /// quarantine it.
     pub fn load(&self, id: &str) -> Result<QueuedMessage, QueueError> {
         check_id(id)?;
-        let env_path = self.env_path(id);
-        let bytes = fs::read(&env_path).map_err(io_error(&env_path))?;
-        let message = envfile::parse(&bytes).map_err(|e| QueueError::Corrupt {
-            path: env_path.clone(),
-            reason: e.to_string(),
-        })?;
-        if message.id != id {
-            return Err(QueueError::Corrupt {
-                path: env_path,
-                reason: format!("file names id {}", message.id),
-            });
-        }
-        let msg_path = self.message_path(id);
-        let length = fs::metadata(&msg_path).map_err(io_error(&msg_path))?.len();
-        if length != message.message_length {
-            return Err(QueueError::Corrupt {
-                path: msg_path,
-                reason: format!("length {length}, envelope says {}", message.message_length),
-            });
-        }
+        let path = self.message_path(id);
+        let mut file = File::open(&path).map_err(io_error(&path))?;
+        let file_length = file.metadata().map_err(io_error(&path))?.len();
+        let (head_length, bytes) = read_head(&mut file, &path)?;
+        let message = self.envelope(id, &bytes[..head_length])?;
+        check_length(&path, file_length, head_length, &message)?;
         Ok(message)
     }
 
-    /// Where the message bytes of `id` are (for streaming them out).
-    /// Check the id with [`Spool::load`] first.
+    /// Reads `id` whole: its envelope (as [`Spool::load`]) and its message
+    /// bytes, checked against the length and SHA-256 the envelope records.
+    pub fn load_with_message(&self, id: &str) -> Result<(QueuedMessage, Vec<u8>), QueueError> {
+        check_id(id)?;
+        let path = self.message_path(id);
+        let mut file = File::open(&path).map_err(io_error(&path))?;
+        let file_length = file.metadata().map_err(io_error(&path))?.len();
+        let (head_length, bytes) = read_head(&mut file, &path)?;
+        let message = self.envelope(id, &bytes[..head_length])?;
+        check_length(&path, file_length, head_length, &message)?;
+        let mut body = Vec::with_capacity(usize::try_from(message.message_length).unwrap_or(0));
+        body.extend_from_slice(&bytes[head_length..]);
+        file.read_to_end(&mut body).map_err(io_error(&path))?;
+        if body.len() as u64 != message.message_length
+            || envfile::sha256_hex(&body) != message.message_sha256
+        {
+            return Err(QueueError::Corrupt {
+                path,
+                reason: "message checksum mismatch".into(),
+            });
+        }
+        Ok((message, body))
+    }
+
+    /// Reads the message bytes of `id`, checked as in
+    /// [`Spool::load_with_message`].
+    pub fn read_message(&self, id: &str) -> Result<Vec<u8>, QueueError> {
+        self.load_with_message(id).map(|(_, body)| body)
+    }
+
+    /// The queue file of `id`: its envelope as accepted, then the message.
     pub fn message_path(&self, id: &str) -> PathBuf {
         self.dir.join(format!("{id}.msg"))
     }
 
-    /// Reads the message bytes of `id`, checked against the length and
-    /// SHA-256 its envelope records.
-    pub fn read_message(&self, id: &str) -> Result<Vec<u8>, QueueError> {
-        let message = self.load(id)?;
-        let path = self.message_path(id);
-        let bytes = fs::read(&path).map_err(io_error(&path))?;
-        if bytes.len() as u64 != message.message_length
-            || envfile::sha256_hex(&bytes) != message.message_sha256
-        {
+    /// The current envelope of `id`: `<id>.env` if delivery has written
+    /// one, else `head` (the start of `<id>.msg`), parsed and checked.
+    fn envelope(&self, id: &str, head: &[u8]) -> Result<QueuedMessage, QueueError> {
+        let env_path = self.env_path(id);
+        let updated = match fs::read(&env_path) {
+            Ok(bytes) => Some(bytes),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(source) => {
+                return Err(QueueError::Io {
+                    path: env_path,
+                    source,
+                })
+            }
+        };
+        let (bytes, path) = match &updated {
+            Some(bytes) => (bytes.as_slice(), env_path),
+            None => (head, self.message_path(id)),
+        };
+        let message = envfile::parse(bytes).map_err(|e| QueueError::Corrupt {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        if message.id != id {
             return Err(QueueError::Corrupt {
                 path,
-                reason: "checksum mismatch".into(),
+                reason: format!("file names id {}", message.id),
             });
         }
-        Ok(bytes)
+        Ok(message)
     }
 
     /// Replaces the envelope of `id` (delivery state, attempts) atomically:
@@ -379,7 +409,8 @@ impl Spool {
             });
         }
         let msg_path = self.message_path(id);
-        // Do not resurrect a message deleted meanwhile (`queue delete`).
+        // Do not write a state for a message deleted meanwhile (`queue
+        // delete`); start-up would remove it, but nothing needs it.
         fs::metadata(&msg_path).map_err(io_error(&msg_path))?;
         let tmp = self.dir.join(format!("{id}.env.update.tmp"));
         write_synced(&tmp, &[&envfile::render(message)])?;
@@ -394,11 +425,12 @@ impl Spool {
         self.sync_dir().map_err(DirSyncError::into_queue_error)
     }
 
-    /// Removes a message (delivered, bounced or deleted): the `.env` first,
-    /// so a crash in between leaves only a `.msg` that start-up cleans.
+    /// Removes a message (delivered, bounced or deleted): the `.msg`
+    /// first, so a crash in between leaves only an `.env` that start-up
+    /// removes, never the message with its state as accepted.
     pub fn remove(&self, id: &str) -> Result<(), QueueError> {
         check_id(id)?;
-        for path in [self.env_path(id), self.message_path(id)] {
+        for path in [self.message_path(id), self.env_path(id)] {
             match fs::remove_file(&path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -430,7 +462,8 @@ impl Spool {
         self.dir.join(format!("{id}.env"))
     }
 
-    /// Writes both files of one message under temporary names, fsync'd.
+    /// Writes the file of one message under a temporary name, not yet
+    /// synced.
     fn stage(&self, message: &NewMessage) -> Result<Staged, QueueError> {
         if message.envelope.recipients.is_empty() {
             return Err(QueueError::Invalid {
@@ -441,7 +474,7 @@ impl Spool {
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
         let millis = u64::try_from(now.as_millis()).unwrap_or(u64::MAX);
-        let id = self.fresh_id(millis);
+        let id = self.ids.next(millis);
         let header = received_header(
             &message.origin,
             &self.hostname,
@@ -464,58 +497,34 @@ impl Spool {
             message_length: (header.len() + message.body.len()) as u64,
             message_sha256: envfile::hex(digest.finish().as_ref()),
         };
-        let tmp_msg = self.dir.join(format!("{id}.msg.tmp"));
-        let tmp_env = self.dir.join(format!("{id}.env.tmp"));
-        let written = write_new(&tmp_msg, &[header.as_bytes(), &message.body])
-            .and_then(|msg| Ok([msg, write_new(&tmp_env, &[&envfile::render(&queued)])?]));
-        match written {
-            Ok([msg, env]) => Ok(Staged {
+        let tmp = self.dir.join(format!("{id}.msg.tmp"));
+        // Envelope and Received header in one write, then the message.
+        let mut head = envfile::render(&queued);
+        head.extend_from_slice(header.as_bytes());
+        match write_new(&tmp, &[&head, &message.body]) {
+            Ok(file) => Ok(Staged {
                 id,
-                tmp_msg,
-                tmp_env,
-                files: [Arc::new(msg), Arc::new(env)],
+                tmp,
+                file: Arc::new(file),
             }),
             Err(error) => {
-                let _ = fs::remove_file(&tmp_msg);
-                let _ = fs::remove_file(&tmp_env);
+                let _ = fs::remove_file(&tmp);
                 Err(error)
             }
         }
     }
 
-    /// An id no file in the spool uses yet (ids from a run whose clock was
-    /// ahead could otherwise repeat).
-    fn fresh_id(&self, millis: u64) -> QueueId {
-        let mut id = self.ids.next(millis);
-        for _ in 0..16 {
-            if !self.env_path(&id).exists() && !self.message_path(&id).exists() {
-                break;
-            }
-            id = self.ids.next(millis);
-        }
-        id
-    }
-
-    /// Renames `.msg` then `.env` into place (the `.env` says "complete").
-    fn put_in_place(&self, files: &Staged) -> Result<(), QueueError> {
-        let msg = self.message_path(&files.id);
-        if let Err(source) = fs::rename(&files.tmp_msg, &msg) {
-            let _ = fs::remove_file(&files.tmp_msg);
-            let _ = fs::remove_file(&files.tmp_env);
-            return Err(QueueError::Io { path: msg, source });
-        }
-        let env = self.env_path(&files.id);
-        if let Err(source) = fs::rename(&files.tmp_env, &env) {
-            let _ = fs::remove_file(&files.tmp_env);
-            let _ = fs::remove_file(&msg);
-            return Err(QueueError::Io { path: env, source });
-        }
-        Ok(())
+    /// Renames the message file into place.
+    fn put_in_place(&self, staged: &Staged) -> Result<(), QueueError> {
+        let path = self.message_path(&staged.id);
+        fs::rename(&staged.tmp, &path).map_err(|source| {
+            let _ = fs::remove_file(&staged.tmp);
+            QueueError::Io { path, source }
+        })
     }
 
     /// Best-effort removal of a message that was not acknowledged.
     fn discard(&self, id: &str) {
-        let _ = fs::remove_file(self.env_path(id));
         let _ = fs::remove_file(self.message_path(id));
     }
 
@@ -535,35 +544,79 @@ impl Spool {
         Ok(names)
     }
 
-    /// Start-up clean-up after a crash; see [`Spool::open_with_hostname`].
+    /// Start-up clean-up after a crash (see
+    /// [`Spool::open_with_hostname`]); new ids then sort after every id on
+    /// disk, even if the clock was set back since they were made.
     fn recover(&self) -> Result<(), QueueError> {
         let names = self.entries()?;
         let mut changed = false;
         for name in &names {
             let path = self.dir.join(name);
-            let orphan_msg = name
-                .strip_suffix(".msg")
-                .is_some_and(|stem| !names.iter().any(|n| *n == format!("{stem}.env")));
-            if name.ends_with(".tmp") || orphan_msg {
-                log::info!("spool: removing unacknowledged {}", path.display());
+            let orphan_env = name
+                .strip_suffix(".env")
+                .is_some_and(|stem| !names.iter().any(|n| *n == format!("{stem}.msg")));
+            if name.ends_with(".tmp") || orphan_env {
+                log::info!("spool: removing unfinished {}", path.display());
                 fs::remove_file(&path).map_err(io_error(&path))?;
                 changed = true;
             }
         }
-        for name in &names {
-            let Some(stem) = name.strip_suffix(".env") else {
-                continue;
-            };
-            if id::is_valid(stem) && !names.iter().any(|n| *n == format!("{stem}.msg")) {
-                log::warn!("spool: {stem}.env has no message file, moving it to corrupt/");
-                self.quarantine(stem)?;
-            }
+        if let Some(last) = names
+            .iter()
+            .filter_map(|name| name.get(..id::ID_LEN))
+            .filter(|stem| id::is_valid(stem))
+            .max()
+        {
+            self.ids.advance_past(last);
         }
         if changed {
             self.sync_dir().map_err(DirSyncError::into_queue_error)?;
         }
         Ok(())
     }
+}
+
+/// Reads `file` (a `.msg`) up to the end of its envelope head; returns the
+/// head's length and the bytes read, which may run into the message.
+fn read_head(file: &mut File, path: &Path) -> Result<(usize, Vec<u8>), QueueError> {
+    const CHUNK: usize = 16 * 1024;
+    let mut bytes = Vec::new();
+    loop {
+        let filled = bytes.len();
+        bytes.resize(filled + CHUNK, 0);
+        let n = file.read(&mut bytes[filled..]).map_err(io_error(path))?;
+        bytes.truncate(filled + n);
+        if let Some(length) = envfile::head_length(&bytes) {
+            return Ok((length, bytes));
+        }
+        if n == 0 {
+            return Err(QueueError::Corrupt {
+                path: path.to_path_buf(),
+                reason: "no envelope trailer line".into(),
+            });
+        }
+    }
+}
+
+/// Is the `.msg` file exactly its head and the message the envelope
+/// describes?
+fn check_length(
+    path: &Path,
+    file_length: u64,
+    head_length: usize,
+    message: &QueuedMessage,
+) -> Result<(), QueueError> {
+    let length = file_length.saturating_sub(head_length as u64);
+    if length == message.message_length {
+        return Ok(());
+    }
+    Err(QueueError::Corrupt {
+        path: path.to_path_buf(),
+        reason: format!(
+            "message length {length}, envelope says {}",
+            message.message_length
+        ),
+    })
 }
 
 /// A failed directory fsync, kept apart because its error is reported for
@@ -662,19 +715,19 @@ fn write_synced(path: &Path, parts: &[&[u8]]) -> Result<(), QueueError> {
 }
 
 /// Fsyncs every staged file at once (on the spool's sync threads, or here
-/// if they could not start). A message whose files fail to sync becomes an
-/// error and its temporary files are removed: it was never acknowledged.
+/// if they could not start). A message whose file fails to sync becomes an
+/// error and its temporary file is removed: it was never acknowledged.
 fn sync_staged(syncer: Option<&Syncer>, staged: &mut [Result<Staged, QueueError>]) {
     let owners: Vec<usize> = staged
         .iter()
         .enumerate()
         .filter(|(_, slot)| slot.is_ok())
-        .flat_map(|(i, _)| [i, i])
+        .map(|(i, _)| i)
         .collect();
     let files: Vec<Arc<File>> = staged
         .iter()
         .filter_map(|slot| slot.as_ref().ok())
-        .flat_map(|s| s.files.iter().cloned())
+        .map(|s| Arc::clone(&s.file))
         .collect();
     let results = match syncer {
         Some(syncer) => syncer.sync_all(&files),
@@ -683,11 +736,10 @@ fn sync_staged(syncer: Option<&Syncer>, staged: &mut [Result<Staged, QueueError>
     for (&i, result) in owners.iter().zip(results) {
         let Err(source) = result else { continue };
         if let Some(slot) = staged.get_mut(i) {
-            if let Ok(files) = slot {
-                let _ = fs::remove_file(&files.tmp_msg);
-                let _ = fs::remove_file(&files.tmp_env);
+            if let Ok(failed) = slot {
+                let _ = fs::remove_file(&failed.tmp);
                 *slot = Err(QueueError::Io {
-                    path: files.tmp_msg.clone(),
+                    path: failed.tmp.clone(),
                     source,
                 });
             }

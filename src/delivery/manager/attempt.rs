@@ -133,8 +133,7 @@ pub(crate) fn run(ctx: &Context, id: &str) -> Finished {
 }
 
 fn attempt(ctx: &Context, id: &str, injected: &mut Vec<QueueId>) -> Result<Next, QueueError> {
-    let mut message = ctx.spool.load(id)?;
-    let body = ctx.spool.read_message(id)?;
+    let (mut message, body) = ctx.spool.load_with_message(id)?;
     if expand_aliases(ctx, &mut message) {
         ctx.spool.update(id, &message)?;
     }
