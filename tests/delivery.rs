@@ -28,8 +28,25 @@ const BODY: &[u8] = b"From: alice@local.test\r\nTo: bob@rx.test\r\nSubject: hell
 trait ReadWrite: Read + Write + Send {}
 impl<T: Read + Write + Send> ReadWrite for T {}
 
+/// A data directory, removed when the test ends.
+struct DataDir(PathBuf);
+
+impl std::ops::Deref for DataDir {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for DataDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// A fresh data directory.
-fn data_dir(name: &str) -> PathBuf {
+fn data_dir(name: &str) -> DataDir {
     let _ = env_logger::builder().is_test(true).try_init();
     static N: AtomicUsize = AtomicUsize::new(0);
     let dir = std::env::temp_dir().join(format!(
@@ -39,7 +56,7 @@ fn data_dir(name: &str) -> PathBuf {
     ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    DataDir(dir)
 }
 
 fn users(addresses: &[&str]) -> Arc<Authenticator> {
