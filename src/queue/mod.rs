@@ -23,6 +23,7 @@
 
 pub mod envfile;
 pub mod id;
+mod shared_sync;
 mod syncer;
 mod writer;
 
@@ -37,6 +38,7 @@ use ring::digest::{Context, SHA256};
 
 use crate::proto::received::{received_header, rfc5322_date};
 use crate::proto::session::{EnqueueError, Envelope, NewMessage, Origin};
+use shared_sync::SharedSync;
 use syncer::Syncer;
 
 pub use writer::{SpoolWriter, WriterStats};
@@ -189,6 +191,10 @@ impl QueuedMessage {
 /// The spool of one data directory.
 pub struct Spool {
     dir: PathBuf,
+    /// The directory, open for its fsyncs.
+    dir_handle: File,
+    /// Directory syncs shared by delivery threads (removals, updates).
+    shared_sync: SharedSync,
     hostname: String,
     ids: id::IdGenerator,
     /// The fsync threads, started with the first message stored.
@@ -230,8 +236,11 @@ impl Spool {
     pub fn attach(data_dir: &Path, hostname: &str) -> Result<Arc<Spool>, QueueError> {
         let dir = data_dir.join("queue");
         create_private_dir(&dir)?;
+        let dir_handle = File::open(&dir).map_err(io_error(&dir))?;
         Ok(Arc::new(Spool {
             dir,
+            dir_handle,
+            shared_sync: SharedSync::default(),
             hostname: hostname.to_string(),
             ids: id::IdGenerator::new(),
             syncer: OnceLock::new(),
@@ -422,7 +431,7 @@ impl Spool {
                 source,
             });
         }
-        self.sync_dir().map_err(DirSyncError::into_queue_error)
+        self.sync_shared()
     }
 
     /// Removes a message (delivered, bounced or deleted): the `.msg`
@@ -437,7 +446,7 @@ impl Spool {
                 Err(source) => return Err(QueueError::Io { path, source }),
             }
         }
-        self.sync_dir().map_err(DirSyncError::into_queue_error)
+        self.sync_shared()
     }
 
     /// Moves the files of `id` to `queue/corrupt/` for an operator to look
@@ -529,7 +538,17 @@ impl Spool {
     }
 
     fn sync_dir(&self) -> Result<(), DirSyncError> {
-        sync_dir_at(&self.dir)
+        self.dir_handle.sync_all().map_err(|source| DirSyncError {
+            path: self.dir.clone(),
+            source,
+        })
+    }
+
+    /// A directory sync shared with other delivery threads that need one.
+    fn sync_shared(&self) -> Result<(), QueueError> {
+        self.shared_sync
+            .sync(&self.dir_handle)
+            .map_err(io_error(&self.dir))
     }
 
     fn entries(&self) -> Result<Vec<String>, QueueError> {
