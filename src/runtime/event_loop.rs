@@ -14,6 +14,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -62,26 +63,62 @@ pub(crate) enum LoopMessage {
     Stop,
 }
 
-/// Sends a message to the loop and wakes it.
+/// Sends a message to the loop and wakes it. While a wake is pending the
+/// loop will read the channel anyway, so messages sent meanwhile do not
+/// wake it again (each wake is a syscall and a turn of the loop).
 #[derive(Clone)]
 pub(crate) struct Notifier {
     sender: Sender<LoopMessage>,
     waker: Arc<Waker>,
+    wake_pending: Arc<AtomicBool>,
+}
+
+/// The loop's end of the [`Notifier`]'s channel.
+pub(crate) struct Inbox {
+    receiver: Receiver<LoopMessage>,
+    wake_pending: Arc<AtomicBool>,
+}
+
+/// A notifier and the inbox it delivers to, waking the loop with `waker`.
+pub(crate) fn mailbox(waker: Waker) -> (Notifier, Inbox) {
+    let (sender, receiver) = crossbeam_channel::unbounded();
+    let wake_pending = Arc::new(AtomicBool::new(false));
+    let notifier = Notifier {
+        sender,
+        waker: Arc::new(waker),
+        wake_pending: Arc::clone(&wake_pending),
+    };
+    (
+        notifier,
+        Inbox {
+            receiver,
+            wake_pending,
+        },
+    )
 }
 
 impl Notifier {
-    /// A notifier over `sender` and `waker`.
-    pub fn new(sender: Sender<LoopMessage>, waker: Arc<Waker>) -> Notifier {
-        Notifier { sender, waker }
-    }
-
     /// Delivers `message`; after the loop has gone it is dropped.
     pub fn send(&self, message: LoopMessage) {
-        if self.sender.send(message).is_ok() {
-            if let Err(e) = self.waker.wake() {
-                log::error!("cannot wake the event loop: {e}");
-            }
+        if self.sender.send(message).is_err() || self.wake_pending.swap(true, Ordering::AcqRel) {
+            return;
         }
+        if let Err(e) = self.waker.wake() {
+            // Let the next message try again.
+            self.wake_pending.store(false, Ordering::Release);
+            log::error!("cannot wake the event loop: {e}");
+        }
+    }
+}
+
+impl Inbox {
+    /// Every message sent so far, then the channel is empty. Messages sent
+    /// from the call on wake the loop again.
+    fn drain(&self) -> Vec<LoopMessage> {
+        // Cleared before reading: a message that finds the flag set is
+        // read below; one that finds it clear wakes the loop.
+        self.wake_pending.swap(false, Ordering::AcqRel);
+        self.receiver.try_iter().collect()
     }
 }
 
@@ -114,7 +151,7 @@ pub(crate) struct EventLoop {
     poll: Poll,
     listeners: Vec<Listener>,
     signals: Option<UnixStream>,
-    messages: Receiver<LoopMessage>,
+    inbox: Inbox,
     shared: Arc<Shared>,
     pool: Pool,
     slots: HashMap<Token, Slot>,
@@ -133,7 +170,7 @@ impl EventLoop {
         poll: Poll,
         mut listeners: Vec<Listener>,
         mut signals: Option<UnixStream>,
-        messages: Receiver<LoopMessage>,
+        inbox: Inbox,
         shared: Arc<Shared>,
         pool: Pool,
     ) -> io::Result<EventLoop> {
@@ -156,7 +193,7 @@ impl EventLoop {
             poll,
             listeners,
             signals,
-            messages,
+            inbox,
             shared,
             pool,
             slots: HashMap::new(),
@@ -191,7 +228,7 @@ impl EventLoop {
                     token => self.on_socket_event(token),
                 }
             }
-            while let Ok(message) = self.messages.try_recv() {
+            for message in self.inbox.drain() {
                 self.on_message(message);
             }
             self.fire_timers();

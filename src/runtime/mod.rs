@@ -293,11 +293,9 @@ fn start(config: Config, handle_signals: bool) -> Result<ServerHandle, ServerErr
 
     let setup = |what| move |source| ServerError::Setup { what, source };
     let poll = Poll::new().map_err(setup("create the event poll"))?;
-    let waker = Arc::new(
-        Waker::new(poll.registry(), event_loop::WAKER).map_err(setup("create the waker"))?,
-    );
-    let (sender, messages) = crossbeam_channel::unbounded();
-    let notify = Notifier::new(sender, waker);
+    let waker =
+        Waker::new(poll.registry(), event_loop::WAKER).map_err(setup("create the waker"))?;
+    let (notify, inbox) = event_loop::mailbox(waker);
     let signals = if handle_signals {
         Some(signal_pipe().map_err(setup("install the signal handlers"))?)
     } else {
@@ -316,7 +314,7 @@ fn start(config: Config, handle_signals: bool) -> Result<ServerHandle, ServerErr
     });
     let pool = Pool::start(workers, workers.max(1) * JOBS_PER_WORKER, shared.clone())
         .map_err(setup("start the worker threads"))?;
-    let event_loop = EventLoop::new(poll, listeners, signals, messages, shared, pool)
+    let event_loop = EventLoop::new(poll, listeners, signals, inbox, shared, pool)
         .map_err(setup("register the listeners"))?;
     let thread = std::thread::Builder::new()
         .name("outpost-loop".to_string())
