@@ -616,6 +616,19 @@ impl Conn {
                 );
             }
             Action::Enqueue(message) => {
+                self.state = State::AwaitSpool;
+                if shared.config.sink {
+                    // Benchmark mode: the message is dropped and answered at
+                    // once. Like Postfix's smtp-sink it is not logged one by
+                    // one unless asked (RUST_LOG=debug).
+                    log::debug!(
+                        "{}: discarded a message of {} bytes (--sink)",
+                        self.describe(),
+                        message.body.len()
+                    );
+                    self.on_enqueued(Ok(sink_queue_id()));
+                    return;
+                }
                 self.pending_message = Some(PendingMessage {
                     sender: message.envelope.sender.clone(),
                     recipients: message.envelope.recipients.len(),
@@ -623,12 +636,6 @@ impl Conn {
                     auth_user: message.origin.auth_user.clone(),
                     tls: message.origin.tls.clone(),
                 });
-                self.state = State::AwaitSpool;
-                if shared.config.sink {
-                    // Benchmark mode: the message is dropped; answer at once.
-                    self.on_enqueued(Ok(sink_queue_id()));
-                    return;
-                }
                 let notify: Notifier = shared.notify.clone();
                 let new_mail = shared.new_mail.clone();
                 let token = self.token;
