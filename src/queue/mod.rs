@@ -201,6 +201,17 @@ pub struct Spool {
     syncer: OnceLock<Option<Syncer>>,
 }
 
+/// A message file opened for reading, its envelope checked.
+struct Opened {
+    path: PathBuf,
+    file: File,
+    message: QueuedMessage,
+    /// The bytes read so far: the envelope head, then perhaps the start of
+    /// the message.
+    bytes: Vec<u8>,
+    head_length: usize,
+}
+
 /// A batch whose files are written, synced and in place, waiting for the
 /// directory sync that makes it durable.
 pub(crate) struct PreparedBatch(Vec<Result<Staged, QueueError>>);
@@ -323,26 +334,19 @@ impl Spool {
     /// the message. A torn or altered file is [`QueueError::Corrupt`];
     /// quarantine it.
     pub fn load(&self, id: &str) -> Result<QueuedMessage, QueueError> {
-        check_id(id)?;
-        let path = self.message_path(id);
-        let mut file = File::open(&path).map_err(io_error(&path))?;
-        let file_length = file.metadata().map_err(io_error(&path))?.len();
-        let (head_length, bytes) = read_head(&mut file, &path)?;
-        let message = self.envelope(id, &bytes[..head_length])?;
-        check_length(&path, file_length, head_length, &message)?;
-        Ok(message)
+        Ok(self.open_message(id)?.message)
     }
 
     /// Reads `id` whole: its envelope (as [`Spool::load`]) and its message
     /// bytes, checked against the length and SHA-256 the envelope records.
     pub fn load_with_message(&self, id: &str) -> Result<(QueuedMessage, Vec<u8>), QueueError> {
-        check_id(id)?;
-        let path = self.message_path(id);
-        let mut file = File::open(&path).map_err(io_error(&path))?;
-        let file_length = file.metadata().map_err(io_error(&path))?.len();
-        let (head_length, bytes) = read_head(&mut file, &path)?;
-        let message = self.envelope(id, &bytes[..head_length])?;
-        check_length(&path, file_length, head_length, &message)?;
+        let Opened {
+            path,
+            mut file,
+            message,
+            bytes,
+            head_length,
+        } = self.open_message(id)?;
         let mut body = Vec::with_capacity(usize::try_from(message.message_length).unwrap_or(0));
         body.extend_from_slice(&bytes[head_length..]);
         file.read_to_end(&mut body).map_err(io_error(&path))?;
@@ -366,6 +370,24 @@ impl Spool {
     /// The queue file of `id`: its envelope as accepted, then the message.
     pub fn message_path(&self, id: &str) -> PathBuf {
         self.dir.join(format!("{id}.msg"))
+    }
+
+    /// Opens the message file of `id` and reads and checks its envelope.
+    fn open_message(&self, id: &str) -> Result<Opened, QueueError> {
+        check_id(id)?;
+        let path = self.message_path(id);
+        let mut file = File::open(&path).map_err(io_error(&path))?;
+        let file_length = file.metadata().map_err(io_error(&path))?.len();
+        let (head_length, bytes) = read_head(&mut file, &path)?;
+        let message = self.envelope(id, &bytes[..head_length])?;
+        check_length(&path, file_length, head_length, &message)?;
+        Ok(Opened {
+            path,
+            file,
+            message,
+            bytes,
+            head_length,
+        })
     }
 
     /// The current envelope of `id`: `<id>.env` if delivery has written
