@@ -218,6 +218,14 @@ impl Receiver {
     fn messages(&self) -> Vec<Vec<u8>> {
         self.seen.lock().unwrap().messages.clone()
     }
+
+    /// Waits until `n` sessions have ended: a transcript is recorded only
+    /// after the client's QUIT, which can come after the queue is empty.
+    fn wait_for_sessions(&self, n: usize) {
+        wait_for(5, "the sessions' end", || {
+            self.seen.lock().unwrap().transcripts.len() >= n
+        });
+    }
 }
 
 impl Drop for Receiver {
@@ -374,6 +382,7 @@ fn delivers_to_the_mx_byte_exact() {
     wait_for(5, "an empty queue", || queue_is_empty(&spool));
     assert_eq!(text(&rx.messages()[0]), text(&spooled));
     assert_eq!(rx.messages()[0], spooled);
+    rx.wait_for_sessions(1);
     let seen = rx.seen.lock().unwrap();
     assert_eq!(seen.transcripts.len(), 1, "one transaction for the domain");
     let t = &seen.transcripts[0];
@@ -406,6 +415,7 @@ fn uses_starttls_when_offered() {
     delivery.notify(id);
     wait_for(10, "the message at the MX", || rx.messages().len() == 1);
     assert_eq!(rx.messages()[0], spooled);
+    rx.wait_for_sessions(1);
     let seen = rx.seen.lock().unwrap();
     assert_eq!(seen.tls_sessions, 1);
     assert!(seen.transcripts[0].starts_with("EHLO out.local.test\r\nSTARTTLS\r\n"));
@@ -439,6 +449,7 @@ fn a_451_is_retried_and_delivered_once() {
     wait_for(5, "an empty queue", || queue_is_empty(&spool));
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(rx.messages().len(), 1);
+    rx.wait_for_sessions(2);
     assert_eq!(rx.seen.lock().unwrap().transcripts.len(), 2);
     assert!(
         maildir_files(&dir, "local.test", "alice").is_empty(),
@@ -583,6 +594,7 @@ fn smarthost_over_starttls_with_auth() {
         rx.messages().len() == 1
     });
     assert_eq!(rx.messages()[0], spooled);
+    rx.wait_for_sessions(1);
     let seen = rx.seen.lock().unwrap();
     assert_eq!(seen.auth, vec!["\0relayuser\0relay-secret".to_string()]);
     assert_eq!(seen.tls_sessions, 1);
