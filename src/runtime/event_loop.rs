@@ -595,3 +595,34 @@ impl EventLoop {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The WAKER events `poll` reports at once.
+    fn wakes(poll: &mut Poll, events: &mut Events) -> usize {
+        poll.poll(events, Some(Duration::ZERO)).unwrap();
+        events.iter().filter(|e| e.token() == WAKER).count()
+    }
+
+    #[test]
+    fn messages_sent_while_a_wake_is_pending_share_it() {
+        let mut poll = Poll::new().unwrap();
+        let mut events = Events::with_capacity(16);
+        let waker = Waker::new(poll.registry(), WAKER).unwrap();
+        let (notifier, inbox) = mailbox(waker);
+        notifier.send(LoopMessage::Stop);
+        assert_eq!(wakes(&mut poll, &mut events), 1);
+        // The loop has woken but not drained yet: these ride on that wake.
+        notifier.send(LoopMessage::Stop);
+        notifier.send(LoopMessage::Stop);
+        assert_eq!(wakes(&mut poll, &mut events), 0);
+        assert_eq!(inbox.drain().len(), 3);
+        assert_eq!(wakes(&mut poll, &mut events), 0);
+        // After a drain the next message wakes the loop again.
+        notifier.send(LoopMessage::Stop);
+        assert_eq!(wakes(&mut poll, &mut events), 1);
+        assert_eq!(inbox.drain().len(), 1);
+    }
+}
