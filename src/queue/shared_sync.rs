@@ -101,4 +101,15 @@ mod tests {
         assert_eq!(state.synced_through, 160);
         assert!(!state.running);
     }
+
+    #[test]
+    fn a_failed_sync_reaches_its_caller_and_the_next_one_succeeds() {
+        // fsync of /dev/null fails with EINVAL on Linux.
+        let unsyncable = File::open("/dev/null").unwrap();
+        let dir = File::open(std::env::temp_dir()).unwrap();
+        let shared = SharedSync::default();
+        let error = shared.sync(&unsyncable).unwrap_err();
+        assert_eq!(error.raw_os_error(), Some(22));
+        shared.sync(&dir).unwrap();
+    }
 }
