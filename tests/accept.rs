@@ -473,12 +473,7 @@ fn every_smuggling_sequence_is_refused_and_never_queues_a_second_message() {
         let before = server.queued_messages().len();
         let mut client = Client::greeted(server.smtp());
         assert!(client.command("EHLO outside.test").starts_with("250"));
-        assert!(client
-            .command("MAIL FROM:<sender@example.org>")
-            .starts_with("250"));
-        assert!(client
-            .command(&format!("RCPT TO:<{ALICE}>"))
-            .starts_with("250"));
+        client.envelope("sender@example.org", ALICE);
         assert!(client.command("DATA").starts_with("354"));
         let mut body = b"Subject: smuggling test\r\n\r\nfirst message".to_vec();
         body.extend_from_slice(fake_end);
@@ -537,12 +532,7 @@ fn smuggling_sequences_split_across_writes_are_refused_too() {
     for (name, fake_end, bare) in SMUGGLING.iter().filter(|s| s.2) {
         let mut client = Client::greeted(server.smtp());
         assert!(client.command("EHLO outside.test").starts_with("250"));
-        assert!(client
-            .command("MAIL FROM:<sender@example.org>")
-            .starts_with("250"));
-        assert!(client
-            .command(&format!("RCPT TO:<{ALICE}>"))
-            .starts_with("250"));
+        client.envelope("sender@example.org", ALICE);
         assert!(client.command("DATA").starts_with("354"));
         client.send(b"Subject: split\r\n\r\nfirst");
         // One byte at a time, with pauses so each arrives in its own read.
@@ -643,12 +633,7 @@ fn bdat_chunks_are_queued_byte_for_byte() {
     let mut client = Client::greeted(server.smtp());
     let ehlo = client.command("EHLO chunker.test");
     assert!(ehlo.contains("CHUNKING"), "{ehlo}");
-    assert!(client
-        .command("MAIL FROM:<sender@example.org>")
-        .starts_with("250"));
-    assert!(client
-        .command(&format!("RCPT TO:<{ALICE}>"))
-        .starts_with("250"));
+    client.envelope("sender@example.org", ALICE);
     // Two chunks in one write; the second has a leading dot that DATA
     // would unstuff, and no final CRLF: BDAT takes octets as they are.
     client.send(b"BDAT 10\r\nSubject: bBDAT 5 LAST\r\n\r\n..x");
@@ -739,12 +724,7 @@ fn a_body_over_the_limit_is_read_to_the_end_then_refused() {
     let server = TestServer::start_with(&[], |c| c.max_message_size = 10_000);
     let mut client = Client::greeted(server.smtp());
     assert!(client.command("EHLO client.test").starts_with("250"));
-    assert!(client
-        .command("MAIL FROM:<a@example.org>")
-        .starts_with("250"));
-    assert!(client
-        .command("RCPT TO:<postmaster@mx.test>")
-        .starts_with("250"));
+    client.envelope("a@example.org", "postmaster@mx.test");
     assert!(client.command("DATA").starts_with("354"));
     // 30 KB, with lines that look like commands: they must stay data.
     let mut body = String::from("Subject: big\r\n\r\n");
@@ -769,12 +749,7 @@ fn a_bdat_body_over_the_limit_is_refused_and_skipped() {
     let server = TestServer::start_with(&[], |c| c.max_message_size = 1_000);
     let mut client = Client::greeted(server.smtp());
     assert!(client.command("EHLO client.test").starts_with("250"));
-    assert!(client
-        .command("MAIL FROM:<a@example.org>")
-        .starts_with("250"));
-    assert!(client
-        .command("RCPT TO:<postmaster@mx.test>")
-        .starts_with("250"));
+    client.envelope("a@example.org", "postmaster@mx.test");
     let chunk = "QUIT\r\n".repeat(400);
     client.send(format!("BDAT {} LAST\r\n{chunk}", chunk.len()).as_bytes());
     let reply = client.reply();
@@ -968,12 +943,7 @@ fn a_message_of_exactly_the_size_limit_is_accepted() {
             assert!(reply.starts_with("552 5.3.4"), "{size}: {reply}");
         }
         // The same through BDAT.
-        assert!(client
-            .command("MAIL FROM:<a@example.org>")
-            .starts_with("250"));
-        assert!(client
-            .command("RCPT TO:<postmaster@mx.test>")
-            .starts_with("250"));
+        client.envelope("a@example.org", "postmaster@mx.test");
         client.send(format!("BDAT {size} LAST\r\n{body}").as_bytes());
         let reply = client.reply();
         if accepted {

@@ -429,12 +429,7 @@ fn large_bdat_chunks_and_long_data_pass_through_the_bounded_input_buffer() {
     let server = TestServer::start(&[]);
     let mut client = Client::greeted(server.smtp());
     assert!(client.command("EHLO client.test").starts_with("250"));
-    assert!(client
-        .command("MAIL FROM:<a@example.org>")
-        .starts_with("250"));
-    assert!(client
-        .command("RCPT TO:<postmaster@mx.test>")
-        .starts_with("250"));
+    client.envelope("a@example.org", "postmaster@mx.test");
     let line = format!("{}\r\n", "x".repeat(98));
     let body = format!("Subject: big\r\n\r\n{}", line.repeat(3000));
     client.send(format!("BDAT {} LAST\r\n", body.len()).as_bytes());
@@ -458,12 +453,7 @@ fn commands_sent_while_a_message_is_being_spooled_are_answered() {
     for _ in 0..20 {
         let mut client = Client::greeted(server.smtp());
         assert!(client.command("EHLO client.test").starts_with("250"));
-        assert!(client
-            .command("MAIL FROM:<a@example.org>")
-            .starts_with("250"));
-        assert!(client
-            .command("RCPT TO:<postmaster@mx.test>")
-            .starts_with("250"));
+        client.envelope("a@example.org", "postmaster@mx.test");
         assert!(client.command("DATA").starts_with("354"));
         client.send(b"Subject: t\r\n\r\nbody\r\n.\r\n");
         client.send(b"QUIT\r\n");

@@ -316,13 +316,18 @@ impl<S: Read + Write> Client<S> {
         self.transaction(from, to, body)
     }
 
-    /// MAIL, RCPT, DATA with `body` (after EHLO, and AUTH if needed), then
-    /// the reply to the final dot.
-    pub fn transaction(&mut self, from: &str, to: &str, body: &str) -> String {
+    /// MAIL and RCPT (after EHLO, and AUTH if needed), both accepted.
+    pub fn envelope(&mut self, from: &str, to: &str) {
         let mail = self.command(&format!("MAIL FROM:<{from}>"));
         assert!(mail.starts_with("250"), "MAIL: {mail}");
         let rcpt = self.command(&format!("RCPT TO:<{to}>"));
         assert!(rcpt.starts_with("250"), "RCPT: {rcpt}");
+    }
+
+    /// MAIL, RCPT, DATA with `body` (after EHLO, and AUTH if needed), then
+    /// the reply to the final dot.
+    pub fn transaction(&mut self, from: &str, to: &str, body: &str) -> String {
+        self.envelope(from, to);
         let data = self.command("DATA");
         assert!(data.starts_with("354"), "DATA: {data}");
         self.send(body.as_bytes());
