@@ -1,9 +1,8 @@
 //! One client connection: the socket, the transport (plain or rustls),
-//! bounded input and output buffers, and the [`Session`]. A `Conn` is owned
-//! by exactly one thread at a time: the event loop while it waits, a worker
-//! while [`Conn::service`] runs. Nothing here blocks: sockets are
+//! bounded input and output buffers, and the [`Session`]. A `Conn` belongs
+//! to one event loop for its whole life. Nothing here blocks: sockets are
 //! non-blocking and slow work (password checks, spooling) is handed to other
-//! threads whose answer comes back through the loop.
+//! threads whose answer comes back through the loop's mailbox.
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
@@ -13,10 +12,10 @@ use mio::net::TcpStream;
 use mio::Token;
 use rustls::ServerConnection;
 
-use super::event_loop::{Completion, LoopMessage, Notifier};
 use super::limits::{
     CLOSING_FLUSH_TIMEOUT, IDLE_BUFFER, MAX_INPUT, MAX_OUTPUT, MAX_ROUNDS_PER_DISPATCH, READ_CHUNK,
 };
+use super::mailbox::{Completion, LoopMessage, Notifier};
 use super::Shared;
 use crate::proto::reply::Reply;
 use crate::proto::session::{Action, AuthResult, ClientInfo, EnqueueError, Role, Session};
@@ -25,7 +24,7 @@ use crate::queue::QueueId;
 /// The first byte of a TLS handshake record (RFC 8446 §5.1, content type 22).
 const TLS_HANDSHAKE_RECORD: u8 = 0x16;
 
-/// What a worker is asked to do with a connection.
+/// What a connection is served for.
 #[derive(Debug)]
 pub(crate) enum Work {
     /// The socket may be readable or writable.
@@ -108,6 +107,8 @@ pub(crate) struct Conn {
     pub last_activity: Instant,
     /// The last dispatch stopped early for fairness; dispatch again.
     pub yielded: bool,
+    /// The owning loop's mailbox, where slow operations answer.
+    notify: Notifier,
     /// The socket had no more bytes at the last read: skip reading until a
     /// readiness event says new bytes came (edge-triggered epoll reports
     /// every arrival), saving a read that would only say "would block".
@@ -135,6 +136,7 @@ impl Conn {
         socket: TcpStream,
         peer: SocketAddr,
         role: Role,
+        notify: Notifier,
         shared: &Shared,
     ) -> Conn {
         let now = Instant::now();
@@ -148,6 +150,7 @@ impl Conn {
             started: now,
             last_activity: now,
             yielded: false,
+            notify,
             socket_drained: false,
             state: State::Active,
             tls: None,
@@ -181,13 +184,12 @@ impl Conn {
         !self.output.is_empty() || self.tls.as_ref().is_some_and(|t| t.wants_write())
     }
 
-    /// A readiness event came while the connection was at a worker or
-    /// parked: read again before concluding there is nothing.
+    /// A readiness event came while the connection was queued or parked: read again before concluding there is nothing.
     pub fn mark_readable(&mut self) {
         self.socket_drained = false;
     }
 
-    /// Waiting for the authenticator or the spool; holds no worker.
+    /// Waiting for the authenticator or the spool.
     pub fn is_parked(&self) -> bool {
         matches!(self.state, State::AwaitAuth | State::AwaitSpool)
     }
@@ -605,7 +607,7 @@ impl Conn {
             Action::Authenticate(credentials) => {
                 self.login_user = Some(credentials.username.clone());
                 self.state = State::AwaitAuth;
-                let notify = shared.notify.clone();
+                let notify = self.notify.clone();
                 let token = self.token;
                 shared.authenticator.verify(
                     self.peer.ip().to_canonical(),
@@ -636,7 +638,7 @@ impl Conn {
                     auth_user: message.origin.auth_user.clone(),
                     tls: message.origin.tls.clone(),
                 });
-                let notify: Notifier = shared.notify.clone();
+                let notify = self.notify.clone();
                 let new_mail = shared.new_mail.clone();
                 let token = self.token;
                 shared.spool.submit(
@@ -733,7 +735,7 @@ fn read_plain(socket: &mut TcpStream, input: &mut Vec<u8>) -> ReadOutcome {
 }
 
 thread_local! {
-    /// Each worker's read buffer: bytes land here and only what arrived is
+    /// Each loop thread's read buffer: bytes land here and only what arrived is
     /// copied into the connection's input, instead of zeroing a whole chunk
     /// of the input for every read.
     static SCRATCH: std::cell::RefCell<Box<[u8]>> =

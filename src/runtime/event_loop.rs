@@ -1,35 +1,41 @@
-//! The event loop: one thread owns the listeners, every waiting connection,
-//! the deadlines and the connection counters. It accepts, hands connections
-//! that have something to do to the worker pool and takes them back through
-//! a channel plus the single `mio::Waker`.
+//! An event loop: one thread with its own `mio::Poll`, the connections it
+//! owns, their deadlines, and the queue of connections ready to be served.
 //!
-//! Readiness is edge-triggered. While a worker holds a connection, events
-//! for it are remembered on its slot (`pending_io`) and the connection is
-//! dispatched again when it comes back, so none is lost. Tokens are never
-//! reused, so a late event or completion cannot reach a newer connection.
-//! Deadlines live in a heap with lazy deletion: each slot remembers the one
-//! entry that is live for it; the earliest entry is the poll timeout.
+//! The accepting loop owns the listeners, the signal pipe and the worker
+//! [`Pool`]: it counts each new connection against the limits and hands it
+//! to a worker's loop (or, with `--workers 0`, keeps it). A loop serves its
+//! connections itself ([`Conn::service`]); slow work (password checks,
+//! spooling) runs on other threads and answers through the loop's mailbox.
+//! A connection stays on one loop for its whole life.
+//!
+//! Readiness is edge-triggered. While a connection waits in the ready queue
+//! or for a slow operation, events for it are remembered on its slot
+//! (`pending_io`) and served when it can take them, so none is lost. Tokens
+//! are never reused, so a late event or completion cannot reach a newer
+//! connection. Deadlines live in a heap with lazy deletion: each slot
+//! remembers the one entry that is live for it; the earliest entry is the
+//! poll timeout.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
 use mio::net::{TcpListener, TcpStream, UnixStream};
-use mio::{Events, Interest, Poll, Token, Waker};
+use mio::{Events, Interest, Poll, Token};
+use parking_lot::Mutex;
 
 use super::conn::{Conn, DeadlineKind, State, Work};
-use super::limits::JOBS_PER_WORKER;
 use super::limits::{ConnectionCounter, Refusal, HARD_STOP_AFTER_GRACE};
-use super::pool::{self, Job, Pool};
+use super::mailbox::{Completion, Inbox, LoopMessage, Notifier};
+use super::pool::Pool;
 use super::Shared;
 use crate::proto::reply::Reply;
-use crate::proto::session::{AuthResult, EnqueueError, Role};
-use crate::queue::QueueId;
+use crate::proto::session::Role;
 
 /// The waker's token.
 pub(crate) const WAKER: Token = Token(0);
@@ -43,85 +49,6 @@ const FIRST_CONNECTION: usize = 1 << 16;
 /// edge-triggered listeners would otherwise not report the waiting clients again.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
-/// The answer of a slow operation run off the workers.
-#[derive(Debug)]
-pub(crate) enum Completion {
-    /// The authenticator's verdict.
-    Auth(AuthResult),
-    /// The spool's answer.
-    Enqueued(Result<QueueId, EnqueueError>),
-}
-
-/// What other threads tell the loop.
-#[derive(Debug)]
-pub(crate) enum LoopMessage {
-    /// A worker is done with a connection.
-    Returned(Box<Conn>),
-    /// A slow operation for the connection with this token finished.
-    Completed(Token, Completion),
-    /// Stop gracefully (a second request stops at once).
-    Stop,
-}
-
-/// Sends a message to the loop and wakes it. While a wake is pending the
-/// loop will read the channel anyway, so messages sent meanwhile do not
-/// wake it again (each wake is a syscall and a turn of the loop).
-#[derive(Clone)]
-pub(crate) struct Notifier {
-    sender: Sender<LoopMessage>,
-    waker: Arc<Waker>,
-    wake_pending: Arc<AtomicBool>,
-}
-
-/// The loop's end of the [`Notifier`]'s channel.
-pub(crate) struct Inbox {
-    receiver: Receiver<LoopMessage>,
-    wake_pending: Arc<AtomicBool>,
-}
-
-/// A notifier and the inbox it delivers to, waking the loop with `waker`.
-pub(crate) fn mailbox(waker: Waker) -> (Notifier, Inbox) {
-    let (sender, receiver) = crossbeam_channel::unbounded();
-    let wake_pending = Arc::new(AtomicBool::new(false));
-    let notifier = Notifier {
-        sender,
-        waker: Arc::new(waker),
-        wake_pending: Arc::clone(&wake_pending),
-    };
-    (
-        notifier,
-        Inbox {
-            receiver,
-            wake_pending,
-        },
-    )
-}
-
-impl Notifier {
-    /// Delivers `message`; after the loop has gone it is dropped.
-    pub fn send(&self, message: LoopMessage) {
-        if self.sender.send(message).is_err() || self.wake_pending.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        if let Err(e) = self.waker.wake() {
-            // Let the next message try again.
-            self.wake_pending.store(false, Ordering::Release);
-            log::error!("cannot wake the event loop: {e}");
-        }
-    }
-}
-
-impl Inbox {
-    /// Every message sent so far, then the channel is empty. Messages sent
-    /// from the call on wake the loop again.
-    fn drain(&self) -> Vec<LoopMessage> {
-        // Cleared before reading: a message that finds the flag set is
-        // read below; one that finds it clear wakes the loop.
-        self.wake_pending.swap(false, Ordering::AcqRel);
-        self.receiver.try_iter().collect()
-    }
-}
-
 /// A bound listener and its role.
 pub(crate) struct Listener {
     /// The socket.
@@ -132,83 +59,122 @@ pub(crate) struct Listener {
     pub address: SocketAddr,
 }
 
+/// A connection the accepting loop has admitted, on its way to a loop.
+#[derive(Debug)]
+pub(crate) struct Accepted {
+    /// The socket, not yet registered with any poll.
+    pub socket: TcpStream,
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// The listener's role.
+    pub role: Role,
+    /// The listener's address.
+    pub local: SocketAddr,
+}
+
+/// A connection and what to do with it.
+struct Job {
+    conn: Box<Conn>,
+    work: Work,
+}
+
 /// The loop's record of one connection.
 struct Slot {
-    /// The connection while it is at home; `None` while a worker has it.
+    /// The connection while it waits; `None` while it is in the ready queue.
     conn: Option<Box<Conn>>,
     /// The client IP, for the counters when it closes.
     ip: IpAddr,
-    /// Readiness arrived while the connection was away or parked.
+    /// Readiness arrived while the connection was queued or parked.
     pending_io: bool,
-    /// A completion arrived while the connection was at a worker.
+    /// A completion arrived while the connection was queued.
     completion: Option<Completion>,
     /// The deadline of the live heap entry for this slot.
     scheduled: Option<Instant>,
 }
 
-/// The event loop's state; [`EventLoop::run`] is the thread's body.
+/// An event loop's state; [`EventLoop::run`] is the thread's body.
 pub(crate) struct EventLoop {
     poll: Poll,
     listeners: Vec<Listener>,
     signals: Option<UnixStream>,
     inbox: Inbox,
+    /// This loop's own mailbox, for its connections' slow operations.
+    notify: Notifier,
     shared: Arc<Shared>,
     pool: Pool,
+    counter: Arc<Mutex<ConnectionCounter>>,
+    /// Connections on this loop (the pool balances by it).
+    open: Arc<AtomicUsize>,
     slots: HashMap<Token, Slot>,
     next_token: usize,
-    counter: ConnectionCounter,
     timers: BinaryHeap<Reverse<(Instant, Token)>>,
-    backlog: VecDeque<Job>,
+    ready: VecDeque<Job>,
     grace_deadline: Option<Instant>,
     hard_stop: Option<Instant>,
     accept_retry: Option<Instant>,
 }
 
 impl EventLoop {
-    /// Registers the listeners (and the signal pipe) with `poll`.
+    /// A loop that serves the connections it is given through `inbox`.
+    /// `notify` must deliver to `inbox`; closing connections are released
+    /// from `counter` and counted off `open`.
     pub fn new(
         poll: Poll,
+        inbox: Inbox,
+        notify: Notifier,
+        shared: Arc<Shared>,
+        counter: Arc<Mutex<ConnectionCounter>>,
+        open: Arc<AtomicUsize>,
+    ) -> EventLoop {
+        EventLoop {
+            poll,
+            listeners: Vec::new(),
+            signals: None,
+            inbox,
+            notify,
+            shared,
+            pool: Pool::none(),
+            counter,
+            open,
+            slots: HashMap::new(),
+            next_token: FIRST_CONNECTION,
+            timers: BinaryHeap::new(),
+            ready: VecDeque::new(),
+            grace_deadline: None,
+            hard_stop: None,
+            accept_retry: None,
+        }
+    }
+
+    /// Makes this the accepting loop: it registers the listeners (and the
+    /// signal pipe) and feeds new connections to `pool` (or serves them
+    /// itself when the pool is empty).
+    pub fn accepting(
+        mut self,
         mut listeners: Vec<Listener>,
         mut signals: Option<UnixStream>,
-        inbox: Inbox,
-        shared: Arc<Shared>,
         pool: Pool,
     ) -> io::Result<EventLoop> {
         for (index, listener) in listeners.iter_mut().enumerate() {
-            poll.registry().register(
+            self.poll.registry().register(
                 &mut listener.socket,
                 Token(FIRST_LISTENER + index),
                 Interest::READABLE,
             )?;
         }
         if let Some(pipe) = signals.as_mut() {
-            poll.registry()
+            self.poll
+                .registry()
                 .register(pipe, SIGNALS, Interest::READABLE)?;
         }
-        let counter = ConnectionCounter::new(
-            shared.config.max_connections,
-            shared.config.max_connections_per_ip,
-        );
-        Ok(EventLoop {
-            poll,
-            listeners,
-            signals,
-            inbox,
-            shared,
-            pool,
-            slots: HashMap::new(),
-            next_token: FIRST_CONNECTION,
-            counter,
-            timers: BinaryHeap::new(),
-            backlog: VecDeque::new(),
-            grace_deadline: None,
-            hard_stop: None,
-            accept_retry: None,
-        })
+        self.listeners = listeners;
+        self.signals = signals;
+        self.pool = pool;
+        Ok(self)
     }
 
-    /// Runs until a stop has been requested and every connection is gone
-    /// (or the hard stop passed), then joins the workers.
+    /// Runs until a stop has been requested, every connection is gone (or
+    /// the hard stop passed) and every worker loop has ended.
     pub fn run(mut self) {
         let mut events = Events::with_capacity(1024);
         loop {
@@ -218,6 +184,8 @@ impl EventLoop {
                     continue;
                 }
                 log::error!("event loop failed: {e}; stopping");
+                self.pool.stop();
+                self.pool.stop();
                 break;
             }
             for event in events.iter() {
@@ -232,7 +200,7 @@ impl EventLoop {
                 self.on_message(message);
             }
             self.fire_timers();
-            self.flush_backlog();
+            self.serve_ready();
             if self.finished() {
                 break;
             }
@@ -241,21 +209,24 @@ impl EventLoop {
         if remaining > 0 {
             log::warn!("stopping with {remaining} connections still open");
         }
-        self.backlog.clear();
+        self.ready.clear();
         self.slots.clear();
         self.pool.join();
-        log::info!("stopped");
     }
 
     fn finished(&self) -> bool {
         match self.grace_deadline {
             None => false,
-            Some(_) => self.slots.is_empty() || self.hard_stop.is_some_and(|t| Instant::now() >= t),
+            Some(_) => {
+                self.pool.all_stopped()
+                    && (self.slots.is_empty()
+                        || self.hard_stop.is_some_and(|t| Instant::now() >= t))
+            }
         }
     }
 
     fn next_timeout(&self) -> Option<Duration> {
-        if self.pool.is_inline() && !self.backlog.is_empty() {
+        if !self.ready.is_empty() {
             return Some(Duration::ZERO);
         }
         let mut earliest = self.timers.peek().map(|Reverse((t, _))| *t);
@@ -282,7 +253,7 @@ impl EventLoop {
 
     fn on_message(&mut self, message: LoopMessage) {
         match message {
-            LoopMessage::Returned(conn) => self.come_home(conn),
+            LoopMessage::Adopt(accepted) => self.adopt(accepted),
             LoopMessage::Completed(token, completion) => {
                 let Some(slot) = self.slots.get_mut(&token) else {
                     return; // The connection is gone; nobody waits for this.
@@ -299,6 +270,7 @@ impl EventLoop {
                     None => slot.completion = Some(completion),
                 }
             }
+            LoopMessage::WorkerStopped => self.pool.worker_stopped(),
             LoopMessage::Stop => self.begin_stop(),
         }
     }
@@ -311,7 +283,12 @@ impl EventLoop {
             let role = listener.role;
             let local = listener.address;
             match listener.socket.accept() {
-                Ok((socket, peer)) => self.admit(socket, peer, role, local),
+                Ok((socket, peer)) => self.admit(Accepted {
+                    socket,
+                    peer,
+                    role,
+                    local,
+                }),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
@@ -323,30 +300,28 @@ impl EventLoop {
         }
     }
 
-    fn admit(&mut self, mut socket: TcpStream, peer: SocketAddr, role: Role, local: SocketAddr) {
+    /// Counts a new connection against the limits (or refuses it) and
+    /// hands it to a worker, or keeps it when there are none.
+    fn admit(&mut self, mut accepted: Accepted) {
+        let Accepted {
+            peer, role, local, ..
+        } = accepted;
         let ip = peer.ip();
         let trusted = self.shared.config.is_trusted(ip);
-        let refusal = if self.pool_saturated() {
-            Some((
-                "server busy",
-                Reply::new(421, (4, 3, 2), "Server busy, please try again later"),
-            ))
-        } else {
-            match self.counter.admit(ip, trusted) {
-                Ok(()) => None,
-                Err(Refusal::TooManyTotal) => Some((
-                    "too many connections",
-                    Reply::new(
-                        421,
-                        (4, 7, 0),
-                        "Too many connections, please try again later",
-                    ),
-                )),
-                Err(Refusal::TooManyFromIp) => Some((
-                    "too many connections from this address",
-                    Reply::new(421, (4, 7, 0), "Too many connections from your address"),
-                )),
-            }
+        let refusal = match self.counter.lock().admit(ip, trusted) {
+            Ok(()) => None,
+            Err(Refusal::TooManyTotal) => Some((
+                "too many connections",
+                Reply::new(
+                    421,
+                    (4, 7, 0),
+                    "Too many connections, please try again later",
+                ),
+            )),
+            Err(Refusal::TooManyFromIp) => Some((
+                "too many connections from this address",
+                Reply::new(421, (4, 7, 0), "Too many connections from your address"),
+            )),
         };
         if let Some((reason, reply)) = refusal {
             log::info!("{peer} on {local}: refused: {reason}");
@@ -355,10 +330,27 @@ impl EventLoop {
             if role != Role::Submissions {
                 let mut bytes = Vec::new();
                 reply.and_close().render(&mut bytes);
-                let _ = socket.write(&bytes);
+                let _ = accepted.socket.write(&bytes);
             }
             return;
         }
+        if self.pool.is_empty() {
+            self.open.fetch_add(1, Ordering::Relaxed);
+            self.adopt(accepted);
+        } else if !self.pool.hand_over(accepted) {
+            log::error!("{peer}: no worker took the connection; closed");
+            self.counter.lock().release(ip);
+        }
+    }
+
+    /// Takes an admitted connection into this loop.
+    fn adopt(&mut self, accepted: Accepted) {
+        let Accepted {
+            mut socket,
+            peer,
+            role,
+            local,
+        } = accepted;
         // Replies are small and pipelined dialogs wait on each one; Nagle's
         // algorithm would add a delayed-ACK round trip to many of them.
         let _ = socket.set_nodelay(true);
@@ -370,20 +362,27 @@ impl EventLoop {
             Interest::READABLE | Interest::WRITABLE,
         ) {
             log::error!("{peer}: cannot register the connection: {e}");
-            self.counter.release(ip);
+            self.forget(peer.ip());
             return;
         }
-        let conn = Box::new(Conn::new(token, socket, peer, role, &self.shared));
+        let conn = Box::new(Conn::new(
+            token,
+            socket,
+            peer,
+            role,
+            self.notify.clone(),
+            &self.shared,
+        ));
         log::info!(
             "{}: connected to {local}{}",
             conn.describe(),
-            if trusted { " (relay network)" } else { "" }
+            if conn.trusted { " (relay network)" } else { "" }
         );
         self.slots.insert(
             token,
             Slot {
                 conn: None,
-                ip,
+                ip: peer.ip(),
                 pending_io: false,
                 completion: None,
                 scheduled: None,
@@ -394,6 +393,12 @@ impl EventLoop {
         } else {
             self.park_at_home(conn);
         }
+    }
+
+    /// A connection from `ip` has ended: it no longer counts.
+    fn forget(&self, ip: IpAddr) {
+        self.counter.lock().release(ip);
+        self.open.fetch_sub(1, Ordering::Relaxed);
     }
 
     fn on_socket_event(&mut self, token: Token) {
@@ -412,8 +417,8 @@ impl EventLoop {
         }
     }
 
-    /// A connection is back from a worker: close it, give it more work, or
-    /// let it wait.
+    /// A connection has been served: close it, give it more work, or let
+    /// it wait.
     fn come_home(&mut self, mut conn: Box<Conn>) {
         let token = conn.token;
         if conn.state() == State::Closed {
@@ -464,7 +469,7 @@ impl EventLoop {
     fn close(&mut self, mut conn: Box<Conn>) {
         let _ = self.poll.registry().deregister(&mut conn.socket);
         if let Some(slot) = self.slots.remove(&conn.token) {
-            self.counter.release(slot.ip);
+            self.forget(slot.ip);
         }
         log::info!(
             "{}: disconnected after {:.1}s",
@@ -474,42 +479,19 @@ impl EventLoop {
     }
 
     fn dispatch(&mut self, conn: Box<Conn>, work: Work) {
-        let job = Job { conn, work };
-        if !self.backlog.is_empty() || self.pool.is_inline() {
-            self.backlog.push_back(job);
-        } else if let Err(job) = self.pool.try_submit(job) {
-            self.backlog.push_back(job);
-        }
+        self.ready.push_back(Job { conn, work });
     }
 
-    /// Jobs that did not fit the queue wait here in order; the loop is woken
-    /// whenever a worker returns a connection, so they move on soon.
-    fn flush_backlog(&mut self) {
-        if self.pool.is_inline() {
-            // Serve what is waiting now; work it creates waits for the next
-            // turn, after the loop has polled again (fairness).
-            for _ in 0..self.backlog.len() {
-                let Some(job) = self.backlog.pop_front() else {
-                    break;
-                };
-                let conn = pool::serve(job, &self.shared);
-                self.come_home(conn);
-            }
-            return;
-        }
-        while let Some(job) = self.backlog.pop_front() {
-            if let Err(job) = self.pool.try_submit(job) {
-                self.backlog.push_front(job);
+    /// Serves the connections that are ready now; work that creates waits
+    /// for the next turn, after the loop has polled again (fairness).
+    fn serve_ready(&mut self) {
+        for _ in 0..self.ready.len() {
+            let Some(job) = self.ready.pop_front() else {
                 break;
-            }
+            };
+            let conn = serve(job, &self.shared);
+            self.come_home(conn);
         }
-    }
-
-    fn pool_saturated(&self) -> bool {
-        if self.pool.is_inline() {
-            return self.backlog.len() >= JOBS_PER_WORKER;
-        }
-        !self.backlog.is_empty() || self.pool.is_saturated()
     }
 
     fn fire_timers(&mut self) {
@@ -536,7 +518,7 @@ impl EventLoop {
             }
             slot.scheduled = None;
             let Some(conn) = slot.conn.take() else {
-                continue; // At a worker; rescheduled when it comes back.
+                continue; // Queued; rescheduled when it has been served.
             };
             match conn.deadline(&self.shared) {
                 Some((deadline, kind)) if deadline <= now => {
@@ -552,25 +534,29 @@ impl EventLoop {
     }
 
     /// Stops accepting and gives sessions the grace period to finish; a
-    /// second request skips the grace period.
+    /// second request skips the grace period. Either is passed on to the
+    /// workers.
     fn begin_stop(&mut self) {
+        self.pool.stop();
         if self.grace_deadline.is_some() {
             self.force_stop();
             return;
         }
+        let grace = self.shared.config.shutdown_grace;
+        if !self.listeners.is_empty() {
+            log::info!(
+                "stopping: no new connections; {} open sessions have {grace:?} to finish",
+                self.counter.lock().total()
+            );
+        }
         for mut listener in self.listeners.drain(..) {
             let _ = self.poll.registry().deregister(&mut listener.socket);
         }
-        let grace = self.shared.config.shutdown_grace;
-        log::info!(
-            "stopping: no new connections; {} open sessions have {grace:?} to finish",
-            self.slots.len()
-        );
         self.grace_deadline = Some(Instant::now() + grace);
     }
 
     /// The grace period is over: 421 4.3.2 to every session (busy ones as
-    /// soon as they come back from their worker or the spool).
+    /// soon as they come back from the spool).
     fn force_stop(&mut self) {
         if self.hard_stop.is_some() {
             return;
@@ -596,33 +582,15 @@ impl EventLoop {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The WAKER events `poll` reports at once.
-    fn wakes(poll: &mut Poll, events: &mut Events) -> usize {
-        poll.poll(events, Some(Duration::ZERO)).unwrap();
-        events.iter().filter(|e| e.token() == WAKER).count()
+/// Runs one job; a panic closes that connection only.
+fn serve(Job { mut conn, work }: Job, shared: &Shared) -> Box<Conn> {
+    let served = catch_unwind(AssertUnwindSafe(|| conn.service(work, shared)));
+    if served.is_err() {
+        log::error!(
+            "{}: internal error while serving; connection closed",
+            conn.describe()
+        );
+        conn.abandon();
     }
-
-    #[test]
-    fn messages_sent_while_a_wake_is_pending_share_it() {
-        let mut poll = Poll::new().unwrap();
-        let mut events = Events::with_capacity(16);
-        let waker = Waker::new(poll.registry(), WAKER).unwrap();
-        let (notifier, inbox) = mailbox(waker);
-        notifier.send(LoopMessage::Stop);
-        assert_eq!(wakes(&mut poll, &mut events), 1);
-        // The loop has woken but not drained yet: these ride on that wake.
-        notifier.send(LoopMessage::Stop);
-        notifier.send(LoopMessage::Stop);
-        assert_eq!(wakes(&mut poll, &mut events), 0);
-        assert_eq!(inbox.drain().len(), 3);
-        assert_eq!(wakes(&mut poll, &mut events), 0);
-        // After a drain the next message wakes the loop again.
-        notifier.send(LoopMessage::Stop);
-        assert_eq!(wakes(&mut poll, &mut events), 1);
-        assert_eq!(inbox.drain().len(), 1);
-    }
+    conn
 }

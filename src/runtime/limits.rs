@@ -1,6 +1,6 @@
 //! Resource limits of the runtime: buffer sizes, the per-dispatch work cap,
-//! and the connection counter (in total and per client IP) kept by the event
-//! loop. The protocol limits (line lengths, message size, recipients) live in
+//! and the connection counter (in total and per client IP) shared by the
+//! event loops. The protocol limits (line lengths, message size, recipients) live in
 //! `proto` and `config`.
 
 use std::collections::HashMap;
@@ -26,13 +26,9 @@ pub const MAX_OUTPUT: usize = 64 * 1024;
 /// idle (a reply or a command line fits in less).
 pub const IDLE_BUFFER: usize = 1024;
 
-/// Read/feed/write rounds one dispatch may run before the connection goes
-/// back to the loop, so a fast sender cannot hold a worker forever.
+/// Read/feed/write rounds one dispatch may run before the connection waits
+/// for the loop's next turn, so a fast sender cannot hold a loop forever.
 pub const MAX_ROUNDS_PER_DISPATCH: usize = 64;
-
-/// Jobs waiting per worker before the pool counts as saturated (new
-/// connections then get 421 4.3.2).
-pub const JOBS_PER_WORKER: usize = 256;
 
 /// How long a closing connection may take to read its last reply.
 pub const CLOSING_FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -58,8 +54,8 @@ pub enum Refusal {
     TooManyFromIp,
 }
 
-/// Open connections in total and per client IP. Owned by the event loop
-/// thread, so it needs no lock.
+/// Open connections in total and per client IP. The accepting loop admits,
+/// the loop that closes a connection releases it (behind one lock).
 #[derive(Debug)]
 pub struct ConnectionCounter {
     max_total: usize,

@@ -1,12 +1,12 @@
 //! The I/O edge of the server, and the only home of mio, server-side rustls
 //! I/O and the protocol worker threads.
 //!
-//! One event-loop thread (`event_loop`) owns the listeners and every idle
-//! socket; a fixed pool of workers (`pool`) runs the protocol for
-//! connections (`conn`) that have something to do; password checks and
-//! spooling run on the authenticator's and the spool writer's own threads
-//! and answer through the loop, so a worker never waits for them. A
-//! connection is owned by one thread at a time and moves by channel.
+//! The accepting event loop (`event_loop`) owns the listeners and feeds each
+//! new connection (`conn`) to a fixed pool of workers (`pool`); each worker
+//! runs its own event loop and the protocol for its connections. Password
+//! checks and spooling run on the authenticator's and the spool writer's
+//! own threads and answer through the loop's mailbox (`mailbox`), so a
+//! worker never waits for them.
 //!
 //! [`Server::start`] is the library entry point (tests use it with port-0
 //! listeners); `cli` is the `outpost` command line.
@@ -16,11 +16,13 @@ mod conn;
 pub mod directory;
 mod event_loop;
 pub mod limits;
+mod mailbox;
 mod pool;
 
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -36,8 +38,9 @@ use crate::proto::session::{Directory, Role, SessionConfig};
 use crate::queue::{QueueError, Spool, SpoolWriter};
 use crate::tls::TlsError;
 use directory::LocalDirectory;
-use event_loop::{EventLoop, Listener, LoopMessage, Notifier};
-use limits::JOBS_PER_WORKER;
+use event_loop::{EventLoop, Listener};
+use limits::ConnectionCounter;
+use mailbox::{LoopMessage, Notifier};
 use pool::Pool;
 
 /// Errors starting the server; each says what was being done.
@@ -115,8 +118,6 @@ pub(crate) struct Shared {
     /// Wakes the queue manager for each newly spooled message (none when
     /// delivery is off).
     pub new_mail: Option<NewMail>,
-    /// The way back into the event loop.
-    pub notify: Notifier,
 }
 
 /// The user created on the very first start, whose password is shown once.
@@ -182,6 +183,7 @@ impl ServerHandle {
 
     /// Asks for a graceful stop without waiting for it.
     pub fn request_stop(&self) {
+        // A loop that has gone is already stopping.
         self.notify.send(LoopMessage::Stop);
     }
 
@@ -295,13 +297,17 @@ fn start(config: Config, handle_signals: bool) -> Result<ServerHandle, ServerErr
     let poll = Poll::new().map_err(setup("create the event poll"))?;
     let waker =
         Waker::new(poll.registry(), event_loop::WAKER).map_err(setup("create the waker"))?;
-    let (notify, inbox) = event_loop::mailbox(waker);
+    let (notify, inbox) = mailbox::mailbox(waker);
     let signals = if handle_signals {
         Some(signal_pipe().map_err(setup("install the signal handlers"))?)
     } else {
         None
     };
     let workers = config.workers;
+    let counter = Arc::new(parking_lot::Mutex::new(ConnectionCounter::new(
+        config.max_connections,
+        config.max_connections_per_ip,
+    )));
     let shared = Arc::new(Shared {
         config: Arc::new(config),
         session_config,
@@ -310,15 +316,19 @@ fn start(config: Config, handle_signals: bool) -> Result<ServerHandle, ServerErr
         authenticator,
         spool,
         new_mail: delivery.as_ref().map(DeliveryHandle::new_mail),
-        notify: notify.clone(),
     });
-    let pool = Pool::start(workers, workers.max(1) * JOBS_PER_WORKER, shared.clone())
+    let pool = Pool::start(workers, &shared, &counter, &notify)
         .map_err(setup("start the worker threads"))?;
-    let event_loop = EventLoop::new(poll, listeners, signals, inbox, shared, pool)
+    let open = Arc::new(AtomicUsize::new(0));
+    let event_loop = EventLoop::new(poll, inbox, notify.clone(), shared, counter, open)
+        .accepting(listeners, signals, pool)
         .map_err(setup("register the listeners"))?;
     let thread = std::thread::Builder::new()
         .name("outpost-loop".to_string())
-        .spawn(move || event_loop.run())
+        .spawn(move || {
+            event_loop.run();
+            log::info!("stopped");
+        })
         .map_err(setup("start the event loop thread"))?;
     Ok(ServerHandle {
         smtp,

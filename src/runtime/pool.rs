@@ -1,100 +1,211 @@
-//! The fixed pool of protocol workers. Jobs (a connection plus what to do
-//! with it) arrive on a bounded crossbeam channel; each worker runs
-//! [`Conn::service`] and sends the connection back to the event loop. A
-//! panic while serving one connection closes that connection, not the
-//! process.
+//! The fixed pool of protocol workers. Each worker thread runs its own
+//! event loop ([`EventLoop`]) over the connections the accepting loop hands
+//! it and serves them there ([`Conn::service`](super::conn::Conn::service)),
+//! so a command costs no thread switch. A new connection goes to the worker
+//! with the fewest open connections. (A shared queue of ready connections
+//! would balance finer but costs two thread switches per command, loop to
+//! worker and back: on two cores shared with a load generator that made
+//! small messages about a quarter slower; see the README's performance
+//! section.)
 //!
-//! A pool of zero workers (`--workers 0`) has no threads: the event loop
-//! serves its jobs itself. On a one-core host, or when a client shares the
-//! cores, that saves two thread switches per command; slow work (password
-//! hashes, fsync) runs on its own threads either way.
+//! A pool of zero workers (`--workers 0`) has no threads: the accepting
+//! loop serves its connections itself, which suits a one-core host.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use mio::{Poll, Waker};
+use parking_lot::Mutex;
 
-use super::conn::{Conn, Work};
-use super::event_loop::LoopMessage;
+use super::event_loop::{Accepted, EventLoop, WAKER};
+use super::limits::ConnectionCounter;
+use super::mailbox::{mailbox, LoopMessage, Notifier};
 use super::Shared;
 
-/// A connection and what to do with it.
-pub(crate) struct Job {
-    /// The connection, owned by the worker while it runs.
-    pub conn: Box<Conn>,
-    /// What to do.
-    pub work: Work,
+/// The worker threads, as the accepting loop sees them.
+pub(crate) struct Pool {
+    workers: Vec<Worker>,
+    running: usize,
 }
 
-/// The worker threads and the sending side of their queue.
-pub(crate) struct Pool {
-    jobs: Sender<Job>,
-    threads: Vec<JoinHandle<()>>,
+/// One worker: its mailbox, its load and its thread.
+struct Worker {
+    notify: Notifier,
+    open: Arc<AtomicUsize>,
+    thread: JoinHandle<()>,
+}
+
+/// Tells the accepting loop that a worker's loop has ended, even when it
+/// ended by a panic.
+struct ReportStop(Notifier);
+
+impl Drop for ReportStop {
+    fn drop(&mut self) {
+        self.0.send(LoopMessage::WorkerStopped);
+    }
 }
 
 impl Pool {
-    /// Starts `workers` threads taking jobs from a queue of `capacity`.
-    pub fn start(workers: usize, capacity: usize, shared: Arc<Shared>) -> std::io::Result<Pool> {
-        let (jobs, queue) = crossbeam_channel::bounded(capacity);
-        let mut threads = Vec::with_capacity(workers);
-        for index in 0..workers {
-            let queue: Receiver<Job> = queue.clone();
-            let shared = shared.clone();
+    /// No workers: the accepting loop serves every connection.
+    pub fn none() -> Pool {
+        Pool {
+            workers: Vec::new(),
+            running: 0,
+        }
+    }
+
+    /// Starts `count` worker loops that report to `parent` when they end.
+    pub fn start(
+        count: usize,
+        shared: &Arc<Shared>,
+        counter: &Arc<Mutex<ConnectionCounter>>,
+        parent: &Notifier,
+    ) -> std::io::Result<Pool> {
+        let mut pool = Pool::none();
+        for index in 0..count {
+            let poll = Poll::new()?;
+            let waker = Waker::new(poll.registry(), WAKER)?;
+            let (notify, inbox) = mailbox(waker);
+            let open = Arc::new(AtomicUsize::new(0));
+            let event_loop = EventLoop::new(
+                poll,
+                inbox,
+                notify.clone(),
+                shared.clone(),
+                counter.clone(),
+                open.clone(),
+            );
+            let report = ReportStop(parent.clone());
             let thread = std::thread::Builder::new()
                 .name(format!("outpost-worker-{index}"))
-                .spawn(move || work(queue, &shared))?;
-            threads.push(thread);
+                .spawn(move || {
+                    let _report = report;
+                    event_loop.run();
+                })?;
+            pool.workers.push(Worker {
+                notify,
+                open,
+                thread,
+            });
+            pool.running += 1;
         }
-        Ok(Pool { jobs, threads })
+        Ok(pool)
     }
 
-    /// No worker threads: the event loop serves the jobs itself.
-    pub fn is_inline(&self) -> bool {
-        self.threads.is_empty()
+    /// True when the accepting loop serves connections itself.
+    pub fn is_empty(&self) -> bool {
+        self.workers.is_empty()
     }
 
-    /// Queues `job`, or gives it back when the queue is full.
-    pub fn try_submit(&self, job: Job) -> Result<(), Job> {
-        match self.jobs.try_send(job) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Full(job)) | Err(TrySendError::Disconnected(job)) => Err(job),
+    /// Gives `accepted` to the least loaded worker; false (and the socket
+    /// closed) when that worker has gone.
+    pub fn hand_over(&self, accepted: Accepted) -> bool {
+        let Some(worker) = self
+            .workers
+            .iter()
+            .min_by_key(|w| w.open.load(Ordering::Relaxed))
+        else {
+            return false;
+        };
+        worker.open.fetch_add(1, Ordering::Relaxed);
+        let delivered = worker.notify.send(LoopMessage::Adopt(accepted));
+        if !delivered {
+            worker.open.fetch_sub(1, Ordering::Relaxed);
+        }
+        delivered
+    }
+
+    /// Passes a stop request on to every worker.
+    pub fn stop(&self) {
+        for worker in &self.workers {
+            worker.notify.send(LoopMessage::Stop);
         }
     }
 
-    /// The queue is full (new connections get 421 4.3.2).
-    pub fn is_saturated(&self) -> bool {
-        self.jobs.is_full()
+    /// A worker reported that its loop ended.
+    pub fn worker_stopped(&mut self) {
+        self.running = self.running.saturating_sub(1);
     }
 
-    /// Closes the queue and waits for the workers to finish.
+    /// Every worker loop has ended.
+    pub fn all_stopped(&self) -> bool {
+        self.running == 0
+    }
+
+    /// Waits for the worker threads to finish.
     pub fn join(self) {
-        drop(self.jobs);
-        for thread in self.threads {
-            if thread.join().is_err() {
+        for worker in self.workers {
+            if worker.thread.join().is_err() {
                 log::error!("a worker thread panicked outside a connection");
             }
         }
     }
 }
 
-fn work(queue: Receiver<Job>, shared: &Shared) {
-    while let Ok(job) = queue.recv() {
-        shared
-            .notify
-            .send(LoopMessage::Returned(serve(job, shared)));
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::session::Role;
+    use crate::runtime::mailbox::Inbox;
 
-/// Runs one job; a panic closes that connection only.
-pub(crate) fn serve(Job { mut conn, work }: Job, shared: &Shared) -> Box<Conn> {
-    let served = catch_unwind(AssertUnwindSafe(|| conn.service(work, shared)));
-    if served.is_err() {
-        log::error!(
-            "{}: internal error while serving; connection closed",
-            conn.describe()
-        );
-        conn.abandon();
+    /// A worker with `open` connections whose thread has nothing to do.
+    fn worker(open: usize) -> (Worker, Inbox) {
+        let poll = Poll::new().unwrap();
+        let (notify, inbox) = mailbox(Waker::new(poll.registry(), WAKER).unwrap());
+        let worker = Worker {
+            notify,
+            open: Arc::new(AtomicUsize::new(open)),
+            thread: std::thread::spawn(|| {}),
+        };
+        (worker, inbox)
     }
-    conn
+
+    fn accepted() -> Accepted {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let local = listener.local_addr().unwrap();
+        let _client = std::net::TcpStream::connect(local).unwrap();
+        let (socket, peer) = listener.accept().unwrap();
+        Accepted {
+            socket: mio::net::TcpStream::from_std(socket),
+            peer,
+            role: Role::Smtp,
+            local,
+        }
+    }
+
+    #[test]
+    fn new_connections_go_to_the_least_loaded_worker() {
+        let (workers, inboxes): (Vec<_>, Vec<_>) = [3, 1, 2].map(worker).into_iter().unzip();
+        let pool = Pool {
+            workers,
+            running: 3,
+        };
+        for _ in 0..4 {
+            assert!(pool.hand_over(accepted()));
+        }
+        // 3,1,2 -> 3,2,2 -> 3,3,2 -> 3,3,3 -> 4,3,3
+        let adopted: Vec<usize> = inboxes.iter().map(|i| i.drain().len()).collect();
+        assert_eq!(adopted, [1, 2, 1]);
+        let open: Vec<usize> = pool
+            .workers
+            .iter()
+            .map(|w| w.open.load(Ordering::Relaxed))
+            .collect();
+        assert_eq!(open, [4, 3, 3]);
+        pool.join();
+    }
+
+    #[test]
+    fn a_worker_that_has_gone_takes_no_connection() {
+        let (gone, inbox) = worker(0);
+        drop(inbox);
+        let pool = Pool {
+            workers: vec![gone],
+            running: 1,
+        };
+        assert!(!pool.hand_over(accepted()));
+        assert_eq!(pool.workers[0].open.load(Ordering::Relaxed), 0);
+        pool.join();
+    }
 }
