@@ -5,8 +5,7 @@
 //! with the fewest open connections. (A shared queue of ready connections
 //! would balance finer but costs two thread switches per command, loop to
 //! worker and back: on two cores shared with a load generator that made
-//! small messages about a quarter slower; see the README's performance
-//! section.)
+//! small messages about 15% slower; see the README's performance section.)
 //!
 //! A pool of zero workers (`--workers 0`) has no threads: the accepting
 //! loop serves its connections itself, which suits a one-core host.
@@ -56,6 +55,7 @@ impl Pool {
     }
 
     /// Starts `count` worker loops that report to `parent` when they end.
+    /// If one cannot start, those already started are stopped.
     pub fn start(
         count: usize,
         shared: &Arc<Shared>,
@@ -64,31 +64,17 @@ impl Pool {
     ) -> std::io::Result<Pool> {
         let mut pool = Pool::none();
         for index in 0..count {
-            let poll = Poll::new()?;
-            let waker = Waker::new(poll.registry(), WAKER)?;
-            let (notify, inbox) = mailbox(waker);
-            let open = Arc::new(AtomicUsize::new(0));
-            let event_loop = EventLoop::new(
-                poll,
-                inbox,
-                notify.clone(),
-                shared.clone(),
-                counter.clone(),
-                open.clone(),
-            );
-            let report = ReportStop(parent.clone());
-            let thread = std::thread::Builder::new()
-                .name(format!("outpost-worker-{index}"))
-                .spawn(move || {
-                    let _report = report;
-                    event_loop.run();
-                })?;
-            pool.workers.push(Worker {
-                notify,
-                open,
-                thread,
-            });
-            pool.running += 1;
+            match Worker::start(index, shared, counter, parent) {
+                Ok(worker) => {
+                    pool.workers.push(worker);
+                    pool.running += 1;
+                }
+                Err(e) => {
+                    pool.stop();
+                    pool.join();
+                    return Err(e);
+                }
+            }
         }
         Ok(pool)
     }
@@ -140,6 +126,41 @@ impl Pool {
                 log::error!("a worker thread panicked outside a connection");
             }
         }
+    }
+}
+
+impl Worker {
+    /// Starts worker `index`'s thread and loop.
+    fn start(
+        index: usize,
+        shared: &Arc<Shared>,
+        counter: &Arc<Mutex<ConnectionCounter>>,
+        parent: &Notifier,
+    ) -> std::io::Result<Worker> {
+        let poll = Poll::new()?;
+        let waker = Waker::new(poll.registry(), WAKER)?;
+        let (notify, inbox) = mailbox(waker);
+        let open = Arc::new(AtomicUsize::new(0));
+        let event_loop = EventLoop::new(
+            poll,
+            inbox,
+            notify.clone(),
+            shared.clone(),
+            counter.clone(),
+            open.clone(),
+        );
+        let report = ReportStop(parent.clone());
+        let thread = std::thread::Builder::new()
+            .name(format!("outpost-worker-{index}"))
+            .spawn(move || {
+                let _report = report;
+                event_loop.run();
+            })?;
+        Ok(Worker {
+            notify,
+            open,
+            thread,
+        })
     }
 }
 
