@@ -295,7 +295,7 @@ pub const OPTIONS: &[OptionSpec] = &[
     opt!("max-outbound-connections", "N", "most delivery connections at once", Some("20"), false, |c, v| { c.delivery.max_outbound_connections = dc::parse_connections(v).map_err(text)?; Ok(()) }),
     opt!("aliases", "FILE", "alias file: `alias@domain: target, target` per line", None, false, |c, v| { c.delivery.aliases = Some(PathBuf::from(non_empty(v)?)); Ok(()) }),
     opt!("sink", "", "accept messages and throw them away, no disk, no log line per message (for benchmarks only: nothing is delivered)", Some("off"), false, |c, v| { c.sink = parse_switch(v)?; Ok(()) }),
-    opt!("workers", "N", "protocol worker threads (default: number of CPUs); 0 serves on the event loop thread (best on one core)", None, false, |c, v| { c.workers = parse_count(v)?; Ok(()) }),
+    opt!("workers", "N", "protocol worker threads, each running its own event loop (default: number of CPUs); 0 serves every connection on the accepting thread (best on one core)", None, false, |c, v| { c.workers = parse_count(v)?; Ok(()) }),
 ];
 
 /// The `--config FILE` option, handled before the others.
