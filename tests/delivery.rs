@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use dns_server::{DnsServer, Rec, Zone};
 use outpost::auth::{users_file_line, Authenticator};
+use outpost::delivery::aliases::AliasTable;
 use outpost::delivery::config::{self, DeliveryConfig};
 use outpost::delivery::manager::{Delivery, DeliveryHandle};
 use outpost::delivery::queue_cli;
@@ -349,7 +350,8 @@ fn store(spool: &Spool, sender: &str, recipients: &[&str]) -> String {
 }
 
 fn start(config: DeliveryConfig, spool: &Arc<Spool>, users: Arc<Authenticator>) -> DeliveryHandle {
-    Delivery::start(config, spool.clone(), users).unwrap()
+    let aliases = AliasTable::load(config.aliases.as_deref()).unwrap();
+    Delivery::start(config, spool.clone(), users, Arc::new(aliases)).unwrap()
 }
 
 fn queue_is_empty(spool: &Spool) -> bool {

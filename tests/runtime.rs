@@ -495,3 +495,139 @@ fn zero_workers_serve_on_the_event_loop() {
     }
     assert_eq!(queued_text(&server).len(), 21);
 }
+
+#[test]
+fn mail_for_an_alias_of_a_local_domain_is_accepted_from_other_servers() {
+    let files = TempDir::new("aliases");
+    let aliases = files.path().join("aliases");
+    std::fs::write(&aliases, format!("sales@{HOSTNAME}: {ALICE}\n")).unwrap();
+    let server = TestServer::start_with(&[(ALICE, ALICE_PASSWORD)], |c| {
+        c.relay_networks.clear();
+        c.delivery.aliases = Some(aliases.clone());
+    });
+    let mut client = Client::greeted(server.smtp());
+    assert!(client.command("EHLO other.example").starts_with("250"));
+    assert!(client
+        .command("MAIL FROM:<someone@other.example>")
+        .starts_with("250"));
+    let reply = client.command(&format!("RCPT TO:<Sales@{HOSTNAME}>"));
+    assert!(reply.starts_with("250"), "{reply}");
+    let reply = client.command(&format!("RCPT TO:<nobody@{HOSTNAME}>"));
+    assert!(reply.starts_with("550 5.1.1"), "{reply}");
+}
+
+/// The binary's log lines, read on a thread so the pipe never fills.
+fn log_lines(stderr: std::process::ChildStderr) -> std::sync::mpsc::Receiver<String> {
+    let (lines, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    receiver
+}
+
+/// Waits up to 10 s for a log line containing `text`.
+fn wait_for_log(log: &std::sync::mpsc::Receiver<String>, text: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match log.recv_timeout(left) {
+            Ok(line) if line.contains(text) => return line,
+            Ok(_) => {}
+            Err(e) => panic!("no log line with {text:?}: {e}"),
+        }
+    }
+}
+
+#[test]
+fn sighup_reloads_the_users_and_alias_files() {
+    let dir = TempDir::new("sighup");
+    let users = dir.path().join("users");
+    let aliases = dir.path().join("aliases");
+    let bob = format!("bob@{HOSTNAME}");
+    std::fs::write(
+        &users,
+        format!("{ALICE}:{}\n", outpost::auth::hash_password(ALICE_PASSWORD)),
+    )
+    .unwrap();
+    std::fs::write(&aliases, "").unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_outpost"))
+        .args(["serve", "--hostname", HOSTNAME, "--local-domains", HOSTNAME])
+        .args([
+            "--smtp",
+            "127.0.0.1:0",
+            "--submission",
+            "off",
+            "--submissions",
+            "off",
+        ])
+        .args(["--relay-networks", "none", "--delivery", "off"])
+        .arg("--users")
+        .arg(&users)
+        .arg("--aliases")
+        .arg(&aliases)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = log_lines(child.stderr.take().unwrap());
+    let line = wait_for_log(&log, "listening on ");
+    let address: std::net::SocketAddr = line
+        .split("listening on ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    let rcpt = |to: &str| {
+        let mut client = Client::greeted(address);
+        client.command("EHLO other.example");
+        client.command("MAIL FROM:<someone@other.example>");
+        client.command(&format!("RCPT TO:<{to}>"))
+    };
+    assert!(rcpt(&bob).starts_with("550"));
+    assert!(rcpt(&format!("sales@{HOSTNAME}")).starts_with("550"));
+
+    // A users file that does not parse leaves the old one in force.
+    std::fs::write(&users, "not a users line\n").unwrap();
+    let hup = |pid: u32| {
+        let status = Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    hup(child.id());
+    wait_for_log(&log, "users file not reloaded");
+    assert!(rcpt(ALICE).starts_with("250"));
+
+    std::fs::write(
+        &users,
+        format!(
+            "{ALICE}:{}\n{bob}:{}\n",
+            outpost::auth::hash_password(ALICE_PASSWORD),
+            outpost::auth::hash_password("bob's password")
+        ),
+    )
+    .unwrap();
+    std::fs::write(&aliases, format!("sales@{HOSTNAME}: {bob}\n")).unwrap();
+    hup(child.id());
+    wait_for_log(&log, "aliases: 1 in force");
+    assert!(rcpt(&bob).starts_with("250"));
+    assert!(rcpt(&format!("sales@{HOSTNAME}")).starts_with("250"));
+    assert!(rcpt(ALICE).starts_with("250"));
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}

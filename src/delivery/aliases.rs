@@ -12,10 +12,13 @@
 //! the path being expanded is delivered as it is (so `bob@x: bob@x,
 //! archive@x` keeps a copy for bob, and `a: b` plus `b: a` cannot loop),
 //! and chains deeper than [`MAX_DEPTH`] or lists longer than
-//! [`MAX_TARGETS`] are refused. Pure: loading the file is the only I/O.
+//! [`MAX_TARGETS`] are refused. Pure apart from loading the file;
+//! [`AliasTable`] is the copy in force, which SIGHUP re-reads.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+
+use parking_lot::RwLock;
 
 /// Nested aliases followed before giving up (Postfix's limit is 1000
 /// levels of recursion; real tables rarely nest more than two or three).
@@ -126,6 +129,11 @@ impl Aliases {
         Ok(Aliases { map })
     }
 
+    /// True when `address` is an alias (compared without regard to case).
+    pub fn contains(&self, address: &str) -> bool {
+        self.map.contains_key(&key(address))
+    }
+
     /// How many aliases the table has.
     pub fn len(&self) -> usize {
         self.map.len()
@@ -196,6 +204,65 @@ impl Aliases {
         }
         path.pop();
         Ok(())
+    }
+}
+
+/// The alias table in force, shared by the sessions (which accept mail for
+/// aliases of local domains) and delivery (which expands them).
+#[derive(Debug)]
+pub struct AliasTable {
+    path: Option<PathBuf>,
+    current: RwLock<Aliases>,
+}
+
+impl AliasTable {
+    /// The table of `path` (`--aliases`), or an empty one without a file.
+    pub fn load(path: Option<&Path>) -> Result<AliasTable, AliasError> {
+        let current = match path {
+            Some(path) => Aliases::load(path)?,
+            None => Aliases::empty(),
+        };
+        Ok(AliasTable {
+            path: path.map(Path::to_path_buf),
+            current: RwLock::new(current),
+        })
+    }
+
+    /// Re-reads the file and puts it in force; on error the old table
+    /// stays. Returns how many aliases are in force (0 without a file).
+    pub fn reload(&self) -> Result<usize, AliasError> {
+        let Some(path) = &self.path else {
+            return Ok(0);
+        };
+        let fresh = Aliases::load(path)?;
+        let count = fresh.len();
+        *self.current.write() = fresh;
+        Ok(count)
+    }
+
+    /// A table of `aliases` that is not read from a file (reload keeps it).
+    pub fn fixed(aliases: Aliases) -> AliasTable {
+        AliasTable {
+            path: None,
+            current: RwLock::new(aliases),
+        }
+    }
+
+    /// See [`Aliases::contains`].
+    pub fn contains(&self, address: &str) -> bool {
+        self.current.read().contains(address)
+    }
+
+    /// See [`Aliases::expand`].
+    pub fn expand(
+        &self,
+        address: &str,
+        local_domains: &[String],
+        first_user: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Vec<String>, AliasError> {
+        self.current
+            .read()
+            .expand(address, local_domains, first_user)
     }
 }
 
@@ -336,5 +403,29 @@ sales@example.org: <dave@example.org>
                 other => panic!("{text:?}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn reload_takes_a_good_file_and_keeps_the_old_table_on_a_bad_one() {
+        let dir = std::env::temp_dir().join(format!("outpost-aliases-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("aliases");
+        std::fs::write(&file, "sales@example.org: bob@example.org\n").unwrap();
+        let table = AliasTable::load(Some(&file)).unwrap();
+        assert!(table.contains("Sales@example.org"));
+        std::fs::write(&file, "info@example.org: carol@example.org\n").unwrap();
+        assert_eq!(table.reload().unwrap(), 1);
+        assert!(table.contains("info@example.org"));
+        assert!(!table.contains("sales@example.org"));
+        std::fs::write(&file, "no colon here\n").unwrap();
+        assert!(matches!(
+            table.reload(),
+            Err(AliasError::Syntax { line: 1, .. })
+        ));
+        assert!(table.contains("info@example.org"));
+        std::fs::remove_dir_all(&dir).unwrap();
+        let none = AliasTable::load(None).unwrap();
+        assert_eq!(none.reload().unwrap(), 0);
+        assert!(!none.contains("info@example.org"));
     }
 }

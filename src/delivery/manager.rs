@@ -35,7 +35,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use parking_lot::{Condvar, Mutex};
 use rustls::ClientConfig;
 
-use super::aliases::{AliasError, Aliases};
+use super::aliases::AliasTable;
 use super::config::DeliveryConfig;
 use super::dns::{Resolver, ResolverConfig};
 use super::maildir::MailStore;
@@ -55,8 +55,6 @@ pub const FLUSH_CHECK: Duration = Duration::from_secs(1);
 pub enum DeliveryError {
     /// The outbound TLS configuration could not be built (bad `--relay-ca`).
     Tls(TransportError),
-    /// The alias file could not be read or parsed.
-    Aliases(AliasError),
     /// The relay password file could not be read.
     Password {
         /// The password file.
@@ -77,7 +75,6 @@ impl std::fmt::Display for DeliveryError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             DeliveryError::Tls(e) => e.fmt(f),
-            DeliveryError::Aliases(e) => e.fmt(f),
             DeliveryError::Password { path, source } => {
                 write!(f, "relay password file {}: {source}", path.display())
             }
@@ -95,7 +92,7 @@ pub(crate) struct Context {
     config: DeliveryConfig,
     spool: Arc<Spool>,
     users: Arc<Authenticator>,
-    aliases: Aliases,
+    aliases: Arc<AliasTable>,
     /// The resolver, or why there is none (no usable resolv.conf).
     resolver: Result<Resolver, String>,
     mx_tls: Arc<ClientConfig>,
@@ -152,17 +149,14 @@ pub struct Delivery;
 impl Delivery {
     /// Starts the scheduler and `config.max_outbound_connections` delivery
     /// threads for `spool`. Local recipients must be users in `users`
-    /// (after alias expansion). Every message already in the spool is
-    /// scheduled by its recorded next attempt.
+    /// (after expansion by `aliases`). Every message already in the spool
+    /// is scheduled by its recorded next attempt.
     pub fn start(
         config: DeliveryConfig,
         spool: Arc<Spool>,
         users: Arc<Authenticator>,
+        aliases: Arc<AliasTable>,
     ) -> Result<DeliveryHandle, DeliveryError> {
-        let aliases = match &config.aliases {
-            Some(path) => Aliases::load(path).map_err(DeliveryError::Aliases)?,
-            None => Aliases::empty(),
-        };
         let credentials = match (&config.relay_user, &config.relay_password_file) {
             (Some(user), Some(path)) => {
                 let text =

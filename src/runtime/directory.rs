@@ -1,10 +1,11 @@
 //! The server's answer to the session's [`Directory`] questions: the set of
-//! local domains plus the users of the users file.
+//! local domains, the users of the users file and the aliases.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use crate::auth::Authenticator;
+use crate::delivery::aliases::AliasTable;
 use crate::proto::session::Directory;
 
 /// Who has a mailbox: the users table the directory consults.
@@ -19,17 +20,27 @@ impl UserTable for Authenticator {
     }
 }
 
-/// Local domains and users.
+/// Local domains, users and aliases.
 pub struct LocalDirectory {
     domains: HashSet<String>,
     users: Arc<dyn UserTable>,
+    aliases: Arc<AliasTable>,
 }
 
 impl LocalDirectory {
-    /// A directory for `domains` (any case, trailing dot allowed) and `users`.
-    pub fn new(domains: &[String], users: Arc<dyn UserTable>) -> LocalDirectory {
+    /// A directory for `domains` (any case, trailing dot allowed), `users`
+    /// and `aliases`.
+    pub fn new(
+        domains: &[String],
+        users: Arc<dyn UserTable>,
+        aliases: Arc<AliasTable>,
+    ) -> LocalDirectory {
         let domains = domains.iter().map(|d| normalize_domain(d)).collect();
-        LocalDirectory { domains, users }
+        LocalDirectory {
+            domains,
+            users,
+            aliases,
+        }
     }
 }
 
@@ -47,7 +58,8 @@ impl Directory for LocalDirectory {
         self.domains.contains(&normalize_domain(domain))
     }
 
-    /// RFC 5321 §4.5.1: `postmaster` must exist in every local domain.
+    /// RFC 5321 §4.5.1: `postmaster` must exist in every local domain. An
+    /// alias is a mailbox too: it is expanded at delivery.
     fn mailbox_exists(&self, address: &str) -> bool {
         let Some((local, domain)) = split_address(address) else {
             return false;
@@ -55,7 +67,9 @@ impl Directory for LocalDirectory {
         if !self.is_local_domain(domain) {
             return false;
         }
-        local.eq_ignore_ascii_case("postmaster") || self.users.user_exists(address)
+        local.eq_ignore_ascii_case("postmaster")
+            || self.users.user_exists(address)
+            || self.aliases.contains(address)
     }
 
     /// A user may send as its own address: the local part exactly (RFC 5321
@@ -73,6 +87,7 @@ impl Directory for LocalDirectory {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::delivery::aliases::Aliases;
 
     struct Users(Vec<&'static str>);
 
@@ -87,9 +102,11 @@ mod tests {
     }
 
     fn directory() -> LocalDirectory {
+        let aliases = Aliases::parse("sales@example.com: alice@example.com\n").unwrap();
         LocalDirectory::new(
             &["Example.com".to_string(), "example.net.".to_string()],
             Arc::new(Users(vec!["alice@example.com"])),
+            Arc::new(AliasTable::fixed(aliases)),
         )
     }
 
@@ -110,6 +127,9 @@ mod tests {
             ("alice@example.com", true),
             ("alice@EXAMPLE.com", true),
             ("bob@example.com", false),
+            ("sales@example.com", true),
+            ("Sales@Example.COM", true),
+            ("sales@example.net", false),
             ("postmaster@example.net", true),
             ("PostMaster@example.com", true),
             ("postmaster@example.org", false),

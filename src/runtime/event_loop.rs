@@ -39,10 +39,12 @@ use crate::proto::session::Role;
 
 /// The waker's token.
 pub(crate) const WAKER: Token = Token(0);
-/// The signal self-pipe's token.
-pub(crate) const SIGNALS: Token = Token(1);
+/// The stop signals' self-pipe's token.
+const STOP_SIGNAL: Token = Token(1);
+/// The reload signal's self-pipe's token.
+const RELOAD_SIGNAL: Token = Token(2);
 /// Listener `i` has token `FIRST_LISTENER + i`.
-const FIRST_LISTENER: usize = 2;
+const FIRST_LISTENER: usize = 3;
 /// Connection tokens count up from here and are never reused.
 const FIRST_CONNECTION: usize = 1 << 16;
 /// After a failed accept (e.g. out of file descriptors) try again this soon;
@@ -57,6 +59,14 @@ pub(crate) struct Listener {
     pub role: Role,
     /// The bound address (port 0 resolved).
     pub address: SocketAddr,
+}
+
+/// The read ends of the signal self-pipes (the handlers only write a byte).
+pub(crate) struct SignalPipes {
+    /// SIGTERM and SIGINT: stop gracefully (a second one stops at once).
+    pub stop: UnixStream,
+    /// SIGHUP: re-read the users and alias files.
+    pub reload: UnixStream,
 }
 
 /// A connection the accepting loop has admitted, on its way to a loop.
@@ -96,7 +106,7 @@ struct Slot {
 pub(crate) struct EventLoop {
     poll: Poll,
     listeners: Vec<Listener>,
-    signals: Option<UnixStream>,
+    signals: Option<SignalPipes>,
     inbox: Inbox,
     /// This loop's own mailbox, for its connections' slow operations.
     notify: Notifier,
@@ -147,12 +157,12 @@ impl EventLoop {
     }
 
     /// Makes this the accepting loop: it registers the listeners (and the
-    /// signal pipe) and feeds new connections to `pool` (or serves them
+    /// signal pipes) and feeds new connections to `pool` (or serves them
     /// itself when the pool is empty).
     pub fn accepting(
         mut self,
         mut listeners: Vec<Listener>,
-        mut signals: Option<UnixStream>,
+        mut signals: Option<SignalPipes>,
         pool: Pool,
     ) -> io::Result<EventLoop> {
         for (index, listener) in listeners.iter_mut().enumerate() {
@@ -162,10 +172,10 @@ impl EventLoop {
                 Interest::READABLE,
             )?;
         }
-        if let Some(pipe) = signals.as_mut() {
-            self.poll
-                .registry()
-                .register(pipe, SIGNALS, Interest::READABLE)?;
+        if let Some(pipes) = signals.as_mut() {
+            let registry = self.poll.registry();
+            registry.register(&mut pipes.stop, STOP_SIGNAL, Interest::READABLE)?;
+            registry.register(&mut pipes.reload, RELOAD_SIGNAL, Interest::READABLE)?;
         }
         self.listeners = listeners;
         self.signals = signals;
@@ -191,7 +201,8 @@ impl EventLoop {
             for event in events.iter() {
                 match event.token() {
                     WAKER => {}
-                    SIGNALS => self.on_signal(),
+                    STOP_SIGNAL => self.on_stop_signal(),
+                    RELOAD_SIGNAL => self.on_reload_signal(),
                     Token(t) if t < FIRST_CONNECTION => self.accept(t - FIRST_LISTENER),
                     token => self.on_socket_event(token),
                 }
@@ -241,14 +252,28 @@ impl EventLoop {
         earliest.map(|t| t.saturating_duration_since(Instant::now()))
     }
 
-    fn on_signal(&mut self) {
-        let mut buffer = [0u8; 64];
-        if let Some(pipe) = self.signals.as_mut() {
-            // Drain the self-pipe; the bytes themselves carry no meaning.
-            while matches!(pipe.read(&mut buffer), Ok(n) if n > 0) {}
+    fn on_stop_signal(&mut self) {
+        if let Some(pipes) = self.signals.as_mut() {
+            drain(&mut pipes.stop);
         }
         log::info!("received a stop signal");
         self.begin_stop();
+    }
+
+    /// SIGHUP: the users and alias files are read again; a file that fails
+    /// to load leaves its old version in force.
+    fn on_reload_signal(&mut self) {
+        if let Some(pipes) = self.signals.as_mut() {
+            drain(&mut pipes.reload);
+        }
+        log::info!("received SIGHUP: reloading the users and alias files");
+        if let Err(e) = self.shared.authenticator.reload() {
+            log::error!("users file not reloaded, the previous one stays in force: {e}");
+        }
+        match self.shared.aliases.reload() {
+            Ok(count) => log::info!("aliases: {count} in force"),
+            Err(e) => log::error!("aliases not reloaded, the previous ones stay in force: {e}"),
+        }
     }
 
     fn on_message(&mut self, message: LoopMessage) {
@@ -580,6 +605,12 @@ impl EventLoop {
             }
         }
     }
+}
+
+/// Empties a signal self-pipe; the bytes themselves carry no meaning.
+fn drain(pipe: &mut UnixStream) {
+    let mut buffer = [0u8; 64];
+    while matches!(pipe.read(&mut buffer), Ok(n) if n > 0) {}
 }
 
 /// Runs one job; a panic closes that connection only.

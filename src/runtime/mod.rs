@@ -32,13 +32,14 @@ pub use cli::main_with_args;
 
 use crate::auth::{AuthError, Authenticator};
 use crate::config::Config;
+use crate::delivery::aliases::{AliasError, AliasTable};
 use crate::delivery::manager::{Delivery, DeliveryError, DeliveryHandle, NewMail};
 use crate::proto::dot::MAX_TEXT_LINE;
 use crate::proto::session::{Directory, Role, SessionConfig};
 use crate::queue::{QueueError, Spool, SpoolWriter};
 use crate::tls::TlsError;
 use directory::LocalDirectory;
-use event_loop::{EventLoop, Listener};
+use event_loop::{EventLoop, Listener, SignalPipes};
 use limits::ConnectionCounter;
 use mailbox::{LoopMessage, Notifier};
 use pool::Pool;
@@ -60,6 +61,8 @@ pub enum ServerError {
     Tls(TlsError),
     /// The users file could not be loaded.
     Users(AuthError),
+    /// The alias file could not be loaded.
+    Aliases(AliasError),
     /// The spool could not be opened.
     Spool(QueueError),
     /// The queue manager could not be started.
@@ -89,6 +92,7 @@ impl fmt::Display for ServerError {
             ServerError::TlsPair(reason) => f.write_str(reason),
             ServerError::Tls(e) => write!(f, "{e}"),
             ServerError::Users(e) => write!(f, "{e}"),
+            ServerError::Aliases(e) => write!(f, "{e}"),
             ServerError::Spool(e) => write!(f, "queue: {e}"),
             ServerError::Delivery(e) => write!(f, "delivery: {e}"),
             ServerError::Bind { address, source } => {
@@ -113,6 +117,8 @@ pub(crate) struct Shared {
     pub tls: Arc<rustls::ServerConfig>,
     /// Password checks (on its own threads).
     pub authenticator: Arc<Authenticator>,
+    /// The aliases in force (reloaded on SIGHUP with the users file).
+    pub aliases: Arc<AliasTable>,
     /// Durable spooling (on its own thread).
     pub spool: SpoolWriter,
     /// Wakes the queue manager for each newly spooled message (none when
@@ -143,7 +149,8 @@ impl Server {
     }
 
     /// Like [`Server::start`], and SIGTERM/SIGINT stop the server
-    /// gracefully (a second signal stops it at once).
+    /// gracefully (a second signal stops it at once); SIGHUP re-reads the
+    /// users and alias files.
     pub fn start_with_signals(config: Config) -> Result<ServerHandle, ServerError> {
         start(config, true)
     }
@@ -229,6 +236,9 @@ fn start(config: Config, handle_signals: bool) -> Result<ServerHandle, ServerErr
     let tls = crate::tls::server_config(&cert, &key).map_err(ServerError::Tls)?;
     let first_start = create_users_file_if_missing(&config)?;
     let authenticator = Authenticator::load(&config.users_path()).map_err(ServerError::Users)?;
+    let aliases = Arc::new(
+        AliasTable::load(config.delivery.aliases.as_deref()).map_err(ServerError::Aliases)?,
+    );
     let spool = Spool::open_with_hostname(&config.data_dir, &config.hostname)
         .map_err(ServerError::Spool)?;
     let mut delivery_config = config.delivery.clone();
@@ -237,8 +247,13 @@ fn start(config: Config, handle_signals: bool) -> Result<ServerHandle, ServerErr
     delivery_config.data_dir = config.data_dir.clone();
     let delivery = if config.deliver {
         Some(
-            Delivery::start(delivery_config, spool.clone(), authenticator.clone())
-                .map_err(ServerError::Delivery)?,
+            Delivery::start(
+                delivery_config,
+                spool.clone(),
+                authenticator.clone(),
+                aliases.clone(),
+            )
+            .map_err(ServerError::Delivery)?,
         )
     } else {
         log::warn!("delivery is off: accepted mail stays in the queue");
@@ -248,6 +263,7 @@ fn start(config: Config, handle_signals: bool) -> Result<ServerHandle, ServerErr
     let directory: Arc<dyn Directory> = Arc::new(LocalDirectory::new(
         &config.effective_local_domains(),
         authenticator.clone(),
+        aliases.clone(),
     ));
     let session_config = Arc::new(SessionConfig {
         hostname: config.hostname.clone(),
@@ -299,7 +315,7 @@ fn start(config: Config, handle_signals: bool) -> Result<ServerHandle, ServerErr
         Waker::new(poll.registry(), event_loop::WAKER).map_err(setup("create the waker"))?;
     let (notify, inbox) = mailbox::mailbox(waker);
     let signals = if handle_signals {
-        Some(signal_pipe().map_err(setup("install the signal handlers"))?)
+        Some(signal_pipes().map_err(setup("install the signal handlers"))?)
     } else {
         None
     };
@@ -314,6 +330,7 @@ fn start(config: Config, handle_signals: bool) -> Result<ServerHandle, ServerErr
         directory,
         tls,
         authenticator,
+        aliases,
         spool,
         new_mail: delivery.as_ref().map(DeliveryHandle::new_mail),
     });
@@ -349,15 +366,24 @@ pub(crate) fn role_name(role: Role) -> &'static str {
     }
 }
 
-/// A self-pipe for SIGTERM and SIGINT: the handler only writes a byte
-/// (signal-hook), the loop sees the read end become readable.
-fn signal_pipe() -> std::io::Result<mio::net::UnixStream> {
-    let (read, write) = std::os::unix::net::UnixStream::pair()?;
-    read.set_nonblocking(true)?;
-    write.set_nonblocking(true)?;
-    signal_hook::low_level::pipe::register(signal_hook::consts::SIGTERM, write.try_clone()?)?;
-    signal_hook::low_level::pipe::register(signal_hook::consts::SIGINT, write)?;
-    Ok(mio::net::UnixStream::from_std(read))
+/// Self-pipes for SIGTERM/SIGINT (stop) and SIGHUP (reload): a handler
+/// only writes a byte (signal-hook), the loop sees a read end become
+/// readable.
+fn signal_pipes() -> std::io::Result<SignalPipes> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    use signal_hook::low_level::pipe;
+    let pair = || -> std::io::Result<_> {
+        let (read, write) = std::os::unix::net::UnixStream::pair()?;
+        read.set_nonblocking(true)?;
+        write.set_nonblocking(true)?;
+        Ok((mio::net::UnixStream::from_std(read), write))
+    };
+    let (stop, stop_write) = pair()?;
+    pipe::register(SIGTERM, stop_write.try_clone()?)?;
+    pipe::register(SIGINT, stop_write)?;
+    let (reload, reload_write) = pair()?;
+    pipe::register(SIGHUP, reload_write)?;
+    Ok(SignalPipes { stop, reload })
 }
 
 fn create_private_dir(path: &Path) -> Result<(), ServerError> {
