@@ -3,12 +3,12 @@
 //! certificate (accepted in opportunistic mode, refused in verify mode).
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use outpost::delivery::transport::{self, CertPolicy, Peer};
+use outpost::delivery::transport::{self, CertPolicy, Peer, TransportError};
 use outpost::proto::client::{
     Client, ClientParams, Outcome, RecipientParams, SessionEnd, TlsPolicy,
 };
@@ -255,18 +255,60 @@ fn close_all_ends_a_session_waiting_on_a_silent_peer() {
         .iter()
         .all(|o| matches!(o, Outcome::Transient(_))));
 
-    let started = std::time::Instant::now();
+    // Once closed, no new connection is made.
     let later = transport::run_tracked(
         &peer,
         Client::new(params(TlsPolicy::Opportunistic)),
         &tls,
         &open,
-    )
-    .unwrap();
-    assert!(started.elapsed() < Duration::from_secs(10));
-    assert!(later
-        .report
-        .outcomes
-        .iter()
-        .all(|o| matches!(o, Outcome::Transient(_))));
+    );
+    assert!(
+        matches!(&later, Err(TransportError::Connect { source, .. })
+            if source.kind() == std::io::ErrorKind::Interrupted),
+        "{later:?}"
+    );
+}
+
+#[test]
+fn close_all_ends_a_connect_that_gets_no_answer() {
+    // A listener that never accepts, its accept queue full: the kernel drops
+    // further connection requests, as a firewall blocking port 25 does.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut held = Vec::new();
+    while held.len() < 2000 {
+        match TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
+            Ok(stream) => held.push(stream),
+            Err(_) => break,
+        }
+    }
+    assert!(held.len() < 2000, "the accept queue never filled");
+    let peer = Peer {
+        addr,
+        host: "rx.test".into(),
+        implicit_tls: false,
+    };
+    let tls = transport::tls_config(CertPolicy::Opportunistic, None).unwrap();
+    let open = Arc::new(transport::OpenConnections::default());
+    let session = {
+        let open = open.clone();
+        std::thread::spawn(move || {
+            transport::run_tracked(
+                &peer,
+                Client::new(params(TlsPolicy::Opportunistic)),
+                &tls,
+                &open,
+            )
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let closed = std::time::Instant::now();
+    open.close_all();
+    let result = session.join().unwrap();
+    assert!(closed.elapsed() < Duration::from_secs(5));
+    assert!(
+        matches!(&result, Err(TransportError::Connect { source, .. })
+            if source.kind() == std::io::ErrorKind::Interrupted),
+        "{result:?}"
+    );
 }

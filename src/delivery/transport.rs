@@ -9,17 +9,18 @@
 //! plus an optional extra CA file (smarthosts, `--outbound-tls verify`).
 //!
 //! [`OpenConnections`] tracks the sockets in use so that a stopping server
-//! can close them rather than wait out a silent peer.
+//! can close them rather than wait out a silent peer, and connects give up
+//! when it does (a host that drops packets, as where port 25 is blocked,
+//! would otherwise hold the stop for the whole connect timeout).
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-
-use crate::tls::ClientStream;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use mio::{Events, Interest, Poll, Token};
 use parking_lot::Mutex;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
@@ -31,10 +32,13 @@ use rustls::{
 };
 
 use crate::proto::client::{Client, ClientAction, Report, TIMEOUT_DATA_BLOCK};
+use crate::tls::ClientStream;
 
 /// Connecting to one address gives up after this (Postfix's
 /// `smtp_connect_timeout` is 30s).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// A connect in progress checks this often whether the server is stopping.
+const STOP_CHECK: Duration = Duration::from_millis(100);
 /// The TLS handshake must finish within this.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -215,6 +219,11 @@ impl OpenConnections {
         }
     }
 
+    /// The server is stopping: no new connections.
+    fn is_closed(&self) -> bool {
+        self.state.lock().closed
+    }
+
     /// Tracks `tcp` until the returned guard is dropped.
     fn register(&self, tcp: &TcpStream) -> Registration<'_> {
         let mut state = self.state.lock();
@@ -241,6 +250,54 @@ impl OpenConnections {
             key: Some(key),
         }
     }
+}
+
+/// Connects to `addr` within `timeout` (a blocking socket, like
+/// `TcpStream::connect_timeout`), giving up early once `open` is closed.
+fn connect(addr: SocketAddr, timeout: Duration, open: &OpenConnections) -> io::Result<TcpStream> {
+    let deadline = Instant::now() + timeout;
+    let mut socket = mio::net::TcpStream::connect(addr)?;
+    let mut poll = Poll::new()?;
+    poll.registry()
+        .register(&mut socket, Token(0), Interest::WRITABLE)?;
+    let mut events = Events::with_capacity(1);
+    loop {
+        if open.is_closed() {
+            return Err(io::Error::new(
+                io::ErrorKind::Interrupted,
+                "the server is stopping",
+            ));
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "connection timed out",
+            ));
+        }
+        match poll.poll(&mut events, Some(left.min(STOP_CHECK))) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+        if events.is_empty() {
+            continue;
+        }
+        // Writable: connected, or failed (mio's recipe for a non-blocking
+        // connect: the pending error first, then whether there is a peer).
+        if let Some(e) = socket.take_error()? {
+            return Err(e);
+        }
+        match socket.peer_addr() {
+            Ok(_) => break,
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    poll.registry().deregister(&mut socket)?;
+    let tcp = TcpStream::from(socket);
+    tcp.set_nonblocking(false)?;
+    Ok(tcp)
 }
 
 /// Removes a connection from [`OpenConnections`] when dropped.
@@ -277,12 +334,11 @@ pub fn run_tracked(
 ) -> Result<Attempt, TransportError> {
     let server_name = ServerName::try_from(peer.host.trim_end_matches('.').to_string())
         .map_err(|_| TransportError::BadServerName(peer.host.clone()))?;
-    let tcp = TcpStream::connect_timeout(&peer.addr, CONNECT_TIMEOUT).map_err(|source| {
-        TransportError::Connect {
+    let tcp =
+        connect(peer.addr, CONNECT_TIMEOUT, open).map_err(|source| TransportError::Connect {
             addr: peer.addr,
             source,
-        }
-    })?;
+        })?;
     let _ = tcp.set_nodelay(true);
     let _registration = open.register(&tcp);
     let mut stream = ClientStream::Plain(tcp);
