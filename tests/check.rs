@@ -200,10 +200,14 @@ fn dns_zone() -> Zone {
     Zone::new()
         .add("good.test", Rec::Mx(10, "mx1.good.test".into()))
         .add("good.test", Rec::Mx(20, "mx2.good.test".into()))
+        .add("good.test", Rec::Txt("v=spf1 mx -all".into()))
+        .add("good.test", Rec::Txt("site-verification=123".into()))
         .add("mx1.good.test", Rec::A(Ipv4Addr::new(192, 0, 2, 1)))
         .add("mx2.good.test", Rec::Aaaa("2001:db8::2".parse().unwrap()))
         .add("nomx.test", Rec::A(Ipv4Addr::new(192, 0, 2, 3)))
         .add("null.test", Rec::Mx(0, ".".into()))
+        .add("null.test", Rec::Txt("v=spf1 -all".into()))
+        .add("null.test", Rec::Txt("v=spf1 mx".into()))
         .add("dangling.test", Rec::Mx(10, "gone.dangling.test".into()))
         .add("loop.test", Rec::Mx(10, "mx.loop.test".into()))
         .add("mx.loop.test", Rec::A(Ipv4Addr::LOCALHOST))
@@ -227,6 +231,7 @@ fn dns_records_present() {
     ]);
     assert_has(&run, "ok: good.test: MX 10 mx1.good.test -> 192.0.2.1");
     assert_has(&run, "ok: good.test: MX 20 mx2.good.test -> 2001:db8::2");
+    assert_has(&run, "ok: good.test: SPF: v=spf1 mx -all");
     assert_eq!(run.code, 0, "{}", run.stdout);
 }
 
@@ -247,6 +252,7 @@ fn dns_records_missing_null_and_dangling() {
         "warning: nomx.test: no MX record: mail falls back to the domain's own address (192.0.2.3)",
     );
     assert_has(&run, "  fix: add an MX record");
+    assert_has(&run, "warning: nomx.test: no SPF record");
     assert_eq!(run.code, 1, "{}", run.stdout);
 
     let run = check(&[
@@ -258,6 +264,7 @@ fn dns_records_missing_null_and_dangling() {
         "2s",
     ]);
     assert_has(&run, "null.test: null MX (0 .): the domain accepts no mail");
+    assert_has(&run, "error: null.test: 2 SPF records");
     assert_eq!(run.code, 1, "{}", run.stdout);
 
     let run = check(&[

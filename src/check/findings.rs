@@ -381,6 +381,34 @@ pub fn dns_findings(domain: &str, hosts: &MailHosts) -> Vec<Finding> {
     }
 }
 
+/// Findings about a domain's SPF record (RFC 7208): `records` are its
+/// TXT records that start with `v=spf1`.
+pub fn spf_findings(domain: &str, records: &Result<Vec<String>, String>) -> Vec<Finding> {
+    const ADD_ONE: &str = "publish one TXT record such as `v=spf1 mx -all` \
+         (the domain's MX hosts send its mail, nothing else does)";
+    match records.as_deref() {
+        Err(e) => vec![Finding::warning(
+            domain,
+            format!("SPF lookup failed: {e}"),
+            "check the DNS server (--dns-server) and the network, then try again",
+        )],
+        Ok([]) => vec![Finding::warning(
+            domain,
+            "no SPF record: receiving servers may treat mail from this domain as spam",
+            ADD_ONE,
+        )],
+        Ok([record]) => vec![Finding::ok(domain, format!("SPF: {record}"))],
+        Ok(several) => vec![Finding::error(
+            domain,
+            format!(
+                "{} SPF records: receiving servers treat that as an error (RFC 7208 §4.5)",
+                several.len()
+            ),
+            "merge them into one TXT record starting with v=spf1",
+        )],
+    }
+}
+
 /// One connection attempt of `--outbound`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attempt {
@@ -663,6 +691,19 @@ mod tests {
         assert_eq!(
             levels(&dns_findings("e", &MailHosts::NoDomain)),
             [Level::Error]
+        );
+    }
+
+    #[test]
+    fn spf_records() {
+        let one = Ok(vec!["v=spf1 mx -all".to_string()]);
+        assert_eq!(spf_findings("e", &one)[0].message, "SPF: v=spf1 mx -all");
+        assert_eq!(levels(&spf_findings("e", &Ok(vec![]))), [Level::Warning]);
+        let two = Ok(vec!["v=spf1 -all".to_string(), "v=spf1 mx".to_string()]);
+        assert_eq!(levels(&spf_findings("e", &two)), [Level::Error]);
+        assert_eq!(
+            levels(&spf_findings("e", &Err("timeout".into()))),
+            [Level::Warning]
         );
     }
 

@@ -1,6 +1,6 @@
 //! The DNS side of `outpost check`: a domain's mail hosts (MX records and
-//! their addresses, or the implicit MX) asked through the delivery
-//! resolver, recorded as plain data for `findings` to judge.
+//! their addresses, or the implicit MX) and its SPF records, asked through
+//! the delivery resolver, recorded as plain data for `findings` to judge.
 
 use std::net::IpAddr;
 
@@ -78,6 +78,33 @@ pub fn mail_hosts(resolver: &Resolver, domain: &str) -> MailHosts {
     )
 }
 
+/// The SPF records of `domain`: its TXT records that start with `v=spf1`
+/// (RFC 7208 §4.5), or why the lookup failed.
+pub fn spf_records(resolver: &Resolver, domain: &str) -> Result<Vec<String>, String> {
+    let records = resolver.txt(domain).map_err(|e| e.to_string())?;
+    Ok(records.into_iter().filter(|text| is_spf(text)).collect())
+}
+
+/// `v=spf1` alone or followed by a space, in any case.
+fn is_spf(text: &str) -> bool {
+    let version = text.split(' ').next().unwrap_or("");
+    version.eq_ignore_ascii_case("v=spf1")
+}
+
 fn addresses(resolver: &Resolver, host: &str) -> Result<Vec<IpAddr>, String> {
     resolver.ip_addrs(host).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spf_records_are_recognised() {
+        assert!(is_spf("v=spf1 mx -all"));
+        assert!(is_spf("V=SPF1"));
+        assert!(!is_spf("v=spf10 -all"));
+        assert!(!is_spf("google-site-verification=abc"));
+        assert!(!is_spf(""));
+    }
 }

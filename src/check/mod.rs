@@ -1,7 +1,7 @@
 //! `outpost check`: a client-side diagnosis of the usual mail setup
 //! problems, in plain words. It probes ports (`HOST:PORT`: plaintext SMTP,
-//! STARTTLS or implicit TLS, the certificate, AUTH), a domain's MX records
-//! (`--dns`) and whether outbound port 25 works (`--outbound`).
+//! STARTTLS or implicit TLS, the certificate, AUTH), a domain's MX and SPF
+//! records (`--dns`) and whether outbound port 25 works (`--outbound`).
 //!
 //! Owns the command line and the order of the checks; `probe` holds the
 //! socket and TLS code, `lookup` the DNS questions, `findings` the
@@ -73,7 +73,12 @@ fn spec() -> getopts::Options {
         "also trust these CA or self-signed certificates (PEM)",
         "FILE",
     );
-    o.optopt("", "dns", "check the MX records of DOMAIN", "DOMAIN");
+    o.optopt(
+        "",
+        "dns",
+        "check the MX and SPF records of DOMAIN",
+        "DOMAIN",
+    );
     o.optopt(
         "",
         "outbound",
@@ -246,6 +251,10 @@ pub fn run(args: &[String]) -> i32 {
             ));
         } else {
             report(findings::dns_findings(domain, &hosts));
+            if hosts != lookup::MailHosts::NoDomain {
+                let spf = lookup::spf_records(resolver, domain);
+                report(findings::spf_findings(domain, &spf));
+            }
         }
     }
     if problems {
