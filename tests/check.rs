@@ -178,10 +178,35 @@ fn silent_port_is_reported_within_the_timeout() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let target = listener.local_addr().unwrap().to_string();
     let run = check(&[&target, "--timeout", "1s"]);
-    assert_has(&run, "no SMTP greeting came and TLS did not work either");
+    assert_has(
+        &run,
+        "no SMTP greeting came, neither in plaintext nor after TLS",
+    );
     assert_eq!(run.code, 1, "{}", run.stdout);
     assert!(run.elapsed < Duration::from_secs(10), "{:?}", run.elapsed);
     drop(listener);
+}
+
+#[test]
+fn other_protocol_is_named() {
+    use std::io::Write;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = listener.local_addr().unwrap().to_string();
+    // Greets every connection (plaintext and the TLS attempt) like an SSH server.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for mut stream in listener.incoming().take(2).flatten() {
+            let _ = stream.write_all(b"SSH-2.0-OpenSSH_9.6\r\n");
+            held.push(stream);
+        }
+        std::thread::sleep(Duration::from_secs(5));
+    });
+    let run = check(&[&target, "--timeout", "2s"]);
+    assert_has(
+        &run,
+        &format!("error: {target}: this port does not speak SMTP: it sent \"SSH-2.0-OpenSSH_9.6\""),
+    );
+    assert_eq!(run.code, 1, "{}", run.stdout);
 }
 
 #[test]

@@ -65,7 +65,12 @@ impl Finding {
         Finding::problem(Level::Warning, subject, message, fix)
     }
 
-    fn error(subject: &str, message: impl Into<String>, fix: impl Into<String>) -> Finding {
+    /// A problem that stops things from working.
+    pub(super) fn error(
+        subject: &str,
+        message: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Finding {
         Finding::problem(Level::Error, subject, message, fix)
     }
 }
@@ -98,7 +103,7 @@ pub fn port_findings(subject: &str, port: u16, outcome: &PortOutcome) -> Vec<Fin
         PortOutcome::Silent { tls_error } => vec![Finding::error(
             subject,
             format!(
-                "connected, but no SMTP greeting came and TLS did not work either ({tls_error})"
+                "connected, but no SMTP greeting came, neither in plaintext nor after TLS ({tls_error})"
             ),
             "this is not a working mail port, or something in between holds the connection; \
              mail clients use 587 (STARTTLS) or 465 (SSL/TLS)",

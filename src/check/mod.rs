@@ -265,12 +265,11 @@ pub fn run(args: &[String]) -> i32 {
 }
 
 fn no_resolver(subject: &str, error: &str) -> Finding {
-    Finding {
-        level: Level::Error,
-        subject: subject.to_string(),
-        message: format!("cannot ask DNS: {error}"),
-        fix: Some("pass --dns-server IP".into()),
-    }
+    Finding::error(
+        subject,
+        format!("cannot ask DNS: {error}"),
+        "pass --dns-server IP",
+    )
 }
 
 /// The resolver of `--dns-server`, or of /etc/resolv.conf.
@@ -312,14 +311,7 @@ fn check_port(
     resolver: Option<&Resolver>,
     settings: &Settings,
 ) -> Vec<Finding> {
-    let failed = |message: String, fix: &str| {
-        vec![Finding {
-            level: Level::Error,
-            subject: target.to_string(),
-            message,
-            fix: Some(fix.to_string()),
-        }]
-    };
+    let failed = |message: String, fix: &str| vec![Finding::error(target, message, fix)];
     let (host, port) = match split_host_port(target) {
         Ok(parts) => parts,
         Err(e) => return failed(e, "write the target as HOST:PORT"),
@@ -331,7 +323,7 @@ fn check_port(
             Err(e) => return failed(format!("cannot resolve {host}: {e}"), "check the host name"),
         },
     };
-    let checked_name = match (&request.sni, ip.to_string() == host) {
+    let checked_name = match (&request.sni, host.parse::<IpAddr>().is_ok()) {
         (Some(sni), _) => Some(sni.clone()),
         (None, true) => None,
         (None, false) => Some(host.clone()),

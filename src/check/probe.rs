@@ -464,11 +464,10 @@ fn take_reply(buffer: &mut Vec<u8>) -> Result<Option<Reply>, String> {
     loop {
         let rest = &buffer[start..];
         let Some(end) = rest.iter().position(|&b| b == b'\n') else {
-            let looks_like_reply = rest.len() < 4 && rest.iter().all(u8::is_ascii_digit)
-                || rest
-                    .get(..3)
-                    .is_some_and(|d| d.iter().all(u8::is_ascii_digit));
-            if rest.len() > MAX_REPLY_LINE || !looks_like_reply && !rest.is_empty() {
+            // A reply line starts with three digits; anything else can be
+            // told apart as soon as its first bytes arrive.
+            let may_be_reply = rest.iter().take(3).all(u8::is_ascii_digit);
+            if rest.len() > MAX_REPLY_LINE || !may_be_reply {
                 return Err(shown(rest));
             }
             return Ok(None);
