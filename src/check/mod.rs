@@ -174,7 +174,7 @@ fn parse_dns_server(value: &str) -> Result<SocketAddr, String> {
         .map_err(|_| format!("--dns-server {value:?}: expected IP or IP:PORT"))
 }
 
-/// `host:port`, `[v6]:port` or `v6-address` forms split into host and port.
+/// Splits `HOST:PORT` (an IPv6 address as `[::1]:587` or `::1:587`) into host and port.
 fn split_host_port(target: &str) -> Result<(String, u16), String> {
     let bad = || format!("{target:?}: expected HOST:PORT, e.g. mail.example.com:587");
     let (host, port) = target.rsplit_once(':').ok_or_else(bad)?;

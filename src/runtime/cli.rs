@@ -43,8 +43,8 @@ const COMMANDS: &[Command] = &[
     },
     Command {
         name: "check",
-        synopsis: "[HOST:PORT...] [--dns D]",
-        help: "diagnose ports, certificates, MX records and blocked port 25 (`outpost check --help`)",
+        synopsis: "[HOST:PORT...]",
+        help: "diagnose mail ports, certificates, MX records, blocked port 25 (`outpost check --help`)",
         run: crate::check::run,
     },
 ];
