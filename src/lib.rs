@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod check;
 pub mod config;
 pub mod delivery;
 pub mod loadgen;

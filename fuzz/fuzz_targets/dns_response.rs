@@ -45,6 +45,7 @@ fn type_of(q: QueryType) -> TYPE {
         QueryType::Mx => TYPE::MX,
         QueryType::A => TYPE::A,
         QueryType::Aaaa => TYPE::AAAA,
+        QueryType::Txt => TYPE::TXT,
     }
 }
 

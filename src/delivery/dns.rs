@@ -1,4 +1,4 @@
-//! A small DNS stub resolver for MX, A and AAAA over plain std sockets:
+//! A small DNS stub resolver for MX, A, AAAA and TXT over plain std sockets:
 //! UDP first, TCP when the answer is truncated (RFC 1035 §4.2, RFC 7766).
 //!
 //! Messages are encoded and decoded with `simple-dns`; the socket code, the
@@ -47,6 +47,9 @@ pub enum Record {
     A(Ipv4Addr),
     /// An IPv6 address.
     Aaaa(Ipv6Addr),
+    /// A TXT record's strings joined without separator (RFC 7208 §3.3);
+    /// records that are not UTF-8 are left out.
+    Txt(String),
 }
 
 /// The record types we ask for.
@@ -58,6 +61,8 @@ pub enum QueryType {
     A,
     /// AAAA (28).
     Aaaa,
+    /// TXT (16).
+    Txt,
 }
 
 impl QueryType {
@@ -66,6 +71,7 @@ impl QueryType {
             QueryType::Mx => TYPE::MX,
             QueryType::A => TYPE::A,
             QueryType::Aaaa => TYPE::AAAA,
+            QueryType::Txt => TYPE::TXT,
         }
     }
 }
@@ -200,6 +206,19 @@ impl Resolver {
             .collect())
     }
 
+    /// The TXT records of `name`, each as one string (empty when it has
+    /// none). NXDOMAIN is [`DnsError::NxDomain`].
+    pub fn txt(&self, name: &str) -> Result<Vec<String>, DnsError> {
+        Ok(self
+            .query(name, QueryType::Txt)?
+            .into_iter()
+            .filter_map(|r| match r {
+                Record::Txt(text) => Some(text),
+                _ => None,
+            })
+            .collect())
+    }
+
     /// The A and AAAA addresses of `host`, IPv4 first (many hosts have no
     /// IPv6 route; the caller tries them all). An error only when neither
     /// lookup gave an address; NXDOMAIN when both said so.
@@ -213,7 +232,7 @@ impl Resolver {
                 Ok(records) => addrs.extend(records.into_iter().filter_map(|r| match r {
                     Record::A(ip) => Some(IpAddr::V4(ip)),
                     Record::Aaaa(ip) => Some(IpAddr::V6(ip)),
-                    Record::Mx(_) => None,
+                    Record::Mx(_) | Record::Txt(_) => None,
                 })),
                 Err(e) => {
                     // Prefer reporting a temporary error over NXDOMAIN.
@@ -439,6 +458,9 @@ pub fn parse_response(
             })),
             (RData::A(a), QueryType::A) => Some(Record::A(Ipv4Addr::from(a.address))),
             (RData::AAAA(a), QueryType::Aaaa) => Some(Record::Aaaa(Ipv6Addr::from(a.address))),
+            (RData::TXT(txt), QueryType::Txt) => {
+                String::try_from(txt.clone()).ok().map(Record::Txt)
+            }
             _ => None,
         })
         .collect();
@@ -560,6 +582,35 @@ mod tests {
         assert_eq!(
             got,
             Response::Records(vec![Record::A(Ipv4Addr::new(192, 0, 2, 1))])
+        );
+    }
+
+    #[test]
+    fn parses_txt_joining_its_strings() {
+        use simple_dns::rdata::TXT;
+        use simple_dns::CharacterString;
+        let split = TXT::new()
+            .with_char_string(CharacterString::new(b"v=spf1 mx ").unwrap())
+            .with_char_string(CharacterString::new(b"-all").unwrap());
+        let p = reply(
+            10,
+            "example.com",
+            QueryType::Txt,
+            vec![
+                rr("example.com", RData::TXT(split)),
+                rr("example.com", mx(10, "mx.example.com")),
+            ],
+        );
+        let got = parse_response(
+            &p.build_bytes_vec().unwrap(),
+            10,
+            "example.com",
+            QueryType::Txt,
+        )
+        .unwrap();
+        assert_eq!(
+            got,
+            Response::Records(vec![Record::Txt("v=spf1 mx -all".into())])
         );
     }
 

@@ -1,4 +1,4 @@
-//! The `outpost` command line: a table of subcommands (`serve`, `passwd`;
+//! The `outpost` command line: a table of subcommands (`serve`, `passwd`, `check`;
 //! more are added as one row each) and the first-start message.
 
 use std::io::{BufRead, IsTerminal, Write};
@@ -40,6 +40,12 @@ const COMMANDS: &[Command] = &[
         synopsis: "[OPTIONS]",
         help: "load generator: N sessions x M messages against a loopback server (`outpost bench --help`)",
         run: crate::loadgen::run,
+    },
+    Command {
+        name: "check",
+        synopsis: "[HOST:PORT...]",
+        help: "diagnose mail ports, certificates, MX records, blocked port 25 (`outpost check --help`)",
+        run: crate::check::run,
     },
 ];
 
@@ -203,5 +209,7 @@ mod tests {
         assert_eq!(run(&["outpost", "serve", "--help"]), 0);
         assert_eq!(run(&["outpost", "serve", "--smtp", "nonsense"]), EXIT_USAGE);
         assert_eq!(run(&["outpost", "passwd", "a@b", "extra"]), EXIT_USAGE);
+        assert_eq!(run(&["outpost", "check", "--help"]), 0);
+        assert_eq!(run(&["outpost", "check"]), EXIT_USAGE);
     }
 }

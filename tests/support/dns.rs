@@ -1,6 +1,6 @@
 //! A tiny authoritative DNS responder on 127.0.0.1 for tests: UDP, and TCP
 //! on the same port for answers marked as truncated. It serves a fixed
-//! table of MX/A/AAAA records; a name absent from the table is NXDOMAIN.
+//! table of MX/A/AAAA/TXT records; a name absent from the table is NXDOMAIN.
 //! Include it with `#[path = "support/dns.rs"] mod dns_server;`.
 #![allow(dead_code)]
 
@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use simple_dns::rdata::{RData, A, AAAA, MX};
+use simple_dns::rdata::{RData, A, AAAA, MX, TXT};
 use simple_dns::{Name, Packet, PacketFlag, ResourceRecord, CLASS, QTYPE, RCODE, TYPE};
 
 /// One record of the table.
@@ -24,6 +24,8 @@ pub enum Rec {
     A(Ipv4Addr),
     /// An IPv6 address.
     Aaaa(Ipv6Addr),
+    /// A TXT record (split into 255-octet strings as needed).
+    Txt(String),
 }
 
 /// The zone the responder serves.
@@ -192,6 +194,9 @@ fn answer(zone: &Zone, query: &[u8], over_udp: bool) -> Option<Vec<u8>> {
                     (Rec::Aaaa(ip), QTYPE::TYPE(TYPE::AAAA)) => RData::AAAA(AAAA {
                         address: u128::from(*ip),
                     }),
+                    (Rec::Txt(text), QTYPE::TYPE(TYPE::TXT)) => {
+                        RData::TXT(TXT::try_from(text.as_str()).ok()?)
+                    }
                     _ => continue,
                 };
                 reply.answers.push(ResourceRecord::new(
