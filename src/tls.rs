@@ -13,9 +13,14 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::{ClientConnection, CommonState, ProtocolVersion, ServerConfig, StreamOwned};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{
+    ClientConnection, CommonState, DigitallySignedStruct, ProtocolVersion, ServerConfig,
+    SignatureScheme, StreamOwned,
+};
 
 /// Errors loading or creating TLS material; each names the file involved.
 #[derive(Debug)]
@@ -241,6 +246,74 @@ impl Write for ClientStream {
             ClientStream::Plain(s) => s.flush(),
             ClientStream::Tls(s) => s.flush(),
         }
+    }
+}
+
+/// What an [`ObservingVerifier`] does with webpki's verdict on a server's
+/// certificate (for the server name it was checked against).
+pub type VerdictSink = Box<dyn Fn(&ServerName<'_>, Result<(), rustls::Error>) + Send + Sync>;
+
+/// Runs webpki's full certificate check, hands the verdict to a sink and
+/// accepts the certificate whatever it says: for opportunistic TLS (RFC
+/// 7435), where refusing would only push a message to plaintext, and for
+/// `outpost check`, which reports the verdict and goes on. Handshake
+/// signatures are still verified, so the session key is bound to the
+/// presented certificate.
+pub struct ObservingVerifier {
+    webpki: Arc<WebPkiServerVerifier>,
+    sink: VerdictSink,
+}
+
+impl ObservingVerifier {
+    /// Checks against `webpki`'s roots and tells `sink` the verdict.
+    pub fn new(webpki: Arc<WebPkiServerVerifier>, sink: VerdictSink) -> ObservingVerifier {
+        ObservingVerifier { webpki, sink }
+    }
+}
+
+impl fmt::Debug for ObservingVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ObservingVerifier").finish_non_exhaustive()
+    }
+}
+
+impl ServerCertVerifier for ObservingVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let verdict = self
+            .webpki
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+            .map(|_| ());
+        (self.sink)(server_name, verdict);
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.webpki.supported_verify_schemes()
     }
 }
 

@@ -6,17 +6,16 @@
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use parking_lot::Mutex;
 use rustls::client::WebPkiServerVerifier;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{CertificateError, ClientConfig, ClientConnection, DigitallySignedStruct};
-use rustls::{RootCertStore, SignatureScheme, StreamOwned};
+use rustls::pki_types::ServerName;
+use rustls::{CertificateError, ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 
 use crate::proto::client::{Extensions, MAX_REPLY_LINE, MAX_REPLY_LINES};
-use crate::tls::ClientStream;
+use crate::tls::{ClientStream, ObservingVerifier, VerdictSink};
 
 /// Longest wait for a plaintext greeting before trying implicit TLS.
 const GREETING_WAIT: Duration = Duration::from_secs(5);
@@ -391,13 +390,8 @@ impl Conn {
         };
         tcp.set_read_timeout(Some(settings.timeout))
             .map_err(|e| e.to_string())?;
-        let verifier = RecordingVerifier::new(settings.roots.clone())?;
-        let config = ClientConfig::builder_with_provider(verifier.provider.clone())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
-            .dangerous()
-            .with_custom_certificate_verifier(verifier.clone())
-            .with_no_client_auth();
+        let verdict = Arc::new(Mutex::new(None));
+        let config = recording_config(settings.roots.clone(), &verdict)?;
         let connection = ClientConnection::new(Arc::new(config), target.tls_name.clone())
             .map_err(|e| e.to_string())?;
         let mut stream = StreamOwned::new(connection, tcp);
@@ -413,7 +407,8 @@ impl Conn {
                 .map_err(|e| handshake_error(&e))?;
         }
         let version = crate::tls::version_name(&stream.conn).unwrap_or("TLS");
-        let certificate = match verifier.take() {
+        let recorded = verdict.lock().take();
+        let certificate = match recorded {
             Some(result) => cert_verdict(&result, target.checked_name.as_deref()),
             None => CertVerdict::Invalid("the server sent no certificate".into()),
         };
@@ -541,75 +536,27 @@ pub fn cert_verdict(result: &Result<(), rustls::Error>, checked_name: Option<&st
     }
 }
 
-/// Checks the certificate with webpki, records the result and accepts the
-/// certificate anyway, so the session goes on and everything else can be
-/// reported. Handshake signatures are still verified.
-#[derive(Debug)]
-struct RecordingVerifier {
-    webpki: Arc<WebPkiServerVerifier>,
-    provider: Arc<rustls::crypto::CryptoProvider>,
-    verdict: Mutex<Option<Result<(), rustls::Error>>>,
-}
-
-impl RecordingVerifier {
-    fn new(roots: Arc<RootCertStore>) -> Result<Arc<RecordingVerifier>, String> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
-            .build()
-            .map_err(|e| e.to_string())?;
-        Ok(Arc::new(RecordingVerifier {
-            webpki,
-            provider,
-            verdict: Mutex::new(None),
-        }))
-    }
-
-    /// The recorded result, if a certificate was checked.
-    fn take(&self) -> Option<Result<(), rustls::Error>> {
-        self.verdict.lock().ok()?.take()
-    }
-}
-
-impl ServerCertVerifier for RecordingVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let result = self
-            .webpki
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-            .map(|_| ());
-        if let Ok(mut verdict) = self.verdict.lock() {
-            *verdict = Some(result);
-        }
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.webpki.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.webpki.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.webpki.supported_verify_schemes()
-    }
+/// Builds a client configuration whose verifier records webpki's verdict
+/// in `verdict` and accepts the certificate, so the session goes on and
+/// everything else can be reported.
+fn recording_config(
+    roots: Arc<RootCertStore>,
+    verdict: &Arc<Mutex<Option<Result<(), rustls::Error>>>>,
+) -> Result<ClientConfig, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
+        .build()
+        .map_err(|e| e.to_string())?;
+    let verdict = verdict.clone();
+    let record: VerdictSink = Box::new(move |_, result| {
+        *verdict.lock() = Some(result);
+    });
+    Ok(ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(ObservingVerifier::new(webpki, record)))
+        .with_no_client_auth())
 }
 
 #[cfg(test)]

@@ -22,17 +22,13 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token};
 use parking_lot::Mutex;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{
-    ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, SignatureScheme,
-    StreamOwned,
-};
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 
 use crate::proto::client::{Client, ClientAction, Report, TIMEOUT_DATA_BLOCK};
-use crate::tls::ClientStream;
+use crate::tls::{ClientStream, ObservingVerifier};
 
 /// Connecting to one address gives up after this (Postfix's
 /// `smtp_connect_timeout` is 30s).
@@ -111,64 +107,23 @@ pub fn tls_config(
         CertPolicy::Verify => builder.with_webpki_verifier(webpki).with_no_client_auth(),
         CertPolicy::Opportunistic => builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(LogOnlyVerifier { webpki }))
+            .with_custom_certificate_verifier(Arc::new(ObservingVerifier::new(
+                webpki,
+                Box::new(log_unverified),
+            )))
             .with_no_client_auth(),
     };
     Ok(Arc::new(config))
 }
 
-/// Runs the full check and logs its result, but accepts the certificate
-/// (RFC 7435 opportunistic security). Handshake signatures are still
-/// verified, so the session key is bound to the presented certificate.
-#[derive(Debug)]
-struct LogOnlyVerifier {
-    webpki: Arc<WebPkiServerVerifier>,
-}
-
-impl ServerCertVerifier for LogOnlyVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        if let Err(e) = self.webpki.verify_server_cert(
-            end_entity,
-            intermediates,
-            server_name,
-            ocsp_response,
-            now,
-        ) {
-            log::info!(
-                "TLS to {}: certificate not verified ({e}); using it anyway (opportunistic TLS)",
-                server_name.to_str()
-            );
-        }
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.webpki.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.webpki.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.webpki.supported_verify_schemes()
+/// Opportunistic TLS takes a certificate that does not verify; the log
+/// says so.
+fn log_unverified(server: &ServerName<'_>, verdict: Result<(), rustls::Error>) {
+    if let Err(e) = verdict {
+        log::info!(
+            "TLS to {}: certificate not verified ({e}); using it anyway (opportunistic TLS)",
+            server.to_str()
+        );
     }
 }
 
