@@ -238,22 +238,18 @@ fn dns_zone() -> Zone {
         .add("mx.loop.test", Rec::A(Ipv4Addr::LOCALHOST))
 }
 
-fn dns_args(dns: &DnsServer) -> String {
-    dns.addr.to_string()
+/// Runs `outpost check ARGS` asking `dns` with a 2 s timeout.
+fn check_with_dns(dns: &DnsServer, args: &[&str]) -> Run {
+    let server = dns.addr.to_string();
+    let mut all = args.to_vec();
+    all.extend(["--dns-server", &server, "--timeout", "2s"]);
+    check(&all)
 }
 
 #[test]
 fn dns_records_present() {
     let dns = DnsServer::start(dns_zone());
-    let server = dns_args(&dns);
-    let run = check(&[
-        "--dns",
-        "good.test",
-        "--dns-server",
-        &server,
-        "--timeout",
-        "2s",
-    ]);
+    let run = check_with_dns(&dns, &["--dns", "good.test"]);
     assert_has(&run, "ok: good.test: MX 10 mx1.good.test -> 192.0.2.1");
     assert_has(&run, "ok: good.test: MX 20 mx2.good.test -> 2001:db8::2");
     assert_has(&run, "ok: good.test: SPF: v=spf1 mx -all");
@@ -263,15 +259,7 @@ fn dns_records_present() {
 #[test]
 fn dns_records_missing_null_and_dangling() {
     let dns = DnsServer::start(dns_zone());
-    let server = dns_args(&dns);
-    let run = check(&[
-        "--dns",
-        "nomx.test",
-        "--dns-server",
-        &server,
-        "--timeout",
-        "2s",
-    ]);
+    let run = check_with_dns(&dns, &["--dns", "nomx.test"]);
     assert_has(
         &run,
         "warning: nomx.test: no MX record: mail falls back to the domain's own address (192.0.2.3)",
@@ -280,40 +268,19 @@ fn dns_records_missing_null_and_dangling() {
     assert_has(&run, "warning: nomx.test: no SPF record");
     assert_eq!(run.code, 1, "{}", run.stdout);
 
-    let run = check(&[
-        "--dns",
-        "null.test",
-        "--dns-server",
-        &server,
-        "--timeout",
-        "2s",
-    ]);
+    let run = check_with_dns(&dns, &["--dns", "null.test"]);
     assert_has(&run, "null.test: null MX (0 .): the domain accepts no mail");
     assert_has(&run, "error: null.test: 2 SPF records");
     assert_eq!(run.code, 1, "{}", run.stdout);
 
-    let run = check(&[
-        "--dns",
-        "dangling.test",
-        "--dns-server",
-        &server,
-        "--timeout",
-        "2s",
-    ]);
+    let run = check_with_dns(&dns, &["--dns", "dangling.test"]);
     assert_has(
         &run,
         "error: dangling.test: MX 10 gone.dangling.test has no address",
     );
     assert_eq!(run.code, 1, "{}", run.stdout);
 
-    let run = check(&[
-        "--dns",
-        "absent.test",
-        "--dns-server",
-        &server,
-        "--timeout",
-        "2s",
-    ]);
+    let run = check_with_dns(&dns, &["--dns", "absent.test"]);
     assert_has(&run, "error: absent.test: the domain does not exist");
     assert_eq!(run.code, 1, "{}", run.stdout);
 }
@@ -323,17 +290,7 @@ fn outbound_port_works() {
     let dns = DnsServer::start(dns_zone());
     let server = TestServer::start(&[]);
     let port = server.smtp().port().to_string();
-    let dns_server = dns_args(&dns);
-    let run = check(&[
-        "--outbound",
-        "loop.test",
-        "--port",
-        &port,
-        "--dns-server",
-        &dns_server,
-        "--timeout",
-        "2s",
-    ]);
+    let run = check_with_dns(&dns, &["--outbound", "loop.test", "--port", &port]);
     assert_has(
         &run,
         &format!(
@@ -347,29 +304,12 @@ fn outbound_port_works() {
 fn outbound_port_refused() {
     let dns = DnsServer::start(dns_zone());
     let port = closed_port().to_string();
-    let dns_server = dns_args(&dns);
-    let run = check(&[
-        "--outbound",
-        "loop.test",
-        "--port",
-        &port,
-        "--dns-server",
-        &dns_server,
-        "--timeout",
-        "2s",
-    ]);
+    let run = check_with_dns(&dns, &["--outbound", "loop.test", "--port", &port]);
     assert_has(&run, &format!("error: loop.test: outbound port {port} does not work: mx.loop.test [127.0.0.1]: connection refused"));
     assert_has(&run, "--relay-host");
     assert_eq!(run.code, 1, "{}", run.stdout);
 
-    let run = check(&[
-        "--outbound",
-        "null.test",
-        "--dns-server",
-        &dns_server,
-        "--timeout",
-        "2s",
-    ]);
+    let run = check_with_dns(&dns, &["--outbound", "null.test"]);
     assert_has(&run, "not tested: no mail host address");
     assert_eq!(run.code, 1, "{}", run.stdout);
 }
