@@ -335,59 +335,14 @@ fn shutdown_lets_a_session_finish_then_closes_idle_ones() {
 #[test]
 fn sigterm_stops_the_binary_with_exit_code_zero() {
     let dir = TempDir::new("sigterm");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_outpost"))
-        .args(["serve", "--hostname", HOSTNAME, "--shutdown-grace", "1s"])
-        .args([
-            "--smtp",
-            "127.0.0.1:0",
-            "--submission",
-            "off",
-            "--submissions",
-            "off",
-        ])
-        .arg("--data-dir")
-        .arg(dir.path())
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut log = BufReader::new(child.stderr.take().unwrap());
-    let mut address = None;
-    let mut line = String::new();
-    for _ in 0..50 {
-        line.clear();
-        if log.read_line(&mut line).unwrap() == 0 {
-            break;
-        }
-        if let Some(rest) = line.split("listening on ").nth(1) {
-            address = rest.split_whitespace().next().map(|a| a.parse().unwrap());
-            break;
-        }
-    }
-    let address = address.expect("the server logged its address");
-    let mut client = Client::greeted(address);
+    let mut binary = Binary::start(dir.path(), &["--shutdown-grace", "1s"]);
+    let mut client = Client::greeted(binary.address);
     assert!(client.command("NOOP").starts_with("250"));
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    binary.signal("TERM");
     let reply = client.reply();
     assert!(reply.starts_with("421 4.3.2"), "{reply}");
-    let started = Instant::now();
-    let code = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "the server did not exit"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert_eq!(code.code(), Some(0));
-    let stdout = std::io::read_to_string(child.stdout.take().unwrap()).unwrap();
+    assert_eq!(binary.exit_code(), Some(0));
+    let stdout = std::io::read_to_string(binary.child.stdout.take().unwrap()).unwrap();
     assert!(
         stdout.contains("postmaster@mx.test"),
         "first start message: {stdout}"
@@ -516,29 +471,88 @@ fn mail_for_an_alias_of_a_local_domain_is_accepted_from_other_servers() {
     assert!(reply.starts_with("550 5.1.1"), "{reply}");
 }
 
-/// The binary's log lines, read on a thread so the pipe never fills.
-fn log_lines(stderr: std::process::ChildStderr) -> std::sync::mpsc::Receiver<String> {
-    let (lines, receiver) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if lines.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    receiver
+/// The `outpost` binary serving plain SMTP on a loopback port, its log
+/// read on a thread (so the pipe never fills) and kept for
+/// [`Binary::wait_for_log`].
+struct Binary {
+    child: std::process::Child,
+    address: std::net::SocketAddr,
+    log: std::sync::mpsc::Receiver<String>,
 }
 
-/// Waits up to 10 s for a log line containing `text`.
-fn wait_for_log(log: &std::sync::mpsc::Receiver<String>, text: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match log.recv_timeout(left) {
-            Ok(line) if line.contains(text) => return line,
-            Ok(_) => {}
-            Err(e) => panic!("no log line with {text:?}: {e}"),
+impl Binary {
+    /// `outpost serve` with data in `dir`, the smtp role only, and `extra`.
+    fn start(dir: &std::path::Path, extra: &[&str]) -> Binary {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_outpost"))
+            .args(["serve", "--hostname", HOSTNAME, "--smtp", "127.0.0.1:0"])
+            .args(["--submission", "off", "--submissions", "off"])
+            .args(extra)
+            .arg("--data-dir")
+            .arg(dir)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (lines, log) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if lines.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut binary = Binary {
+            child,
+            address: ([0, 0, 0, 0], 0).into(),
+            log,
+        };
+        let line = binary.wait_for_log("listening on ");
+        binary.address = line
+            .split("listening on ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|address| address.parse().ok())
+            .expect("the server logged its address");
+        binary
+    }
+
+    /// Waits up to 10 s for a log line containing `text`.
+    fn wait_for_log(&self, text: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.log.recv_timeout(left) {
+                Ok(line) if line.contains(text) => return line,
+                Ok(_) => {}
+                Err(e) => panic!("no log line with {text:?}: {e}"),
+            }
+        }
+    }
+
+    /// Sends the server `SIG<name>`.
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits up to 10 s for the server to exit; its exit code.
+    fn exit_code(&mut self) -> Option<i32> {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "the server did not exit"
+            );
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 }
@@ -549,45 +563,27 @@ fn sighup_reloads_the_users_and_alias_files() {
     let users = dir.path().join("users");
     let aliases = dir.path().join("aliases");
     let bob = format!("bob@{HOSTNAME}");
-    std::fs::write(
-        &users,
-        format!("{ALICE}:{}\n", outpost::auth::hash_password(ALICE_PASSWORD)),
-    )
-    .unwrap();
+    let alice_line = format!("{ALICE}:{}\n", outpost::auth::hash_password(ALICE_PASSWORD));
+    std::fs::write(&users, &alice_line).unwrap();
     std::fs::write(&aliases, "").unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_outpost"))
-        .args(["serve", "--hostname", HOSTNAME, "--local-domains", HOSTNAME])
-        .args([
-            "--smtp",
-            "127.0.0.1:0",
-            "--submission",
+    let (users_arg, aliases_arg) = (users.to_str().unwrap(), aliases.to_str().unwrap());
+    let mut binary = Binary::start(
+        &dir.path().join("data"),
+        &[
+            "--local-domains",
+            HOSTNAME,
+            "--relay-networks",
+            "none",
+            "--delivery",
             "off",
-            "--submissions",
-            "off",
-        ])
-        .args(["--relay-networks", "none", "--delivery", "off"])
-        .arg("--users")
-        .arg(&users)
-        .arg("--aliases")
-        .arg(&aliases)
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let log = log_lines(child.stderr.take().unwrap());
-    let line = wait_for_log(&log, "listening on ");
-    let address: std::net::SocketAddr = line
-        .split("listening on ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap()
-        .parse()
-        .unwrap();
+            "--users",
+            users_arg,
+            "--aliases",
+            aliases_arg,
+        ],
+    );
     let rcpt = |to: &str| {
-        let mut client = Client::greeted(address);
+        let mut client = Client::greeted(binary.address);
         client.command("EHLO other.example");
         client.command("MAIL FROM:<someone@other.example>");
         client.command(&format!("RCPT TO:<{to}>"))
@@ -597,37 +593,19 @@ fn sighup_reloads_the_users_and_alias_files() {
 
     // A users file that does not parse leaves the old one in force.
     std::fs::write(&users, "not a users line\n").unwrap();
-    let hup = |pid: u32| {
-        let status = Command::new("kill")
-            .args(["-HUP", &pid.to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    };
-    hup(child.id());
-    wait_for_log(&log, "users file not reloaded");
+    binary.signal("HUP");
+    binary.wait_for_log("users file not reloaded");
     assert!(rcpt(ALICE).starts_with("250"));
 
-    std::fs::write(
-        &users,
-        format!(
-            "{ALICE}:{}\n{bob}:{}\n",
-            outpost::auth::hash_password(ALICE_PASSWORD),
-            outpost::auth::hash_password("bob's password")
-        ),
-    )
-    .unwrap();
+    let bob_line = format!("{bob}:{}\n", outpost::auth::hash_password("bob's password"));
+    std::fs::write(&users, format!("{alice_line}{bob_line}")).unwrap();
     std::fs::write(&aliases, format!("sales@{HOSTNAME}: {bob}\n")).unwrap();
-    hup(child.id());
-    wait_for_log(&log, "aliases: 1 in force");
+    binary.signal("HUP");
+    binary.wait_for_log("aliases: 1 in force");
     assert!(rcpt(&bob).starts_with("250"));
     assert!(rcpt(&format!("sales@{HOSTNAME}")).starts_with("250"));
     assert!(rcpt(ALICE).starts_with("250"));
 
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    assert_eq!(child.wait().unwrap().code(), Some(0));
+    binary.signal("TERM");
+    assert_eq!(binary.exit_code(), Some(0));
 }
