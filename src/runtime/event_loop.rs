@@ -194,6 +194,7 @@ impl EventLoop {
                     continue;
                 }
                 log::error!("event loop failed: {e}; stopping");
+                // Twice: the workers skip the grace period too.
                 self.pool.stop();
                 self.pool.stop();
                 break;
@@ -261,7 +262,8 @@ impl EventLoop {
     }
 
     /// SIGHUP: the users and alias files are read again; a file that fails
-    /// to load leaves its old version in force.
+    /// to load leaves its old version in force. Both are small: new
+    /// connections wait for the reading only a moment.
     fn on_reload_signal(&mut self) {
         if let Some(pipes) = self.signals.as_mut() {
             drain(&mut pipes.reload);
