@@ -1,12 +1,14 @@
 //! The stub resolver against a DNS responder on loopback (never the
 //! machine's own resolver): MX, implicit MX, null MX, NXDOMAIN, and a
-//! truncated UDP answer retried over TCP.
+//! truncated UDP answer retried over TCP, and a question abandoned when the
+//! server stops.
 
 #[path = "support/dns.rs"]
 mod dns_server;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dns_server::{DnsServer, Rec, Zone};
@@ -133,4 +135,23 @@ fn silent_server_times_out_as_a_temporary_error() {
     assert!(matches!(err, DnsError::Timeout), "{err:?}");
     assert!(!err.is_permanent());
     assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+#[test]
+fn a_stopping_server_abandons_a_question_nobody_answers() {
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let resolver = Resolver::new(ResolverConfig {
+        servers: vec![silent.local_addr().unwrap()],
+        timeout: Duration::from_secs(5),
+        attempts: 2,
+    })
+    .stopped_by(stop.clone());
+    let asking = std::thread::spawn(move || resolver.mx("example.com"));
+    std::thread::sleep(Duration::from_millis(300));
+    let stopped = Instant::now();
+    stop.store(true, Ordering::Relaxed);
+    let result = asking.join().unwrap();
+    assert!(matches!(result, Err(DnsError::Stopped)), "{result:?}");
+    assert!(stopped.elapsed() < Duration::from_secs(2));
 }

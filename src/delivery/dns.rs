@@ -13,6 +13,8 @@
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use simple_dns::rdata::RData;
@@ -22,6 +24,9 @@ use simple_dns::{Name, Packet, Question, CLASS, QCLASS, QTYPE, TYPE};
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default rounds over all servers (resolv.conf's default `attempts:2`).
 pub const DEFAULT_ATTEMPTS: u32 = 2;
+/// A question waiting for an answer checks this often whether it is to be
+/// abandoned ([`Resolver::stopped_by`]).
+pub const STOP_CHECK: Duration = Duration::from_millis(100);
 /// Largest UDP reply we read; without EDNS0 a server sends at most 512
 /// octets (RFC 1035 §4.2.1), but some send more and that is harmless.
 pub const MAX_UDP_REPLY: usize = 4096;
@@ -105,6 +110,8 @@ pub enum DnsError {
     BadName(String),
     /// No name servers configured (and /etc/resolv.conf unreadable).
     NoServers(String),
+    /// The server is stopping; the question was abandoned.
+    Stopped,
 }
 
 impl DnsError {
@@ -125,6 +132,7 @@ impl std::fmt::Display for DnsError {
             DnsError::Malformed(why) => write!(f, "bad DNS reply: {why}"),
             DnsError::BadName(name) => write!(f, "cannot look up {name:?}: not a valid DNS name"),
             DnsError::NoServers(why) => write!(f, "no DNS servers: {why}"),
+            DnsError::Stopped => write!(f, "the lookup was abandoned: the server is stopping"),
         }
     }
 }
@@ -185,12 +193,30 @@ impl ResolverConfig {
 #[derive(Debug, Clone)]
 pub struct Resolver {
     config: ResolverConfig,
+    stop: Arc<AtomicBool>,
 }
 
 impl Resolver {
     /// A resolver asking the configured servers.
     pub fn new(config: ResolverConfig) -> Resolver {
-        Resolver { config }
+        Resolver {
+            config,
+            stop: Arc::default(),
+        }
+    }
+
+    /// The same, abandoning its questions (with [`DnsError::Stopped`]) within
+    /// [`STOP_CHECK`] once `stop` is set, instead of waiting out the
+    /// timeouts of servers that do not answer.
+    pub fn stopped_by(self, stop: Arc<AtomicBool>) -> Resolver {
+        Resolver { stop, ..self }
+    }
+
+    fn stopping(&self) -> Result<(), DnsError> {
+        if self.stop.load(Ordering::Relaxed) {
+            return Err(DnsError::Stopped);
+        }
+        Ok(())
     }
 
     /// The MX records of `domain` (empty when it has none: use the implicit
@@ -257,6 +283,7 @@ impl Resolver {
         let mut last_error = DnsError::Timeout;
         for _ in 0..self.config.attempts.max(1) {
             for &server in &self.config.servers {
+                self.stopping()?;
                 let id = random_id()?;
                 let query = build_query(id, name, qtype)?;
                 let result = match self.ask_udp(server, &query, id, name, qtype) {
@@ -269,7 +296,7 @@ impl Resolver {
                         last_error = DnsError::Malformed("truncated reply over TCP")
                     }
                     Err(DnsError::NxDomain) => return Err(DnsError::NxDomain),
-                    Err(e @ DnsError::BadName(_)) => return Err(e),
+                    Err(e @ (DnsError::BadName(_) | DnsError::Stopped)) => return Err(e),
                     Err(e) => last_error = e,
                 }
             }
@@ -295,14 +322,17 @@ impl Resolver {
         let deadline = Instant::now() + self.config.timeout;
         let mut buf = vec![0u8; MAX_UDP_REPLY];
         loop {
+            self.stopping()?;
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Err(DnsError::Timeout);
             }
-            socket.set_read_timeout(Some(left)).map_err(DnsError::Io)?;
+            socket
+                .set_read_timeout(Some(left.min(STOP_CHECK)))
+                .map_err(DnsError::Io)?;
             let n = match socket.recv(&mut buf) {
                 Ok(n) => n,
-                Err(e) if is_timeout(&e) => return Err(DnsError::Timeout),
+                Err(e) if is_timeout(&e) => continue,
                 Err(e) => return Err(DnsError::Io(e)),
             };
             match parse_response(&buf[..n], id, name, qtype) {

@@ -100,7 +100,7 @@ pub(crate) struct Context {
     credentials: Option<Credentials>,
     mail: MailStore,
     busy: DestinationLocks,
-    stopping: AtomicBool,
+    stopping: Arc<AtomicBool>,
     /// Closed on shutdown so that no delivery thread waits on a silent peer.
     connections: transport::OpenConnections,
 }
@@ -181,12 +181,13 @@ impl Delivery {
             }
             (None, None) => None,
         };
+        // Set when delivery stops; DNS questions in flight are abandoned.
+        let stopping = Arc::new(AtomicBool::new(false));
         let resolver = match config.dns_server {
-            Some(server) => Ok(Resolver::new(ResolverConfig::with_server(server))),
-            None => ResolverConfig::from_system()
-                .map(Resolver::new)
-                .map_err(|e| e.to_string()),
-        };
+            Some(server) => Ok(ResolverConfig::with_server(server)),
+            None => ResolverConfig::from_system().map_err(|e| e.to_string()),
+        }
+        .map(|config| Resolver::new(config).stopped_by(stopping.clone()));
         if let Err(why) = &resolver {
             log::warn!("delivery: no DNS resolver ({why}); remote mail will wait");
         }
@@ -207,7 +208,7 @@ impl Delivery {
             relay_tls,
             credentials,
             busy: DestinationLocks::default(),
-            stopping: AtomicBool::new(false),
+            stopping,
             connections: transport::OpenConnections::default(),
         });
 
