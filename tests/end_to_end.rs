@@ -25,7 +25,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use dns_server::{DnsServer, Rec, Zone};
-use support::{tls_client_config, Client, TempDir};
+use support::{tls_client_config, unanswered_listener, Client, TempDir};
 
 const BIN: &str = env!("CARGO_BIN_EXE_outpost");
 
@@ -773,4 +773,53 @@ fn sigterm_during_a_stalled_delivery_exits_promptly() {
     let listing = queue_list(&a.spec.data);
     assert!(listing.contains(&id), "{listing}");
     assert!(!listing.contains("next try in"), "{listing}");
+}
+
+/// SIGTERM while a delivery's connect gets no answer (a firewall that drops
+/// packets, as where port 25 is blocked): the server exits long before the
+/// 30 s connect timeout, and the message goes again first thing after a
+/// restart.
+#[test]
+fn sigterm_during_an_unanswered_connect_exits_promptly() {
+    let world = World::new("e2e-blackhole");
+    let (blackhole, _held) = unanswered_listener();
+    let mx_port = blackhole.local_addr().unwrap().port();
+    let mut a = Outpost::start(&world.a(mx_port, &["--retry", "1h"]), 1);
+    let id = a.submit("alice@a.test", "bob@b.test", MESSAGE);
+    std::thread::sleep(Duration::from_millis(500));
+    let started = Instant::now();
+    let status = a.terminate();
+    let took = started.elapsed();
+    assert!(status.success(), "{status}\n{}", a.log_text());
+    assert!(
+        took < Duration::from_secs(10),
+        "SIGTERM took {took:?} with a connect in progress\n{}",
+        a.log_text()
+    );
+    let listing = queue_list(&a.spec.data);
+    assert!(listing.contains(&id), "{listing}");
+    assert!(!listing.contains("next try in"), "{listing}");
+}
+
+/// SIGTERM while a delivery waits for a DNS server that never answers: the
+/// server exits long before the resolver's timeouts.
+#[test]
+fn sigterm_during_an_unanswered_dns_question_exits_promptly() {
+    let world = World::new("e2e-silent-dns");
+    let silent_dns = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut spec = world.a(free_port(), &["--retry", "1h"]);
+    spec.dns = silent_dns.local_addr().unwrap();
+    let mut a = Outpost::start(&spec, 1);
+    let id = a.submit("alice@a.test", "bob@b.test", MESSAGE);
+    std::thread::sleep(Duration::from_millis(500));
+    let started = Instant::now();
+    let status = a.terminate();
+    let took = started.elapsed();
+    assert!(status.success(), "{status}\n{}", a.log_text());
+    assert!(
+        took < Duration::from_secs(5),
+        "SIGTERM took {took:?} with a DNS question in flight\n{}",
+        a.log_text()
+    );
+    assert!(queue_list(&a.spec.data).contains(&id));
 }

@@ -2,8 +2,10 @@
 //! loopback: plaintext with PIPELINING, and STARTTLS with a self-signed
 //! certificate (accepted in opportunistic mode, refused in verify mode).
 
+mod support;
+
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -271,18 +273,8 @@ fn close_all_ends_a_session_waiting_on_a_silent_peer() {
 
 #[test]
 fn close_all_ends_a_connect_that_gets_no_answer() {
-    // A listener that never accepts, its accept queue full: the kernel drops
-    // further connection requests, as a firewall blocking port 25 does.
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let (listener, _held) = support::unanswered_listener();
     let addr = listener.local_addr().unwrap();
-    let mut held = Vec::new();
-    while held.len() < 2000 {
-        match TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
-            Ok(stream) => held.push(stream),
-            Err(_) => break,
-        }
-    }
-    assert!(held.len() < 2000, "the accept queue never filled");
     let peer = Peer {
         addr,
         host: "rx.test".into(),
