@@ -21,6 +21,7 @@ use outpost::delivery::config::{self, DeliveryConfig};
 use outpost::delivery::manager::{Delivery, DeliveryHandle};
 use outpost::delivery::queue_cli;
 use outpost::delivery::retry::{RetryPolicy, Schedule};
+use outpost::proto::command::Notify;
 use outpost::proto::session::{Envelope, NewMessage, Origin, Recipient};
 use outpost::queue::{RecipientState, Spool};
 
@@ -764,5 +765,49 @@ fn queue_tools_on_waiting_messages() {
         rx.seen.lock().unwrap().transcripts
     );
     assert!(text(&rx.messages()[0]).contains("To: bob@rx.test"));
+    delivery.shutdown();
+}
+
+#[test]
+fn notify_success_reports_relayed_for_a_next_hop_without_dsn_and_delivered_for_maildir() {
+    let dir = data_dir("success");
+    let dns = DnsServer::start(mx_zone("rx.test"));
+    let rx = Receiver::start(Options::default());
+    let spool = Spool::open(&dir).unwrap();
+    let mut new = message("alice@local.test", &["bob@rx.test", "carol@local.test"]);
+    for rcpt in &mut new.envelope.recipients {
+        rcpt.notify = Some(Notify {
+            success: true,
+            failure: true,
+            ..Notify::default()
+        });
+    }
+    let id = spool.store(&new).unwrap();
+    let delivery = start(
+        base_config(&dir, &dns, rx.addr.port()),
+        &spool,
+        users(&["alice@local.test", "carol@local.test"]),
+    );
+    delivery.notify(id);
+    wait_for(10, "the success report", || {
+        maildir_files(&dir, "local.test", "alice").len() == 1
+    });
+    wait_for(5, "an empty queue", || queue_is_empty(&spool));
+    let report = text(&maildir_files(&dir, "local.test", "alice")[0]);
+    assert!(
+        report.contains("Subject: Successful Mail Delivery Report"),
+        "{report}"
+    );
+    // The receiver announced no DSN, so bob's report is the last one
+    // (RFC 3461 §5.2.2); carol's copy is in her Maildir.
+    assert!(
+        report.contains("Final-Recipient: rfc822; bob@rx.test\r\nAction: relayed\r\nStatus: 2.0.0\r\nRemote-MTA: dns; mx.rx.test"),
+        "{report}"
+    );
+    assert!(
+        report.contains("Final-Recipient: rfc822; carol@local.test\r\nAction: delivered\r\n"),
+        "{report}"
+    );
+    assert_eq!(maildir_files(&dir, "local.test", "carol").len(), 1);
     delivery.shutdown();
 }

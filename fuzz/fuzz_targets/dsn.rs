@@ -202,6 +202,7 @@ fn check(msg: &[u8], input: &DsnInput<'_>) -> String {
             Action::Failed => "failed",
             Action::Delayed => "delayed",
             Action::Delivered => "delivered",
+            Action::Relayed => "relayed",
         };
         assert_eq!(field(&fields, "action"), Some(action));
         let Enhanced(c, s, d) = r.status;
@@ -239,7 +240,7 @@ fuzz_target!(|data: &[u8]| {
                 0 => Action::Failed,
                 1 => Action::Delayed,
                 2 => Action::Delivered,
-                _ => Action::Failed,
+                _ => Action::Relayed,
             };
             DsnRecipient {
                 final_recipient: if i == 0 {

@@ -39,6 +39,9 @@ pub enum Action {
     Delayed,
     /// Delivered (NOTIFY=SUCCESS).
     Delivered,
+    /// Passed to a next hop that does not send delivery reports (NOTIFY=
+    /// SUCCESS; RFC 3461 §5.2.2): the last report the sender will get.
+    Relayed,
 }
 
 impl Action {
@@ -47,6 +50,7 @@ impl Action {
             Action::Failed => "failed",
             Action::Delayed => "delayed",
             Action::Delivered => "delivered",
+            Action::Relayed => "relayed",
         }
     }
 }
@@ -119,7 +123,7 @@ pub fn build(input: &DsnInput<'_>) -> Vec<u8> {
     let subject = match summary_action(input.recipients) {
         Action::Failed => "Undelivered Mail Returned to Sender",
         Action::Delayed => "Delayed Mail (still being retried)",
-        Action::Delivered => "Successful Mail Delivery Report",
+        Action::Delivered | Action::Relayed => "Successful Mail Delivery Report",
     };
     let mut out = Vec::new();
     let mut header = |name: &str, value: &str| fold_field(&mut out, name, value);
@@ -197,15 +201,23 @@ pub fn format_date(unix_secs: u64) -> String {
     )
 }
 
-/// The overall kind of report: failure wins over delay, delay over success.
+/// The overall kind of report: failure wins over delay, delay over
+/// success; a success is "relayed" only when every recipient was.
 fn summary_action(recipients: &[DsnRecipient]) -> Action {
     if recipients.iter().any(|r| r.action == Action::Failed) {
         Action::Failed
     } else if recipients.iter().any(|r| r.action == Action::Delayed) {
         Action::Delayed
+    } else if recipients.iter().all(|r| r.action == Action::Relayed) {
+        Action::Relayed
     } else {
         Action::Delivered
     }
+}
+
+/// Delivered or relayed: no reason or advice to give.
+fn is_success(action: Action) -> bool {
+    matches!(action, Action::Delivered | Action::Relayed)
 }
 
 /// Part 1: what happened, for a person.
@@ -221,6 +233,11 @@ fn human_part(input: &DsnInput<'_>, host: &str) -> Vec<u8> {
              The mail server will keep trying; you do not need to send it again."
         }
         Action::Delivered => "Your message was delivered to the recipients listed below.",
+        Action::Relayed => {
+            "Your message was handed to the mail servers of the recipients listed below. \
+             Those servers do not send delivery reports, so this is the last report you \
+             will get about it."
+        }
     };
     let _ = writeln!(text, "This is the mail system at {host}.\n");
     wrap_into(&mut text, intro);
@@ -231,6 +248,9 @@ fn human_part(input: &DsnInput<'_>, host: &str) -> Vec<u8> {
             Action::Failed => format!("<{address}>: delivery failed."),
             Action::Delayed => format!("<{address}>: not delivered yet, still trying."),
             Action::Delivered => format!("<{address}>: delivered."),
+            Action::Relayed => {
+                format!("<{address}>: handed to a server that sends no delivery reports.")
+            }
         };
         wrap_into(&mut text, &line);
         if let Some(diag) = &r.diagnostic {
@@ -244,7 +264,7 @@ fn human_part(input: &DsnInput<'_>, host: &str) -> Vec<u8> {
             };
             wrap_into(&mut text, &said);
         }
-        if r.action != Action::Delivered {
+        if !is_success(r.action) {
             wrap_into(&mut text, advice(r.status));
         }
         if let (Action::Delayed, Some(until)) = (r.action, &r.will_retry_until) {
@@ -777,6 +797,33 @@ mod tests {
             .contains("Will-Retry-Until: Sun, 10 Mar 2024 14:00:00 +0000\r\n"));
         assert!(p.parts[0].1.contains("could not be reached"));
         assert!(p.parts[0].1.contains("Reason: connect to"));
+    }
+
+    #[test]
+    fn success_reports_tell_delivered_from_relayed() {
+        let success = |address: &str, action| {
+            let mut r = failed(address, Enhanced(2, 0, 0), "");
+            r.action = action;
+            r.diagnostic = None;
+            r
+        };
+        let relayed = success("bob@example.com", Action::Relayed);
+        let p = parse(&build(&input(&[relayed.clone()], None, ORIGINAL, 4)));
+        assert_eq!(header(&p, "Subject"), "Successful Mail Delivery Report");
+        assert!(p.parts[1]
+            .1
+            .contains("Action: relayed\r\nStatus: 2.0.0\r\n"));
+        let human = &p.parts[0].1;
+        assert!(human.contains("this is the last report"), "{human}");
+        assert!(human.contains("sends no delivery reports"), "{human}");
+        assert!(!human.contains("Check the spelling"), "{human}");
+
+        let local = success("carol@out.example.org", Action::Delivered);
+        let p = parse(&build(&input(&[relayed, local], None, ORIGINAL, 5)));
+        let status = &p.parts[1].1;
+        assert!(status.contains("Action: relayed\r\n"), "{status}");
+        assert!(status.contains("Action: delivered\r\n"), "{status}");
+        assert!(p.parts[0].1.contains("was delivered to the recipients"));
     }
 
     #[test]

@@ -25,7 +25,7 @@ pub(crate) fn wants(notify: Option<Notify>, action: Action) -> bool {
     match action {
         Action::Failed => n.failure,
         Action::Delayed => n.delay,
-        Action::Delivered => n.success,
+        Action::Delivered | Action::Relayed => n.success,
     }
 }
 
@@ -132,6 +132,11 @@ pub(crate) fn report_message(
                 }
                 RecipientState::Deferred { reply, .. } => {
                     (Action::Delayed, Enhanced(4, 0, 0), Some(reply.clone()))
+                }
+                // A success report is due for a remote recipient only when
+                // the next hop did not take NOTIFY over (RFC 3461 §5.2.2).
+                RecipientState::Delivered if (ctx.remote_mta)(i).is_some() => {
+                    (Action::Relayed, Enhanced(2, 0, 0), None)
                 }
                 RecipientState::Delivered => (Action::Delivered, Enhanced(2, 0, 0), None),
                 RecipientState::Pending => return None,
