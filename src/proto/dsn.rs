@@ -808,7 +808,12 @@ mod tests {
             r
         };
         let relayed = success("bob@example.com", Action::Relayed);
-        let p = parse(&build(&input(&[relayed.clone()], None, ORIGINAL, 4)));
+        let p = parse(&build(&input(
+            std::slice::from_ref(&relayed),
+            None,
+            ORIGINAL,
+            4,
+        )));
         assert_eq!(header(&p, "Subject"), "Successful Mail Delivery Report");
         assert!(p.parts[1]
             .1
