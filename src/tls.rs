@@ -13,10 +13,14 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use parking_lot::RwLock;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
+use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 use rustls::{
     ClientConnection, CommonState, DigitallySignedStruct, ProtocolVersion, ServerConfig,
     SignatureScheme, StreamOwned,
@@ -136,22 +140,70 @@ pub fn load_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError>
     })
 }
 
-/// The rustls server configuration for `cert` and `key`.
-pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> {
+/// The server's certificate and key as files, and the pair in use. New
+/// handshakes take the pair in use; [`ServerCertificate::reload`] (SIGHUP)
+/// reads the files again, so a renewed certificate needs no restart.
+#[derive(Debug)]
+pub struct ServerCertificate {
+    cert: PathBuf,
+    key: PathBuf,
+    provider: Arc<CryptoProvider>,
+    current: RwLock<Arc<CertifiedKey>>,
+}
+
+impl ServerCertificate {
+    /// Reads `cert` (the chain, leaf first) and `key`, which must match.
+    pub fn load(cert: &Path, key: &Path) -> Result<ServerCertificate, TlsError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let current = certified_key(cert, key, &provider)?;
+        Ok(ServerCertificate {
+            cert: cert.into(),
+            key: key.into(),
+            provider,
+            current: RwLock::new(Arc::new(current)),
+        })
+    }
+
+    /// Reads the files again; on error the pair in use stays.
+    pub fn reload(&self) -> Result<(), TlsError> {
+        let fresh = certified_key(&self.cert, &self.key, &self.provider)?;
+        *self.current.write() = Arc::new(fresh);
+        Ok(())
+    }
+}
+
+impl ResolvesServerCert for ServerCertificate {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current.read().clone())
+    }
+}
+
+fn certified_key(
+    cert: &Path,
+    key: &Path,
+    provider: &CryptoProvider,
+) -> Result<CertifiedKey, TlsError> {
     let chain = load_certificates(cert)?;
     let private_key = load_private_key(key)?;
-    let rejected = |e: rustls::Error| TlsError::Rejected {
+    CertifiedKey::from_der(chain, private_key, provider).map_err(|e| TlsError::Rejected {
         cert: cert.into(),
         key: key.into(),
         reason: e.to_string(),
+    })
+}
+
+/// The rustls server configuration presenting `certificate`.
+pub fn server_config(certificate: Arc<ServerCertificate>) -> Result<Arc<ServerConfig>, TlsError> {
+    let rejected = |e: rustls::Error| TlsError::Rejected {
+        cert: certificate.cert.clone(),
+        key: certificate.key.clone(),
+        reason: e.to_string(),
     };
-    let config =
-        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_protocol_versions(VERSIONS)
-            .map_err(rejected)?
-            .with_no_client_auth()
-            .with_single_cert(chain, private_key)
-            .map_err(rejected)?;
+    let config = ServerConfig::builder_with_provider(certificate.provider.clone())
+        .with_protocol_versions(VERSIONS)
+        .map_err(rejected)?
+        .with_no_client_auth()
+        .with_cert_resolver(certificate.clone());
     Ok(Arc::new(config))
 }
 
@@ -336,7 +388,7 @@ mod tests {
         generate_self_signed(&["mx.example".to_string()], &cert, &key).unwrap();
         let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        server_config(&cert, &key).unwrap();
+        server_config(Arc::new(ServerCertificate::load(&cert, &key).unwrap())).unwrap();
         // Never overwrite existing material.
         assert!(generate_self_signed(&["x".to_string()], &cert, &key).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
@@ -346,10 +398,14 @@ mod tests {
     fn errors_name_the_file() {
         let dir = temp_dir("bad");
         let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-        let err = server_config(&cert, &key).unwrap_err().to_string();
+        let err = ServerCertificate::load(&cert, &key)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("cert.pem"), "{err}");
         std::fs::write(&cert, "not pem").unwrap();
-        let err = server_config(&cert, &key).unwrap_err().to_string();
+        let err = ServerCertificate::load(&cert, &key)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("no -----BEGIN CERTIFICATE") && err.contains("cert.pem"),
             "{err}"
@@ -361,13 +417,41 @@ mod tests {
             "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n",
         )
         .unwrap();
-        let err = server_config(&cert, &key).unwrap_err().to_string();
+        let err = ServerCertificate::load(&cert, &key)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("key.pem"), "{err}");
         // A key that does not belong to the certificate.
         std::fs::remove_file(&key).unwrap();
         generate_self_signed(&["b.example".to_string()], &dir.join("c2.pem"), &key).unwrap();
-        let err = server_config(&cert, &key).unwrap_err().to_string();
+        let err = ServerCertificate::load(&cert, &key)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("cannot be used together"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn reload_takes_a_renewed_pair_and_keeps_the_old_one_on_error() {
+        let dir = temp_dir("reload");
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        generate_self_signed(&["a.example".to_string()], &cert, &key).unwrap();
+        let store = ServerCertificate::load(&cert, &key).unwrap();
+        let in_use = |store: &ServerCertificate| store.current.read().cert[0].clone();
+        let first = in_use(&store);
+
+        let (new_cert, new_key) = (dir.join("new-cert.pem"), dir.join("new-key.pem"));
+        generate_self_signed(&["a.example".to_string()], &new_cert, &new_key).unwrap();
+        std::fs::rename(&new_cert, &cert).unwrap();
+        std::fs::rename(&new_key, &key).unwrap();
+        store.reload().unwrap();
+        let renewed = in_use(&store);
+        assert_ne!(renewed, first);
+
+        std::fs::write(&cert, "half-written").unwrap();
+        let err = store.reload().unwrap_err().to_string();
+        assert!(err.contains("cert.pem"), "{err}");
+        assert_eq!(in_use(&store), renewed);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

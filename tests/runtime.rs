@@ -558,7 +558,7 @@ impl Binary {
 }
 
 #[test]
-fn sighup_reloads_the_users_and_alias_files() {
+fn sighup_reloads_the_users_file_the_aliases_and_the_certificate() {
     let dir = TempDir::new("sighup");
     let users = dir.path().join("users");
     let aliases = dir.path().join("aliases");
@@ -605,6 +605,24 @@ fn sighup_reloads_the_users_and_alias_files() {
     assert!(rcpt(&bob).starts_with("250"));
     assert!(rcpt(&format!("sales@{HOSTNAME}")).starts_with("250"));
     assert!(rcpt(ALICE).starts_with("250"));
+
+    // A renewed certificate (written next to the old pair, then moved over
+    // it, as certbot's deploy hooks do) is presented after SIGHUP.
+    let tls = dir.path().join("data/tls");
+    let (cert, key) = (tls.join("cert.pem"), tls.join("key.pem"));
+    let (new_cert, new_key) = (tls.join("new-cert.pem"), tls.join("new-key.pem"));
+    outpost::tls::generate_self_signed(&[HOSTNAME.to_string()], &new_cert, &new_key).unwrap();
+    let renewed = std::fs::read(&new_cert).unwrap();
+    std::fs::rename(&new_cert, &cert).unwrap();
+    std::fs::rename(&new_key, &key).unwrap();
+    binary.signal("HUP");
+    binary.wait_for_log("TLS certificate reloaded");
+    let mut client = Client::greeted(binary.address);
+    assert!(client.command("EHLO other.example").contains("STARTTLS"));
+    assert!(client.command("STARTTLS").starts_with("220"));
+    let mut client = client.into_tls(tls_client_config(&renewed));
+    assert!(client.command("EHLO other.example").starts_with("250"));
+    assert!(client.command("QUIT").starts_with("221"));
 
     binary.signal("TERM");
     assert_eq!(binary.exit_code(), Some(0));

@@ -261,20 +261,27 @@ impl EventLoop {
         self.begin_stop();
     }
 
-    /// SIGHUP: the users and alias files are read again; a file that fails
-    /// to load leaves its old version in force. Both are small: new
-    /// connections wait for the reading only a moment.
+    /// SIGHUP: the users file, the alias file and the TLS certificate are
+    /// read again; a file that fails to load leaves its old version in
+    /// force. All are small: new connections wait for the reading only a
+    /// moment.
     fn on_reload_signal(&mut self) {
         if let Some(pipes) = self.signals.as_mut() {
             drain(&mut pipes.reload);
         }
-        log::info!("received SIGHUP: reloading the users and alias files");
+        log::info!("received SIGHUP: reloading the users file, the aliases and the certificate");
         if let Err(e) = self.shared.authenticator.reload() {
             log::error!("users file not reloaded, the previous one stays in force: {e}");
         }
         match self.shared.aliases.reload() {
             Ok(count) => log::info!("aliases: {count} in force"),
             Err(e) => log::error!("aliases not reloaded, the previous ones stay in force: {e}"),
+        }
+        match self.shared.certificate.reload() {
+            Ok(()) => log::info!("TLS certificate reloaded"),
+            Err(e) => {
+                log::error!("TLS certificate not reloaded, the previous one stays in use: {e}")
+            }
         }
     }
 

@@ -37,7 +37,7 @@ use crate::delivery::manager::{Delivery, DeliveryError, DeliveryHandle, NewMail}
 use crate::proto::dot::MAX_TEXT_LINE;
 use crate::proto::session::{Directory, Role, SessionConfig};
 use crate::queue::{QueueError, Spool, SpoolWriter};
-use crate::tls::TlsError;
+use crate::tls::{ServerCertificate, TlsError};
 use directory::LocalDirectory;
 use event_loop::{EventLoop, Listener, SignalPipes};
 use limits::ConnectionCounter;
@@ -115,6 +115,8 @@ pub(crate) struct Shared {
     pub directory: Arc<dyn Directory>,
     /// rustls server settings.
     pub tls: Arc<rustls::ServerConfig>,
+    /// The certificate they present (reloaded on SIGHUP).
+    pub certificate: Arc<ServerCertificate>,
     /// Password checks (on its own threads).
     pub authenticator: Arc<Authenticator>,
     /// The aliases in force (reloaded on SIGHUP with the users file).
@@ -233,7 +235,8 @@ impl Drop for ServerHandle {
 fn start(config: Config, handle_signals: bool) -> Result<ServerHandle, ServerError> {
     create_private_dir(&config.data_dir)?;
     let (cert, key) = certificate_paths(&config)?;
-    let tls = crate::tls::server_config(&cert, &key).map_err(ServerError::Tls)?;
+    let certificate = Arc::new(ServerCertificate::load(&cert, &key).map_err(ServerError::Tls)?);
+    let tls = crate::tls::server_config(certificate.clone()).map_err(ServerError::Tls)?;
     let first_start = create_users_file_if_missing(&config)?;
     let authenticator = Authenticator::load(&config.users_path()).map_err(ServerError::Users)?;
     let aliases = Arc::new(
@@ -329,6 +332,7 @@ fn start(config: Config, handle_signals: bool) -> Result<ServerHandle, ServerErr
         session_config,
         directory,
         tls,
+        certificate,
         authenticator,
         aliases,
         spool,
