@@ -22,8 +22,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls::{
-    ClientConnection, CommonState, DigitallySignedStruct, ProtocolVersion, ServerConfig,
-    SignatureScheme, StreamOwned,
+    ClientConnection, CommonState, DigitallySignedStruct, ProtocolVersion, RootCertStore,
+    ServerConfig, SignatureScheme, StreamOwned,
 };
 
 /// Errors loading or creating TLS material; each names the file involved.
@@ -123,6 +123,23 @@ pub fn load_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, Tl
         });
     }
     Ok(chain)
+}
+
+/// The public CAs (webpki-roots) plus, if given, the certificates of a PEM
+/// file (a private CA, or a self-signed certificate to trust).
+pub fn trusted_roots(extra: Option<&Path>) -> Result<RootCertStore, TlsError> {
+    let mut roots = RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    if let Some(path) = extra {
+        for cert in load_certificates(path)? {
+            roots.add(cert).map_err(|e| TlsError::BadCertificate {
+                path: path.into(),
+                reason: e.to_string(),
+            })?;
+        }
+    }
+    Ok(roots)
 }
 
 /// Reads the first private key (PKCS#8, PKCS#1 RSA or SEC1 EC) from a PEM file.

@@ -16,8 +16,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 use rustls::RootCertStore;
 
 use crate::delivery::dns::{Resolver, ResolverConfig};
@@ -286,21 +285,8 @@ fn resolver(request: &Request) -> Result<Resolver, String> {
 
 /// The public CAs plus the certificates of `--ca-file`.
 fn trusted_roots(ca_file: Option<&PathBuf>) -> Result<Arc<RootCertStore>, String> {
-    let mut roots = RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    if let Some(path) = ca_file {
-        let bad = |e: String| format!("--ca-file {}: {e}", path.display());
-        let mut added = 0;
-        for cert in CertificateDer::pem_file_iter(path).map_err(|e| bad(e.to_string()))? {
-            let cert = cert.map_err(|e| bad(e.to_string()))?;
-            roots.add(cert).map_err(|e| bad(e.to_string()))?;
-            added += 1;
-        }
-        if added == 0 {
-            return Err(bad("no certificates in the file".into()));
-        }
-    }
+    let roots = crate::tls::trusted_roots(ca_file.map(PathBuf::as_path))
+        .map_err(|e| format!("--ca-file: {e}"))?;
     Ok(Arc::new(roots))
 }
 

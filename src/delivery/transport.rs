@@ -23,12 +23,11 @@ use std::time::{Duration, Instant};
 use mio::{Events, Interest, Poll, Token};
 use parking_lot::Mutex;
 use rustls::client::WebPkiServerVerifier;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
-use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection, StreamOwned};
 
 use crate::proto::client::{Client, ClientAction, Report, TIMEOUT_DATA_BLOCK};
-use crate::tls::{ClientStream, ObservingVerifier};
+use crate::tls::{trusted_roots, ClientStream, ObservingVerifier};
 
 /// Connecting to one address gives up after this (Postfix's
 /// `smtp_connect_timeout` is 30s).
@@ -82,20 +81,7 @@ pub fn tls_config(
     policy: CertPolicy,
     extra_ca: Option<&Path>,
 ) -> Result<Arc<ClientConfig>, TransportError> {
-    let mut roots = RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    if let Some(path) = extra_ca {
-        let certs = CertificateDer::pem_file_iter(path)
-            .map_err(|e| TransportError::TlsConfig(format!("{}: {e}", path.display())))?;
-        for cert in certs {
-            let cert =
-                cert.map_err(|e| TransportError::TlsConfig(format!("{}: {e}", path.display())))?;
-            roots
-                .add(cert)
-                .map_err(|e| TransportError::TlsConfig(format!("{}: {e}", path.display())))?;
-        }
-    }
+    let roots = trusted_roots(extra_ca).map_err(|e| TransportError::TlsConfig(e.to_string()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
         .build()

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use rustls::client::WebPkiServerVerifier;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
 
 use super::options::{Options, Security, Trust};
@@ -179,19 +179,9 @@ pub(super) fn tls_config(opts: &Options) -> Result<Option<Arc<ClientConfig>>, Lo
             builder.with_root_certificates(roots).with_no_client_auth()
         }
         Trust::CaFile(path) => {
-            use rustls::pki_types::pem::PemObject;
-            let bad = |reason: String| LoadgenError::CaFile {
-                path: path.clone(),
-                reason,
-            };
             let mut roots = rustls::RootCertStore::empty();
-            let certs = CertificateDer::pem_file_iter(path).map_err(|e| bad(e.to_string()))?;
-            for cert in certs {
-                let cert = cert.map_err(|e| bad(e.to_string()))?;
-                roots.add(cert).map_err(|e| bad(e.to_string()))?;
-            }
-            if roots.is_empty() {
-                return Err(bad("no certificates in the file".into()));
+            for cert in crate::tls::load_certificates(path).map_err(LoadgenError::CaFile)? {
+                roots.add(cert).map_err(LoadgenError::Tls)?;
             }
             builder.with_root_certificates(roots).with_no_client_auth()
         }

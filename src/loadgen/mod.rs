@@ -17,7 +17,6 @@ pub mod options;
 
 use std::fmt;
 use std::io;
-use std::path::PathBuf;
 use std::sync::atomic::AtomicUsize;
 use std::sync::{mpsc, Arc, Barrier};
 use std::time::{Duration, Instant};
@@ -44,13 +43,8 @@ pub enum LoadgenError {
     },
     /// TLS setup failed.
     Tls(rustls::Error),
-    /// The `--ca` file could not be used.
-    CaFile {
-        /// The file.
-        path: PathBuf,
-        /// Why it could not be used.
-        reason: String,
-    },
+    /// The `--ca` file could not be used (the error names the file).
+    CaFile(crate::tls::TlsError),
     /// The server broke the protocol (malformed reply, unexpected close).
     Protocol(String),
     /// The server answered with an unexpected (usually 4xx/5xx) reply.
@@ -77,9 +71,7 @@ impl fmt::Display for LoadgenError {
             LoadgenError::NotLoopback(why) => write!(f, "refusing to send load: {why}"),
             LoadgenError::Io { during, source } => write!(f, "{during}: {source}"),
             LoadgenError::Tls(e) => write!(f, "TLS: {e}"),
-            LoadgenError::CaFile { path, reason } => {
-                write!(f, "CA file {}: {reason}", path.display())
-            }
+            LoadgenError::CaFile(e) => write!(f, "CA file: {e}"),
             LoadgenError::Protocol(why) => write!(f, "protocol error: {why}"),
             LoadgenError::Rejected { during, code, text } => {
                 write!(f, "{during} answered {code} {}", text.replace('\n', " / "))
