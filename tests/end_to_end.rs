@@ -746,9 +746,27 @@ fn sigterm_keeps_the_waiting_message() {
     a.wait_delivery_line(&id, "sent");
 }
 
+/// SIGTERM to `a` with delivery of `id` under way (`during`): exit status
+/// 0 within `limit`, and the message still queued. The cut-short attempt is
+/// not held against it: it goes again first thing after a restart, not in
+/// an hour.
+fn terminate_promptly(a: &mut Outpost, id: &str, limit: Duration, during: &str) {
+    let started = Instant::now();
+    let status = a.terminate();
+    let took = started.elapsed();
+    assert!(status.success(), "{status}\n{}", a.log_text());
+    assert!(
+        took < limit,
+        "SIGTERM took {took:?} {during}\n{}",
+        a.log_text()
+    );
+    let listing = queue_list(&a.spec.data);
+    assert!(listing.contains(id), "{listing}");
+    assert!(!listing.contains("next try in"), "{listing}");
+}
+
 /// SIGTERM while a delivery waits on an MX that accepted the connection
-/// but never greets: the server still exits promptly with status 0 and
-/// the message stays queued (it was not delivered).
+/// but never greets.
 #[test]
 fn sigterm_during_a_stalled_delivery_exits_promptly() {
     let world = World::new("e2e-stall");
@@ -759,26 +777,17 @@ fn sigterm_during_a_stalled_delivery_exits_promptly() {
     // The connection is in the backlog (or accepted): A now waits for 220.
     let (_held, _) = silent.accept().unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    let started = Instant::now();
-    let status = a.terminate();
-    let took = started.elapsed();
-    assert!(status.success(), "{status}\n{}", a.log_text());
-    assert!(
-        took < Duration::from_secs(10),
-        "SIGTERM took {took:?} with a stalled delivery\n{}",
-        a.log_text()
+    terminate_promptly(
+        &mut a,
+        &id,
+        Duration::from_secs(10),
+        "with a stalled delivery",
     );
-    // The cut-short attempt is not held against the message: it goes
-    // again first thing after a restart, not in an hour.
-    let listing = queue_list(&a.spec.data);
-    assert!(listing.contains(&id), "{listing}");
-    assert!(!listing.contains("next try in"), "{listing}");
 }
 
 /// SIGTERM while a delivery's connect gets no answer (a firewall that drops
-/// packets, as where port 25 is blocked): the server exits long before the
-/// 30 s connect timeout, and the message goes again first thing after a
-/// restart.
+/// packets, as where port 25 is blocked), long before the 30 s connect
+/// timeout.
 #[test]
 fn sigterm_during_an_unanswered_connect_exits_promptly() {
     let world = World::new("e2e-blackhole");
@@ -787,22 +796,16 @@ fn sigterm_during_an_unanswered_connect_exits_promptly() {
     let mut a = Outpost::start(&world.a(mx_port, &["--retry", "1h"]), 1);
     let id = a.submit("alice@a.test", "bob@b.test", MESSAGE);
     std::thread::sleep(Duration::from_millis(500));
-    let started = Instant::now();
-    let status = a.terminate();
-    let took = started.elapsed();
-    assert!(status.success(), "{status}\n{}", a.log_text());
-    assert!(
-        took < Duration::from_secs(10),
-        "SIGTERM took {took:?} with a connect in progress\n{}",
-        a.log_text()
+    terminate_promptly(
+        &mut a,
+        &id,
+        Duration::from_secs(10),
+        "with a connect in progress",
     );
-    let listing = queue_list(&a.spec.data);
-    assert!(listing.contains(&id), "{listing}");
-    assert!(!listing.contains("next try in"), "{listing}");
 }
 
-/// SIGTERM while a delivery waits for a DNS server that never answers: the
-/// server exits long before the resolver's timeouts.
+/// SIGTERM while a delivery waits for a DNS server that never answers,
+/// long before the resolver's timeouts.
 #[test]
 fn sigterm_during_an_unanswered_dns_question_exits_promptly() {
     let world = World::new("e2e-silent-dns");
@@ -812,14 +815,10 @@ fn sigterm_during_an_unanswered_dns_question_exits_promptly() {
     let mut a = Outpost::start(&spec, 1);
     let id = a.submit("alice@a.test", "bob@b.test", MESSAGE);
     std::thread::sleep(Duration::from_millis(500));
-    let started = Instant::now();
-    let status = a.terminate();
-    let took = started.elapsed();
-    assert!(status.success(), "{status}\n{}", a.log_text());
-    assert!(
-        took < Duration::from_secs(5),
-        "SIGTERM took {took:?} with a DNS question in flight\n{}",
-        a.log_text()
+    terminate_promptly(
+        &mut a,
+        &id,
+        Duration::from_secs(5),
+        "with a DNS question in flight",
     );
-    assert!(queue_list(&a.spec.data).contains(&id));
 }
