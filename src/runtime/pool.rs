@@ -84,12 +84,13 @@ impl Pool {
         self.workers.is_empty()
     }
 
-    /// Gives `accepted` to the least loaded worker; false (and the socket
-    /// closed) when that worker has gone.
+    /// Gives `accepted` to the least loaded worker whose loop still runs;
+    /// false (and the socket closed) when there is none.
     pub fn hand_over(&self, accepted: Accepted) -> bool {
         let Some(worker) = self
             .workers
             .iter()
+            .filter(|w| !w.thread.is_finished())
             .min_by_key(|w| w.open.load(Ordering::Relaxed))
         else {
             return false;
@@ -170,16 +171,22 @@ mod tests {
     use crate::proto::session::Role;
     use crate::runtime::mailbox::Inbox;
 
-    /// A worker with `open` connections whose thread has nothing to do.
-    fn worker(open: usize) -> (Worker, Inbox) {
+    /// A worker with `open` connections running on `thread`.
+    fn worker(open: usize, thread: JoinHandle<()>) -> (Worker, Inbox) {
         let poll = Poll::new().unwrap();
         let (notify, inbox) = mailbox(Waker::new(poll.registry(), WAKER).unwrap());
         let worker = Worker {
             notify,
             open: Arc::new(AtomicUsize::new(open)),
-            thread: std::thread::spawn(|| {}),
+            thread,
         };
         (worker, inbox)
+    }
+
+    /// A thread that runs until `alive` has no sender left.
+    fn running(alive: &crossbeam_channel::Receiver<()>) -> JoinHandle<()> {
+        let alive = alive.clone();
+        std::thread::spawn(move || while alive.recv().is_ok() {})
     }
 
     fn accepted() -> Accepted {
@@ -197,7 +204,11 @@ mod tests {
 
     #[test]
     fn new_connections_go_to_the_least_loaded_worker() {
-        let (workers, inboxes): (Vec<_>, Vec<_>) = [3, 1, 2].map(worker).into_iter().unzip();
+        let (keep, alive) = crossbeam_channel::bounded::<()>(0);
+        let (workers, inboxes): (Vec<_>, Vec<_>) = [3, 1, 2]
+            .map(|open| worker(open, running(&alive)))
+            .into_iter()
+            .unzip();
         let pool = Pool {
             workers,
             running: 3,
@@ -214,12 +225,33 @@ mod tests {
             .map(|w| w.open.load(Ordering::Relaxed))
             .collect();
         assert_eq!(open, [4, 3, 3]);
+        drop(keep);
+        pool.join();
+    }
+
+    #[test]
+    fn a_worker_whose_loop_has_ended_is_passed_over() {
+        let (keep, alive) = crossbeam_channel::bounded::<()>(0);
+        let (ended, _ended_inbox) = worker(0, std::thread::spawn(|| {}));
+        let (busy, busy_inbox) = worker(5, running(&alive));
+        while !ended.thread.is_finished() {
+            std::thread::yield_now();
+        }
+        let pool = Pool {
+            workers: vec![ended, busy],
+            running: 2,
+        };
+        assert!(pool.hand_over(accepted()));
+        assert_eq!(busy_inbox.drain().len(), 1);
+        assert_eq!(pool.workers[0].open.load(Ordering::Relaxed), 0);
+        drop(keep);
         pool.join();
     }
 
     #[test]
     fn a_worker_that_has_gone_takes_no_connection() {
-        let (gone, inbox) = worker(0);
+        let (keep, alive) = crossbeam_channel::bounded::<()>(0);
+        let (gone, inbox) = worker(0, running(&alive));
         drop(inbox);
         let pool = Pool {
             workers: vec![gone],
@@ -227,6 +259,7 @@ mod tests {
         };
         assert!(!pool.hand_over(accepted()));
         assert_eq!(pool.workers[0].open.load(Ordering::Relaxed), 0);
+        drop(keep);
         pool.join();
     }
 }
