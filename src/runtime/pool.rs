@@ -25,6 +25,10 @@ use super::Shared;
 /// The worker threads, as the accepting loop sees them.
 pub(crate) struct Pool {
     workers: Vec<Worker>,
+    /// Workers that have not reported their end ([`ReportStop`]). Counted
+    /// from the reports, which wake the accepting loop, rather than read
+    /// from the threads: a thread that has just reported may not count as
+    /// finished yet.
     running: usize,
 }
 
