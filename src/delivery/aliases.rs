@@ -241,6 +241,7 @@ impl AliasTable {
     }
 
     /// A table of `aliases` that is not read from a file (reload keeps it).
+    #[cfg(test)]
     pub fn fixed(aliases: Aliases) -> AliasTable {
         AliasTable {
             path: None,
