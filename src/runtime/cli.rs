@@ -162,10 +162,13 @@ fn first_start_message(handle: &ServerHandle) -> String {
             text.push_str(&format!("  {:<12} {address}  ({how})\n", role_name(role)));
         }
     }
-    text.push_str(
+    text.push_str(&format!(
         "  The certificate is self-signed: mail clients will ask you to trust it.\n\
-         \x20 Add users with: outpost passwd user@domain >> USERS-FILE (then restart).\n\n",
-    );
+         \x20 Add users with: outpost passwd user@domain >> {file}\n\
+         \x20 then send this server SIGHUP (kill -HUP {pid}) to load them.\n\n",
+        file = first.users_file.display(),
+        pid = std::process::id(),
+    ));
     text
 }
 
