@@ -221,35 +221,18 @@ fn refused_connection_is_an_error_for_the_next_address() {
 
 /// Regression: a peer that accepts the connection and never greets used
 /// to hold a stopping server for the whole 5-minute greeting timeout
-/// (RFC 5321 §4.5.3.2.1); `close_all` now ends the wait at once, and a
-/// connection opened after it is closed straight away.
+/// (RFC 5321 §4.5.3.2.1); `close_all` now ends the wait at once, and no
+/// connection is made after it.
 #[test]
 fn close_all_ends_a_session_waiting_on_a_silent_peer() {
     let silent = TcpListener::bind("127.0.0.1:0").unwrap();
-    let peer = Peer {
-        addr: silent.local_addr().unwrap(),
-        host: "rx.test".into(),
-        implicit_tls: false,
-    };
-    let tls = transport::tls_config(CertPolicy::Opportunistic, None).unwrap();
     let open = Arc::new(transport::OpenConnections::default());
     let started = std::time::Instant::now();
-    let session = {
-        let (peer, tls, open) = (peer.clone(), tls.clone(), open.clone());
-        std::thread::spawn(move || {
-            transport::run_tracked(
-                &peer,
-                Client::new(params(TlsPolicy::Opportunistic)),
-                &tls,
-                &open,
-            )
-            .unwrap()
-        })
-    };
+    let session = session_in_background(silent.local_addr().unwrap(), &open);
     let (_held, _) = silent.accept().unwrap();
     std::thread::sleep(Duration::from_millis(200));
     open.close_all();
-    let attempt = session.join().unwrap();
+    let attempt = session.join().unwrap().unwrap();
     assert!(started.elapsed() < Duration::from_secs(10));
     assert!(attempt
         .report
@@ -258,12 +241,9 @@ fn close_all_ends_a_session_waiting_on_a_silent_peer() {
         .all(|o| matches!(o, Outcome::Transient(_))));
 
     // Once closed, no new connection is made.
-    let later = transport::run_tracked(
-        &peer,
-        Client::new(params(TlsPolicy::Opportunistic)),
-        &tls,
-        &open,
-    );
+    let later = session_in_background(silent.local_addr().unwrap(), &open)
+        .join()
+        .unwrap();
     assert!(
         matches!(&later, Err(TransportError::Connect { source, .. })
             if source.kind() == std::io::ErrorKind::Interrupted),
@@ -271,28 +251,33 @@ fn close_all_ends_a_session_waiting_on_a_silent_peer() {
     );
 }
 
-#[test]
-fn close_all_ends_a_connect_that_gets_no_answer() {
-    let (listener, _held) = support::unanswered_listener();
-    let addr = listener.local_addr().unwrap();
+/// A session with `addr` tracked in `open`, run on its own thread.
+fn session_in_background(
+    addr: SocketAddr,
+    open: &Arc<transport::OpenConnections>,
+) -> JoinHandle<Result<transport::Attempt, TransportError>> {
     let peer = Peer {
         addr,
         host: "rx.test".into(),
         implicit_tls: false,
     };
     let tls = transport::tls_config(CertPolicy::Opportunistic, None).unwrap();
+    let open = open.clone();
+    std::thread::spawn(move || {
+        transport::run_tracked(
+            &peer,
+            Client::new(params(TlsPolicy::Opportunistic)),
+            &tls,
+            &open,
+        )
+    })
+}
+
+#[test]
+fn close_all_ends_a_connect_that_gets_no_answer() {
+    let (listener, _held) = support::unanswered_listener();
     let open = Arc::new(transport::OpenConnections::default());
-    let session = {
-        let open = open.clone();
-        std::thread::spawn(move || {
-            transport::run_tracked(
-                &peer,
-                Client::new(params(TlsPolicy::Opportunistic)),
-                &tls,
-                &open,
-            )
-        })
-    };
+    let session = session_in_background(listener.local_addr().unwrap(), &open);
     std::thread::sleep(Duration::from_millis(300));
     let closed = std::time::Instant::now();
     open.close_all();
