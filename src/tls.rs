@@ -265,6 +265,15 @@ pub fn version_name(connection: &CommonState) -> Option<&'static str> {
     }
 }
 
+/// True when a read or write on a blocking socket gave up at its timeout
+/// (Linux reports `WouldBlock`, other systems `TimedOut`).
+pub fn is_timeout(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
+}
+
 /// A blocking client connection that may have been upgraded to TLS
 /// (STARTTLS or implicit TLS): what outbound delivery and the load
 /// generator speak SMTP over.

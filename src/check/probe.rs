@@ -15,7 +15,7 @@ use rustls::pki_types::ServerName;
 use rustls::{CertificateError, ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 
 use crate::proto::client::{Extensions, MAX_REPLY_LINE, MAX_REPLY_LINES};
-use crate::tls::{ClientStream, ObservingVerifier, VerdictSink};
+use crate::tls::{is_timeout, ClientStream, ObservingVerifier, VerdictSink};
 
 /// Longest wait for a plaintext greeting before trying implicit TLS.
 const GREETING_WAIT: Duration = Duration::from_secs(5);
@@ -418,13 +418,6 @@ impl Conn {
         };
         Ok((conn, version, certificate))
     }
-}
-
-fn is_timeout(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
 }
 
 fn handshake_error(e: &io::Error) -> String {

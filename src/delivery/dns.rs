@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 use simple_dns::rdata::RData;
 use simple_dns::{Name, Packet, Question, CLASS, QCLASS, QTYPE, TYPE};
 
+use crate::tls::is_timeout;
+
 /// Default per-query timeout (resolv.conf's default `timeout:5`).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default rounds over all servers (resolv.conf's default `attempts:2`).
@@ -373,13 +375,6 @@ impl Resolver {
         stream.read_exact(&mut reply).map_err(io)?;
         parse_response(&reply, id, name, qtype)
     }
-}
-
-fn is_timeout(e: &std::io::Error) -> bool {
-    matches!(
-        e.kind(),
-        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-    )
 }
 
 fn random_id() -> Result<u16, DnsError> {

@@ -27,7 +27,7 @@ use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
 
 use crate::proto::client::{Client, ClientAction, Report, TIMEOUT_DATA_BLOCK};
-use crate::tls::{trusted_roots, ClientStream, ObservingVerifier};
+use crate::tls::{is_timeout, trusted_roots, ClientStream, ObservingVerifier};
 
 /// Connecting to one address gives up after this (Postfix's
 /// `smtp_connect_timeout` is 30s).
@@ -388,10 +388,8 @@ fn start_tls(
 }
 
 fn describe(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
-            "timed out waiting for the server".to_string()
-        }
-        _ => e.to_string(),
+    if is_timeout(e) {
+        return "timed out waiting for the server".to_string();
     }
+    e.to_string()
 }
