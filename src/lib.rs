@@ -2,7 +2,8 @@
 //! mail (25), with a durable queue and outbound delivery.
 //!
 //! Layers, dependencies pointing down only:
-//! `runtime` (mio loop, workers, TLS) and `delivery` use `queue`, `auth`,
+//! `runtime` (mio loop, workers, TLS) and `delivery` use `queue`,
+//! `directory` (users, aliases, local mailboxes), `auth` (password checks),
 //! `tls`, `config`; all of them use `proto`, the pure protocol core that has
 //! no I/O and is what the fuzz targets and benchmarks link.
 #![forbid(unsafe_code)]
@@ -12,6 +13,7 @@ pub mod auth;
 pub mod check;
 pub mod config;
 pub mod delivery;
+pub mod directory;
 pub mod loadgen;
 pub mod proto;
 pub mod queue;

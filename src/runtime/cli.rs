@@ -193,7 +193,7 @@ fn passwd(args: &[String]) -> i32 {
         return EXIT_FAILURE;
     }
     match args.first() {
-        Some(address) => println!("{}", crate::auth::users_file_line(address, password)),
+        Some(address) => println!("{}", crate::directory::users_file_line(address, password)),
         None => println!("{}", crate::auth::hash_password(password)),
     }
     0

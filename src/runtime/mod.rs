@@ -13,7 +13,6 @@
 
 mod cli;
 mod conn;
-pub mod directory;
 mod event_loop;
 pub mod limits;
 mod mailbox;
@@ -30,15 +29,14 @@ use mio::{Poll, Waker};
 
 pub use cli::main_with_args;
 
-use crate::auth::{AuthError, Authenticator};
+use crate::auth::Authenticator;
 use crate::config::Config;
-use crate::delivery::aliases::{AliasError, AliasTable};
 use crate::delivery::manager::{Delivery, DeliveryError, DeliveryHandle, NewMail};
+use crate::directory::{AliasError, AliasTable, LocalDirectory, UserTable, UsersError};
 use crate::proto::dot::MAX_TEXT_LINE;
 use crate::proto::session::{Directory, Role, SessionConfig};
 use crate::queue::{QueueError, Spool, SpoolWriter};
 use crate::tls::{ServerCertificate, TlsError};
-use directory::LocalDirectory;
 use event_loop::{EventLoop, Listener, SignalPipes};
 use limits::ConnectionCounter;
 use mailbox::{LoopMessage, Notifier};
@@ -60,7 +58,7 @@ pub enum ServerError {
     /// Loading or generating the certificate failed.
     Tls(TlsError),
     /// The users file could not be loaded.
-    Users(AuthError),
+    Users(UsersError),
     /// The alias file could not be loaded.
     Aliases(AliasError),
     /// The spool could not be opened.
@@ -117,6 +115,8 @@ pub(crate) struct Shared {
     pub tls: Arc<rustls::ServerConfig>,
     /// The certificate they present (reloaded on SIGHUP).
     pub certificate: Arc<ServerCertificate>,
+    /// The users in force (reloaded on SIGHUP).
+    pub users: Arc<UserTable>,
     /// Password checks (on its own threads).
     pub authenticator: Arc<Authenticator>,
     /// The aliases in force (reloaded on SIGHUP with the users file).
@@ -238,7 +238,8 @@ fn start(config: Config, handle_signals: bool) -> Result<ServerHandle, ServerErr
     let certificate = Arc::new(ServerCertificate::load(&cert, &key).map_err(ServerError::Tls)?);
     let tls = crate::tls::server_config(certificate.clone()).map_err(ServerError::Tls)?;
     let first_start = create_users_file_if_missing(&config)?;
-    let authenticator = Authenticator::load(&config.users_path()).map_err(ServerError::Users)?;
+    let users = Arc::new(UserTable::load(&config.users_path()).map_err(ServerError::Users)?);
+    let authenticator = Authenticator::new(users.clone());
     let aliases = Arc::new(
         AliasTable::load(config.delivery.aliases.as_deref()).map_err(ServerError::Aliases)?,
     );
@@ -253,7 +254,7 @@ fn start(config: Config, handle_signals: bool) -> Result<ServerHandle, ServerErr
             Delivery::start(
                 delivery_config,
                 spool.clone(),
-                authenticator.clone(),
+                users.clone(),
                 aliases.clone(),
             )
             .map_err(ServerError::Delivery)?,
@@ -265,7 +266,7 @@ fn start(config: Config, handle_signals: bool) -> Result<ServerHandle, ServerErr
     let spool = SpoolWriter::start(spool);
     let directory: Arc<dyn Directory> = Arc::new(LocalDirectory::new(
         &config.effective_local_domains(),
-        authenticator.clone(),
+        users.clone(),
         aliases.clone(),
     ));
     let session_config = Arc::new(SessionConfig {
@@ -333,6 +334,7 @@ fn start(config: Config, handle_signals: bool) -> Result<ServerHandle, ServerErr
         directory,
         tls,
         certificate,
+        users,
         authenticator,
         aliases,
         spool,
@@ -464,7 +466,7 @@ fn create_users_file_if_missing(config: &Config) -> Result<Option<FirstStart>, S
         what: "generate a password",
         source: std::io::Error::other("the system random number generator failed"),
     })?;
-    let line = format!("{}\n", crate::auth::users_file_line(&user, &password));
+    let line = format!("{}\n", crate::directory::users_file_line(&user, &password));
     let failed = |source| ServerError::DataDir {
         path: path.clone(),
         source,
