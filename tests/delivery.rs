@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use dns_server::{DnsServer, Rec, Zone};
+use outpost::cli::queue as queue_cli;
 use outpost::delivery::config::{self, DeliveryConfig};
 use outpost::delivery::manager::{Delivery, DeliveryHandle};
-use outpost::delivery::queue_cli;
 use outpost::delivery::retry::{RetryPolicy, Schedule};
 use outpost::directory::{users_file_line, AliasTable, UserTable};
 use outpost::proto::command::Notify;

@@ -1,7 +1,7 @@
 //! Outbound delivery: MX lookup, target selection, the retry schedule,
 //! Maildir for local recipients, and the queue manager threads
 //! ([`manager::Delivery`]) that drive `proto::client` over sockets with
-//! rustls; plus the `outpost queue` tools ([`queue_cli`]).
+//! rustls.
 //!
 //! Everything here runs on its own blocking threads with timeouts, never on
 //! the event loop. The pure parts (`route`, `retry`, DNS response parsing)
@@ -11,7 +11,6 @@ pub mod config;
 pub mod dns;
 pub mod maildir;
 pub mod manager;
-pub mod queue_cli;
 pub mod retry;
 pub mod route;
 pub mod transport;
