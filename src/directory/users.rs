@@ -243,7 +243,7 @@ impl StoredHashes for UserTable {
 }
 
 /// `local@DOMAIN` → `local@domain`; the local part keeps its case.
-pub fn normalize(address: &str) -> String {
+fn normalize(address: &str) -> String {
     match address.rsplit_once('@') {
         Some((local, domain)) => format!("{local}@{}", domain.to_lowercase()),
         None => address.to_string(),
