@@ -2,16 +2,20 @@
 //! mail (25), with a durable queue and outbound delivery.
 //!
 //! Layers, dependencies pointing down only:
-//! `runtime` (mio loop, workers, TLS) and `delivery` use `queue`, `auth`,
-//! `tls`, `config`; all of them use `proto`, the pure protocol core that has
-//! no I/O and is what the fuzz targets and benchmarks link.
+//! `cli` (the `outpost` command line, the only user of `check` and
+//! `loadgen`) on top; `runtime` (mio loop, workers, TLS) and `delivery` use
+//! `queue`, `directory` (users, aliases, local mailboxes), `auth` (password
+//! checks), `tls`, `config`; all of them use `proto`, the pure protocol core
+//! that has no I/O and is what the fuzz targets and benchmarks link.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod auth;
 pub mod check;
+pub mod cli;
 pub mod config;
 pub mod delivery;
+pub mod directory;
 pub mod loadgen;
 pub mod proto;
 pub mod queue;

@@ -1,5 +1,5 @@
 //! The `outpost` binary: a thin wrapper over the library.
 
 fn main() {
-    std::process::exit(outpost::runtime::main_with_args(std::env::args().collect()));
+    std::process::exit(outpost::cli::main_with_args(std::env::args().collect()));
 }

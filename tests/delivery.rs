@@ -15,12 +15,11 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use dns_server::{DnsServer, Rec, Zone};
-use outpost::auth::{users_file_line, Authenticator};
-use outpost::delivery::aliases::AliasTable;
+use outpost::cli::queue as queue_cli;
 use outpost::delivery::config::{self, DeliveryConfig};
 use outpost::delivery::manager::{Delivery, DeliveryHandle};
-use outpost::delivery::queue_cli;
 use outpost::delivery::retry::{RetryPolicy, Schedule};
+use outpost::directory::{users_file_line, AliasTable, UserTable};
 use outpost::proto::command::Notify;
 use outpost::proto::session::{Envelope, NewMessage, Origin, Recipient};
 use outpost::queue::{RecipientState, Spool};
@@ -61,7 +60,7 @@ fn data_dir(name: &str) -> DataDir {
     DataDir(dir)
 }
 
-fn users(addresses: &[&str]) -> Arc<Authenticator> {
+fn users(addresses: &[&str]) -> Arc<UserTable> {
     let list = addresses
         .iter()
         .map(|a| {
@@ -70,7 +69,7 @@ fn users(addresses: &[&str]) -> Arc<Authenticator> {
             (addr.to_string(), hash.to_string())
         })
         .collect();
-    Authenticator::from_users(list).unwrap()
+    Arc::new(UserTable::from_list(list).unwrap())
 }
 
 fn message(sender: &str, recipients: &[&str]) -> NewMessage {
@@ -350,7 +349,7 @@ fn store(spool: &Spool, sender: &str, recipients: &[&str]) -> String {
     spool.store(&message(sender, recipients)).unwrap()
 }
 
-fn start(config: DeliveryConfig, spool: &Arc<Spool>, users: Arc<Authenticator>) -> DeliveryHandle {
+fn start(config: DeliveryConfig, spool: &Arc<Spool>, users: Arc<UserTable>) -> DeliveryHandle {
     let aliases = AliasTable::load(config.aliases.as_deref()).unwrap();
     Delivery::start(config, spool.clone(), users, Arc::new(aliases)).unwrap()
 }

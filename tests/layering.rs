@@ -25,6 +25,8 @@ const FORBIDDEN: &[&str] = &[
     "crate::auth",
     "crate::tls",
     "crate::config",
+    "crate::directory",
+    "crate::cli",
 ];
 
 #[test]

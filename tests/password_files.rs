@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use outpost::auth::Authenticator;
+use outpost::directory::UserTable;
 use outpost::proto::sasl::Credentials;
 use outpost::proto::session::AuthResult;
 
@@ -62,7 +63,7 @@ fn run(program: &str, args: &[&str], stdin: &str) -> Option<String> {
 
 fn verify_file(name: &str, user: &str, line: &str, password: &str) {
     let path = temp_file(name, &format!("# made by {name}\n{line}\n"));
-    let auth = Authenticator::load(&path).unwrap();
+    let auth = Authenticator::new(Arc::new(UserTable::load(&path).unwrap()));
     assert_eq!(
         check(&auth, "192.0.2.1", user, password),
         AuthResult::Success,

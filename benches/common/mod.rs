@@ -4,8 +4,9 @@
 
 use std::sync::Arc;
 
+use outpost::directory::FixedDirectory;
 use outpost::proto::dot::{self, DataStatus, Unstuffer, MAX_TEXT_LINE};
-use outpost::proto::session::{Action, ClientInfo, Directory, Role, Session, SessionConfig};
+use outpost::proto::session::{Action, ClientInfo, Role, Session, SessionConfig};
 
 /// The read size the server uses; bodies are fed to the unstuffer in
 /// chunks of this size, like reads from a socket.
@@ -162,21 +163,6 @@ pub fn unstuff(wire: &[u8], out: &mut Vec<u8>) -> usize {
     panic!("no end of data");
 }
 
-/// Everything is local and every mailbox exists.
-pub struct OpenDirectory;
-
-impl Directory for OpenDirectory {
-    fn is_local_domain(&self, _domain: &str) -> bool {
-        false
-    }
-    fn mailbox_exists(&self, _address: &str) -> bool {
-        true
-    }
-    fn may_send_as(&self, _user: &str, _sender: &str) -> bool {
-        true
-    }
-}
-
 /// One client conversation, EHLO to QUIT, with a 100 KiB message.
 pub fn conversation() -> Vec<u8> {
     let message = body(Kind::Text, 100 * 1024);
@@ -202,7 +188,9 @@ pub fn run_session(config: &Arc<SessionConfig>, input: &[u8], out: &mut Vec<u8>)
         trusted: true,
         tls: None,
     };
-    let mut session = Session::new(Role::Smtp, config.clone(), Arc::new(OpenDirectory), client);
+    // No local domains: the trusted client relays every recipient.
+    let directory = Arc::new(FixedDirectory::default());
+    let mut session = Session::new(Role::Smtp, config.clone(), directory, client);
     session.greeting(out);
     let mut start = 0;
     let mut end = CHUNK.min(input.len());

@@ -28,9 +28,9 @@
 use std::sync::Arc;
 
 use libfuzzer_sys::fuzz_target;
+use outpost::directory::FixedDirectory;
 use outpost::proto::session::{
-    Action, AuthResult, ClientInfo, Directory, NewMessage, Role, Session, SessionConfig,
-    MAX_AUTH_LINE,
+    Action, AuthResult, ClientInfo, NewMessage, Role, Session, SessionConfig, MAX_AUTH_LINE,
 };
 
 #[path = "common/mod.rs"]
@@ -41,28 +41,12 @@ const HOSTNAME: &str = "mx.example.com";
 const HELLO: &str = "mx.example.com Hello ";
 const USER: &str = "alice@example.com";
 const PASSWORD: &str = "secret";
-/// Mailboxes of the fixed directory, lowercase.
+/// Mailboxes of `FixedDirectory::example()`, lowercase.
 const MAILBOXES: [&str; 3] = [
     "alice@example.com",
     "bob@example.com",
     "postmaster@example.com",
 ];
-
-/// `example.com` is local with alice and bob; alice may also send as
-/// `sales@example.com`.
-struct FixedDirectory;
-
-impl Directory for FixedDirectory {
-    fn is_local_domain(&self, domain: &str) -> bool {
-        domain == "example.com"
-    }
-    fn mailbox_exists(&self, address: &str) -> bool {
-        matches!(address, "alice@example.com" | "bob@example.com")
-    }
-    fn may_send_as(&self, user: &str, sender: &str) -> bool {
-        user == sender || (user == USER && sender == "sales@example.com")
-    }
-}
 
 /// Whole commands and DATA pieces: random bytes become conversations.
 const TOKENS: &[&[u8]] = &[
@@ -440,7 +424,7 @@ fuzz_target!(|data: &[u8]| {
         trusted,
         tls: tls.then(|| "TLSv1.3".to_string()),
     };
-    let session = Session::new(role, Arc::new(config), Arc::new(FixedDirectory), client);
+    let session = Session::new(role, Arc::new(config), Arc::new(FixedDirectory::example()), client);
     let mut driver = Driver {
         role,
         trusted,

@@ -65,11 +65,6 @@ impl CredentialCache {
         entries.insert(user.to_string(), (key, now));
     }
 
-    /// Forgets everything (after a reload of the users file).
-    pub fn clear(&self) {
-        self.entries.lock().clear();
-    }
-
     /// How many users are remembered.
     #[cfg(test)]
     pub fn len(&self) -> usize {
@@ -123,7 +118,5 @@ mod tests {
         assert_eq!(cache.len(), 2);
         assert!(!cache.contains("a", "1", "h", t0 + Duration::from_secs(2)));
         assert!(cache.contains("c", "3", "h", t0 + Duration::from_secs(2)));
-        cache.clear();
-        assert!(cache.is_empty());
     }
 }

@@ -1,7 +1,9 @@
-//! Users and passwords: the users file (`address:hash` per line, hashes
-//! `$6$`, `$2y$`/`$2b$`, `$argon2id$`), verification off the protocol
-//! workers, and failed-login throttling per client IP. May import `proto`
-//! (credentials, results) and nothing above it.
+//! Password verification: checks `AUTH` credentials against the stored
+//! hashes (`$6$`, `$2y$`/`$2b$`, `$argon2id$`) off the protocol workers,
+//! with a small cache of verified credentials and failed-login throttling
+//! per client IP. The hashes come from a [`StoredHashes`] source (the
+//! users table of `directory`). May import `proto` (credentials, results)
+//! and nothing above it.
 //!
 //! Threads: [`AUTH_THREADS`] verifier threads take checks from a bounded
 //! channel, so a slow hash (bcrypt, argon2 take tens to hundreds of
@@ -13,16 +15,13 @@
 mod cache;
 mod hash;
 mod throttle;
-mod users;
 
 use std::net::IpAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
-use parking_lot::RwLock;
 
 use crate::proto::sasl::Credentials;
 use crate::proto::session::AuthResult;
@@ -33,7 +32,6 @@ pub use throttle::AuthLimits;
 
 use cache::CredentialCache;
 use throttle::Throttle;
-use users::{normalize, UserTable};
 
 /// Verifier threads: enough that one slow hash does not hold up every
 /// login, few enough that guessing cannot take the CPU from mail.
@@ -42,45 +40,15 @@ pub const AUTH_THREADS: usize = 2;
 /// client retries) rather than an unbounded backlog.
 pub const AUTH_QUEUE: usize = 256;
 
-/// Errors loading the users file.
-#[derive(Debug)]
-pub enum AuthError {
-    /// The file could not be read.
-    Io {
-        /// The users file.
-        path: std::path::PathBuf,
-        /// The underlying I/O error.
-        source: std::io::Error,
-    },
-    /// A line is not `address:hash` with a supported hash.
-    BadLine {
-        /// The users file.
-        path: std::path::PathBuf,
-        /// The 1-based line number.
-        line: usize,
-        /// What is wrong with the line.
-        reason: String,
-    },
-}
-
-impl std::fmt::Display for AuthError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            AuthError::Io { path, source } => write!(f, "{}: {source}", path.display()),
-            AuthError::BadLine { path, line, reason } => {
-                write!(f, "{}:{line}: {reason}", path.display())
-            }
-        }
-    }
-}
-
-impl std::error::Error for AuthError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            AuthError::Io { source, .. } => Some(source),
-            AuthError::BadLine { .. } => None,
-        }
-    }
+/// Where the verifiers find stored hashes: the users in force, which may
+/// change between two checks (SIGHUP).
+pub trait StoredHashes: Send + Sync {
+    /// The stored hash of `user` (domain compared without regard to case),
+    /// if it is a user.
+    fn stored_hash(&self, user: &str) -> Option<StoredHash>;
+    /// Some user's hash (the first one's), so that checking an unknown
+    /// user costs what checking a real one does; `None` without users.
+    fn sample_hash(&self) -> Option<StoredHash>;
 }
 
 /// Called with the result of a check, on an auth thread. If the verifiers
@@ -88,49 +56,26 @@ impl std::error::Error for AuthError {
 /// with [`AuthResult::TemporaryFailure`].
 pub type AuthDone = Box<dyn FnOnce(AuthResult) + Send>;
 
-/// One `address:hash` line for the users file, hashing `password` as
-/// `$6$` (what `outpost passwd` prints).
-pub fn users_file_line(address: &str, password: &str) -> String {
-    format!("{address}:{}", hash_password(password))
-}
-
-/// The user table plus throttling and a small cache of verified
+/// The verifier threads plus throttling and a small cache of verified
 /// credentials, shared by all sessions.
 pub struct Authenticator {
+    /// The verifiers' state, which only the tests look into.
+    #[cfg(test)]
     shared: Arc<Shared>,
     jobs: Sender<Job>,
 }
 
 struct Shared {
-    /// The users file, for [`Authenticator::reload`]; `None` when built
-    /// from a list.
-    source: Option<PathBuf>,
-    table: RwLock<Table>,
+    users: Arc<dyn StoredHashes>,
+    /// Verified in place of an unknown user's hash when there are no users
+    /// (made on first need: hashing takes a while).
+    no_users_decoy: OnceLock<StoredHash>,
     cache: CredentialCache,
     limits: AuthLimits,
     /// Failures per client IP and user.
     per_login: Throttle<(IpAddr, String)>,
     /// Failures per client IP, any user.
     per_ip: Throttle<IpAddr>,
-}
-
-struct Table {
-    users: UserTable,
-    /// Verified in place of an unknown user's hash, so "no such user"
-    /// costs as long as "wrong password": a real user's hash (same kind
-    /// and cost as the file uses), whose result is ignored.
-    decoy: StoredHash,
-}
-
-impl Table {
-    fn new(users: UserTable) -> Table {
-        let decoy = match users.users().first() {
-            Some(user) => user.hash.clone(),
-            // No users: any valid hash will do, nothing can log in anyway.
-            None => StoredHash::ShaCrypt(hash_password("no users are configured")),
-        };
-        Table { users, decoy }
-    }
 }
 
 struct Job {
@@ -147,47 +92,16 @@ struct Delayed {
 }
 
 impl Authenticator {
-    /// Loads the users file.
-    pub fn load(path: &Path) -> Result<Arc<Authenticator>, AuthError> {
-        Authenticator::load_with_limits(path, AuthLimits::default())
+    /// Starts the verifiers for the hashes of `users`.
+    pub fn new(users: Arc<dyn StoredHashes>) -> Arc<Authenticator> {
+        Authenticator::with_limits(users, AuthLimits::default())
     }
 
-    /// Loads the users file with throttle `limits`.
-    pub fn load_with_limits(
-        path: &Path,
-        limits: AuthLimits,
-    ) -> Result<Arc<Authenticator>, AuthError> {
-        let users = read_users(path)?;
-        Ok(Authenticator::start(
-            Some(path.to_path_buf()),
-            users,
-            limits,
-        ))
-    }
-
-    /// Builds an authenticator from `(address, hash)` pairs (tests, and a
-    /// first start before the users file exists).
-    pub fn from_users(users: Vec<(String, String)>) -> Result<Arc<Authenticator>, AuthError> {
-        Authenticator::from_users_with_limits(users, AuthLimits::default())
-    }
-
-    /// [`Authenticator::from_users`] with throttle `limits`.
-    pub fn from_users_with_limits(
-        users: Vec<(String, String)>,
-        limits: AuthLimits,
-    ) -> Result<Arc<Authenticator>, AuthError> {
-        let entries = users
-            .into_iter()
-            .enumerate()
-            .map(|(i, (address, hash))| (i + 1, address, hash));
-        let table = UserTable::build(entries.collect(), Path::new("<users list>"))?;
-        Ok(Authenticator::start(None, table, limits))
-    }
-
-    fn start(source: Option<PathBuf>, users: UserTable, limits: AuthLimits) -> Arc<Authenticator> {
+    /// [`Authenticator::new`] with throttle `limits`.
+    pub fn with_limits(users: Arc<dyn StoredHashes>, limits: AuthLimits) -> Arc<Authenticator> {
         let shared = Arc::new(Shared {
-            source,
-            table: RwLock::new(Table::new(users)),
+            users,
+            no_users_decoy: OnceLock::new(),
             cache: CredentialCache::new(CACHE_CAPACITY, CACHE_TTL),
             limits,
             per_login: Throttle::new(limits.max_failures, limits.window),
@@ -206,7 +120,11 @@ impl Authenticator {
                 run_verifier(&shared, &receiver, &delays)
             });
         }
-        Arc::new(Authenticator { shared, jobs })
+        Arc::new(Authenticator {
+            #[cfg(test)]
+            shared,
+            jobs,
+        })
     }
 
     /// Checks credentials on an auth thread and calls `done`. Unknown user
@@ -226,66 +144,31 @@ impl Authenticator {
             Err(TrySendError::Disconnected(job)) => (job.done)(AuthResult::TemporaryFailure),
         }
     }
+}
 
-    /// Is `address` a user (lowercase compare of the domain)?
-    pub fn user_exists(&self, address: &str) -> bool {
-        self.shared.table.read().users.get(address).is_some()
-    }
-
-    /// The users whose address is in `domain` (any case), in file order.
-    pub fn users_for_domain(&self, domain: &str) -> Vec<String> {
-        let domain = domain.to_lowercase();
-        let table = self.shared.table.read();
-        table
-            .users
-            .users()
-            .iter()
-            .filter(|u| u.address.rsplit_once('@').is_some_and(|(_, d)| d == domain))
-            .map(|u| u.address.clone())
-            .collect()
-    }
-
-    /// The first user of `domain` in file order (where `postmaster@` goes
-    /// unless aliased).
-    pub fn first_user(&self, domain: &str) -> Option<String> {
-        self.users_for_domain(domain).into_iter().next()
-    }
-
-    /// Does authenticated `user` own `address`? A user owns its own
-    /// address (domain compared case-insensitively).
-    pub fn owns(&self, user: &str, address: &str) -> bool {
-        normalize(user) == normalize(address)
-    }
-
-    /// How many users there are.
-    pub fn user_count(&self) -> usize {
-        self.shared.table.read().users.users().len()
-    }
-
-    /// Re-reads the users file (SIGHUP) and forgets cached credentials. On
-    /// error the old table stays in force. Without a file it does nothing.
-    pub fn reload(&self) -> Result<(), AuthError> {
-        let Some(path) = &self.shared.source else {
-            return Ok(());
-        };
-        let users = read_users(path)?;
-        *self.shared.table.write() = Table::new(users);
-        self.shared.cache.clear();
-        log::info!(
-            "auth: reloaded {} ({} users)",
-            path.display(),
-            self.user_count()
-        );
-        Ok(())
+impl Shared {
+    /// Verified in place of an unknown user's hash, so "no such user" costs
+    /// as long as "wrong password": a real user's hash (same kind and cost
+    /// as the users file uses), whose result is ignored.
+    fn decoy(&self) -> StoredHash {
+        match self.users.sample_hash() {
+            Some(hash) => hash,
+            // No users: any valid hash will do, nothing can log in anyway.
+            None => self
+                .no_users_decoy
+                .get_or_init(|| StoredHash::ShaCrypt(hash_password("no users are configured")))
+                .clone(),
+        }
     }
 }
 
-fn read_users(path: &Path) -> Result<UserTable, AuthError> {
-    let text = std::fs::read_to_string(path).map_err(|source| AuthError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    UserTable::parse(&text, path)
+/// The name a login is throttled, cached and logged under: the domain
+/// lowercased, as the users table compares addresses (RFC 5321 §2.4).
+fn login_name(user: &str) -> String {
+    match user.rsplit_once('@') {
+        Some((local, domain)) => format!("{local}@{}", domain.to_lowercase()),
+        None => user.to_string(),
+    }
 }
 
 fn spawn_logged(name: &str, body: impl FnOnce() + Send + 'static) {
@@ -306,19 +189,16 @@ fn run_verifier(shared: &Shared, jobs: &Receiver<Job>, delays: &Sender<Delayed>)
             done,
         } = job;
         let now = Instant::now();
-        let user = normalize(&credentials.username);
+        let user = login_name(&credentials.username);
         let login = (client, user.clone());
         if shared.per_login.is_throttled(&login, now) || shared.per_ip.is_throttled(&client, now) {
             log::warn!("auth: user={user:?} result=throttled ip={client}");
             done(AuthResult::Throttled);
             continue;
         }
-        let (hash, known) = {
-            let table = shared.table.read();
-            match table.users.get(&user) {
-                Some(found) => (found.hash.clone(), true),
-                None => (table.decoy.clone(), false),
-            }
+        let (hash, known) = match shared.users.stored_hash(&user) {
+            Some(found) => (found, true),
+            None => (shared.decoy(), false),
         };
         let password = credentials.password.as_str();
         let cached = known && shared.cache.contains(&user, password, hash.as_str(), now);

@@ -35,12 +35,11 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use parking_lot::{Condvar, Mutex};
 use rustls::ClientConfig;
 
-use super::aliases::AliasTable;
 use super::config::DeliveryConfig;
 use super::dns::{Resolver, ResolverConfig};
 use super::maildir::MailStore;
 use super::transport::{self, CertPolicy, TransportError};
-use crate::auth::Authenticator;
+use crate::directory::{AliasTable, UserTable};
 use crate::proto::client::Credentials;
 use crate::queue::{QueueError, QueueId, Spool};
 use attempt::{now_millis, Finished, Next};
@@ -91,7 +90,7 @@ impl std::error::Error for DeliveryError {}
 pub(crate) struct Context {
     config: DeliveryConfig,
     spool: Arc<Spool>,
-    users: Arc<Authenticator>,
+    users: Arc<UserTable>,
     aliases: Arc<AliasTable>,
     /// The resolver, or why there is none (no usable resolv.conf).
     resolver: Result<Resolver, String>,
@@ -154,7 +153,7 @@ impl Delivery {
     pub fn start(
         config: DeliveryConfig,
         spool: Arc<Spool>,
-        users: Arc<Authenticator>,
+        users: Arc<UserTable>,
         aliases: Arc<AliasTable>,
     ) -> Result<DeliveryHandle, DeliveryError> {
         let credentials = match (&config.relay_user, &config.relay_password_file) {

@@ -1,18 +1,16 @@
 //! Outbound delivery: MX lookup, target selection, the retry schedule,
-//! Maildir for local recipients, aliases, and the queue manager threads
+//! Maildir for local recipients, and the queue manager threads
 //! ([`manager::Delivery`]) that drive `proto::client` over sockets with
-//! rustls; plus the `outpost queue` tools ([`queue_cli`]).
+//! rustls.
 //!
 //! Everything here runs on its own blocking threads with timeouts, never on
 //! the event loop. The pure parts (`route`, `retry`, DNS response parsing)
 //! take their randomness as a seed parameter so they can be tested exactly.
 
-pub mod aliases;
 pub mod config;
 pub mod dns;
 pub mod maildir;
 pub mod manager;
-pub mod queue_cli;
 pub mod retry;
 pub mod route;
 pub mod transport;

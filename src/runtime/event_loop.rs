@@ -270,7 +270,7 @@ impl EventLoop {
             drain(&mut pipes.reload);
         }
         log::info!("received SIGHUP: reloading the users file, the aliases and the certificate");
-        if let Err(e) = self.shared.authenticator.reload() {
+        if let Err(e) = self.shared.users.reload() {
             log::error!("users file not reloaded, the previous one stays in force: {e}");
         }
         match self.shared.aliases.reload() {

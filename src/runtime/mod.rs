@@ -9,11 +9,10 @@
 //! worker never waits for them.
 //!
 //! [`Server::start`] is the library entry point (tests use it with port-0
-//! listeners); `cli` is the `outpost` command line.
+//! listeners); the `outpost` command line (`cli`) prepares the data
+//! directory on the first start and calls it.
 
-mod cli;
 mod conn;
-pub mod directory;
 mod event_loop;
 pub mod limits;
 mod mailbox;
@@ -21,24 +20,21 @@ mod pool;
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use mio::{Poll, Waker};
 
-pub use cli::main_with_args;
-
-use crate::auth::{AuthError, Authenticator};
+use crate::auth::Authenticator;
 use crate::config::Config;
-use crate::delivery::aliases::{AliasError, AliasTable};
 use crate::delivery::manager::{Delivery, DeliveryError, DeliveryHandle, NewMail};
+use crate::directory::{AliasError, AliasTable, LocalDirectory, UserTable, UsersError};
 use crate::proto::dot::MAX_TEXT_LINE;
 use crate::proto::session::{Directory, Role, SessionConfig};
 use crate::queue::{QueueError, Spool, SpoolWriter};
 use crate::tls::{ServerCertificate, TlsError};
-use directory::LocalDirectory;
 use event_loop::{EventLoop, Listener, SignalPipes};
 use limits::ConnectionCounter;
 use mailbox::{LoopMessage, Notifier};
@@ -47,7 +43,8 @@ use pool::Pool;
 /// Errors starting the server; each says what was being done.
 #[derive(Debug)]
 pub enum ServerError {
-    /// The data directory (or a file in it) could not be created.
+    /// The data directory (or a file in it) could not be created (first
+    /// start).
     DataDir {
         /// The directory or file that could not be created.
         path: PathBuf,
@@ -60,7 +57,7 @@ pub enum ServerError {
     /// Loading or generating the certificate failed.
     Tls(TlsError),
     /// The users file could not be loaded.
-    Users(AuthError),
+    Users(UsersError),
     /// The alias file could not be loaded.
     Aliases(AliasError),
     /// The spool could not be opened.
@@ -117,6 +114,8 @@ pub(crate) struct Shared {
     pub tls: Arc<rustls::ServerConfig>,
     /// The certificate they present (reloaded on SIGHUP).
     pub certificate: Arc<ServerCertificate>,
+    /// The users in force (reloaded on SIGHUP).
+    pub users: Arc<UserTable>,
     /// Password checks (on its own threads).
     pub authenticator: Arc<Authenticator>,
     /// The aliases in force (reloaded on SIGHUP with the users file).
@@ -128,24 +127,14 @@ pub(crate) struct Shared {
     pub new_mail: Option<NewMail>,
 }
 
-/// The user created on the very first start, whose password is shown once.
-#[derive(Debug, Clone)]
-pub struct FirstStart {
-    /// The user's address, e.g. `postmaster@mx.example`.
-    pub user: String,
-    /// The generated password.
-    pub password: String,
-    /// The users file that was created.
-    pub users_file: PathBuf,
-}
-
 /// Starts servers.
 pub struct Server;
 
 impl Server {
-    /// Prepares the data directory (self-signed certificate and first user
-    /// if missing), binds the listeners (port 0 allowed), and starts the
-    /// event loop and workers. Signals are left alone.
+    /// Loads the certificate, the users and the aliases, opens the spool,
+    /// binds the listeners (port 0 allowed), and starts the event loop and
+    /// workers. Signals are left alone. The data directory must hold what
+    /// `config` names (`outpost serve` prepares it on the first start).
     pub fn start(config: Config) -> Result<ServerHandle, ServerError> {
         start(config, false)
     }
@@ -163,7 +152,6 @@ pub struct ServerHandle {
     smtp: Vec<SocketAddr>,
     submission: Vec<SocketAddr>,
     submissions: Vec<SocketAddr>,
-    first_start: Option<FirstStart>,
     notify: Notifier,
     thread: Option<JoinHandle<()>>,
     delivery: Option<DeliveryHandle>,
@@ -183,11 +171,6 @@ impl ServerHandle {
     /// The bound submissions (port-465 role) addresses.
     pub fn submissions_addrs(&self) -> &[SocketAddr] {
         &self.submissions
-    }
-
-    /// The user created because no users file existed, if this start did.
-    pub fn first_start(&self) -> Option<&FirstStart> {
-        self.first_start.as_ref()
     }
 
     /// Asks for a graceful stop without waiting for it.
@@ -233,12 +216,11 @@ impl Drop for ServerHandle {
 }
 
 fn start(config: Config, handle_signals: bool) -> Result<ServerHandle, ServerError> {
-    create_private_dir(&config.data_dir)?;
     let (cert, key) = certificate_paths(&config)?;
     let certificate = Arc::new(ServerCertificate::load(&cert, &key).map_err(ServerError::Tls)?);
     let tls = crate::tls::server_config(certificate.clone()).map_err(ServerError::Tls)?;
-    let first_start = create_users_file_if_missing(&config)?;
-    let authenticator = Authenticator::load(&config.users_path()).map_err(ServerError::Users)?;
+    let users = Arc::new(UserTable::load(&config.users_path()).map_err(ServerError::Users)?);
+    let authenticator = Authenticator::new(users.clone());
     let aliases = Arc::new(
         AliasTable::load(config.delivery.aliases.as_deref()).map_err(ServerError::Aliases)?,
     );
@@ -253,7 +235,7 @@ fn start(config: Config, handle_signals: bool) -> Result<ServerHandle, ServerErr
             Delivery::start(
                 delivery_config,
                 spool.clone(),
-                authenticator.clone(),
+                users.clone(),
                 aliases.clone(),
             )
             .map_err(ServerError::Delivery)?,
@@ -265,7 +247,7 @@ fn start(config: Config, handle_signals: bool) -> Result<ServerHandle, ServerErr
     let spool = SpoolWriter::start(spool);
     let directory: Arc<dyn Directory> = Arc::new(LocalDirectory::new(
         &config.effective_local_domains(),
-        authenticator.clone(),
+        users.clone(),
         aliases.clone(),
     ));
     let session_config = Arc::new(SessionConfig {
@@ -333,6 +315,7 @@ fn start(config: Config, handle_signals: bool) -> Result<ServerHandle, ServerErr
         directory,
         tls,
         certificate,
+        users,
         authenticator,
         aliases,
         spool,
@@ -355,7 +338,6 @@ fn start(config: Config, handle_signals: bool) -> Result<ServerHandle, ServerErr
         smtp,
         submission,
         submissions,
-        first_start,
         notify,
         thread: Some(thread),
         delivery,
@@ -390,97 +372,17 @@ fn signal_pipes() -> std::io::Result<SignalPipes> {
     Ok(SignalPipes { stop, reload })
 }
 
-fn create_private_dir(path: &Path) -> Result<(), ServerError> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(path)
-        .map_err(|source| ServerError::DataDir {
-            path: path.to_path_buf(),
-            source,
-        })
-}
-
-/// The certificate and key to use: the given pair, or the generated pair
-/// in `<data-dir>/tls/`, created on first start.
-fn certificate_paths(config: &Config) -> Result<(PathBuf, PathBuf), ServerError> {
+/// The certificate and key to serve: the given pair, or the pair in
+/// `<data-dir>/tls/` that the first start generates.
+pub fn certificate_paths(config: &Config) -> Result<(PathBuf, PathBuf), ServerError> {
     match (&config.tls_cert, &config.tls_key) {
-        (Some(cert), Some(key)) => return Ok((cert.clone(), key.clone())),
-        (Some(_), None) | (None, Some(_)) => {
-            return Err(ServerError::TlsPair(
-                "--tls-cert and --tls-key must be given together".to_string(),
-            ))
+        (Some(cert), Some(key)) => Ok((cert.clone(), key.clone())),
+        (None, None) => {
+            let dir = config.data_dir.join("tls");
+            Ok((dir.join("cert.pem"), dir.join("key.pem")))
         }
-        (None, None) => {}
+        (Some(_), None) | (None, Some(_)) => Err(ServerError::TlsPair(
+            "--tls-cert and --tls-key must be given together".to_string(),
+        )),
     }
-    let dir = config.data_dir.join("tls");
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    match (cert.exists(), key.exists()) {
-        (true, true) => {}
-        (false, false) => {
-            let mut names = vec![config.hostname.clone()];
-            names.extend(config.effective_local_domains());
-            names.push("localhost".to_string());
-            names.sort();
-            names.dedup();
-            crate::tls::generate_self_signed(&names, &cert, &key).map_err(ServerError::Tls)?;
-            log::info!(
-                "generated a self-signed certificate for {names:?} in {}",
-                dir.display()
-            );
-        }
-        _ => {
-            return Err(ServerError::TlsPair(format!(
-                "only one of {} and {} exists; remove it to generate a new pair",
-                cert.display(),
-                key.display()
-            )))
-        }
-    }
-    Ok((cert, key))
-}
-
-/// On the very first start (no `--users`, no `<data-dir>/users`), creates
-/// the users file with `postmaster@<first local domain>` and a generated
-/// password.
-fn create_users_file_if_missing(config: &Config) -> Result<Option<FirstStart>, ServerError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    if config.users.is_some() {
-        return Ok(None);
-    }
-    let path = config.users_path();
-    if path.exists() {
-        return Ok(None);
-    }
-    let domain = config
-        .effective_local_domains()
-        .into_iter()
-        .next()
-        .unwrap_or_default();
-    let user = format!("postmaster@{domain}");
-    let password = crate::auth::generate_password().map_err(|_| ServerError::Setup {
-        what: "generate a password",
-        source: std::io::Error::other("the system random number generator failed"),
-    })?;
-    let line = format!("{}\n", crate::auth::users_file_line(&user, &password));
-    let failed = |source| ServerError::DataDir {
-        path: path.clone(),
-        source,
-    };
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(failed)?;
-    file.write_all(line.as_bytes()).map_err(failed)?;
-    file.sync_all().map_err(failed)?;
-    log::info!("created {} with the user {user}", path.display());
-    Ok(Some(FirstStart {
-        user,
-        password,
-        users_file: path,
-    }))
 }

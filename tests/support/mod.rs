@@ -101,6 +101,7 @@ impl TestServer {
         let mut config = test_config(dir.path());
         config.users = Some(users_path);
         adjust(&mut config);
+        outpost::cli::first_start::prepare(&config).unwrap();
         let handle = Server::start(config).unwrap();
         let cert_pem = std::fs::read(dir.path().join("tls/cert.pem")).unwrap();
         TestServer {

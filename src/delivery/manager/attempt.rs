@@ -512,7 +512,7 @@ fn deliver_local(
     body: &[u8],
     rcpt: &Recipient,
 ) -> RcptResult {
-    let Some(user) = local_user(ctx, &rcpt.address) else {
+    let Some(user) = ctx.users.mailbox_owner(&rcpt.address) else {
         return RcptResult::Permanent(format!("5.1.1 <{}>: no such mailbox here", rcpt.address));
     };
     let Some((local, domain)) = user.rsplit_once('@') else {
@@ -538,19 +538,6 @@ fn deliver_local(
             RcptResult::Transient(format!("4.3.0 local delivery failed: {e}"))
         }
     }
-}
-
-/// The user `address` belongs to, as the users file writes it: exact, or
-/// with the local part in another case.
-fn local_user(ctx: &Context, address: &str) -> Option<String> {
-    if ctx.users.user_exists(address) {
-        return Some(address.to_string());
-    }
-    let (_, domain) = address.rsplit_once('@')?;
-    ctx.users
-        .users_for_domain(domain)
-        .into_iter()
-        .find(|u| u.eq_ignore_ascii_case(address))
 }
 
 /// How to reach one destination.

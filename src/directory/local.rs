@@ -4,26 +4,14 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use crate::auth::Authenticator;
-use crate::delivery::aliases::AliasTable;
+use super::aliases::AliasTable;
+use super::users::UserTable;
 use crate::proto::session::Directory;
-
-/// Who has a mailbox: the users table the directory consults.
-pub trait UserTable: Send + Sync {
-    /// Is `address` a user (domain compared without regard to case)?
-    fn user_exists(&self, address: &str) -> bool;
-}
-
-impl UserTable for Authenticator {
-    fn user_exists(&self, address: &str) -> bool {
-        Authenticator::user_exists(self, address)
-    }
-}
 
 /// Local domains, users and aliases.
 pub struct LocalDirectory {
     domains: HashSet<String>,
-    users: Arc<dyn UserTable>,
+    users: Arc<UserTable>,
     aliases: Arc<AliasTable>,
 }
 
@@ -32,7 +20,7 @@ impl LocalDirectory {
     /// and `aliases`.
     pub fn new(
         domains: &[String],
-        users: Arc<dyn UserTable>,
+        users: Arc<UserTable>,
         aliases: Arc<AliasTable>,
     ) -> LocalDirectory {
         let domains = domains.iter().map(|d| normalize_domain(d)).collect();
@@ -87,25 +75,16 @@ impl Directory for LocalDirectory {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::delivery::aliases::Aliases;
-
-    struct Users(Vec<&'static str>);
-
-    impl UserTable for Users {
-        fn user_exists(&self, address: &str) -> bool {
-            self.0.iter().any(|u| {
-                let (l, d) = u.rsplit_once('@').unwrap();
-                let (l2, d2) = address.rsplit_once('@').unwrap();
-                l == l2 && d.eq_ignore_ascii_case(d2)
-            })
-        }
-    }
+    use crate::auth::hash_password;
+    use crate::directory::aliases::Aliases;
 
     fn directory() -> LocalDirectory {
         let aliases = Aliases::parse("sales@example.com: alice@example.com\n").unwrap();
+        let users =
+            UserTable::from_list(vec![("alice@example.com".into(), hash_password("pw"))]).unwrap();
         LocalDirectory::new(
             &["Example.com".to_string(), "example.net.".to_string()],
-            Arc::new(Users(vec!["alice@example.com"])),
+            Arc::new(users),
             Arc::new(AliasTable::fixed(aliases)),
         )
     }

@@ -3,7 +3,7 @@
 //! the spool with [`Spool::attach`] (no start-up clean-up, which would
 //! remove a live server's in-flight `*.tmp` files) and reach a running
 //! manager only through the files: `flush` sets `next-attempt` to 0 and
-//! creates the flush request file (see [`super::manager`]).
+//! creates the flush request file (see [`crate::delivery::manager`]).
 //!
 //! Exit codes: 0 done, 1 no such message (or the spool cannot be read),
 //! 2 usage.
@@ -12,7 +12,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::manager::request_flush;
+use crate::delivery::manager::request_flush;
 use crate::queue::{QueueError, QueuedMessage, RecipientState, Spool};
 
 /// The default data directory, as for the server.

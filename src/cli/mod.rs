@@ -1,0 +1,116 @@
+//! The `outpost` command line: a table of subcommands, each a row with its
+//! entry point (`serve`, `passwd`, `queue`, `bench`, `check`; a new one is
+//! one more row), and the overview `outpost --help` prints.
+//!
+//! The top of the crate: may import every module, and is the only one that
+//! imports `check` and `loadgen` (their entry points are rows here).
+
+pub mod first_start;
+mod passwd;
+pub mod queue;
+mod serve;
+
+use crate::config;
+
+/// One subcommand: name, argument synopsis, help line, entry point
+/// (arguments after the subcommand's name; returns the exit code).
+struct Command {
+    name: &'static str,
+    synopsis: &'static str,
+    help: &'static str,
+    run: fn(&[String]) -> i32,
+}
+
+const COMMANDS: &[Command] = &[
+    Command {
+        name: "serve",
+        synopsis: "[OPTIONS]",
+        help: "run the mail server (`outpost serve --help` lists the options)",
+        run: serve::run,
+    },
+    Command {
+        name: "passwd",
+        synopsis: "[ADDRESS]",
+        help: "read a password on stdin and print `ADDRESS:hash` for the users file",
+        run: passwd::run,
+    },
+    Command {
+        name: "queue",
+        synopsis: "list|show|flush|delete",
+        help: "inspect and manage the queue (safe while the server runs; `--data-dir DIR`)",
+        run: queue::run,
+    },
+    Command {
+        name: "bench",
+        synopsis: "[OPTIONS]",
+        help: "load generator: N sessions x M messages against a loopback server (`outpost bench --help`)",
+        run: crate::loadgen::run,
+    },
+    Command {
+        name: "check",
+        synopsis: "[HOST:PORT...]",
+        help: "diagnose mail ports, certificates, MX records, blocked port 25 (`outpost check --help`)",
+        run: crate::check::run,
+    },
+];
+
+/// Exit code for a usage error.
+const EXIT_USAGE: i32 = 2;
+/// Exit code for a failure at run time.
+const EXIT_FAILURE: i32 = 1;
+
+/// Runs the command line `args` (including the program name); returns the
+/// process exit code.
+pub fn main_with_args(args: Vec<String>) -> i32 {
+    let rest = args.get(2..).unwrap_or(&[]);
+    match args.get(1).map(String::as_str) {
+        Some("-h" | "--help" | "help") => {
+            print!("{}", overview());
+            0
+        }
+        None => {
+            eprint!("{}", overview());
+            EXIT_USAGE
+        }
+        Some(name) => match COMMANDS.iter().find(|c| c.name == name) {
+            Some(command) => (command.run)(rest),
+            None => {
+                eprintln!("outpost: unknown command {name:?}\n");
+                eprint!("{}", overview());
+                EXIT_USAGE
+            }
+        },
+    }
+}
+
+fn overview() -> String {
+    let mut text = String::from("Outpost, a small SMTP mail server.\n\nUsage:\n");
+    for command in COMMANDS {
+        let head = format!("outpost {} {}", command.name, command.synopsis);
+        text.push_str(&format!("  {head:<32} {}\n", command.help));
+    }
+    text.push_str(&format!(
+        "  {:<32} {}\n\n",
+        "outpost --help", "show this help"
+    ));
+    text.push_str(&config::options_help());
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_errors_and_help() {
+        let run = |list: &[&str]| main_with_args(list.iter().map(|s| s.to_string()).collect());
+        assert_eq!(run(&["outpost"]), EXIT_USAGE);
+        assert_eq!(run(&["outpost", "frobnicate"]), EXIT_USAGE);
+        assert_eq!(run(&["outpost", "--help"]), 0);
+        assert_eq!(run(&["outpost", "serve", "--help"]), 0);
+        assert_eq!(run(&["outpost", "serve", "--smtp", "nonsense"]), EXIT_USAGE);
+        assert_eq!(run(&["outpost", "passwd", "a@b", "extra"]), EXIT_USAGE);
+        assert_eq!(run(&["outpost", "check", "--help"]), 0);
+        assert_eq!(run(&["outpost", "check"]), EXIT_USAGE);
+    }
+}

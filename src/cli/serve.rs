@@ -1,0 +1,48 @@
+//! `outpost serve [OPTIONS]`: parse the options, prepare the data directory
+//! (first start), run the server until a signal stops it.
+
+use std::io::Write;
+
+use super::first_start;
+use super::{EXIT_FAILURE, EXIT_USAGE};
+use crate::config::{self, Parsed};
+use crate::runtime::Server;
+
+/// Runs `outpost serve` with the arguments after `serve`; returns the exit
+/// code (0 after a graceful stop).
+pub fn run(args: &[String]) -> i32 {
+    let config = match config::parse_args(args) {
+        Ok(Parsed::Run(config)) => *config,
+        Ok(Parsed::Help) => {
+            print!("{}", config::usage());
+            return 0;
+        }
+        Err(e) => {
+            eprintln!("outpost: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    init_logging();
+    let started = first_start::prepare(&config)
+        .and_then(|first| Ok((first, Server::start_with_signals(config)?)));
+    let (first, handle) = match started {
+        Ok(started) => started,
+        Err(e) => {
+            log::error!("cannot start: {e}");
+            eprintln!("outpost: {e}");
+            return EXIT_FAILURE;
+        }
+    };
+    if let Some(first) = &first {
+        print!("{}", first_start::message(first, &handle));
+        let _ = std::io::stdout().flush();
+    }
+    handle.wait();
+    0
+}
+
+fn init_logging() {
+    let env = env_logger::Env::default().default_filter_or("info");
+    // A logger may already be installed when embedded; keep that one.
+    let _ = env_logger::Builder::from_env(env).try_init();
+}
