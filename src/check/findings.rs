@@ -7,7 +7,8 @@ use std::net::IpAddr;
 
 use super::lookup::MailHosts;
 use super::probe::TlsSession;
-use super::probe::{CertVerdict, ConnectError, Greeting, PlainSession, PortOutcome, Reply};
+use super::probe::{CertVerdict, ConnectError, Greeting, PlainSession, PortOutcome};
+use crate::proto::reply::Reply;
 
 /// How a smarthost is configured, for the hints about a blocked port 25.
 const SMARTHOST_HINT: &str = "deliver through your provider's submission server (a smarthost): \
@@ -149,15 +150,16 @@ fn unreachable(subject: &str, port: u16, error: &ConnectError) -> Finding {
     }
 }
 
+/// The first line's text (for a greeting: the server's name and banner).
+fn first_line(reply: &Reply) -> &str {
+    reply.lines.first().map_or("", |line| line)
+}
+
 /// A greeting other than 220 means the server refuses the session.
 fn refused_greeting(subject: &str, greeting: &Reply) -> Finding {
     Finding::error(
         subject,
-        format!(
-            "the server refuses the session: {} {}",
-            greeting.code,
-            greeting.lines.join(" ")
-        ),
+        format!("the server refuses the session: {greeting}"),
         "the server turns this client away (blocklist, limits, maintenance); read its reply and its log",
     )
 }
@@ -169,7 +171,7 @@ fn plaintext(subject: &str, port: u16, session: &PlainSession) -> Vec<Finding> {
     }
     let mut findings = vec![Finding::ok(
         subject,
-        format!("plaintext SMTP, greeting: {}", greeting.first_line()),
+        format!("plaintext SMTP, greeting: {}", first_line(greeting)),
     )];
     let ext = match &session.ehlo {
         Ok(ext) => ext,
@@ -226,7 +228,7 @@ fn implicit_tls(subject: &str, port: u16, greeting: &Reply, session: &TlsSession
         format!(
             "implicit TLS ({}), greeting: {}",
             session.version,
-            greeting.first_line()
+            first_line(greeting)
         ),
     )];
     findings.extend(tls_findings(subject, port, session));
@@ -457,7 +459,7 @@ pub fn outbound_findings(
                 attempt.host,
                 attempt.ip,
                 reply.code,
-                reply.first_line()
+                first_line(reply)
             ),
         )];
     }
@@ -512,10 +514,7 @@ mod tests {
     use crate::proto::client::Extensions;
 
     fn reply(code: u16, text: &str) -> Reply {
-        Reply {
-            code,
-            lines: vec![text.to_string()],
-        }
+        Reply::plain(code, vec![text.to_string().into()])
     }
 
     fn ext(starttls: bool, auth: &[&str]) -> Extensions {

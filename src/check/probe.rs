@@ -14,7 +14,8 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::ServerName;
 use rustls::{CertificateError, ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 
-use crate::proto::client::{Extensions, MAX_REPLY_LINE, MAX_REPLY_LINES};
+use crate::proto::client::Extensions;
+use crate::proto::reply::{Reply, ReplyReader};
 use crate::tls::{is_timeout, ClientStream, ObservingVerifier, VerdictSink};
 
 /// Longest wait for a plaintext greeting before trying implicit TLS.
@@ -43,22 +44,6 @@ pub struct Target {
     /// The name whose match is reported; `None` when the name is not
     /// checked (an IP address without `--sni`).
     pub checked_name: Option<String>,
-}
-
-/// An SMTP reply as read: its code and its text lines.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reply {
-    /// The three-digit code.
-    pub code: u16,
-    /// The text of each line, without code and separator.
-    pub lines: Vec<String>,
-}
-
-impl Reply {
-    /// The first line's text (for a greeting: the server's name and banner).
-    pub fn first_line(&self) -> &str {
-        self.lines.first().map_or("", String::as_str)
-    }
 }
 
 /// Why no TCP connection was made.
@@ -284,7 +269,7 @@ impl std::fmt::Display for ReadError {
 /// A connection and the bytes read but not yet used.
 struct Conn {
     stream: ClientStream,
-    buffer: Vec<u8>,
+    replies: ReplyReader,
 }
 
 impl Conn {
@@ -299,7 +284,7 @@ impl Conn {
         let _ = tcp.set_nodelay(true);
         Ok(Conn {
             stream: ClientStream::Plain(tcp),
-            buffer: Vec::new(),
+            replies: ReplyReader::new(),
         })
     }
 
@@ -310,18 +295,22 @@ impl Conn {
             .set_read_timeout(Some(wait))
             .map_err(|e| ReadError::Io(e.to_string()))?;
         loop {
-            if let Some(reply) = take_reply(&mut self.buffer).map_err(ReadError::NotSmtp)? {
-                return Ok(reply);
+            match self.replies.next_reply() {
+                Ok(Some(reply)) => return Ok(reply),
+                Ok(None) => {}
+                Err(error) => {
+                    let line = &self.replies.buffered()[error.at..];
+                    return Err(ReadError::NotSmtp(shown(line)));
+                }
             }
+            let buffered = self.replies.buffered();
             let mut chunk = [0u8; 4096];
             match self.stream.read(&mut chunk) {
-                Ok(0) if self.buffer.is_empty() => return Err(ReadError::Closed),
-                Ok(0) => return Err(ReadError::NotSmtp(shown(&self.buffer))),
-                Ok(n) => self.buffer.extend_from_slice(&chunk[..n]),
-                Err(e) if is_timeout(&e) && self.buffer.is_empty() => {
-                    return Err(ReadError::Silent)
-                }
-                Err(e) if is_timeout(&e) => return Err(ReadError::NotSmtp(shown(&self.buffer))),
+                Ok(0) if buffered.is_empty() => return Err(ReadError::Closed),
+                Ok(0) => return Err(ReadError::NotSmtp(shown(buffered))),
+                Ok(n) => self.replies.push(&chunk[..n]),
+                Err(e) if is_timeout(&e) && buffered.is_empty() => return Err(ReadError::Silent),
+                Err(e) if is_timeout(&e) => return Err(ReadError::NotSmtp(shown(buffered))),
                 Err(e) => return Err(ReadError::Io(e.to_string())),
             }
         }
@@ -341,11 +330,9 @@ impl Conn {
             .command(&format!("EHLO {}", settings.ehlo_name), settings.timeout)
             .map_err(|e| e.to_string())?;
         if reply.code != 250 {
-            return Err(format!("{} {}", reply.code, reply.lines.join(" ")));
+            return Err(reply.to_string());
         }
-        Ok(Extensions::parse(
-            reply.lines.iter().skip(1).map(String::as_str),
-        ))
+        Ok(Extensions::from_reply(&reply))
     }
 
     fn quit(&mut self, timeout: Duration) {
@@ -359,13 +346,9 @@ impl Conn {
             .command("STARTTLS", settings.timeout)
             .map_err(|e| e.to_string())?;
         if reply.code != 220 {
-            return Err(format!(
-                "STARTTLS answered {} {}",
-                reply.code,
-                reply.lines.join(" ")
-            ));
+            return Err(format!("STARTTLS answered {reply}"));
         }
-        if !self.buffer.is_empty() {
+        if !self.replies.buffered().is_empty() {
             return Err("the server sent data after its STARTTLS reply".into());
         }
         let (mut conn, version, certificate) = self.start_tls(target, settings)?;
@@ -414,7 +397,7 @@ impl Conn {
         };
         let conn = Conn {
             stream: ClientStream::Tls(Box::new(stream)),
-            buffer: Vec::new(),
+            replies: ReplyReader::new(),
         };
         Ok((conn, version, certificate))
     }
@@ -439,53 +422,6 @@ fn shown(bytes: &[u8]) -> String {
         .chars()
         .map(|c| if c.is_control() { '.' } else { c })
         .collect()
-}
-
-/// Takes one complete reply from the front of `buffer`: `Ok(None)` when
-/// more bytes are needed, `Err` with the offending text when the bytes are
-/// not an SMTP reply (RFC 5321 §4.2: three digits, then `-` on every line
-/// but the last).
-fn take_reply(buffer: &mut Vec<u8>) -> Result<Option<Reply>, String> {
-    let mut start = 0;
-    let mut code = None;
-    let mut lines = Vec::new();
-    loop {
-        let rest = &buffer[start..];
-        let Some(end) = rest.iter().position(|&b| b == b'\n') else {
-            // A reply line starts with three digits; anything else can be
-            // told apart as soon as its first bytes arrive.
-            let may_be_reply = rest.iter().take(3).all(u8::is_ascii_digit);
-            if rest.len() > MAX_REPLY_LINE || !may_be_reply {
-                return Err(shown(rest));
-            }
-            return Ok(None);
-        };
-        let line = rest[..end].strip_suffix(b"\r").unwrap_or(&rest[..end]);
-        let digits = line.get(..3).filter(|d| d.iter().all(u8::is_ascii_digit));
-        let last = match line.get(3) {
-            None | Some(b' ') => true,
-            Some(b'-') => false,
-            Some(_) => return Err(shown(line)),
-        };
-        let Some(digits) = digits else {
-            return Err(shown(line));
-        };
-        let this_code = digits
-            .iter()
-            .fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
-        if *code.get_or_insert(this_code) != this_code || lines.len() >= MAX_REPLY_LINES {
-            return Err(shown(line));
-        }
-        lines.push(String::from_utf8_lossy(line.get(4..).unwrap_or(b"")).into_owned());
-        start += end + 1;
-        if last {
-            buffer.drain(..start);
-            return Ok(Some(Reply {
-                code: this_code,
-                lines,
-            }));
-        }
-    }
 }
 
 /// Turns the webpki result into a verdict. The chain is checked before the
@@ -556,36 +492,11 @@ fn recording_config(
 mod tests {
     use super::*;
 
-    fn take(bytes: &[u8]) -> (Result<Option<Reply>, String>, Vec<u8>) {
-        let mut buffer = bytes.to_vec();
-        let result = take_reply(&mut buffer);
-        (result, buffer)
-    }
-
     #[test]
-    fn takes_whole_replies_only() {
-        let (reply, rest) = take(b"250-mx.test\r\n250-STARTTLS\r\n250 AUTH PLAIN\r\n221 x");
-        let reply = reply.unwrap().unwrap();
-        assert_eq!(reply.code, 250);
-        assert_eq!(reply.lines, ["mx.test", "STARTTLS", "AUTH PLAIN"]);
-        assert_eq!(rest, b"221 x");
-        assert_eq!(take(b"220-mx.test\r\n220 ESMTP").0, Ok(None));
-        assert_eq!(take(b"22").0, Ok(None));
-        assert_eq!(take(b"").0, Ok(None));
-        assert_eq!(take(b"220\r\n").0.unwrap().unwrap().lines, [""]);
-    }
-
-    #[test]
-    fn other_protocols_are_not_smtp() {
-        assert_eq!(
-            take(b"SSH-2.0-OpenSSH_9.6\r\n").0,
-            Err("SSH-2.0-OpenSSH_9.6".into())
-        );
-        assert_eq!(take(b"\x16\x03\x01").0, Err("...".into()));
-        assert!(take(b"HTTP/1.1 400").0.is_err());
-        assert!(take(b"250-a\r\n550 b\r\n").0.is_err());
-        assert!(take(b"220x\r\n").0.is_err());
-        assert!(take(&[b'2'; MAX_REPLY_LINE + 10]).0.is_err());
+    fn what_is_not_smtp_is_shown_as_printable_text() {
+        assert_eq!(shown(b"SSH-2.0-OpenSSH_9.6\r\nmore"), "SSH-2.0-OpenSSH_9.6");
+        assert_eq!(shown(b"\x16\x03\x01"), "...");
+        assert_eq!(shown(&[b'x'; 200]).len(), MAX_SHOWN_BYTES);
     }
 
     #[test]
