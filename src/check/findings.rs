@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use super::lookup::MailHosts;
 use super::probe::TlsSession;
 use super::probe::{CertVerdict, ConnectError, Greeting, PlainSession, PortOutcome};
+use crate::delivery::dns::DnsError;
 use crate::proto::reply::Reply;
 
 /// How a smarthost is configured, for the hints about a blocked port 25.
@@ -390,7 +391,7 @@ pub fn dns_findings(domain: &str, hosts: &MailHosts) -> Vec<Finding> {
 
 /// Findings about a domain's SPF record (RFC 7208): `records` are its
 /// TXT records that start with `v=spf1`.
-pub fn spf_findings(domain: &str, records: &Result<Vec<String>, String>) -> Vec<Finding> {
+pub fn spf_findings(domain: &str, records: &Result<Vec<String>, DnsError>) -> Vec<Finding> {
     const ADD_ONE: &str = "publish one TXT record such as `v=spf1 mx -all` \
          (the domain's MX hosts send its mail, nothing else does)";
     match records.as_deref() {
@@ -417,7 +418,7 @@ pub fn spf_findings(domain: &str, records: &Result<Vec<String>, String>) -> Vec<
 }
 
 /// One connection attempt of `--outbound`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Attempt {
     /// The mail host's name.
     pub host: String,
@@ -478,7 +479,7 @@ pub fn outbound_findings(
         .collect();
     let all_timed_out = attempts
         .iter()
-        .all(|a| a.greeting == Greeting::Unreachable(ConnectError::TimedOut));
+        .all(|a| matches!(a.greeting, Greeting::Unreachable(ConnectError::TimedOut)));
     let fix = if all_timed_out {
         format!("your provider probably blocks outbound port {port}: {SMARTHOST_HINT}")
     } else {
@@ -511,6 +512,7 @@ fn join(addrs: &[IpAddr]) -> String {
 mod tests {
     use super::*;
     use crate::check::lookup::MxHost;
+    use crate::check::probe::ProbeError;
     use crate::proto::client::Extensions;
 
     fn reply(code: u16, text: &str) -> Reply {
@@ -647,7 +649,7 @@ mod tests {
         );
         assert!(dropped[0].fix.as_deref().unwrap().contains("--relay-host"));
         let silent = PortOutcome::Silent {
-            tls_error: "no TLS handshake in time".into(),
+            tls_error: ProbeError::HandshakeTimeout,
         };
         assert_eq!(
             levels(&port_findings("h:2525", 2525, &silent)),
@@ -655,7 +657,7 @@ mod tests {
         );
         let greeting = PortOutcome::Plaintext(PlainSession {
             greeting: reply(554, "go away"),
-            ehlo: Err("not sent".into()),
+            ehlo: Err(ProbeError::GreetingNot220),
             starttls: None,
         });
         let findings = port_findings("h:25", 25, &greeting);
@@ -674,7 +676,7 @@ mod tests {
             MxHost {
                 preference: 20,
                 host: "mx2.example".into(),
-                addrs: Err("the domain does not exist (NXDOMAIN)".into()),
+                addrs: Err(DnsError::NxDomain),
             },
         ]);
         let findings = dns_findings("example", &hosts);
@@ -706,7 +708,7 @@ mod tests {
         let two = Ok(vec!["v=spf1 -all".to_string(), "v=spf1 mx".to_string()]);
         assert_eq!(levels(&spf_findings("e", &two)), [Level::Error]);
         assert_eq!(
-            levels(&spf_findings("e", &Err("timeout".into()))),
+            levels(&spf_findings("e", &Err(DnsError::Timeout))),
             [Level::Warning]
         );
     }

@@ -84,29 +84,29 @@ pub enum CertVerdict {
 }
 
 /// A TLS session and what the server said inside it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct TlsSession {
     /// `TLSv1.2` or `TLSv1.3`.
     pub version: &'static str,
     /// The certificate check.
     pub certificate: CertVerdict,
     /// The EHLO reply inside TLS, or why there was none.
-    pub ehlo: Result<Extensions, String>,
+    pub ehlo: Result<Extensions, ProbeError>,
 }
 
 /// A plaintext SMTP session (a 220 greeting came in the clear).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct PlainSession {
     /// The greeting.
     pub greeting: Reply,
     /// The EHLO reply before TLS, or why there was none.
-    pub ehlo: Result<Extensions, String>,
+    pub ehlo: Result<Extensions, ProbeError>,
     /// The STARTTLS attempt: `None` when not offered (or not tried).
-    pub starttls: Option<Result<TlsSession, String>>,
+    pub starttls: Option<Result<TlsSession, ProbeError>>,
 }
 
 /// What a port turned out to speak.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum PortOutcome {
     /// No TCP connection.
     Unreachable(ConnectError),
@@ -124,26 +124,100 @@ pub enum PortOutcome {
     /// Connected; no SMTP greeting came and TLS did not work either.
     Silent {
         /// What went wrong with the TLS attempt.
-        tls_error: String,
+        tls_error: ProbeError,
     },
     /// The first bytes were not SMTP and TLS did not work.
     NotSmtp {
         /// The start of what the port sent.
         first_line: String,
         /// What went wrong with the TLS attempt.
-        tls_error: String,
+        tls_error: ProbeError,
     },
 }
 
 /// One connection attempt to a port-25 host for `--outbound`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Greeting {
     /// A greeting arrived.
     Received(Reply),
     /// No connection.
     Unreachable(ConnectError),
-    /// Connected, but no greeting: the text says what happened instead.
-    Missing(String),
+    /// Connected, but no greeting: what happened instead.
+    Missing(ReadError),
+}
+
+/// Why a step of a probe did not work; shown in the findings.
+#[derive(Debug)]
+pub enum ProbeError {
+    /// No reply could be read.
+    Read(ReadError),
+    /// EHLO was not sent because the greeting was not 220.
+    GreetingNot220,
+    /// EHLO was answered with something other than 250.
+    EhloRefused(Reply),
+    /// STARTTLS was answered with something other than 220.
+    StartTlsRefused(Reply),
+    /// Bytes followed the 220 to STARTTLS in plaintext (RFC 3207 §4.2).
+    DataAfterStartTls,
+    /// No TCP connection for the TLS attempt.
+    Connect(ConnectError),
+    /// TLS was asked for on a connection that already has it.
+    TlsAlreadyActive,
+    /// A socket option could not be set.
+    Socket(io::Error),
+    /// rustls refused the configuration or the connection setup.
+    Tls(rustls::Error),
+    /// The certificate verifier could not be built from the roots.
+    Verifier(rustls::client::VerifierBuilderError),
+    /// The handshake needed more than its bound of round trips.
+    HandshakeUnfinished,
+    /// The server did not answer the ClientHello in time.
+    HandshakeTimeout,
+    /// The server closed the connection during the handshake.
+    HandshakeClosed,
+    /// The handshake failed otherwise.
+    Handshake(io::Error),
+    /// The handshake worked, but no greeting could be read inside TLS.
+    AfterHandshake {
+        /// The TLS version agreed.
+        version: &'static str,
+        /// What went wrong reading the greeting.
+        error: ReadError,
+    },
+}
+
+impl std::fmt::Display for ProbeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProbeError::Read(e) => write!(f, "{e}"),
+            ProbeError::GreetingNot220 => write!(f, "not sent: the greeting was not 220"),
+            ProbeError::EhloRefused(reply) => write!(f, "{reply}"),
+            ProbeError::StartTlsRefused(reply) => write!(f, "STARTTLS answered {reply}"),
+            ProbeError::DataAfterStartTls => {
+                write!(f, "the server sent data after its STARTTLS reply")
+            }
+            ProbeError::Connect(ConnectError::Refused) => write!(f, "connection refused"),
+            ProbeError::Connect(ConnectError::TimedOut) => write!(f, "connection timed out"),
+            ProbeError::Connect(ConnectError::Other(e)) => write!(f, "{e}"),
+            ProbeError::TlsAlreadyActive => write!(f, "TLS is already active"),
+            ProbeError::Socket(e) => write!(f, "{e}"),
+            ProbeError::Tls(e) => write!(f, "{e}"),
+            ProbeError::Verifier(e) => write!(f, "{e}"),
+            ProbeError::HandshakeUnfinished => write!(f, "the TLS handshake did not finish"),
+            ProbeError::HandshakeTimeout => write!(
+                f,
+                "no TLS handshake in time (the server did not answer the ClientHello)"
+            ),
+            ProbeError::HandshakeClosed => write!(
+                f,
+                "the server closed the connection during the TLS handshake"
+            ),
+            ProbeError::Handshake(e) => write!(f, "TLS handshake failed: {e}"),
+            ProbeError::AfterHandshake { version, error } => {
+                write!(f, "the TLS handshake worked ({version}), but then: {error}")
+            }
+        }
+    }
 }
 
 /// Finds out what `target` speaks.
@@ -184,7 +258,7 @@ pub fn greeting(addr: SocketAddr, timeout: Duration) -> Greeting {
             conn.quit(timeout);
             Greeting::Received(reply)
         }
-        Err(e) => Greeting::Missing(e.to_string()),
+        Err(e) => Greeting::Missing(e),
     }
 }
 
@@ -198,7 +272,7 @@ fn plaintext_session(
     if greeting.code != 220 {
         return PlainSession {
             greeting,
-            ehlo: Err("not sent: the greeting was not 220".into()),
+            ehlo: Err(ProbeError::GreetingNot220),
             starttls: None,
         };
     }
@@ -215,22 +289,18 @@ fn plaintext_session(
 }
 
 /// A new connection with TLS first; `Err` says why it is not implicit TLS.
-fn implicit_tls(target: &Target, settings: &Settings) -> Result<PortOutcome, String> {
-    let conn = Conn::connect(target.addr, settings.timeout).map_err(|e| match e {
-        ConnectError::Refused => "connection refused".to_string(),
-        ConnectError::TimedOut => "connection timed out".to_string(),
-        ConnectError::Other(e) => e,
-    })?;
+fn implicit_tls(target: &Target, settings: &Settings) -> Result<PortOutcome, ProbeError> {
+    let conn = Conn::connect(target.addr, settings.timeout).map_err(ProbeError::Connect)?;
     let (mut conn, version, certificate) = conn.start_tls(target, settings)?;
     let greeting = conn
         .read_reply(settings.timeout)
-        .map_err(|e| format!("the TLS handshake worked ({version}), but then: {e}"))?;
+        .map_err(|error| ProbeError::AfterHandshake { version, error })?;
     let ehlo = if greeting.code == 220 {
         let ehlo = conn.ehlo(settings);
         conn.quit(settings.timeout);
         ehlo
     } else {
-        Err("not sent: the greeting was not 220".into())
+        Err(ProbeError::GreetingNot220)
     };
     Ok(PortOutcome::ImplicitTls {
         greeting,
@@ -244,7 +314,7 @@ fn implicit_tls(target: &Target, settings: &Settings) -> Result<PortOutcome, Str
 
 /// Why no reply could be read.
 #[derive(Debug)]
-enum ReadError {
+pub enum ReadError {
     /// Nothing arrived in time.
     Silent,
     /// The peer closed the connection.
@@ -252,7 +322,7 @@ enum ReadError {
     /// What arrived is not an SMTP reply; the start of it.
     NotSmtp(String),
     /// A socket or TLS error.
-    Io(String),
+    Io(io::Error),
 }
 
 impl std::fmt::Display for ReadError {
@@ -293,7 +363,7 @@ impl Conn {
         self.stream
             .tcp()
             .set_read_timeout(Some(wait))
-            .map_err(|e| ReadError::Io(e.to_string()))?;
+            .map_err(ReadError::Io)?;
         loop {
             match self.replies.next_reply() {
                 Ok(Some(reply)) => return Ok(reply),
@@ -311,7 +381,7 @@ impl Conn {
                 Ok(n) => self.replies.push(&chunk[..n]),
                 Err(e) if is_timeout(&e) && buffered.is_empty() => return Err(ReadError::Silent),
                 Err(e) if is_timeout(&e) => return Err(ReadError::NotSmtp(shown(buffered))),
-                Err(e) => return Err(ReadError::Io(e.to_string())),
+                Err(e) => return Err(ReadError::Io(e)),
             }
         }
     }
@@ -321,16 +391,16 @@ impl Conn {
         self.stream
             .write_all(format!("{line}\r\n").as_bytes())
             .and_then(|()| self.stream.flush())
-            .map_err(|e| ReadError::Io(e.to_string()))?;
+            .map_err(ReadError::Io)?;
         self.read_reply(timeout)
     }
 
-    fn ehlo(&mut self, settings: &Settings) -> Result<Extensions, String> {
+    fn ehlo(&mut self, settings: &Settings) -> Result<Extensions, ProbeError> {
         let reply = self
             .command(&format!("EHLO {}", settings.ehlo_name), settings.timeout)
-            .map_err(|e| e.to_string())?;
+            .map_err(ProbeError::Read)?;
         if reply.code != 250 {
-            return Err(reply.to_string());
+            return Err(ProbeError::EhloRefused(reply));
         }
         Ok(Extensions::from_reply(&reply))
     }
@@ -341,15 +411,15 @@ impl Conn {
     }
 
     /// STARTTLS, the handshake, EHLO inside TLS, QUIT.
-    fn starttls(mut self, target: &Target, settings: &Settings) -> Result<TlsSession, String> {
+    fn starttls(mut self, target: &Target, settings: &Settings) -> Result<TlsSession, ProbeError> {
         let reply = self
             .command("STARTTLS", settings.timeout)
-            .map_err(|e| e.to_string())?;
+            .map_err(ProbeError::Read)?;
         if reply.code != 220 {
-            return Err(format!("STARTTLS answered {reply}"));
+            return Err(ProbeError::StartTlsRefused(reply));
         }
         if !self.replies.buffered().is_empty() {
-            return Err("the server sent data after its STARTTLS reply".into());
+            return Err(ProbeError::DataAfterStartTls);
         }
         let (mut conn, version, certificate) = self.start_tls(target, settings)?;
         let ehlo = conn.ehlo(settings);
@@ -367,27 +437,27 @@ impl Conn {
         self,
         target: &Target,
         settings: &Settings,
-    ) -> Result<(Conn, &'static str, CertVerdict), String> {
+    ) -> Result<(Conn, &'static str, CertVerdict), ProbeError> {
         let ClientStream::Plain(tcp) = self.stream else {
-            return Err("TLS is already active".into());
+            return Err(ProbeError::TlsAlreadyActive);
         };
         tcp.set_read_timeout(Some(settings.timeout))
-            .map_err(|e| e.to_string())?;
+            .map_err(ProbeError::Socket)?;
         let verdict = Arc::new(Mutex::new(None));
         let config = recording_config(settings.roots.clone(), &verdict)?;
         let connection = ClientConnection::new(Arc::new(config), target.tls_name.clone())
-            .map_err(|e| e.to_string())?;
+            .map_err(ProbeError::Tls)?;
         let mut stream = StreamOwned::new(connection, tcp);
         let mut rounds = 0;
         while stream.conn.is_handshaking() {
             rounds += 1;
             if rounds > MAX_HANDSHAKE_ROUNDS {
-                return Err("the TLS handshake did not finish".into());
+                return Err(ProbeError::HandshakeUnfinished);
             }
             stream
                 .conn
                 .complete_io(&mut stream.sock)
-                .map_err(|e| handshake_error(&e))?;
+                .map_err(handshake_error)?;
         }
         let version = crate::tls::version_name(&stream.conn).unwrap_or("TLS");
         let recorded = verdict.lock().take();
@@ -403,13 +473,13 @@ impl Conn {
     }
 }
 
-fn handshake_error(e: &io::Error) -> String {
-    if is_timeout(e) {
-        "no TLS handshake in time (the server did not answer the ClientHello)".into()
+fn handshake_error(e: io::Error) -> ProbeError {
+    if is_timeout(&e) {
+        ProbeError::HandshakeTimeout
     } else if e.kind() == io::ErrorKind::UnexpectedEof {
-        "the server closed the connection during the TLS handshake".into()
+        ProbeError::HandshakeClosed
     } else {
-        format!("TLS handshake failed: {e}")
+        ProbeError::Handshake(e)
     }
 }
 
@@ -471,18 +541,18 @@ pub fn cert_verdict(result: &Result<(), rustls::Error>, checked_name: Option<&st
 fn recording_config(
     roots: Arc<RootCertStore>,
     verdict: &Arc<Mutex<Option<Result<(), rustls::Error>>>>,
-) -> Result<ClientConfig, String> {
+) -> Result<ClientConfig, ProbeError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
         .build()
-        .map_err(|e| e.to_string())?;
+        .map_err(ProbeError::Verifier)?;
     let verdict = verdict.clone();
     let record: VerdictSink = Box::new(move |_, result| {
         *verdict.lock() = Some(result);
     });
     Ok(ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
+        .map_err(ProbeError::Tls)?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(ObservingVerifier::new(webpki, record)))
         .with_no_client_auth())
