@@ -25,7 +25,9 @@ pub use crate::units::{parse_duration, parse_size};
 #[derive(Debug)]
 pub enum ConfigError {
     /// getopts refused the command line (unknown flag, missing value…).
-    CommandLine(String),
+    CommandLine(getopts::Fail),
+    /// An argument that is not an option.
+    UnexpectedArgument(String),
     /// The config file could not be read.
     ReadFile {
         /// The config file.
@@ -33,14 +35,14 @@ pub enum ConfigError {
         /// The underlying I/O error.
         source: std::io::Error,
     },
-    /// A config-file line is not `name = value` or names no known option.
-    FileLine {
+    /// A config-file line names no known option.
+    UnknownFileOption {
         /// The config file.
         path: PathBuf,
         /// The 1-based line number.
         line: usize,
-        /// What is wrong with the line.
-        reason: String,
+        /// The name on the line.
+        name: String,
     },
     /// An option's value does not parse.
     BadValue {
@@ -49,19 +51,22 @@ pub enum ConfigError {
         /// The value as given.
         value: String,
         /// Why it does not parse.
-        reason: String,
+        reason: ValueError,
     },
 }
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ConfigError::CommandLine(reason) => write!(f, "{reason} (see outpost --help)"),
+            ConfigError::CommandLine(fail) => write!(f, "{fail} (see outpost --help)"),
+            ConfigError::UnexpectedArgument(arg) => {
+                write!(f, "unexpected argument {arg:?} (see outpost --help)")
+            }
             ConfigError::ReadFile { path, source } => {
                 write!(f, "cannot read config file {}: {source}", path.display())
             }
-            ConfigError::FileLine { path, line, reason } => {
-                write!(f, "{}:{line}: {reason}", path.display())
+            ConfigError::UnknownFileOption { path, line, name } => {
+                write!(f, "{}:{line}: unknown option {name:?}", path.display())
             }
             ConfigError::BadValue {
                 option,
@@ -74,7 +79,68 @@ impl fmt::Display for ConfigError {
     }
 }
 
-impl std::error::Error for ConfigError {}
+impl std::error::Error for ConfigError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ConfigError::ReadFile { source, .. } => Some(source),
+            ConfigError::BadValue { reason, .. } => Some(reason),
+            _ => None,
+        }
+    }
+}
+
+/// Why an option's value does not parse; [`ConfigError::BadValue`] names
+/// the option and the value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ValueError {
+    /// The value is empty or blank.
+    Empty,
+    /// A listener is neither `ADDR:PORT` nor `off`.
+    Listener,
+    /// A domain list names no domain.
+    NoDomain,
+    /// An entry of a network list is neither `ADDR/PREFIX` nor an address;
+    /// holds the entry.
+    Network(String),
+    /// Not a whole number in the setting's range.
+    Count,
+    /// Not `on` or `off` (or `yes`/`no`, `true`/`false`, `1`/`0`).
+    Switch,
+    /// A duration or size that does not parse; the reason in words.
+    Unit(String),
+    /// A delivery setting that does not parse.
+    Delivery(dc::ConfigError),
+    /// A delay warning that does not parse.
+    Retry(retry::RetryError),
+}
+
+impl fmt::Display for ValueError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ValueError::Empty => write!(f, "must not be empty"),
+            ValueError::Listener => {
+                write!(
+                    f,
+                    "expected ADDR:PORT such as 0.0.0.0:25 or [::]:587, or `off`"
+                )
+            }
+            ValueError::NoDomain => write!(f, "expected at least one domain"),
+            ValueError::Network(text) => {
+                write!(
+                    f,
+                    "{text:?} is not a network such as 10.0.0.0/8 or fd00::/8"
+                )
+            }
+            ValueError::Count => write!(f, "expected a whole number"),
+            ValueError::Switch => write!(f, "expected on or off"),
+            ValueError::Unit(reason) => write!(f, "{reason}"),
+            ValueError::Delivery(e) => write!(f, "{e}"),
+            ValueError::Retry(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for ValueError {}
 
 /// All settings of a server.
 #[derive(Debug, Clone)]
@@ -217,7 +283,7 @@ pub enum Parsed {
 }
 
 /// Sets one option from its text value.
-type Setter = fn(&mut Config, &str) -> Result<(), String>;
+type Setter = fn(&mut Config, &str) -> Result<(), ValueError>;
 
 /// One option: a row of the table.
 pub struct OptionSpec {
@@ -233,11 +299,6 @@ pub struct OptionSpec {
     pub repeatable: bool,
     /// Parses and stores the value.
     pub set: Setter,
-}
-
-/// An option error as the text shown to the user.
-fn text(error: impl fmt::Display) -> String {
-    error.to_string()
 }
 
 macro_rules! opt {
@@ -266,33 +327,33 @@ pub const OPTIONS: &[OptionSpec] = &[
     opt!("users", "FILE", "users file, one address:hash per line (default: DATA-DIR/users, created on first start)", None, false, |c, v| { c.users = Some(PathBuf::from(non_empty(v)?)); Ok(()) }),
     opt!("local-domains", "D1,D2", "domains we accept mail for (default: the host name)", None, false, |c, v| { c.local_domains = domain_list(v)?; Ok(()) }),
     opt!("relay-networks", "CIDR,...", "clients that may relay without AUTH; `none` for nobody", Some("127.0.0.0/8,::1/128"), false, |c, v| { c.relay_networks = cidr_list(v)?; Ok(()) }),
-    opt!("max-message-size", "SIZE", "largest message (bytes, or with K/M/G, KiB/MiB/GiB)", Some("25MiB"), false, |c, v| { c.max_message_size = parse_size(v)?; Ok(()) }),
+    opt!("max-message-size", "SIZE", "largest message (bytes, or with K/M/G, KiB/MiB/GiB)", Some("25MiB"), false, |c, v| { c.max_message_size = size(v)?; Ok(()) }),
     opt!("max-recipients", "N", "most recipients per message (RFC 5321 4.5.3.1.8: at least 100)", Some("100"), false, |c, v| { c.max_recipients = parse_count(v)?; Ok(()) }),
     opt!("max-connections", "N", "most connections at once", Some("1000"), false, |c, v| { c.max_connections = parse_count(v)?; Ok(()) }),
     opt!("max-connections-per-ip", "N", "most connections at once from one address (relay networks exempt)", Some("50"), false, |c, v| { c.max_connections_per_ip = parse_count(v)?; Ok(()) }),
     opt!("max-bad-commands", "N", "bad commands in a session before it is closed", Some("20"), false, |c, v| { c.max_bad_commands = parse_count(v)?; Ok(()) }),
-    opt!("command-timeout", "DURATION", "idle time allowed waiting for a command (RFC 5321 4.5.3.2: at least 5m)", Some("5m"), false, |c, v| { c.command_timeout = parse_duration(v)?; Ok(()) }),
-    opt!("data-timeout", "DURATION", "idle time allowed between reads of a message (RFC 5321 4.5.3.2.6)", Some("3m"), false, |c, v| { c.data_timeout = parse_duration(v)?; Ok(()) }),
-    opt!("connection-timeout", "DURATION", "longest a whole connection may last", Some("30m"), false, |c, v| { c.connection_timeout = parse_duration(v)?; Ok(()) }),
-    opt!("tls-handshake-timeout", "DURATION", "longest a TLS handshake may take", Some("20s"), false, |c, v| { c.tls_handshake_timeout = parse_duration(v)?; Ok(()) }),
-    opt!("greeting-delay", "DURATION", "wait before the greeting; clients talking first get 554 (0 = off)", Some("0"), false, |c, v| { c.greeting_delay = parse_duration(v)?; Ok(()) }),
-    opt!("shutdown-grace", "DURATION", "on SIGTERM, time sessions get to finish before they are closed", Some("30s"), false, |c, v| { c.shutdown_grace = parse_duration(v)?; Ok(()) }),
+    opt!("command-timeout", "DURATION", "idle time allowed waiting for a command (RFC 5321 4.5.3.2: at least 5m)", Some("5m"), false, |c, v| { c.command_timeout = duration(v)?; Ok(()) }),
+    opt!("data-timeout", "DURATION", "idle time allowed between reads of a message (RFC 5321 4.5.3.2.6)", Some("3m"), false, |c, v| { c.data_timeout = duration(v)?; Ok(()) }),
+    opt!("connection-timeout", "DURATION", "longest a whole connection may last", Some("30m"), false, |c, v| { c.connection_timeout = duration(v)?; Ok(()) }),
+    opt!("tls-handshake-timeout", "DURATION", "longest a TLS handshake may take", Some("20s"), false, |c, v| { c.tls_handshake_timeout = duration(v)?; Ok(()) }),
+    opt!("greeting-delay", "DURATION", "wait before the greeting; clients talking first get 554 (0 = off)", Some("0"), false, |c, v| { c.greeting_delay = duration(v)?; Ok(()) }),
+    opt!("shutdown-grace", "DURATION", "on SIGTERM, time sessions get to finish before they are closed", Some("30s"), false, |c, v| { c.shutdown_grace = duration(v)?; Ok(()) }),
     opt!("auth-equals-line", "", "also advertise AUTH=LOGIN PLAIN (Outlook 2003 and older)", Some("off"), false, |c, v| { c.auth_equals_line = parse_switch(v)?; Ok(()) }),
     opt!("sender-check", "on|off", "authenticated users may only send as their own address", Some("on"), false, |c, v| { c.sender_check = parse_switch(v)?; Ok(()) }),
     opt!("delivery", "on|off", "deliver queued mail; `off` keeps everything queued (to inspect what a device sends)", Some("on"), false, |c, v| { c.deliver = parse_switch(v)?; Ok(()) }),
-    opt!("dns-server", "IP:PORT", "ask this DNS server for MX records instead of those in /etc/resolv.conf", None, false, |c, v| { c.delivery.dns_server = Some(dc::parse_socket_addr(v).map_err(text)?); Ok(()) }),
-    opt!("mx-port", "PORT", "port of the recipients' mail servers (25; change it only for tests)", Some("25"), false, |c, v| { c.delivery.mx_port = dc::parse_port(v).map_err(text)?; Ok(()) }),
-    opt!("outbound-tls", "MODE", "`opportunistic`: STARTTLS when offered, any certificate; `verify`: require STARTTLS and a valid certificate", Some("opportunistic"), false, |c, v| { c.delivery.outbound_tls = dc::parse_outbound_tls(v).map_err(text)?; Ok(()) }),
-    opt!("relay-host", "HOST:PORT", "send all remote mail through this smarthost (where port 25 is blocked)", None, false, |c, v| { c.delivery.relay_host = Some(dc::parse_host_port(v).map_err(text)?); Ok(()) }),
-    opt!("relay-tls", "MODE", "smarthost encryption: starttls, tls (implicit, port 465) or none", Some("starttls"), false, |c, v| { c.delivery.relay_tls = dc::parse_relay_tls(v).map_err(text)?; Ok(()) }),
+    opt!("dns-server", "IP:PORT", "ask this DNS server for MX records instead of those in /etc/resolv.conf", None, false, |c, v| { c.delivery.dns_server = Some(dc::parse_socket_addr(v).map_err(ValueError::Delivery)?); Ok(()) }),
+    opt!("mx-port", "PORT", "port of the recipients' mail servers (25; change it only for tests)", Some("25"), false, |c, v| { c.delivery.mx_port = dc::parse_port(v).map_err(ValueError::Delivery)?; Ok(()) }),
+    opt!("outbound-tls", "MODE", "`opportunistic`: STARTTLS when offered, any certificate; `verify`: require STARTTLS and a valid certificate", Some("opportunistic"), false, |c, v| { c.delivery.outbound_tls = dc::parse_outbound_tls(v).map_err(ValueError::Delivery)?; Ok(()) }),
+    opt!("relay-host", "HOST:PORT", "send all remote mail through this smarthost (where port 25 is blocked)", None, false, |c, v| { c.delivery.relay_host = Some(dc::parse_host_port(v).map_err(ValueError::Delivery)?); Ok(()) }),
+    opt!("relay-tls", "MODE", "smarthost encryption: starttls, tls (implicit, port 465) or none", Some("starttls"), false, |c, v| { c.delivery.relay_tls = dc::parse_relay_tls(v).map_err(ValueError::Delivery)?; Ok(()) }),
     opt!("relay-user", "NAME", "user name for AUTH at the smarthost", None, false, |c, v| { c.delivery.relay_user = Some(non_empty(v)?.to_string()); Ok(()) }),
     opt!("relay-password-file", "FILE", "file whose first line is the smarthost password", None, false, |c, v| { c.delivery.relay_password_file = Some(PathBuf::from(non_empty(v)?)); Ok(()) }),
     opt!("relay-ca", "FILE", "extra CA certificates (PEM) trusted for the smarthost", None, false, |c, v| { c.delivery.relay_ca = Some(PathBuf::from(non_empty(v)?)); Ok(()) }),
-    opt!("transport", "DOMAIN=ROUTE", "route one domain to HOST:PORT, or `discard` it; repeatable", None, true, |c, v| { c.delivery.add_transport(v).map_err(text) }),
-    opt!("retry", "LIST", "retry delays, e.g. 1m,5m,30m (the last repeats; default: 5m doubling to 1h, with jitter)", None, false, |c, v| { c.delivery.retry.schedule = dc::parse_retry(v).map_err(text)?; Ok(()) }),
-    opt!("max-queue-lifetime", "DURATION", "give up and return a message this long after it arrived", Some("5d"), false, |c, v| { c.delivery.retry.max_lifetime = parse_duration(v)?; Ok(()) }),
-    opt!("delay-warning", "DURATION", "tell the sender when a message is still waiting after this long (0 = never)", Some("4h"), false, |c, v| { c.delivery.retry.delay_warning = retry::parse_delay_warning(v).map_err(text)?; Ok(()) }),
-    opt!("max-outbound-connections", "N", "most delivery connections at once", Some("20"), false, |c, v| { c.delivery.max_outbound_connections = dc::parse_connections(v).map_err(text)?; Ok(()) }),
+    opt!("transport", "DOMAIN=ROUTE", "route one domain to HOST:PORT, or `discard` it; repeatable", None, true, |c, v| { c.delivery.add_transport(v).map_err(ValueError::Delivery) }),
+    opt!("retry", "LIST", "retry delays, e.g. 1m,5m,30m (the last repeats; default: 5m doubling to 1h, with jitter)", None, false, |c, v| { c.delivery.retry.schedule = dc::parse_retry(v).map_err(ValueError::Delivery)?; Ok(()) }),
+    opt!("max-queue-lifetime", "DURATION", "give up and return a message this long after it arrived", Some("5d"), false, |c, v| { c.delivery.retry.max_lifetime = duration(v)?; Ok(()) }),
+    opt!("delay-warning", "DURATION", "tell the sender when a message is still waiting after this long (0 = never)", Some("4h"), false, |c, v| { c.delivery.retry.delay_warning = retry::parse_delay_warning(v).map_err(ValueError::Retry)?; Ok(()) }),
+    opt!("max-outbound-connections", "N", "most delivery connections at once", Some("20"), false, |c, v| { c.delivery.max_outbound_connections = dc::parse_connections(v).map_err(ValueError::Delivery)?; Ok(()) }),
     opt!("aliases", "FILE", "alias file: `alias@domain: target, target` per line", None, false, |c, v| { c.delivery.aliases = Some(PathBuf::from(non_empty(v)?)); Ok(()) }),
     opt!("sink", "", "accept messages and throw them away, no disk, no log line per message (for benchmarks only: nothing is delivered)", Some("off"), false, |c, v| { c.sink = parse_switch(v)?; Ok(()) }),
     opt!("workers", "N", "protocol worker threads, each running its own event loop (default: number of CPUs); 0 serves every connection on the accepting thread (best on one core)", None, false, |c, v| { c.workers = parse_count(v)?; Ok(()) }),
@@ -358,14 +419,12 @@ pub fn options_help() -> String {
 pub fn parse_args(args: &[String]) -> Result<Parsed, ConfigError> {
     let matches = getopts_options()
         .parse(args)
-        .map_err(|e| ConfigError::CommandLine(e.to_string()))?;
+        .map_err(ConfigError::CommandLine)?;
     if matches.opt_present("help") {
         return Ok(Parsed::Help);
     }
     if let Some(extra) = matches.free.first() {
-        return Err(ConfigError::CommandLine(format!(
-            "unexpected argument {extra:?}"
-        )));
+        return Err(ConfigError::UnexpectedArgument(extra.clone()));
     }
     let mut values: HashMap<&'static str, Vec<String>> = HashMap::new();
     for spec in OPTIONS {
@@ -428,13 +487,15 @@ fn read_config_file(path: &Path) -> Result<HashMap<&'static str, Vec<String>>, C
         path: path.to_path_buf(),
         source,
     })?;
-    parse_config_text(&text).map_err(|(line, reason)| ConfigError::FileLine {
+    parse_config_text(&text).map_err(|(line, name)| ConfigError::UnknownFileOption {
         path: path.to_path_buf(),
         line,
-        reason,
+        name,
     })
 }
 
+/// The values by option name, or the number and name of a line naming no
+/// known option.
 fn parse_config_text(text: &str) -> Result<HashMap<&'static str, Vec<String>>, (usize, String)> {
     let mut values: HashMap<&'static str, Vec<String>> = HashMap::new();
     for (index, raw) in text.lines().enumerate() {
@@ -449,7 +510,7 @@ fn parse_config_text(text: &str) -> Result<HashMap<&'static str, Vec<String>>, (
             None => (line.trim_start_matches("--"), "on"),
         };
         let Some(spec) = OPTIONS.iter().find(|s| s.name == name) else {
-            return Err((line_no, format!("unknown option {name:?}")));
+            return Err((line_no, name.to_string()));
         };
         let entry = values.entry(spec.name).or_default();
         if !spec.repeatable {
@@ -460,40 +521,39 @@ fn parse_config_text(text: &str) -> Result<HashMap<&'static str, Vec<String>>, (
     Ok(values)
 }
 
-fn non_empty(value: &str) -> Result<&str, String> {
+fn non_empty(value: &str) -> Result<&str, ValueError> {
     let value = value.trim();
     if value.is_empty() {
-        Err("must not be empty".to_string())
+        Err(ValueError::Empty)
     } else {
         Ok(value)
     }
 }
 
-fn listener(list: &mut Vec<SocketAddr>, value: &str) -> Result<(), String> {
+fn listener(list: &mut Vec<SocketAddr>, value: &str) -> Result<(), ValueError> {
     let value = value.trim();
     if value.eq_ignore_ascii_case("off") {
         list.clear();
         return Ok(());
     }
-    let addr = SocketAddr::from_str(value)
-        .map_err(|_| "expected ADDR:PORT such as 0.0.0.0:25 or [::]:587, or `off`".to_string())?;
+    let addr = SocketAddr::from_str(value).map_err(|_| ValueError::Listener)?;
     list.push(addr);
     Ok(())
 }
 
-fn domain_list(value: &str) -> Result<Vec<String>, String> {
+fn domain_list(value: &str) -> Result<Vec<String>, ValueError> {
     let domains: Vec<String> = value
         .split(',')
         .map(|d| d.trim().trim_end_matches('.').to_lowercase())
         .filter(|d| !d.is_empty())
         .collect();
     if domains.is_empty() {
-        return Err("expected at least one domain".to_string());
+        return Err(ValueError::NoDomain);
     }
     Ok(domains)
 }
 
-fn cidr_list(value: &str) -> Result<Vec<Cidr>, String> {
+fn cidr_list(value: &str) -> Result<Vec<Cidr>, ValueError> {
     if value.trim().eq_ignore_ascii_case("none") {
         return Ok(Vec::new());
     }
@@ -505,19 +565,24 @@ fn cidr_list(value: &str) -> Result<Vec<Cidr>, String> {
         .collect()
 }
 
-fn parse_count<T: FromStr>(value: &str) -> Result<T, String> {
-    value
-        .trim()
-        .parse()
-        .map_err(|_| "expected a whole number".to_string())
+fn parse_count<T: FromStr>(value: &str) -> Result<T, ValueError> {
+    value.trim().parse().map_err(|_| ValueError::Count)
+}
+
+fn size(value: &str) -> Result<usize, ValueError> {
+    parse_size(value).map_err(ValueError::Unit)
+}
+
+fn duration(value: &str) -> Result<Duration, ValueError> {
+    parse_duration(value).map_err(ValueError::Unit)
 }
 
 /// `on`/`off` (also `yes`/`no`, `true`/`false`, `1`/`0`).
-pub fn parse_switch(value: &str) -> Result<bool, String> {
+pub fn parse_switch(value: &str) -> Result<bool, ValueError> {
     match value.trim().to_ascii_lowercase().as_str() {
         "on" | "yes" | "true" | "1" => Ok(true),
         "off" | "no" | "false" | "0" => Ok(false),
-        _ => Err("expected on or off".to_string()),
+        _ => Err(ValueError::Switch),
     }
 }
 
@@ -575,11 +640,11 @@ fn prefix_match(net: u128, ip: u128, prefix: u8, bits: u8) -> bool {
 }
 
 impl FromStr for Cidr {
-    type Err = String;
+    type Err = ValueError;
 
     /// `ADDR/PREFIX`, or a bare address meaning just that host.
-    fn from_str(text: &str) -> Result<Cidr, String> {
-        let bad = || format!("{text:?} is not a network such as 10.0.0.0/8 or fd00::/8");
+    fn from_str(text: &str) -> Result<Cidr, ValueError> {
+        let bad = || ValueError::Network(text.to_string());
         let (addr, prefix) = match text.split_once('/') {
             Some((a, p)) => (a, Some(p)),
             None => (text, None),
@@ -606,6 +671,7 @@ impl fmt::Display for Cidr {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_fixtures::TempDir;
 
     fn args(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| s.to_string()).collect()
@@ -694,9 +760,8 @@ mod tests {
 
     #[test]
     fn config_file_then_command_line_wins() {
-        let dir = std::env::temp_dir().join(format!("outpost-config-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("outpost.conf");
+        let dir = TempDir::new("config");
+        let file = dir.path().join("outpost.conf");
         std::fs::write(
             &file,
             "# comment\nhostname = file.example  # trailing comment\nmax-recipients=7\n\
@@ -711,7 +776,10 @@ mod tests {
         std::fs::write(&file, "no-such-option = 1\n").unwrap();
         let err = parse_args(&args(&["--config", file.to_str().unwrap()])).unwrap_err();
         assert!(err.to_string().contains(":1: unknown option"), "{err}");
-        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(
+            matches!(&err, ConfigError::UnknownFileOption { line: 1, name, .. } if name == "no-such-option"),
+            "{err:?}"
+        );
     }
 
     #[test]
@@ -727,6 +795,40 @@ mod tests {
             let err = parse_args(&args(list)).unwrap_err().to_string();
             assert!(err.contains(needle), "{list:?}: {err}");
         }
+    }
+
+    #[test]
+    fn bad_values_say_what_is_wrong() {
+        for (list, want) in [
+            (&["--smtp", "localhost"][..], ValueError::Listener),
+            (&["--max-recipients", "many"][..], ValueError::Count),
+            (&["--sender-check", "maybe"][..], ValueError::Switch),
+            (&["--local-domains", " , "][..], ValueError::NoDomain),
+            (&["--hostname", " "][..], ValueError::Empty),
+            (
+                &["--relay-networks", "10.0.0.0/33"][..],
+                ValueError::Network("10.0.0.0/33".into()),
+            ),
+        ] {
+            match parse_args(&args(list)) {
+                Err(ConfigError::BadValue { option, reason, .. }) => {
+                    assert_eq!(option, &list[0][2..]);
+                    assert_eq!(reason, want, "{list:?}");
+                }
+                other => panic!("{list:?}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            parse_args(&args(&["--mx-port", "0"])),
+            Err(ConfigError::BadValue {
+                reason: ValueError::Delivery(_),
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse_args(&args(&["serve-now"])),
+            Err(ConfigError::UnexpectedArgument(_))
+        ));
     }
 
     #[test]

@@ -20,5 +20,7 @@ pub mod loadgen;
 pub mod proto;
 pub mod queue;
 pub mod runtime;
+#[cfg(test)]
+mod test_fixtures;
 pub mod tls;
 pub mod units;

@@ -1,6 +1,7 @@
 //! `outpost check` run as a program against real servers on 127.0.0.1:
 //! the test server's STARTTLS and implicit-TLS ports, a closed port, a port
-//! that never speaks, and the loopback DNS responder. No internet, and the
+//! that never speaks, a scripted peer that speaks another protocol, and the
+//! loopback DNS responder. No internet, and the
 //! machine's own resolver is never asked (`--dns-server` always given).
 
 #[path = "support/dns.rs"]
@@ -13,6 +14,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use dns_server::{DnsServer, Rec, Zone};
+use support::fake_mx::MxScript;
 use support::TestServer;
 
 /// A run that takes longer than this is a failure (the tool's own timeouts
@@ -189,18 +191,9 @@ fn silent_port_is_reported_within_the_timeout() {
 
 #[test]
 fn other_protocol_is_named() {
-    use std::io::Write;
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let target = listener.local_addr().unwrap().to_string();
     // Greets every connection (plaintext and the TLS attempt) like an SSH server.
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for mut stream in listener.incoming().take(2).flatten() {
-            let _ = stream.write_all(b"SSH-2.0-OpenSSH_9.6\r\n");
-            held.push(stream);
-        }
-        std::thread::sleep(Duration::from_secs(5));
-    });
+    let ssh = MxScript::new().greeting(b"SSH-2.0-OpenSSH_9.6\r\n").start();
+    let target = ssh.addr().to_string();
     let run = check(&[&target, "--timeout", "2s"]);
     assert_has(
         &run,

@@ -2,8 +2,9 @@
 //! `openssl passwd -6 -stdin` ($6$) and `htpasswd -nbB` (bcrypt $2y$).
 //! A missing tool skips its part with a note (CI installs apache2-utils).
 
+mod support;
+
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,14 +13,7 @@ use outpost::auth::Authenticator;
 use outpost::directory::UserTable;
 use outpost::proto::sasl::Credentials;
 use outpost::proto::session::AuthResult;
-
-fn temp_file(name: &str, contents: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("outpost-pwfiles-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("users");
-    std::fs::write(&path, contents).unwrap();
-    path
-}
+use support::TempDir;
 
 fn check(auth: &Arc<Authenticator>, ip: &str, user: &str, password: &str) -> AuthResult {
     let (tx, rx) = std::sync::mpsc::channel();
@@ -62,7 +56,9 @@ fn run(program: &str, args: &[&str], stdin: &str) -> Option<String> {
 }
 
 fn verify_file(name: &str, user: &str, line: &str, password: &str) {
-    let path = temp_file(name, &format!("# made by {name}\n{line}\n"));
+    let dir = TempDir::new("pwfiles");
+    let path = dir.path().join("users");
+    std::fs::write(&path, format!("# made by {name}\n{line}\n")).unwrap();
     let auth = Authenticator::new(Arc::new(UserTable::load(&path).unwrap()));
     assert_eq!(
         check(&auth, "192.0.2.1", user, password),
@@ -74,7 +70,6 @@ fn verify_file(name: &str, user: &str, line: &str, password: &str) {
         AuthResult::Failure,
         "{line}"
     );
-    std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
 }
 
 #[test]

@@ -1,10 +1,9 @@
-//! The transport driver against tiny receiving SMTP servers started here on
-//! loopback: plaintext with PIPELINING, and STARTTLS with a self-signed
+//! The transport driver against scripted receiving SMTP servers (`FakeMx`)
+//! on loopback: plaintext with PIPELINING, and STARTTLS with a self-signed
 //! certificate (accepted in opportunistic mode, refused in verify mode).
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -14,75 +13,20 @@ use outpost::delivery::transport::{self, CertPolicy, Peer, TransportError};
 use outpost::proto::client::{
     Client, ClientParams, Outcome, RecipientParams, SessionEnd, TlsPolicy,
 };
+use support::fake_mx::{self_signed_tls, FakeMx, MxScript};
 
 const BODY: &[u8] = b"Subject: test\r\n\r\n.leading dot\r\nline two\r\n";
 
-/// A scripted receiver for one connection; returns everything it read.
-fn receiver(starttls: Option<Arc<rustls::ServerConfig>>) -> (SocketAddr, JoinHandle<Vec<u8>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let handle = std::thread::spawn(move || {
-        let (tcp, _) = listener.accept().unwrap();
-        tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let mut log = Vec::new();
-        let mut stream: Box<dyn ReadWrite> = Box::new(tcp.try_clone().unwrap());
-        stream.write_all(b"220 rx.test ESMTP\r\n").unwrap();
-        let mut tls_done = false;
-        let mut reader = BufReader::new(stream);
-        loop {
-            let mut line = Vec::new();
-            if reader.read_until(b'\n', &mut line).unwrap_or(0) == 0 {
-                break;
-            }
-            log.extend_from_slice(&line);
-            let upper = String::from_utf8_lossy(&line).to_ascii_uppercase();
-            let w = reader.get_mut();
-            if upper.starts_with("EHLO") {
-                let tls_line = if starttls.is_some() && !tls_done {
-                    "250-STARTTLS\r\n"
-                } else {
-                    ""
-                };
-                let text = format!("250-rx.test\r\n{tls_line}250-PIPELINING\r\n250-SIZE 100000\r\n250 8BITMIME\r\n");
-                w.write_all(text.as_bytes()).unwrap();
-            } else if upper.starts_with("STARTTLS") {
-                w.write_all(b"220 2.0.0 Ready to start TLS\r\n").unwrap();
-                let conn = rustls::ServerConnection::new(starttls.clone().unwrap()).unwrap();
-                let sock = tcp.try_clone().unwrap();
-                let tls = rustls::StreamOwned::new(conn, sock);
-                reader = BufReader::new(Box::new(tls));
-                tls_done = true;
-            } else if upper.starts_with("MAIL") || upper.starts_with("RCPT") {
-                w.write_all(b"250 2.1.0 Ok\r\n").unwrap();
-            } else if upper.starts_with("DATA") {
-                w.write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n")
-                    .unwrap();
-                loop {
-                    let mut data = Vec::new();
-                    reader.read_until(b'\n', &mut data).unwrap();
-                    log.extend_from_slice(&data);
-                    if data == b".\r\n" || data.is_empty() {
-                        break;
-                    }
-                }
-                reader
-                    .get_mut()
-                    .write_all(b"250 2.0.0 Ok: queued as X\r\n")
-                    .unwrap();
-            } else if upper.starts_with("QUIT") {
-                let _ = w.write_all(b"221 2.0.0 Bye\r\n");
-                break;
-            } else {
-                w.write_all(b"500 5.5.1 What?\r\n").unwrap();
-            }
-        }
-        log
-    });
-    (addr, handle)
+/// A receiver offering PIPELINING, SIZE and 8BITMIME, and STARTTLS with a
+/// self-signed certificate for rx.test when `starttls`.
+fn receiver(starttls: bool) -> FakeMx {
+    let script = MxScript::new().keywords(&["PIPELINING", "SIZE 100000", "8BITMIME"]);
+    if starttls {
+        script.starttls(self_signed_tls(&["rx.test"])).start()
+    } else {
+        script.start()
+    }
 }
-
-trait ReadWrite: Read + Write + Send {}
-impl<T: Read + Write + Send> ReadWrite for T {}
 
 fn params(tls: TlsPolicy) -> ClientParams {
     ClientParams {
@@ -111,33 +55,18 @@ fn params(tls: TlsPolicy) -> ClientParams {
     }
 }
 
-fn server_tls() -> Arc<rustls::ServerConfig> {
-    let key = rcgen::generate_simple_self_signed(vec!["rx.test".to_string()]).unwrap();
-    let cert = key.cert.der().clone();
-    let private = rustls::pki_types::PrivateKeyDer::Pkcs8(key.signing_key.serialize_der().into());
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Arc::new(
-        rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(vec![cert], private)
-            .unwrap(),
-    )
-}
-
 #[test]
 fn delivers_byte_exact_with_pipelining() {
-    let (addr, server) = receiver(None);
+    let server = receiver(false);
     let tls = transport::tls_config(CertPolicy::Opportunistic, None).unwrap();
     let peer = Peer {
-        addr,
+        addr: server.addr(),
         host: "rx.test".into(),
         implicit_tls: false,
     };
     let attempt =
         transport::run(&peer, Client::new(params(TlsPolicy::Opportunistic)), &tls).unwrap();
-    let log = server.join().unwrap();
+    let log = server.wait_for_sessions(1)[0].transcript.clone();
     assert_eq!(attempt.report.end, SessionEnd::Completed);
     assert!(attempt
         .report
@@ -156,16 +85,16 @@ RCPT TO:<carol@rx.test>\r\nDATA\r\nSubject: test\r\n\r\n..leading dot\r\nline tw
 
 #[test]
 fn uses_starttls_when_offered() {
-    let (addr, server) = receiver(Some(server_tls()));
+    let server = receiver(true);
     let tls = transport::tls_config(CertPolicy::Opportunistic, None).unwrap();
     let peer = Peer {
-        addr,
+        addr: server.addr(),
         host: "rx.test".into(),
         implicit_tls: false,
     };
     let attempt =
         transport::run(&peer, Client::new(params(TlsPolicy::Opportunistic)), &tls).unwrap();
-    let log = String::from_utf8(server.join().unwrap()).unwrap();
+    let log = server.wait_for_sessions(1)[0].text();
     assert!(attempt.report.tls);
     assert!(attempt.tls_version.is_some());
     assert!(
@@ -185,15 +114,15 @@ fn uses_starttls_when_offered() {
 
 #[test]
 fn verify_mode_refuses_a_self_signed_certificate() {
-    let (addr, server) = receiver(Some(server_tls()));
+    let server = receiver(true);
     let tls = transport::tls_config(CertPolicy::Verify, None).unwrap();
     let peer = Peer {
-        addr,
+        addr: server.addr(),
         host: "rx.test".into(),
         implicit_tls: false,
     };
     let attempt = transport::run(&peer, Client::new(params(TlsPolicy::Required)), &tls).unwrap();
-    let _ = server.join();
+    server.wait_for_sessions(1);
     assert_eq!(attempt.report.end, SessionEnd::ConnectionLost);
     assert!(attempt
         .report

@@ -7,7 +7,9 @@ use std::net::IpAddr;
 
 use super::lookup::MailHosts;
 use super::probe::TlsSession;
-use super::probe::{CertVerdict, ConnectError, Greeting, PlainSession, PortOutcome, Reply};
+use super::probe::{CertVerdict, ConnectError, Greeting, PlainSession, PortOutcome};
+use crate::delivery::dns::DnsError;
+use crate::proto::reply::Reply;
 
 /// How a smarthost is configured, for the hints about a blocked port 25.
 const SMARTHOST_HINT: &str = "deliver through your provider's submission server (a smarthost): \
@@ -149,15 +151,16 @@ fn unreachable(subject: &str, port: u16, error: &ConnectError) -> Finding {
     }
 }
 
+/// The first line's text (for a greeting: the server's name and banner).
+fn first_line(reply: &Reply) -> &str {
+    reply.lines.first().map_or("", |line| line)
+}
+
 /// A greeting other than 220 means the server refuses the session.
 fn refused_greeting(subject: &str, greeting: &Reply) -> Finding {
     Finding::error(
         subject,
-        format!(
-            "the server refuses the session: {} {}",
-            greeting.code,
-            greeting.lines.join(" ")
-        ),
+        format!("the server refuses the session: {greeting}"),
         "the server turns this client away (blocklist, limits, maintenance); read its reply and its log",
     )
 }
@@ -169,7 +172,7 @@ fn plaintext(subject: &str, port: u16, session: &PlainSession) -> Vec<Finding> {
     }
     let mut findings = vec![Finding::ok(
         subject,
-        format!("plaintext SMTP, greeting: {}", greeting.first_line()),
+        format!("plaintext SMTP, greeting: {}", first_line(greeting)),
     )];
     let ext = match &session.ehlo {
         Ok(ext) => ext,
@@ -226,7 +229,7 @@ fn implicit_tls(subject: &str, port: u16, greeting: &Reply, session: &TlsSession
         format!(
             "implicit TLS ({}), greeting: {}",
             session.version,
-            greeting.first_line()
+            first_line(greeting)
         ),
     )];
     findings.extend(tls_findings(subject, port, session));
@@ -388,7 +391,7 @@ pub fn dns_findings(domain: &str, hosts: &MailHosts) -> Vec<Finding> {
 
 /// Findings about a domain's SPF record (RFC 7208): `records` are its
 /// TXT records that start with `v=spf1`.
-pub fn spf_findings(domain: &str, records: &Result<Vec<String>, String>) -> Vec<Finding> {
+pub fn spf_findings(domain: &str, records: &Result<Vec<String>, DnsError>) -> Vec<Finding> {
     const ADD_ONE: &str = "publish one TXT record such as `v=spf1 mx -all` \
          (the domain's MX hosts send its mail, nothing else does)";
     match records.as_deref() {
@@ -415,7 +418,7 @@ pub fn spf_findings(domain: &str, records: &Result<Vec<String>, String>) -> Vec<
 }
 
 /// One connection attempt of `--outbound`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Attempt {
     /// The mail host's name.
     pub host: String,
@@ -457,7 +460,7 @@ pub fn outbound_findings(
                 attempt.host,
                 attempt.ip,
                 reply.code,
-                reply.first_line()
+                first_line(reply)
             ),
         )];
     }
@@ -476,7 +479,7 @@ pub fn outbound_findings(
         .collect();
     let all_timed_out = attempts
         .iter()
-        .all(|a| a.greeting == Greeting::Unreachable(ConnectError::TimedOut));
+        .all(|a| matches!(a.greeting, Greeting::Unreachable(ConnectError::TimedOut)));
     let fix = if all_timed_out {
         format!("your provider probably blocks outbound port {port}: {SMARTHOST_HINT}")
     } else {
@@ -509,13 +512,11 @@ fn join(addrs: &[IpAddr]) -> String {
 mod tests {
     use super::*;
     use crate::check::lookup::MxHost;
+    use crate::check::probe::ProbeError;
     use crate::proto::client::Extensions;
 
     fn reply(code: u16, text: &str) -> Reply {
-        Reply {
-            code,
-            lines: vec![text.to_string()],
-        }
+        Reply::plain(code, vec![text.to_string().into()])
     }
 
     fn ext(starttls: bool, auth: &[&str]) -> Extensions {
@@ -648,7 +649,7 @@ mod tests {
         );
         assert!(dropped[0].fix.as_deref().unwrap().contains("--relay-host"));
         let silent = PortOutcome::Silent {
-            tls_error: "no TLS handshake in time".into(),
+            tls_error: ProbeError::HandshakeTimeout,
         };
         assert_eq!(
             levels(&port_findings("h:2525", 2525, &silent)),
@@ -656,7 +657,7 @@ mod tests {
         );
         let greeting = PortOutcome::Plaintext(PlainSession {
             greeting: reply(554, "go away"),
-            ehlo: Err("not sent".into()),
+            ehlo: Err(ProbeError::GreetingNot220),
             starttls: None,
         });
         let findings = port_findings("h:25", 25, &greeting);
@@ -675,7 +676,7 @@ mod tests {
             MxHost {
                 preference: 20,
                 host: "mx2.example".into(),
-                addrs: Err("the domain does not exist (NXDOMAIN)".into()),
+                addrs: Err(DnsError::NxDomain),
             },
         ]);
         let findings = dns_findings("example", &hosts);
@@ -707,7 +708,7 @@ mod tests {
         let two = Ok(vec!["v=spf1 -all".to_string(), "v=spf1 mx".to_string()]);
         assert_eq!(levels(&spf_findings("e", &two)), [Level::Error]);
         assert_eq!(
-            levels(&spf_findings("e", &Err("timeout".into()))),
+            levels(&spf_findings("e", &Err(DnsError::Timeout))),
             [Level::Warning]
         );
     }

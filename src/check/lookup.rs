@@ -7,30 +7,30 @@ use std::net::IpAddr;
 use crate::delivery::dns::{DnsError, Resolver};
 
 /// One MX record and the addresses of its host.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct MxHost {
     /// The preference (lower first).
     pub preference: u16,
     /// The exchange host.
     pub host: String,
     /// Its A and AAAA addresses, or why there are none.
-    pub addrs: Result<Vec<IpAddr>, String>,
+    pub addrs: Result<Vec<IpAddr>, DnsError>,
 }
 
 /// Where mail for a domain goes, as DNS says.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum MailHosts {
     /// The domain does not exist (NXDOMAIN).
     NoDomain,
     /// The MX lookup failed.
-    LookupFailed(String),
+    LookupFailed(DnsError),
     /// A null MX (RFC 7505): the domain accepts no mail.
     NullMx,
     /// MX records, lowest preference first.
     Mx(Vec<MxHost>),
     /// No MX records: mail goes to the domain's own addresses (RFC 5321
     /// §5.1), or why it has none.
-    NoMx(Result<Vec<IpAddr>, String>),
+    NoMx(Result<Vec<IpAddr>, DnsError>),
 }
 
 impl MailHosts {
@@ -57,7 +57,7 @@ pub fn mail_hosts(resolver: &Resolver, domain: &str) -> MailHosts {
     let mut records = match resolver.mx(domain) {
         Ok(records) => records,
         Err(DnsError::NxDomain) => return MailHosts::NoDomain,
-        Err(e) => return MailHosts::LookupFailed(e.to_string()),
+        Err(e) => return MailHosts::LookupFailed(e),
     };
     if records.iter().any(|mx| mx.exchange.is_empty()) {
         return MailHosts::NullMx;
@@ -80,8 +80,8 @@ pub fn mail_hosts(resolver: &Resolver, domain: &str) -> MailHosts {
 
 /// The SPF records of `domain`: its TXT records that start with `v=spf1`
 /// (RFC 7208 §4.5), or why the lookup failed.
-pub fn spf_records(resolver: &Resolver, domain: &str) -> Result<Vec<String>, String> {
-    let records = resolver.txt(domain).map_err(|e| e.to_string())?;
+pub fn spf_records(resolver: &Resolver, domain: &str) -> Result<Vec<String>, DnsError> {
+    let records = resolver.txt(domain)?;
     Ok(records.into_iter().filter(|text| is_spf(text)).collect())
 }
 
@@ -91,8 +91,8 @@ fn is_spf(text: &str) -> bool {
     version.eq_ignore_ascii_case("v=spf1")
 }
 
-fn addresses(resolver: &Resolver, host: &str) -> Result<Vec<IpAddr>, String> {
-    resolver.ip_addrs(host).map_err(|e| e.to_string())
+fn addresses(resolver: &Resolver, host: &str) -> Result<Vec<IpAddr>, DnsError> {
+    resolver.ip_addrs(host)
 }
 
 #[cfg(test)]

@@ -11,6 +11,8 @@ mod findings;
 mod lookup;
 mod probe;
 
+use std::fmt;
+use std::io;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,7 +21,8 @@ use std::time::Duration;
 use rustls::pki_types::ServerName;
 use rustls::RootCertStore;
 
-use crate::delivery::dns::{Resolver, ResolverConfig};
+use crate::delivery::dns::{DnsError, Resolver, ResolverConfig};
+use crate::tls::TlsError;
 use findings::{Attempt, Finding, Level};
 use probe::{Settings, Target};
 
@@ -50,6 +53,88 @@ struct Request {
 enum Parsed {
     Run(Request),
     Help,
+}
+
+/// Why the command line cannot be run (exit code 2).
+#[derive(Debug)]
+enum UsageError {
+    /// getopts refused the arguments (unknown option, missing value …).
+    Options(getopts::Fail),
+    /// `--timeout` is not a duration.
+    Timeout {
+        /// The value given.
+        value: String,
+        /// Why it does not parse.
+        reason: String,
+    },
+    /// `--timeout` is zero.
+    ZeroTimeout,
+    /// `--port` is not a port number (1 to 65535).
+    Port(String),
+    /// `--dns-server` is neither IP nor IP:PORT.
+    DnsServer(String),
+    /// A target is not `HOST:PORT`.
+    Target(String),
+    /// A target's port is not a port number.
+    TargetPort {
+        /// The target as given.
+        target: String,
+        /// Its port part.
+        port: String,
+    },
+    /// Neither a target nor `--dns` nor `--outbound` was given.
+    NothingToCheck,
+    /// The `--ca-file` certificates cannot be used.
+    CaFile(TlsError),
+}
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UsageError::Options(e) => write!(f, "{e}"),
+            UsageError::Timeout { value, reason } => write!(f, "--timeout {value:?}: {reason}"),
+            UsageError::ZeroTimeout => write!(f, "--timeout must be more than zero"),
+            UsageError::Port(value) => write!(f, "--port: {value:?} is not a port number"),
+            UsageError::DnsServer(value) => {
+                write!(f, "--dns-server {value:?}: expected IP or IP:PORT")
+            }
+            UsageError::Target(target) => {
+                write!(
+                    f,
+                    "{target:?}: expected HOST:PORT, e.g. mail.example.com:587"
+                )
+            }
+            UsageError::TargetPort { target, port } => {
+                write!(f, "{target:?}: {port:?} is not a port number")
+            }
+            UsageError::NothingToCheck => write!(
+                f,
+                "nothing to check: give HOST:PORT, --dns DOMAIN or --outbound DOMAIN"
+            ),
+            UsageError::CaFile(e) => write!(f, "--ca-file: {e}"),
+        }
+    }
+}
+
+/// Why a host name gave no address.
+#[derive(Debug)]
+enum ResolveError {
+    /// The `--dns-server` lookup failed.
+    Dns(DnsError),
+    /// The system's resolver failed.
+    System(io::Error),
+    /// The name exists but has no address.
+    NoAddress,
+}
+
+impl fmt::Display for ResolveError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ResolveError::Dns(e) => write!(f, "{e}"),
+            ResolveError::System(e) => write!(f, "{e}"),
+            ResolveError::NoAddress => write!(f, "no address"),
+        }
+    }
 }
 
 fn spec() -> getopts::Options {
@@ -112,22 +197,21 @@ fn usage() -> String {
     )
 }
 
-fn parse(args: &[String]) -> Result<Parsed, String> {
-    let matches = spec().parse(args).map_err(|e| e.to_string())?;
+fn parse(args: &[String]) -> Result<Parsed, UsageError> {
+    let matches = spec().parse(args).map_err(UsageError::Options)?;
     if matches.opt_present("help") {
         return Ok(Parsed::Help);
     }
     let timeout = match matches.opt_str("timeout") {
-        Some(value) => {
-            crate::units::parse_duration(&value).map_err(|e| format!("--timeout {value:?}: {e}"))?
-        }
+        Some(value) => crate::units::parse_duration(&value)
+            .map_err(|reason| UsageError::Timeout { value, reason })?,
         None => DEFAULT_TIMEOUT,
     };
     if timeout.is_zero() {
-        return Err("--timeout must be more than zero".into());
+        return Err(UsageError::ZeroTimeout);
     }
     let outbound_port = match matches.opt_str("port") {
-        Some(value) => parse_port(&value).map_err(|e| format!("--port: {e}"))?,
+        Some(value) => parse_port(&value).ok_or(UsageError::Port(value))?,
         None => 25,
     };
     let dns_server = match matches.opt_str("dns-server") {
@@ -148,7 +232,7 @@ fn parse(args: &[String]) -> Result<Parsed, String> {
             .unwrap_or_else(crate::config::system_hostname),
     };
     if request.targets.is_empty() && request.dns.is_none() && request.outbound.is_none() {
-        return Err("nothing to check: give HOST:PORT, --dns DOMAIN or --outbound DOMAIN".into());
+        return Err(UsageError::NothingToCheck);
     }
     for target in &request.targets {
         split_host_port(target)?;
@@ -156,26 +240,24 @@ fn parse(args: &[String]) -> Result<Parsed, String> {
     Ok(Parsed::Run(request))
 }
 
-fn parse_port(value: &str) -> Result<u16, String> {
-    match value.parse::<u16>() {
-        Ok(port) if port > 0 => Ok(port),
-        _ => Err(format!("{value:?} is not a port number")),
-    }
+/// A port number from 1 to 65535.
+fn parse_port(value: &str) -> Option<u16> {
+    value.parse::<u16>().ok().filter(|&port| port > 0)
 }
 
-fn parse_dns_server(value: &str) -> Result<SocketAddr, String> {
+fn parse_dns_server(value: &str) -> Result<SocketAddr, UsageError> {
     if let Ok(addr) = value.parse::<SocketAddr>() {
         return Ok(addr);
     }
     value
         .parse::<IpAddr>()
         .map(|ip| SocketAddr::new(ip, 53))
-        .map_err(|_| format!("--dns-server {value:?}: expected IP or IP:PORT"))
+        .map_err(|_| UsageError::DnsServer(value.to_string()))
 }
 
 /// Splits `HOST:PORT` (an IPv6 address as `[::1]:587` or `::1:587`) into host and port.
-fn split_host_port(target: &str) -> Result<(String, u16), String> {
-    let bad = || format!("{target:?}: expected HOST:PORT, e.g. mail.example.com:587");
+fn split_host_port(target: &str) -> Result<(String, u16), UsageError> {
+    let bad = || UsageError::Target(target.to_string());
     let (host, port) = target.rsplit_once(':').ok_or_else(bad)?;
     let host = host
         .strip_prefix('[')
@@ -184,7 +266,10 @@ fn split_host_port(target: &str) -> Result<(String, u16), String> {
     if host.is_empty() || host.contains(':') && host.parse::<IpAddr>().is_err() {
         return Err(bad());
     }
-    let port = parse_port(port).map_err(|e| format!("{target:?}: {e}"))?;
+    let port = parse_port(port).ok_or_else(|| UsageError::TargetPort {
+        target: target.to_string(),
+        port: port.to_string(),
+    })?;
     Ok((host.to_string(), port))
 }
 
@@ -250,7 +335,7 @@ pub fn run(args: &[String]) -> i32 {
             ));
         } else {
             report(findings::dns_findings(domain, &hosts));
-            if hosts != lookup::MailHosts::NoDomain {
+            if !matches!(hosts, lookup::MailHosts::NoDomain) {
                 let spf = lookup::spf_records(resolver, domain);
                 report(findings::spf_findings(domain, &spf));
             }
@@ -263,7 +348,7 @@ pub fn run(args: &[String]) -> i32 {
     }
 }
 
-fn no_resolver(subject: &str, error: &str) -> Finding {
+fn no_resolver(subject: &str, error: &DnsError) -> Finding {
     Finding::error(
         subject,
         format!("cannot ask DNS: {error}"),
@@ -272,10 +357,10 @@ fn no_resolver(subject: &str, error: &str) -> Finding {
 }
 
 /// The resolver of `--dns-server`, or of /etc/resolv.conf.
-fn resolver(request: &Request) -> Result<Resolver, String> {
+fn resolver(request: &Request) -> Result<Resolver, DnsError> {
     let config = match request.dns_server {
         Some(server) => ResolverConfig::with_server(server),
-        None => ResolverConfig::from_system().map_err(|e| e.to_string())?,
+        None => ResolverConfig::from_system()?,
     };
     Ok(Resolver::new(ResolverConfig {
         timeout: config.timeout.min(request.timeout),
@@ -284,9 +369,9 @@ fn resolver(request: &Request) -> Result<Resolver, String> {
 }
 
 /// The public CAs plus the certificates of `--ca-file`.
-fn trusted_roots(ca_file: Option<&PathBuf>) -> Result<Arc<RootCertStore>, String> {
-    let roots = crate::tls::trusted_roots(ca_file.map(PathBuf::as_path))
-        .map_err(|e| format!("--ca-file: {e}"))?;
+fn trusted_roots(ca_file: Option<&PathBuf>) -> Result<Arc<RootCertStore>, UsageError> {
+    let roots =
+        crate::tls::trusted_roots(ca_file.map(PathBuf::as_path)).map_err(UsageError::CaFile)?;
     Ok(Arc::new(roots))
 }
 
@@ -300,7 +385,7 @@ fn check_port(
     let failed = |message: String, fix: &str| vec![Finding::error(target, message, fix)];
     let (host, port) = match split_host_port(target) {
         Ok(parts) => parts,
-        Err(e) => return failed(e, "write the target as HOST:PORT"),
+        Err(e) => return failed(e.to_string(), "write the target as HOST:PORT"),
     };
     let ip = match host.parse::<IpAddr>() {
         Ok(ip) => ip,
@@ -332,19 +417,16 @@ fn check_port(
 
 /// The first address of `host`: through `resolver` (`--dns-server`) when
 /// given, else through the system's resolver (which also reads /etc/hosts).
-fn resolve(host: &str, port: u16, resolver: Option<&Resolver>) -> Result<IpAddr, String> {
+fn resolve(host: &str, port: u16, resolver: Option<&Resolver>) -> Result<IpAddr, ResolveError> {
     let addrs: Vec<IpAddr> = match resolver {
-        Some(resolver) => resolver.ip_addrs(host).map_err(|e| e.to_string())?,
+        Some(resolver) => resolver.ip_addrs(host).map_err(ResolveError::Dns)?,
         None => (host, port)
             .to_socket_addrs()
-            .map_err(|e| e.to_string())?
+            .map_err(ResolveError::System)?
             .map(|addr| addr.ip())
             .collect(),
     };
-    addrs
-        .first()
-        .copied()
-        .ok_or_else(|| "no address".to_string())
+    addrs.first().copied().ok_or(ResolveError::NoAddress)
 }
 
 /// Connects to the mail hosts of `domain` in order until one greets.
@@ -376,10 +458,10 @@ mod tests {
     #[test]
     fn targets_split_into_host_and_port() {
         assert_eq!(
-            split_host_port("mail.example:587"),
-            Ok(("mail.example".into(), 587))
+            split_host_port("mail.example:587").ok(),
+            Some(("mail.example".into(), 587))
         );
-        assert_eq!(split_host_port("[::1]:465"), Ok(("::1".into(), 465)));
+        assert_eq!(split_host_port("[::1]:465").ok(), Some(("::1".into(), 465)));
         assert!(split_host_port("mail.example").is_err());
         assert!(split_host_port("mail.example:0").is_err());
         assert!(split_host_port("mail.example:smtp").is_err());
@@ -404,5 +486,30 @@ mod tests {
             EXIT_USAGE
         );
         assert_eq!(run(&args(&["--help"])), EXIT_OK);
+    }
+
+    #[test]
+    fn usage_errors_say_which_option_is_wrong() {
+        let error = |list: &[&str]| match parse(&args(list)) {
+            Err(e) => e,
+            Ok(_) => panic!("{list:?} parsed"),
+        };
+        assert!(matches!(
+            error(&["--timeout", "0", "a:25"]),
+            UsageError::ZeroTimeout
+        ));
+        assert!(matches!(error(&[]), UsageError::NothingToCheck));
+        assert_eq!(
+            error(&["--port", "x", "--outbound", "a"]).to_string(),
+            "--port: \"x\" is not a port number"
+        );
+        assert_eq!(
+            error(&["mail.example:smtp"]).to_string(),
+            "\"mail.example:smtp\": \"smtp\" is not a port number"
+        );
+        assert_eq!(
+            error(&["--dns-server", "nowhere", "--dns", "a"]).to_string(),
+            "--dns-server \"nowhere\": expected IP or IP:PORT"
+        );
     }
 }

@@ -14,7 +14,8 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::ServerName;
 use rustls::{CertificateError, ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 
-use crate::proto::client::{Extensions, MAX_REPLY_LINE, MAX_REPLY_LINES};
+use crate::proto::client::Extensions;
+use crate::proto::reply::{Reply, ReplyReader};
 use crate::tls::{is_timeout, ClientStream, ObservingVerifier, VerdictSink};
 
 /// Longest wait for a plaintext greeting before trying implicit TLS.
@@ -43,22 +44,6 @@ pub struct Target {
     /// The name whose match is reported; `None` when the name is not
     /// checked (an IP address without `--sni`).
     pub checked_name: Option<String>,
-}
-
-/// An SMTP reply as read: its code and its text lines.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reply {
-    /// The three-digit code.
-    pub code: u16,
-    /// The text of each line, without code and separator.
-    pub lines: Vec<String>,
-}
-
-impl Reply {
-    /// The first line's text (for a greeting: the server's name and banner).
-    pub fn first_line(&self) -> &str {
-        self.lines.first().map_or("", String::as_str)
-    }
 }
 
 /// Why no TCP connection was made.
@@ -99,29 +84,29 @@ pub enum CertVerdict {
 }
 
 /// A TLS session and what the server said inside it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct TlsSession {
     /// `TLSv1.2` or `TLSv1.3`.
     pub version: &'static str,
     /// The certificate check.
     pub certificate: CertVerdict,
     /// The EHLO reply inside TLS, or why there was none.
-    pub ehlo: Result<Extensions, String>,
+    pub ehlo: Result<Extensions, ProbeError>,
 }
 
 /// A plaintext SMTP session (a 220 greeting came in the clear).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct PlainSession {
     /// The greeting.
     pub greeting: Reply,
     /// The EHLO reply before TLS, or why there was none.
-    pub ehlo: Result<Extensions, String>,
+    pub ehlo: Result<Extensions, ProbeError>,
     /// The STARTTLS attempt: `None` when not offered (or not tried).
-    pub starttls: Option<Result<TlsSession, String>>,
+    pub starttls: Option<Result<TlsSession, ProbeError>>,
 }
 
 /// What a port turned out to speak.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum PortOutcome {
     /// No TCP connection.
     Unreachable(ConnectError),
@@ -139,26 +124,100 @@ pub enum PortOutcome {
     /// Connected; no SMTP greeting came and TLS did not work either.
     Silent {
         /// What went wrong with the TLS attempt.
-        tls_error: String,
+        tls_error: ProbeError,
     },
     /// The first bytes were not SMTP and TLS did not work.
     NotSmtp {
         /// The start of what the port sent.
         first_line: String,
         /// What went wrong with the TLS attempt.
-        tls_error: String,
+        tls_error: ProbeError,
     },
 }
 
 /// One connection attempt to a port-25 host for `--outbound`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Greeting {
     /// A greeting arrived.
     Received(Reply),
     /// No connection.
     Unreachable(ConnectError),
-    /// Connected, but no greeting: the text says what happened instead.
-    Missing(String),
+    /// Connected, but no greeting: what happened instead.
+    Missing(ReadError),
+}
+
+/// Why a step of a probe did not work; shown in the findings.
+#[derive(Debug)]
+pub enum ProbeError {
+    /// No reply could be read.
+    Read(ReadError),
+    /// EHLO was not sent because the greeting was not 220.
+    GreetingNot220,
+    /// EHLO was answered with something other than 250.
+    EhloRefused(Reply),
+    /// STARTTLS was answered with something other than 220.
+    StartTlsRefused(Reply),
+    /// Bytes followed the 220 to STARTTLS in plaintext (RFC 3207 §4.2).
+    DataAfterStartTls,
+    /// No TCP connection for the TLS attempt.
+    Connect(ConnectError),
+    /// TLS was asked for on a connection that already has it.
+    TlsAlreadyActive,
+    /// A socket option could not be set.
+    Socket(io::Error),
+    /// rustls refused the configuration or the connection setup.
+    Tls(rustls::Error),
+    /// The certificate verifier could not be built from the roots.
+    Verifier(rustls::client::VerifierBuilderError),
+    /// The handshake needed more than its bound of round trips.
+    HandshakeUnfinished,
+    /// The server did not answer the ClientHello in time.
+    HandshakeTimeout,
+    /// The server closed the connection during the handshake.
+    HandshakeClosed,
+    /// The handshake failed otherwise.
+    Handshake(io::Error),
+    /// The handshake worked, but no greeting could be read inside TLS.
+    AfterHandshake {
+        /// The TLS version agreed.
+        version: &'static str,
+        /// What went wrong reading the greeting.
+        error: ReadError,
+    },
+}
+
+impl std::fmt::Display for ProbeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProbeError::Read(e) => write!(f, "{e}"),
+            ProbeError::GreetingNot220 => write!(f, "not sent: the greeting was not 220"),
+            ProbeError::EhloRefused(reply) => write!(f, "{reply}"),
+            ProbeError::StartTlsRefused(reply) => write!(f, "STARTTLS answered {reply}"),
+            ProbeError::DataAfterStartTls => {
+                write!(f, "the server sent data after its STARTTLS reply")
+            }
+            ProbeError::Connect(ConnectError::Refused) => write!(f, "connection refused"),
+            ProbeError::Connect(ConnectError::TimedOut) => write!(f, "connection timed out"),
+            ProbeError::Connect(ConnectError::Other(e)) => write!(f, "{e}"),
+            ProbeError::TlsAlreadyActive => write!(f, "TLS is already active"),
+            ProbeError::Socket(e) => write!(f, "{e}"),
+            ProbeError::Tls(e) => write!(f, "{e}"),
+            ProbeError::Verifier(e) => write!(f, "{e}"),
+            ProbeError::HandshakeUnfinished => write!(f, "the TLS handshake did not finish"),
+            ProbeError::HandshakeTimeout => write!(
+                f,
+                "no TLS handshake in time (the server did not answer the ClientHello)"
+            ),
+            ProbeError::HandshakeClosed => write!(
+                f,
+                "the server closed the connection during the TLS handshake"
+            ),
+            ProbeError::Handshake(e) => write!(f, "TLS handshake failed: {e}"),
+            ProbeError::AfterHandshake { version, error } => {
+                write!(f, "the TLS handshake worked ({version}), but then: {error}")
+            }
+        }
+    }
 }
 
 /// Finds out what `target` speaks.
@@ -199,7 +258,7 @@ pub fn greeting(addr: SocketAddr, timeout: Duration) -> Greeting {
             conn.quit(timeout);
             Greeting::Received(reply)
         }
-        Err(e) => Greeting::Missing(e.to_string()),
+        Err(e) => Greeting::Missing(e),
     }
 }
 
@@ -213,7 +272,7 @@ fn plaintext_session(
     if greeting.code != 220 {
         return PlainSession {
             greeting,
-            ehlo: Err("not sent: the greeting was not 220".into()),
+            ehlo: Err(ProbeError::GreetingNot220),
             starttls: None,
         };
     }
@@ -230,22 +289,18 @@ fn plaintext_session(
 }
 
 /// A new connection with TLS first; `Err` says why it is not implicit TLS.
-fn implicit_tls(target: &Target, settings: &Settings) -> Result<PortOutcome, String> {
-    let conn = Conn::connect(target.addr, settings.timeout).map_err(|e| match e {
-        ConnectError::Refused => "connection refused".to_string(),
-        ConnectError::TimedOut => "connection timed out".to_string(),
-        ConnectError::Other(e) => e,
-    })?;
+fn implicit_tls(target: &Target, settings: &Settings) -> Result<PortOutcome, ProbeError> {
+    let conn = Conn::connect(target.addr, settings.timeout).map_err(ProbeError::Connect)?;
     let (mut conn, version, certificate) = conn.start_tls(target, settings)?;
     let greeting = conn
         .read_reply(settings.timeout)
-        .map_err(|e| format!("the TLS handshake worked ({version}), but then: {e}"))?;
+        .map_err(|error| ProbeError::AfterHandshake { version, error })?;
     let ehlo = if greeting.code == 220 {
         let ehlo = conn.ehlo(settings);
         conn.quit(settings.timeout);
         ehlo
     } else {
-        Err("not sent: the greeting was not 220".into())
+        Err(ProbeError::GreetingNot220)
     };
     Ok(PortOutcome::ImplicitTls {
         greeting,
@@ -259,7 +314,7 @@ fn implicit_tls(target: &Target, settings: &Settings) -> Result<PortOutcome, Str
 
 /// Why no reply could be read.
 #[derive(Debug)]
-enum ReadError {
+pub enum ReadError {
     /// Nothing arrived in time.
     Silent,
     /// The peer closed the connection.
@@ -267,7 +322,7 @@ enum ReadError {
     /// What arrived is not an SMTP reply; the start of it.
     NotSmtp(String),
     /// A socket or TLS error.
-    Io(String),
+    Io(io::Error),
 }
 
 impl std::fmt::Display for ReadError {
@@ -284,7 +339,7 @@ impl std::fmt::Display for ReadError {
 /// A connection and the bytes read but not yet used.
 struct Conn {
     stream: ClientStream,
-    buffer: Vec<u8>,
+    replies: ReplyReader,
 }
 
 impl Conn {
@@ -299,7 +354,7 @@ impl Conn {
         let _ = tcp.set_nodelay(true);
         Ok(Conn {
             stream: ClientStream::Plain(tcp),
-            buffer: Vec::new(),
+            replies: ReplyReader::new(),
         })
     }
 
@@ -308,21 +363,25 @@ impl Conn {
         self.stream
             .tcp()
             .set_read_timeout(Some(wait))
-            .map_err(|e| ReadError::Io(e.to_string()))?;
+            .map_err(ReadError::Io)?;
         loop {
-            if let Some(reply) = take_reply(&mut self.buffer).map_err(ReadError::NotSmtp)? {
-                return Ok(reply);
+            match self.replies.next_reply() {
+                Ok(Some(reply)) => return Ok(reply),
+                Ok(None) => {}
+                Err(error) => {
+                    let line = &self.replies.buffered()[error.at..];
+                    return Err(ReadError::NotSmtp(shown(line)));
+                }
             }
+            let buffered = self.replies.buffered();
             let mut chunk = [0u8; 4096];
             match self.stream.read(&mut chunk) {
-                Ok(0) if self.buffer.is_empty() => return Err(ReadError::Closed),
-                Ok(0) => return Err(ReadError::NotSmtp(shown(&self.buffer))),
-                Ok(n) => self.buffer.extend_from_slice(&chunk[..n]),
-                Err(e) if is_timeout(&e) && self.buffer.is_empty() => {
-                    return Err(ReadError::Silent)
-                }
-                Err(e) if is_timeout(&e) => return Err(ReadError::NotSmtp(shown(&self.buffer))),
-                Err(e) => return Err(ReadError::Io(e.to_string())),
+                Ok(0) if buffered.is_empty() => return Err(ReadError::Closed),
+                Ok(0) => return Err(ReadError::NotSmtp(shown(buffered))),
+                Ok(n) => self.replies.push(&chunk[..n]),
+                Err(e) if is_timeout(&e) && buffered.is_empty() => return Err(ReadError::Silent),
+                Err(e) if is_timeout(&e) => return Err(ReadError::NotSmtp(shown(buffered))),
+                Err(e) => return Err(ReadError::Io(e)),
             }
         }
     }
@@ -332,20 +391,18 @@ impl Conn {
         self.stream
             .write_all(format!("{line}\r\n").as_bytes())
             .and_then(|()| self.stream.flush())
-            .map_err(|e| ReadError::Io(e.to_string()))?;
+            .map_err(ReadError::Io)?;
         self.read_reply(timeout)
     }
 
-    fn ehlo(&mut self, settings: &Settings) -> Result<Extensions, String> {
+    fn ehlo(&mut self, settings: &Settings) -> Result<Extensions, ProbeError> {
         let reply = self
             .command(&format!("EHLO {}", settings.ehlo_name), settings.timeout)
-            .map_err(|e| e.to_string())?;
+            .map_err(ProbeError::Read)?;
         if reply.code != 250 {
-            return Err(format!("{} {}", reply.code, reply.lines.join(" ")));
+            return Err(ProbeError::EhloRefused(reply));
         }
-        Ok(Extensions::parse(
-            reply.lines.iter().skip(1).map(String::as_str),
-        ))
+        Ok(Extensions::from_reply(&reply))
     }
 
     fn quit(&mut self, timeout: Duration) {
@@ -354,19 +411,15 @@ impl Conn {
     }
 
     /// STARTTLS, the handshake, EHLO inside TLS, QUIT.
-    fn starttls(mut self, target: &Target, settings: &Settings) -> Result<TlsSession, String> {
+    fn starttls(mut self, target: &Target, settings: &Settings) -> Result<TlsSession, ProbeError> {
         let reply = self
             .command("STARTTLS", settings.timeout)
-            .map_err(|e| e.to_string())?;
+            .map_err(ProbeError::Read)?;
         if reply.code != 220 {
-            return Err(format!(
-                "STARTTLS answered {} {}",
-                reply.code,
-                reply.lines.join(" ")
-            ));
+            return Err(ProbeError::StartTlsRefused(reply));
         }
-        if !self.buffer.is_empty() {
-            return Err("the server sent data after its STARTTLS reply".into());
+        if !self.replies.buffered().is_empty() {
+            return Err(ProbeError::DataAfterStartTls);
         }
         let (mut conn, version, certificate) = self.start_tls(target, settings)?;
         let ehlo = conn.ehlo(settings);
@@ -384,27 +437,27 @@ impl Conn {
         self,
         target: &Target,
         settings: &Settings,
-    ) -> Result<(Conn, &'static str, CertVerdict), String> {
+    ) -> Result<(Conn, &'static str, CertVerdict), ProbeError> {
         let ClientStream::Plain(tcp) = self.stream else {
-            return Err("TLS is already active".into());
+            return Err(ProbeError::TlsAlreadyActive);
         };
         tcp.set_read_timeout(Some(settings.timeout))
-            .map_err(|e| e.to_string())?;
+            .map_err(ProbeError::Socket)?;
         let verdict = Arc::new(Mutex::new(None));
         let config = recording_config(settings.roots.clone(), &verdict)?;
         let connection = ClientConnection::new(Arc::new(config), target.tls_name.clone())
-            .map_err(|e| e.to_string())?;
+            .map_err(ProbeError::Tls)?;
         let mut stream = StreamOwned::new(connection, tcp);
         let mut rounds = 0;
         while stream.conn.is_handshaking() {
             rounds += 1;
             if rounds > MAX_HANDSHAKE_ROUNDS {
-                return Err("the TLS handshake did not finish".into());
+                return Err(ProbeError::HandshakeUnfinished);
             }
             stream
                 .conn
                 .complete_io(&mut stream.sock)
-                .map_err(|e| handshake_error(&e))?;
+                .map_err(handshake_error)?;
         }
         let version = crate::tls::version_name(&stream.conn).unwrap_or("TLS");
         let recorded = verdict.lock().take();
@@ -414,19 +467,19 @@ impl Conn {
         };
         let conn = Conn {
             stream: ClientStream::Tls(Box::new(stream)),
-            buffer: Vec::new(),
+            replies: ReplyReader::new(),
         };
         Ok((conn, version, certificate))
     }
 }
 
-fn handshake_error(e: &io::Error) -> String {
-    if is_timeout(e) {
-        "no TLS handshake in time (the server did not answer the ClientHello)".into()
+fn handshake_error(e: io::Error) -> ProbeError {
+    if is_timeout(&e) {
+        ProbeError::HandshakeTimeout
     } else if e.kind() == io::ErrorKind::UnexpectedEof {
-        "the server closed the connection during the TLS handshake".into()
+        ProbeError::HandshakeClosed
     } else {
-        format!("TLS handshake failed: {e}")
+        ProbeError::Handshake(e)
     }
 }
 
@@ -439,53 +492,6 @@ fn shown(bytes: &[u8]) -> String {
         .chars()
         .map(|c| if c.is_control() { '.' } else { c })
         .collect()
-}
-
-/// Takes one complete reply from the front of `buffer`: `Ok(None)` when
-/// more bytes are needed, `Err` with the offending text when the bytes are
-/// not an SMTP reply (RFC 5321 §4.2: three digits, then `-` on every line
-/// but the last).
-fn take_reply(buffer: &mut Vec<u8>) -> Result<Option<Reply>, String> {
-    let mut start = 0;
-    let mut code = None;
-    let mut lines = Vec::new();
-    loop {
-        let rest = &buffer[start..];
-        let Some(end) = rest.iter().position(|&b| b == b'\n') else {
-            // A reply line starts with three digits; anything else can be
-            // told apart as soon as its first bytes arrive.
-            let may_be_reply = rest.iter().take(3).all(u8::is_ascii_digit);
-            if rest.len() > MAX_REPLY_LINE || !may_be_reply {
-                return Err(shown(rest));
-            }
-            return Ok(None);
-        };
-        let line = rest[..end].strip_suffix(b"\r").unwrap_or(&rest[..end]);
-        let digits = line.get(..3).filter(|d| d.iter().all(u8::is_ascii_digit));
-        let last = match line.get(3) {
-            None | Some(b' ') => true,
-            Some(b'-') => false,
-            Some(_) => return Err(shown(line)),
-        };
-        let Some(digits) = digits else {
-            return Err(shown(line));
-        };
-        let this_code = digits
-            .iter()
-            .fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
-        if *code.get_or_insert(this_code) != this_code || lines.len() >= MAX_REPLY_LINES {
-            return Err(shown(line));
-        }
-        lines.push(String::from_utf8_lossy(line.get(4..).unwrap_or(b"")).into_owned());
-        start += end + 1;
-        if last {
-            buffer.drain(..start);
-            return Ok(Some(Reply {
-                code: this_code,
-                lines,
-            }));
-        }
-    }
 }
 
 /// Turns the webpki result into a verdict. The chain is checked before the
@@ -535,18 +541,18 @@ pub fn cert_verdict(result: &Result<(), rustls::Error>, checked_name: Option<&st
 fn recording_config(
     roots: Arc<RootCertStore>,
     verdict: &Arc<Mutex<Option<Result<(), rustls::Error>>>>,
-) -> Result<ClientConfig, String> {
+) -> Result<ClientConfig, ProbeError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
         .build()
-        .map_err(|e| e.to_string())?;
+        .map_err(ProbeError::Verifier)?;
     let verdict = verdict.clone();
     let record: VerdictSink = Box::new(move |_, result| {
         *verdict.lock() = Some(result);
     });
     Ok(ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
+        .map_err(ProbeError::Tls)?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(ObservingVerifier::new(webpki, record)))
         .with_no_client_auth())
@@ -556,36 +562,11 @@ fn recording_config(
 mod tests {
     use super::*;
 
-    fn take(bytes: &[u8]) -> (Result<Option<Reply>, String>, Vec<u8>) {
-        let mut buffer = bytes.to_vec();
-        let result = take_reply(&mut buffer);
-        (result, buffer)
-    }
-
     #[test]
-    fn takes_whole_replies_only() {
-        let (reply, rest) = take(b"250-mx.test\r\n250-STARTTLS\r\n250 AUTH PLAIN\r\n221 x");
-        let reply = reply.unwrap().unwrap();
-        assert_eq!(reply.code, 250);
-        assert_eq!(reply.lines, ["mx.test", "STARTTLS", "AUTH PLAIN"]);
-        assert_eq!(rest, b"221 x");
-        assert_eq!(take(b"220-mx.test\r\n220 ESMTP").0, Ok(None));
-        assert_eq!(take(b"22").0, Ok(None));
-        assert_eq!(take(b"").0, Ok(None));
-        assert_eq!(take(b"220\r\n").0.unwrap().unwrap().lines, [""]);
-    }
-
-    #[test]
-    fn other_protocols_are_not_smtp() {
-        assert_eq!(
-            take(b"SSH-2.0-OpenSSH_9.6\r\n").0,
-            Err("SSH-2.0-OpenSSH_9.6".into())
-        );
-        assert_eq!(take(b"\x16\x03\x01").0, Err("...".into()));
-        assert!(take(b"HTTP/1.1 400").0.is_err());
-        assert!(take(b"250-a\r\n550 b\r\n").0.is_err());
-        assert!(take(b"220x\r\n").0.is_err());
-        assert!(take(&[b'2'; MAX_REPLY_LINE + 10]).0.is_err());
+    fn what_is_not_smtp_is_shown_as_printable_text() {
+        assert_eq!(shown(b"SSH-2.0-OpenSSH_9.6\r\nmore"), "SSH-2.0-OpenSSH_9.6");
+        assert_eq!(shown(b"\x16\x03\x01"), "...");
+        assert_eq!(shown(&[b'x'; 200]).len(), MAX_SHOWN_BYTES);
     }
 
     #[test]

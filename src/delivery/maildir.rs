@@ -158,13 +158,7 @@ pub fn safe_name(part: &str) -> Result<String, MaildirError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn temp_dir(name: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("outpost-maildir-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        dir
-    }
+    use crate::test_fixtures::TempDir;
 
     #[test]
     fn sanitises_names() {
@@ -186,8 +180,9 @@ mod tests {
 
     #[test]
     fn delivers_with_return_path_and_unique_names() {
-        let data = temp_dir("deliver");
-        let store = MailStore::new(&data, "mx.example:25/x");
+        let temp = TempDir::new("maildir-deliver");
+        let data = temp.path();
+        let store = MailStore::new(data, "mx.example:25/x");
         let first = store
             .deliver("Bob", "Example.ORG", "", b"Subject: hi\r\n\r\nbody\r\n")
             .unwrap();
@@ -215,6 +210,5 @@ mod tests {
             fs::metadata(dir.join("new")).unwrap().permissions().mode() & 0o777,
             0o700
         );
-        fs::remove_dir_all(&data).unwrap();
     }
 }

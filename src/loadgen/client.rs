@@ -16,12 +16,10 @@ use rustls::{ClientConfig, ClientConnection, StreamOwned};
 
 use super::options::{Options, Security, Trust};
 use super::LoadgenError;
+use crate::proto::client::Extensions;
+use crate::proto::reply::{Reply, ReplyReader};
 use crate::tls::{ClientStream, ObservingVerifier, VerdictSink};
 
-/// Longest reply line we accept; RFC 5321 §4.5.3.1.5 allows 512 octets, servers exceed it.
-const MAX_REPLY_LINE: usize = 4096;
-/// Most lines in one multi-line reply (an EHLO reply has about a dozen).
-const MAX_REPLY_LINES: usize = 100;
 /// How many error messages are printed before the rest are only counted.
 const MAX_PRINTED_ERRORS: usize = 5;
 /// A session gives up after this many connections in a row fail to open.
@@ -189,129 +187,10 @@ pub(super) fn tls_config(opts: &Options) -> Result<Option<Arc<ClientConfig>>, Lo
     Ok(Some(Arc::new(config)))
 }
 
-/// A server reply: its code and the text of all its lines, joined by '\n'.
-#[derive(Debug, PartialEq, Eq)]
-pub(super) struct Reply {
-    pub code: u16,
-    pub text: String,
-}
-
-/// Extensions from the EHLO reply that matter here.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub(super) struct Extensions {
-    pub pipelining: bool,
-    pub starttls: bool,
-    pub auth_plain: bool,
-}
-
-impl Extensions {
-    /// Reads the keywords of an EHLO reply (RFC 5321 §4.1.1.1; the first line is the greeting).
-    pub fn from_ehlo(text: &str) -> Extensions {
-        let mut ext = Extensions::default();
-        for line in text.lines().skip(1) {
-            let mut words = line.split_ascii_whitespace();
-            let keyword = words.next().unwrap_or("").to_ascii_uppercase();
-            match keyword.as_str() {
-                "PIPELINING" => ext.pipelining = true,
-                "STARTTLS" => ext.starttls = true,
-                "AUTH" => ext.auth_plain |= words.any(|m| m.eq_ignore_ascii_case("PLAIN")),
-                _ => {}
-            }
-        }
-        ext
-    }
-}
-
-/// Incremental reply reader over a byte buffer; separate from the socket so it can be tested.
-#[derive(Default)]
-pub(super) struct ReplyBuffer {
-    buf: Vec<u8>,
-    start: usize,
-    lines: usize,
-    code: u16,
-    text: String,
-}
-
-impl ReplyBuffer {
-    /// Bytes received but not yet consumed.
-    fn pending(&self) -> usize {
-        self.buf.len() - self.start
-    }
-
-    /// Appends received bytes.
-    pub fn extend(&mut self, data: &[u8]) {
-        if self.start > 0 && self.start == self.buf.len() {
-            self.buf.clear();
-            self.start = 0;
-        }
-        self.buf.extend_from_slice(data);
-    }
-
-    /// Takes one complete reply out of the buffer, `Ok(None)` if more bytes are needed.
-    pub fn next_reply(&mut self) -> Result<Option<Reply>, LoadgenError> {
-        loop {
-            let rest = &self.buf[self.start..];
-            let Some(lf) = memchr::memchr(b'\n', rest) else {
-                if rest.len() > MAX_REPLY_LINE {
-                    return Err(LoadgenError::Protocol("reply line too long".into()));
-                }
-                if self.start > 0 {
-                    self.buf.drain(..self.start);
-                    self.start = 0;
-                }
-                return Ok(None);
-            };
-            let line = rest[..lf].strip_suffix(b"\r").unwrap_or(&rest[..lf]);
-            self.start += lf + 1;
-            // RFC 5321 §4.2: three digits, then "-" for continuation or " " (or nothing) for the last line.
-            let malformed = || {
-                LoadgenError::Protocol(format!(
-                    "malformed reply line {:?}",
-                    String::from_utf8_lossy(line)
-                ))
-            };
-            let digits = line.get(..3).ok_or_else(malformed)?;
-            if !digits.iter().all(u8::is_ascii_digit) || digits[0] == b'0' {
-                return Err(malformed());
-            }
-            let code = digits
-                .iter()
-                .fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
-            let last = match line.get(3) {
-                None | Some(b' ') => true,
-                Some(b'-') => false,
-                Some(_) => return Err(malformed()),
-            };
-            if self.lines > 0 && code != self.code {
-                return Err(LoadgenError::Protocol(
-                    "reply code changed within a multi-line reply".into(),
-                ));
-            }
-            self.code = code;
-            self.lines += 1;
-            if self.lines > MAX_REPLY_LINES {
-                return Err(LoadgenError::Protocol("reply has too many lines".into()));
-            }
-            if self.lines > 1 {
-                self.text.push('\n');
-            }
-            self.text
-                .push_str(&String::from_utf8_lossy(line.get(4..).unwrap_or(b"")));
-            if last {
-                self.lines = 0;
-                return Ok(Some(Reply {
-                    code,
-                    text: std::mem::take(&mut self.text),
-                }));
-            }
-        }
-    }
-}
-
 /// An open SMTP connection, greeted and ready for MAIL.
 struct Conn {
     stream: ClientStream,
-    replies: ReplyBuffer,
+    replies: ReplyReader,
     read_buf: Box<[u8]>,
     out: Vec<u8>,
     deadline: Instant,
@@ -341,7 +220,7 @@ impl Conn {
         })?;
         let mut conn = Conn {
             stream: ClientStream::Plain(tcp),
-            replies: ReplyBuffer::default(),
+            replies: ReplyReader::new(),
             read_buf: vec![0u8; 16 * 1024].into_boxed_slice(),
             out: Vec::with_capacity(1024),
             deadline: shared.deadline,
@@ -360,7 +239,7 @@ impl Conn {
             conn.command(b"STARTTLS\r\n", 220, "STARTTLS")?;
             // RFC 3207 §4.2: nothing may follow the 220 in the clear; anything
             // that did would be an injection attempt, so refuse to continue.
-            if conn.replies.pending() > 0 {
+            if !conn.replies.buffered().is_empty() {
                 return Err(LoadgenError::Protocol(
                     "server sent data after its STARTTLS reply".into(),
                 ));
@@ -370,7 +249,7 @@ impl Conn {
             ext = conn.ehlo(opts)?;
         }
         if let Some((user, pass)) = &opts.auth {
-            if !ext.auth_plain {
+            if !ext.auth.iter().any(|m| m == "PLAIN") {
                 return Err(LoadgenError::Unsupported("AUTH PLAIN"));
             }
             // RFC 4616 §2: authzid NUL authcid NUL passwd, as an initial response (RFC 4954 §4).
@@ -384,7 +263,7 @@ impl Conn {
 
     fn ehlo(&mut self, opts: &Options) -> Result<Extensions, LoadgenError> {
         let reply = self.command(format!("EHLO {}\r\n", opts.helo).as_bytes(), 250, "EHLO")?;
-        Ok(Extensions::from_ehlo(&reply.text))
+        Ok(Extensions::from_reply(&reply))
     }
 
     /// Wraps the TCP stream in TLS and completes the handshake before any SMTP.
@@ -497,11 +376,11 @@ impl Conn {
     }
 
     fn read_reply(&mut self) -> Result<Reply, LoadgenError> {
-        // Bounded: each pass reads at least one byte or fails, the buffer is
-        // capped by MAX_REPLY_LINE per line and MAX_REPLY_LINES per reply,
+        // Bounded: each pass reads at least one byte or fails, the reader
+        // holds at most one reply (MAX_REPLY_LINES lines of MAX_REPLY_LINE),
         // and the socket timeout ends at the deadline.
         loop {
-            if let Some(reply) = self.replies.next_reply()? {
+            if let Some(reply) = self.replies.next_reply().map_err(LoadgenError::Reply)? {
                 return Ok(reply);
             }
             self.rearm()?;
@@ -521,7 +400,7 @@ impl Conn {
                     })
                 }
             };
-            self.replies.extend(&self.read_buf[..n]);
+            self.replies.push(&self.read_buf[..n]);
         }
     }
 
@@ -571,103 +450,12 @@ fn expect_code(reply: Reply, code: u16, during: &'static str) -> Result<Reply, L
 }
 
 fn rejected(during: &'static str, reply: Reply) -> LoadgenError {
-    LoadgenError::Rejected {
-        during,
-        code: reply.code,
-        text: reply.text,
-    }
+    LoadgenError::Rejected { during, reply }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn all_replies(chunks: &[&[u8]]) -> Result<Vec<Reply>, String> {
-        let mut rb = ReplyBuffer::default();
-        let mut out = Vec::new();
-        for chunk in chunks {
-            rb.extend(chunk);
-            while let Some(r) = rb.next_reply().map_err(|e| e.to_string())? {
-                out.push(r);
-            }
-        }
-        Ok(out)
-    }
-
-    fn reply(code: u16, text: &str) -> Reply {
-        Reply {
-            code,
-            text: text.into(),
-        }
-    }
-
-    #[test]
-    fn replies_at_every_split() {
-        let input: &[u8] =
-            b"220 hi there\r\n250-bench.local\r\n250-PIPELINING\r\n250 AUTH LOGIN PLAIN\r\n354\r\n250 ok\n";
-        let want = vec![
-            reply(220, "hi there"),
-            reply(250, "bench.local\nPIPELINING\nAUTH LOGIN PLAIN"),
-            reply(354, ""),
-            reply(250, "ok"),
-        ];
-        assert_eq!(all_replies(&[input]).unwrap(), want);
-        let bytes: Vec<&[u8]> = input.chunks(1).collect();
-        assert_eq!(all_replies(&bytes).unwrap(), want);
-        for i in 0..=input.len() {
-            let (a, b) = input.split_at(i);
-            assert_eq!(all_replies(&[a, b]).unwrap(), want, "split at {i}");
-        }
-    }
-
-    #[test]
-    fn bad_replies() {
-        for bad in [
-            &b"hello\r\n"[..],
-            b"25\r\n",
-            b"2x0 no\r\n",
-            b"099 no\r\n",
-            b"250_x\r\n",
-            b"250-a\r\n251 b\r\n",
-        ] {
-            assert!(
-                all_replies(&[bad]).is_err(),
-                "{:?}",
-                String::from_utf8_lossy(bad)
-            );
-        }
-        let long = vec![b'2'; MAX_REPLY_LINE + 1];
-        assert!(all_replies(&[&long]).is_err());
-        let many = b"250-x\r\n".repeat(MAX_REPLY_LINES + 1);
-        assert!(all_replies(&[&many]).is_err());
-    }
-
-    #[test]
-    fn extensions() {
-        for (text, want) in [
-            ("x", Extensions::default()),
-            (
-                "x\nPIPELINING\nSTARTTLS\nAUTH LOGIN PLAIN",
-                Extensions {
-                    pipelining: true,
-                    starttls: true,
-                    auth_plain: true,
-                },
-            ),
-            (
-                "x\npipelining\nAUTH LOGIN\nSIZE 1000",
-                Extensions {
-                    pipelining: true,
-                    starttls: false,
-                    auth_plain: false,
-                },
-            ),
-            // The greeting line is the server's name, not a keyword.
-            ("PIPELINING", Extensions::default()),
-        ] {
-            assert_eq!(Extensions::from_ehlo(text), want, "{text}");
-        }
-    }
 
     #[test]
     fn recipients() {

@@ -8,8 +8,9 @@
 //! (sessions × messages) and in time (`--duration-limit`).
 //!
 //! Owns: option parsing (`options`), the test message (`body`), the SMTP
-//! client sessions (`client`) and the summary. Uses rustls, getopts, base64 and
-//! memchr; nothing else from the crate.
+//! client sessions (`client`) and the summary. Uses rustls, getopts and
+//! base64; from the crate only `proto` (dot-stuffing, the reply reader, EHLO
+//! extensions), `tls` and `units`.
 
 mod body;
 mod client;
@@ -22,6 +23,8 @@ use std::sync::{mpsc, Arc, Barrier};
 use std::time::{Duration, Instant};
 
 pub use options::{Options, Parsed, Security, Trust};
+
+use crate::proto::reply::{Reply, ReplyError};
 
 /// Time the main thread waits past the deadline for sessions to report
 /// before it gives up on them (their socket timeouts end at the deadline).
@@ -51,11 +54,11 @@ pub enum LoadgenError {
     Rejected {
         /// The command the reply answered.
         during: &'static str,
-        /// The reply code.
-        code: u16,
-        /// The reply text, lines joined by '\n'.
-        text: String,
+        /// The reply.
+        reply: Reply,
     },
+    /// The server sent bytes that are no SMTP reply.
+    Reply(ReplyError),
     /// The server does not offer an extension the options require.
     Unsupported(&'static str),
     /// The duration limit was reached in the middle of a step.
@@ -73,9 +76,8 @@ impl fmt::Display for LoadgenError {
             LoadgenError::Tls(e) => write!(f, "TLS: {e}"),
             LoadgenError::CaFile(e) => write!(f, "CA file: {e}"),
             LoadgenError::Protocol(why) => write!(f, "protocol error: {why}"),
-            LoadgenError::Rejected { during, code, text } => {
-                write!(f, "{during} answered {code} {}", text.replace('\n', " / "))
-            }
+            LoadgenError::Rejected { during, reply } => write!(f, "{during} answered {reply}"),
+            LoadgenError::Reply(e) => write!(f, "protocol error: {e}"),
             LoadgenError::Unsupported(what) => write!(f, "the server does not offer {what}"),
             LoadgenError::Deadline => write!(f, "duration limit reached"),
             LoadgenError::Spawn(e) => write!(f, "cannot start a session thread: {e}"),
@@ -88,6 +90,7 @@ impl std::error::Error for LoadgenError {
         match self {
             LoadgenError::Io { source, .. } | LoadgenError::Spawn(source) => Some(source),
             LoadgenError::Tls(e) => Some(e),
+            LoadgenError::Reply(e) => Some(e),
             _ => None,
         }
     }

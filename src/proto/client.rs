@@ -9,23 +9,13 @@
 //! (RFC 2920). The socket, TLS and timers live in `delivery/`; this module
 //! imports nothing with I/O, like the rest of `proto/`.
 
-use std::borrow::Cow;
 use std::time::Duration;
 
 use base64::Engine as _;
 
 use super::command::{Notify, Ret};
 use super::dot;
-use super::reply::{Enhanced, Reply};
-
-/// RFC 5321 §4.5.3.1.5 limits a reply line to 512 octets; real servers
-/// exceed it with long EHLO keywords and diagnostics, so we accept up to the
-/// text-line limit and treat anything longer as a broken peer.
-pub const MAX_REPLY_LINE: usize = 1000;
-
-/// Lines in one multi-line reply before the peer is considered broken
-/// (bounds the memory one reply can take).
-pub const MAX_REPLY_LINES: usize = 100;
+use super::reply::{Reply, ReplyReader};
 
 /// RFC 5321 §4.5.3.2.1/.2/.3/.4/.6: waiting for the greeting, MAIL, RCPT
 /// replies and the final reply after the end of data.
@@ -130,6 +120,12 @@ pub struct Extensions {
 }
 
 impl Extensions {
+    /// The extensions in an EHLO reply: its keyword lines, all but the
+    /// first (which names the server).
+    pub fn from_reply(reply: &Reply) -> Extensions {
+        Extensions::parse(reply.lines.iter().skip(1).map(|line| &**line))
+    }
+
     /// Parses the keyword lines of an EHLO reply (all lines but the first).
     pub fn parse<'a>(lines: impl IntoIterator<Item = &'a str>) -> Extensions {
         let mut ext = Extensions::default();
@@ -272,9 +268,7 @@ enum State {
 pub struct Client {
     params: ClientParams,
     state: State,
-    input: Vec<u8>,
-    reply_lines: Vec<String>,
-    reply_code: Option<u16>,
+    replies: ReplyReader,
     extensions: Extensions,
     tls_active: bool,
     authenticated: bool,
@@ -295,9 +289,7 @@ impl Client {
         Client {
             params,
             state: State::Greeting,
-            input: Vec::new(),
-            reply_lines: Vec::new(),
-            reply_code: None,
+            replies: ReplyReader::new(),
             extensions: Extensions::default(),
             tls_active,
             authenticated: false,
@@ -330,49 +322,22 @@ impl Client {
         if matches!(self.state, State::Done | State::Handshake) {
             return None;
         }
-        self.input.extend_from_slice(input);
-        let mut start = 0;
-        let mut action = None;
-        while let Some(len) = memchr::memchr(b'\n', &self.input[start..]) {
-            if len + 1 > MAX_REPLY_LINE {
-                action = Some(self.broken("a reply line from the server is too long", out));
-                break;
-            }
-            let end = start + len;
-            let mut line_end = end;
-            if line_end > start && self.input[line_end - 1] == b'\r' {
-                line_end -= 1;
-            }
-            let line = String::from_utf8_lossy(&self.input[start..line_end]).into_owned();
-            start = end + 1;
-            match self.take_line(&line) {
-                Err(reason) => {
-                    action = Some(self.broken(reason, out));
-                    break;
-                }
-                Ok(None) => {}
-                Ok(Some(reply)) => {
-                    if let Some(a) = self.on_reply(reply, out) {
-                        action = Some(a);
-                        break;
-                    }
-                }
+        self.replies.push(input);
+        loop {
+            let action = match self.replies.next_reply() {
+                Ok(None) => return None,
+                Ok(Some(reply)) => self.on_reply(reply, out),
+                Err(error) => Some(self.broken(error.kind.reason(), out)),
+            };
+            if action.is_some() {
+                // The rest of the input belongs to a phase that is over:
+                // after STARTTLS it must not be read as if it came over TLS
+                // (RFC 3207 §4.2, CVE-2011-0411), after the end nothing is
+                // read any more.
+                self.replies.clear();
+                return action;
             }
         }
-        match action {
-            // The rest of the input belongs to a phase that is over: after
-            // STARTTLS it must not be read as if it came over TLS (RFC 3207
-            // §4.2, CVE-2011-0411), after the end nothing is read any more.
-            Some(_) => self.input.clear(),
-            None => {
-                self.input.drain(..start);
-                if self.input.len() > MAX_REPLY_LINE {
-                    self.input.clear();
-                    action = Some(self.broken("a reply line from the server is too long", out));
-                }
-            }
-        }
-        action
     }
 
     /// The caller finished the TLS handshake: EHLO again (RFC 3207 §4.2).
@@ -382,7 +347,7 @@ impl Client {
         }
         self.tls_active = true;
         self.extensions = Extensions::default();
-        self.input.clear();
+        self.replies.clear();
         self.send_ehlo(out);
     }
 
@@ -415,41 +380,6 @@ impl Client {
         }
     }
 
-    /// Adds one line to the reply being collected; returns the reply when
-    /// this was its last line.
-    fn take_line(&mut self, line: &str) -> Result<Option<Reply>, &'static str> {
-        let bytes = line.as_bytes();
-        if bytes.len() < 3 || !bytes[..3].iter().all(u8::is_ascii_digit) {
-            return Err("the server sent a line that is not an SMTP reply");
-        }
-        let code = u16::from(bytes[0] - b'0') * 100
-            + u16::from(bytes[1] - b'0') * 10
-            + u16::from(bytes[2] - b'0');
-        if !(200..600).contains(&code) {
-            return Err("the server sent a reply code out of range");
-        }
-        if self.reply_code.is_some_and(|c| c != code) {
-            return Err("the server changed the reply code inside a multi-line reply");
-        }
-        let last = match bytes.get(3) {
-            None | Some(b' ') => true,
-            Some(b'-') => false,
-            Some(_) => return Err("the server sent a malformed reply line"),
-        };
-        self.reply_code = Some(code);
-        self.reply_lines
-            .push(line.get(4..).unwrap_or("").to_string());
-        if !last {
-            if self.reply_lines.len() >= MAX_REPLY_LINES {
-                return Err("the server sent too many reply lines");
-            }
-            return Ok(None);
-        }
-        let lines = std::mem::take(&mut self.reply_lines);
-        self.reply_code = None;
-        Ok(Some(build_reply(code, lines)))
-    }
-
     fn on_reply(&mut self, reply: Reply, out: &mut Vec<u8>) -> Option<ClientAction> {
         match self.state {
             State::Greeting => {
@@ -465,7 +395,7 @@ impl Client {
             }
             State::Ehlo => match reply.code {
                 250 => {
-                    self.extensions = Extensions::parse(reply.lines.iter().skip(1).map(|l| &**l));
+                    self.extensions = Extensions::from_reply(&reply);
                     self.after_hello(out)
                 }
                 500..=599 => {
@@ -870,40 +800,6 @@ impl Client {
     }
 }
 
-fn build_reply(code: u16, mut lines: Vec<String>) -> Reply {
-    let enhanced = lines.first().and_then(|l| parse_enhanced(code, l));
-    if let Some((_, prefix_len)) = enhanced {
-        let prefix = lines[0][..prefix_len].to_string();
-        for line in &mut lines {
-            if line.starts_with(&prefix) {
-                line.drain(..prefix_len);
-            }
-        }
-    }
-    Reply {
-        code,
-        enhanced: enhanced.map(|(e, _)| e),
-        lines: lines.into_iter().map(Cow::Owned).collect(),
-        close: code == 421,
-    }
-}
-
-/// RFC 3463 §2: `class.subject.detail` at the start of the text, the class
-/// matching the reply's first digit. Returns the code and the length of the
-/// prefix including the following space.
-fn parse_enhanced(code: u16, text: &str) -> Option<(Enhanced, usize)> {
-    let word = text.split(' ').next()?;
-    let mut parts = word.split('.');
-    let class: u8 = parts.next()?.parse().ok()?;
-    let subject: u16 = parts.next()?.parse().ok()?;
-    let detail: u16 = parts.next()?.parse().ok()?;
-    if parts.next().is_some() || u16::from(class) != code / 100 || !word.is_ascii() {
-        return None;
-    }
-    let len = (word.len() + 1).min(text.len());
-    Some((Enhanced(class, subject, detail), len))
-}
-
 fn push_line(out: &mut Vec<u8>, line: &str) {
     out.extend_from_slice(line.as_bytes());
     out.extend_from_slice(b"\r\n");
@@ -984,6 +880,7 @@ fn has_bare_newline(body: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::reply::{Enhanced, MAX_REPLY_LINE};
 
     fn params(rcpts: &[&str]) -> ClientParams {
         ClientParams {
@@ -1383,11 +1280,18 @@ mod tests {
     }
 
     #[test]
-    fn multi_line_reply_keeps_lines_and_strips_enhanced_codes() {
-        let reply = build_reply(550, vec!["5.1.1 first".into(), "5.1.1 second".into()]);
-        assert_eq!(reply.enhanced, Some(Enhanced(5, 1, 1)));
-        assert_eq!(reply.lines, vec!["first", "second"]);
-        let reply = build_reply(550, vec!["4.1.1 wrong class".into()]);
-        assert_eq!(reply.enhanced, None);
+    fn extensions_come_from_the_keyword_lines_of_an_ehlo_reply() {
+        let ehlo = |lines: &[&str]| {
+            Reply::plain(250, lines.iter().map(|l| l.to_string().into()).collect())
+        };
+        assert_eq!(Extensions::from_reply(&ehlo(&["x"])), Extensions::default());
+        // The first line is the server's name, not a keyword.
+        assert_eq!(
+            Extensions::from_reply(&ehlo(&["PIPELINING"])),
+            Extensions::default()
+        );
+        let ext = Extensions::from_reply(&ehlo(&["x", "pipelining", "AUTH LOGIN", "STARTTLS"]));
+        assert!(ext.pipelining && ext.starttls);
+        assert_eq!(ext.auth, vec!["LOGIN".to_string()]);
     }
 }

@@ -3,8 +3,13 @@
 //! chosen users, a raw-socket client that reads whole replies (plain or
 //! TLS), and a rustls client configuration that trusts the test certificate.
 //!
+//! Also `FakeMx` (in `fake_mx.rs`), a scripted receiving SMTP server for
+//! tests of the outbound side.
+//!
 //! Use from a test file with `mod support;` and `use support::*;`.
 #![allow(dead_code)]
+
+pub mod fake_mx;
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
