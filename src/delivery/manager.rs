@@ -21,6 +21,8 @@
 //! says. A rescan also picks up messages it did not know about.
 
 mod attempt;
+mod decide;
+mod execute;
 mod report;
 
 use std::cmp::Reverse;
@@ -37,7 +39,7 @@ use rustls::ClientConfig;
 
 use super::aliases::AliasTable;
 use super::config::DeliveryConfig;
-use super::dns::{Resolver, ResolverConfig};
+use super::dns::{DnsError, Resolver, ResolverConfig};
 use super::maildir::MailStore;
 use super::transport::{self, CertPolicy, TransportError};
 use crate::auth::Authenticator;
@@ -62,9 +64,10 @@ pub enum DeliveryError {
         /// The underlying I/O error.
         source: std::io::Error,
     },
-    /// Settings that do not fit together (e.g. a relay user without a
-    /// password file).
-    Config(String),
+    /// `--relay-user` without `--relay-password-file`.
+    RelayUserWithoutPassword,
+    /// `--relay-password-file` without `--relay-user`.
+    RelayPasswordWithoutUser,
     /// The spool could not be listed.
     Queue(QueueError),
     /// A thread could not be started.
@@ -78,7 +81,18 @@ impl std::fmt::Display for DeliveryError {
             DeliveryError::Password { path, source } => {
                 write!(f, "relay password file {}: {source}", path.display())
             }
-            DeliveryError::Config(why) => write!(f, "delivery settings: {why}"),
+            DeliveryError::RelayUserWithoutPassword => {
+                write!(
+                    f,
+                    "delivery settings: --relay-user needs --relay-password-file"
+                )
+            }
+            DeliveryError::RelayPasswordWithoutUser => {
+                write!(
+                    f,
+                    "delivery settings: --relay-password-file needs --relay-user"
+                )
+            }
             DeliveryError::Queue(e) => e.fmt(f),
             DeliveryError::Spawn(e) => write!(f, "cannot start a delivery thread: {e}"),
         }
@@ -94,7 +108,7 @@ pub(crate) struct Context {
     users: Arc<Authenticator>,
     aliases: Arc<AliasTable>,
     /// The resolver, or why there is none (no usable resolv.conf).
-    resolver: Result<Resolver, String>,
+    resolver: Result<Resolver, DnsError>,
     mx_tls: Arc<ClientConfig>,
     relay_tls: Arc<ClientConfig>,
     credentials: Option<Credentials>,
@@ -169,23 +183,15 @@ impl Delivery {
                     password: text.lines().next().unwrap_or("").to_string(),
                 })
             }
-            (Some(_), None) => {
-                return Err(DeliveryError::Config(
-                    "--relay-user needs --relay-password-file".into(),
-                ))
-            }
-            (None, Some(_)) => {
-                return Err(DeliveryError::Config(
-                    "--relay-password-file needs --relay-user".into(),
-                ))
-            }
+            (Some(_), None) => return Err(DeliveryError::RelayUserWithoutPassword),
+            (None, Some(_)) => return Err(DeliveryError::RelayPasswordWithoutUser),
             (None, None) => None,
         };
         // Set when delivery stops; DNS questions in flight are abandoned.
         let stopping = Arc::new(AtomicBool::new(false));
         let resolver = match config.dns_server {
             Some(server) => Ok(ResolverConfig::with_server(server)),
-            None => ResolverConfig::from_system().map_err(|e| e.to_string()),
+            None => ResolverConfig::from_system(),
         }
         .map(|config| Resolver::new(config).stopped_by(stopping.clone()));
         if let Err(why) = &resolver {
