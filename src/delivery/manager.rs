@@ -5,8 +5,9 @@
 //! before a crash or `kill -9` is delivered), keeps a timer heap by next
 //! attempt time, and hands due messages to the pool; a message is on at
 //! most one thread at a time. A delivery thread runs one attempt of one
-//! message (see [`attempt`]) and reports back when to try it next and which
-//! reports it spooled. Recipients of one destination (a domain's MX, a
+//! message (`attempt.rs`: the delivery I/O; `decide.rs`: what the results
+//! mean, as a pure plan; `execute.rs`: the plan applied to the spool) and
+//! reports back when to try it next and which reports it spooled. Recipients of one destination (a domain's MX, a
 //! `--transport` host, the smarthost) are delivered in one transaction,
 //! and at most one connection per destination is open at a time.
 //!

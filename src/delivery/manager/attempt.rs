@@ -2,7 +2,7 @@
 //! aliases, group the recipients still to do by destination, deliver each
 //! group (Maildir, discard, or SMTP to a `--transport` host, the smarthost
 //! or the domain's MX) and write its outcomes to the envelope file right
-//! after it, then let [`decide`] plan the rest and [`execute`] apply the
+//! after it, then let `decide()` plan the rest and `execute()` apply the
 //! plan (retry, reports, removal).
 //!
 //! Crash safety: each group's outcomes are written before the next group

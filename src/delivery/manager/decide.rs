@@ -21,7 +21,7 @@ use std::time::Duration;
 use super::report::{self, LogStatus};
 use crate::delivery::retry::{Decision, RetryPolicy};
 use crate::proto::dsn::Action;
-use crate::queue::{Failure, QueuedMessage, RecipientState};
+use crate::queue::{Failure, QueuedMessage, RecipientEntry, RecipientState};
 
 /// One recipient's result in this attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -227,10 +227,8 @@ fn expire(message: &mut QueuedMessage, age: Duration) -> Vec<String> {
     log
 }
 
-fn indices(
-    message: &QueuedMessage,
-    pick: impl Fn(&crate::queue::RecipientEntry) -> bool,
-) -> Vec<usize> {
+/// The positions of the recipients `pick` chooses.
+fn indices(message: &QueuedMessage, pick: impl Fn(&RecipientEntry) -> bool) -> Vec<usize> {
     (0..message.recipients.len())
         .filter(|&i| pick(&message.recipients[i]))
         .collect()
