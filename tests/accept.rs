@@ -815,7 +815,7 @@ fn a_queued_message_is_whole_on_disk_and_survives_a_restart() {
     // The envelope heads the file as plain text, the message follows.
     let file = std::fs::read(queue.join(format!("{id}.msg"))).unwrap();
     let text = String::from_utf8_lossy(&file);
-    assert!(text.starts_with("version: 2\n"), "{text}");
+    assert!(text.starts_with("version: 3\n"), "{text}");
     assert!(text.contains("\nsender: sender@example.org\n"), "{text}");
     assert!(file.ends_with(&bytes));
     drop(client);
