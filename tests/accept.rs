@@ -194,16 +194,15 @@ fn known_local_user_and_postmaster_are_accepted_and_queued() {
 
     let spool = Spool::attach(server.data_dir(), HOSTNAME).unwrap();
     let loaded = spool.load(&first).unwrap();
-    assert_eq!(loaded.envelope.sender, "someone@example.org");
+    assert_eq!(loaded.mail_from.sender, "someone@example.org");
     let recipients: Vec<_> = loaded
-        .envelope
         .recipients
         .iter()
-        .map(|r| r.address.clone())
+        .map(|e| e.recipient.address.clone())
         .collect();
     assert_eq!(recipients, [ALICE]);
     let loaded = spool.load(&second).unwrap();
-    assert_eq!(loaded.envelope.recipients.len(), 3);
+    assert_eq!(loaded.recipients.len(), 3);
     assert_eq!(server.queued_messages().len(), 2);
 }
 
@@ -519,9 +518,9 @@ fn every_smuggling_sequence_is_refused_and_never_queues_a_second_message() {
     let spool = Spool::attach(server.data_dir(), HOSTNAME).unwrap();
     for id in spool.list().unwrap() {
         let loaded = spool.load(&id).unwrap();
-        assert_eq!(loaded.envelope.sender, "sender@example.org");
-        assert_eq!(loaded.envelope.recipients.len(), 1);
-        assert_eq!(loaded.envelope.recipients[0].address, ALICE);
+        assert_eq!(loaded.mail_from.sender, "sender@example.org");
+        assert_eq!(loaded.recipients.len(), 1);
+        assert_eq!(loaded.recipients[0].recipient.address, ALICE);
     }
     assert_eq!(server.queued_messages().len(), 2);
 }
@@ -616,7 +615,7 @@ fn a_whole_transaction_pipelined_in_one_write_is_answered_in_order() {
     client.expect_closed();
     let spool = Spool::attach(server.data_dir(), HOSTNAME).unwrap();
     let loaded = spool.load(&id).unwrap();
-    assert_eq!(loaded.envelope.recipients.len(), 2);
+    assert_eq!(loaded.recipients.len(), 2);
     let bytes = spool.read_message(&id).unwrap();
     assert_eq!(
         after_received(&bytes),
@@ -776,7 +775,7 @@ fn more_recipients_than_the_limit_get_452() {
     client.send(b"Subject: three\r\n\r\nx\r\n");
     let id = queue_id(&client.command("."));
     let spool = Spool::attach(server.data_dir(), HOSTNAME).unwrap();
-    assert_eq!(spool.load(&id).unwrap().envelope.recipients.len(), 3);
+    assert_eq!(spool.load(&id).unwrap().recipients.len(), 3);
 }
 
 #[test]
@@ -807,8 +806,8 @@ fn a_queued_message_is_whole_on_disk_and_survives_a_restart() {
     let spool = Spool::attach(server.data_dir(), HOSTNAME).unwrap();
     let loaded = spool.load(&id).unwrap();
     assert_eq!(loaded.id, id);
-    assert_eq!(loaded.envelope.sender, "sender@example.org");
-    assert_eq!(loaded.envelope.recipients[0].address, ALICE);
+    assert_eq!(loaded.mail_from.sender, "sender@example.org");
+    assert_eq!(loaded.recipients[0].recipient.address, ALICE);
     assert_eq!(loaded.origin.client_ip, "127.0.0.1");
     assert_eq!(loaded.origin.helo, "client.test");
     let bytes = spool.read_message(&id).unwrap();
@@ -816,7 +815,7 @@ fn a_queued_message_is_whole_on_disk_and_survives_a_restart() {
     // The envelope heads the file as plain text, the message follows.
     let file = std::fs::read(queue.join(format!("{id}.msg"))).unwrap();
     let text = String::from_utf8_lossy(&file);
-    assert!(text.starts_with("version: 2\n"), "{text}");
+    assert!(text.starts_with("version: 3\n"), "{text}");
     assert!(text.contains("\nsender: sender@example.org\n"), "{text}");
     assert!(file.ends_with(&bytes));
     drop(client);

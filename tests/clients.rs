@@ -95,12 +95,11 @@ fn only_queued(server: &TestServer) -> (QueuedMessage, String) {
 }
 
 fn assert_envelope(message: &QueuedMessage, sender: &str, recipient: &str) {
-    assert_eq!(message.envelope.sender, sender);
+    assert_eq!(message.mail_from.sender, sender);
     let recipients: Vec<&str> = message
-        .envelope
         .recipients
         .iter()
-        .map(|r| r.address.as_str())
+        .map(|e| e.recipient.address.as_str())
         .collect();
     assert_eq!(recipients, [recipient]);
 }

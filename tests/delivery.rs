@@ -544,7 +544,7 @@ fn a_refusing_mx_warns_once_then_bounces_after_the_lifetime() {
     wait_for(5, "a deferral", || {
         spool
             .load(&id)
-            .is_ok_and(|m| matches!(m.states[0], RecipientState::Deferred { .. }))
+            .is_ok_and(|m| matches!(m.recipients[0].state, RecipientState::Deferred { .. }))
     });
     wait_for(15, "the delay warning and the report", || {
         maildir_files(&dir, "local.test", "alice").len() == 2

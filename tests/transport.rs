@@ -44,7 +44,7 @@ fn params(tls: TlsPolicy) -> ClientParams {
                 orcpt: None,
             },
         ],
-        body: BODY.to_vec(),
+        body: BODY.into(),
         eight_bit_mime: false,
         smtputf8: false,
         ret: None,

@@ -1,6 +1,8 @@
 //! The outbound client state machine (`proto::client::Client`) fed arbitrary
 //! server replies in fuzzer-chosen chunks, with this target playing the
-//! caller: `StartTls` is answered with `tls_started`, `Done` ends the run.
+//! caller: `StartTls` is answered with `tls_started`, `SendBody` with the
+//! body stuffed by `proto::dot::Stuffer` in fuzzer-chosen pieces (as the
+//! delivery driver writes it) and `body_sent`, `Done` ends the run.
 //!
 //! The target keeps its own model of the dialogue: the commands the client
 //! sent and still waits for, matched in order with the replies it completed
@@ -10,7 +12,8 @@
 //! - no panic, and the run ends (every loop is bounded by the input);
 //! - everything sent is a CRLF-terminated command line of at most 512
 //!   octets (no CR or LF inside), an AUTH continuation, or the message body
-//!   dot-stuffed (the reference stuffing here) ending in `.\r\n`;
+//!   dot-stuffed (the reference stuffing here, whole, against the pieces
+//!   the target stuffed) ending in `.\r\n`;
 //! - the body (or the empty `.\r\n`) goes out only as the reaction to a 354
 //!   that answered DATA; the whole body only after a 2xx to MAIL and at
 //!   least one 2xx to RCPT; DATA outside a pipelined batch only after an
@@ -38,6 +41,7 @@ use outpost::proto::client::{
     TlsPolicy,
 };
 use outpost::proto::command::{Notify, Ret};
+use outpost::proto::dot::Stuffer;
 
 #[path = "common/mod.rs"]
 mod common;
@@ -184,7 +188,7 @@ fn params(p: u8, mode: u8) -> ClientParams {
             "alice@example.org".into()
         },
         recipients,
-        body,
+        body: body.into(),
         eight_bit_mime: p & 0x40 != 0,
         smtputf8: p & 0x10 != 0,
         ret: dsn.then_some(Ret::Hdrs),
@@ -464,7 +468,16 @@ fuzz_target!(|data: &[u8]| {
             let (piece, tail) = rest.split_at(cut);
             rest = tail;
             let before = out.len();
-            let action = client.receive(piece, &mut out);
+            let mut action = client.receive(piece, &mut out);
+            if action == Some(ClientAction::SendBody) {
+                assert_eq!(completed.as_ref().map(|c| c.0), Some(354));
+                let mut stuffer = Stuffer::new();
+                for body_piece in common::chunks(pattern, client.body()) {
+                    stuffer.push(body_piece, &mut out);
+                }
+                stuffer.finish(&mut out);
+                action = client.body_sent(&mut out);
+            }
             if broken {
                 assert_eq!(
                     action,
@@ -480,6 +493,7 @@ fuzz_target!(|data: &[u8]| {
             model.on_output(&out[before..]);
             match action {
                 None => {}
+                Some(ClientAction::SendBody) => panic!("SendBody twice for one 354"),
                 Some(ClientAction::StartTls) => {
                     assert_eq!(completed.as_ref().map(|c| c.0), Some(220));
                     // Bytes read with the 220 are plaintext: dropped.

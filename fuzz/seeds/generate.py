@@ -308,12 +308,28 @@ def main():
     minimal = (b"version: 2\nid: A\narrival: 0\nsender:\nclient:\nhelo:\nprotocol: SMTP\nauth-user:\n"
                b"tls:\nbody:\nsmtputf8: no\nret:\nenvid:\nmessage-sha256: " + b"0" * 64 + b"\n"
                b"attempts: 0\nnext-attempt: 0\nrcpt: a@b notify=- orcpt=- state=pending attempts=0\n")
+    # Version 3: typed failures and the next hop of a delivered recipient
+    # (version 2 above is still read).
+    envelope3 = envelope.replace(b"version: 2\n", b"version: 3\n")
+    rcpts3 = (b"rcpt: bob@example.com notify=- orcpt=- state=pending attempts=0\n"
+              b"rcpt: \"odd%20guy\"@example.net notify=SUCCESS,FAILURE orcpt=rfc822;odd+20guy@example.net "
+              b"state=delivered attempts=0 report=due\n"
+              b"remote-mta: mx.example.net\n"
+              b"rcpt: carol@example.com notify=NEVER orcpt=- state=failed attempts=0\n"
+              b"failure: remote mx.example.com 550 5.1.1 No such user%0D%0Ahere\n"
+              b"rcpt: dave@example.com notify=- orcpt=- state=deferred attempts=3\n"
+              b"failure: local 4.4.1 connect to mx.example.com[192.0.2.9]:25: refused\n"
+              b"rcpt: erin@example.com notify=DELAY orcpt=- state=failed attempts=0 report=due\n"
+              b"failure: expired 432000 remote mx.example.com 451 - Try later\n"
+              b"rcpt: frank@example.com notify=- orcpt=- state=delivered attempts=0\n")
+    minimal3 = minimal.replace(b"version: 2\n", b"version: 3\n")
     def sealed(text, length):
         body = text + b"end %d " % length
         return body + hashlib.sha256(body).hexdigest().encode() + b"\n"
     control = b"\x10\x00\x37\x01\x99\x00\xff\x01"
     for nm, text in [("full", envelope + rcpts), ("delay_warned", envelope + b"delay-warned: yes\n" + rcpts),
-                     ("minimal", minimal), ("unknown_protocol", minimal.replace(b"SMTP", b"XSMTP9"))]:
+                     ("minimal", minimal), ("unknown_protocol", minimal.replace(b"SMTP", b"XSMTP9")),
+                     ("v3_full", envelope3 + rcpts3), ("v3_minimal", minimal3)]:
         write("envelope_file", "sealed_" + nm, bytes([0x01 | (17 << 1)]) + control + text)
         write("envelope_file", "raw_" + nm, bytes([0x00]) + control + sealed(text, 1234))
     write("envelope_file", "raw_torn", bytes([0x00]) + control + sealed(envelope + rcpts, 1)[:-20])

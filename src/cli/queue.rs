@@ -109,19 +109,19 @@ fn age(secs: u64) -> String {
 fn state_text(state: &RecipientState) -> String {
     match state {
         RecipientState::Pending => "pending".into(),
-        RecipientState::Delivered => "delivered".into(),
-        RecipientState::Failed { reply } => format!("failed: {reply}"),
-        RecipientState::Deferred { reply, attempts } => {
-            format!("deferred after {attempts} attempt(s): {reply}")
+        RecipientState::Delivered { .. } => "delivered".into(),
+        RecipientState::Failed(failure) => format!("failed: {failure}"),
+        RecipientState::Deferred { last, attempts } => {
+            format!("deferred after {attempts} attempt(s): {last}")
         }
     }
 }
 
 fn sender_text(message: &QueuedMessage) -> String {
-    if message.envelope.sender.is_empty() {
+    if message.mail_from.sender.is_empty() {
         "<>".into()
     } else {
-        format!("<{}>", message.envelope.sender)
+        format!("<{}>", message.mail_from.sender)
     }
 }
 
@@ -159,7 +159,8 @@ fn list(spool: &Spool, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
             sender_text(&message),
             message.attempts
         );
-        for (rcpt, state) in message.recipients() {
+        for entry in &message.recipients {
+            let (rcpt, state) = (&entry.recipient, &entry.state);
             let _ = writeln!(out, "    to <{}>: {}", rcpt.address, state_text(state));
         }
     }
@@ -188,7 +189,7 @@ fn show(spool: &Spool, id: &str, out: &mut dyn Write, err: &mut dyn Write) -> i3
         return 1;
     };
     let now = now();
-    let env = &message.envelope;
+    let env = &message.mail_from;
     let _ = writeln!(out, "id:        {}", message.id);
     let _ = writeln!(
         out,
@@ -225,7 +226,8 @@ fn show(spool: &Spool, id: &str, out: &mut dyn Write, err: &mut dyn Write) -> i3
         )
     };
     let _ = writeln!(out, "next try:  {next}");
-    for (rcpt, state) in message.recipients() {
+    for entry in &message.recipients {
+        let (rcpt, state) = (&entry.recipient, &entry.state);
         let _ = writeln!(out, "rcpt:      <{}> {}", rcpt.address, state_text(state));
     }
     let _ = writeln!(out);

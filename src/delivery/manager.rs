@@ -5,8 +5,9 @@
 //! before a crash or `kill -9` is delivered), keeps a timer heap by next
 //! attempt time, and hands due messages to the pool; a message is on at
 //! most one thread at a time. A delivery thread runs one attempt of one
-//! message (see [`attempt`]) and reports back when to try it next and which
-//! reports it spooled. Recipients of one destination (a domain's MX, a
+//! message (`attempt.rs`: the delivery I/O; `decide.rs`: what the results
+//! mean, as a pure plan; `execute.rs`: the plan applied to the spool) and
+//! reports back when to try it next and which reports it spooled. Recipients of one destination (a domain's MX, a
 //! `--transport` host, the smarthost) are delivered in one transaction,
 //! and at most one connection per destination is open at a time.
 //!
@@ -21,6 +22,8 @@
 //! says. A rescan also picks up messages it did not know about.
 
 mod attempt;
+mod decide;
+mod execute;
 mod report;
 
 use std::cmp::Reverse;
@@ -36,7 +39,7 @@ use parking_lot::{Condvar, Mutex};
 use rustls::ClientConfig;
 
 use super::config::DeliveryConfig;
-use super::dns::{Resolver, ResolverConfig};
+use super::dns::{DnsError, Resolver, ResolverConfig};
 use super::maildir::MailStore;
 use super::transport::{self, CertPolicy, TransportError};
 use crate::directory::{AliasTable, UserTable};
@@ -61,9 +64,10 @@ pub enum DeliveryError {
         /// The underlying I/O error.
         source: std::io::Error,
     },
-    /// Settings that do not fit together (e.g. a relay user without a
-    /// password file).
-    Config(String),
+    /// `--relay-user` without `--relay-password-file`.
+    RelayUserWithoutPassword,
+    /// `--relay-password-file` without `--relay-user`.
+    RelayPasswordWithoutUser,
     /// The spool could not be listed.
     Queue(QueueError),
     /// A thread could not be started.
@@ -77,7 +81,18 @@ impl std::fmt::Display for DeliveryError {
             DeliveryError::Password { path, source } => {
                 write!(f, "relay password file {}: {source}", path.display())
             }
-            DeliveryError::Config(why) => write!(f, "delivery settings: {why}"),
+            DeliveryError::RelayUserWithoutPassword => {
+                write!(
+                    f,
+                    "delivery settings: --relay-user needs --relay-password-file"
+                )
+            }
+            DeliveryError::RelayPasswordWithoutUser => {
+                write!(
+                    f,
+                    "delivery settings: --relay-password-file needs --relay-user"
+                )
+            }
             DeliveryError::Queue(e) => e.fmt(f),
             DeliveryError::Spawn(e) => write!(f, "cannot start a delivery thread: {e}"),
         }
@@ -93,7 +108,7 @@ pub(crate) struct Context {
     users: Arc<UserTable>,
     aliases: Arc<AliasTable>,
     /// The resolver, or why there is none (no usable resolv.conf).
-    resolver: Result<Resolver, String>,
+    resolver: Result<Resolver, DnsError>,
     mx_tls: Arc<ClientConfig>,
     relay_tls: Arc<ClientConfig>,
     credentials: Option<Credentials>,
@@ -168,23 +183,15 @@ impl Delivery {
                     password: text.lines().next().unwrap_or("").to_string(),
                 })
             }
-            (Some(_), None) => {
-                return Err(DeliveryError::Config(
-                    "--relay-user needs --relay-password-file".into(),
-                ))
-            }
-            (None, Some(_)) => {
-                return Err(DeliveryError::Config(
-                    "--relay-password-file needs --relay-user".into(),
-                ))
-            }
+            (Some(_), None) => return Err(DeliveryError::RelayUserWithoutPassword),
+            (None, Some(_)) => return Err(DeliveryError::RelayPasswordWithoutUser),
             (None, None) => None,
         };
         // Set when delivery stops; DNS questions in flight are abandoned.
         let stopping = Arc::new(AtomicBool::new(false));
         let resolver = match config.dns_server {
             Some(server) => Ok(ResolverConfig::with_server(server)),
-            None => ResolverConfig::from_system().map_err(|e| e.to_string()),
+            None => ResolverConfig::from_system(),
         }
         .map(|config| Resolver::new(config).stopped_by(stopping.clone()));
         if let Err(why) = &resolver {

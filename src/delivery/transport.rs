@@ -27,6 +27,7 @@ use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
 
 use crate::proto::client::{Client, ClientAction, Report, TIMEOUT_DATA_BLOCK};
+use crate::proto::dot::Stuffer;
 use crate::tls::{is_timeout, trusted_roots, ClientStream, ObservingVerifier};
 
 /// Connecting to one address gives up after this (Postfix's
@@ -36,6 +37,9 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 const STOP_CHECK: Duration = Duration::from_millis(100);
 /// The TLS handshake must finish within this.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(60);
+/// The message body is stuffed and written in pieces of this size, so a
+/// session never holds a stuffed copy of a large message.
+const BODY_PIECE: usize = 64 * 1024;
 
 /// How to treat the peer's certificate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -286,8 +290,8 @@ pub fn run_tracked(
     if peer.implicit_tls {
         match start_tls(stream, tls, &server_name) {
             Ok(s) => stream = s,
-            Err(why) => {
-                client.connection_lost(&why);
+            Err(e) => {
+                client.connection_lost(&e.to_string());
                 return Ok(Attempt {
                     report: client.finish(),
                     tls_version: None,
@@ -297,7 +301,7 @@ pub fn run_tracked(
     }
     let mut buf = vec![0u8; 16 * 1024];
     let mut out = Vec::new();
-    loop {
+    'session: loop {
         if let Err(e) = stream.tcp().set_read_timeout(Some(client.reply_timeout())) {
             client.connection_lost(&e.to_string());
             break;
@@ -313,37 +317,43 @@ pub fn run_tracked(
                 break;
             }
         };
-        let action = client.receive(&buf[..n], &mut out);
-        if let Err(e) = send(&mut stream, &mut out) {
-            client.connection_lost(&describe(&e));
-            break;
-        }
-        match action {
-            None => {}
-            Some(ClientAction::Done) => {
-                if let ClientStream::Tls(s) = &mut stream {
-                    s.conn.send_close_notify();
-                    let _ = s.flush();
-                }
-                break;
+        let mut action = client.receive(&buf[..n], &mut out);
+        loop {
+            if let Err(e) = send(&mut stream, &mut out) {
+                client.connection_lost(&describe(&e));
+                break 'session;
             }
-            Some(ClientAction::StartTls) => match start_tls(stream, tls, &server_name) {
-                Ok(s) => {
-                    stream = s;
-                    client.tls_started(&mut out);
-                    if let Err(e) = send(&mut stream, &mut out) {
+            match action {
+                None => break,
+                Some(ClientAction::SendBody) => {
+                    if let Err(e) = send_body(&mut stream, client.body(), &mut out) {
                         client.connection_lost(&describe(&e));
-                        break;
+                        break 'session;
                     }
+                    action = client.body_sent(&mut out);
                 }
-                Err(why) => {
-                    client.connection_lost(&why);
-                    return Ok(Attempt {
-                        report: client.finish(),
-                        tls_version: None,
-                    });
+                Some(ClientAction::Done) => {
+                    if let ClientStream::Tls(s) = &mut stream {
+                        s.conn.send_close_notify();
+                        let _ = s.flush();
+                    }
+                    break 'session;
                 }
-            },
+                Some(ClientAction::StartTls) => match start_tls(stream, tls, &server_name) {
+                    Ok(s) => {
+                        stream = s;
+                        client.tls_started(&mut out);
+                        action = None;
+                    }
+                    Err(e) => {
+                        client.connection_lost(&e.to_string());
+                        return Ok(Attempt {
+                            report: client.finish(),
+                            tls_version: None,
+                        });
+                    }
+                },
+            }
         }
     }
     let tls_version = stream.tls_version().map(str::to_string);
@@ -365,24 +375,62 @@ fn send(stream: &mut ClientStream, out: &mut Vec<u8>) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Writes `body` dot-stuffed with its end marker, a piece at a time.
+fn send_body(stream: &mut ClientStream, body: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
+    let mut stuffer = Stuffer::new();
+    for piece in body.chunks(BODY_PIECE) {
+        stuffer.push(piece, out);
+        send(stream, out)?;
+    }
+    stuffer.finish(out);
+    send(stream, out)
+}
+
+/// Why a TLS session could not be started; the session ends as a lost
+/// connection with this text.
+#[derive(Debug)]
+enum StartTlsError {
+    /// STARTTLS was asked for on a connection already encrypted.
+    AlreadyTls,
+    /// rustls refused to set up the connection.
+    Setup(rustls::Error),
+    /// The handshake timeouts could not be set on the socket.
+    Socket(io::Error),
+    /// The handshake failed (certificate, protocol, timeout, reset).
+    Handshake(io::Error),
+}
+
+impl std::fmt::Display for StartTlsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartTlsError::AlreadyTls => write!(f, "STARTTLS inside TLS"),
+            StartTlsError::Setup(e) => write!(f, "TLS setup failed: {e}"),
+            StartTlsError::Socket(e) => e.fmt(f),
+            StartTlsError::Handshake(e) => write!(f, "TLS handshake failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StartTlsError {}
+
 /// Wraps the plain stream in TLS and completes the handshake.
 fn start_tls(
     stream: ClientStream,
     tls: &Arc<ClientConfig>,
     name: &ServerName<'static>,
-) -> Result<ClientStream, String> {
+) -> Result<ClientStream, StartTlsError> {
     let ClientStream::Plain(mut tcp) = stream else {
-        return Err("STARTTLS inside TLS".to_string());
+        return Err(StartTlsError::AlreadyTls);
     };
-    let mut conn = ClientConnection::new(tls.clone(), name.clone())
-        .map_err(|e| format!("TLS setup failed: {e}"))?;
+    let mut conn =
+        ClientConnection::new(tls.clone(), name.clone()).map_err(StartTlsError::Setup)?;
     tcp.set_read_timeout(Some(HANDSHAKE_TIMEOUT))
-        .map_err(|e| e.to_string())?;
+        .map_err(StartTlsError::Socket)?;
     tcp.set_write_timeout(Some(HANDSHAKE_TIMEOUT))
-        .map_err(|e| e.to_string())?;
+        .map_err(StartTlsError::Socket)?;
     while conn.is_handshaking() {
         conn.complete_io(&mut tcp)
-            .map_err(|e| format!("TLS handshake failed: {e}"))?;
+            .map_err(StartTlsError::Handshake)?;
     }
     Ok(ClientStream::Tls(Box::new(StreamOwned::new(conn, tcp))))
 }

@@ -9,12 +9,12 @@
 //! (RFC 2920). The socket, TLS and timers live in `delivery/`; this module
 //! imports nothing with I/O, like the rest of `proto/`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
 
 use super::command::{Notify, Ret};
-use super::dot;
 use super::reply::{Reply, ReplyReader};
 
 /// RFC 5321 §4.5.3.2.1/.2/.3/.4/.6: waiting for the greeting, MAIL, RCPT
@@ -78,8 +78,9 @@ pub struct ClientParams {
     pub sender: String,
     /// The recipients, all for this peer; outcomes come back in this order.
     pub recipients: Vec<RecipientParams>,
-    /// The message with CRLF line ends, not yet dot-stuffed.
-    pub body: Vec<u8>,
+    /// The message with CRLF line ends, not yet dot-stuffed; shared, since
+    /// every host and address tried sends the same bytes.
+    pub body: Arc<[u8]>,
     /// The sender declared `BODY=8BITMIME` (8-bit content is also detected).
     pub eight_bit_mime: bool,
     /// The message needs SMTPUTF8 (declared by the sender).
@@ -228,6 +229,11 @@ pub enum ClientAction {
     /// [`Client::tls_started`]. Any bytes read before the handshake are
     /// dropped (RFC 3207 §4.2: nothing from the plaintext phase survives).
     StartTls,
+    /// Send the output, then the message ([`Client::body`]) dot-stuffed
+    /// and ended with `.\r\n` (`proto::dot::Stuffer`, in pieces as it is
+    /// written), then call [`Client::body_sent`]. The body is never copied
+    /// into the output.
+    SendBody,
     /// Send the output (usually QUIT) and close; [`Client::finish`] has the
     /// results.
     Done,
@@ -329,15 +335,32 @@ impl Client {
                 Ok(Some(reply)) => self.on_reply(reply, out),
                 Err(error) => Some(self.broken(error.kind.reason(), out)),
             };
-            if action.is_some() {
+            match action {
+                None => {}
+                // Replies that came with the 354 are read once the body is out.
+                Some(ClientAction::SendBody) => return action,
                 // The rest of the input belongs to a phase that is over:
                 // after STARTTLS it must not be read as if it came over TLS
                 // (RFC 3207 §4.2, CVE-2011-0411), after the end nothing is
                 // read any more.
-                self.replies.clear();
-                return action;
+                Some(_) => {
+                    self.replies.clear();
+                    return action;
+                }
             }
         }
+    }
+
+    /// The message, for the caller to send on [`ClientAction::SendBody`].
+    pub fn body(&self) -> &[u8] {
+        &self.params.body
+    }
+
+    /// The caller sent the body after [`ClientAction::SendBody`]: reads
+    /// any reply bytes that arrived with the 354, like
+    /// [`Client::receive`].
+    pub fn body_sent(&mut self, out: &mut Vec<u8>) -> Option<ClientAction> {
+        self.receive(&[], out)
     }
 
     /// The caller finished the TLS handshake: EHLO again (RFC 3207 §4.2).
@@ -712,13 +735,12 @@ impl Client {
             return Some(self.end_after_mail_failure(out));
         }
         if reply.code == 354 {
+            self.state = State::Body;
             if self.accepted.is_empty() {
                 out.extend_from_slice(b".\r\n");
-            } else {
-                dot::stuff(&self.params.body, out);
+                return None;
             }
-            self.state = State::Body;
-            return None;
+            return Some(ClientAction::SendBody);
         }
         if reply.code / 100 == 2 {
             // RFC 5321 §4.3.2: DATA is answered with 354 or an error. A 2xx
@@ -894,7 +916,7 @@ mod tests {
                     orcpt: None,
                 })
                 .collect(),
-            body: b"Subject: hi\r\n\r\nhello\r\n".to_vec(),
+            body: b"Subject: hi\r\n\r\nhello\r\n"[..].into(),
             eight_bit_mime: false,
             smtputf8: false,
             ret: None,
@@ -912,7 +934,13 @@ mod tests {
         let mut out = Vec::new();
         let mut actions = Vec::new();
         for chunk in chunks {
-            if let Some(a) = client.receive(chunk, &mut out) {
+            let mut action = client.receive(chunk, &mut out);
+            // The caller's part: the body, then what came with the 354.
+            while action == Some(ClientAction::SendBody) {
+                crate::proto::dot::stuff(client.body(), &mut out);
+                action = client.body_sent(&mut out);
+            }
+            if let Some(a) = action {
                 actions.push(a);
                 if a == ClientAction::StartTls {
                     client.tls_started(&mut out);
@@ -1064,7 +1092,7 @@ mod tests {
         let ehlo_plain = b"220 mx\r\n250-mx\r\n250 SIZE 10\r\n".as_slice();
         let cases: [Case; 3] = [
             (
-                |p| p.body = "Subject: caf\u{e9}\r\n\r\n".as_bytes().to_vec(),
+                |p| p.body = "Subject: caf\u{e9}\r\n\r\n".as_bytes().into(),
                 b"220 mx\r\n250 mx\r\n",
                 554,
                 (5, 6, 3),
@@ -1096,7 +1124,7 @@ mod tests {
     #[test]
     fn eight_bit_goes_out_with_body_param_when_announced() {
         let mut p = params(&["a@x.test"]);
-        p.body = "Subject: caf\u{e9}\r\n\r\n".as_bytes().to_vec();
+        p.body = "Subject: caf\u{e9}\r\n\r\n".as_bytes().into();
         let server =
             b"220 mx\r\n250-mx\r\n250 8BITMIME\r\n250 ok\r\n250 ok\r\n354 go\r\n250 ok\r\n";
         let (out, _, report) = run_all_splits(p, server);
@@ -1146,7 +1174,10 @@ mod tests {
         out.clear();
         client.receive(b"250-mx\r\n250 8BITMIME\r\n", &mut out);
         assert_eq!(out, b"MAIL FROM:<alice@example.org>\r\n");
-        client.receive(b"250 ok\r\n250 ok\r\n354 go\r\n250 ok\r\n", &mut out);
+        let action = client.receive(b"250 ok\r\n250 ok\r\n354 go\r\n250 ok\r\n", &mut out);
+        assert_eq!(action, Some(ClientAction::SendBody));
+        // The reply that came with the 354 is read once the body is out.
+        assert_eq!(client.body_sent(&mut out), Some(ClientAction::Done));
         let report = client.finish();
         assert!(report.tls);
         assert!(matches!(&report.outcomes[0], Outcome::Delivered(_)));
@@ -1249,7 +1280,7 @@ mod tests {
         assert!(matches!(&report.outcomes[0], Outcome::Delivered(_)));
         assert!(matches!(&report.outcomes[1], Outcome::Permanent(r) if r.code == 553));
         let mut p = params(&["a@x.test"]);
-        p.body = b"a\nb\r\n".to_vec();
+        p.body = b"a\nb\r\n"[..].into();
         let (_, _, report) = run(p, &[b"220 mx\r\n250 mx\r\n"]);
         assert!(matches!(&report.outcomes[0], Outcome::Permanent(r) if r.code == 554));
     }

@@ -431,37 +431,94 @@ impl Unstuffer {
 /// next hop.
 pub fn stuff(body: &[u8], out: &mut Vec<u8>) {
     out.reserve(body.len() + body.len() / 64 + 5);
-    let len = body.len();
-    let mut i = 0;
-    let mut line_start = true;
-    while i < len {
-        if line_start && body[i] == b'.' {
-            out.push(b'.');
+    let mut stuffer = Stuffer::new();
+    stuffer.push(body, out);
+    stuffer.finish(out);
+}
+
+/// [`stuff`] for a body handed over in pieces, so a large message can be
+/// sent without a stuffed copy of it: the pieces may be cut anywhere (also
+/// between a CR and its LF), and the bytes out are exactly those of
+/// [`stuff`] on the whole body.
+#[derive(Debug, Clone, Copy)]
+pub struct Stuffer {
+    /// The next byte starts a line (a dot there is doubled).
+    line_start: bool,
+    /// The last piece ended in a CR: CRLF if the next piece starts with LF,
+    /// a bare CR (also sent as CRLF) otherwise.
+    pending_cr: bool,
+}
+
+impl Default for Stuffer {
+    fn default() -> Stuffer {
+        Stuffer::new()
+    }
+}
+
+impl Stuffer {
+    /// A stuffer at the start of a body.
+    pub fn new() -> Stuffer {
+        Stuffer {
+            line_start: true,
+            pending_cr: false,
         }
-        match memchr2(CR, LF, &body[i..]) {
-            None => {
-                out.extend_from_slice(&body[i..]);
-                line_start = false;
-                i = len;
+    }
+
+    /// Appends the next piece of the body, stuffed, to `out`.
+    pub fn push(&mut self, piece: &[u8], out: &mut Vec<u8>) {
+        let len = piece.len();
+        if len == 0 {
+            return;
+        }
+        let mut i = 0;
+        if self.pending_cr {
+            self.pending_cr = false;
+            out.extend_from_slice(b"\r\n");
+            self.line_start = true;
+            if piece[0] == LF {
+                i = 1;
             }
-            Some(k) => {
-                let at = i + k;
-                if body[at] == CR && body.get(at + 1) == Some(&LF) {
-                    out.extend_from_slice(&body[i..at + 2]);
-                    i = at + 2;
-                } else {
-                    out.extend_from_slice(&body[i..at]);
-                    out.extend_from_slice(b"\r\n");
-                    i = at + 1;
+        }
+        while i < len {
+            if self.line_start && piece[i] == b'.' {
+                out.push(b'.');
+            }
+            match memchr2(CR, LF, &piece[i..]) {
+                None => {
+                    out.extend_from_slice(&piece[i..]);
+                    self.line_start = false;
+                    i = len;
                 }
-                line_start = true;
+                Some(k) => {
+                    let at = i + k;
+                    if piece[at] == CR && at + 1 == len {
+                        // Whether this CR ends a line is up to the next piece.
+                        out.extend_from_slice(&piece[i..at]);
+                        self.pending_cr = true;
+                        self.line_start = false;
+                        return;
+                    }
+                    if piece[at] == CR && piece[at + 1] == LF {
+                        out.extend_from_slice(&piece[i..at + 2]);
+                        i = at + 2;
+                    } else {
+                        out.extend_from_slice(&piece[i..at]);
+                        out.extend_from_slice(b"\r\n");
+                        i = at + 1;
+                    }
+                    self.line_start = true;
+                }
             }
         }
     }
-    if !line_start {
-        out.extend_from_slice(b"\r\n");
+
+    /// Ends the body: CRLF if it did not end with one, then `.\r\n`.
+    pub fn finish(self, out: &mut Vec<u8>) {
+        if self.pending_cr || !self.line_start {
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b".\r\n");
     }
-    out.extend_from_slice(b".\r\n");
 }
 
 #[cfg(test)]
@@ -871,6 +928,34 @@ mod tests {
             let mut out = b"prefix".to_vec();
             stuff(body, &mut out);
             assert_eq!(&out[6..], *wire, "{body:?}");
+        }
+    }
+
+    #[test]
+    fn stuffing_in_pieces_is_stuffing_whole() {
+        let bodies: &[&[u8]] = &[
+            b"a\r\n.b\r\n..c",
+            b"a\nb\rc\r\n",
+            b"x\n.\n",
+            b"x\r",
+            b"\r\r\n.\r.\n\r",
+            b".\r\n.",
+            b"",
+        ];
+        for body in bodies {
+            let mut whole = Vec::new();
+            stuff(body, &mut whole);
+            for i in 0..=body.len() {
+                for j in i..=body.len() {
+                    let mut out = Vec::new();
+                    let mut stuffer = Stuffer::new();
+                    for piece in [&body[..i], &body[i..j], &body[j..]] {
+                        stuffer.push(piece, &mut out);
+                    }
+                    stuffer.finish(&mut out);
+                    assert_eq!(out, whole, "{body:?} cut at {i} and {j}");
+                }
+            }
         }
     }
 

@@ -3,13 +3,14 @@
 //! message was accepted, and `<id>.env` holds it once delivery state
 //! changes.
 //!
-//! Plain text an operator can read (`head <id>.msg`, `cat <id>.env`), one `key: value` per line (LF), keys in
-//! a fixed order, then one `rcpt:` line per recipient (each failed or
-//! deferred one followed by its `reply:` line), and the trailer
-//! `end <message-length> <sha256>`:
+//! Plain text an operator can read (`head <id>.msg`, `cat <id>.env`), one
+//! `key: value` per line (LF), keys in a fixed order, then one `rcpt:` line
+//! per recipient, each followed by what its state needs: a `failure:` line
+//! for a failed or deferred one, a `remote-mta:` line for one handed to a
+//! next hop. Then the trailer `end <message-length> <sha256>`:
 //!
 //! ```text
-//! version: 2
+//! version: 3
 //! id: 0J5Z3K1M2N3P4Q5R
 //! arrival: 1795718460 Thu, 26 Nov 2026 18:41:00 +0000
 //! sender: alice@example.org
@@ -26,15 +27,27 @@
 //! attempts: 1
 //! next-attempt: 1795718760
 //! rcpt: bob@example.com notify=- orcpt=- state=deferred attempts=1
-//! reply: 451 4.3.0 Try again later
+//! failure: remote mx.example.com 451 4.3.0 Try again later
+//! rcpt: carol@example.com notify=SUCCESS orcpt=- state=delivered attempts=0 report=due
+//! remote-mta: mx.example.com
+//! rcpt: dave@example.net notify=- orcpt=- state=failed attempts=0
+//! failure: expired 432000 local 4.4.1 connect to mx.example.net[192.0.2.9]:25: refused
 //! end 1234 5e884898…
 //! ```
 //!
-//! Delivery adds two optional markers, written only when set so that files
-//! from before them still parse: a `delay-warned: yes` line after
-//! `next-attempt` (the "delayed" report was sent) and a trailing
-//! `report=due` word on a `rcpt:` line (its outcome is still to be reported
-//! to the sender).
+//! A failure is one of `remote <host> <code> <x.y.z or -> <text>`, `local
+//! <x.y.z> <text>` and `expired <seconds queued> <remote … or local …>`:
+//! the typed [`Failure`], so reports never parse reply text back.
+//!
+//! Delivery adds two optional markers, written only when set: a
+//! `delay-warned: yes` line after `next-attempt` (the "delayed" report was
+//! sent) and a trailing `report=due` word on a `rcpt:` line (its outcome is
+//! still to be reported to the sender).
+//!
+//! Version 2 files (before typed failures) are still read, so a queue
+//! survives an upgrade: their `reply:` line becomes a [`Failure::Local`]
+//! with the status the reply text starts with (a lifetime expiry, `gave up
+//! after …`, becomes [`Failure::Expired`]); the next write is version 3.
 //!
 //! The trailer's checksum is SHA-256 over every byte before it (the `end`
 //! line's length included); since those bytes include `message-sha256`, the trailer proves the
@@ -42,20 +55,26 @@
 //! file too. Keeping the message's digest in the envelope means updating
 //! delivery state does not have to re-read a 25 MiB message.
 //!
-//! Values are client-controlled (EHLO name, addresses, ENVID), so every byte
-//! that could break the line structure is written as `%XX`: controls, DEL
-//! and `%` always, and spaces in single-token values.
+//! Values are client-controlled (EHLO name, addresses, ENVID, reply text),
+//! so every byte that could break the line structure is written as `%XX`:
+//! controls, DEL and `%` always, and spaces in single-token values.
 
 use ring::digest::{digest, SHA256};
 
-use super::{QueuedMessage, RecipientState};
+use std::time::Duration;
+
+use super::{Failure, MailFrom, QueuedMessage, RecipientEntry, RecipientState, RemoteReply};
 use crate::proto::command::{Body, Notify, Ret};
 use crate::proto::received::rfc5322_date;
-use crate::proto::session::{Envelope, Origin, Recipient};
+use crate::proto::reply::Enhanced;
+use crate::proto::session::{Origin, Recipient};
 
-/// The only format version written and read (2: the envelope heads the
-/// message file).
-pub const VERSION: u32 = 2;
+/// The format version written (3: typed failures, the next hop of a
+/// delivered recipient).
+pub const VERSION: u32 = 3;
+
+/// The older version still read (2: failures as reply text).
+pub const VERSION_2: u32 = 2;
 
 /// Why an envelope file cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,7 +119,7 @@ pub fn hex(bytes: &[u8]) -> String {
 
 /// Renders `message` as the bytes of an envelope file, trailer included.
 pub fn render(message: &QueuedMessage) -> Vec<u8> {
-    let env = &message.envelope;
+    let env = &message.mail_from;
     let origin = &message.origin;
     let mut out = String::new();
     let mut field = |key: &str, value: &str| {
@@ -137,12 +156,13 @@ pub fn render(message: &QueuedMessage) -> Vec<u8> {
     if message.delay_warned {
         field("delay-warned", "yes");
     }
-    for (index, (recipient, state)) in env.recipients.iter().zip(&message.states).enumerate() {
-        let (state_name, reply, attempts) = match state {
-            RecipientState::Pending => ("pending", None, 0),
-            RecipientState::Delivered => ("delivered", None, 0),
-            RecipientState::Failed { reply } => ("failed", Some(reply), 0),
-            RecipientState::Deferred { reply, attempts } => ("deferred", Some(reply), *attempts),
+    for entry in &message.recipients {
+        let recipient = &entry.recipient;
+        let (state_name, attempts) = match &entry.state {
+            RecipientState::Pending => ("pending", 0),
+            RecipientState::Delivered { .. } => ("delivered", 0),
+            RecipientState::Failed(_) => ("failed", 0),
+            RecipientState::Deferred { attempts, .. } => ("deferred", *attempts),
         };
         field(
             "rcpt",
@@ -160,15 +180,17 @@ pub fn render(message: &QueuedMessage) -> Vec<u8> {
                     .unwrap_or_else(|| "-".into()),
                 state_name,
                 attempts,
-                if message.is_report_due(index) {
-                    " report=due"
-                } else {
-                    ""
-                }
+                if entry.report_due { " report=due" } else { "" }
             ),
         );
-        if let Some(reply) = reply {
-            field("reply", &encode(reply, true));
+        match &entry.state {
+            RecipientState::Pending | RecipientState::Delivered { relay: None } => {}
+            RecipientState::Delivered { relay: Some(host) } => {
+                field("remote-mta", &encode(host, false));
+            }
+            RecipientState::Failed(failure) | RecipientState::Deferred { last: failure, .. } => {
+                field("failure", &failure_text(failure));
+            }
         }
     }
     out.push_str(&format!("end {} ", message.message_length));
@@ -223,13 +245,16 @@ pub fn parse(bytes: &[u8]) -> Result<QueuedMessage, EnvError> {
         lines: text.split_terminator('\n').enumerate().peekable(),
     };
 
-    let version = lines.expect("version")?;
-    if version.1 != VERSION.to_string() {
-        return Err(EnvError {
-            line: version.0,
-            reason: format!("unknown version {}", version.1),
-        });
-    }
+    let (line, version) = lines.expect("version")?;
+    let version = match parse_number(version) {
+        Some(v) if v == u64::from(VERSION) || v == u64::from(VERSION_2) => v as u32,
+        _ => {
+            return Err(EnvError {
+                line,
+                reason: format!("unknown version {version}"),
+            })
+        }
+    };
     let id = lines.decoded("id")?;
     let (line, arrival) = lines.expect("arrival")?;
     let arrival = arrival
@@ -324,13 +349,8 @@ pub fn parse(bytes: &[u8]) -> Result<QueuedMessage, EnvError> {
     };
 
     let mut recipients = Vec::new();
-    let mut states = Vec::new();
-    let mut report_due = Vec::new();
     while lines.lines.peek().is_some() {
-        let (recipient, state, due) = lines.recipient()?;
-        recipients.push(recipient);
-        states.push(state);
-        report_due.push(due);
+        recipients.push(lines.recipient(version)?);
     }
     if recipients.is_empty() {
         return Err(whole("no recipients"));
@@ -338,9 +358,8 @@ pub fn parse(bytes: &[u8]) -> Result<QueuedMessage, EnvError> {
     Ok(QueuedMessage {
         id,
         arrival,
-        envelope: Envelope {
+        mail_from: MailFrom {
             sender,
-            recipients,
             body,
             smtputf8,
             ret,
@@ -353,11 +372,10 @@ pub fn parse(bytes: &[u8]) -> Result<QueuedMessage, EnvError> {
             auth_user,
             protocol,
         },
-        states,
+        recipients,
         attempts,
         next_attempt,
         delay_warned,
-        report_due,
         message_length,
         message_sha256: message_sha256.to_string(),
     })
@@ -412,7 +430,20 @@ impl<'a> Lines<'a> {
         })
     }
 
-    fn recipient(&mut self) -> Result<(Recipient, RecipientState, bool), EnvError> {
+    /// The next value if the next line is `key:`.
+    fn optional(&mut self, key: &str) -> Result<Option<(usize, &'a str)>, EnvError> {
+        let next_is_key = self.lines.peek().is_some_and(|(_, line)| {
+            line.strip_prefix(key)
+                .is_some_and(|rest| rest.starts_with(':'))
+        });
+        if next_is_key {
+            self.expect(key).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    fn recipient(&mut self, version: u32) -> Result<RecipientEntry, EnvError> {
         let (line, value) = self.expect("rcpt")?;
         let bad = |reason: &str| EnvError {
             line,
@@ -451,30 +482,219 @@ impl<'a> Lines<'a> {
         }
         let state = match state {
             "pending" => RecipientState::Pending,
-            "delivered" => RecipientState::Delivered,
-            "failed" => RecipientState::Failed {
-                reply: self.reply()?,
+            "delivered" if version == VERSION_2 => RecipientState::Delivered { relay: None },
+            "delivered" => RecipientState::Delivered {
+                relay: self.remote_mta()?,
             },
+            "failed" => RecipientState::Failed(self.failure(version, true)?),
             "deferred" => RecipientState::Deferred {
-                reply: self.reply()?,
+                last: self.failure(version, false)?,
                 attempts,
             },
             _ => return Err(bad("unknown state")),
         };
-        Ok((
-            Recipient {
+        Ok(RecipientEntry {
+            recipient: Recipient {
                 address,
                 notify,
                 orcpt,
             },
             state,
             report_due,
-        ))
+        })
     }
 
-    fn reply(&mut self) -> Result<String, EnvError> {
-        self.decoded("reply")
+    /// The optional `remote-mta:` line of a delivered recipient.
+    fn remote_mta(&mut self) -> Result<Option<String>, EnvError> {
+        let Some((line, value)) = self.optional("remote-mta")? else {
+            return Ok(None);
+        };
+        decode(value).map(Some).ok_or_else(|| EnvError {
+            line,
+            reason: "bad remote-mta".into(),
+        })
     }
+
+    /// The failure line of a failed (`expired` allowed) or deferred
+    /// recipient: `failure:`, or `reply:` in a version 2 file.
+    fn failure(&mut self, version: u32, may_expire: bool) -> Result<Failure, EnvError> {
+        if version == VERSION_2 {
+            return Ok(legacy_failure(&self.decoded("reply")?, may_expire));
+        }
+        let (line, value) = self.expect("failure")?;
+        parse_failure(value, may_expire).ok_or_else(|| EnvError {
+            line,
+            reason: "bad failure".into(),
+        })
+    }
+}
+
+/// The value of a `failure:` line.
+fn failure_text(failure: &Failure) -> String {
+    let with_text = |head: String, text: &str| {
+        if text.is_empty() {
+            head
+        } else {
+            format!("{head} {}", encode(text, true))
+        }
+    };
+    match failure {
+        Failure::Remote { host, reply } => with_text(
+            format!(
+                "remote {} {} {}",
+                encode(host, false),
+                reply.code,
+                reply.enhanced.map_or_else(|| "-".into(), status_text)
+            ),
+            &reply.text,
+        ),
+        Failure::Local { status, text } => {
+            with_text(format!("local {}", status_text(*status)), text)
+        }
+        Failure::Expired { age, last } => {
+            format!("expired {} {}", age.as_secs(), failure_text(last))
+        }
+    }
+}
+
+/// Parses [`failure_text`]; `expired` only when `may_expire`, and never
+/// nested.
+fn parse_failure(value: &str, may_expire: bool) -> Option<Failure> {
+    let (kind, rest) = value.split_once(' ')?;
+    // The text is the rest of the line; it may be empty.
+    let split = |rest: &'_ str| -> (String, String) {
+        match rest.split_once(' ') {
+            Some((word, text)) => (word.to_string(), text.to_string()),
+            None => (rest.to_string(), String::new()),
+        }
+    };
+    match kind {
+        "remote" => {
+            let (host, rest) = rest.split_once(' ')?;
+            let host = decode(host)?;
+            let (code, rest) = rest.split_once(' ')?;
+            let code = u16::try_from(parse_number(code)?).ok()?;
+            let (status, text) = split(rest);
+            let enhanced = match status.as_str() {
+                "-" => None,
+                status => Some(parse_status(status)?),
+            };
+            Some(Failure::Remote {
+                host,
+                reply: RemoteReply {
+                    code,
+                    enhanced,
+                    text: decode(&text)?,
+                },
+            })
+        }
+        "local" => {
+            let (status, text) = split(rest);
+            Some(Failure::Local {
+                status: parse_status(&status)?,
+                text: decode(&text)?,
+            })
+        }
+        "expired" if may_expire => {
+            let (age, last) = rest.split_once(' ')?;
+            let age = Duration::from_secs(parse_number(age)?);
+            let last = parse_failure(last, false)?;
+            Some(Failure::Expired {
+                age,
+                last: Box::new(last),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// `class.subject.detail`, any numbers that fit (a remote server's class
+/// is kept as it was sent).
+fn parse_status(text: &str) -> Option<Enhanced> {
+    let mut parts = text.split('.');
+    let mut number = || parse_number(parts.next()?);
+    let (class, subject, detail) = (number()?, number()?, number()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    Some(Enhanced(
+        u8::try_from(class).ok()?,
+        u16::try_from(subject).ok()?,
+        u16::try_from(detail).ok()?,
+    ))
+}
+
+/// A status as version 2 recognised one at the start of a reply: class
+/// 2, 4 or 5 (RFC 3463 §3.1).
+fn legacy_status(text: &str) -> Option<Enhanced> {
+    parse_status(text).filter(|Enhanced(class, _, _)| matches!(class, 2 | 4 | 5))
+}
+
+fn status_text(Enhanced(c, s, d): Enhanced) -> String {
+    format!("{c}.{s}.{d}")
+}
+
+/// The start of a version 2 reply stored for a message past its lifetime.
+const GAVE_UP: &str = "gave up after ";
+
+/// A version 2 `reply:` (one line of text) as a typed failure: `gave up
+/// after 5 days: …` is an expiry (for a failed recipient); otherwise the
+/// status the text starts with (`550 5.1.1 …`, `5.1.2 …`), else one from
+/// the reply code's class, else `5.0.0` (failed) or `4.0.0` (deferred),
+/// with the rest as the text. The host that answered was not recorded.
+fn legacy_failure(reply: &str, may_expire: bool) -> Failure {
+    if let Some((age, last)) = reply
+        .strip_prefix(GAVE_UP)
+        .filter(|_| may_expire)
+        .and_then(|rest| rest.split_once(": "))
+        .and_then(|(age, last)| Some((legacy_duration(age)?, last)))
+    {
+        return Failure::Expired {
+            age,
+            last: Box::new(legacy_failure(last, false)),
+        };
+    }
+    let default = if may_expire {
+        Enhanced(5, 0, 0)
+    } else {
+        Enhanced(4, 0, 0)
+    };
+    let (first, rest) = reply.split_once(' ').unwrap_or((reply, ""));
+    let code = Some(first)
+        .filter(|w| w.len() == 3)
+        .and_then(parse_number)
+        .filter(|c| (200..600).contains(c));
+    let (status, text) = match code {
+        Some(code) => {
+            let (second, after) = rest.split_once(' ').unwrap_or((rest, ""));
+            match legacy_status(second) {
+                Some(status) => (status, after),
+                None => (Enhanced((code / 100) as u8, 0, 0), rest),
+            }
+        }
+        None => match legacy_status(first) {
+            Some(status) => (status, rest),
+            None => (default, reply),
+        },
+    };
+    Failure::Local {
+        status,
+        text: text.to_string(),
+    }
+}
+
+/// `5 days`, `1 hour`, `2 minutes`, `4 seconds`.
+fn legacy_duration(text: &str) -> Option<Duration> {
+    let (n, unit) = text.split_once(' ')?;
+    let n = parse_number(n)?;
+    let unit = match unit.trim_end_matches('s') {
+        "day" => 86_400,
+        "hour" => 3600,
+        "minute" => 60,
+        "second" => 1,
+        _ => return None,
+    };
+    Some(Duration::from_secs(n.checked_mul(unit)?))
 }
 
 fn optional(value: String) -> Option<String> {
@@ -587,41 +807,74 @@ fn decode(value: &str) -> Option<String> {
 mod tests {
     use super::*;
 
+    fn entry(address: &str, notify: Option<Notify>, orcpt: Option<&str>) -> RecipientEntry {
+        RecipientEntry::pending(Recipient {
+            address: address.into(),
+            notify,
+            orcpt: orcpt.map(str::to_string),
+        })
+    }
+
+    fn remote_failure(code: u16, enhanced: Option<Enhanced>, text: &str) -> Failure {
+        Failure::Remote {
+            host: "mx.example.com".into(),
+            reply: RemoteReply {
+                code,
+                enhanced,
+                text: text.into(),
+            },
+        }
+    }
+
     pub(crate) fn sample() -> QueuedMessage {
+        let mut recipients = vec![
+            entry("bob@example.com", None, None),
+            entry(
+                "\"odd guy\"@example.net",
+                Some(Notify {
+                    success: true,
+                    failure: true,
+                    ..Notify::default()
+                }),
+                Some("rfc822;odd+20guy@example.net"),
+            ),
+            entry(
+                "carol@example.com",
+                Some(Notify {
+                    never: true,
+                    ..Notify::default()
+                }),
+                None,
+            ),
+            entry("dave@example.com", Some(Notify::default()), None),
+            entry("erin@example.com", None, None),
+            entry("frank@example.com", None, None),
+        ];
+        recipients[1].state = RecipientState::Delivered {
+            relay: Some("mx.example.net".into()),
+        };
+        recipients[2].state = RecipientState::Failed(remote_failure(
+            550,
+            Some(Enhanced(5, 1, 1)),
+            "No such user\r\nhere",
+        ));
+        recipients[3].state = RecipientState::Deferred {
+            last: remote_failure(451, Some(Enhanced(4, 3, 0)), "Try later"),
+            attempts: 3,
+        };
+        recipients[4].state = RecipientState::Failed(Failure::Expired {
+            age: Duration::from_secs(432_000),
+            last: Box::new(Failure::Local {
+                status: Enhanced(4, 4, 1),
+                text: "connect to mx[192.0.2.9]:25: 100% refused".into(),
+            }),
+        });
+        recipients[5].state = RecipientState::Delivered { relay: None };
         QueuedMessage {
             id: "0J5Z3K1M2N3P4Q5R".into(),
             arrival: 1_795_718_460,
-            envelope: Envelope {
+            mail_from: MailFrom {
                 sender: "alice@example.org".into(),
-                recipients: vec![
-                    Recipient {
-                        address: "bob@example.com".into(),
-                        notify: None,
-                        orcpt: None,
-                    },
-                    Recipient {
-                        address: "\"odd guy\"@example.net".into(),
-                        notify: Some(Notify {
-                            success: true,
-                            failure: true,
-                            ..Notify::default()
-                        }),
-                        orcpt: Some("rfc822;odd+20guy@example.net".into()),
-                    },
-                    Recipient {
-                        address: "carol@example.com".into(),
-                        notify: Some(Notify {
-                            never: true,
-                            ..Notify::default()
-                        }),
-                        orcpt: None,
-                    },
-                    Recipient {
-                        address: "dave@example.com".into(),
-                        notify: Some(Notify::default()),
-                        orcpt: None,
-                    },
-                ],
                 body: Some(Body::EightBitMime),
                 smtputf8: true,
                 ret: Some(Ret::Hdrs),
@@ -634,21 +887,10 @@ mod tests {
                 auth_user: Some("alice@example.org".into()),
                 protocol: "ESMTPSA",
             },
-            states: vec![
-                RecipientState::Pending,
-                RecipientState::Delivered,
-                RecipientState::Failed {
-                    reply: "550 5.1.1 No such user\r\nhere".into(),
-                },
-                RecipientState::Deferred {
-                    reply: "451 4.3.0 Try later".into(),
-                    attempts: 3,
-                },
-            ],
+            recipients,
             attempts: 3,
             next_attempt: 1_795_719_000,
             delay_warned: false,
-            report_due: vec![false; 4],
             message_length: 1234,
             message_sha256: sha256_hex(b"message"),
         }
@@ -660,9 +902,47 @@ mod tests {
         let bytes = render(&message);
         let text = String::from_utf8(bytes.clone()).unwrap();
         assert!(text.contains("\nhelo: evil%0D%0Ahelo%20100%25\n"), "{text}");
-        assert!(text.contains("\nreply: 451 4.3.0 Try later\n"), "{text}");
+        assert!(
+            text.contains("\nfailure: remote mx.example.com 451 4.3.0 Try later\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\nfailure: expired 432000 local 4.4.1 connect to mx[192.0.2.9]:25: 100%25 refused\n"),
+            "{text}"
+        );
+        assert!(text.contains(" state=delivered attempts=0\nremote-mta: mx.example.net\n"));
         assert!(text.contains("\narrival: 1795718460 Thu, 26 Nov 2026 18:41:00 +0000\n"));
         assert_eq!(parse(&bytes).unwrap(), message);
+    }
+
+    #[test]
+    fn failures_of_every_shape_round_trip() {
+        let failures = [
+            remote_failure(550, None, "Transaction failed"),
+            remote_failure(250, Some(Enhanced(2, 0, 0)), ""),
+            remote_failure(354, Some(Enhanced(3, 0, 0)), "  odd  spacing "),
+            Failure::Remote {
+                host: "a b".into(),
+                reply: RemoteReply {
+                    code: 7,
+                    enhanced: None,
+                    text: "-".into(),
+                },
+            },
+            Failure::Local {
+                status: Enhanced(5, 1, 10),
+                text: String::new(),
+            },
+        ];
+        for failure in failures {
+            let mut message = sample();
+            message.recipients[0].state = RecipientState::Failed(failure.clone());
+            message.recipients[1].state = RecipientState::Deferred {
+                last: failure,
+                attempts: 1,
+            };
+            assert_eq!(parse(&render(&message)).unwrap(), message);
+        }
     }
 
     #[test]
@@ -671,24 +951,116 @@ mod tests {
         let old_format = String::from_utf8(render(&message)).unwrap();
         assert!(!old_format.contains("delay-warned") && !old_format.contains("report="));
         message.delay_warned = true;
-        message.report_due = vec![false, true, true, false];
+        message.recipients[1].report_due = true;
+        message.recipients[2].report_due = true;
         let text = String::from_utf8(render(&message)).unwrap();
         assert!(text.contains("\nnext-attempt: 1795719000\ndelay-warned: yes\nrcpt: "));
         assert!(
-            text.contains(" state=delivered attempts=0 report=due\n"),
+            text.contains(" state=delivered attempts=0 report=due\nremote-mta: "),
             "{text}"
         );
         assert_eq!(parse(text.as_bytes()).unwrap(), message);
     }
 
+    /// A version 2 file as written before failures were typed.
+    fn version_2(rcpts: &str) -> Vec<u8> {
+        let text = format!(
+            "version: 2\nid: 0J5Z3K1M2N3P4Q5R\narrival: 1795718460\nsender: a@b\nclient: 1.2.3.4\n\
+             helo: h\nprotocol: ESMTP\nauth-user:\ntls:\nbody:\nsmtputf8: no\nret:\nenvid:\n\
+             message-sha256: {}\nattempts: 2\nnext-attempt: 0\n{rcpts}end 5 ",
+            sha256_hex(b"x")
+        );
+        let mut bytes = text.clone().into_bytes();
+        bytes.extend_from_slice(sha256_hex(text.as_bytes()).as_bytes());
+        bytes.push(b'\n');
+        bytes
+    }
+
+    #[test]
+    fn version_2_files_are_read_with_typed_failures() {
+        let bytes = version_2(
+            "rcpt: b@x notify=- orcpt=- state=delivered attempts=0 report=due\n\
+             rcpt: c@x notify=- orcpt=- state=failed attempts=0 report=due\n\
+             reply: 550 5.1.1 No such user\n\
+             rcpt: d@x notify=- orcpt=- state=failed attempts=0\n\
+             reply: gave up after 5 days: 451 4.3.0 Try later\n\
+             rcpt: e@x notify=- orcpt=- state=deferred attempts=2\n\
+             reply: 4.4.1 connect to mx[1.2.3.4]:25: refused\n\
+             rcpt: f@x notify=- orcpt=- state=failed attempts=0\n\
+             reply: 554 Transaction failed\n\
+             rcpt: g@x notify=- orcpt=- state=deferred attempts=1\n\
+             reply: no address to connect to\n",
+        );
+        let message = parse(&bytes).unwrap();
+        let states: Vec<&RecipientState> = message.recipients.iter().map(|e| &e.state).collect();
+        let local = |status: Enhanced, text: &str| Failure::Local {
+            status,
+            text: text.into(),
+        };
+        assert_eq!(
+            states,
+            [
+                &RecipientState::Delivered { relay: None },
+                &RecipientState::Failed(local(Enhanced(5, 1, 1), "No such user")),
+                &RecipientState::Failed(Failure::Expired {
+                    age: Duration::from_secs(5 * 86_400),
+                    last: Box::new(local(Enhanced(4, 3, 0), "Try later")),
+                }),
+                &RecipientState::Deferred {
+                    last: local(Enhanced(4, 4, 1), "connect to mx[1.2.3.4]:25: refused"),
+                    attempts: 2,
+                },
+                &RecipientState::Failed(local(Enhanced(5, 0, 0), "Transaction failed")),
+                &RecipientState::Deferred {
+                    last: local(Enhanced(4, 0, 0), "no address to connect to"),
+                    attempts: 1,
+                },
+            ]
+        );
+        assert!(message.recipients[0].report_due && message.recipients[1].report_due);
+        // What it reads is written as version 3 and read back the same.
+        let rendered = render(&message);
+        assert!(rendered.starts_with(b"version: 3\n"));
+        assert_eq!(parse(&rendered).unwrap(), message);
+    }
+
+    #[test]
+    fn other_versions_and_bad_failures_are_refused() {
+        assert!(parse(&version_2(
+            "rcpt: b@x notify=- orcpt=- state=pending attempts=0\n"
+        ))
+        .is_ok());
+        let mut four = render(&sample());
+        four[9] = b'4';
+        let text = String::from_utf8(four).unwrap();
+        let (body, _) = text.rsplit_once(' ').unwrap();
+        let resealed = format!("{body} {}\n", sha256_hex(format!("{body} ").as_bytes()));
+        assert!(parse(resealed.as_bytes())
+            .unwrap_err()
+            .reason
+            .contains("version"));
+        for bad in [
+            "expired 5 expired 5 local 4.0.0 x",
+            "remote mx",
+            "remote mx 550",
+            "remote mx x50 5.1.1 x",
+            "local x.y.z text",
+            "local",
+            "other 5.0.0 x",
+        ] {
+            assert!(parse_failure(bad, true).is_none(), "{bad}");
+        }
+        assert!(parse_failure("expired 5 local 4.0.0 x", false).is_none());
+    }
+
     #[test]
     fn minimal_round_trip() {
         let mut message = sample();
-        message.envelope.sender = String::new();
-        message.envelope.body = None;
-        message.envelope.ret = None;
-        message.envelope.envid = None;
-        message.envelope.smtputf8 = false;
+        message.mail_from.sender = String::new();
+        message.mail_from.body = None;
+        message.mail_from.ret = None;
+        message.mail_from.envid = None;
+        message.mail_from.smtputf8 = false;
         message.origin.tls = None;
         message.origin.auth_user = None;
         message.origin.protocol = "ESMTP";

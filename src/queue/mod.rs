@@ -23,6 +23,7 @@
 
 pub mod envfile;
 pub mod id;
+mod recipient;
 mod shared_sync;
 mod syncer;
 mod writer;
@@ -36,11 +37,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use ring::digest::{Context, SHA256};
 
+use crate::proto::command::{Body, Ret};
 use crate::proto::received::{received_header, rfc5322_date};
 use crate::proto::session::{EnqueueError, Envelope, NewMessage, Origin};
 use shared_sync::SharedSync;
 use syncer::Syncer;
 
+pub use recipient::{Failure, RecipientEntry, RecipientState, RemoteReply};
 pub use writer::{SpoolWriter, WriterStats};
 
 /// A queue id: 16 characters of `[0-9A-Z]`, time-ordered.
@@ -69,8 +72,8 @@ pub enum QueueError {
         reason: String,
     },
     /// The caller passed something the spool cannot use: an id that is not
-    /// 16 characters of `[0-9A-Z]` (it would become a path), or recipient
-    /// states that do not match the recipients.
+    /// 16 characters of `[0-9A-Z]` (it would become a path), or a message
+    /// without recipients.
     Invalid {
         /// What the caller got wrong.
         reason: String,
@@ -121,25 +124,34 @@ impl std::error::Error for QueueError {
 /// [`QueueError::Stopped`] on the submitting thread.
 pub type Done = Box<dyn FnOnce(Result<QueueId, QueueError>) + Send>;
 
-/// Where delivery of one recipient stands.
+/// The MAIL FROM half of a queued envelope: the reverse-path and its
+/// parameters. The RCPT half, with each recipient's delivery state, is
+/// [`QueuedMessage::recipients`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RecipientState {
-    /// Not yet tried, or to be tried again.
-    Pending,
-    /// Handed over (remote 250 or written to the Maildir).
-    Delivered,
-    /// Permanently failed with this reply; a report is due or sent.
-    Failed {
-        /// The reply (or our own reason) as one line.
-        reply: String,
-    },
-    /// Temporarily failed; try again later.
-    Deferred {
-        /// The last reply (or our own reason) as one line.
-        reply: String,
-        /// How many attempts have failed so far.
-        attempts: u32,
-    },
+pub struct MailFrom {
+    /// The reverse-path; empty string for the null path `<>`.
+    pub sender: String,
+    /// `BODY=` as given.
+    pub body: Option<Body>,
+    /// The message asked for SMTPUTF8.
+    pub smtputf8: bool,
+    /// RFC 3461 RET.
+    pub ret: Option<Ret>,
+    /// RFC 3461 ENVID as written.
+    pub envid: Option<String>,
+}
+
+impl MailFrom {
+    /// The MAIL FROM half of `envelope`.
+    pub fn of(envelope: &Envelope) -> MailFrom {
+        MailFrom {
+            sender: envelope.sender.clone(),
+            body: envelope.body,
+            smtputf8: envelope.smtputf8,
+            ret: envelope.ret,
+            envid: envelope.envid.clone(),
+        }
+    }
 }
 
 /// A spooled message as read back from its envelope file.
@@ -149,12 +161,13 @@ pub struct QueuedMessage {
     pub id: QueueId,
     /// Arrival time, seconds since the Unix epoch.
     pub arrival: u64,
-    /// The envelope as accepted.
-    pub envelope: Envelope,
+    /// The sender and the MAIL parameters, as accepted.
+    pub mail_from: MailFrom,
     /// Who sent it and how.
     pub origin: Origin,
-    /// One state per recipient, in the order of `envelope.recipients`.
-    pub states: Vec<RecipientState>,
+    /// Every recipient with its delivery state, in the order accepted
+    /// (alias expansion replaces an entry by its expansion in place).
+    pub recipients: Vec<RecipientEntry>,
     /// Delivery attempts of the message so far.
     pub attempts: u32,
     /// When to try again, seconds since the Unix epoch (0: at once).
@@ -162,12 +175,6 @@ pub struct QueuedMessage {
     /// A "delayed" report (RFC 3464 `Action: delayed`) was sent already;
     /// it is sent at most once per message.
     pub delay_warned: bool,
-    /// Per recipient, in the order of `states`: its final outcome still
-    /// has to be reported to the sender (a failure, or a success asked for
-    /// with NOTIFY=SUCCESS). Set together with the state and cleared once
-    /// the report is spooled, so a crash in between repeats the report
-    /// rather than losing it. Missing entries count as `false`.
-    pub report_due: Vec<bool>,
     /// The exact length of `<id>.msg`.
     pub message_length: u64,
     /// SHA-256 of `<id>.msg`, lowercase hex.
@@ -175,16 +182,9 @@ pub struct QueuedMessage {
 }
 
 impl QueuedMessage {
-    /// Whether recipient `index` still has to be reported on.
-    pub fn is_report_due(&self, index: usize) -> bool {
-        self.report_due.get(index).copied().unwrap_or(false)
-    }
-
-    /// The recipients with their states.
-    pub fn recipients(
-        &self,
-    ) -> impl Iterator<Item = (&crate::proto::session::Recipient, &RecipientState)> {
-        self.envelope.recipients.iter().zip(&self.states)
+    /// Some recipient is not final yet (pending or deferred).
+    pub fn has_open_recipients(&self) -> bool {
+        self.recipients.iter().any(RecipientEntry::is_open)
     }
 }
 
@@ -339,7 +339,9 @@ impl Spool {
 
     /// Reads `id` whole: its envelope (as [`Spool::load`]) and its message
     /// bytes, checked against the length and SHA-256 the envelope records.
-    pub fn load_with_message(&self, id: &str) -> Result<(QueuedMessage, Vec<u8>), QueueError> {
+    /// The bytes are read straight into one shared buffer, which delivery
+    /// hands to every connection it tries: a message is in memory once.
+    pub fn load_with_message(&self, id: &str) -> Result<(QueuedMessage, Arc<[u8]>), QueueError> {
         let Opened {
             path,
             mut file,
@@ -347,16 +349,32 @@ impl Spool {
             bytes,
             head_length,
         } = self.open_message(id)?;
-        let mut body = Vec::with_capacity(usize::try_from(message.message_length).unwrap_or(0));
-        body.extend_from_slice(&bytes[head_length..]);
-        file.read_to_end(&mut body).map_err(io_error(&path))?;
-        if body.len() as u64 != message.message_length
-            || envfile::sha256_hex(&body) != message.message_sha256
-        {
-            return Err(QueueError::Corrupt {
-                path,
-                reason: "message checksum mismatch".into(),
-            });
+        let corrupt = |reason: &str| QueueError::Corrupt {
+            path: path.clone(),
+            reason: reason.to_string(),
+        };
+        let length = usize::try_from(message.message_length)
+            .map_err(|_| corrupt("message too large for this host"))?;
+        let start = &bytes[head_length..];
+        if start.len() > length {
+            return Err(corrupt("message longer than its envelope says"));
+        }
+        // Allocated once at its final size (an exact-size iterator), so no
+        // second copy is made on the way to an `Arc`.
+        let mut body: Arc<[u8]> = std::iter::repeat(0u8).take(length).collect();
+        let Some(buffer) = Arc::get_mut(&mut body) else {
+            return Err(corrupt("message buffer is shared"));
+        };
+        buffer[..start.len()].copy_from_slice(start);
+        match file.read_exact(&mut buffer[start.len()..]) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                return Err(corrupt("message checksum mismatch"));
+            }
+            Err(source) => return Err(io_error(&path)(source)),
+        }
+        if envfile::sha256_hex(&body) != message.message_sha256 {
+            return Err(corrupt("message checksum mismatch"));
         }
         Ok((message, body))
     }
@@ -364,7 +382,7 @@ impl Spool {
     /// Reads the message bytes of `id`, checked as in
     /// [`Spool::load_with_message`].
     pub fn read_message(&self, id: &str) -> Result<Vec<u8>, QueueError> {
-        self.load_with_message(id).map(|(_, body)| body)
+        self.load_with_message(id).map(|(_, body)| body.to_vec())
     }
 
     /// The queue file of `id`: its envelope as accepted, then the message.
@@ -430,13 +448,9 @@ impl Spool {
                 reason: format!("update of {id} names {}", message.id),
             });
         }
-        if message.states.len() != message.envelope.recipients.len() {
+        if message.recipients.is_empty() {
             return Err(QueueError::Invalid {
-                reason: format!(
-                    "{} states for {} recipients",
-                    message.states.len(),
-                    message.envelope.recipients.len()
-                ),
+                reason: format!("update of {id} without recipients"),
             });
         }
         let msg_path = self.message_path(id);
@@ -518,13 +532,18 @@ impl Spool {
         let queued = QueuedMessage {
             id: id.clone(),
             arrival: now.as_secs(),
-            envelope: message.envelope.clone(),
+            mail_from: MailFrom::of(&message.envelope),
             origin: message.origin.clone(),
-            states: vec![RecipientState::Pending; message.envelope.recipients.len()],
+            recipients: message
+                .envelope
+                .recipients
+                .iter()
+                .cloned()
+                .map(RecipientEntry::pending)
+                .collect(),
             attempts: 0,
             next_attempt: 0,
             delay_warned: false,
-            report_due: vec![false; message.envelope.recipients.len()],
             message_length: (header.len() + message.body.len()) as u64,
             message_sha256: envfile::hex(digest.finish().as_ref()),
         };

@@ -49,9 +49,16 @@ fn store_then_load_round_trip() {
     assert!(id::is_valid(&id));
     let loaded = spool.load(&id).unwrap();
     assert_eq!(loaded.id, id);
-    assert_eq!(loaded.envelope, new.envelope);
+    assert_eq!(loaded.mail_from, MailFrom::of(&new.envelope));
     assert_eq!(loaded.origin, new.origin);
-    assert_eq!(loaded.states, vec![RecipientState::Pending; 2]);
+    let pending: Vec<RecipientEntry> = new
+        .envelope
+        .recipients
+        .iter()
+        .cloned()
+        .map(RecipientEntry::pending)
+        .collect();
+    assert_eq!(loaded.recipients, pending);
     assert_eq!(loaded.attempts, 0);
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -71,7 +78,7 @@ fn message_file_is_envelope_then_received_header_plus_exact_bytes() {
     let (head, stored) = file.split_at(head_length);
     let env = std::str::from_utf8(head).unwrap();
     assert!(
-        env.starts_with(&format!("version: 2\nid: {id}\narrival: ")),
+        env.starts_with(&format!("version: 3\nid: {id}\narrival: ")),
         "{env}"
     );
     assert!(env.contains("\nrcpt: bob@example.com notify=- orcpt=- state=pending attempts=0\n"));
@@ -230,9 +237,12 @@ fn update_and_remove() {
     let spool = Spool::open(dir.path()).unwrap();
     let id = spool.store(&new_message(b"x\r\n")).unwrap();
     let mut message = spool.load(&id).unwrap();
-    message.states[0] = RecipientState::Delivered;
-    message.states[1] = RecipientState::Deferred {
-        reply: "451 4.4.1 No answer from host".into(),
+    message.recipients[0].state = RecipientState::Delivered { relay: None };
+    message.recipients[1].state = RecipientState::Deferred {
+        last: Failure::Local {
+            status: crate::proto::reply::Enhanced(4, 4, 1),
+            text: "No answer from host".into(),
+        },
         attempts: 1,
     };
     message.attempts = 1;
@@ -242,7 +252,7 @@ fn update_and_remove() {
     assert!(!spool.dir().join(format!("{id}.env.update.tmp")).exists());
 
     let mut wrong = message.clone();
-    wrong.states.pop();
+    wrong.recipients.clear();
     assert!(matches!(
         spool.update(&id, &wrong),
         Err(QueueError::Invalid { .. })

@@ -1,14 +1,12 @@
 //! Pure helpers of the manager: which outcomes the sender asked to hear
-//! about (RFC 3461 §4.1 NOTIFY), the status code behind a stored reply, the
+//! about (RFC 3461 §4.1 NOTIFY), a client reply as it is recorded, the
 //! report message handed to `proto::dsn`, and the mail log line.
-
-use std::time::Duration;
 
 use crate::proto::command::Notify;
 use crate::proto::dsn::{self, Action, DsnRecipient};
 use crate::proto::reply::{Enhanced, Reply};
 use crate::proto::session::{Envelope, NewMessage, Origin};
-use crate::queue::{QueuedMessage, RecipientState};
+use crate::queue::{QueuedMessage, RecipientState, RemoteReply};
 
 /// RFC 3461 §4.1: without NOTIFY the default is FAILURE,DELAY; NEVER
 /// means no report at all.
@@ -29,90 +27,37 @@ pub(crate) fn wants(notify: Option<Notify>, action: Action) -> bool {
     }
 }
 
-/// A reply as one log- and file-friendly line: `550 5.1.1 No such user`.
-pub(crate) fn reply_line(reply: &Reply) -> String {
+/// A client outcome's reply as it is recorded: the code, the enhanced
+/// code and the text lines trimmed and joined by spaces.
+pub(crate) fn remote_reply(reply: &Reply) -> RemoteReply {
     let text = reply
         .lines
         .iter()
         .map(|l| l.trim())
         .collect::<Vec<_>>()
         .join(" ");
-    match reply.enhanced {
-        Some(Enhanced(c, s, d)) => format!("{} {c}.{s}.{d} {text}", reply.code),
-        None => format!("{} {text}", reply.code),
+    RemoteReply {
+        code: reply.code,
+        enhanced: reply.enhanced,
+        text,
     }
 }
 
-/// The status of a stored failure: the enhanced code in `550 5.1.1 …` or
-/// `5.1.10 …`, else one from the reply code; always class 5 (the failure
-/// is final whatever the last reply said). A given-up message is 5.4.7
-/// (RFC 3463: delivery time expired).
-pub(crate) fn failure_status(reply: &str) -> Enhanced {
-    if reply.starts_with(GAVE_UP) {
-        return Enhanced(5, 4, 7);
-    }
-    let mut words = reply.split_ascii_whitespace();
-    let first = words.next().unwrap_or("");
-    let candidate = if first.len() == 3 && first.bytes().all(|b| b.is_ascii_digit()) {
-        words.next().unwrap_or("")
-    } else {
-        first
-    };
-    match parse_enhanced(candidate) {
-        Some(Enhanced(_, s, d)) => Enhanced(5, s, d),
-        None => Enhanced(5, 0, 0),
-    }
-}
-
-/// The start of the reason stored for a message past its lifetime.
-pub(crate) const GAVE_UP: &str = "gave up after ";
-
-/// `gave up after 5 days: <last error>`.
-pub(crate) fn gave_up(age: Duration, last: &str) -> String {
-    format!("{GAVE_UP}{}: {last}", human_duration(age))
-}
-
-/// `5 days`, `3 hours`, `2 minutes`, `4 seconds` (rounded down).
-pub(crate) fn human_duration(d: Duration) -> String {
-    let secs = d.as_secs();
-    let (n, unit) = if secs >= 86_400 {
-        (secs / 86_400, "day")
-    } else if secs >= 3600 {
-        (secs / 3600, "hour")
-    } else if secs >= 60 {
-        (secs / 60, "minute")
-    } else {
-        (secs, "second")
-    };
-    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
-}
-
-fn parse_enhanced(text: &str) -> Option<Enhanced> {
-    let mut parts = text.split('.');
-    let class: u8 = parts.next()?.parse().ok()?;
-    let subject: u16 = parts.next()?.parse().ok()?;
-    let detail: u16 = parts.next()?.parse().ok()?;
-    if parts.next().is_some() || !matches!(class, 2 | 4 | 5) {
-        return None;
-    }
-    Some(Enhanced(class, subject, detail))
-}
-
-/// What a report needs to know that the envelope file does not keep.
+/// What a report needs besides the message.
 pub(crate) struct ReportContext<'a> {
     /// Our host name.
     pub hostname: &'a str,
     /// Now, seconds since the epoch.
     pub now: u64,
-    /// The remote host that gave each recipient its outcome in this run.
-    pub remote_mta: &'a dyn Fn(usize) -> Option<String>,
     /// Until when deferred recipients are retried (seconds since epoch).
     pub retry_until: u64,
 }
 
-/// The report for recipients `indices` of `message` (their states say
-/// what happened), as a new message from `<>` to the sender. `kind` names
-/// the report in its Message-ID.
+/// The report for recipients `indices` of `message`, as a new message
+/// from `<>` to the sender; their recorded states say what happened and
+/// who said so (nothing is taken from this run's memory, so a report left
+/// over by a crash reads the same). `kind` names the report in its
+/// Message-ID.
 pub(crate) fn report_message(
     message: &QueuedMessage,
     original: &[u8],
@@ -124,29 +69,37 @@ pub(crate) fn report_message(
     let recipients: Vec<DsnRecipient> = indices
         .iter()
         .filter_map(|&i| {
-            let rcpt = message.envelope.recipients.get(i)?;
-            let state = message.states.get(i)?;
-            let (action, status, diagnostic) = match state {
-                RecipientState::Failed { reply } => {
-                    (Action::Failed, failure_status(reply), Some(reply.clone()))
-                }
-                RecipientState::Deferred { reply, .. } => {
-                    (Action::Delayed, Enhanced(4, 0, 0), Some(reply.clone()))
-                }
+            let entry = message.recipients.get(i)?;
+            let (action, status, remote_mta, diagnostic) = match &entry.state {
+                RecipientState::Failed(failure) => (
+                    Action::Failed,
+                    failure.final_status(),
+                    failure.remote_host().map(str::to_string),
+                    Some(failure.to_string()),
+                ),
+                RecipientState::Deferred { last, .. } => (
+                    Action::Delayed,
+                    Enhanced(4, 0, 0),
+                    last.remote_host().map(str::to_string),
+                    Some(last.to_string()),
+                ),
                 // A success report is due for a remote recipient only when
                 // the next hop did not take NOTIFY over (RFC 3461 §5.2.2).
-                RecipientState::Delivered if (ctx.remote_mta)(i).is_some() => {
-                    (Action::Relayed, Enhanced(2, 0, 0), None)
+                RecipientState::Delivered { relay: Some(host) } => {
+                    (Action::Relayed, Enhanced(2, 0, 0), Some(host.clone()), None)
                 }
-                RecipientState::Delivered => (Action::Delivered, Enhanced(2, 0, 0), None),
+                RecipientState::Delivered { relay: None } => {
+                    (Action::Delivered, Enhanced(2, 0, 0), None, None)
+                }
                 RecipientState::Pending => return None,
             };
+            let rcpt = &entry.recipient;
             Some(DsnRecipient {
                 final_recipient: rcpt.address.clone(),
                 original_recipient: rcpt.orcpt.clone(),
                 action,
                 status,
-                remote_mta: (ctx.remote_mta)(i),
+                remote_mta,
                 diagnostic,
                 last_attempt: Some(now_date.clone()),
                 will_retry_until: (action == Action::Delayed)
@@ -162,9 +115,9 @@ pub(crate) fn report_message(
     );
     let body = dsn::build(&dsn::DsnInput {
         reporting_mta: ctx.hostname,
-        sender: &message.envelope.sender,
-        envid: message.envelope.envid.as_deref(),
-        ret: message.envelope.ret,
+        sender: &message.mail_from.sender,
+        envid: message.mail_from.envid.as_deref(),
+        ret: message.mail_from.ret,
         arrival_date: &dsn::format_date(message.arrival),
         recipients: &recipients,
         original,
@@ -177,7 +130,7 @@ pub(crate) fn report_message(
         envelope: Envelope {
             sender: String::new(),
             recipients: vec![crate::proto::session::Recipient {
-                address: message.envelope.sender.clone(),
+                address: message.mail_from.sender.clone(),
                 notify: None,
                 orcpt: None,
             }],
@@ -272,32 +225,11 @@ mod tests {
     }
 
     #[test]
-    fn statuses_of_stored_failures() {
-        let table = [
-            ("550 5.1.1 No such user", Enhanced(5, 1, 1)),
-            ("5.1.10 null MX", Enhanced(5, 1, 10)),
-            ("554 Transaction failed", Enhanced(5, 0, 0)),
-            ("452 4.2.2 Mailbox full", Enhanced(5, 2, 2)),
-            ("gave up after 5 days: connect refused", Enhanced(5, 4, 7)),
-            ("", Enhanced(5, 0, 0)),
-            ("550 9.9.9 odd", Enhanced(5, 0, 0)),
-        ];
-        for (reply, want) in table {
-            assert_eq!(failure_status(reply), want, "{reply}");
-        }
-    }
-
-    #[test]
-    fn durations_and_lines() {
-        assert_eq!(human_duration(Duration::from_secs(5 * 86_400)), "5 days");
-        assert_eq!(human_duration(Duration::from_secs(3700)), "1 hour");
-        assert_eq!(human_duration(Duration::from_secs(2)), "2 seconds");
-        assert_eq!(
-            gave_up(Duration::from_secs(86_400), "refused"),
-            "gave up after 1 day: refused"
-        );
+    fn replies_and_lines() {
         let reply = Reply::new(250, (2, 0, 0), "Ok: queued");
-        assert_eq!(reply_line(&reply), "250 2.0.0 Ok: queued");
+        assert_eq!(remote_reply(&reply).to_string(), "250 2.0.0 Ok: queued");
+        let lines = Reply::plain(550, vec![" first ".into(), "second".into()]);
+        assert_eq!(remote_reply(&lines).to_string(), "550 first second");
         assert_eq!(
             log_line(
                 "ID",
