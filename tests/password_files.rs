@@ -9,8 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use outpost::auth::Authenticator;
-use outpost::proto::sasl::Credentials;
-use outpost::proto::session::AuthResult;
+use outpost::proto::sasl::{AuthResult, Credentials};
 
 fn temp_file(name: &str, contents: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("outpost-pwfiles-{}-{name}", std::process::id()));

@@ -28,9 +28,10 @@
 use std::sync::Arc;
 
 use libfuzzer_sys::fuzz_target;
+use outpost::proto::envelope::NewMessage;
+use outpost::proto::sasl::AuthResult;
 use outpost::proto::session::{
-    Action, AuthResult, ClientInfo, Directory, NewMessage, Role, Session, SessionConfig,
-    MAX_AUTH_LINE,
+    Action, ClientInfo, Directory, Role, Session, SessionConfig, MAX_AUTH_LINE,
 };
 
 #[path = "common/mod.rs"]

@@ -50,8 +50,8 @@ use ring::digest::{digest, SHA256};
 
 use super::{QueuedMessage, RecipientState};
 use crate::proto::command::{Body, Notify, Ret};
+use crate::proto::envelope::{Envelope, Origin, Recipient};
 use crate::proto::received::rfc5322_date;
-use crate::proto::session::{Envelope, Origin, Recipient};
 
 /// The only format version written and read (2: the envelope heads the
 /// message file).

@@ -36,8 +36,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use ring::digest::{Context, SHA256};
 
+use crate::proto::envelope::{EnqueueError, Envelope, NewMessage, Origin};
 use crate::proto::received::{received_header, rfc5322_date};
-use crate::proto::session::{EnqueueError, Envelope, NewMessage, Origin};
 use shared_sync::SharedSync;
 use syncer::Syncer;
 
@@ -183,7 +183,7 @@ impl QueuedMessage {
     /// The recipients with their states.
     pub fn recipients(
         &self,
-    ) -> impl Iterator<Item = (&crate::proto::session::Recipient, &RecipientState)> {
+    ) -> impl Iterator<Item = (&crate::proto::envelope::Recipient, &RecipientState)> {
         self.envelope.recipients.iter().zip(&self.states)
     }
 }

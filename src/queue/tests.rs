@@ -1,7 +1,7 @@
 //! Spool tests on real files in a temporary directory.
 
 use super::*;
-use crate::proto::session::Recipient;
+use crate::proto::envelope::Recipient;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// A directory removed when the test ends.

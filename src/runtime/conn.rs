@@ -17,8 +17,10 @@ use super::limits::{
 };
 use super::mailbox::{Completion, LoopMessage, Notifier};
 use super::Shared;
+use crate::proto::envelope::EnqueueError;
 use crate::proto::reply::Reply;
-use crate::proto::session::{Action, AuthResult, ClientInfo, EnqueueError, Role, Session};
+use crate::proto::sasl::AuthResult;
+use crate::proto::session::{Action, ClientInfo, Role, Session};
 use crate::queue::QueueId;
 
 /// The first byte of a TLS handshake record (RFC 8446 §5.1, content type 22).

@@ -32,7 +32,7 @@ use crate::proto::client::{
 };
 use crate::proto::command::Body;
 use crate::proto::dsn::Action;
-use crate::proto::session::Recipient;
+use crate::proto::envelope::Recipient;
 use crate::queue::{QueueError, QueueId, QueuedMessage, RecipientState};
 
 /// What the scheduler should do with the message next.

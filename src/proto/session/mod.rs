@@ -14,11 +14,12 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use super::address::{Domain, Mailbox, Path};
-use super::command::{self, Body, Command, Notify, Ret};
+use super::command::{self, Body, Command, Ret};
 use super::dot::{BodyError, DataStatus, Unstuffer};
+use super::envelope::{EnqueueError, Envelope, NewMessage, Origin, Recipient};
 use super::line::{LineSplitter, LineStatus, MAX_COMMAND_LINE};
 use super::reply::Reply;
-use super::sasl::{self, Credentials, SaslError};
+use super::sasl::{self, AuthResult, Credentials, SaslError};
 
 /// RFC 4954 §4: AUTH command lines and SASL responses may be up to 12288
 /// octets, longer than the 512 of other commands (large PLAIN responses).
@@ -86,61 +87,6 @@ pub struct ClientInfo {
     pub tls: Option<String>,
 }
 
-/// One recipient of the envelope.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Recipient {
-    /// The address as given (without angle brackets).
-    pub address: String,
-    /// RFC 3461 NOTIFY, if given.
-    pub notify: Option<Notify>,
-    /// RFC 3461 ORCPT, if given (as written).
-    pub orcpt: Option<String>,
-}
-
-/// The envelope of one accepted message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Envelope {
-    /// The reverse-path; empty string for the null path `<>`.
-    pub sender: String,
-    /// The recipients, in order.
-    pub recipients: Vec<Recipient>,
-    /// `BODY=` as given.
-    pub body: Option<Body>,
-    /// The message asked for SMTPUTF8.
-    pub smtputf8: bool,
-    /// RFC 3461 RET.
-    pub ret: Option<Ret>,
-    /// RFC 3461 ENVID as written.
-    pub envid: Option<String>,
-}
-
-/// Who sent a message and how, for the Received header, the envelope file
-/// and the log.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Origin {
-    /// Client IP as text.
-    pub client_ip: String,
-    /// The EHLO/HELO name as given (escape before writing into headers).
-    pub helo: String,
-    /// TLS version, e.g. `TLSv1.3`.
-    pub tls: Option<String>,
-    /// The authenticated user.
-    pub auth_user: Option<String>,
-    /// `SMTP`, `ESMTP`, `ESMTPS`, `ESMTPSA` … (RFC 3848).
-    pub protocol: &'static str,
-}
-
-/// A message the session wants spooled before it answers 250.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewMessage {
-    /// The envelope.
-    pub envelope: Envelope,
-    /// Where it came from.
-    pub origin: Origin,
-    /// The message bytes, dot-unstuffed, CRLF line ends.
-    pub body: Vec<u8>,
-}
-
 /// What the caller must do before feeding more input.
 #[derive(Debug)]
 pub enum Action {
@@ -154,28 +100,6 @@ pub enum Action {
     Enqueue(Box<NewMessage>),
     /// Flush the output and close the connection.
     Close,
-}
-
-/// The outcome of a credential check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthResult {
-    /// Good credentials: 235 2.7.0.
-    Success,
-    /// Unknown user or wrong password (indistinguishable): 535 5.7.8.
-    Failure,
-    /// Too many failures from this client: 421 4.7.0 and close.
-    Throttled,
-    /// A server-side problem: 454 4.7.0 so the client retries.
-    TemporaryFailure,
-}
-
-/// Why spooling failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EnqueueError {
-    /// Out of disk space: 452 4.3.1.
-    NoSpace,
-    /// Any other spool problem: 451 4.3.0.
-    Failed,
 }
 
 /// The result of feeding input.
