@@ -75,7 +75,7 @@ impl Session {
 
     /// `RCPT TO:<path> params`: the relay policy lives here.
     pub(super) fn on_rcpt(&mut self, to: Path<'_>, params: RcptParams<'_>) -> Response {
-        // Out of the session while the policy asks the directory.
+        // Taken out while the policy borrows the session; put back below.
         let Some(mut transaction) = self.transaction.take() else {
             return out_of_sequence("Please send MAIL first");
         };
