@@ -84,7 +84,7 @@ fn command_parsing(c: &mut Criterion) {
         b.iter(|| {
             let mut known = 0;
             for line in black_box(&lines) {
-                if !matches!(command::parse(line), command::Command::Unknown) {
+                if !matches!(command::parse(line), Ok(command::Command::Unknown)) {
                     known += 1;
                 }
             }

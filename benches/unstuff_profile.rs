@@ -29,7 +29,7 @@ fn commands() -> usize {
     let mut splitter = LineSplitter::new(MAX_COMMAND_LINE);
     let mut rest = black_box(&input[..]);
     while let LineStatus::Line { line, consumed } = splitter.next(rest) {
-        black_box(command::parse(line));
+        let _ = black_box(command::parse(line));
         rest = &rest[consumed..];
     }
     input.len()

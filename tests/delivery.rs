@@ -21,7 +21,7 @@ use outpost::delivery::manager::{Delivery, DeliveryHandle};
 use outpost::delivery::retry::{RetryPolicy, Schedule};
 use outpost::directory::{users_file_line, AliasTable, UserTable};
 use outpost::proto::command::Notify;
-use outpost::proto::session::{Envelope, NewMessage, Origin, Recipient};
+use outpost::proto::envelope::{Envelope, NewMessage, Origin, Recipient};
 use outpost::queue::{RecipientState, Spool};
 
 const BODY: &[u8] = b"From: alice@local.test\r\nTo: bob@rx.test\r\nSubject: hello\r\n\r\n.leading dot\r\nline two\r\n..two dots\r\n";

@@ -11,8 +11,7 @@ use std::time::Duration;
 
 use outpost::auth::Authenticator;
 use outpost::directory::UserTable;
-use outpost::proto::sasl::Credentials;
-use outpost::proto::session::AuthResult;
+use outpost::proto::sasl::{AuthResult, Credentials};
 use support::TempDir;
 
 fn check(auth: &Arc<Authenticator>, ip: &str, user: &str, password: &str) -> AuthResult {

@@ -203,8 +203,8 @@ pub fn run_session(config: &Arc<SessionConfig>, input: &[u8], out: &mut Vec<u8>)
                 messages += message.body.len();
                 session.enqueued(Ok("ID"), out);
             }
-            Some(Action::Close) => break,
             Some(_) => panic!("unexpected action"),
+            None if session.is_closed() => {}
             None => {
                 assert!(end < input.len(), "the conversation ended early");
                 end = (end + CHUNK).min(input.len());

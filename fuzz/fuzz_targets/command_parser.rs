@@ -1,6 +1,7 @@
 //! The command parser on one line: never panics, ignores trailing spaces,
 //! and treats the verb case-insensitively; a parsed path is what the
-//! address parser says it is.
+//! address parser says it is; an error names the line's verb, and AUTH
+//! alone may have a line longer than 512 octets.
 //!
 //! The first byte picks the mode: even, the rest is the raw line; odd, every
 //! byte of the rest indexes a table of SMTP tokens, so the fuzzer builds
@@ -9,7 +10,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use outpost::proto::address::{self, Path};
-use outpost::proto::command::{self, Command};
+use outpost::proto::command::{self, Command, Verb, MAX_AUTH_LINE};
+use outpost::proto::line::MAX_COMMAND_LINE;
 
 #[path = "common/mod.rs"]
 mod common;
@@ -114,7 +116,36 @@ fn check(line: &[u8]) {
     lower[..verb_end].make_ascii_lowercase();
     assert_eq!(command::parse(&lower), parsed, "verb case: {line:?}");
 
-    match &parsed {
+    let verb = parsed.as_ref().map_or_else(|e| Some(e.verb), Command::verb);
+    // The verb is the line's first word, trailing blanks aside.
+    let word = &line[..verb_end];
+    let word = &word[..word
+        .iter()
+        .rposition(|&b| b != b' ' && b != b'\t')
+        .map_or(0, |i| i + 1)];
+    if let Some(verb) = verb {
+        assert!(
+            word.eq_ignore_ascii_case(name(verb).as_bytes()),
+            "{verb:?} in {line:?}"
+        );
+    }
+    // RFC 4954 §4: AUTH lines, and only they, may be longer than 512 octets.
+    let limit = command::line_limit(line);
+    let auth = line[..verb_end].eq_ignore_ascii_case(b"AUTH");
+    assert_eq!(
+        limit,
+        if auth {
+            MAX_AUTH_LINE
+        } else {
+            MAX_COMMAND_LINE
+        },
+        "{line:?}"
+    );
+
+    let Ok(parsed) = &parsed else {
+        return;
+    };
+    match parsed {
         Command::Mail { from: path, .. } | Command::Rcpt { to: path, .. } => check_path(path),
         Command::Ehlo(name) | Command::Helo(name) => {
             assert!(!name.is_empty() && !name.contains(' '), "{name:?}")
@@ -130,7 +161,26 @@ fn check(line: &[u8]) {
         | Command::StartTls
         | Command::Auth { .. }
         | Command::Unknown => {}
-        Command::Invalid(text) => assert!(!text.is_empty()),
+    }
+}
+
+/// How a verb is written.
+fn name(verb: Verb) -> &'static str {
+    match verb {
+        Verb::Ehlo => "EHLO",
+        Verb::Helo => "HELO",
+        Verb::Mail => "MAIL",
+        Verb::Rcpt => "RCPT",
+        Verb::Data => "DATA",
+        Verb::Bdat => "BDAT",
+        Verb::Rset => "RSET",
+        Verb::Noop => "NOOP",
+        Verb::Quit => "QUIT",
+        Verb::Vrfy => "VRFY",
+        Verb::Expn => "EXPN",
+        Verb::Help => "HELP",
+        Verb::StartTls => "STARTTLS",
+        Verb::Auth => "AUTH",
     }
 }
 

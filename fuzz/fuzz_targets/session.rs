@@ -17,8 +17,11 @@
 //!   check; the origin tells the truth about TLS and AUTH;
 //! - 235 appears only right after the credential check said Success, and
 //!   credentials are only ever asked to be checked over TLS;
-//! - a closing reply (221, 421) comes with `Action::Close`, and nothing is
-//!   fed after it.
+//! - a closing reply (221, 421) closes the session (`is_closed`), with no
+//!   action, and nothing is fed after it;
+//! - the events tell the mail log the truth: each 4xx/5xx reply to input
+//!   is one refusal with the same code and text, each credential check one
+//!   login, each spooled message one `Queued`; nothing else.
 //!
 //! Input: 1 settings byte (role, token mode, trusted, sender check, …),
 //! 4 bytes of chunk pattern, then the client's bytes (raw, or each byte an
@@ -29,9 +32,11 @@ use std::sync::Arc;
 
 use libfuzzer_sys::fuzz_target;
 use outpost::directory::FixedDirectory;
-use outpost::proto::session::{
-    Action, AuthResult, ClientInfo, NewMessage, Role, Session, SessionConfig, MAX_AUTH_LINE,
-};
+use outpost::proto::command::MAX_AUTH_LINE;
+use outpost::proto::envelope::NewMessage;
+use outpost::proto::reply::Enhanced;
+use outpost::proto::sasl::AuthResult;
+use outpost::proto::session::{Action, ClientInfo, Role, Session, SessionConfig, SessionEvent};
 
 #[path = "common/mod.rs"]
 mod common;
@@ -269,6 +274,34 @@ impl Driver {
         replies
     }
 
+    /// The session reported each 4xx/5xx reply among `replies` as a
+    /// refusal with the same code and text, in order, and nothing else.
+    fn check_refusals(&mut self, replies: &[Parsed]) {
+        let events = self.session.take_events();
+        let refusals: Vec<&Parsed> = replies.iter().filter(|r| r.code >= 400).collect();
+        assert_eq!(events.len(), refusals.len(), "{events:?} for {replies:?}");
+        for (event, reply) in events.iter().zip(refusals) {
+            let SessionEvent::Refused {
+                code,
+                enhanced,
+                text,
+                ..
+            } = event
+            else {
+                panic!("not a refusal: {event:?}");
+            };
+            assert_eq!(*code, reply.code);
+            let text = text.replace(['\r', '\n'], " ");
+            let written = match enhanced {
+                Some(Enhanced(class, subject, detail)) => {
+                    format!("{class}.{subject}.{detail} {text}")
+                }
+                None => text,
+            };
+            assert_eq!(written, reply.first_text, "{event:?}");
+        }
+    }
+
     fn end_transaction(&mut self) {
         self.mail_ok = false;
         self.rcpts_ok = 0;
@@ -344,17 +377,17 @@ impl Driver {
             self.seen.extend_from_slice(&buf[..feed.consumed]);
             buf.drain(..feed.consumed);
             let replies = self.take_replies(from, false);
+            self.check_refusals(&replies);
             let closing = replies.iter().any(|r| r.code == 221 || r.code == 421);
-            assert_eq!(closing, matches!(feed.action, Some(Action::Close)));
+            assert_eq!(closing, self.session.is_closed());
+            if closing {
+                assert!(feed.action.is_none(), "an action with the last reply");
+                self.closed = true;
+                return;
+            }
             match feed.action {
                 None => {
                     assert!(buf.len() < MAX_AUTH_LINE, "read buffer not bounded");
-                    assert!(!self.session.is_closed());
-                    return;
-                }
-                Some(Action::Close) => {
-                    assert!(self.session.is_closed());
-                    self.closed = true;
                     return;
                 }
                 Some(Action::StartTls) => {
@@ -376,6 +409,11 @@ impl Driver {
                     };
                     let from = self.out.len();
                     self.session.auth_result(result, &mut self.out);
+                    let login = SessionEvent::Login {
+                        user: credentials.username,
+                        result,
+                    };
+                    assert_eq!(self.session.take_events(), [login]);
                     let replies = self.take_replies(from, good);
                     assert_eq!(replies.len(), 1);
                     assert_eq!(replies[0].code == 235, good);
@@ -385,6 +423,18 @@ impl Driver {
                     self.check_message(&message);
                     let from = self.out.len();
                     self.session.enqueued(Ok("ID"), &mut self.out);
+                    match &self.session.take_events()[..] {
+                        [SessionEvent::Queued {
+                            queue_id,
+                            message: m,
+                        }] => {
+                            assert_eq!(queue_id, "ID");
+                            assert_eq!(m.sender, message.envelope.sender);
+                            assert_eq!(m.recipients, message.envelope.recipients.len());
+                            assert_eq!(m.size, message.body.len());
+                        }
+                        other => panic!("events of a spooled message: {other:?}"),
+                    }
                     let replies = self.take_replies(from, false);
                     assert_eq!(replies.len(), 1);
                     assert_eq!(replies[0].code, 250);
@@ -424,7 +474,12 @@ fuzz_target!(|data: &[u8]| {
         trusted,
         tls: tls.then(|| "TLSv1.3".to_string()),
     };
-    let session = Session::new(role, Arc::new(config), Arc::new(FixedDirectory::example()), client);
+    let session = Session::new(
+        role,
+        Arc::new(config),
+        Arc::new(FixedDirectory::example()),
+        client,
+    );
     let mut driver = Driver {
         role,
         trusted,
@@ -459,6 +514,7 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(replies.len(), 1);
     assert_eq!(replies[0].code, 421);
     assert!(driver.session.is_closed());
+    assert!(driver.session.take_events().is_empty());
     trace(&driver);
 });
 

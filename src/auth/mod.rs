@@ -23,8 +23,7 @@ use std::time::Instant;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 
-use crate::proto::sasl::Credentials;
-use crate::proto::session::AuthResult;
+use crate::proto::sasl::{AuthResult, Credentials};
 
 pub use cache::{CACHE_CAPACITY, CACHE_TTL};
 pub use hash::{generate_password, hash_password, StoredHash};

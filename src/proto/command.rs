@@ -3,13 +3,16 @@
 //!
 //! Verbs are case-insensitive. The command line is 8-bit: it is `&[u8]`. An
 //! unknown verb is `Command::Unknown` whatever its bytes; a known verb whose
-//! line is not UTF-8 is `Command::Invalid` (except NOOP, HELP, VRFY and EXPN,
-//! whose arguments are ignored). Paths are parsed with UTF-8 allowed; the
+//! line is not UTF-8 is an [`ErrorKind::NotUtf8`] error (except NOOP, HELP,
+//! VRFY and EXPN, whose arguments are ignored). Errors are small `Copy`
+//! values, a verb and a kind ([`CommandError`]); the wording of the reply
+//! is the session's. Paths are parsed with UTF-8 allowed; the
 //! session checks them against the SMTPUTF8 parameter (`Path::is_ascii`).
 //! Outlook's `MAIL FROM: <x>` (space after the colon) parses like
 //! `MAIL FROM:<x>`; trailing spaces are ignored.
 
 use super::address::{self, AddressError, Path};
+use super::line::MAX_COMMAND_LINE;
 
 /// `BODY=` of MAIL (RFC 6152, RFC 3030).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,110 +125,197 @@ pub enum Command<'a> {
         /// The initial response, if the client sent one.
         initial: Option<&'a str>,
     },
-    /// A known verb with bad arguments; the text explains what is wrong and
-    /// is suitable for a 501 reply (555 when [`is_unsupported_parameter`],
-    /// 501 5.1.7 / 5.1.3 when [`is_bad_address`]).
-    Invalid(&'static str),
-    /// A verb we do not know (500 5.5.1), or a line that is not UTF-8.
+    /// A verb we do not know (500 5.5.1), whatever the bytes of its line.
     Unknown,
 }
 
-const MAIL_SYNTAX: &str = "Syntax: MAIL FROM:<address> [parameters]";
-const RCPT_SYNTAX: &str = "Syntax: RCPT TO:<address> [parameters]";
-const MAIL_ADDRESS: &str =
-    "The sender address is not a valid address: use MAIL FROM:<user@example.com>";
-const RCPT_ADDRESS: &str =
-    "The recipient address is not a valid address: use RCPT TO:<user@example.com>";
-const ADDRESS_TOO_LONG: &str =
-    "The address is too long (at most 64 octets before the @ and 255 after it)";
-const MAIL_UNKNOWN_PARAMETER: &str =
-    "MAIL FROM parameter not supported: this server knows SIZE, BODY, SMTPUTF8, RET, ENVID and AUTH";
-const RCPT_UNKNOWN_PARAMETER: &str =
-    "RCPT TO parameter not supported: this server knows NOTIFY and ORCPT";
-const REQUIRETLS_UNSUPPORTED: &str = "REQUIRETLS is not supported by this server";
-const MT_PRIORITY_UNSUPPORTED: &str = "MT-PRIORITY is not supported by this server";
-const BY_UNSUPPORTED: &str = "BY (deliver-by) is not supported by this server";
-
-/// The `Invalid` texts that mean "parameter not supported" (RFC 5321
-/// §4.1.1.11: answered with 555 5.5.4).
-const UNSUPPORTED: [&str; 5] = [
-    MAIL_UNKNOWN_PARAMETER,
-    RCPT_UNKNOWN_PARAMETER,
-    REQUIRETLS_UNSUPPORTED,
-    MT_PRIORITY_UNSUPPORTED,
-    BY_UNSUPPORTED,
-];
-
-/// True when an `Invalid` text is about an unknown or unsupported ESMTP
-/// parameter, to be answered with 555 5.5.4 instead of 501.
-pub fn is_unsupported_parameter(text: &str) -> bool {
-    UNSUPPORTED.contains(&text)
+impl Command<'_> {
+    /// The verb of the command; `None` for [`Command::Unknown`].
+    pub fn verb(&self) -> Option<Verb> {
+        Some(match self {
+            Command::Ehlo(_) => Verb::Ehlo,
+            Command::Helo(_) => Verb::Helo,
+            Command::Mail { .. } => Verb::Mail,
+            Command::Rcpt { .. } => Verb::Rcpt,
+            Command::Data => Verb::Data,
+            Command::Bdat { .. } => Verb::Bdat,
+            Command::Rset => Verb::Rset,
+            Command::Noop => Verb::Noop,
+            Command::Quit => Verb::Quit,
+            Command::Vrfy => Verb::Vrfy,
+            Command::Expn => Verb::Expn,
+            Command::Help => Verb::Help,
+            Command::StartTls => Verb::StartTls,
+            Command::Auth { .. } => Verb::Auth,
+            Command::Unknown => return None,
+        })
+    }
 }
 
-/// True when an `Invalid` text is about the address itself, to be answered
-/// with 501 5.1.7 (MAIL) or 501 5.1.3 (RCPT).
-pub fn is_bad_address(text: &str) -> bool {
-    [MAIL_ADDRESS, RCPT_ADDRESS, ADDRESS_TOO_LONG].contains(&text)
+/// The verbs this parser knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    /// `EHLO`
+    Ehlo,
+    /// `HELO`
+    Helo,
+    /// `MAIL`
+    Mail,
+    /// `RCPT`
+    Rcpt,
+    /// `DATA`
+    Data,
+    /// `BDAT` (RFC 3030)
+    Bdat,
+    /// `RSET`
+    Rset,
+    /// `NOOP`
+    Noop,
+    /// `QUIT`
+    Quit,
+    /// `VRFY`
+    Vrfy,
+    /// `EXPN`
+    Expn,
+    /// `HELP`
+    Help,
+    /// `STARTTLS` (RFC 3207)
+    StartTls,
+    /// `AUTH` (RFC 4954)
+    Auth,
+}
+
+/// A command line with a known verb that cannot be accepted as written.
+/// The session turns it into a reply; the parser holds no reply text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommandError {
+    /// The verb of the line.
+    pub verb: Verb,
+    /// What is wrong with its arguments.
+    pub kind: ErrorKind,
+}
+
+/// What is wrong with a command line's arguments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The arguments are not ASCII or UTF-8 text.
+    NotUtf8,
+    /// The arguments do not follow the verb's syntax.
+    Syntax,
+    /// The path is not a valid address, or `<>` / `<Postmaster>` where that
+    /// is not allowed.
+    BadAddress,
+    /// The address exceeds RFC 5321 §4.5.3.1's lengths.
+    AddressTooLong,
+    /// A parameter is not `KEYWORD` or `KEYWORD=VALUE` (RFC 5321 §4.1.2).
+    ParameterSyntax,
+    /// A known parameter with a value it cannot take.
+    BadValue(Param),
+    /// A known parameter given more than once.
+    Duplicate(Param),
+    /// A parameter this server does not know for the verb.
+    UnknownParameter,
+    /// A parameter of an extension this server knows of but does not offer.
+    Unsupported(Extension),
+    /// A number too large for 64 bits (the BDAT chunk size).
+    TooLarge,
+}
+
+/// The ESMTP parameters this server takes on MAIL and RCPT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Param {
+    /// `SIZE=` (RFC 1870)
+    Size,
+    /// `BODY=` (RFC 6152, RFC 3030)
+    Body,
+    /// `SMTPUTF8` (RFC 6531)
+    SmtpUtf8,
+    /// `RET=` (RFC 3461)
+    Ret,
+    /// `ENVID=` (RFC 3461)
+    Envid,
+    /// `AUTH=` (RFC 4954)
+    Auth,
+    /// `NOTIFY=` (RFC 3461)
+    Notify,
+    /// `ORCPT=` (RFC 3461)
+    Orcpt,
+}
+
+impl Param {
+    /// The keyword as the RFCs write it, e.g. `SIZE`.
+    pub fn keyword(self) -> &'static str {
+        match self {
+            Param::Size => "SIZE",
+            Param::Body => "BODY",
+            Param::SmtpUtf8 => "SMTPUTF8",
+            Param::Ret => "RET",
+            Param::Envid => "ENVID",
+            Param::Auth => "AUTH",
+            Param::Notify => "NOTIFY",
+            Param::Orcpt => "ORCPT",
+        }
+    }
+}
+
+/// Extensions whose parameters clients send but this server does not offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Extension {
+    /// `REQUIRETLS` (RFC 8689)
+    RequireTls,
+    /// `MT-PRIORITY=` (RFC 6710)
+    MtPriority,
+    /// `BY=` deliver-by (RFC 2852)
+    DeliverBy,
+}
+
+/// RFC 4954 §4: AUTH command lines and SASL responses may be up to 12288
+/// octets, longer than the 512 of other commands (large PLAIN responses).
+pub const MAX_AUTH_LINE: usize = 12288;
+
+/// The longest command line allowed for `line`'s verb, CRLF included:
+/// [`MAX_AUTH_LINE`] for AUTH, else [`MAX_COMMAND_LINE`].
+pub fn line_limit(line: &[u8]) -> usize {
+    let verb = line.split(|&b| b == b' ').next().unwrap_or_default();
+    match Verb::from_bytes(verb) {
+        Some(Verb::Auth) => MAX_AUTH_LINE,
+        _ => MAX_COMMAND_LINE,
+    }
 }
 
 /// Parses one command line (without its CRLF).
-pub fn parse(line: &[u8]) -> Command<'_> {
+pub fn parse(line: &[u8]) -> Result<Command<'_>, CommandError> {
     let line = trim_end(line);
     let (verb, args) = match line.iter().position(|&b| b == b' ') {
         Some(space) => (&line[..space], Some(&line[space + 1..])),
         None => (line, None),
     };
     let Some(verb) = Verb::from_bytes(verb) else {
-        return Command::Unknown;
+        return Ok(Command::Unknown);
     };
+    arguments(verb, args).map_err(|kind| CommandError { verb, kind })
+}
+
+/// The command `verb` makes of its arguments.
+fn arguments(verb: Verb, args: Option<&[u8]>) -> Result<Command<'_>, ErrorKind> {
     match (verb, args.map(std::str::from_utf8).transpose()) {
         // Their arguments are ignored, so their bytes do not matter.
-        (Verb::Noop, _) => Command::Noop,
-        (Verb::Help, _) => Command::Help,
-        (Verb::Vrfy, _) => Command::Vrfy,
-        (Verb::Expn, _) => Command::Expn,
-        (Verb::Mail | Verb::Rcpt, Err(_)) => {
-            Command::Invalid("Addresses and parameters must be ASCII or UTF-8")
-        }
-        (_, Err(_)) => Command::Invalid("The command must be ASCII text"),
-        (Verb::Ehlo, Ok(args)) => {
-            hello(args).map_or(Command::Invalid("Syntax: EHLO hostname"), Command::Ehlo)
-        }
-        (Verb::Helo, Ok(args)) => {
-            hello(args).map_or(Command::Invalid("Syntax: HELO hostname"), Command::Helo)
-        }
+        (Verb::Noop, _) => Ok(Command::Noop),
+        (Verb::Help, _) => Ok(Command::Help),
+        (Verb::Vrfy, _) => Ok(Command::Vrfy),
+        (Verb::Expn, _) => Ok(Command::Expn),
+        (_, Err(_)) => Err(ErrorKind::NotUtf8),
+        (Verb::Ehlo, Ok(args)) => hello(args).map(Command::Ehlo),
+        (Verb::Helo, Ok(args)) => hello(args).map(Command::Helo),
         (Verb::Mail, Ok(args)) => mail(args.unwrap_or("")),
         (Verb::Rcpt, Ok(args)) => rcpt(args.unwrap_or("")),
         (Verb::Bdat, Ok(args)) => bdat(args.unwrap_or("")),
         (Verb::Auth, Ok(args)) => auth(args.unwrap_or("")),
-        (Verb::Data, Ok(args)) => no_args(args, Command::Data, "Syntax: DATA (without arguments)"),
-        (Verb::Rset, Ok(args)) => no_args(args, Command::Rset, "Syntax: RSET (without arguments)"),
-        (Verb::Quit, Ok(args)) => no_args(args, Command::Quit, "Syntax: QUIT (without arguments)"),
-        (Verb::StartTls, Ok(args)) => no_args(
-            args,
-            Command::StartTls,
-            "Syntax: STARTTLS (without arguments)",
-        ),
+        (Verb::Data, Ok(args)) => no_args(args, Command::Data),
+        (Verb::Rset, Ok(args)) => no_args(args, Command::Rset),
+        (Verb::Quit, Ok(args)) => no_args(args, Command::Quit),
+        (Verb::StartTls, Ok(args)) => no_args(args, Command::StartTls),
     }
-}
-
-/// The verbs this parser knows.
-#[derive(Clone, Copy)]
-enum Verb {
-    Ehlo,
-    Helo,
-    Mail,
-    Rcpt,
-    Data,
-    Bdat,
-    Rset,
-    Noop,
-    Quit,
-    Vrfy,
-    Expn,
-    Help,
-    StartTls,
-    Auth,
 }
 
 impl Verb {
@@ -265,14 +355,15 @@ fn trim_end(line: &[u8]) -> &[u8] {
 
 /// The first word of the EHLO/HELO argument; later words are ignored, as
 /// some clients add them.
-fn hello(args: Option<&str>) -> Option<&str> {
-    args?.split(' ').find(|word| !word.is_empty())
+fn hello(args: Option<&str>) -> Result<&str, ErrorKind> {
+    args.and_then(|args| args.split(' ').find(|word| !word.is_empty()))
+        .ok_or(ErrorKind::Syntax)
 }
 
-fn no_args<'a>(args: Option<&str>, command: Command<'a>, syntax: &'static str) -> Command<'a> {
+fn no_args<'a>(args: Option<&str>, command: Command<'a>) -> Result<Command<'a>, ErrorKind> {
     match args {
-        Some(args) if !args.trim_start_matches(' ').is_empty() => Command::Invalid(syntax),
-        _ => command,
+        Some(args) if !args.trim_start_matches(' ').is_empty() => Err(ErrorKind::Syntax),
+        _ => Ok(command),
     }
 }
 
@@ -286,28 +377,23 @@ fn after_keyword<'a>(args: &'a str, keyword: &str) -> Option<&'a str> {
 }
 
 /// The path, and the parameters after it, of MAIL or RCPT.
-fn path_and_params<'a>(
-    args: &'a str,
-    keyword: &str,
-    syntax: &'static str,
-    bad_address: &'static str,
-) -> Result<(Path<'a>, &'a str), &'static str> {
-    let rest = after_keyword(args, keyword).ok_or(syntax)?;
+fn path_and_params<'a>(args: &'a str, keyword: &str) -> Result<(Path<'a>, &'a str), ErrorKind> {
+    let rest = after_keyword(args, keyword).ok_or(ErrorKind::Syntax)?;
     if !rest.starts_with('<') {
-        return Err(syntax);
+        return Err(ErrorKind::Syntax);
     }
     let (path, params) = address::parse_path(rest, true).map_err(|e| match e {
-        AddressError::TooLong => ADDRESS_TOO_LONG,
-        AddressError::Syntax | AddressError::NeedsUtf8 => bad_address,
+        AddressError::TooLong => ErrorKind::AddressTooLong,
+        AddressError::Syntax | AddressError::NeedsUtf8 => ErrorKind::BadAddress,
     })?;
     if !params.is_empty() && !params.starts_with(' ') {
-        return Err(syntax);
+        return Err(ErrorKind::Syntax);
     }
     Ok((path, params))
 }
 
 /// Splits ESMTP parameters `KEY[=VALUE]` (RFC 5321 §4.1.2), space-separated.
-fn parameters(params: &str) -> impl Iterator<Item = Result<(&str, Option<&str>), &'static str>> {
+fn parameters(params: &str) -> impl Iterator<Item = Result<(&str, Option<&str>), ErrorKind>> {
     params.split(' ').filter(|p| !p.is_empty()).map(|param| {
         let (key, value) = match param.split_once('=') {
             Some((key, value)) => (key, Some(value)),
@@ -326,16 +412,17 @@ fn parameters(params: &str) -> impl Iterator<Item = Result<(&str, Option<&str>),
         if key_ok && value_ok {
             Ok((key, value))
         } else {
-            Err("Parameters are KEYWORD or KEYWORD=VALUE, separated by spaces")
+            Err(ErrorKind::ParameterSyntax)
         }
     })
 }
 
-/// Stores a parameter once; a second one is an error (RFC 5321 §4.1.2
-/// gives no meaning to repeats, and they hint at confused clients).
-fn once<T>(slot: &mut Option<T>, value: T, duplicate: &'static str) -> Result<(), &'static str> {
+/// Stores parameter `param`'s value once; a second one is an error (RFC
+/// 5321 §4.1.2 gives no meaning to repeats, and they hint at confused
+/// clients).
+fn once<T>(slot: &mut Option<T>, value: T, param: Param) -> Result<(), ErrorKind> {
     if slot.is_some() {
-        return Err(duplicate);
+        return Err(ErrorKind::Duplicate(param));
     }
     *slot = Some(value);
     Ok(())
@@ -364,17 +451,10 @@ fn is_xtext(s: &str) -> bool {
     true
 }
 
-fn mail(args: &str) -> Command<'_> {
-    match mail_inner(args) {
-        Ok((from, params)) => Command::Mail { from, params },
-        Err(text) => Command::Invalid(text),
-    }
-}
-
-fn mail_inner(args: &str) -> Result<(Path<'_>, MailParams<'_>), &'static str> {
-    let (from, rest) = path_and_params(args, "FROM:", MAIL_SYNTAX, MAIL_ADDRESS)?;
+fn mail(args: &str) -> Result<Command<'_>, ErrorKind> {
+    let (from, rest) = path_and_params(args, "FROM:")?;
     if from == Path::Postmaster {
-        return Err(MAIL_ADDRESS);
+        return Err(ErrorKind::BadAddress);
     }
     let mut params = MailParams::default();
     let mut smtputf8 = None;
@@ -385,8 +465,8 @@ fn mail_inner(args: &str) -> Result<(Path<'_>, MailParams<'_>), &'static str> {
             let size = value
                 .filter(|v| v.bytes().all(|b| b.is_ascii_digit()))
                 .and_then(|v| v.parse::<u64>().ok())
-                .ok_or("SIZE must be the message size in octets, e.g. SIZE=12345")?;
-            once(&mut params.size, size, "SIZE given more than once")?;
+                .ok_or(ErrorKind::BadValue(Param::Size))?;
+            once(&mut params.size, size, Param::Size)?;
         } else if key.eq_ignore_ascii_case("BODY") {
             let body = keyword(
                 value,
@@ -396,81 +476,71 @@ fn mail_inner(args: &str) -> Result<(Path<'_>, MailParams<'_>), &'static str> {
                     ("BINARYMIME", Body::BinaryMime),
                 ],
             )
-            .ok_or("BODY must be 7BIT, 8BITMIME or BINARYMIME")?;
-            once(&mut params.body, body, "BODY given more than once")?;
+            .ok_or(ErrorKind::BadValue(Param::Body))?;
+            once(&mut params.body, body, Param::Body)?;
         } else if key.eq_ignore_ascii_case("SMTPUTF8") {
             if value.is_some() {
-                return Err("SMTPUTF8 takes no value");
+                return Err(ErrorKind::BadValue(Param::SmtpUtf8));
             }
-            once(&mut smtputf8, (), "SMTPUTF8 given more than once")?;
+            once(&mut smtputf8, (), Param::SmtpUtf8)?;
             params.smtputf8 = true;
         } else if key.eq_ignore_ascii_case("RET") {
             let ret = keyword(value, &[("FULL", Ret::Full), ("HDRS", Ret::Hdrs)])
-                .ok_or("RET must be FULL or HDRS")?;
-            once(&mut params.ret, ret, "RET given more than once")?;
+                .ok_or(ErrorKind::BadValue(Param::Ret))?;
+            once(&mut params.ret, ret, Param::Ret)?;
         } else if key.eq_ignore_ascii_case("ENVID") {
             // RFC 3461 §4.4: at most 100 characters of xtext.
             let envid = value
                 .filter(|v| v.len() <= 100 && is_xtext(v))
-                .ok_or("ENVID must be xtext of at most 100 characters")?;
-            once(&mut params.envid, envid, "ENVID given more than once")?;
+                .ok_or(ErrorKind::BadValue(Param::Envid))?;
+            once(&mut params.envid, envid, Param::Envid)?;
         } else if key.eq_ignore_ascii_case("AUTH") {
             // RFC 4954 §5: AUTH=<> or AUTH=xtext (a mailbox).
             let auth = value
                 .filter(|v| *v == "<>" || is_xtext(v))
-                .ok_or("AUTH must be <> or an xtext-encoded address")?;
-            once(&mut params.auth, auth, "AUTH given more than once")?;
+                .ok_or(ErrorKind::BadValue(Param::Auth))?;
+            once(&mut params.auth, auth, Param::Auth)?;
         } else {
-            return Err(unsupported(key, MAIL_UNKNOWN_PARAMETER));
+            return Err(unsupported(key));
         }
     }
-    Ok((from, params))
+    Ok(Command::Mail { from, params })
 }
 
-/// The 555 text for a parameter we do not implement; well-known ones are
-/// named, anything else lists what is supported.
-fn unsupported(key: &str, generic: &'static str) -> &'static str {
-    if key.eq_ignore_ascii_case("REQUIRETLS") {
-        REQUIRETLS_UNSUPPORTED
-    } else if key.eq_ignore_ascii_case("MT-PRIORITY") {
-        MT_PRIORITY_UNSUPPORTED
-    } else if key.eq_ignore_ascii_case("BY") {
-        BY_UNSUPPORTED
-    } else {
-        generic
-    }
+/// The error for a parameter we do not take: well-known extensions are
+/// named, anything else is unknown.
+fn unsupported(key: &str) -> ErrorKind {
+    let known = [
+        ("REQUIRETLS", Extension::RequireTls),
+        ("MT-PRIORITY", Extension::MtPriority),
+        ("BY", Extension::DeliverBy),
+    ];
+    keyword(Some(key), &known).map_or(ErrorKind::UnknownParameter, ErrorKind::Unsupported)
 }
 
-fn rcpt(args: &str) -> Command<'_> {
-    match rcpt_inner(args) {
-        Ok((to, params)) => Command::Rcpt { to, params },
-        Err(text) => Command::Invalid(text),
-    }
-}
-
-fn rcpt_inner(args: &str) -> Result<(Path<'_>, RcptParams<'_>), &'static str> {
-    let (to, rest) = path_and_params(args, "TO:", RCPT_SYNTAX, RCPT_ADDRESS)?;
+fn rcpt(args: &str) -> Result<Command<'_>, ErrorKind> {
+    let (to, rest) = path_and_params(args, "TO:")?;
     if to == Path::Null {
-        return Err(RCPT_ADDRESS);
+        return Err(ErrorKind::BadAddress);
     }
     let mut params = RcptParams::default();
     for param in parameters(rest) {
         let (key, value) = param?;
         if key.eq_ignore_ascii_case("NOTIFY") {
-            let notify = value.and_then(notify).ok_or(
-                "NOTIFY must be NEVER, or a comma-separated list of SUCCESS, FAILURE and DELAY",
-            )?;
-            once(&mut params.notify, notify, "NOTIFY given more than once")?;
+            let notify = value
+                .and_then(notify)
+                .ok_or(ErrorKind::BadValue(Param::Notify))?;
+            once(&mut params.notify, notify, Param::Notify)?;
         } else if key.eq_ignore_ascii_case("ORCPT") {
             let orcpt = value
                 .filter(|v| is_orcpt(v))
-                .ok_or("ORCPT must be address-type;address, e.g. ORCPT=rfc822;user@example.com")?;
-            once(&mut params.orcpt, orcpt, "ORCPT given more than once")?;
+                .ok_or(ErrorKind::BadValue(Param::Orcpt))?;
+            once(&mut params.orcpt, orcpt, Param::Orcpt)?;
         } else {
-            return Err(unsupported(key, RCPT_UNKNOWN_PARAMETER));
+            return Err(unsupported(key));
         }
     }
-    Ok((to, params))
+    Ok(Command::Rcpt { to, params })
 }
 
 /// The value of the keyword `value` names, in any case; no allocation
@@ -519,47 +589,42 @@ fn is_orcpt(value: &str) -> bool {
         && (is_xtext(address) || !address.is_ascii())
 }
 
-fn bdat(args: &str) -> Command<'_> {
+fn bdat(args: &str) -> Result<Command<'_>, ErrorKind> {
     let mut words = args.split(' ').filter(|w| !w.is_empty());
-    const SYNTAX: &str = "Syntax: BDAT size [LAST]";
     let size = match words.next() {
-        Some(size) if size.bytes().all(|b| b.is_ascii_digit()) => match size.parse::<u64>() {
-            Ok(size) => size,
-            Err(_) => return Command::Invalid("BDAT size is too large"),
-        },
-        _ => return Command::Invalid(SYNTAX),
+        Some(size) if size.bytes().all(|b| b.is_ascii_digit()) => {
+            size.parse::<u64>().map_err(|_| ErrorKind::TooLarge)?
+        }
+        _ => return Err(ErrorKind::Syntax),
     };
     let last = match words.next() {
         None => false,
         Some(word) if word.eq_ignore_ascii_case("LAST") => true,
-        Some(_) => return Command::Invalid(SYNTAX),
+        Some(_) => return Err(ErrorKind::Syntax),
     };
     if words.next().is_some() {
-        return Command::Invalid(SYNTAX);
+        return Err(ErrorKind::Syntax);
     }
-    Command::Bdat { size, last }
+    Ok(Command::Bdat { size, last })
 }
 
-fn auth(args: &str) -> Command<'_> {
+fn auth(args: &str) -> Result<Command<'_>, ErrorKind> {
     let mut words = args.split(' ').filter(|w| !w.is_empty());
-    const SYNTAX: &str = "Syntax: AUTH mechanism [initial-response]";
     // RFC 4422 §3.1: sasl-mech = 1*20 of upper-case letters, digits, - and _
     // (compared case-insensitively).
-    let mechanism = match words.next() {
-        Some(m)
-            if m.len() <= 20
+    let mechanism = words
+        .next()
+        .filter(|m| {
+            m.len() <= 20
                 && m.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
-        {
-            m
-        }
-        _ => return Command::Invalid(SYNTAX),
-    };
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        .ok_or(ErrorKind::Syntax)?;
     let initial = words.next();
     if words.next().is_some() {
-        return Command::Invalid(SYNTAX);
+        return Err(ErrorKind::Syntax);
     }
-    Command::Auth { mechanism, initial }
+    Ok(Command::Auth { mechanism, initial })
 }
 
 #[cfg(test)]
@@ -577,51 +642,51 @@ mod tests {
         }
     }
 
-    fn mail_from<'a>(from: Path<'a>, params: MailParams<'a>) -> Command<'a> {
-        Command::Mail { from, params }
+    type Parsed<'a> = Result<Command<'a>, CommandError>;
+
+    fn mail_from<'a>(from: Path<'a>, params: MailParams<'a>) -> Parsed<'a> {
+        Ok(Command::Mail { from, params })
     }
 
-    fn rcpt_to<'a>(to: Path<'a>, params: RcptParams<'a>) -> Command<'a> {
-        Command::Rcpt { to, params }
+    fn rcpt_to<'a>(to: Path<'a>, params: RcptParams<'a>) -> Parsed<'a> {
+        Ok(Command::Rcpt { to, params })
+    }
+
+    fn err(verb: Verb, kind: ErrorKind) -> Parsed<'static> {
+        Err(CommandError { verb, kind })
     }
 
     #[test]
     fn simple_verbs() {
-        let cases: &[(&[u8], Command)] = &[
-            (b"DATA", Command::Data),
-            (b"data", Command::Data),
-            (b"DATA ", Command::Data),
-            (b"RSET", Command::Rset),
-            (b"QUIT", Command::Quit),
-            (b"qUiT\t", Command::Quit),
-            (b"STARTTLS", Command::StartTls),
-            (b"NOOP", Command::Noop),
-            (b"NOOP anything \xff", Command::Noop),
-            (b"HELP", Command::Help),
-            (b"HELP MAIL", Command::Help),
-            (b"VRFY postmaster", Command::Vrfy),
-            (b"EXPN list", Command::Expn),
-            (
-                b"DATA x",
-                Command::Invalid("Syntax: DATA (without arguments)"),
-            ),
-            (
-                b"STARTTLS now",
-                Command::Invalid("Syntax: STARTTLS (without arguments)"),
-            ),
-            (b"", Command::Unknown),
-            (b"FOO", Command::Unknown),
-            (b"MAILFROM:<a@b>", Command::Unknown),
-            (b"\xff\xfe", Command::Unknown),
-            (b"XCLIENT \xff", Command::Unknown),
-            (b" DATA", Command::Unknown),
+        let cases: &[(&[u8], Parsed)] = &[
+            (b"DATA", Ok(Command::Data)),
+            (b"data", Ok(Command::Data)),
+            (b"DATA ", Ok(Command::Data)),
+            (b"RSET", Ok(Command::Rset)),
+            (b"QUIT", Ok(Command::Quit)),
+            (b"qUiT\t", Ok(Command::Quit)),
+            (b"STARTTLS", Ok(Command::StartTls)),
+            (b"NOOP", Ok(Command::Noop)),
+            (b"NOOP anything \xff", Ok(Command::Noop)),
+            (b"HELP", Ok(Command::Help)),
+            (b"HELP MAIL", Ok(Command::Help)),
+            (b"VRFY postmaster", Ok(Command::Vrfy)),
+            (b"EXPN list", Ok(Command::Expn)),
+            (b"DATA x", err(Verb::Data, ErrorKind::Syntax)),
+            (b"STARTTLS now", err(Verb::StartTls, ErrorKind::Syntax)),
+            (b"", Ok(Command::Unknown)),
+            (b"FOO", Ok(Command::Unknown)),
+            (b"MAILFROM:<a@b>", Ok(Command::Unknown)),
+            (b"\xff\xfe", Ok(Command::Unknown)),
+            (b"XCLIENT \xff", Ok(Command::Unknown)),
+            (b" DATA", Ok(Command::Unknown)),
             // Verbs in any case; longer or shorter words are not verbs.
-            (b"StartTls", Command::StartTls),
-            (b"noop", Command::Noop),
-            (b"sTaRtTlSs", Command::Unknown),
-            (b"STARTTLSSTARTTLS", Command::Unknown),
-            (b"NOO", Command::Unknown),
-            (b"QUIT\x00", Command::Unknown),
+            (b"StartTls", Ok(Command::StartTls)),
+            (b"noop", Ok(Command::Noop)),
+            (b"sTaRtTlSs", Ok(Command::Unknown)),
+            (b"STARTTLSSTARTTLS", Ok(Command::Unknown)),
+            (b"NOO", Ok(Command::Unknown)),
+            (b"QUIT\x00", Ok(Command::Unknown)),
         ];
         for (line, command) in cases {
             assert_eq!(parse(line), *command, "{:?}", String::from_utf8_lossy(line));
@@ -630,19 +695,22 @@ mod tests {
 
     #[test]
     fn hello() {
-        let cases: &[(&[u8], Command)] = &[
-            (b"EHLO mail.example.com", Command::Ehlo("mail.example.com")),
-            (b"ehlo DESKTOP-UPCFNQM", Command::Ehlo("DESKTOP-UPCFNQM")),
-            (b"EHLO [127.0.0.1]", Command::Ehlo("[127.0.0.1]")),
-            (b"EHLO  spaced   extra", Command::Ehlo("spaced")),
-            (b"HELO host", Command::Helo("host")),
-            (b"EHLO", Command::Invalid("Syntax: EHLO hostname")),
-            (b"EHLO   ", Command::Invalid("Syntax: EHLO hostname")),
-            (b"HELO", Command::Invalid("Syntax: HELO hostname")),
+        let cases: &[(&[u8], Parsed)] = &[
             (
-                b"EHLO h\xffst",
-                Command::Invalid("The command must be ASCII text"),
+                b"EHLO mail.example.com",
+                Ok(Command::Ehlo("mail.example.com")),
             ),
+            (
+                b"ehlo DESKTOP-UPCFNQM",
+                Ok(Command::Ehlo("DESKTOP-UPCFNQM")),
+            ),
+            (b"EHLO [127.0.0.1]", Ok(Command::Ehlo("[127.0.0.1]"))),
+            (b"EHLO  spaced   extra", Ok(Command::Ehlo("spaced"))),
+            (b"HELO host", Ok(Command::Helo("host"))),
+            (b"EHLO", err(Verb::Ehlo, ErrorKind::Syntax)),
+            (b"EHLO   ", err(Verb::Ehlo, ErrorKind::Syntax)),
+            (b"HELO", err(Verb::Helo, ErrorKind::Syntax)),
+            (b"EHLO h\xffst", err(Verb::Ehlo, ErrorKind::NotUtf8)),
         ];
         for (line, command) in cases {
             assert_eq!(parse(line), *command, "{:?}", String::from_utf8_lossy(line));
@@ -655,7 +723,7 @@ mod tests {
             size: Some(n),
             ..MailParams::default()
         };
-        let cases: &[(&[u8], Command)] = &[
+        let cases: &[(&[u8], Parsed)] = &[
             (
                 b"MAIL FROM:<a@b>",
                 mail_from(mb("a", "b"), MailParams::default()),
@@ -693,32 +761,30 @@ mod tests {
                 b"RCPT TO:<j\xc3\xb6rg@b>",
                 rcpt_to(mb("j\u{f6}rg", "b"), RcptParams::default()),
             ),
-            (b"MAIL FROM:a@b", Command::Invalid(MAIL_SYNTAX)),
-            (b"MAIL FROM", Command::Invalid(MAIL_SYNTAX)),
-            (b"MAIL", Command::Invalid(MAIL_SYNTAX)),
-            (b"MAIL TO:<a@b>", Command::Invalid(MAIL_SYNTAX)),
-            (b"MAIL FROM:<a@b>SIZE=1", Command::Invalid(MAIL_SYNTAX)),
-            (b"RCPT FROM:<a@b>", Command::Invalid(RCPT_SYNTAX)),
-            (b"MAIL FROM:<a@b.>", Command::Invalid(MAIL_ADDRESS)),
-            (b"MAIL FROM:<Postmaster>", Command::Invalid(MAIL_ADDRESS)),
-            (b"RCPT TO:<>", Command::Invalid(RCPT_ADDRESS)),
-            (b"RCPT TO:<a@@b>", Command::Invalid(RCPT_ADDRESS)),
+            (b"MAIL FROM:a@b", err(Verb::Mail, ErrorKind::Syntax)),
+            (b"MAIL FROM", err(Verb::Mail, ErrorKind::Syntax)),
+            (b"MAIL", err(Verb::Mail, ErrorKind::Syntax)),
+            (b"MAIL TO:<a@b>", err(Verb::Mail, ErrorKind::Syntax)),
+            (b"MAIL FROM:<a@b>SIZE=1", err(Verb::Mail, ErrorKind::Syntax)),
+            (b"RCPT FROM:<a@b>", err(Verb::Rcpt, ErrorKind::Syntax)),
+            (b"MAIL FROM:<a@b.>", err(Verb::Mail, ErrorKind::BadAddress)),
             (
-                b"MAIL FROM:<a@b\xff>",
-                Command::Invalid("Addresses and parameters must be ASCII or UTF-8"),
+                b"MAIL FROM:<Postmaster>",
+                err(Verb::Mail, ErrorKind::BadAddress),
             ),
-            (
-                b"RCPT TO:<\xe4@b>",
-                Command::Invalid("Addresses and parameters must be ASCII or UTF-8"),
-            ),
+            (b"RCPT TO:<>", err(Verb::Rcpt, ErrorKind::BadAddress)),
+            (b"RCPT TO:<a@@b>", err(Verb::Rcpt, ErrorKind::BadAddress)),
+            (b"MAIL FROM:<a@b\xff>", err(Verb::Mail, ErrorKind::NotUtf8)),
+            (b"RCPT TO:<\xe4@b>", err(Verb::Rcpt, ErrorKind::NotUtf8)),
         ];
         for (line, command) in cases {
             assert_eq!(parse(line), *command, "{:?}", String::from_utf8_lossy(line));
         }
         let long = format!("MAIL FROM:<{}@b>", "x".repeat(65));
-        assert_eq!(parse(long.as_bytes()), Command::Invalid(ADDRESS_TOO_LONG));
-        assert!(is_bad_address(ADDRESS_TOO_LONG) && is_bad_address(MAIL_ADDRESS));
-        assert!(!is_bad_address(MAIL_SYNTAX));
+        assert_eq!(
+            parse(long.as_bytes()),
+            err(Verb::Mail, ErrorKind::AddressTooLong)
+        );
     }
 
     #[test]
@@ -730,14 +796,14 @@ mod tests {
             b"RCPT TO:<user!other@ours>",
         ] {
             match parse(line) {
-                Command::Rcpt {
+                Ok(Command::Rcpt {
                     to:
                         Path::Mailbox {
                             mailbox,
                             source_route,
                         },
                     ..
-                } => {
+                }) => {
                     assert!(mailbox.has_relay_trick() || source_route, "{line:?}");
                 }
                 other => panic!("{line:?}: {other:?}"),
@@ -762,7 +828,7 @@ mod tests {
                 }
             )
         );
-        let cases: &[(&str, Result<MailParams, &str>)] = &[
+        let cases: &[(&str, Result<MailParams, ErrorKind>)] = &[
             (
                 "BODY=7BIT",
                 Ok(MailParams {
@@ -800,71 +866,53 @@ mod tests {
             ),
             (
                 "SIZE=18446744073709551616",
-                Err("SIZE must be the message size in octets, e.g. SIZE=12345"),
+                Err(ErrorKind::BadValue(Param::Size)),
+            ),
+            ("SIZE=-1", Err(ErrorKind::BadValue(Param::Size))),
+            ("SIZE=+1", Err(ErrorKind::BadValue(Param::Size))),
+            ("SIZE", Err(ErrorKind::BadValue(Param::Size))),
+            ("SIZE=", Err(ErrorKind::ParameterSyntax)),
+            ("SIZE=1 SIZE=2", Err(ErrorKind::Duplicate(Param::Size))),
+            (
+                "SMTPUTF8 smtputf8",
+                Err(ErrorKind::Duplicate(Param::SmtpUtf8)),
+            ),
+            ("SMTPUTF8=yes", Err(ErrorKind::BadValue(Param::SmtpUtf8))),
+            ("BODY=8BIT", Err(ErrorKind::BadValue(Param::Body))),
+            ("RET=ALL", Err(ErrorKind::BadValue(Param::Ret))),
+            ("ENVID=a+2b", Err(ErrorKind::BadValue(Param::Envid))),
+            ("ENVID=a=b", Err(ErrorKind::ParameterSyntax)),
+            ("AUTH=a+", Err(ErrorKind::BadValue(Param::Auth))),
+            ("=1", Err(ErrorKind::ParameterSyntax)),
+            ("-X=1", Err(ErrorKind::ParameterSyntax)),
+            ("XFOO=1", Err(ErrorKind::UnknownParameter)),
+            ("NOTIFY=NEVER", Err(ErrorKind::UnknownParameter)),
+            (
+                "REQUIRETLS",
+                Err(ErrorKind::Unsupported(Extension::RequireTls)),
             ),
             (
-                "SIZE=-1",
-                Err("SIZE must be the message size in octets, e.g. SIZE=12345"),
+                "MT-PRIORITY=3",
+                Err(ErrorKind::Unsupported(Extension::MtPriority)),
             ),
             (
-                "SIZE=+1",
-                Err("SIZE must be the message size in octets, e.g. SIZE=12345"),
+                "BY=120;R",
+                Err(ErrorKind::Unsupported(Extension::DeliverBy)),
             ),
-            (
-                "SIZE",
-                Err("SIZE must be the message size in octets, e.g. SIZE=12345"),
-            ),
-            (
-                "SIZE=",
-                Err("Parameters are KEYWORD or KEYWORD=VALUE, separated by spaces"),
-            ),
-            ("SIZE=1 SIZE=2", Err("SIZE given more than once")),
-            ("SMTPUTF8 smtputf8", Err("SMTPUTF8 given more than once")),
-            ("SMTPUTF8=yes", Err("SMTPUTF8 takes no value")),
-            (
-                "BODY=8BIT",
-                Err("BODY must be 7BIT, 8BITMIME or BINARYMIME"),
-            ),
-            ("RET=ALL", Err("RET must be FULL or HDRS")),
-            (
-                "ENVID=a+2b",
-                Err("ENVID must be xtext of at most 100 characters"),
-            ),
-            (
-                "ENVID=a=b",
-                Err("Parameters are KEYWORD or KEYWORD=VALUE, separated by spaces"),
-            ),
-            (
-                "AUTH=a+",
-                Err("AUTH must be <> or an xtext-encoded address"),
-            ),
-            (
-                "=1",
-                Err("Parameters are KEYWORD or KEYWORD=VALUE, separated by spaces"),
-            ),
-            (
-                "-X=1",
-                Err("Parameters are KEYWORD or KEYWORD=VALUE, separated by spaces"),
-            ),
-            ("XFOO=1", Err(MAIL_UNKNOWN_PARAMETER)),
-            ("NOTIFY=NEVER", Err(MAIL_UNKNOWN_PARAMETER)),
-            ("REQUIRETLS", Err(REQUIRETLS_UNSUPPORTED)),
-            ("MT-PRIORITY=3", Err(MT_PRIORITY_UNSUPPORTED)),
-            ("BY=120;R", Err(BY_UNSUPPORTED)),
         ];
         for (params, expected) in cases {
             let line = format!("MAIL FROM:<a@b> {params}");
             let expected = match expected {
                 Ok(p) => mail_from(mb("a", "b"), p.clone()),
-                Err(text) => Command::Invalid(text),
+                Err(kind) => err(Verb::Mail, *kind),
             };
             assert_eq!(parse(line.as_bytes()), expected, "{line}");
         }
         let envid = format!("MAIL FROM:<> ENVID={}", "e".repeat(101));
-        assert!(matches!(parse(envid.as_bytes()), Command::Invalid(_)));
-        assert!(is_unsupported_parameter(MAIL_UNKNOWN_PARAMETER));
-        assert!(is_unsupported_parameter(REQUIRETLS_UNSUPPORTED));
-        assert!(!is_unsupported_parameter("SIZE given more than once"));
+        assert_eq!(
+            parse(envid.as_bytes()),
+            err(Verb::Mail, ErrorKind::BadValue(Param::Envid))
+        );
     }
 
     #[test]
@@ -878,11 +926,7 @@ mod tests {
             }),
             orcpt: None,
         };
-        const BAD_NOTIFY: &str =
-            "NOTIFY must be NEVER, or a comma-separated list of SUCCESS, FAILURE and DELAY";
-        const BAD_ORCPT: &str =
-            "ORCPT must be address-type;address, e.g. ORCPT=rfc822;user@example.com";
-        let cases: &[(&str, Result<RcptParams, &str>)] = &[
+        let cases: &[(&str, Result<RcptParams, ErrorKind>)] = &[
             ("NOTIFY=NEVER", Ok(notify(true, false, false, false))),
             (
                 "notify=success,failure",
@@ -892,14 +936,23 @@ mod tests {
                 "NOTIFY=DELAY,FAILURE,SUCCESS",
                 Ok(notify(false, true, true, true)),
             ),
-            ("NOTIFY=NEVER,SUCCESS", Err(BAD_NOTIFY)),
-            ("NOTIFY=SUCCESS,,DELAY", Err(BAD_NOTIFY)),
-            ("NOTIFY=SUCCESS,SUCCESS", Err(BAD_NOTIFY)),
-            ("NOTIFY=ALWAYS", Err(BAD_NOTIFY)),
-            ("NOTIFY", Err(BAD_NOTIFY)),
+            (
+                "NOTIFY=NEVER,SUCCESS",
+                Err(ErrorKind::BadValue(Param::Notify)),
+            ),
+            (
+                "NOTIFY=SUCCESS,,DELAY",
+                Err(ErrorKind::BadValue(Param::Notify)),
+            ),
+            (
+                "NOTIFY=SUCCESS,SUCCESS",
+                Err(ErrorKind::BadValue(Param::Notify)),
+            ),
+            ("NOTIFY=ALWAYS", Err(ErrorKind::BadValue(Param::Notify))),
+            ("NOTIFY", Err(ErrorKind::BadValue(Param::Notify))),
             (
                 "NOTIFY=NEVER NOTIFY=NEVER",
-                Err("NOTIFY given more than once"),
+                Err(ErrorKind::Duplicate(Param::Notify)),
             ),
             (
                 "ORCPT=rfc822;a+40b",
@@ -915,106 +968,140 @@ mod tests {
                     orcpt: Some("utf-8;j\u{f6}rg@b"),
                 }),
             ),
-            ("ORCPT=rfc822", Err(BAD_ORCPT)),
-            ("ORCPT=;a", Err(BAD_ORCPT)),
-            ("ORCPT=rfc822;", Err(BAD_ORCPT)),
-            ("ORCPT=rfc822;a+4", Err(BAD_ORCPT)),
-            ("SIZE=10", Err(RCPT_UNKNOWN_PARAMETER)),
+            ("ORCPT=rfc822", Err(ErrorKind::BadValue(Param::Orcpt))),
+            ("ORCPT=;a", Err(ErrorKind::BadValue(Param::Orcpt))),
+            ("ORCPT=rfc822;", Err(ErrorKind::BadValue(Param::Orcpt))),
+            ("ORCPT=rfc822;a+4", Err(ErrorKind::BadValue(Param::Orcpt))),
+            ("SIZE=10", Err(ErrorKind::UnknownParameter)),
         ];
         for (params, expected) in cases {
             let line = format!("RCPT TO:<a@b> {params}");
             let expected = match expected {
                 Ok(p) => rcpt_to(mb("a", "b"), p.clone()),
-                Err(text) => Command::Invalid(text),
+                Err(kind) => err(Verb::Rcpt, *kind),
             };
             assert_eq!(parse(line.as_bytes()), expected, "{line}");
         }
     }
 
+    /// RFC 4954 §4: only AUTH lines may be longer than 512 octets.
+    #[test]
+    fn line_limits() {
+        let cases: &[(&[u8], usize)] = &[
+            (b"AUTH PLAIN AGEAYg==", MAX_AUTH_LINE),
+            (b"auth plain", MAX_AUTH_LINE),
+            (b"AUTH     ", MAX_AUTH_LINE),
+            (b"AUTH\tPLAIN", MAX_COMMAND_LINE),
+            (b"AUTHX PLAIN", MAX_COMMAND_LINE),
+            (b"NOOP AUTH", MAX_COMMAND_LINE),
+            (b"", MAX_COMMAND_LINE),
+        ];
+        for (line, limit) in cases {
+            assert_eq!(
+                line_limit(line),
+                *limit,
+                "{:?}",
+                String::from_utf8_lossy(line)
+            );
+        }
+    }
+
+    /// A command and an error name the verb of their line.
+    #[test]
+    fn verbs() {
+        let cases: &[(&[u8], Option<Verb>)] = &[
+            (b"EHLO x", Some(Verb::Ehlo)),
+            (b"helo x", Some(Verb::Helo)),
+            (b"MAIL FROM:<>", Some(Verb::Mail)),
+            (b"RCPT TO:<a@b>", Some(Verb::Rcpt)),
+            (b"DATA", Some(Verb::Data)),
+            (b"BDAT 1", Some(Verb::Bdat)),
+            (b"RSET", Some(Verb::Rset)),
+            (b"NOOP", Some(Verb::Noop)),
+            (b"QUIT", Some(Verb::Quit)),
+            (b"VRFY x", Some(Verb::Vrfy)),
+            (b"EXPN x", Some(Verb::Expn)),
+            (b"HELP", Some(Verb::Help)),
+            (b"STARTTLS", Some(Verb::StartTls)),
+            (b"AUTH PLAIN", Some(Verb::Auth)),
+            (b"XYZZY", None),
+        ];
+        for (line, verb) in cases {
+            assert_eq!(parse(line).ok().and_then(|c| c.verb()), *verb);
+            let mut bad = line.to_vec();
+            bad.extend_from_slice(b" \xff x");
+            if let Err(error) = parse(&bad) {
+                assert_eq!(Some(error.verb), *verb);
+            }
+        }
+    }
+
     #[test]
     fn bdat_and_auth() {
-        let cases: &[(&[u8], Command)] = &[
+        let cases: &[(&[u8], Parsed)] = &[
             (
                 b"BDAT 0 LAST",
-                Command::Bdat {
+                Ok(Command::Bdat {
                     size: 0,
                     last: true,
-                },
+                }),
             ),
             (
                 b"bdat 1000",
-                Command::Bdat {
+                Ok(Command::Bdat {
                     size: 1000,
                     last: false,
-                },
+                }),
             ),
             (
                 b"BDAT 12 last",
-                Command::Bdat {
+                Ok(Command::Bdat {
                     size: 12,
                     last: true,
-                },
+                }),
             ),
-            (b"BDAT", Command::Invalid("Syntax: BDAT size [LAST]")),
-            (b"BDAT x", Command::Invalid("Syntax: BDAT size [LAST]")),
-            (b"BDAT -1", Command::Invalid("Syntax: BDAT size [LAST]")),
-            (
-                b"BDAT 1 FIRST",
-                Command::Invalid("Syntax: BDAT size [LAST]"),
-            ),
-            (
-                b"BDAT 1 LAST x",
-                Command::Invalid("Syntax: BDAT size [LAST]"),
-            ),
+            (b"BDAT", err(Verb::Bdat, ErrorKind::Syntax)),
+            (b"BDAT x", err(Verb::Bdat, ErrorKind::Syntax)),
+            (b"BDAT -1", err(Verb::Bdat, ErrorKind::Syntax)),
+            (b"BDAT 1 FIRST", err(Verb::Bdat, ErrorKind::Syntax)),
+            (b"BDAT 1 LAST x", err(Verb::Bdat, ErrorKind::Syntax)),
             (
                 b"BDAT 99999999999999999999",
-                Command::Invalid("BDAT size is too large"),
+                err(Verb::Bdat, ErrorKind::TooLarge),
             ),
             (
                 b"AUTH PLAIN",
-                Command::Auth {
+                Ok(Command::Auth {
                     mechanism: "PLAIN",
                     initial: None,
-                },
+                }),
             ),
             (
                 b"auth login dXNlcg==",
-                Command::Auth {
+                Ok(Command::Auth {
                     mechanism: "login",
                     initial: Some("dXNlcg=="),
-                },
+                }),
             ),
             // Some Microsoft clients put two spaces before the response.
             (
                 b"AUTH PLAIN  AGEAYg==",
-                Command::Auth {
+                Ok(Command::Auth {
                     mechanism: "PLAIN",
                     initial: Some("AGEAYg=="),
-                },
+                }),
             ),
             (
                 b"AUTH PLAIN =",
-                Command::Auth {
+                Ok(Command::Auth {
                     mechanism: "PLAIN",
                     initial: Some("="),
-                },
+                }),
             ),
-            (
-                b"AUTH",
-                Command::Invalid("Syntax: AUTH mechanism [initial-response]"),
-            ),
-            (
-                b"AUTH PLAIN a b",
-                Command::Invalid("Syntax: AUTH mechanism [initial-response]"),
-            ),
-            (
-                b"AUTH PL@IN",
-                Command::Invalid("Syntax: AUTH mechanism [initial-response]"),
-            ),
-            (
-                b"AUTH PLAIN \xff",
-                Command::Invalid("The command must be ASCII text"),
-            ),
+            (b"AUTH", err(Verb::Auth, ErrorKind::Syntax)),
+            (b"AUTH PLAIN a b", err(Verb::Auth, ErrorKind::Syntax)),
+            (b"AUTH PL@IN", err(Verb::Auth, ErrorKind::Syntax)),
+            (b"AUTH PLAIN \xff", err(Verb::Auth, ErrorKind::NotUtf8)),
         ];
         for (line, command) in cases {
             assert_eq!(parse(line), *command, "{:?}", String::from_utf8_lossy(line));

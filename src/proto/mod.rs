@@ -8,6 +8,7 @@ pub mod client;
 pub mod command;
 pub mod dot;
 pub mod dsn;
+pub mod envelope;
 pub mod line;
 pub mod received;
 pub mod reply;

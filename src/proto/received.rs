@@ -7,7 +7,7 @@
 //! comment with every byte that could end the comment or the header (CR, LF,
 //! parentheses, backslash, controls, non-ASCII) replaced by `?`.
 
-use super::session::Origin;
+use super::envelope::Origin;
 
 /// RFC 5322 §2.1.1: a header line is at most 998 octets before CRLF.
 pub const MAX_HEADER_LINE: usize = 998;

@@ -1,6 +1,6 @@
 //! AUTH PLAIN (RFC 4616) and LOGIN decoding, including Outlook's exact
 //! `Username:` / `Password:` challenges. Decoding only; verification is the
-//! runtime's.
+//! runtime's, which answers with an [`AuthResult`].
 //!
 //! Base64 is decoded strictly (RFC 4648 alphabet, no whitespace inside, no
 //! stray bits), except that missing (or partly missing) `=` padding is
@@ -37,6 +37,20 @@ impl std::fmt::Debug for Credentials {
             .field("username", &self.username)
             .finish_non_exhaustive()
     }
+}
+
+/// The outcome of checking [`Credentials`], as the runtime reports it back
+/// to the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthResult {
+    /// Good credentials: 235 2.7.0.
+    Success,
+    /// Unknown user or wrong password (indistinguishable): 535 5.7.8.
+    Failure,
+    /// Too many failures from this client: 421 4.7.0 and close.
+    Throttled,
+    /// A server-side problem: 454 4.7.0 so the client retries.
+    TemporaryFailure,
 }
 
 /// Why a SASL response is refused.

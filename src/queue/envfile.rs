@@ -65,9 +65,9 @@ use std::time::Duration;
 
 use super::{Failure, MailFrom, QueuedMessage, RecipientEntry, RecipientState, RemoteReply};
 use crate::proto::command::{Body, Notify, Ret};
+use crate::proto::envelope::{Origin, Recipient};
 use crate::proto::received::rfc5322_date;
 use crate::proto::reply::Enhanced;
-use crate::proto::session::{Origin, Recipient};
 
 /// The format version written (3: typed failures, the next hop of a
 /// delivered recipient).

@@ -7,8 +7,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::proto::envelope::Recipient;
 use crate::proto::reply::Enhanced;
-use crate::proto::session::Recipient;
 
 /// One recipient of a queued message and its delivery state.
 #[derive(Debug, Clone, PartialEq, Eq)]

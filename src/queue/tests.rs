@@ -1,7 +1,7 @@
 //! Spool tests on real files in a temporary directory.
 
 use super::*;
-use crate::proto::session::Recipient;
+use crate::proto::envelope::Recipient;
 use crate::test_fixtures::TempDir;
 
 pub(crate) fn new_message(body: &[u8]) -> NewMessage {

@@ -16,7 +16,7 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{Receiver, Sender};
 
 use super::{Done, PreparedBatch, QueueError, Spool};
-use crate::proto::session::NewMessage;
+use crate::proto::envelope::NewMessage;
 
 /// At most this many messages share one commit, so the first of a long
 /// burst is not kept waiting for the last.

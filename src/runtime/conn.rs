@@ -17,8 +17,10 @@ use super::limits::{
 };
 use super::mailbox::{Completion, LoopMessage, Notifier};
 use super::Shared;
-use crate::proto::reply::Reply;
-use crate::proto::session::{Action, AuthResult, ClientInfo, EnqueueError, Role, Session};
+use crate::proto::envelope::EnqueueError;
+use crate::proto::reply::{Enhanced, Reply};
+use crate::proto::sasl::AuthResult;
+use crate::proto::session::{Action, ClientInfo, Role, Session, SessionEvent};
 use crate::queue::QueueId;
 
 /// The first byte of a TLS handshake record (RFC 8446 §5.1, content type 22).
@@ -78,17 +80,6 @@ pub(crate) enum DeadlineKind {
     Timeout,
 }
 
-/// A summary of a message handed to the spool, for the log line once it is
-/// queued.
-#[derive(Debug)]
-struct PendingMessage {
-    sender: String,
-    recipients: usize,
-    size: usize,
-    auth_user: Option<String>,
-    tls: Option<String>,
-}
-
 /// One client connection.
 pub(crate) struct Conn {
     /// The loop's key for this connection (never reused).
@@ -123,8 +114,6 @@ pub(crate) struct Conn {
     output: Vec<u8>,
     bytes_received: u64,
     peer_closed: bool,
-    login_user: Option<String>,
-    pending_message: Option<PendingMessage>,
 }
 
 impl Conn {
@@ -161,8 +150,6 @@ impl Conn {
             output: Vec::new(),
             bytes_received: 0,
             peer_closed: false,
-            login_user: None,
-            pending_message: None,
         };
         if role == Role::Submissions {
             conn.begin_tls(shared);
@@ -248,6 +235,7 @@ impl Conn {
             Work::TimedOut => self.on_timeout(shared),
             Work::Shutdown => self.on_shutdown(),
         }
+        self.log_events(shared);
         self.pump(shared);
         self.release_idle_buffers();
     }
@@ -297,14 +285,6 @@ impl Conn {
         if self.state != State::AwaitAuth {
             return;
         }
-        let user = self.login_user.take().unwrap_or_default();
-        let outcome = match result {
-            AuthResult::Success => "success",
-            AuthResult::Failure => "failure (bad user name or password)",
-            AuthResult::Throttled => "refused (too many failures from this address)",
-            AuthResult::TemporaryFailure => "temporary failure",
-        };
-        log::info!("{}: login user={user:?} {outcome}", self.describe());
         self.state = State::Active;
         if let Some(session) = self.session.as_mut() {
             session.auth_result(result, &mut self.output);
@@ -315,24 +295,6 @@ impl Conn {
     fn on_enqueued(&mut self, result: Result<QueueId, EnqueueError>) {
         if self.state != State::AwaitSpool {
             return;
-        }
-        let client = self.describe();
-        if let Some(m) = self.pending_message.take() {
-            match &result {
-                Ok(id) => log::info!(
-                    "{client}: queued {id} from=<{}> recipients={} size={} auth={} tls={}",
-                    m.sender,
-                    m.recipients,
-                    m.size,
-                    m.auth_user.as_deref().unwrap_or("-"),
-                    m.tls.as_deref().unwrap_or("-"),
-                ),
-                Err(e) => log::warn!(
-                    "{client}: rejected message from=<{}> recipients={}: spool failed ({e:?})",
-                    m.sender,
-                    m.recipients
-                ),
-            }
         }
         self.state = State::Active;
         if let Some(session) = self.session.as_mut() {
@@ -557,9 +519,8 @@ impl Conn {
             let Some(session) = self.session.as_mut() else {
                 return progress;
             };
-            let replies_start = self.output.len();
             let fed = session.feed(&self.input, &mut self.output);
-            self.log_refusals(replies_start);
+            self.log_events(shared);
             let consumed = fed.consumed.min(self.input.len());
             self.input.drain(..consumed);
             progress |= consumed > 0;
@@ -587,15 +548,55 @@ impl Conn {
         progress
     }
 
-    /// Logs each 4xx/5xx reply the session wrote after `start`: the reply
-    /// text says why (the session's texts are written for people).
-    fn log_refusals(&self, start: usize) {
-        let replies = self.output.get(start..).unwrap_or_default();
-        for line in replies.split(|&b| b == b'\n') {
-            let is_final_line = line.get(3) == Some(&b' ');
-            if is_final_line && matches!(line.first(), Some(b'4' | b'5')) {
-                let text = String::from_utf8_lossy(line);
-                log::info!("{}: refused: {}", self.describe(), text.trim_end());
+    /// Logs what the session reported: refusals with the reply's text
+    /// (the session's texts are written for people), logins, and messages
+    /// spooled or not. Messages taken by `--sink` are not logged one by one.
+    fn log_events(&mut self, shared: &Shared) {
+        let Some(session) = self.session.as_mut() else {
+            return;
+        };
+        let events = session.take_events();
+        if events.is_empty() {
+            return;
+        }
+        let client = self.describe();
+        for event in events {
+            match event {
+                SessionEvent::Refused {
+                    code,
+                    enhanced: Some(Enhanced(class, subject, detail)),
+                    text,
+                    ..
+                } => log::info!("{client}: refused: {code} {class}.{subject}.{detail} {text}"),
+                SessionEvent::Refused { code, text, .. } => {
+                    log::info!("{client}: refused: {code} {text}")
+                }
+                SessionEvent::Login { user, result } => {
+                    let outcome = match result {
+                        AuthResult::Success => "success",
+                        AuthResult::Failure => "failure (bad user name or password)",
+                        AuthResult::Throttled => "refused (too many failures from this address)",
+                        AuthResult::TemporaryFailure => "temporary failure",
+                    };
+                    log::info!("{client}: login user={user:?} {outcome}");
+                }
+                SessionEvent::Queued { .. } if shared.config.sink => {}
+                SessionEvent::Queued {
+                    queue_id,
+                    message: m,
+                } => log::info!(
+                    "{client}: queued {queue_id} from=<{}> recipients={} size={} auth={} tls={}",
+                    m.sender,
+                    m.recipients,
+                    m.size,
+                    m.auth_user.as_deref().unwrap_or("-"),
+                    m.tls.as_deref().unwrap_or("-"),
+                ),
+                SessionEvent::NotQueued { message: m, error } => log::warn!(
+                    "{client}: rejected message from=<{}> recipients={}: spool failed ({error:?})",
+                    m.sender,
+                    m.recipients
+                ),
             }
         }
     }
@@ -603,9 +604,7 @@ impl Conn {
     fn act(&mut self, action: Action, shared: &Shared) {
         match action {
             Action::StartTls => self.starttls_pending = true,
-            Action::Close => self.state = State::Closing,
             Action::Authenticate(credentials) => {
-                self.login_user = Some(credentials.username.clone());
                 self.state = State::AwaitAuth;
                 let notify = self.notify.clone();
                 let token = self.token;
@@ -631,13 +630,6 @@ impl Conn {
                     self.on_enqueued(Ok(sink_queue_id()));
                     return;
                 }
-                self.pending_message = Some(PendingMessage {
-                    sender: message.envelope.sender.clone(),
-                    recipients: message.envelope.recipients.len(),
-                    size: message.body.len(),
-                    auth_user: message.origin.auth_user.clone(),
-                    tls: message.origin.tls.clone(),
-                });
                 let notify = self.notify.clone();
                 let new_mail = shared.new_mail.clone();
                 let token = self.token;

@@ -9,7 +9,8 @@ use crossbeam_channel::{Receiver, Sender};
 use mio::{Token, Waker};
 
 use super::event_loop::Accepted;
-use crate::proto::session::{AuthResult, EnqueueError};
+use crate::proto::envelope::EnqueueError;
+use crate::proto::sasl::AuthResult;
 use crate::queue::QueueId;
 
 /// The answer of a slow operation run off the loops.

@@ -31,8 +31,8 @@ use crate::proto::client::{
 };
 use crate::proto::command::Body;
 use crate::proto::dsn::Action;
+use crate::proto::envelope::Recipient;
 use crate::proto::reply::Enhanced;
-use crate::proto::session::Recipient;
 use crate::queue::{Failure, QueueError, QueueId, QueuedMessage, RecipientEntry, RecipientState};
 
 /// What the scheduler should do with the message next.

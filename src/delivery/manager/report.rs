@@ -4,8 +4,8 @@
 
 use crate::proto::command::Notify;
 use crate::proto::dsn::{self, Action, DsnRecipient};
+use crate::proto::envelope::{Envelope, NewMessage, Origin};
 use crate::proto::reply::{Enhanced, Reply};
-use crate::proto::session::{Envelope, NewMessage, Origin};
 use crate::queue::{QueuedMessage, RecipientState, RemoteReply};
 
 /// RFC 3461 §4.1: without NOTIFY the default is FAILURE,DELAY; NEVER
@@ -129,7 +129,7 @@ pub(crate) fn report_message(
     NewMessage {
         envelope: Envelope {
             sender: String::new(),
-            recipients: vec![crate::proto::session::Recipient {
+            recipients: vec![crate::proto::envelope::Recipient {
                 address: message.mail_from.sender.clone(),
                 notify: None,
                 orcpt: None,

@@ -4,8 +4,8 @@ use super::*;
 use crate::delivery::manager::report::{report_message, ReportContext};
 use crate::delivery::retry::Schedule;
 use crate::proto::command::Notify;
+use crate::proto::envelope::{Origin, Recipient};
 use crate::proto::reply::Enhanced;
-use crate::proto::session::{Origin, Recipient};
 use crate::queue::{MailFrom, RecipientEntry, RemoteReply};
 
 const ARRIVAL: u64 = 1_800_000_000;

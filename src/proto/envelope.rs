@@ -1,0 +1,72 @@
+//! The message the session hands to the spool: its envelope (RFC 5321
+//! §2.3.1: the reverse-path, the recipients and their ESMTP parameters),
+//! where it came from, its bytes, and why spooling can fail.
+//!
+//! Plain data shared by the session, the queue, delivery and the Received
+//! header; it imports only the parameter types of `command`.
+
+use super::command::{Body, Notify, Ret};
+
+/// One recipient of the envelope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recipient {
+    /// The address as given (without angle brackets).
+    pub address: String,
+    /// RFC 3461 NOTIFY, if given.
+    pub notify: Option<Notify>,
+    /// RFC 3461 ORCPT, if given (as written).
+    pub orcpt: Option<String>,
+}
+
+/// The envelope of one accepted message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    /// The reverse-path; empty string for the null path `<>`.
+    pub sender: String,
+    /// The recipients, in order.
+    pub recipients: Vec<Recipient>,
+    /// `BODY=` as given.
+    pub body: Option<Body>,
+    /// The message asked for SMTPUTF8.
+    pub smtputf8: bool,
+    /// RFC 3461 RET.
+    pub ret: Option<Ret>,
+    /// RFC 3461 ENVID as written.
+    pub envid: Option<String>,
+}
+
+/// Who sent a message and how, for the Received header, the envelope file
+/// and the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// Client IP as text.
+    pub client_ip: String,
+    /// The EHLO/HELO name as given (escape before writing into headers).
+    pub helo: String,
+    /// TLS version, e.g. `TLSv1.3`.
+    pub tls: Option<String>,
+    /// The authenticated user.
+    pub auth_user: Option<String>,
+    /// `SMTP`, `ESMTP`, `ESMTPS`, `ESMTPSA` … (RFC 3848).
+    pub protocol: &'static str,
+}
+
+/// A message the session wants spooled before it answers 250.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMessage {
+    /// The envelope.
+    pub envelope: Envelope,
+    /// Where it came from.
+    pub origin: Origin,
+    /// The message bytes, dot-unstuffed, CRLF line ends.
+    pub body: Vec<u8>,
+}
+
+/// Why spooling failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnqueueError {
+    /// Out of disk space: 452 4.3.1.
+    NoSpace,
+    /// Any other spool problem: 451 4.3.0.
+    Failed,
+}

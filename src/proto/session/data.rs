@@ -1,0 +1,282 @@
+//! DATA (RFC 5321 §4.1.1.4) and BDAT (RFC 3030): reading the message into
+//! its transaction, then asking for it to be spooled with
+//! `Action::Enqueue`. A refused BDAT chunk is still read to its end, so its
+//! octets are never taken for commands.
+
+use super::{out_of_sequence, Action, Mode, Response, Session, Step, Transaction};
+use crate::proto::command::{Body, Verb};
+use crate::proto::dot::{BodyError, DataStatus, Unstuffer};
+use crate::proto::envelope::{Envelope, NewMessage, Origin};
+use crate::proto::reply::Reply;
+
+/// The most message buffer reserved ahead on the word of `SIZE=`; bigger
+/// messages grow the buffer as they arrive.
+const PRESIZE_LIMIT: u64 = 4 << 20;
+
+/// One BDAT chunk being read.
+pub(super) struct Chunk {
+    /// Octets of the chunk still to come.
+    remaining: u64,
+    /// The chunk's declared size, for the reply.
+    size: u64,
+    /// `BDAT n LAST`.
+    last: bool,
+    /// The transaction the chunk is added to, or the answer sent once the
+    /// refused chunk has been read and thrown away.
+    into: Result<Transaction, Refusal>,
+}
+
+/// The answer to a refused BDAT chunk.
+pub(super) struct Refusal {
+    /// The error reply.
+    reply: Reply,
+    /// Whether it counts as a bad command (a sequence error).
+    bad: bool,
+}
+
+impl Session {
+    /// `DATA`: the message follows, dot-stuffed, until CRLF.CRLF.
+    pub(super) fn on_data(&mut self) -> Response {
+        let mut transaction = match self.transaction.take() {
+            None => return out_of_sequence("Please send MAIL first"),
+            Some(transaction) => match data_refusal(&transaction) {
+                Some(refusal) => {
+                    self.transaction = Some(transaction);
+                    return refusal;
+                }
+                None => transaction,
+            },
+        };
+        // Grow the buffer once to the declared size instead of doubling
+        // from empty (each doubling copies the message so far). The size
+        // was checked against the limit at MAIL; a lying client costs at
+        // most PRESIZE_LIMIT of untouched address space.
+        let presize = transaction.declared_size.unwrap_or(0).min(PRESIZE_LIMIT);
+        transaction.message.reserve(presize as usize);
+        self.mode = Mode::Data {
+            unstuffer: Unstuffer::new(self.config.max_message_size, self.config.max_line_length),
+            transaction,
+        };
+        // RFC 2034 §3: only 2xx, 4xx and 5xx replies carry enhanced codes.
+        Response::ok(Reply::plain(
+            354,
+            vec!["End data with <CR><LF>.<CR><LF>".into()],
+        ))
+    }
+
+    /// `BDAT size [LAST]` (RFC 3030): the chunk is always read, even when the
+    /// command is refused, so its octets are never taken for commands.
+    pub(super) fn on_bdat(&mut self, size: u64, last: bool) -> Response {
+        let max = self.config.max_message_size;
+        let into = match self.transaction.take() {
+            None => Err(Refusal {
+                reply: Reply::new(503, (5, 5, 1), "Please send MAIL first"),
+                bad: true,
+            }),
+            Some(transaction) if transaction.recipients.is_empty() => {
+                let refusal = if transaction.refused_recipients > 0 {
+                    Refusal {
+                        reply: Reply::new(554, (5, 5, 1), "No valid recipients"),
+                        bad: false,
+                    }
+                } else {
+                    Refusal {
+                        reply: Reply::new(503, (5, 5, 1), "Please send RCPT first"),
+                        bad: true,
+                    }
+                };
+                self.transaction = Some(transaction);
+                Err(refusal)
+            }
+            // The message got too big: the transaction ends here.
+            Some(transaction)
+                if (transaction.message.len() as u64).saturating_add(size) > max as u64 =>
+            {
+                Err(Refusal {
+                    reply: Reply::new(
+                        552,
+                        (5, 3, 4),
+                        format!("Message too big: this server accepts messages up to {max} bytes"),
+                    ),
+                    bad: false,
+                })
+            }
+            Some(mut transaction) => {
+                transaction.used_bdat = true;
+                Ok(transaction)
+            }
+        };
+        let chunk = Chunk {
+            remaining: size,
+            size,
+            last,
+            into,
+        };
+        if size == 0 {
+            return self.finish_chunk(chunk);
+        }
+        self.mode = Mode::Bdat(chunk);
+        Response::silent()
+    }
+
+    /// Reads DATA octets through the unstuffer.
+    pub(super) fn step_data(
+        &mut self,
+        mut unstuffer: Unstuffer,
+        mut transaction: Transaction,
+        rest: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Step {
+        match unstuffer.feed(rest, &mut transaction.message) {
+            DataStatus::NeedMore => {
+                self.mode = Mode::Data {
+                    unstuffer,
+                    transaction,
+                };
+                Step::NeedMore(rest.len())
+            }
+            DataStatus::End { consumed, result } => {
+                let response = self.finish_message(transaction, result);
+                self.finish_step(consumed, Some(Verb::Data), response, out)
+            }
+        }
+    }
+
+    /// Reads BDAT chunk octets as they are.
+    pub(super) fn step_bdat(&mut self, mut chunk: Chunk, rest: &[u8], out: &mut Vec<u8>) -> Step {
+        let take = usize::try_from(chunk.remaining).map_or(rest.len(), |r| r.min(rest.len()));
+        if let Ok(transaction) = &mut chunk.into {
+            transaction.message.extend_from_slice(&rest[..take]);
+        }
+        chunk.remaining -= take as u64;
+        if chunk.remaining > 0 {
+            self.mode = Mode::Bdat(chunk);
+            return Step::NeedMore(take);
+        }
+        let response = self.finish_chunk(chunk);
+        self.finish_step(take, Some(Verb::Bdat), response, out)
+    }
+
+    /// A BDAT chunk has been read: answer it.
+    fn finish_chunk(&mut self, chunk: Chunk) -> Response {
+        match chunk.into {
+            Err(refusal) => Response {
+                reply: Some(refusal.reply),
+                action: None,
+                bad: refusal.bad,
+            },
+            Ok(transaction) if chunk.last => self.finish_message(transaction, Ok(())),
+            Ok(transaction) => {
+                self.transaction = Some(transaction);
+                Response::ok(Reply::new(
+                    250,
+                    (2, 0, 0),
+                    format!("{} octets received", chunk.size),
+                ))
+            }
+        }
+    }
+
+    /// The message is complete: spool it, or say why not. Either way the
+    /// transaction ends here.
+    fn finish_message(
+        &mut self,
+        transaction: Transaction,
+        result: Result<(), BodyError>,
+    ) -> Response {
+        let reply = match result {
+            Ok(()) => {
+                let message = self.new_message(transaction);
+                return Response::act(None, Action::Enqueue(Box::new(message)));
+            }
+            Err(BodyError::TooBig) => Reply::new(
+                552,
+                (5, 3, 4),
+                format!(
+                    "Message too big: this server accepts messages up to {} bytes",
+                    self.config.max_message_size
+                ),
+            ),
+            // RFC 5321 §2.3.8 and the 2023 SMTP smuggling attacks.
+            Err(BodyError::BareNewline) => Reply::new(
+                550,
+                (5, 5, 2),
+                "Bare CR or LF in message is not allowed (see RFC 5321 section 2.3.8)",
+            ),
+            Err(BodyError::LineTooLong) => Reply::new(
+                550,
+                (5, 5, 2),
+                format!(
+                    "A line in the message is longer than {} characters (see RFC 5321 section 4.5.3.1.6)",
+                    self.config.max_line_length
+                ),
+            ),
+        };
+        Response::ok(reply)
+    }
+
+    /// The spool request for a finished transaction.
+    fn new_message(&self, transaction: Transaction) -> NewMessage {
+        NewMessage {
+            envelope: Envelope {
+                sender: transaction.sender,
+                recipients: transaction.recipients,
+                body: transaction.body_type,
+                smtputf8: transaction.smtputf8,
+                ret: transaction.ret,
+                envid: transaction.envid,
+            },
+            origin: Origin {
+                client_ip: self.client.ip.clone(),
+                helo: self.helo.clone().unwrap_or_default(),
+                tls: self.tls.clone(),
+                auth_user: self.auth_user.clone(),
+                protocol: self.protocol(transaction.smtputf8),
+            },
+            body: transaction.message,
+        }
+    }
+
+    /// The `with` protocol name of the Received header (RFC 3848, and
+    /// RFC 6531 §3.7.3 for SMTPUTF8).
+    fn protocol(&self, smtputf8: bool) -> &'static str {
+        let tls = self.tls.is_some();
+        let auth = self.auth_user.is_some();
+        match (self.esmtp, smtputf8, tls, auth) {
+            (false, _, _, _) => "SMTP",
+            (true, false, false, false) => "ESMTP",
+            (true, false, false, true) => "ESMTPA",
+            (true, false, true, false) => "ESMTPS",
+            (true, false, true, true) => "ESMTPSA",
+            (true, true, false, false) => "UTF8SMTP",
+            (true, true, false, true) => "UTF8SMTPA",
+            (true, true, true, false) => "UTF8SMTPS",
+            (true, true, true, true) => "UTF8SMTPSA",
+        }
+    }
+}
+
+/// Why DATA cannot start in `transaction`, if it cannot.
+fn data_refusal(transaction: &Transaction) -> Option<Response> {
+    if transaction.used_bdat {
+        // RFC 3030 §3: DATA and BDAT cannot be mixed in one transaction.
+        return Some(out_of_sequence(
+            "DATA cannot follow BDAT in the same transaction",
+        ));
+    }
+    if transaction.body_type == Some(Body::BinaryMime) {
+        // RFC 3030 §3: BINARYMIME bodies can only be sent with BDAT.
+        return Some(out_of_sequence(
+            "A BODY=BINARYMIME message must be sent with BDAT",
+        ));
+    }
+    if transaction.recipients.is_empty() {
+        return Some(if transaction.refused_recipients > 0 {
+            // RFC 2920 §3.1: pipelined DATA after only failed RCPTs.
+            Response::ok(Reply::new(554, (5, 5, 1), "No valid recipients"))
+        } else {
+            out_of_sequence("Please send RCPT first")
+        });
+    }
+    None
+}

@@ -1,0 +1,741 @@
+//! The server side of one SMTP session as a state machine: bytes in,
+//! replies, actions and events out. It never blocks: slow work (TLS
+//! handshake, password checks, spooling) is asked for through an [`Action`]
+//! and its result handed back by the caller.
+//!
+//! It owns the order of commands (EHLO before MAIL, MAIL before RCPT …),
+//! the relay and sender policy (asking a [`Directory`]), the SASL dialogue,
+//! the DATA and BDAT sections and every reply text. Commands are parsed by
+//! `command`, lines split by `line`, DATA unstuffed by `dot`; replies are
+//! rendered in one place (`Session::answer`) with `reply::Reply`. What the
+//! mail log needs is reported as [`SessionEvent`]s. It imports nothing with
+//! I/O.
+//!
+//! - `mod.rs`: the session, feeding, the one renderer, the simple verbs;
+//! - `mail`: MAIL and RCPT, with the relay and sender policy;
+//! - `auth`: AUTH and the SASL dialogue;
+//! - `data`: DATA and BDAT, up to the spool request;
+//! - `invalid`: the replies to lines the command parser refused;
+//! - `events`: what the session reports for the mail log.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use super::command::{self, Command, Verb, MAX_AUTH_LINE};
+use super::dot::Unstuffer;
+use super::envelope::{EnqueueError, NewMessage, Recipient};
+use super::line::{LineSplitter, LineStatus};
+use super::reply::Reply;
+use super::sasl::{AuthResult, Credentials};
+
+mod auth;
+mod data;
+mod events;
+mod invalid;
+mod mail;
+#[cfg(test)]
+mod tests;
+
+use auth::SaslStep;
+use data::Chunk;
+pub use events::{MessageSummary, SessionEvent};
+
+/// RFC 5321 §4.1.2 / §4.5.3.1.2: a domain is at most 255 octets; that is as
+/// much of a client's EHLO argument as we echo back.
+const MAX_ECHOED_HELO: usize = 255;
+
+/// Which listener the connection came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Port 25: mail from other servers to local domains; relaying only for
+    /// authenticated users or trusted networks.
+    Smtp,
+    /// Port 587: STARTTLS, then AUTH required before MAIL.
+    Submission,
+    /// Port 465: implicit TLS (RFC 8314), AUTH required before MAIL.
+    Submissions,
+}
+
+/// Settings shared by all sessions of one server.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Our host name, for the greeting, EHLO reply and Received header.
+    pub hostname: String,
+    /// Largest message accepted, in octets (SIZE and DATA/BDAT).
+    pub max_message_size: usize,
+    /// Most recipients per message (RFC 5321 §4.5.3.1.8: at least 100).
+    pub max_recipients: usize,
+    /// Unknown or bad commands before 421 and close.
+    pub max_bad_commands: u32,
+    /// Longest text line in DATA, octets including CRLF.
+    pub max_line_length: usize,
+    /// Add `AUTH=LOGIN PLAIN` for Outlook 2003 and older.
+    pub auth_equals_line: bool,
+    /// An authenticated user may only send as addresses it owns.
+    pub sender_check: bool,
+    /// TLS is configured, so STARTTLS can be offered.
+    pub tls_available: bool,
+}
+
+/// Questions about users and domains that the session asks the outside.
+pub trait Directory: Send + Sync {
+    /// Is `domain` (lowercase ASCII or UTF-8) one of ours?
+    fn is_local_domain(&self, domain: &str) -> bool;
+    /// Does mail for `address` (in a local domain) have somewhere to go?
+    fn mailbox_exists(&self, address: &str) -> bool;
+    /// May authenticated `user` use `sender` as its MAIL FROM address?
+    fn may_send_as(&self, user: &str, sender: &str) -> bool;
+}
+
+/// What the session knows about the client from the socket.
+#[derive(Debug, Clone)]
+pub struct ClientInfo {
+    /// The client's IP address as text (no reverse lookup is ever done).
+    pub ip: String,
+    /// The client is in `--relay-networks` (may relay without AUTH).
+    pub trusted: bool,
+    /// TLS version if the connection is already encrypted (port 465).
+    pub tls: Option<String>,
+}
+
+/// What the caller must do before feeding more input.
+#[derive(Debug)]
+pub enum Action {
+    /// Flush the output (it ends with `220 2.0.0 Ready to start TLS`), drop every
+    /// byte the client sent after STARTTLS, do the TLS handshake, then call
+    /// [`Session::tls_started`].
+    StartTls,
+    /// Check these credentials, then call [`Session::auth_result`].
+    Authenticate(Credentials),
+    /// Spool this message durably, then call [`Session::enqueued`].
+    Enqueue(Box<NewMessage>),
+}
+
+/// The result of feeding input.
+#[derive(Debug)]
+pub struct Feed {
+    /// How many input bytes were used; drop them from the buffer.
+    pub consumed: usize,
+    /// Something to do before feeding again; `None` means "read more"
+    /// (or, once [`Session::is_closed`], "flush and close").
+    pub action: Option<Action>,
+}
+
+/// What the session is reading right now.
+enum Mode {
+    /// Command lines.
+    Command,
+    /// SASL response lines of an AUTH dialogue.
+    Sasl(SaslStep),
+    /// The message after `354`, until CRLF.CRLF, into its transaction.
+    Data {
+        /// Finds the end and undoes dot-stuffing.
+        unstuffer: Unstuffer,
+        /// The transaction the message belongs to.
+        transaction: Transaction,
+    },
+    /// The octets of one BDAT chunk (RFC 3030): counted, not unstuffed.
+    Bdat(Chunk),
+}
+
+/// An action the caller has not answered yet.
+enum Pending {
+    /// `Action::StartTls` is outstanding.
+    StartTls,
+    /// `Action::Authenticate` is outstanding for this user.
+    Authenticate {
+        /// Becomes the authenticated user on success.
+        username: String,
+    },
+    /// `Action::Enqueue` is outstanding for this message.
+    Enqueue {
+        /// What the mail log says about it once it is spooled.
+        message: MessageSummary,
+    },
+}
+
+/// A mail transaction: from MAIL to the end of DATA or the last BDAT.
+struct Transaction {
+    /// The reverse-path; empty for `<>`.
+    sender: String,
+    /// `BODY=`.
+    body_type: Option<command::Body>,
+    /// `SMTPUTF8` was given.
+    smtputf8: bool,
+    /// `RET=`.
+    ret: Option<command::Ret>,
+    /// `ENVID=`.
+    envid: Option<String>,
+    /// Accepted recipients.
+    recipients: Vec<Recipient>,
+    /// RCPT commands refused in this transaction (for the DATA reply).
+    refused_recipients: usize,
+    /// A BDAT chunk was accepted: DATA may not follow (RFC 3030 §3).
+    used_bdat: bool,
+    /// The message collected so far.
+    message: Vec<u8>,
+    /// `SIZE=` as declared (RFC 1870), to size the message buffer once.
+    declared_size: Option<u64>,
+}
+
+/// What a handler wants said and done; rendered in [`Session::answer`].
+struct Response {
+    /// The reply, if this step has one now.
+    reply: Option<Reply>,
+    /// An action for the caller.
+    action: Option<Action>,
+    /// The command was bad (syntax, unknown, out of sequence): counts
+    /// towards `max_bad_commands`.
+    bad: bool,
+}
+
+impl Response {
+    /// A reply for a command that was fine.
+    fn ok(reply: Reply) -> Response {
+        Response {
+            reply: Some(reply),
+            action: None,
+            bad: false,
+        }
+    }
+
+    /// A reply for a bad command.
+    fn bad(reply: Reply) -> Response {
+        Response {
+            reply: Some(reply),
+            action: None,
+            bad: true,
+        }
+    }
+
+    /// An action, and maybe a reply to send before it.
+    fn act(reply: Option<Reply>, action: Action) -> Response {
+        Response {
+            reply,
+            action: Some(action),
+            bad: false,
+        }
+    }
+
+    /// Nothing to say yet (a BDAT chunk is still to come).
+    fn silent() -> Response {
+        Response {
+            reply: None,
+            action: None,
+            bad: false,
+        }
+    }
+}
+
+/// What one step of [`Session::feed`] did with the input.
+enum Step {
+    /// Used this many bytes; go on with the rest.
+    Progress(usize),
+    /// Used this many bytes; wait for more input.
+    NeedMore(usize),
+    /// Used this many bytes; the caller must do this first.
+    Act(usize, Action),
+}
+
+/// A sequence error: the command is valid but not now (RFC 5321 §4.2.4).
+fn out_of_sequence(text: &'static str) -> Response {
+    Response::bad(Reply::new(503, (5, 5, 1), text))
+}
+
+/// The EHLO argument made safe to echo: printable characters only, at most
+/// [`MAX_ECHOED_HELO`] octets, so our reply line stays under 512 octets.
+fn echo_safe(name: &str) -> String {
+    let mut echoed = String::new();
+    for c in name.chars().filter(|c| !c.is_control()) {
+        if echoed.len() + c.len_utf8() > MAX_ECHOED_HELO {
+            break;
+        }
+        echoed.push(c);
+    }
+    echoed
+}
+
+/// One SMTP server session.
+pub struct Session {
+    role: Role,
+    config: Arc<SessionConfig>,
+    directory: Arc<dyn Directory>,
+    client: ClientInfo,
+    splitter: LineSplitter,
+    mode: Mode,
+    /// The EHLO/HELO name, once given.
+    helo: Option<String>,
+    /// The client said EHLO (not HELO): ESMTP.
+    esmtp: bool,
+    /// TLS version once encrypted.
+    tls: Option<String>,
+    /// The authenticated user.
+    auth_user: Option<String>,
+    /// The transaction between MAIL and the message (while a message is
+    /// read it travels in the mode).
+    transaction: Option<Transaction>,
+    pending: Option<Pending>,
+    bad_commands: u32,
+    /// A closing reply was sent: nothing more is read.
+    closed: bool,
+    /// Reported and not yet taken.
+    events: Vec<SessionEvent>,
+}
+
+impl Session {
+    /// A new session for a client on a listener of `role`.
+    pub fn new(
+        role: Role,
+        config: Arc<SessionConfig>,
+        directory: Arc<dyn Directory>,
+        client: ClientInfo,
+    ) -> Session {
+        let tls = client.tls.clone();
+        Session {
+            role,
+            config,
+            directory,
+            client,
+            splitter: LineSplitter::new(MAX_AUTH_LINE),
+            mode: Mode::Command,
+            helo: None,
+            esmtp: false,
+            tls,
+            auth_user: None,
+            transaction: None,
+            pending: None,
+            bad_commands: 0,
+            closed: false,
+            events: Vec::new(),
+        }
+    }
+
+    /// Appends the 220 greeting.
+    pub fn greeting(&mut self, out: &mut Vec<u8>) {
+        // RFC 2034 §3: the greeting carries no enhanced status code.
+        let text = format!("{} ESMTP Outpost ready", self.config.hostname);
+        Reply::plain(220, vec![text.into()]).render(out);
+    }
+
+    /// Consumes client input, appending replies to `out`. While an action
+    /// is outstanding, or once the session is closed, it consumes nothing.
+    pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> Feed {
+        let mut consumed = 0;
+        while self.pending.is_none() && !self.closed && consumed < input.len() {
+            let rest = &input[consumed..];
+            // Each step takes the mode and leaves the next one behind.
+            let step = match std::mem::replace(&mut self.mode, Mode::Command) {
+                Mode::Command => self.step_line(None, rest, out),
+                Mode::Sasl(sasl) => self.step_line(Some(sasl), rest, out),
+                Mode::Data {
+                    unstuffer,
+                    transaction,
+                } => self.step_data(unstuffer, transaction, rest, out),
+                Mode::Bdat(chunk) => self.step_bdat(chunk, rest, out),
+            };
+            match step {
+                Step::Progress(used) => consumed += used,
+                Step::NeedMore(used) => {
+                    consumed += used;
+                    break;
+                }
+                Step::Act(used, action) => {
+                    consumed += used;
+                    if matches!(action, Action::StartTls) {
+                        // RFC 3207 §4.2, CVE-2011-0411: whatever the client
+                        // pipelined after STARTTLS was sent in plaintext and
+                        // must not be read as if it came over TLS.
+                        consumed = input.len();
+                    }
+                    return Feed {
+                        consumed,
+                        action: Some(action),
+                    };
+                }
+            }
+        }
+        Feed {
+            consumed,
+            action: None,
+        }
+    }
+
+    /// The TLS handshake finished with `version` (e.g. `TLSv1.3`); the
+    /// session forgets EHLO and any transaction (RFC 3207 §4.2).
+    pub fn tls_started(&mut self, version: &str) {
+        self.tls = Some(version.to_string());
+        self.helo = None;
+        self.esmtp = false;
+        self.transaction = None;
+        self.mode = Mode::Command;
+        self.splitter = LineSplitter::new(MAX_AUTH_LINE);
+        self.pending = None;
+    }
+
+    /// The answer to [`Action::Authenticate`], reported as
+    /// [`SessionEvent::Login`]. After [`AuthResult::Throttled`] the session
+    /// is closed ([`Session::is_closed`]): flush the output and close the
+    /// connection.
+    pub fn auth_result(&mut self, result: AuthResult, out: &mut Vec<u8>) {
+        let username = match self.pending.take() {
+            Some(Pending::Authenticate { username }) => Some(username),
+            _ => None,
+        };
+        if let Some(user) = &username {
+            self.events.push(SessionEvent::Login {
+                user: user.clone(),
+                result,
+            });
+        }
+        let reply = match result {
+            AuthResult::Success => {
+                self.auth_user = username;
+                Reply::new(235, (2, 7, 0), "Authentication successful")
+            }
+            // The same text for an unknown user and a wrong password, so
+            // the reply does not tell which user names exist.
+            AuthResult::Failure => Reply::new(
+                535,
+                (5, 7, 8),
+                "Authentication failed: wrong user name or password",
+            ),
+            AuthResult::Throttled => Reply::new(
+                421,
+                (4, 7, 0),
+                "Too many failed login attempts; please try again later",
+            )
+            .and_close(),
+            AuthResult::TemporaryFailure => Reply::new(
+                454,
+                (4, 7, 0),
+                "Temporary authentication failure; please try again later",
+            ),
+        };
+        self.answer(Response::ok(reply), out);
+    }
+
+    /// The answer to [`Action::Enqueue`]: the queue id, or why not;
+    /// reported as [`SessionEvent::Queued`] or [`SessionEvent::NotQueued`].
+    pub fn enqueued(&mut self, result: Result<&str, EnqueueError>, out: &mut Vec<u8>) {
+        if let Some(Pending::Enqueue { message }) = self.pending.take() {
+            self.events.push(match result {
+                Ok(id) => SessionEvent::Queued {
+                    queue_id: id.to_string(),
+                    message,
+                },
+                Err(error) => SessionEvent::NotQueued { message, error },
+            });
+        }
+        let reply = match result {
+            Ok(id) => Reply::new(250, (2, 0, 0), format!("Ok: queued as {id}")),
+            Err(EnqueueError::NoSpace) => Reply::new(
+                452,
+                (4, 3, 1),
+                "Insufficient system storage; please try again later",
+            ),
+            Err(EnqueueError::Failed) => Reply::new(
+                451,
+                (4, 3, 0),
+                "The message could not be stored; please try again later",
+            ),
+        };
+        self.answer(Response::ok(reply), out);
+    }
+
+    /// The client was idle too long: 421 4.4.2 and close.
+    pub fn timed_out(&mut self, out: &mut Vec<u8>) {
+        let text = format!("{} Timeout: closing the connection", self.config.hostname);
+        self.pending = None;
+        self.answer(
+            Response::ok(Reply::new(421, (4, 4, 2), text).and_close()),
+            out,
+        );
+    }
+
+    /// The server is shutting down: 421 4.3.2 and close.
+    pub fn shutting_down(&mut self, out: &mut Vec<u8>) {
+        let text = format!(
+            "{} The server is shutting down; please try again later",
+            self.config.hostname
+        );
+        self.pending = None;
+        self.answer(
+            Response::ok(Reply::new(421, (4, 3, 2), text).and_close()),
+            out,
+        );
+    }
+
+    /// The session sent its last reply (after QUIT or a closing 421): flush
+    /// the output and close the connection. It reads nothing more.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// The events since the last call, oldest first. The caller takes them
+    /// after each call into the session; until then they are kept.
+    pub fn take_events(&mut self) -> Vec<SessionEvent> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// The session is inside DATA or BDAT (for choosing the timeout).
+    pub fn in_data(&self) -> bool {
+        matches!(self.mode, Mode::Data { .. } | Mode::Bdat(_))
+    }
+
+    /// The authenticated user, if any (for logging and the Received header).
+    pub fn auth_user(&self) -> Option<&str> {
+        self.auth_user.as_deref()
+    }
+
+    /// The TLS version, once the connection is encrypted.
+    pub fn tls_version(&self) -> Option<&str> {
+        self.tls.as_deref()
+    }
+
+    /// The EHLO/HELO name as the client gave it, if it has.
+    pub fn helo_name(&self) -> Option<&str> {
+        self.helo.as_deref()
+    }
+
+    /// The one place replies are rendered. Counts bad commands (turning the
+    /// last allowed one into 421 and close), marks the session closed on a
+    /// closing reply, and remembers which action is outstanding. Returns
+    /// the reply sent, if any, and the action.
+    fn answer(&mut self, response: Response, out: &mut Vec<u8>) -> (Option<Reply>, Option<Action>) {
+        let Response {
+            mut reply,
+            mut action,
+            bad,
+        } = response;
+        if bad {
+            self.bad_commands = self.bad_commands.saturating_add(1);
+            if self.bad_commands >= self.config.max_bad_commands {
+                // Like Postfix's smtpd_hard_error_limit: a client that keeps
+                // getting it wrong is a broken script or a probe.
+                reply = Some(
+                    Reply::new(421, (4, 7, 0), "Too many errors; closing the connection")
+                        .and_close(),
+                );
+                action = None;
+            }
+        }
+        if let Some(reply) = &reply {
+            reply.render(out);
+            if reply.close {
+                self.closed = true;
+                self.transaction = None;
+                self.mode = Mode::Command;
+                action = None;
+            }
+        }
+        if let Some(action) = &action {
+            self.pending = Some(match action {
+                Action::StartTls => Pending::StartTls,
+                Action::Authenticate(credentials) => Pending::Authenticate {
+                    username: credentials.username.clone(),
+                },
+                Action::Enqueue(message) => Pending::Enqueue {
+                    message: MessageSummary::of(message),
+                },
+            });
+        }
+        (reply, action)
+    }
+
+    /// Answers the client's input (a line of `verb`, a SASL response or a
+    /// message) and turns it into a step that used `used` bytes. A 4xx or
+    /// 5xx reply is reported as [`SessionEvent::Refused`].
+    fn finish_step(
+        &mut self,
+        used: usize,
+        verb: Option<Verb>,
+        response: Response,
+        out: &mut Vec<u8>,
+    ) -> Step {
+        let (reply, action) = self.answer(response, out);
+        if let Some(reply) = reply.filter(|reply| reply.code >= 400) {
+            self.events.push(SessionEvent::refused(verb, reply));
+        }
+        match action {
+            Some(action) => Step::Act(used, action),
+            None => Step::Progress(used),
+        }
+    }
+
+    /// Reads one line: a command, or a response in the SASL step `sasl`.
+    fn step_line(&mut self, sasl: Option<SaslStep>, rest: &[u8], out: &mut Vec<u8>) -> Step {
+        let (line, used) = match self.splitter.next(rest) {
+            LineStatus::NeedMore { consumed } => {
+                if let Some(sasl) = sasl {
+                    self.mode = Mode::Sasl(sasl);
+                }
+                return Step::NeedMore(consumed);
+            }
+            // An over-long line also ends a SASL dialogue.
+            LineStatus::TooLong { consumed } => {
+                return self.finish_step(consumed, None, line_too_long(), out);
+            }
+            LineStatus::Line { line, consumed } => (line, consumed),
+        };
+        let (verb, response) = match sasl {
+            // RFC 4954 §4: SASL responses may be up to MAX_AUTH_LINE (the
+            // splitter's bound, which keeps memory bounded either way).
+            Some(sasl) => (Some(Verb::Auth), self.on_sasl_response(sasl, line)),
+            // RFC 5321 §4.5.3.1.4: 512 octets for commands, but RFC 4954
+            // §4 allows AUTH lines up to MAX_AUTH_LINE.
+            None if used > command::line_limit(line) => (None, line_too_long()),
+            None => self.dispatch(line),
+        };
+        self.finish_step(used, verb, response, out)
+    }
+
+    /// Parses a command line and hands its fields to its verb's handler.
+    fn dispatch(&mut self, line: &[u8]) -> (Option<Verb>, Response) {
+        let command = match command::parse(line) {
+            Ok(command) => command,
+            Err(error) => return (Some(error.verb), invalid::reply(error)),
+        };
+        let verb = command.verb();
+        let response = match command {
+            Command::Ehlo(name) => self.on_ehlo(name),
+            Command::Helo(name) => self.on_helo(name),
+            Command::Mail { from, params } => self.on_mail(from, params),
+            Command::Rcpt { to, params } => self.on_rcpt(to, params),
+            Command::Data => self.on_data(),
+            Command::Bdat { size, last } => self.on_bdat(size, last),
+            Command::Rset => self.on_rset(),
+            Command::Noop => on_noop(),
+            Command::Quit => self.on_quit(),
+            Command::Vrfy => on_vrfy(),
+            Command::Expn => on_expn(),
+            Command::Help => on_help(),
+            Command::StartTls => self.on_starttls(),
+            Command::Auth { mechanism, initial } => self.on_auth(mechanism, initial),
+            Command::Unknown => on_unknown(),
+        };
+        (verb, response)
+    }
+
+    /// The EHLO reply lines: greeting line, then the extensions we offer.
+    fn ehlo_lines(&self, name: &str) -> Vec<Cow<'static, str>> {
+        let mut lines: Vec<Cow<'static, str>> = vec![
+            format!(
+                "{} Hello {} [{}]",
+                self.config.hostname,
+                echo_safe(name),
+                self.client.ip
+            )
+            .into(),
+            "PIPELINING".into(),
+            format!("SIZE {}", self.config.max_message_size).into(),
+            "8BITMIME".into(),
+            "SMTPUTF8".into(),
+            "ENHANCEDSTATUSCODES".into(),
+            "CHUNKING".into(),
+            "DSN".into(),
+        ];
+        if self.tls.is_none() {
+            if self.config.tls_available {
+                lines.push("STARTTLS".into());
+            }
+        } else {
+            // RFC 4954 §4 and RFC 8314: no passwords over plaintext, so AUTH
+            // is only advertised once the connection is encrypted.
+            lines.push("AUTH PLAIN LOGIN".into());
+            if self.config.auth_equals_line {
+                lines.push("AUTH=PLAIN LOGIN".into());
+            }
+        }
+        lines
+    }
+
+    /// `EHLO name`: resets any transaction; the reply lists the extensions
+    /// (without enhanced codes, RFC 2034 §3).
+    fn on_ehlo(&mut self, name: &str) -> Response {
+        self.helo = Some(name.to_string());
+        self.esmtp = true;
+        self.transaction = None;
+        Response::ok(Reply::plain(250, self.ehlo_lines(name)))
+    }
+
+    /// `HELO name`: plain SMTP; resets any transaction.
+    fn on_helo(&mut self, name: &str) -> Response {
+        self.helo = Some(name.to_string());
+        self.esmtp = false;
+        self.transaction = None;
+        let text = format!(
+            "{} Hello {} [{}]",
+            self.config.hostname,
+            echo_safe(name),
+            self.client.ip
+        );
+        Response::ok(Reply::plain(250, vec![text.into()]))
+    }
+
+    /// `RSET`: ends the transaction; EHLO and AUTH stay.
+    fn on_rset(&mut self) -> Response {
+        self.transaction = None;
+        Response::ok(Reply::new(250, (2, 0, 0), "Reset OK"))
+    }
+
+    /// `QUIT`: 221 and close.
+    fn on_quit(&mut self) -> Response {
+        let text = format!("{} closing connection, goodbye", self.config.hostname);
+        Response::ok(Reply::new(221, (2, 0, 0), text).and_close())
+    }
+
+    /// `STARTTLS` (RFC 3207).
+    fn on_starttls(&mut self) -> Response {
+        if self.tls.is_some() {
+            return out_of_sequence("TLS is already active");
+        }
+        if self.auth_user.is_some() {
+            return out_of_sequence("STARTTLS is not allowed after authentication");
+        }
+        if !self.config.tls_available {
+            return Response::ok(Reply::new(454, (4, 7, 0), "TLS is not available"));
+        }
+        Response::act(
+            Some(Reply::new(220, (2, 0, 0), "Ready to start TLS")),
+            Action::StartTls,
+        )
+    }
+}
+
+/// The reply to an over-long line.
+fn line_too_long() -> Response {
+    Response::bad(Reply::new(500, (5, 5, 2), "Line too long"))
+}
+
+/// `NOOP`.
+fn on_noop() -> Response {
+    Response::ok(Reply::new(250, (2, 0, 0), "OK"))
+}
+
+/// `VRFY`: RFC 5321 §3.5.3 allows 252 instead of revealing users.
+fn on_vrfy() -> Response {
+    Response::ok(Reply::new(
+        252,
+        (2, 5, 0),
+        "Cannot verify the user, but will accept the message and attempt delivery",
+    ))
+}
+
+/// `EXPN`: mailing lists are not disclosed (RFC 5321 §3.5.2, §7.3).
+fn on_expn() -> Response {
+    Response::ok(Reply::new(502, (5, 5, 1), "EXPN is not supported"))
+}
+
+/// `HELP`.
+fn on_help() -> Response {
+    Response::ok(Reply::new(
+        214,
+        (2, 0, 0),
+        "Supported commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS AUTH",
+    ))
+}
+
+/// A verb we do not know.
+fn on_unknown() -> Response {
+    Response::bad(Reply::new(500, (5, 5, 1), "Command not recognized"))
+}

@@ -1,0 +1,1401 @@
+//! Transcript tests of the session: what a client sends, what it is
+//! answered, what the caller is asked to do.
+
+use super::*;
+use crate::directory::FixedDirectory;
+use crate::proto::command::Verb;
+use crate::proto::envelope::{EnqueueError, NewMessage};
+use crate::proto::reply::Enhanced;
+use crate::proto::sasl::AuthResult;
+
+const GOOD_PASSWORD: &str = "secret";
+
+fn config() -> SessionConfig {
+    SessionConfig {
+        hostname: "mx.example.com".to_string(),
+        max_message_size: 1000,
+        max_recipients: 3,
+        max_bad_commands: 5,
+        max_line_length: 1000,
+        auth_equals_line: false,
+        sender_check: true,
+        tls_available: true,
+    }
+}
+
+fn session_with(role: Role, config: SessionConfig, trusted: bool) -> Session {
+    let tls = (role == Role::Submissions).then(|| "TLSv1.3".to_string());
+    let client = ClientInfo {
+        ip: "192.0.2.7".to_string(),
+        trusted,
+        tls,
+    };
+    Session::new(
+        role,
+        Arc::new(config),
+        Arc::new(FixedDirectory::example()),
+        client,
+    )
+}
+
+fn session(role: Role) -> Session {
+    session_with(role, config(), false)
+}
+
+/// Everything a conversation produced, for comparing runs.
+#[derive(Debug, Default, PartialEq)]
+struct Run {
+    out: Vec<u8>,
+    messages: Vec<NewMessage>,
+    logins: Vec<String>,
+    events: Vec<SessionEvent>,
+    closed: bool,
+    tls_starts: usize,
+}
+
+impl Run {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.out).into_owned()
+    }
+
+    /// The code of each complete reply, in order.
+    fn codes(&self) -> Vec<u16> {
+        self.text()
+            .split("\r\n")
+            .filter(|line| line.len() >= 4 && line.as_bytes()[3] == b' ')
+            .map(|line| line[..3].parse().unwrap())
+            .collect()
+    }
+}
+
+/// Plays the caller: keeps a buffer, answers actions like the runtime
+/// would (password `secret` is right, the spool always succeeds with id
+/// `Q1`), and feeds the chunks in order.
+fn drive(session: &mut Session, chunks: &[&[u8]]) -> Run {
+    let mut run = Run::default();
+    let mut buf = Vec::new();
+    for chunk in chunks {
+        buf.extend_from_slice(chunk);
+        for _ in 0..10_000 {
+            let feed = session.feed(&buf, &mut run.out);
+            buf.drain(..feed.consumed);
+            run.events.extend(session.take_events());
+            if session.is_closed() {
+                assert!(feed.action.is_none(), "an action with the last reply");
+                run.closed = true;
+                check_replies(&run.out);
+                return run;
+            }
+            match feed.action {
+                None => break,
+                Some(Action::StartTls) => {
+                    assert!(buf.is_empty(), "pipelined bytes after STARTTLS were kept");
+                    run.tls_starts += 1;
+                    session.tls_started("TLSv1.3");
+                }
+                Some(Action::Authenticate(credentials)) => {
+                    let result = if credentials.password == GOOD_PASSWORD {
+                        AuthResult::Success
+                    } else {
+                        AuthResult::Failure
+                    };
+                    run.logins.push(credentials.username);
+                    session.auth_result(result, &mut run.out);
+                }
+                Some(Action::Enqueue(message)) => {
+                    run.messages.push(*message);
+                    session.enqueued(Ok("Q1"), &mut run.out);
+                }
+            }
+            run.events.extend(session.take_events());
+        }
+    }
+    check_replies(&run.out);
+    run
+}
+
+fn drive_all(session: &mut Session, input: &[u8]) -> Run {
+    drive(session, &[input])
+}
+
+/// Every reply line is `ddd[ -]text\r\n`, at most 512 octets (RFC 5321
+/// §4.5.3.1.5), a multi-line reply keeps its code and ends with a space
+/// line, and an enhanced code, where present, matches the reply class.
+fn check_replies(out: &[u8]) {
+    assert!(
+        out.is_empty() || out.ends_with(b"\r\n"),
+        "unterminated reply: {out:?}"
+    );
+    let mut continuing: Option<&[u8]> = None;
+    for line in out.split_inclusive(|&b| b == b'\n') {
+        assert!(line.ends_with(b"\r\n"), "bare LF in reply: {line:?}");
+        assert!(line.len() <= 512, "reply line over 512 octets");
+        let body = &line[..line.len() - 2];
+        assert!(!body.contains(&b'\r'), "bare CR in reply: {line:?}");
+        assert!(body.len() >= 4, "short reply line: {line:?}");
+        let code = &body[..3];
+        assert!(code.iter().all(u8::is_ascii_digit), "bad code: {line:?}");
+        assert!(b"2345".contains(&code[0]), "bad code class: {line:?}");
+        if let Some(previous) = continuing {
+            assert_eq!(previous, code, "continuation changes the code: {line:?}");
+        }
+        continuing = match body[3] {
+            b'-' => Some(code),
+            b' ' => None,
+            _ => panic!("no separator after the code: {line:?}"),
+        };
+        let text = &body[4..];
+        if text.len() >= 2 && text[0].is_ascii_digit() && text[1] == b'.' {
+            assert_eq!(text[0], code[0], "enhanced code class differs: {line:?}");
+        }
+    }
+    assert!(continuing.is_none(), "multi-line reply never ended");
+}
+
+fn b64(text: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+fn plain_response(user: &str, password: &str) -> String {
+    b64(&format!("\0{user}\0{password}"))
+}
+
+const EHLO_PLAIN: &str = "250-mx.example.com Hello client.example [192.0.2.7]\r\n\
+    250-PIPELINING\r\n250-SIZE 1000\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n\
+    250-ENHANCEDSTATUSCODES\r\n250-CHUNKING\r\n250-DSN\r\n250 STARTTLS\r\n";
+const EHLO_TLS: &str = "250-mx.example.com Hello client.example [192.0.2.7]\r\n\
+    250-PIPELINING\r\n250-SIZE 1000\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n\
+    250-ENHANCEDSTATUSCODES\r\n250-CHUNKING\r\n250-DSN\r\n250 AUTH PLAIN LOGIN\r\n";
+
+#[test]
+fn session_can_move_between_threads() {
+    fn assert_send<T: Send>() {}
+    assert_send::<Session>();
+}
+
+#[test]
+fn greeting_has_no_enhanced_code() {
+    let mut out = Vec::new();
+    session(Role::Smtp).greeting(&mut out);
+    assert_eq!(out, b"220 mx.example.com ESMTP Outpost ready\r\n");
+    check_replies(&out);
+}
+
+#[test]
+fn ehlo_advertises_by_role_and_tls() {
+    let mut smtp = session(Role::Smtp);
+    assert_eq!(
+        drive_all(&mut smtp, b"EHLO client.example\r\n").text(),
+        EHLO_PLAIN
+    );
+    let mut submissions = session(Role::Submissions);
+    assert_eq!(
+        drive_all(&mut submissions, b"EHLO client.example\r\n").text(),
+        EHLO_TLS
+    );
+
+    let mut old_outlook = config();
+    old_outlook.auth_equals_line = true;
+    let mut s = session_with(Role::Submissions, old_outlook, false);
+    let text = drive_all(&mut s, b"EHLO DESKTOP-7Q2K3LM\r\n").text();
+    assert!(
+        text.ends_with("250-AUTH PLAIN LOGIN\r\n250 AUTH=PLAIN LOGIN\r\n"),
+        "{text}"
+    );
+
+    let mut no_tls = config();
+    no_tls.tls_available = false;
+    let mut s = session_with(Role::Submission, no_tls, false);
+    let text = drive_all(&mut s, b"EHLO [127.0.0.1]\r\nSTARTTLS\r\n").text();
+    assert!(
+        !text.contains("STARTTLS") && !text.contains("AUTH"),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("454 4.7.0 TLS is not available\r\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn helo_is_plain_smtp() {
+    let mut s = session(Role::Smtp);
+    let run = drive_all(
+        &mut s,
+        b"HELO relay.example\r\nMAIL FROM:<x@remote.example>\r\nRCPT TO:<bob@example.com>\r\n\
+          DATA\r\nhi\r\n.\r\n",
+    );
+    assert!(run
+        .text()
+        .starts_with("250 mx.example.com Hello relay.example [192.0.2.7]\r\n"));
+    assert_eq!(run.codes(), [250, 250, 250, 354, 250]);
+    assert_eq!(run.messages[0].origin.protocol, "SMTP");
+}
+
+/// The whole happy path on each listener, as a transcript.
+#[test]
+fn full_transaction_on_each_role() {
+    let auth = format!(
+        "AUTH PLAIN {}\r\n",
+        plain_response("alice@example.com", "secret")
+    );
+    let cases: [(Role, Vec<&[u8]>, &str); 4] = [
+        (Role::Smtp, vec![b"EHLO client.example\r\n"], "ESMTP"),
+        (
+            Role::Smtp,
+            vec![
+                b"EHLO client.example\r\nSTARTTLS\r\n",
+                b"EHLO client.example\r\n",
+                auth.as_bytes(),
+            ],
+            "ESMTPSA",
+        ),
+        (
+            Role::Submission,
+            vec![
+                b"EHLO client.example\r\nSTARTTLS\r\n",
+                b"EHLO client.example\r\n",
+                auth.as_bytes(),
+            ],
+            "ESMTPSA",
+        ),
+        (
+            Role::Submissions,
+            vec![b"EHLO client.example\r\n", auth.as_bytes()],
+            "ESMTPSA",
+        ),
+    ];
+    for (role, setup, protocol) in cases {
+        let mut s = session(role);
+        let mut chunks = setup.clone();
+        chunks.extend_from_slice(&[
+            b"MAIL FROM:<alice@example.com>\r\n",
+            b"RCPT TO:<bob@example.com>\r\n",
+            b"DATA\r\n",
+            b"Subject: hi\r\n\r\n..dot\r\nbye\r\n.\r\n",
+            b"QUIT\r\n",
+        ]);
+        let run = drive(&mut s, &chunks);
+        let text = run.text();
+        let tail = "250 2.1.0 Sender <alice@example.com> OK\r\n\
+            250 2.1.5 Recipient <bob@example.com> OK\r\n\
+            354 End data with <CR><LF>.<CR><LF>\r\n\
+            250 2.0.0 Ok: queued as Q1\r\n\
+            221 2.0.0 mx.example.com closing connection, goodbye\r\n";
+        assert!(text.ends_with(tail), "{role:?}: {text}");
+        assert!(run.closed && s.is_closed());
+        let message = &run.messages[0];
+        assert_eq!(message.body, b"Subject: hi\r\n\r\n.dot\r\nbye\r\n");
+        assert_eq!(message.envelope.sender, "alice@example.com");
+        assert_eq!(message.envelope.recipients[0].address, "bob@example.com");
+        assert_eq!(message.origin.protocol, protocol, "{role:?}");
+        assert_eq!(message.origin.helo, "client.example");
+        assert_eq!(message.origin.client_ip, "192.0.2.7");
+        if protocol == "ESMTPSA" {
+            assert_eq!(
+                message.origin.auth_user.as_deref(),
+                Some("alice@example.com")
+            );
+            assert_eq!(message.origin.tls.as_deref(), Some("TLSv1.3"));
+        }
+    }
+}
+
+/// Outlook's AUTH LOGIN, PLAIN in both forms, and every way it fails.
+#[test]
+fn auth_dialogues() {
+    let user = b64("alice@example.com");
+    let good = b64("secret");
+    let bad = b64("wrong");
+    let plain = plain_response("alice@example.com", "secret");
+    let cases: Vec<(String, &str)> = vec![
+        (
+            format!("AUTH LOGIN\r\n{user}\r\n{good}\r\n"),
+            "334 VXNlcm5hbWU6\r\n334 UGFzc3dvcmQ6\r\n235 2.7.0 Authentication successful\r\n",
+        ),
+        (
+            format!("auth login {user}\r\n{good}\r\n"),
+            "334 UGFzc3dvcmQ6\r\n235 2.7.0 Authentication successful\r\n",
+        ),
+        (
+            format!("AUTH LOGIN\r\n{user}\r\n{bad}\r\n"),
+            "334 VXNlcm5hbWU6\r\n334 UGFzc3dvcmQ6\r\n\
+             535 5.7.8 Authentication failed: wrong user name or password\r\n",
+        ),
+        (
+            format!("AUTH PLAIN {plain}\r\n"),
+            "235 2.7.0 Authentication successful\r\n",
+        ),
+        (
+            format!("AUTH PLAIN\r\n{plain}\r\n"),
+            "334 \r\n235 2.7.0 Authentication successful\r\n",
+        ),
+        // Two spaces before the base64, as some Microsoft clients send.
+        (
+            format!("AUTH PLAIN\r\n  {plain}\r\n"),
+            "334 \r\n235 2.7.0 Authentication successful\r\n",
+        ),
+        (
+            "AUTH LOGIN\r\n*\r\n".into(),
+            "334 VXNlcm5hbWU6\r\n501 5.7.0 Authentication cancelled\r\n",
+        ),
+        (
+            format!("AUTH LOGIN\r\n{user}\r\n*\r\n"),
+            "334 VXNlcm5hbWU6\r\n334 UGFzc3dvcmQ6\r\n501 5.7.0 Authentication cancelled\r\n",
+        ),
+        (
+            "AUTH PLAIN\r\n*\r\n".into(),
+            "334 \r\n501 5.7.0 Authentication cancelled\r\n",
+        ),
+        (
+            "AUTH PLAIN !!notbase64\r\n".into(),
+            "501 5.5.2 The authentication data could not be decoded; please try again\r\n",
+        ),
+        (
+            "AUTH CRAM-MD5\r\n".into(),
+            "504 5.5.4 Unrecognized authentication mechanism; use PLAIN or LOGIN\r\n",
+        ),
+        (
+            format!("AUTH PLAIN {plain}\r\nAUTH PLAIN {plain}\r\n"),
+            "235 2.7.0 Authentication successful\r\n503 5.5.1 You are already logged in\r\n",
+        ),
+    ];
+    for (input, expected) in cases {
+        let mut s = session(Role::Submissions);
+        drive_all(&mut s, b"EHLO DESKTOP-7Q2K3LM\r\n");
+        let run = drive_all(&mut s, input.as_bytes());
+        assert_eq!(run.text(), expected, "{input:?}");
+    }
+}
+
+/// RFC 4954 §4: AUTH lines and responses may exceed 512 octets; other
+/// commands may not.
+#[test]
+fn long_auth_lines_are_read() {
+    let long = plain_response("alice@example.com", &"p".repeat(600));
+    let input = format!("EHLO c\r\nAUTH PLAIN {long}\r\nAUTH PLAIN\r\n{long}\r\n");
+    let run = drive_all(&mut session(Role::Submissions), input.as_bytes());
+    let failed = "535 5.7.8 Authentication failed: wrong user name or password\r\n";
+    assert!(
+        run.text().ends_with(&format!("{failed}334 \r\n{failed}")),
+        "{}",
+        run.text()
+    );
+    assert_eq!(run.logins.len(), 2);
+    let run = drive_all(
+        &mut session(Role::Smtp),
+        format!("NOOP {long}\r\n").as_bytes(),
+    );
+    assert_eq!(run.text(), "500 5.5.2 Line too long\r\n");
+}
+
+#[test]
+fn auth_result_variants() {
+    let cases = [
+        (
+            AuthResult::Success,
+            "235 2.7.0 Authentication successful\r\n",
+            false,
+        ),
+        (
+            AuthResult::Failure,
+            "535 5.7.8 Authentication failed: wrong user name or password\r\n",
+            false,
+        ),
+        (
+            AuthResult::Throttled,
+            "421 4.7.0 Too many failed login attempts; please try again later\r\n",
+            true,
+        ),
+        (
+            AuthResult::TemporaryFailure,
+            "454 4.7.0 Temporary authentication failure; please try again later\r\n",
+            false,
+        ),
+    ];
+    for (result, expected, closes) in cases {
+        let mut s = session(Role::Submissions);
+        let mut out = Vec::new();
+        let input = format!(
+            "EHLO c\r\nAUTH PLAIN {}\r\nNOOP\r\n",
+            plain_response("alice@example.com", "x")
+        );
+        let feed = s.feed(input.as_bytes(), &mut out);
+        assert!(matches!(feed.action, Some(Action::Authenticate(_))));
+        // Nothing is read while the check is outstanding.
+        let rest = &input.as_bytes()[feed.consumed..];
+        assert_eq!(rest, b"NOOP\r\n");
+        let again = s.feed(rest, &mut out);
+        assert_eq!((again.consumed, again.action.is_none()), (0, true));
+        out.clear();
+        s.auth_result(result, &mut out);
+        assert_eq!(String::from_utf8_lossy(&out), expected);
+        assert_eq!(s.is_closed(), closes);
+        assert_eq!(s.auth_user().is_some(), result == AuthResult::Success);
+        check_replies(&out);
+    }
+}
+
+#[test]
+fn auth_needs_tls_and_is_not_advertised_before() {
+    for role in [Role::Smtp, Role::Submission] {
+        let mut s = session(role);
+        let plain = plain_response("alice@example.com", "secret");
+        let run = drive_all(
+            &mut s,
+            format!(
+                "EHLO c\r\nAUTH PLAIN {plain}\r\nAUTH LOGIN\r\nMAIL FROM:<alice@example.com>\r\n"
+            )
+            .as_bytes(),
+        );
+        let text = run.text();
+        assert!(!text.contains("AUTH PLAIN LOGIN"), "{text}");
+        assert!(text.contains("250 STARTTLS\r\n"));
+        let refusal = "538 5.7.11 Encryption required for requested authentication mechanism\r\n";
+        assert_eq!(text.matches(refusal).count(), 2, "{text}");
+        assert!(run.logins.is_empty());
+        if role == Role::Submission {
+            assert!(
+                text.ends_with("530 5.7.0 Authentication required\r\n"),
+                "{text}"
+            );
+        }
+    }
+}
+
+#[test]
+fn auth_sequence_errors() {
+    let plain = plain_response("alice@example.com", "secret");
+    let cases: Vec<(Role, String, &str)> = vec![
+        // AUTH before EHLO.
+        (
+            Role::Submissions,
+            format!("AUTH PLAIN {plain}\r\n"),
+            "503 5.5.1 Please introduce yourself with EHLO first\r\n",
+        ),
+        // AUTH inside a transaction (trusted relay on port 25 over TLS).
+        (
+            Role::Smtp,
+            format!(
+                "EHLO c\r\nSTARTTLS\r\nEHLO c\r\nMAIL FROM:<a@b.example>\r\nAUTH PLAIN {plain}\r\n"
+            ),
+            "503 5.5.1 AUTH is not allowed during a mail transaction\r\n",
+        ),
+    ];
+    for (role, input, expected) in cases {
+        let mut s = session(role);
+        let mut chunks: Vec<&[u8]> = Vec::new();
+        for part in input.split_inclusive("STARTTLS\r\n") {
+            chunks.push(part.as_bytes());
+        }
+        let run = drive(&mut s, &chunks);
+        assert!(run.text().ends_with(expected), "{input}: {}", run.text());
+    }
+}
+
+/// `(recipient, authenticated, trusted, expected reply)` on port 25.
+#[test]
+fn relay_policy() {
+    let denied = "554 5.7.1 Relay access denied";
+    let trick = "550 5.7.1 Addresses with %, !, a quoted @ or a source route are not accepted; \
+                 please use a plain address like user@example.com";
+    let cases: [(&str, bool, bool, &str); 23] = [
+        (
+            "<bob@example.com>",
+            false,
+            false,
+            "250 2.1.5 Recipient <bob@example.com> OK",
+        ),
+        (
+            "<Bob@EXAMPLE.com>",
+            false,
+            false,
+            "550 5.1.1 No such user here",
+        ),
+        (
+            "<carol@example.com>",
+            false,
+            false,
+            "550 5.1.1 No such user here",
+        ),
+        (
+            "<postmaster@example.com>",
+            false,
+            false,
+            "250 2.1.5 Recipient <postmaster@example.com> OK",
+        ),
+        (
+            "<PostMaster@Example.COM>",
+            false,
+            false,
+            "250 2.1.5 Recipient <PostMaster@Example.COM> OK",
+        ),
+        (
+            "<Postmaster>",
+            false,
+            false,
+            "250 2.1.5 Recipient <Postmaster> OK",
+        ),
+        (
+            "<PostmAster>",
+            false,
+            false,
+            "250 2.1.5 Recipient <Postmaster> OK",
+        ),
+        ("<x@elsewhere.example>", false, false, denied),
+        (
+            "<x@elsewhere.example>",
+            false,
+            true,
+            "250 2.1.5 Recipient <x@elsewhere.example> OK",
+        ),
+        (
+            "<x@elsewhere.example>",
+            true,
+            false,
+            "250 2.1.5 Recipient <x@elsewhere.example> OK",
+        ),
+        // The tricks, each with a local domain on the outside.
+        ("<x%elsewhere.example@example.com>", false, false, denied),
+        ("<elsewhere.example!x@example.com>", false, false, denied),
+        (
+            "<\"x@elsewhere.example\"@example.com>",
+            false,
+            false,
+            denied,
+        ),
+        ("<@example.com:x@elsewhere.example>", false, false, denied),
+        ("<@elsewhere.example:bob@example.com>", false, false, denied),
+        ("<x@[192.0.2.1]>", false, false, denied),
+        ("<bob@[127.0.0.1]>", false, false, denied),
+        // Never relayed even for a trusted or logged-in client.
+        ("<x%elsewhere.example@example.com>", false, true, trick),
+        ("<elsewhere.example!x@example.com>", true, false, trick),
+        ("<\"x@elsewhere.example\"@example.com>", true, false, trick),
+        ("<@example.com:x@elsewhere.example>", false, true, trick),
+        ("<x%y@elsewhere.example>", true, false, trick),
+        (
+            "<x@[192.0.2.1]>",
+            true,
+            false,
+            "250 2.1.5 Recipient <x@[192.0.2.1]> OK",
+        ),
+    ];
+    for (rcpt, authenticated, trusted, expected) in cases {
+        let mut s = session_with(Role::Smtp, config(), trusted);
+        let mut chunks: Vec<Vec<u8>> = vec![b"EHLO c\r\n".to_vec()];
+        if authenticated {
+            chunks.push(b"STARTTLS\r\n".to_vec());
+            chunks.push(b"EHLO c\r\n".to_vec());
+            let auth = format!(
+                "AUTH PLAIN {}\r\n",
+                plain_response("alice@example.com", "secret")
+            );
+            chunks.push(auth.into_bytes());
+        }
+        let sender = if authenticated {
+            "alice@example.com"
+        } else {
+            "a@remote.example"
+        };
+        chunks.push(format!("MAIL FROM:<{sender}>\r\nRCPT TO:{rcpt}\r\n").into_bytes());
+        let chunks: Vec<&[u8]> = chunks.iter().map(Vec::as_slice).collect();
+        let run = drive(&mut s, &chunks);
+        let expected = format!("{expected}\r\n");
+        assert!(run.text().ends_with(&expected), "{rcpt}: {}", run.text());
+    }
+}
+
+#[test]
+fn submission_after_auth_may_send_anywhere_but_not_via_tricks() {
+    let plain = plain_response("alice@example.com", "secret");
+    let mut s = session(Role::Submissions);
+    let run = drive_all(
+        &mut s,
+        format!(
+            "EHLO DESKTOP-7Q2K3LM\r\nAUTH PLAIN {plain}\r\nMAIL FROM: <alice@example.com>\r\n\
+             RCPT TO: <friend@elsewhere.example>\r\nRCPT TO:<a%b@elsewhere.example>\r\n\
+             RCPT TO:<carol@example.com>\r\n"
+        )
+        .as_bytes(),
+    );
+    assert_eq!(run.codes(), [250, 235, 250, 250, 550, 550]);
+}
+
+#[test]
+fn sender_check() {
+    let plain = plain_response("alice@example.com", "secret");
+    let cases: [(&str, bool, &str); 5] = [
+        (
+            "<alice@example.com>",
+            true,
+            "250 2.1.0 Sender <alice@example.com> OK",
+        ),
+        (
+            "<sales@example.com>",
+            true,
+            "250 2.1.0 Sender <sales@example.com> OK",
+        ),
+        ("<>", true, "250 2.1.0 Sender <> OK"),
+        (
+            "<bob@example.com>",
+            true,
+            "553 5.7.1 You are not allowed to send as <bob@example.com>",
+        ),
+        (
+            "<bob@example.com>",
+            false,
+            "250 2.1.0 Sender <bob@example.com> OK",
+        ),
+    ];
+    for (sender, check, expected) in cases {
+        let mut cfg = config();
+        cfg.sender_check = check;
+        let mut s = session_with(Role::Submissions, cfg, false);
+        let input = format!("EHLO c\r\nAUTH PLAIN {plain}\r\nMAIL FROM:{sender}\r\n");
+        let run = drive_all(&mut s, input.as_bytes());
+        assert!(
+            run.text().ends_with(&format!("{expected}\r\n")),
+            "{sender}: {}",
+            run.text()
+        );
+    }
+}
+
+/// Commands out of order, and their replies.
+#[test]
+fn sequence_errors() {
+    let cases: [(&str, &str); 9] = [
+        (
+            "MAIL FROM:<a@b.example>\r\n",
+            "503 5.5.1 Please introduce yourself with EHLO first",
+        ),
+        (
+            "EHLO c\r\nRCPT TO:<bob@example.com>\r\n",
+            "503 5.5.1 Please send MAIL first",
+        ),
+        ("EHLO c\r\nDATA\r\n", "503 5.5.1 Please send MAIL first"),
+        (
+            "EHLO c\r\nMAIL FROM:<a@b.example>\r\nDATA\r\n",
+            "503 5.5.1 Please send RCPT first",
+        ),
+        (
+            "EHLO c\r\nMAIL FROM:<a@b.example>\r\nMAIL FROM:<a@b.example>\r\n",
+            "503 5.5.1 A transaction is already in progress; send RSET first",
+        ),
+        // RFC 2920: a pipelined DATA after only refused recipients.
+        (
+            "EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@elsewhere.example>\r\nDATA\r\n",
+            "554 5.5.1 No valid recipients",
+        ),
+        // EHLO ends the transaction.
+        (
+            "EHLO c\r\nMAIL FROM:<a@b.example>\r\nEHLO c\r\nRCPT TO:<bob@example.com>\r\n",
+            "503 5.5.1 Please send MAIL first",
+        ),
+        (
+            "EHLO c\r\nMAIL FROM:<a@b.example>\r\nRSET\r\nRCPT TO:<bob@example.com>\r\n",
+            "503 5.5.1 Please send MAIL first",
+        ),
+        ("EHLO c\r\nSTARTTLS\r\n", "220 2.0.0 Ready to start TLS"),
+    ];
+    for (input, expected) in cases {
+        let mut s = session(Role::Smtp);
+        let mut out = Vec::new();
+        s.feed(input.as_bytes(), &mut out);
+        let text = String::from_utf8_lossy(&out);
+        assert!(
+            text.ends_with(&format!("{expected}\r\n")),
+            "{input:?}: {text}"
+        );
+        check_replies(&out);
+    }
+}
+
+/// Bad arguments: the parser's text, with the code that fits.
+#[test]
+fn syntax_errors() {
+    let cases: [(&str, &str); 5] = [
+        ("EHLO\r\n", "501 5.5.4 Syntax: EHLO hostname"),
+        (
+            "EHLO c\r\nMAIL FROM:<a@b.example> FOO=1\r\n",
+            "555 5.5.4 MAIL FROM parameter not supported: this server knows SIZE, BODY, \
+             SMTPUTF8, RET, ENVID and AUTH",
+        ),
+        (
+            "EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<bob@example.com> XYZ\r\n",
+            "555 5.5.4 RCPT TO parameter not supported: this server knows NOTIFY and ORCPT",
+        ),
+        (
+            "EHLO c\r\nMAIL FROM:<not an address>\r\n",
+            "501 5.1.7 The sender address is not a valid address: use MAIL FROM:<user@example.com>",
+        ),
+        (
+            "EHLO c\r\nMAIL FROM:<>\r\nRCPT TO:<bob@@example.com>\r\n",
+            "501 5.1.3 The recipient address is not a valid address: use RCPT TO:<user@example.com>",
+        ),
+    ];
+    for (input, expected) in cases {
+        let run = drive_all(&mut session(Role::Smtp), input.as_bytes());
+        assert!(
+            run.text().ends_with(&format!("{expected}\r\n")),
+            "{input:?}: {}",
+            run.text()
+        );
+    }
+}
+
+/// Every way the parser refuses a line, with the code and text chosen for
+/// it; each counts as a bad command.
+#[test]
+fn parser_errors_have_their_replies() {
+    let long = "x".repeat(65);
+    let mail_long = format!("MAIL FROM:<{long}@b>");
+    let rcpt_long = format!("RCPT TO:<{long}@b>");
+    let too_long = "The address is too long (at most 64 octets before the @ and 255 after it)";
+    let (mail_too_long, rcpt_too_long) = (
+        format!("501 5.1.7 {too_long}"),
+        format!("501 5.1.3 {too_long}"),
+    );
+    let cases: Vec<(&[u8], &str)> = vec![
+        (b"EHLO", "501 5.5.4 Syntax: EHLO hostname"),
+        (b"HELO", "501 5.5.4 Syntax: HELO hostname"),
+        (b"MAIL FROM:a@b", "501 5.5.4 Syntax: MAIL FROM:<address> [parameters]"),
+        (b"RCPT FROM:<a@b>", "501 5.5.4 Syntax: RCPT TO:<address> [parameters]"),
+        (b"DATA x", "501 5.5.4 Syntax: DATA (without arguments)"),
+        (b"RSET x", "501 5.5.4 Syntax: RSET (without arguments)"),
+        (b"QUIT x", "501 5.5.4 Syntax: QUIT (without arguments)"),
+        (b"STARTTLS now", "501 5.5.4 Syntax: STARTTLS (without arguments)"),
+        (b"BDAT x", "501 5.5.4 Syntax: BDAT size [LAST]"),
+        (b"BDAT 99999999999999999999", "501 5.5.4 BDAT size is too large"),
+        (b"AUTH", "501 5.5.4 Syntax: AUTH mechanism [initial-response]"),
+        (b"EHLO h\xffst", "501 5.5.4 The command must be ASCII text"),
+        (b"AUTH PLAIN \xff", "501 5.5.4 The command must be ASCII text"),
+        (
+            b"MAIL FROM:<a@b\xff>",
+            "501 5.5.4 Addresses and parameters must be ASCII or UTF-8",
+        ),
+        (
+            b"RCPT TO:<\xe4@b>",
+            "501 5.5.4 Addresses and parameters must be ASCII or UTF-8",
+        ),
+        (
+            b"MAIL FROM:<Postmaster>",
+            "501 5.1.7 The sender address is not a valid address: use MAIL FROM:<user@example.com>",
+        ),
+        (
+            b"RCPT TO:<>",
+            "501 5.1.3 The recipient address is not a valid address: use RCPT TO:<user@example.com>",
+        ),
+        (mail_long.as_bytes(), &mail_too_long),
+        (rcpt_long.as_bytes(), &rcpt_too_long),
+        (
+            b"MAIL FROM:<a@b> SIZE=",
+            "501 5.5.4 Parameters are KEYWORD or KEYWORD=VALUE, separated by spaces",
+        ),
+        (
+            b"MAIL FROM:<a@b> SIZE=x",
+            "501 5.5.4 SIZE must be the message size in octets, e.g. SIZE=12345",
+        ),
+        (
+            b"MAIL FROM:<a@b> BODY=8BIT",
+            "501 5.5.4 BODY must be 7BIT, 8BITMIME or BINARYMIME",
+        ),
+        (b"MAIL FROM:<a@b> SMTPUTF8=yes", "501 5.5.4 SMTPUTF8 takes no value"),
+        (b"MAIL FROM:<a@b> RET=ALL", "501 5.5.4 RET must be FULL or HDRS"),
+        (
+            b"MAIL FROM:<a@b> ENVID=a+2b",
+            "501 5.5.4 ENVID must be xtext of at most 100 characters",
+        ),
+        (
+            b"MAIL FROM:<a@b> AUTH=a+",
+            "501 5.5.4 AUTH must be <> or an xtext-encoded address",
+        ),
+        (
+            b"RCPT TO:<a@b> NOTIFY=ALWAYS",
+            "501 5.5.4 NOTIFY must be NEVER, or a comma-separated list of SUCCESS, FAILURE and DELAY",
+        ),
+        (
+            b"RCPT TO:<a@b> ORCPT=rfc822",
+            "501 5.5.4 ORCPT must be address-type;address, e.g. ORCPT=rfc822;user@example.com",
+        ),
+        (b"MAIL FROM:<a@b> SIZE=1 SIZE=2", "501 5.5.4 SIZE given more than once"),
+        (
+            b"MAIL FROM:<a@b> SMTPUTF8 smtputf8",
+            "501 5.5.4 SMTPUTF8 given more than once",
+        ),
+        (
+            b"RCPT TO:<a@b> NOTIFY=NEVER NOTIFY=NEVER",
+            "501 5.5.4 NOTIFY given more than once",
+        ),
+        (
+            b"MAIL FROM:<a@b> NOTIFY=NEVER",
+            "555 5.5.4 MAIL FROM parameter not supported: this server knows SIZE, BODY, \
+             SMTPUTF8, RET, ENVID and AUTH",
+        ),
+        (
+            b"RCPT TO:<a@b> SIZE=10",
+            "555 5.5.4 RCPT TO parameter not supported: this server knows NOTIFY and ORCPT",
+        ),
+        (
+            b"MAIL FROM:<a@b> REQUIRETLS",
+            "555 5.5.4 REQUIRETLS is not supported by this server",
+        ),
+        (
+            b"RCPT TO:<a@b> MT-PRIORITY=3",
+            "555 5.5.4 MT-PRIORITY is not supported by this server",
+        ),
+        (
+            b"MAIL FROM:<a@b> BY=120;R",
+            "555 5.5.4 BY (deliver-by) is not supported by this server",
+        ),
+    ];
+    for (line, expected) in cases {
+        let mut config = config();
+        config.max_bad_commands = 2;
+        let mut s = session_with(Role::Smtp, config, false);
+        let input = [line, b"\r\nFOO\r\n"].concat();
+        let run = drive_all(&mut s, &input);
+        // The second bad command reaches the limit: the first counted.
+        assert_eq!(
+            run.text(),
+            format!("{expected}\r\n421 4.7.0 Too many errors; closing the connection\r\n"),
+            "{:?}",
+            String::from_utf8_lossy(line)
+        );
+    }
+}
+
+/// What the mail log hears: refusals of input with their verb, logins,
+/// messages spooled or not; nothing for replies the caller asked for.
+#[test]
+fn events_report_refusals_logins_and_messages() {
+    let refused =
+        |verb, code, (class, subject, detail), text: &'static str| SessionEvent::Refused {
+            verb,
+            code,
+            enhanced: Some(Enhanced(class, subject, detail)),
+            text: text.into(),
+        };
+    let plain = plain_response("alice@example.com", "secret");
+    let input = format!(
+        "EHLO c\r\nFOO\r\nAUTH PLAIN {plain}\r\nMAIL FROM:<alice@example.com>\r\n\
+         RCPT TO:<bob@example.com>\r\nRCPT TO:<>\r\nDATA\r\nhi\r\n.\r\nQUIT\r\n"
+    );
+    let run = drive_all(&mut session(Role::Submissions), input.as_bytes());
+    let alice = Some("alice@example.com".to_string());
+    assert_eq!(
+        run.events,
+        [
+            refused(None, 500, (5, 5, 1), "Command not recognized"),
+            SessionEvent::Login {
+                user: "alice@example.com".into(),
+                result: AuthResult::Success,
+            },
+            refused(
+                Some(Verb::Rcpt),
+                501,
+                (5, 1, 3),
+                "The recipient address is not a valid address: use RCPT TO:<user@example.com>",
+            ),
+            SessionEvent::Queued {
+                queue_id: "Q1".into(),
+                message: MessageSummary {
+                    sender: "alice@example.com".into(),
+                    recipients: 1,
+                    size: 4,
+                    auth_user: alice.clone(),
+                    tls: Some("TLSv1.3".into()),
+                },
+            },
+        ]
+    );
+
+    let mut s = session(Role::Smtp);
+    let mut out = Vec::new();
+    let message = b"MAIL FROM:<>\r\nRCPT TO:<bob@example.com>\r\nDATA\r\n";
+    let input = [
+        &b"EHLO c\r\n"[..],
+        message,
+        b"a\nb\r\n.\r\n",
+        message,
+        b".\r\n",
+    ]
+    .concat();
+    let feed = s.feed(&input, &mut out);
+    assert!(matches!(feed.action, Some(Action::Enqueue(_))));
+    s.enqueued(Err(EnqueueError::NoSpace), &mut out);
+    s.feed(b"BDAT 1 LAST\r\nx", &mut out);
+    s.timed_out(&mut out);
+    assert_eq!(
+        s.take_events(),
+        [
+            refused(
+                Some(Verb::Data),
+                550,
+                (5, 5, 2),
+                "Bare CR or LF in message is not allowed (see RFC 5321 section 2.3.8)",
+            ),
+            SessionEvent::NotQueued {
+                message: MessageSummary {
+                    sender: String::new(),
+                    recipients: 1,
+                    size: 0,
+                    auth_user: None,
+                    tls: None,
+                },
+                error: EnqueueError::NoSpace,
+            },
+            refused(Some(Verb::Bdat), 503, (5, 5, 1), "Please send MAIL first"),
+        ]
+    );
+    assert!(s.take_events().is_empty());
+}
+
+#[test]
+fn simple_commands() {
+    let mut s = session(Role::Smtp);
+    let run = drive_all(
+        &mut s,
+        b"NOOP\r\nVRFY bob\r\nHELP\r\nRSET\r\nEXPN list\r\nFOO\r\n",
+    );
+    assert_eq!(
+        run.text(),
+        "250 2.0.0 OK\r\n\
+         252 2.5.0 Cannot verify the user, but will accept the message and attempt delivery\r\n\
+         214 2.0.0 Supported commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS AUTH\r\n\
+         250 2.0.0 Reset OK\r\n\
+         502 5.5.1 EXPN is not supported\r\n\
+         500 5.5.1 Command not recognized\r\n"
+    );
+}
+
+#[test]
+fn rset_keeps_ehlo_and_auth() {
+    let plain = plain_response("alice@example.com", "secret");
+    let mut s = session(Role::Submissions);
+    let run = drive_all(
+        &mut s,
+        format!("EHLO c\r\nAUTH PLAIN {plain}\r\nMAIL FROM:<alice@example.com>\r\nRSET\r\nMAIL FROM:<alice@example.com>\r\n")
+            .as_bytes(),
+    );
+    assert_eq!(run.codes(), [250, 235, 250, 250, 250]);
+}
+
+/// A whole transaction in one write (RFC 2920).
+#[test]
+fn pipelined_transaction_in_one_feed() {
+    let mut s = session(Role::Smtp);
+    let mut out = Vec::new();
+    let input = b"EHLO c\r\nMAIL FROM:<a@remote.example>\r\nRCPT TO:<bob@example.com>\r\n\
+                  RCPT TO:<nobody@example.com>\r\nRCPT TO:<alice@example.com>\r\nDATA\r\n\
+                  Subject: x\r\n\r\nbody\r\n.\r\nQUIT\r\n";
+    let feed = s.feed(input, &mut out);
+    let Some(Action::Enqueue(message)) = feed.action else {
+        panic!("no message")
+    };
+    assert_eq!(&input[feed.consumed..], b"QUIT\r\n");
+    let recipients: Vec<&str> = message
+        .envelope
+        .recipients
+        .iter()
+        .map(|r| r.address.as_str())
+        .collect();
+    assert_eq!(recipients, ["bob@example.com", "alice@example.com"]);
+    s.enqueued(Ok("Q7"), &mut out);
+    let feed = s.feed(b"QUIT\r\n", &mut out);
+    assert!(feed.action.is_none() && s.is_closed());
+    let run = Run {
+        out,
+        ..Run::default()
+    };
+    assert_eq!(run.codes(), [250, 250, 250, 550, 250, 354, 250, 221]);
+    assert!(run.text().contains("250 2.0.0 Ok: queued as Q7\r\n"));
+}
+
+/// Every sequence of the public SMTP smuggling lists, followed by
+/// commands an attacker hopes we take as a second message.
+#[test]
+fn smuggling_sequences_never_end_data() {
+    let sequences: [&[u8]; 10] = [
+        b"\n.\n",
+        b"\n.\r\n",
+        b"\r.\n",
+        b"\r.\r",
+        b"\r.\r\n",
+        b"\r\n.\r",
+        b"\r\n.\n",
+        b"\n.\r",
+        b"\r\n\x00.\r\n",
+        b"\r\n.\x00\r\n",
+    ];
+    for sequence in sequences {
+        let mut input =
+            b"EHLO c\r\nMAIL FROM:<a@remote.example>\r\nRCPT TO:<bob@example.com>\r\nDATA\r\n\
+                          Subject: real\r\n\r\nhello"
+                .to_vec();
+        input.extend_from_slice(sequence);
+        input.extend_from_slice(
+            b"MAIL FROM:<admin@example.com>\r\nRCPT TO:<alice@example.com>\r\nDATA\r\nforged\r\n",
+        );
+        input.extend_from_slice(b"\r\n.\r\nQUIT\r\n");
+        let mut s = session(Role::Smtp);
+        let run = drive_all(&mut s, &input);
+        let codes = run.codes();
+        assert_eq!(codes.len(), 6, "{sequence:?}: {}", run.text());
+        assert_eq!(codes[..4], [250, 250, 250, 354]);
+        assert_eq!(codes[5], 221);
+        if sequence.contains(&0) {
+            // Not a line end at all: one message with the text inside.
+            assert_eq!(codes[4], 250);
+            assert_eq!(run.messages.len(), 1);
+            assert_eq!(run.messages[0].envelope.recipients.len(), 1);
+            assert_eq!(run.messages[0].envelope.sender, "a@remote.example");
+        } else {
+            assert!(
+                run.text().contains(
+                    "550 5.5.2 Bare CR or LF in message is not allowed (see RFC 5321 section 2.3.8)\r\n"
+                ),
+                "{sequence:?}: {}",
+                run.text()
+            );
+            assert!(run.messages.is_empty());
+        }
+    }
+}
+
+#[test]
+fn starttls_discards_pipelined_bytes_and_resets() {
+    let mut s = session(Role::Submission);
+    let mut out = Vec::new();
+    let input =
+        b"EHLO c\r\nSTARTTLS\r\nMAIL FROM:<evil@example.com>\r\nRCPT TO:<x@elsewhere.example>\r\n";
+    let feed = s.feed(input, &mut out);
+    assert!(matches!(feed.action, Some(Action::StartTls)));
+    assert_eq!(feed.consumed, input.len());
+    assert!(String::from_utf8_lossy(&out).ends_with("220 2.0.0 Ready to start TLS\r\n"));
+    // Nothing is read until the handshake is done.
+    assert_eq!(s.feed(b"NOOP\r\n", &mut out).consumed, 0);
+    s.tls_started("TLSv1.2");
+    assert_eq!(s.tls_version(), Some("TLSv1.2"));
+    assert_eq!(s.helo_name(), None);
+    out.clear();
+    // EHLO state was forgotten: MAIL needs a new EHLO (RFC 3207 §4.2).
+    s.feed(
+        b"MAIL FROM:<a@b.example>\r\nEHLO c\r\nSTARTTLS\r\n",
+        &mut out,
+    );
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("503 5.5.1 Please introduce yourself with EHLO first\r\n"));
+    assert!(
+        text.contains("250 AUTH PLAIN LOGIN\r\n") && !text.contains("STARTTLS"),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("503 5.5.1 TLS is already active\r\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn starttls_forgets_a_transaction() {
+    let mut s = session_with(Role::Smtp, config(), true);
+    let run = drive(
+        &mut s,
+        &[
+            b"EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@elsewhere.example>\r\nSTARTTLS\r\n",
+            b"EHLO c\r\nDATA\r\n",
+        ],
+    );
+    assert_eq!(run.tls_starts, 1);
+    assert!(
+        run.text().ends_with("503 5.5.1 Please send MAIL first\r\n"),
+        "{}",
+        run.text()
+    );
+}
+
+#[test]
+fn bdat_chunks() {
+    let prefix = "EHLO c\r\nMAIL FROM:<a@remote.example>\r\nRCPT TO:<bob@example.com>\r\n";
+    /// A script after MAIL and RCPT, the reply codes, the message.
+    type Case = (&'static str, &'static [u16], Option<&'static [u8]>);
+    let cases: [Case; 6] = [
+        // Binary content: bare LF and CR and dot lines are just octets.
+        (
+            "BDAT 8\r\nab\n.\r\ncdBDAT 6 LAST\r\n\r.\r\n\r\nNOOP\r\n",
+            &[250, 250, 250, 250, 250, 250],
+            Some(b"ab\n.\r\ncd\r.\r\n\r\n"),
+        ),
+        (
+            "BDAT 0 LAST\r\nNOOP\r\n",
+            &[250, 250, 250, 250, 250],
+            Some(b""),
+        ),
+        (
+            "BDAT 2\r\nabBDAT 0 LAST\r\n",
+            &[250, 250, 250, 250, 250],
+            Some(b"ab"),
+        ),
+        // DATA may not follow BDAT.
+        (
+            "BDAT 2\r\nabDATA\r\nRSET\r\n",
+            &[250, 250, 250, 250, 503, 250],
+            None,
+        ),
+        // Too big: the chunk is read fully, then 552, and the
+        // transaction is gone.
+        (
+            "BDAT 600\r\n@600BDAT 600 LAST\r\n@600RCPT TO:<bob@example.com>\r\n",
+            &[250, 250, 250, 250, 552, 503],
+            None,
+        ),
+        // Without MAIL the chunk is still read and not taken as commands.
+        (
+            "RSET\r\nBDAT 6 LAST\r\nQUIT\r\nNOOP\r\n",
+            &[250, 250, 250, 250, 503, 250],
+            None,
+        ),
+    ];
+    for (script, codes, body) in cases {
+        let script = script.replace("@600", &"x".repeat(600));
+        let mut s = session(Role::Smtp);
+        let run = drive_all(&mut s, format!("{prefix}{script}").as_bytes());
+        assert_eq!(run.codes(), codes, "{script:?}: {}", run.text());
+        assert_eq!(
+            run.messages.first().map(|m| m.body.as_slice()),
+            body,
+            "{script:?}"
+        );
+        assert!(!run.closed);
+    }
+    let mut s = session(Role::Smtp);
+    let run = drive_all(&mut s, format!("{prefix}BDAT 3\r\nabc").as_bytes());
+    assert!(run.text().ends_with("250 2.0.0 3 octets received\r\n"));
+    let mut s = session(Role::Smtp);
+    let run = drive_all(&mut s, format!("{prefix}BDAT 3\r\nab").as_bytes());
+    assert!(s.in_data() && run.codes().len() == 3);
+}
+
+#[test]
+fn limits() {
+    let head = "EHLO c\r\nMAIL FROM:<a@remote.example>\r\n";
+    let big = "x".repeat(1100);
+    let cases: Vec<(String, &str)> = vec![
+        (
+            format!("{head}RCPT TO:<bob@example.com>\r\nRCPT TO:<bob@example.com>\r\nRCPT TO:<alice@example.com>\r\nRCPT TO:<postmaster@example.com>\r\n"),
+            "452 4.5.3 Too many recipients",
+        ),
+        (
+            "EHLO c\r\nMAIL FROM:<a@remote.example> SIZE=1001\r\n".into(),
+            "552 5.3.4 Message too big: this server accepts messages up to 1000 bytes",
+        ),
+        (
+            format!("{head}RCPT TO:<bob@example.com>\r\nDATA\r\n{big}\r\n.\r\nRCPT TO:<bob@example.com>\r\n"),
+            "503 5.5.1 Please send MAIL first",
+        ),
+        (format!("{}\r\n", "N".repeat(600)), "500 5.5.2 Line too long"),
+        (format!("NOOP {}\r\nNOOP\r\n", "N".repeat(20_000)), "250 2.0.0 OK"),
+    ];
+    for (input, expected) in cases {
+        let mut s = session(Role::Smtp);
+        let run = drive_all(&mut s, input.as_bytes());
+        assert!(
+            run.text().ends_with(&format!("{expected}\r\n")),
+            "{}",
+            run.text()
+        );
+    }
+    let mut s = session(Role::Smtp);
+    let run = drive_all(
+        &mut s,
+        format!("{head}RCPT TO:<bob@example.com>\r\nDATA\r\n{big}\r\n.\r\n").as_bytes(),
+    );
+    assert!(
+        run.text().contains("552 5.3.4 Message too big"),
+        "{}",
+        run.text()
+    );
+    let long_line = "y".repeat(1001);
+    let mut roomy = config();
+    roomy.max_message_size = 5000;
+    let run = drive_all(
+        &mut session_with(Role::Smtp, roomy, false),
+        format!("{head}RCPT TO:<bob@example.com>\r\nDATA\r\n{long_line}\r\n.\r\n").as_bytes(),
+    );
+    assert!(run.text().ends_with("550 5.5.2 A line in the message is longer than 1000 characters (see RFC 5321 section 4.5.3.1.6)\r\n"), "{}", run.text());
+    assert!(run.messages.is_empty());
+}
+
+#[test]
+fn too_many_bad_commands_close() {
+    let mut s = session(Role::Smtp);
+    let run = drive_all(
+        &mut s,
+        b"FOO\r\nBAR\r\nRCPT TO:<x@y.example>\r\nDATA\r\nBAZ\r\nNOOP\r\n",
+    );
+    assert_eq!(run.codes(), [500, 500, 503, 503, 421]);
+    assert!(run
+        .text()
+        .ends_with("421 4.7.0 Too many errors; closing the connection\r\n"));
+    assert!(run.closed && s.is_closed());
+    let mut out = Vec::new();
+    let after = s.feed(b"NOOP\r\n", &mut out);
+    assert_eq!((after.consumed, out.len()), (0, 0));
+}
+
+#[test]
+fn smtputf8_is_needed_for_non_ascii() {
+    let cases: [(&str, &[u16]); 3] = [
+        ("MAIL FROM:<jörg@remote.example>\r\n", &[250, 553]),
+        (
+            "MAIL FROM:<jörg@remote.example> SMTPUTF8\r\nRCPT TO:<bob@example.com>\r\n",
+            &[250, 250, 250],
+        ),
+        (
+            "MAIL FROM:<a@remote.example>\r\nRCPT TO:<bøb@example.com>\r\n",
+            &[250, 250, 553],
+        ),
+    ];
+    for (input, codes) in cases {
+        let mut s = session(Role::Smtp);
+        let run = drive_all(&mut s, format!("EHLO c\r\n{input}").as_bytes());
+        assert_eq!(run.codes(), codes, "{input}: {}", run.text());
+    }
+}
+
+#[test]
+fn enqueue_errors_end_the_transaction() {
+    let cases = [
+        (
+            EnqueueError::NoSpace,
+            "452 4.3.1 Insufficient system storage; please try again later\r\n",
+        ),
+        (
+            EnqueueError::Failed,
+            "451 4.3.0 The message could not be stored; please try again later\r\n",
+        ),
+    ];
+    for (error, expected) in cases {
+        let mut s = session(Role::Smtp);
+        let mut out = Vec::new();
+        let feed = s.feed(
+            b"EHLO c\r\nMAIL FROM:<>\r\nRCPT TO:<bob@example.com>\r\nDATA\r\n.\r\n",
+            &mut out,
+        );
+        assert!(matches!(feed.action, Some(Action::Enqueue(_))));
+        out.clear();
+        s.enqueued(Err(error), &mut out);
+        assert_eq!(String::from_utf8_lossy(&out), expected);
+        out.clear();
+        s.feed(b"RCPT TO:<bob@example.com>\r\n", &mut out);
+        assert_eq!(out, b"503 5.5.1 Please send MAIL first\r\n");
+    }
+}
+
+#[test]
+fn timeouts_and_shutdown_close() {
+    let mut s = session(Role::Smtp);
+    let mut out = Vec::new();
+    s.feed(
+        b"EHLO c\r\nMAIL FROM:<>\r\nRCPT TO:<bob@example.com>\r\nDATA\r\npart",
+        &mut out,
+    );
+    assert!(s.in_data());
+    out.clear();
+    s.timed_out(&mut out);
+    assert_eq!(
+        out,
+        b"421 4.4.2 mx.example.com Timeout: closing the connection\r\n"
+    );
+    assert!(s.is_closed() && !s.in_data());
+    let mut s = session(Role::Smtp);
+    out.clear();
+    s.shutting_down(&mut out);
+    assert_eq!(
+        out,
+        b"421 4.3.2 mx.example.com The server is shutting down; please try again later\r\n"
+    );
+    assert!(s.is_closed());
+}
+
+#[test]
+fn protocol_names_follow_rfc_3848() {
+    let plain = plain_response("alice@example.com", "secret");
+    let auth = format!("AUTH PLAIN {plain}\r\n");
+    let message = "MAIL FROM:<alice@example.com>\r\nRCPT TO:<bob@example.com>\r\nDATA\r\n.\r\n";
+    let utf8 =
+        "MAIL FROM:<alice@example.com> SMTPUTF8\r\nRCPT TO:<bob@example.com>\r\nDATA\r\n.\r\n";
+    let tls = "EHLO c\r\nSTARTTLS\r\n";
+    let cases: [(Role, Vec<&str>, &str); 7] = [
+        (Role::Smtp, vec!["HELO c\r\n", message], "SMTP"),
+        (Role::Smtp, vec!["EHLO c\r\n", message], "ESMTP"),
+        (Role::Smtp, vec!["EHLO c\r\n", utf8], "UTF8SMTP"),
+        (Role::Smtp, vec![tls, "EHLO c\r\n", message], "ESMTPS"),
+        (Role::Smtp, vec![tls, "EHLO c\r\n", utf8], "UTF8SMTPS"),
+        (
+            Role::Submissions,
+            vec!["EHLO c\r\n", &auth, message],
+            "ESMTPSA",
+        ),
+        (
+            Role::Submissions,
+            vec!["EHLO c\r\n", &auth, utf8],
+            "UTF8SMTPSA",
+        ),
+    ];
+    for (role, chunks, protocol) in cases {
+        let chunks: Vec<&[u8]> = chunks.iter().map(|c| c.as_bytes()).collect();
+        let run = drive(&mut session(role), &chunks);
+        assert_eq!(run.messages[0].origin.protocol, protocol, "{}", run.text());
+    }
+}
+
+/// The same conversations fed whole, byte by byte and split at every
+/// index give identical replies, messages and logins.
+#[test]
+fn identical_at_every_split_point() {
+    let plain = plain_response("alice@example.com", "secret");
+    let user = b64("alice@example.com");
+    let password = b64("secret");
+    let transcripts: Vec<(Role, String)> = vec![
+        (
+            Role::Smtp,
+            "EHLO c\r\nMAIL FROM:<a@remote.example>\r\nRCPT TO:<bob@example.com>\r\n\
+             RCPT TO:<x@elsewhere.example>\r\nDATA\r\nSubject: s\r\n\r\n..a\r\n.b\r\n\r\n.\r\n\
+             MAIL FROM:<a@remote.example>\r\nRCPT TO:<alice@example.com>\r\n\
+             BDAT 5\r\n12\r\n.BDAT 3 LAST\r\nxyzRSET\r\nFOO\r\nQUIT\r\n"
+                .into(),
+        ),
+        (
+            Role::Submissions,
+            format!(
+                "EHLO DESKTOP-7Q2K3LM\r\nAUTH LOGIN\r\n{user}\r\n{password}\r\n\
+                 MAIL FROM: <alice@example.com>\r\nRCPT TO: <friend@elsewhere.example>\r\n\
+                 DATA\r\nbad\nline\r\n.\r\nRSET\r\nMAIL FROM:<alice@example.com> SIZE=5\r\n\
+                 RCPT TO:<bob@example.com>\r\nDATA\r\nhello\r\n.\r\n{}\r\nNOOP\r\nQUIT\r\n",
+                "L".repeat(700)
+            ),
+        ),
+        (
+            Role::Submissions,
+            format!("EHLO c\r\nAUTH PLAIN\r\n{plain}\r\nAUTH LOGIN\r\nQUIT\r\n"),
+        ),
+    ];
+    for (role, transcript) in transcripts {
+        let input = transcript.as_bytes();
+        let whole = drive_all(&mut session(role), input);
+        assert!(whole.closed, "{}", whole.text());
+        let bytes: Vec<&[u8]> = input.chunks(1).collect();
+        assert_eq!(drive(&mut session(role), &bytes), whole);
+        for split in 0..=input.len() {
+            let (a, b) = input.split_at(split);
+            assert_eq!(
+                drive(&mut session(role), &[a, b]),
+                whole,
+                "split at {split}"
+            );
+        }
+    }
+}
