@@ -1,19 +1,17 @@
 //! The queue manager end to end on loopback: messages stored with the
-//! Spool, `Delivery` started on them, a DNS responder and small receiving
-//! SMTP servers written here (one offering STARTTLS). Every wait is bounded.
+//! Spool, `Delivery` started on them, a DNS responder and the scripted
+//! receiving SMTP server of `tests/support` (one offering STARTTLS). Every
+//! wait is bounded.
 
 #[path = "support/dns.rs"]
 mod dns_server;
+mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::net::{Ipv4Addr, TcpListener};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use dns_server::{DnsServer, Rec, Zone};
 use outpost::cli::queue as queue_cli;
 use outpost::delivery::config::{self, DeliveryConfig};
@@ -23,41 +21,15 @@ use outpost::directory::{users_file_line, AliasTable, UserTable};
 use outpost::proto::command::Notify;
 use outpost::proto::envelope::{Envelope, NewMessage, Origin, Recipient};
 use outpost::queue::{RecipientState, Spool};
+use support::fake_mx::{self_signed_tls_and_pem, MxScript};
+use support::TempDir;
 
 const BODY: &[u8] = b"From: alice@local.test\r\nTo: bob@rx.test\r\nSubject: hello\r\n\r\n.leading dot\r\nline two\r\n..two dots\r\n";
 
-trait ReadWrite: Read + Write + Send {}
-impl<T: Read + Write + Send> ReadWrite for T {}
-
-/// A data directory, removed when the test ends.
-struct DataDir(PathBuf);
-
-impl std::ops::Deref for DataDir {
-    type Target = Path;
-
-    fn deref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for DataDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A fresh data directory.
-fn data_dir(name: &str) -> DataDir {
+/// A fresh data directory, removed when the test ends.
+fn data_dir(name: &str) -> TempDir {
     let _ = env_logger::builder().is_test(true).try_init();
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "outpost-delivery-{name}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    DataDir(dir)
+    TempDir::new(&format!("delivery-{name}"))
 }
 
 fn users(addresses: &[&str]) -> Arc<UserTable> {
@@ -145,206 +117,6 @@ fn maildir_files(dir: &Path, domain: &str, user: &str) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// What one receiver saw.
-#[derive(Default)]
-struct Seen {
-    /// Every line read, per connection.
-    transcripts: Vec<String>,
-    /// Message data after dot-unstuffing, per accepted DATA.
-    messages: Vec<Vec<u8>>,
-    /// Decoded AUTH PLAIN responses.
-    auth: Vec<String>,
-    /// Connections that ran STARTTLS.
-    tls_sessions: usize,
-}
-
-struct Options {
-    tls: Option<Arc<rustls::ServerConfig>>,
-    /// Offer AUTH (after TLS when TLS is offered).
-    auth: bool,
-    /// The RCPT reply for connection number n (0-based).
-    rcpt_reply: Box<dyn Fn(usize) -> &'static str + Send + Sync>,
-}
-
-impl Default for Options {
-    fn default() -> Options {
-        Options {
-            tls: None,
-            auth: false,
-            rcpt_reply: Box::new(|_| "250 2.1.5 Ok"),
-        }
-    }
-}
-
-/// A receiving SMTP server on loopback, serving connections one at a time
-/// until dropped.
-struct Receiver {
-    addr: SocketAddr,
-    seen: Arc<Mutex<Seen>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Receiver {
-    fn start(options: Options) -> Receiver {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let addr = listener.local_addr().unwrap();
-        let seen = Arc::new(Mutex::new(Seen::default()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let (seen, stop) = (seen.clone(), stop.clone());
-            std::thread::spawn(move || {
-                let mut n = 0;
-                while !stop.load(Ordering::Relaxed) {
-                    match listener.accept() {
-                        Ok((tcp, _)) => {
-                            tcp.set_nonblocking(false).unwrap();
-                            serve(tcp, n, &options, &seen);
-                            n += 1;
-                        }
-                        Err(_) => std::thread::sleep(Duration::from_millis(20)),
-                    }
-                }
-            })
-        };
-        Receiver {
-            addr,
-            seen,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    fn messages(&self) -> Vec<Vec<u8>> {
-        self.seen.lock().unwrap().messages.clone()
-    }
-
-    /// Waits until `n` sessions have ended: a transcript is recorded only
-    /// after the client's QUIT, which can come after the queue is empty.
-    fn wait_for_sessions(&self, n: usize) {
-        wait_for(5, "the sessions' end", || {
-            self.seen.lock().unwrap().transcripts.len() >= n
-        });
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn serve(tcp: std::net::TcpStream, n: usize, options: &Options, seen: &Mutex<Seen>) {
-    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let mut transcript = String::new();
-    let mut reader: BufReader<Box<dyn ReadWrite>> =
-        BufReader::new(Box::new(tcp.try_clone().unwrap()));
-    let _ = reader.get_mut().write_all(b"220 rx.test ESMTP\r\n");
-    let mut tls_done = false;
-    loop {
-        let mut line = Vec::new();
-        if reader.read_until(b'\n', &mut line).unwrap_or(0) == 0 {
-            break;
-        }
-        transcript.push_str(&String::from_utf8_lossy(&line));
-        let upper = String::from_utf8_lossy(&line).to_ascii_uppercase();
-        let w = reader.get_mut();
-        let ok = if upper.starts_with("EHLO") {
-            let mut text = String::from("250-rx.test\r\n");
-            if options.tls.is_some() && !tls_done {
-                text.push_str("250-STARTTLS\r\n");
-            }
-            if options.auth && (tls_done || options.tls.is_none()) {
-                text.push_str("250-AUTH PLAIN LOGIN\r\n");
-            }
-            text.push_str("250-PIPELINING\r\n250 8BITMIME\r\n");
-            w.write_all(text.as_bytes())
-        } else if upper.starts_with("STARTTLS") {
-            let _ = w.write_all(b"220 2.0.0 Ready to start TLS\r\n");
-            let conn = rustls::ServerConnection::new(options.tls.clone().unwrap()).unwrap();
-            let tls = rustls::StreamOwned::new(conn, tcp.try_clone().unwrap());
-            reader = BufReader::new(Box::new(tls));
-            tls_done = true;
-            seen.lock().unwrap().tls_sessions += 1;
-            Ok(())
-        } else if upper.starts_with("AUTH PLAIN ") {
-            let b64 = String::from_utf8_lossy(&line[11..]).trim().to_string();
-            let decoded = base64::engine::general_purpose::STANDARD
-                .decode(b64)
-                .unwrap_or_default();
-            let decoded = String::from_utf8_lossy(&decoded).into_owned();
-            let good = decoded == "\0relayuser\0relay-secret";
-            seen.lock().unwrap().auth.push(decoded);
-            if good {
-                w.write_all(b"235 2.7.0 Authentication successful\r\n")
-            } else {
-                w.write_all(b"535 5.7.8 Bad credentials\r\n")
-            }
-        } else if upper.starts_with("MAIL") {
-            w.write_all(b"250 2.1.0 Ok\r\n")
-        } else if upper.starts_with("RCPT") {
-            w.write_all(format!("{}\r\n", (options.rcpt_reply)(n)).as_bytes())
-        } else if upper.starts_with("DATA") {
-            let accepted = transcript.lines().any(|l| l.starts_with("RCPT"))
-                && (options.rcpt_reply)(n).starts_with('2');
-            if !accepted {
-                w.write_all(b"554 5.5.1 No valid recipients\r\n")
-            } else {
-                let _ = w.write_all(b"354 Go ahead\r\n");
-                let mut data = Vec::new();
-                loop {
-                    let mut l = Vec::new();
-                    if reader.read_until(b'\n', &mut l).unwrap_or(0) == 0 {
-                        break;
-                    }
-                    if l == b".\r\n" {
-                        break;
-                    }
-                    // RFC 5321 §4.5.2: remove one leading dot.
-                    let l = if l.starts_with(b".") { &l[1..] } else { &l[..] };
-                    data.extend_from_slice(l);
-                }
-                seen.lock().unwrap().messages.push(data);
-                reader.get_mut().write_all(b"250 2.0.0 Ok: queued\r\n")
-            }
-        } else if upper.starts_with("QUIT") {
-            let _ = w.write_all(b"221 2.0.0 Bye\r\n");
-            break;
-        } else if upper.starts_with("RSET") || upper.starts_with("NOOP") {
-            w.write_all(b"250 2.0.0 Ok\r\n")
-        } else {
-            w.write_all(b"500 5.5.1 What?\r\n")
-        };
-        if ok.is_err() {
-            break;
-        }
-    }
-    seen.lock().unwrap().transcripts.push(transcript);
-}
-
-/// A self-signed certificate for `names` as a rustls server config, and
-/// its PEM (to trust it as a CA).
-fn server_tls(names: &[&str]) -> (Arc<rustls::ServerConfig>, String) {
-    let key =
-        rcgen::generate_simple_self_signed(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-            .unwrap();
-    let pem = key.cert.pem();
-    let cert = key.cert.der().clone();
-    let private = rustls::pki_types::PrivateKeyDer::Pkcs8(key.signing_key.serialize_der().into());
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![cert], private)
-        .unwrap();
-    (Arc::new(config), pem)
-}
-
 fn store(spool: &Spool, sender: &str, recipients: &[&str]) -> String {
     spool.store(&message(sender, recipients)).unwrap()
 }
@@ -364,10 +136,11 @@ fn text(bytes: &[u8]) -> String {
 
 #[test]
 fn delivers_to_the_mx_byte_exact() {
-    let dir = data_dir("mx");
+    let tmp = data_dir("mx");
+    let dir = tmp.path();
     let dns = DnsServer::start(mx_zone("rx.test"));
-    let rx = Receiver::start(Options::default());
-    let spool = Spool::open(&dir).unwrap();
+    let rx = MxScript::new().start();
+    let spool = Spool::open(dir).unwrap();
     let id = store(
         &spool,
         "alice@local.test",
@@ -375,7 +148,7 @@ fn delivers_to_the_mx_byte_exact() {
     );
     let spooled = spool.read_message(&id).unwrap();
     let delivery = start(
-        base_config(&dir, &dns, rx.addr.port()),
+        base_config(dir, &dns, rx.addr().port()),
         &spool,
         users(&["alice@local.test"]),
     );
@@ -384,65 +157,61 @@ fn delivers_to_the_mx_byte_exact() {
     wait_for(5, "an empty queue", || queue_is_empty(&spool));
     assert_eq!(text(&rx.messages()[0]), text(&spooled));
     assert_eq!(rx.messages()[0], spooled);
-    rx.wait_for_sessions(1);
-    let seen = rx.seen.lock().unwrap();
-    assert_eq!(seen.transcripts.len(), 1, "one transaction for the domain");
-    let t = &seen.transcripts[0];
+    let sessions = rx.wait_for_sessions(1);
+    assert_eq!(sessions.len(), 1, "one transaction for the domain");
+    let t = sessions[0].text();
     assert!(t.starts_with("EHLO out.local.test\r\n"), "{t}");
     assert!(
         t.contains("RCPT TO:<bob@rx.test>") && t.contains("RCPT TO:<carol@rx.test>"),
         "{t}"
     );
-    drop(seen);
     delivery.shutdown();
 }
 
 #[test]
 fn uses_starttls_when_offered() {
-    let dir = data_dir("starttls");
+    let tmp = data_dir("starttls");
+    let dir = tmp.path();
     let dns = DnsServer::start(mx_zone("rx.test"));
-    let (tls, _) = server_tls(&["mx.rx.test"]);
-    let rx = Receiver::start(Options {
-        tls: Some(tls),
-        ..Options::default()
-    });
-    let spool = Spool::open(&dir).unwrap();
+    let (tls, _) = self_signed_tls_and_pem(&["mx.rx.test"]);
+    let rx = MxScript::new().starttls(tls).start();
+    let spool = Spool::open(dir).unwrap();
     let id = store(&spool, "alice@local.test", &["bob@rx.test"]);
     let spooled = spool.read_message(&id).unwrap();
     let delivery = start(
-        base_config(&dir, &dns, rx.addr.port()),
+        base_config(dir, &dns, rx.addr().port()),
         &spool,
         users(&["alice@local.test"]),
     );
     delivery.notify(id);
     wait_for(10, "the message at the MX", || rx.messages().len() == 1);
     assert_eq!(rx.messages()[0], spooled);
-    rx.wait_for_sessions(1);
-    let seen = rx.seen.lock().unwrap();
-    assert_eq!(seen.tls_sessions, 1);
-    assert!(seen.transcripts[0].starts_with("EHLO out.local.test\r\nSTARTTLS\r\n"));
-    drop(seen);
+    let sessions = rx.wait_for_sessions(1);
+    assert_eq!(sessions.iter().filter(|s| s.tls).count(), 1);
+    assert!(sessions[0]
+        .text()
+        .starts_with("EHLO out.local.test\r\nSTARTTLS\r\n"));
     delivery.shutdown();
 }
 
 #[test]
 fn a_451_is_retried_and_delivered_once() {
-    let dir = data_dir("retry");
+    let tmp = data_dir("retry");
+    let dir = tmp.path();
     let dns = DnsServer::start(mx_zone("rx.test"));
-    let rx = Receiver::start(Options {
-        rcpt_reply: Box::new(|n| {
+    let rx = MxScript::new()
+        .reply_per_connection("RCPT", |n| {
             if n == 0 {
-                "451 4.7.1 Greylisted, try again"
+                "451 4.7.1 Greylisted, try again".into()
             } else {
-                "250 2.1.5 Ok"
+                "250 2.1.5 Ok".into()
             }
-        }),
-        ..Options::default()
-    });
-    let spool = Spool::open(&dir).unwrap();
+        })
+        .start();
+    let spool = Spool::open(dir).unwrap();
     let id = store(&spool, "alice@local.test", &["bob@rx.test"]);
     let delivery = start(
-        base_config(&dir, &dns, rx.addr.port()),
+        base_config(dir, &dns, rx.addr().port()),
         &spool,
         users(&["alice@local.test"]),
     );
@@ -452,9 +221,9 @@ fn a_451_is_retried_and_delivered_once() {
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(rx.messages().len(), 1);
     rx.wait_for_sessions(2);
-    assert_eq!(rx.seen.lock().unwrap().transcripts.len(), 2);
+    assert_eq!(rx.sessions().len(), 2);
     assert!(
-        maildir_files(&dir, "local.test", "alice").is_empty(),
+        maildir_files(dir, "local.test", "alice").is_empty(),
         "no report"
     );
     delivery.shutdown();
@@ -462,26 +231,26 @@ fn a_451_is_retried_and_delivered_once() {
 
 #[test]
 fn a_550_sends_exactly_one_report_to_the_local_sender() {
-    let dir = data_dir("bounce");
+    let tmp = data_dir("bounce");
+    let dir = tmp.path();
     let dns = DnsServer::start(mx_zone("rx.test"));
-    let rx = Receiver::start(Options {
-        rcpt_reply: Box::new(|_| "550 5.1.1 No such user here"),
-        ..Options::default()
-    });
-    let spool = Spool::open(&dir).unwrap();
+    let rx = MxScript::new()
+        .reply("RCPT", "550 5.1.1 No such user here")
+        .start();
+    let spool = Spool::open(dir).unwrap();
     let id = store(&spool, "alice@local.test", &["bob@rx.test"]);
     let delivery = start(
-        base_config(&dir, &dns, rx.addr.port()),
+        base_config(dir, &dns, rx.addr().port()),
         &spool,
         users(&["alice@local.test"]),
     );
     delivery.notify(id);
     wait_for(10, "the report", || {
-        maildir_files(&dir, "local.test", "alice").len() == 1
+        maildir_files(dir, "local.test", "alice").len() == 1
     });
     wait_for(5, "an empty queue", || queue_is_empty(&spool));
     std::thread::sleep(Duration::from_millis(500));
-    let reports = maildir_files(&dir, "local.test", "alice");
+    let reports = maildir_files(dir, "local.test", "alice");
     assert_eq!(reports.len(), 1);
     let report = text(&reports[0]);
     for needle in [
@@ -505,20 +274,21 @@ fn a_550_sends_exactly_one_report_to_the_local_sender() {
 
 #[test]
 fn a_null_mx_bounces_at_once() {
-    let dir = data_dir("nullmx");
+    let tmp = data_dir("nullmx");
+    let dir = tmp.path();
     let dns = DnsServer::start(Zone::new().add("nomail.test", Rec::Mx(0, ".".into())));
-    let spool = Spool::open(&dir).unwrap();
+    let spool = Spool::open(dir).unwrap();
     let id = store(&spool, "alice@local.test", &["bob@nomail.test"]);
     let delivery = start(
-        base_config(&dir, &dns, 1),
+        base_config(dir, &dns, 1),
         &spool,
         users(&["alice@local.test"]),
     );
     delivery.notify(id);
     wait_for(10, "the report", || {
-        maildir_files(&dir, "local.test", "alice").len() == 1
+        maildir_files(dir, "local.test", "alice").len() == 1
     });
-    let report = text(&maildir_files(&dir, "local.test", "alice")[0]);
+    let report = text(&maildir_files(dir, "local.test", "alice")[0]);
     assert!(report.contains("Status: 5.1.10"), "{report}");
     assert!(report.contains("Final-Recipient: rfc822; bob@nomail.test"));
     wait_for(5, "an empty queue", || queue_is_empty(&spool));
@@ -527,16 +297,17 @@ fn a_null_mx_bounces_at_once() {
 
 #[test]
 fn a_refusing_mx_warns_once_then_bounces_after_the_lifetime() {
-    let dir = data_dir("refused");
+    let tmp = data_dir("refused");
+    let dir = tmp.path();
     let dns = DnsServer::start(mx_zone("dead.test"));
     let closed = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let spool = Spool::open(&dir).unwrap();
+    let spool = Spool::open(dir).unwrap();
     let id = store(&spool, "alice@local.test", &["bob@dead.test"]);
-    let mut config = base_config(&dir, &dns, closed);
+    let mut config = base_config(dir, &dns, closed);
     config.retry.max_lifetime = Duration::from_secs(4);
     config.retry.delay_warning = Some(Duration::from_secs(1));
     let delivery = start(config, &spool, users(&["alice@local.test"]));
@@ -547,10 +318,10 @@ fn a_refusing_mx_warns_once_then_bounces_after_the_lifetime() {
             .is_ok_and(|m| matches!(m.recipients[0].state, RecipientState::Deferred { .. }))
     });
     wait_for(15, "the delay warning and the report", || {
-        maildir_files(&dir, "local.test", "alice").len() == 2
+        maildir_files(dir, "local.test", "alice").len() == 2
     });
     wait_for(5, "an empty queue", || queue_is_empty(&spool));
-    let mut reports: Vec<String> = maildir_files(&dir, "local.test", "alice")
+    let mut reports: Vec<String> = maildir_files(dir, "local.test", "alice")
         .iter()
         .map(|r| text(r))
         .collect();
@@ -568,24 +339,24 @@ fn a_refusing_mx_warns_once_then_bounces_after_the_lifetime() {
 
 #[test]
 fn smarthost_over_starttls_with_auth() {
-    let dir = data_dir("relay");
+    let tmp = data_dir("relay");
+    let dir = tmp.path();
     let dns = DnsServer::start(Zone::new());
-    let (tls, pem) = server_tls(&["127.0.0.1"]);
-    let rx = Receiver::start(Options {
-        tls: Some(tls),
-        auth: true,
-        ..Options::default()
-    });
+    let (tls, pem) = self_signed_tls_and_pem(&["127.0.0.1"]);
+    let rx = MxScript::new()
+        .starttls(tls)
+        .auth("relayuser", "relay-secret")
+        .start();
     let ca = dir.join("relay-ca.pem");
     std::fs::write(&ca, pem).unwrap();
     let password = dir.join("relay-password");
     std::fs::write(&password, "relay-secret\n").unwrap();
-    let spool = Spool::open(&dir).unwrap();
+    let spool = Spool::open(dir).unwrap();
     let id = store(&spool, "alice@local.test", &["bob@far.away.test"]);
     let spooled = spool.read_message(&id).unwrap();
-    let mut config = base_config(&dir, &dns, 1);
+    let mut config = base_config(dir, &dns, 1);
     config.relay_host =
-        Some(config::parse_host_port(&format!("127.0.0.1:{}", rx.addr.port())).unwrap());
+        Some(config::parse_host_port(&format!("127.0.0.1:{}", rx.addr().port())).unwrap());
     config.relay_tls = config::parse_relay_tls("starttls").unwrap();
     config.relay_user = Some("relayuser".into());
     config.relay_password_file = Some(password);
@@ -596,23 +367,25 @@ fn smarthost_over_starttls_with_auth() {
         rx.messages().len() == 1
     });
     assert_eq!(rx.messages()[0], spooled);
-    rx.wait_for_sessions(1);
-    let seen = rx.seen.lock().unwrap();
-    assert_eq!(seen.auth, vec!["\0relayuser\0relay-secret".to_string()]);
-    assert_eq!(seen.tls_sessions, 1);
-    let t = &seen.transcripts[0];
+    let sessions = rx.wait_for_sessions(1);
+    assert_eq!(
+        sessions[0].auth,
+        vec!["\0relayuser\0relay-secret".to_string()]
+    );
+    assert_eq!(sessions.iter().filter(|s| s.tls).count(), 1);
+    let t = sessions[0].text();
     assert!(
         t.starts_with("EHLO out.local.test\r\nSTARTTLS\r\nEHLO"),
         "{t}"
     );
-    drop(seen);
     wait_for(5, "an empty queue", || queue_is_empty(&spool));
     delivery.shutdown();
 }
 
 #[test]
 fn local_delivery_with_an_alias_and_postmaster() {
-    let dir = data_dir("alias");
+    let tmp = data_dir("alias");
+    let dir = tmp.path();
     let dns = DnsServer::start(Zone::new());
     let aliases = dir.join("aliases");
     std::fs::write(
@@ -620,14 +393,14 @@ fn local_delivery_with_an_alias_and_postmaster() {
         "# team\nsales@local.test: carol@local.test, alice@local.test\n",
     )
     .unwrap();
-    let spool = Spool::open(&dir).unwrap();
+    let spool = Spool::open(dir).unwrap();
     let id = store(
         &spool,
         "someone@remote.test",
         &["sales@local.test", "postmaster@local.test"],
     );
     let spooled = spool.read_message(&id).unwrap();
-    let mut config = base_config(&dir, &dns, 1);
+    let mut config = base_config(dir, &dns, 1);
     config.aliases = Some(aliases);
     let delivery = start(
         config,
@@ -636,26 +409,27 @@ fn local_delivery_with_an_alias_and_postmaster() {
     );
     delivery.notify(id);
     wait_for(10, "carol's copy", || {
-        maildir_files(&dir, "local.test", "carol").len() == 1
+        maildir_files(dir, "local.test", "carol").len() == 1
     });
     wait_for(5, "an empty queue", || queue_is_empty(&spool));
     // alice gets one copy through the alias and postmaster@ goes to her
     // too (first user of the domain): delivered once.
-    let alice = maildir_files(&dir, "local.test", "alice");
+    let alice = maildir_files(dir, "local.test", "alice");
     assert_eq!(alice.len(), 1);
     let mut want = b"Return-Path: <someone@remote.test>\r\n".to_vec();
     want.extend_from_slice(&spooled);
     assert_eq!(alice[0], want);
-    assert_eq!(maildir_files(&dir, "local.test", "carol")[0], want);
+    assert_eq!(maildir_files(dir, "local.test", "carol")[0], want);
     delivery.shutdown();
 }
 
 #[test]
 fn a_message_spooled_before_start_is_delivered_once() {
-    let dir = data_dir("restart");
+    let tmp = data_dir("restart");
+    let dir = tmp.path();
     let dns = DnsServer::start(mx_zone("rx.test"));
-    let rx = Receiver::start(Options::default());
-    let spool = Spool::open(&dir).unwrap();
+    let rx = MxScript::new().start();
+    let spool = Spool::open(dir).unwrap();
     store(
         &spool,
         "alice@local.test",
@@ -663,26 +437,26 @@ fn a_message_spooled_before_start_is_delivered_once() {
     );
     drop(spool);
     // As after kill -9: the server restarts on the same data directory.
-    let spool = Spool::open(&dir).unwrap();
+    let spool = Spool::open(dir).unwrap();
     let delivery = start(
-        base_config(&dir, &dns, rx.addr.port()),
+        base_config(dir, &dns, rx.addr().port()),
         &spool,
         users(&["alice@local.test"]),
     );
     wait_for(10, "both deliveries", || {
-        rx.messages().len() == 1 && maildir_files(&dir, "local.test", "alice").len() == 1
+        rx.messages().len() == 1 && maildir_files(dir, "local.test", "alice").len() == 1
     });
     wait_for(5, "an empty queue", || queue_is_empty(&spool));
     delivery.shutdown();
     // A second start finds nothing to do.
     let delivery = start(
-        base_config(&dir, &dns, rx.addr.port()),
+        base_config(dir, &dns, rx.addr().port()),
         &spool,
         users(&["alice@local.test"]),
     );
     std::thread::sleep(Duration::from_millis(1200));
     assert_eq!(rx.messages().len(), 1);
-    assert_eq!(maildir_files(&dir, "local.test", "alice").len(), 1);
+    assert_eq!(maildir_files(dir, "local.test", "alice").len(), 1);
     delivery.shutdown();
 }
 
@@ -697,22 +471,22 @@ fn queue_tool(dir: &Path, args: &[&str]) -> (i32, String) {
 
 #[test]
 fn queue_tools_on_waiting_messages() {
-    let dir = data_dir("tools");
+    let tmp = data_dir("tools");
+    let dir = tmp.path();
     let dns = DnsServer::start(mx_zone("rx.test"));
-    let rx = Receiver::start(Options {
-        rcpt_reply: Box::new(|n| {
+    let rx = MxScript::new()
+        .reply_per_connection("RCPT", |n| {
             if n < 2 {
-                "451 4.7.1 Greylisted, come back later"
+                "451 4.7.1 Greylisted, come back later".into()
             } else {
-                "250 2.1.5 Ok"
+                "250 2.1.5 Ok".into()
             }
-        }),
-        ..Options::default()
-    });
-    let spool = Spool::open(&dir).unwrap();
+        })
+        .start();
+    let spool = Spool::open(dir).unwrap();
     let keep = store(&spool, "alice@local.test", &["bob@rx.test"]);
     let gone = store(&spool, "alice@local.test", &["carol@rx.test"]);
-    let mut config = base_config(&dir, &dns, rx.addr.port());
+    let mut config = base_config(dir, &dns, rx.addr().port());
     config.retry.schedule = Schedule::List(vec![Duration::from_secs(3600)]);
     let delivery = start(config, &spool, users(&["alice@local.test"]));
     delivery.notify(keep.clone());
@@ -725,7 +499,7 @@ fn queue_tools_on_waiting_messages() {
         })
     });
 
-    let (code, out) = queue_tool(&dir, &["list"]);
+    let (code, out) = queue_tool(dir, &["list"]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains(&keep) && out.contains(&gone), "{out}");
     assert!(
@@ -734,7 +508,7 @@ fn queue_tools_on_waiting_messages() {
     );
     assert!(out.contains("from <alice@local.test>"), "{out}");
 
-    let (code, out) = queue_tool(&dir, &["show", &keep]);
+    let (code, out) = queue_tool(dir, &["show", &keep]);
     assert_eq!(code, 0, "{out}");
     assert!(
         out.contains("Subject: hello") && out.contains("Received: "),
@@ -742,26 +516,26 @@ fn queue_tools_on_waiting_messages() {
     );
     assert!(!out.contains("line two"), "headers only: {out}");
 
-    let (code, out) = queue_tool(&dir, &["delete", &gone]);
+    let (code, out) = queue_tool(dir, &["delete", &gone]);
     assert_eq!(code, 0, "{out}");
-    assert_eq!(queue_tool(&dir, &["show", &gone]).0, 1);
-    assert_eq!(queue_tool(&dir, &["delete", &gone]).0, 1);
-    assert_eq!(queue_tool(&dir, &["frobnicate"]).0, 2);
+    assert_eq!(queue_tool(dir, &["show", &gone]).0, 1);
+    assert_eq!(queue_tool(dir, &["delete", &gone]).0, 1);
+    assert_eq!(queue_tool(dir, &["frobnicate"]).0, 2);
 
-    let (code, out) = queue_tool(&dir, &["flush"]);
+    let (code, out) = queue_tool(dir, &["flush"]);
     assert_eq!(code, 0, "{out}");
     wait_for(10, "the flushed message", || rx.messages().len() == 1);
     wait_for(5, "an empty queue", || queue_is_empty(&spool));
     wait_for(3, "the flush request to be consumed", || {
         !spool.dir().join("flush").exists()
     });
-    let (code, out) = queue_tool(&dir, &["list"]);
+    let (code, out) = queue_tool(dir, &["list"]);
     assert_eq!((code, out.trim()), (0, "the queue is empty"));
     assert_eq!(
         rx.messages().len(),
         1,
         "{:?}",
-        rx.seen.lock().unwrap().transcripts
+        rx.sessions().iter().map(|s| s.text()).collect::<Vec<_>>()
     );
     assert!(text(&rx.messages()[0]).contains("To: bob@rx.test"));
     delivery.shutdown();
@@ -769,10 +543,11 @@ fn queue_tools_on_waiting_messages() {
 
 #[test]
 fn notify_success_reports_relayed_for_a_next_hop_without_dsn_and_delivered_for_maildir() {
-    let dir = data_dir("success");
+    let tmp = data_dir("success");
+    let dir = tmp.path();
     let dns = DnsServer::start(mx_zone("rx.test"));
-    let rx = Receiver::start(Options::default());
-    let spool = Spool::open(&dir).unwrap();
+    let rx = MxScript::new().start();
+    let spool = Spool::open(dir).unwrap();
     let mut new = message("alice@local.test", &["bob@rx.test", "carol@local.test"]);
     for rcpt in &mut new.envelope.recipients {
         rcpt.notify = Some(Notify {
@@ -783,16 +558,16 @@ fn notify_success_reports_relayed_for_a_next_hop_without_dsn_and_delivered_for_m
     }
     let id = spool.store(&new).unwrap();
     let delivery = start(
-        base_config(&dir, &dns, rx.addr.port()),
+        base_config(dir, &dns, rx.addr().port()),
         &spool,
         users(&["alice@local.test", "carol@local.test"]),
     );
     delivery.notify(id);
     wait_for(10, "the success report", || {
-        maildir_files(&dir, "local.test", "alice").len() == 1
+        maildir_files(dir, "local.test", "alice").len() == 1
     });
     wait_for(5, "an empty queue", || queue_is_empty(&spool));
-    let report = text(&maildir_files(&dir, "local.test", "alice")[0]);
+    let report = text(&maildir_files(dir, "local.test", "alice")[0]);
     assert!(
         report.contains("Subject: Successful Mail Delivery Report"),
         "{report}"
@@ -807,6 +582,6 @@ fn notify_success_reports_relayed_for_a_next_hop_without_dsn_and_delivered_for_m
         report.contains("Final-Recipient: rfc822; carol@local.test\r\nAction: delivered\r\n"),
         "{report}"
     );
-    assert_eq!(maildir_files(&dir, "local.test", "carol").len(), 1);
+    assert_eq!(maildir_files(dir, "local.test", "carol").len(), 1);
     delivery.shutdown();
 }

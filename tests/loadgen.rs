@@ -8,7 +8,8 @@ mod support;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use outpost::loadgen::{self, Options, Parsed};
+use outpost::cli::bench::{self, Parsed};
+use outpost::loadgen::{self, LoadgenError, Options, Summary};
 use support::fake_mx::{self_signed_tls, FakeMx, MxScript, MxSession};
 
 /// A receiver offering 8BITMIME, and PIPELINING when `pipelining`.
@@ -25,9 +26,14 @@ fn sessions(sink: &FakeMx) -> Vec<MxSession> {
     sink.wait_for_sessions(sink.connections())
 }
 
+/// Runs the load, each session error shown on stderr.
+fn run(o: &Options) -> Result<Summary, LoadgenError> {
+    loadgen::run(o, |session, e| eprintln!("session {session}: {e}"))
+}
+
 fn opts(args: &str) -> Options {
     let args: Vec<String> = args.split_whitespace().map(String::from).collect();
-    match loadgen::options::parse(&args).unwrap() {
+    match bench::parse(&args).unwrap() {
         Parsed::Run(o) => *o,
         Parsed::Help(_) => panic!("help"),
     }
@@ -61,7 +67,7 @@ fn reuse_sends_every_message_over_few_connections() {
         "--server {} --sessions 3 --messages 5 --size 4K --duration-limit 20",
         sink.addr()
     ));
-    let summary = loadgen::run_with(&o).unwrap();
+    let summary = run(&o).unwrap();
     assert_eq!(
         (summary.sent, summary.failed, summary.not_attempted),
         (15, 0, 0)
@@ -85,7 +91,7 @@ fn no_reuse_opens_a_connection_per_message_and_pipelines() {
         "--server {} --sessions 2 --messages 4 --size 1K --recipients 3 --no-reuse --pipelining",
         sink.addr()
     ));
-    let summary = loadgen::run_with(&o).unwrap();
+    let summary = run(&o).unwrap();
     assert_eq!(summary.sent, 8);
     assert_eq!(sizes(&sink), vec![1024; 8]);
     assert_eq!(sink.connections(), 8);
@@ -101,7 +107,7 @@ fn pipelining_only_when_offered() {
         "--server {} --sessions 1 --messages 3 --pipelining",
         sink.addr()
     ));
-    let summary = loadgen::run_with(&o).unwrap();
+    let summary = run(&o).unwrap();
     assert_eq!((summary.sent, summary.pipelined_connections), (3, 0));
     assert!(!saw_pipelined_group(&sink));
     no_sink_errors(&sink);
@@ -119,16 +125,16 @@ fn starttls_and_auth() {
     );
 
     // The self-signed certificate is refused without --insecure.
-    let refused = loadgen::run_with(&opts(&format!("{base} --auth bob:pa:ss"))).unwrap();
+    let refused = run(&opts(&format!("{base} --auth bob:pa:ss"))).unwrap();
     assert_eq!(refused.sent, 0);
     assert!(refused.connection_errors > 0);
 
     // A wrong password is an SMTP error reply, counted, not a crash.
-    let wrong = loadgen::run_with(&opts(&format!("{base} --insecure --auth bob:nope"))).unwrap();
+    let wrong = run(&opts(&format!("{base} --insecure --auth bob:nope"))).unwrap();
     assert_eq!(wrong.sent, 0);
     assert!(wrong.error_replies > 0);
 
-    let ok = loadgen::run_with(&opts(&format!(
+    let ok = run(&opts(&format!(
         "{base} --insecure --auth bob:pa:ss --pipelining"
     )))
     .unwrap();
@@ -148,7 +154,7 @@ fn rejected_recipients_are_counted_and_the_run_goes_on() {
             "--server {} --sessions 2 --messages 3 {pipelining}",
             sink.addr()
         ));
-        let summary = loadgen::run_with(&o).unwrap();
+        let summary = run(&o).unwrap();
         assert_eq!((summary.sent, summary.failed), (0, 6), "{pipelining}");
         assert!(summary.error_replies >= 6);
         // One connection per session: a rejection is followed by RSET, not a reconnect.
@@ -168,7 +174,7 @@ fn no_server_ends_quickly() {
     let o = opts(&format!(
         "--server 127.0.0.1:{port} --sessions 2 --messages 1000"
     ));
-    let summary = loadgen::run_with(&o).unwrap();
+    let summary = run(&o).unwrap();
     assert_eq!(summary.sent, 0);
     assert_eq!(summary.not_attempted, 2000);
     assert!(started.elapsed() < Duration::from_secs(10));
@@ -176,11 +182,11 @@ fn no_server_ends_quickly() {
 
 #[test]
 fn run_refuses_other_machines() {
-    let args: Vec<String> = ["--server", "198.51.100.7:25"]
+    let args: Vec<String> = ["outpost", "bench", "--server", "198.51.100.7:25"]
         .iter()
         .map(|s| s.to_string())
         .collect();
-    assert_eq!(loadgen::run(&args), 2);
+    assert_eq!(outpost::cli::main_with_args(args), 2);
 }
 
 #[test]
@@ -192,7 +198,7 @@ fn duration_limit_stops_a_silent_server() {
     let o = opts(&format!(
         "--server {addr} --sessions 2 --messages 5 --duration-limit 1"
     ));
-    let summary = loadgen::run_with(&o).unwrap();
+    let summary = run(&o).unwrap();
     assert_eq!(summary.sent, 0);
     assert!(
         started.elapsed() < Duration::from_secs(5),

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::directory::{users_file_line, UserTable};
+use crate::test_fixtures::TempDir;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -221,9 +222,8 @@ fn verified_credentials_are_cached() {
 
 #[test]
 fn logins_follow_a_reloaded_users_file() {
-    let dir = std::env::temp_dir().join(format!("outpost-auth-reload-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("users");
+    let dir = TempDir::new("auth-reload");
+    let path = dir.path().join("users");
     std::fs::write(
         &path,
         format!("# test\n{}\n", users_file_line("a@example.org", "pw")),
@@ -249,7 +249,6 @@ fn logins_follow_a_reloaded_users_file() {
         check(&auth, "192.0.2.2", "b@example.org", "pw2").0,
         AuthResult::Success
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

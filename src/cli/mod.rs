@@ -3,8 +3,11 @@
 //! one more row), and the overview `outpost --help` prints.
 //!
 //! The top of the crate: may import every module, and is the only one that
-//! imports `check` and `loadgen` (their entry points are rows here).
+//! imports `check` and `loadgen` (their command lines are `check` and
+//! `bench` here).
 
+pub mod bench;
+mod check;
 pub mod first_start;
 mod passwd;
 pub mod queue;
@@ -44,13 +47,13 @@ const COMMANDS: &[Command] = &[
         name: "bench",
         synopsis: "[OPTIONS]",
         help: "load generator: N sessions x M messages against a loopback server (`outpost bench --help`)",
-        run: crate::loadgen::run,
+        run: bench::run,
     },
     Command {
         name: "check",
         synopsis: "[HOST:PORT...]",
         help: "diagnose mail ports, certificates, MX records, blocked port 25 (`outpost check --help`)",
-        run: crate::check::run,
+        run: check::run,
     },
 ];
 

@@ -307,6 +307,7 @@ fn delete(spool: &Spool, id: &str, out: &mut dyn Write, err: &mut dyn Write) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_fixtures::TempDir;
 
     #[test]
     fn ages() {
@@ -328,9 +329,9 @@ mod tests {
 
     #[test]
     fn usage_errors() {
-        let dir = std::env::temp_dir().join(format!("outpost-qcli-{}", std::process::id()));
-        std::fs::create_dir_all(dir.join("queue")).unwrap();
-        let d = dir.to_string_lossy().to_string();
+        let dir = TempDir::new("qcli");
+        std::fs::create_dir_all(dir.path().join("queue")).unwrap();
+        let d = dir.path().to_string_lossy().to_string();
         let run = |args: &[&str]| {
             let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
             let (mut out, mut err) = (Vec::new(), Vec::new());
@@ -343,6 +344,5 @@ mod tests {
         assert_eq!(run(&["--data-dir", &d, "show", "0000000000000000"]), 1);
         assert_eq!(run(&["--data-dir", &d, "delete", "../../etc/passwd"]), 1);
         assert_eq!(run(&["list", "--data-dir", "/nonexistent/outpost"]), 1);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -303,6 +303,7 @@ fn is_address(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_fixtures::TempDir;
 
     fn local() -> Vec<String> {
         vec!["example.org".into(), "other.org".into()]
@@ -408,9 +409,8 @@ sales@example.org: <dave@example.org>
 
     #[test]
     fn reload_takes_a_good_file_and_keeps_the_old_table_on_a_bad_one() {
-        let dir = std::env::temp_dir().join(format!("outpost-aliases-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("aliases");
+        let dir = TempDir::new("aliases");
+        let file = dir.path().join("aliases");
         std::fs::write(&file, "sales@example.org: bob@example.org\n").unwrap();
         let table = AliasTable::load(Some(&file)).unwrap();
         assert!(table.contains("Sales@example.org"));
@@ -424,7 +424,6 @@ sales@example.org: <dave@example.org>
             Err(AliasError::Syntax { line: 1, .. })
         ));
         assert!(table.contains("info@example.org"));
-        std::fs::remove_dir_all(&dir).unwrap();
         let none = AliasTable::load(None).unwrap();
         assert_eq!(none.reload().unwrap(), 0);
         assert!(!none.contains("info@example.org"));

@@ -264,6 +264,7 @@ fn is_plausible_address(address: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_fixtures::TempDir;
 
     const HASH: &str = "$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1";
 
@@ -331,9 +332,8 @@ mod tests {
 
     #[test]
     fn load_and_reload_the_users_file() {
-        let dir = std::env::temp_dir().join(format!("outpost-users-reload-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("users");
+        let dir = TempDir::new("users-reload");
+        let path = dir.path().join("users");
         std::fs::write(&path, format!("# test\na@example.org:{HASH}\n")).unwrap();
         let table = UserTable::load(&path).unwrap();
         assert!(table.user_exists("a@example.org"));
@@ -348,7 +348,7 @@ mod tests {
             Err(UsersError::BadLine { line: 1, .. })
         ));
         assert!(table.user_exists("b@example.org"));
-        std::fs::remove_dir_all(&dir).unwrap();
+        drop(dir);
         assert!(matches!(UserTable::load(&path), Err(UsersError::Io { .. })));
         // A table from a list has nothing to re-read.
         let listed = UserTable::from_list(vec![("c@example.org".into(), HASH.into())]).unwrap();

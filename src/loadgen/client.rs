@@ -5,7 +5,6 @@
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,8 +19,6 @@ use crate::proto::client::Extensions;
 use crate::proto::reply::{Reply, ReplyReader};
 use crate::tls::{ClientStream, ObservingVerifier, VerdictSink};
 
-/// How many error messages are printed before the rest are only counted.
-const MAX_PRINTED_ERRORS: usize = 5;
 /// A session gives up after this many connections in a row fail to open.
 const MAX_CONSECUTIVE_OPEN_FAILURES: usize = 3;
 /// Socket timeouts are recomputed from the deadline at least this often, so a
@@ -30,7 +27,10 @@ const REARM_INTERVAL: Duration = Duration::from_millis(500);
 /// Most TLS handshake round trips before giving up on a peer.
 const MAX_HANDSHAKE_ROUNDS: usize = 32;
 
-/// State shared (read-only, apart from the error counter) by all sessions.
+/// What is told of each session error: the session's number and the error.
+pub(super) type ErrorObserver = dyn Fn(usize, &LoadgenError) + Send + Sync;
+
+/// State shared (read-only) by all sessions.
 pub(super) struct Shared {
     /// The run's options.
     pub opts: Options,
@@ -40,15 +40,13 @@ pub(super) struct Shared {
     pub tls: Option<Arc<ClientConfig>>,
     /// No session starts a new step after this instant.
     pub deadline: Instant,
-    /// Errors printed so far (only the first few are printed).
-    pub errors_printed: AtomicUsize,
+    /// Told of every error with the session's number.
+    pub on_error: Box<ErrorObserver>,
 }
 
 impl Shared {
     fn report(&self, session: usize, err: &LoadgenError) {
-        if self.errors_printed.fetch_add(1, Ordering::Relaxed) < MAX_PRINTED_ERRORS {
-            eprintln!("outpost bench: session {session}: {err}");
-        }
+        (self.on_error)(session, err);
     }
 }
 

@@ -1,16 +1,18 @@
-//! `outpost bench`: the project's own SMTP load generator. It measures what
-//! Postfix's smtp-source cannot: TLS (implicit or STARTTLS), AUTH and
-//! PIPELINING, with per-message latency percentiles.
+//! The project's own SMTP load generator (behind `outpost bench`). It
+//! measures what Postfix's smtp-source cannot: TLS (implicit or STARTTLS),
+//! AUTH and PIPELINING, with per-message latency percentiles.
 //!
 //! Plain threads and blocking sockets, one thread per session: the generator
 //! must be simple enough to trust and cheap enough not to be the bottleneck.
 //! It only ever connects to loopback addresses. Every run is bounded in count
-//! (sessions × messages) and in time (`--duration-limit`).
+//! (sessions × messages) and in time ([`Options::duration_limit`]).
 //!
-//! Owns: option parsing (`options`), the test message (`body`), the SMTP
-//! client sessions (`client`) and the summary. Uses rustls, getopts and
-//! base64; from the crate only `proto` (dot-stuffing, the reply reader, EHLO
-//! extensions), `tls` and `units`.
+//! Owns: what a run is asked to do and the loopback guard (`options`), the
+//! test message (`body`), the SMTP client sessions (`client`) and the
+//! [`Summary`]. The command line (`outpost bench`: parsing, printing, exit
+//! codes) is `cli::bench`, the only user. Uses rustls and base64; from the
+//! crate only `proto` (dot-stuffing, the reply reader, EHLO extensions) and
+//! `tls`.
 
 mod body;
 mod client;
@@ -18,11 +20,10 @@ pub mod options;
 
 use std::fmt;
 use std::io;
-use std::sync::atomic::AtomicUsize;
 use std::sync::{mpsc, Arc, Barrier};
 use std::time::{Duration, Instant};
 
-pub use options::{Options, Parsed, Security, Trust};
+pub use options::{Options, Security, TargetError, Trust};
 
 use crate::proto::reply::{Reply, ReplyError};
 
@@ -33,10 +34,8 @@ const REPORT_GRACE: Duration = Duration::from_secs(5);
 /// Everything that can go wrong in a run.
 #[derive(Debug)]
 pub enum LoadgenError {
-    /// The command line is wrong; the text says how.
-    Usage(String),
-    /// `--server` is not a loopback address.
-    NotLoopback(String),
+    /// The target is not a loopback address with a port.
+    Target(TargetError),
     /// A socket operation failed.
     Io {
         /// What was being done.
@@ -70,8 +69,7 @@ pub enum LoadgenError {
 impl fmt::Display for LoadgenError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            LoadgenError::Usage(why) => write!(f, "{why}"),
-            LoadgenError::NotLoopback(why) => write!(f, "refusing to send load: {why}"),
+            LoadgenError::Target(e) => write!(f, "{e}"),
             LoadgenError::Io { during, source } => write!(f, "{during}: {source}"),
             LoadgenError::Tls(e) => write!(f, "TLS: {e}"),
             LoadgenError::CaFile(e) => write!(f, "CA file: {e}"),
@@ -91,6 +89,7 @@ impl std::error::Error for LoadgenError {
             LoadgenError::Io { source, .. } | LoadgenError::Spawn(source) => Some(source),
             LoadgenError::Tls(e) => Some(e),
             LoadgenError::Reply(e) => Some(e),
+            LoadgenError::Target(e) => Some(e),
             _ => None,
         }
     }
@@ -155,46 +154,15 @@ fn per_sec(amount: f64, elapsed: Duration) -> f64 {
     }
 }
 
-/// Entry point of `outpost bench`: `args` are the arguments after `bench`.
-/// Prints the results; returns the exit code: 0 if every message was accepted,
-/// 1 if some were not, 2 for a usage error or a non-loopback target.
-pub fn run(args: &[String]) -> i32 {
-    let opts = match options::parse(args) {
-        Ok(Parsed::Run(opts)) => opts,
-        Ok(Parsed::Help(text)) => {
-            println!("{text}");
-            return 0;
-        }
-        Err(e) => {
-            eprintln!("outpost bench: {e}");
-            if matches!(e, LoadgenError::Usage(_)) {
-                eprintln!("{}", options::usage());
-            }
-            return 2;
-        }
-    };
-    println!("{}", describe(&opts));
-    match run_with(&opts) {
-        Ok(summary) => {
-            print!("{}", report(&opts, &summary));
-            let complete = summary.sent == (opts.sessions * opts.messages) as u64;
-            if complete {
-                0
-            } else {
-                1
-            }
-        }
-        Err(e) => {
-            eprintln!("outpost bench: {e}");
-            1
-        }
-    }
-}
-
-/// Runs the load with parsed options and returns the merged results.
-pub fn run_with(opts: &Options) -> Result<Summary, LoadgenError> {
+/// Runs the load of `opts` and returns the merged results. Each session's
+/// errors go to `on_error` (with the session's number) as they happen; the
+/// run goes on.
+pub fn run(
+    opts: &Options,
+    on_error: impl Fn(usize, &LoadgenError) + Send + Sync + 'static,
+) -> Result<Summary, LoadgenError> {
     // The loopback guard also holds for callers that build Options by hand.
-    options::loopback_target(&opts.server.to_string())?;
+    options::check_loopback(opts.server).map_err(LoadgenError::Target)?;
     let message = body::message(opts.size, &opts.from, &opts.to);
     let mut wire = Vec::with_capacity(message.len() + message.len() / 16 + 3);
     crate::proto::dot::stuff(&message, &mut wire);
@@ -205,7 +173,7 @@ pub fn run_with(opts: &Options) -> Result<Summary, LoadgenError> {
         wire,
         tls,
         deadline,
-        errors_printed: AtomicUsize::new(0),
+        on_error: Box::new(on_error),
     });
     let (results_tx, results_rx) = mpsc::channel();
     // Sessions start together so the first ones do not run alone for a while.
@@ -295,69 +263,6 @@ fn percentile_ms(sorted_us: &[u64], p: f64) -> f64 {
     sorted_us[index] as f64 / 1000.0
 }
 
-fn describe(opts: &Options) -> String {
-    let security = match opts.security {
-        Security::Plain => "plain",
-        Security::StartTls => "starttls",
-        Security::Implicit => "tls",
-    };
-    format!(
-        "outpost bench: {} sessions={} messages/session={} size={} recipients={} {} security={} auth={} pipelining={} limit={}s",
-        opts.server,
-        opts.sessions,
-        opts.messages,
-        opts.size,
-        opts.recipients,
-        if opts.reuse { "reuse" } else { "no-reuse" },
-        security,
-        if opts.auth.is_some() { "plain" } else { "none" },
-        if opts.pipelining { "if-offered" } else { "no" },
-        opts.duration_limit.as_secs(),
-    )
-}
-
-/// The human-readable report and the one machine-readable `result` line.
-fn report(opts: &Options, s: &Summary) -> String {
-    let l = &s.latency;
-    let secs = s.elapsed.as_secs_f64();
-    let mut out = format!(
-        "messages: {} sent, {} failed, {} not attempted (error replies {}, connection errors {}{})\n\
-         connections: {}, pipelining used on {}\n\
-         elapsed: {secs:.3} s\n\
-         rate: {:.1} msgs/s, {:.2} MB/s\n\
-         latency ms: p50 {:.3} p90 {:.3} p99 {:.3} max {:.3}\n",
-        s.sent,
-        s.failed,
-        s.not_attempted,
-        s.error_replies,
-        s.connection_errors,
-        if s.stuck_sessions > 0 {
-            format!(", {} sessions stuck", s.stuck_sessions)
-        } else {
-            String::new()
-        },
-        s.connections,
-        s.pipelined_connections,
-        s.msgs_per_sec(),
-        s.mb_per_sec(opts.size),
-        l.p50_ms,
-        l.p90_ms,
-        l.p99_ms,
-        l.max_ms,
-    );
-    out.push_str(&format!(
-        "result sessions={} size={} msgs={} secs={secs:.3} msgs_per_s={:.1} mb_per_s={:.2} p50_ms={:.3} p99_ms={:.3}\n",
-        opts.sessions,
-        opts.size,
-        s.sent,
-        s.msgs_per_sec(),
-        s.mb_per_sec(opts.size),
-        l.p50_ms,
-        l.p99_ms,
-    ));
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -377,41 +282,5 @@ mod tests {
         assert_eq!(percentile_ms(&[], 50.0), 0.0);
         assert_eq!(percentile_ms(&[1500], 99.0), 1.5);
         assert_eq!(percentile_ms(&[1000, 2000], 50.0), 1.0);
-    }
-
-    #[test]
-    fn result_line() {
-        let opts = match options::parse(&["--server".into(), "127.0.0.1:25".into()]).unwrap() {
-            Parsed::Run(o) => *o,
-            Parsed::Help(_) => unreachable!(),
-        };
-        let summary = Summary {
-            sent: 2000,
-            failed: 0,
-            not_attempted: 0,
-            error_replies: 0,
-            connection_errors: 0,
-            connections: 16,
-            pipelined_connections: 0,
-            stuck_sessions: 0,
-            elapsed: Duration::from_secs(2),
-            latency: Latency {
-                p50_ms: 1.0,
-                p90_ms: 2.0,
-                p99_ms: 3.0,
-                max_ms: 4.0,
-            },
-        };
-        let text = report(&opts, &summary);
-        assert!(text.contains("2000 sent, 0 failed"));
-        assert!(text.ends_with(
-            "result sessions=16 size=1024 msgs=2000 secs=2.000 msgs_per_s=1000.0 mb_per_s=1.02 p50_ms=1.000 p99_ms=3.000\n"
-        ));
-    }
-
-    #[test]
-    fn refuses_non_loopback_with_exit_2() {
-        assert_eq!(run(&["--server".into(), "192.0.2.1:25".into()]), 2);
-        assert_eq!(run(&["--sessions".into(), "3".into()]), 2);
     }
 }

@@ -97,6 +97,13 @@ impl Reply {
         }
     }
 
+    /// The text on one line, as [`Reply`]'s `Display` writes it after the
+    /// codes: the lines trimmed and joined by spaces, CR and LF inside them
+    /// made spaces (as in [`Reply::render`]).
+    pub fn text_line(&self) -> TextLine<'_> {
+        TextLine(self)
+    }
+
     /// Reads the reply at the start of `input`.
     ///
     /// A reply is one or more lines of a three-digit code (200 to 599),
@@ -125,8 +132,17 @@ impl fmt::Display for Reply {
         if let Some(enhanced) = self.enhanced {
             write!(f, " {enhanced}")?;
         }
-        f.write_str(" ")?;
-        for (i, line) in self.lines.iter().enumerate() {
+        write!(f, " {}", self.text_line())
+    }
+}
+
+/// A reply's text on one line; see [`Reply::text_line`].
+#[derive(Debug, Clone, Copy)]
+pub struct TextLine<'a>(&'a Reply);
+
+impl fmt::Display for TextLine<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, line) in self.0.lines.iter().enumerate() {
             if i > 0 {
                 f.write_str(" ")?;
             }

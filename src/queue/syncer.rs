@@ -77,18 +77,17 @@ impl Syncer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_fixtures::TempDir;
 
     #[test]
     fn syncs_every_file_and_reports_in_order() {
-        let dir = std::env::temp_dir().join(format!("outpost-syncer-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = TempDir::new("syncer");
         let files: Vec<Arc<File>> = (0..40)
-            .map(|i| Arc::new(File::create(dir.join(format!("f{i}"))).unwrap()))
+            .map(|i| Arc::new(File::create(dir.path().join(format!("f{i}"))).unwrap()))
             .collect();
         let syncer = Syncer::start().unwrap();
         let results = syncer.sync_all(&files);
         assert_eq!(results.len(), 40);
         assert!(results.iter().all(Result::is_ok));
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -1,6 +1,6 @@
 //! `FakeMx`: a scripted receiving SMTP server on 127.0.0.1 port 0 for tests
-//! of the outbound side (delivery transport, `outpost bench`, `outpost
-//! check`). Each connection is served on its own thread: a greeting, an EHLO
+//! of the outbound side (delivery transport, the queue manager, `outpost
+//! bench`, `outpost check`). Each connection is served on its own thread: a greeting, an EHLO
 //! reply built from the offered extensions, optional STARTTLS (rustls) and
 //! AUTH PLAIN, a scripted reply per command, and a record of what the client
 //! sent. Replies are the same for every client unless the script says
@@ -242,19 +242,25 @@ impl Drop for FakeMx {
 /// A self-signed certificate for `names` as a rustls server configuration
 /// (ring provider), for [`MxScript::starttls`].
 pub fn self_signed_tls(names: &[&str]) -> Arc<ServerConfig> {
+    self_signed_tls_and_pem(names).0
+}
+
+/// Like [`self_signed_tls`], also returning the certificate's PEM for a
+/// client that is to trust it.
+pub fn self_signed_tls_and_pem(names: &[&str]) -> (Arc<ServerConfig>, String) {
     let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
     let key = rcgen::generate_simple_self_signed(names).unwrap();
+    let pem = key.cert.pem();
     let cert = key.cert.der().clone();
     let private = rustls::pki_types::PrivateKeyDer::Pkcs8(key.signing_key.serialize_der().into());
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Arc::new(
-        ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(vec![cert], private)
-            .unwrap(),
-    )
+    let config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert], private)
+        .unwrap();
+    (Arc::new(config), pem)
 }
 
 /// The connection, before or after STARTTLS.

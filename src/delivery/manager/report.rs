@@ -28,18 +28,12 @@ pub(crate) fn wants(notify: Option<Notify>, action: Action) -> bool {
 }
 
 /// A client outcome's reply as it is recorded: the code, the enhanced
-/// code and the text lines trimmed and joined by spaces.
+/// code and the text on one line ([`Reply::text_line`]).
 pub(crate) fn remote_reply(reply: &Reply) -> RemoteReply {
-    let text = reply
-        .lines
-        .iter()
-        .map(|l| l.trim())
-        .collect::<Vec<_>>()
-        .join(" ");
     RemoteReply {
         code: reply.code,
         enhanced: reply.enhanced,
-        text,
+        text: reply.text_line().to_string(),
     }
 }
 
@@ -230,6 +224,8 @@ mod tests {
         assert_eq!(remote_reply(&reply).to_string(), "250 2.0.0 Ok: queued");
         let lines = Reply::plain(550, vec![" first ".into(), "second".into()]);
         assert_eq!(remote_reply(&lines).to_string(), "550 first second");
+        let broken = Reply::plain(451, vec!["try\rlater".into()]);
+        assert_eq!(remote_reply(&broken).text, "try later");
         assert_eq!(
             log_line(
                 "ID",

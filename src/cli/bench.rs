@@ -1,0 +1,557 @@
+//! `outpost bench`: the command line of the load generator in
+//! [`crate::loadgen`]: options, usage text, the printed description,
+//! session errors and results, and the exit code.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use crate::loadgen::options::{
+    loopback_target, MAX_MESSAGES, MAX_RECIPIENTS, MAX_SESSIONS, MAX_SIZE, MIN_SIZE,
+};
+use crate::loadgen::{self, Options, Security, Summary, TargetError, Trust};
+
+/// Default number of concurrent sessions (the same as the anchors' smtp-source runs).
+const DEFAULT_SESSIONS: usize = 16;
+/// Default number of messages each session sends.
+const DEFAULT_MESSAGES: usize = 100;
+/// Default message size in bytes.
+const DEFAULT_SIZE: usize = 1024;
+/// Default hard stop for the whole run.
+const DEFAULT_DURATION_LIMIT: Duration = Duration::from_secs(60);
+/// How many session errors are printed before the rest are only counted.
+const MAX_PRINTED_ERRORS: usize = 5;
+/// Exit code when every message was accepted.
+const EXIT_OK: i32 = 0;
+/// Exit code when some messages were not accepted, or the run failed.
+const EXIT_FAILURE: i32 = 1;
+/// Exit code for a usage error or a target that is not loopback.
+const EXIT_USAGE: i32 = 2;
+
+/// Why the command line cannot be run (exit code 2).
+#[derive(Debug)]
+pub enum UsageError {
+    /// The arguments are wrong; the text says how.
+    Arguments(String),
+    /// `--server` is malformed or names no loopback address.
+    Target(TargetError),
+}
+
+impl UsageError {
+    /// The usage text helps: anything but a refused target.
+    fn wants_usage(&self) -> bool {
+        match self {
+            UsageError::Arguments(_) => true,
+            UsageError::Target(e) => !e.is_refusal(),
+        }
+    }
+}
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UsageError::Arguments(why) => write!(f, "{why}"),
+            UsageError::Target(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// Runs `outpost bench` with the arguments after `bench`: prints the
+/// results; returns 0 if every message was accepted, 1 if some were not,
+/// 2 for a usage error or a non-loopback target.
+pub(super) fn run(args: &[String]) -> i32 {
+    let opts = match parse(args) {
+        Ok(Parsed::Run(opts)) => opts,
+        Ok(Parsed::Help(text)) => {
+            println!("{text}");
+            return EXIT_OK;
+        }
+        Err(e) => {
+            eprintln!("outpost bench: {e}");
+            if e.wants_usage() {
+                eprintln!("{}", usage());
+            }
+            return EXIT_USAGE;
+        }
+    };
+    println!("{}", describe(&opts));
+    let printed = AtomicUsize::new(0);
+    let print_error = move |session: usize, err: &loadgen::LoadgenError| {
+        if printed.fetch_add(1, Ordering::Relaxed) < MAX_PRINTED_ERRORS {
+            eprintln!("outpost bench: session {session}: {err}");
+        }
+    };
+    match loadgen::run(&opts, print_error) {
+        Ok(summary) => {
+            print!("{}", report(&opts, &summary));
+            let complete = summary.sent == (opts.sessions * opts.messages) as u64;
+            if complete {
+                EXIT_OK
+            } else {
+                EXIT_FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("outpost bench: {e}");
+            EXIT_FAILURE
+        }
+    }
+}
+
+/// Result of parsing: either options to run with, or a request for help.
+#[derive(Debug)]
+pub enum Parsed {
+    /// Run with these options.
+    Run(Box<Options>),
+    /// `--help` was given; print this usage text.
+    Help(String),
+}
+
+fn spec() -> getopts::Options {
+    let mut o = getopts::Options::new();
+    o.optopt(
+        "",
+        "server",
+        "target, loopback only (required)",
+        "HOST:PORT",
+    );
+    o.optopt("", "sessions", "concurrent connections (16)", "N");
+    o.optopt("", "messages", "messages per session (100)", "M");
+    o.optopt(
+        "",
+        "size",
+        "message size, e.g. 1024, 1K, 64K, 10M (1K)",
+        "S",
+    );
+    o.optopt("", "recipients", "recipients per message (1)", "R");
+    o.optopt("", "from", "reverse path (bench@example.com)", "ADDR");
+    o.optopt("", "to", "recipient (rcpt@example.net)", "ADDR");
+    o.optflag(
+        "",
+        "pipelining",
+        "send MAIL/RCPT/DATA in one write if offered",
+    );
+    o.optflag("", "starttls", "upgrade with STARTTLS");
+    o.optflag("", "tls", "implicit TLS (port 465 style)");
+    o.optopt("", "auth", "AUTH PLAIN with these credentials", "USER:PASS");
+    o.optflag("", "insecure", "accept any server certificate");
+    o.optopt(
+        "",
+        "ca",
+        "trust only the certificates in this PEM file",
+        "FILE",
+    );
+    o.optopt(
+        "",
+        "duration-limit",
+        "hard stop, e.g. 60, 60s, 2m (60s)",
+        "T",
+    );
+    o.optflag("", "reuse", "many messages per connection (default)");
+    o.optflag("", "no-reuse", "one connection per message");
+    o.optopt("", "helo", "EHLO name (bench.client)", "NAME");
+    o.optflag("h", "help", "print this help");
+    o
+}
+
+/// Usage text for `outpost bench`.
+fn usage() -> String {
+    spec().usage("Usage: outpost bench --server 127.0.0.1:PORT [options]")
+}
+
+/// Parses the arguments after `bench` (no program name).
+pub fn parse(args: &[String]) -> Result<Parsed, UsageError> {
+    let m = spec()
+        .parse(args)
+        .map_err(|e| UsageError::Arguments(e.to_string()))?;
+    if m.opt_present("help") {
+        return Ok(Parsed::Help(usage()));
+    }
+    if let Some(extra) = m.free.first() {
+        return Err(UsageError::Arguments(format!(
+            "unexpected argument '{extra}'"
+        )));
+    }
+    let server = match m.opt_str("server") {
+        Some(s) => loopback_target(&s).map_err(UsageError::Target)?,
+        None => {
+            return Err(UsageError::Arguments(
+                "--server HOST:PORT is required".into(),
+            ))
+        }
+    };
+    let count = |name: &str, default: usize, max: usize| -> Result<usize, UsageError> {
+        match m.opt_str(name) {
+            None => Ok(default),
+            Some(v) => match v.parse::<usize>() {
+                Ok(n) if (1..=max).contains(&n) => Ok(n),
+                _ => Err(UsageError::Arguments(format!(
+                    "--{name} wants a number from 1 to {max}, got '{v}'"
+                ))),
+            },
+        }
+    };
+    let sessions = count("sessions", DEFAULT_SESSIONS, MAX_SESSIONS)?;
+    let messages = count("messages", DEFAULT_MESSAGES, MAX_MESSAGES)?;
+    let recipients = count("recipients", 1, MAX_RECIPIENTS)?;
+    let size = match m.opt_str("size") {
+        None => DEFAULT_SIZE,
+        Some(v) => parse_size(&v)?,
+    };
+    let duration_limit = match m.opt_str("duration-limit") {
+        None => DEFAULT_DURATION_LIMIT,
+        Some(v) => parse_duration(&v)?,
+    };
+    let from = m
+        .opt_str("from")
+        .unwrap_or_else(|| "bench@example.com".into());
+    let to = m.opt_str("to").unwrap_or_else(|| "rcpt@example.net".into());
+    for (name, addr) in [("from", &from), ("to", &to)] {
+        check_address(name, addr)?;
+    }
+    let security = match (m.opt_present("starttls"), m.opt_present("tls")) {
+        (false, false) => Security::Plain,
+        (true, false) => Security::StartTls,
+        (false, true) => Security::Implicit,
+        (true, true) => {
+            return Err(UsageError::Arguments(
+                "--starttls and --tls exclude each other".into(),
+            ))
+        }
+    };
+    let trust = match (m.opt_present("insecure"), m.opt_str("ca")) {
+        (true, Some(_)) => {
+            return Err(UsageError::Arguments(
+                "--insecure and --ca exclude each other".into(),
+            ))
+        }
+        (true, None) => Trust::Any,
+        (false, Some(path)) => Trust::CaFile(PathBuf::from(path)),
+        (false, None) => Trust::WebPkiRoots,
+    };
+    let auth = match m.opt_str("auth") {
+        None => None,
+        Some(v) => match v.split_once(':') {
+            Some((user, pass)) if !user.is_empty() => Some((user.to_string(), pass.to_string())),
+            _ => return Err(UsageError::Arguments("--auth wants USER:PASS".into())),
+        },
+    };
+    let reuse = match (m.opt_present("reuse"), m.opt_present("no-reuse")) {
+        (true, true) => {
+            return Err(UsageError::Arguments(
+                "--reuse and --no-reuse exclude each other".into(),
+            ))
+        }
+        (_, no_reuse) => !no_reuse,
+    };
+    let helo = m.opt_str("helo").unwrap_or_else(|| "bench.client".into());
+    if helo.is_empty() || helo.bytes().any(|b| b <= b' ' || b >= 0x7f) {
+        return Err(UsageError::Arguments(format!("bad --helo name '{helo}'")));
+    }
+    Ok(Parsed::Run(Box::new(Options {
+        server,
+        sessions,
+        messages,
+        size,
+        recipients,
+        from,
+        to,
+        pipelining: m.opt_present("pipelining"),
+        security,
+        trust,
+        auth,
+        duration_limit,
+        reuse,
+        helo,
+    })))
+}
+
+/// Parses a size: plain bytes, or with a K/M suffix (powers of 1024; `KiB`/`MiB` too).
+fn parse_size(s: &str) -> Result<usize, UsageError> {
+    match crate::units::parse_size(s) {
+        Ok(size) if (MIN_SIZE..=MAX_SIZE).contains(&size) => Ok(size),
+        _ => Err(UsageError::Arguments(format!(
+            "--size wants bytes from {MIN_SIZE} to {MAX_SIZE}, e.g. 1024, 1K, 64K, 10M; got '{s}'"
+        ))),
+    }
+}
+
+/// Parses `--duration-limit`: e.g. `60`, `60s`, `2m` (1 s to 24 h).
+fn parse_duration(s: &str) -> Result<Duration, UsageError> {
+    match crate::units::parse_duration(s) {
+        Ok(d) if (Duration::from_secs(1)..=Duration::from_secs(24 * 3600)).contains(&d) => Ok(d),
+        _ => Err(UsageError::Arguments(format!(
+            "--duration-limit wants e.g. 60, 60s or 2m (1 s to 24 h); got '{s}'"
+        ))),
+    }
+}
+
+/// A mailbox for MAIL/RCPT: something@something, nothing that could break the
+/// command line (RFC 5321 §4.1.2 forbids spaces and controls in a path).
+fn check_address(name: &str, addr: &str) -> Result<(), UsageError> {
+    let ok = addr
+        .split_once('@')
+        .is_some_and(|(l, d)| !l.is_empty() && !d.is_empty())
+        && addr
+            .bytes()
+            .all(|b| b > b' ' && b < 0x7f && b != b'<' && b != b'>');
+    if ok {
+        Ok(())
+    } else {
+        Err(UsageError::Arguments(format!(
+            "--{name} wants an address like user@example.com, got '{addr}'"
+        )))
+    }
+}
+
+/// The line printed before the run: the target and every setting.
+fn describe(opts: &Options) -> String {
+    let security = match opts.security {
+        Security::Plain => "plain",
+        Security::StartTls => "starttls",
+        Security::Implicit => "tls",
+    };
+    format!(
+        "outpost bench: {} sessions={} messages/session={} size={} recipients={} {} security={} auth={} pipelining={} limit={}s",
+        opts.server,
+        opts.sessions,
+        opts.messages,
+        opts.size,
+        opts.recipients,
+        if opts.reuse { "reuse" } else { "no-reuse" },
+        security,
+        if opts.auth.is_some() { "plain" } else { "none" },
+        if opts.pipelining { "if-offered" } else { "no" },
+        opts.duration_limit.as_secs(),
+    )
+}
+
+/// The human-readable report and the one machine-readable `result` line.
+fn report(opts: &Options, s: &Summary) -> String {
+    let l = &s.latency;
+    let secs = s.elapsed.as_secs_f64();
+    let mut out = format!(
+        "messages: {} sent, {} failed, {} not attempted (error replies {}, connection errors {}{})\n\
+         connections: {}, pipelining used on {}\n\
+         elapsed: {secs:.3} s\n\
+         rate: {:.1} msgs/s, {:.2} MB/s\n\
+         latency ms: p50 {:.3} p90 {:.3} p99 {:.3} max {:.3}\n",
+        s.sent,
+        s.failed,
+        s.not_attempted,
+        s.error_replies,
+        s.connection_errors,
+        if s.stuck_sessions > 0 {
+            format!(", {} sessions stuck", s.stuck_sessions)
+        } else {
+            String::new()
+        },
+        s.connections,
+        s.pipelined_connections,
+        s.msgs_per_sec(),
+        s.mb_per_sec(opts.size),
+        l.p50_ms,
+        l.p90_ms,
+        l.p99_ms,
+        l.max_ms,
+    );
+    out.push_str(&format!(
+        "result sessions={} size={} msgs={} secs={secs:.3} msgs_per_s={:.1} mb_per_s={:.2} p50_ms={:.3} p99_ms={:.3}\n",
+        opts.sessions,
+        opts.size,
+        s.sent,
+        s.msgs_per_sec(),
+        s.mb_per_sec(opts.size),
+        l.p50_ms,
+        l.p99_ms,
+    ));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::loadgen::Latency;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    fn run_opts(s: &str) -> Options {
+        match parse(&args(s)).unwrap() {
+            Parsed::Run(o) => *o,
+            Parsed::Help(_) => panic!("help for {s}"),
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        let o = run_opts("--server 127.0.0.1:2525");
+        assert_eq!(o.server, "127.0.0.1:2525".parse().unwrap());
+        assert_eq!(o.sessions, 16);
+        assert_eq!(o.messages, 100);
+        assert_eq!(o.size, 1024);
+        assert_eq!(o.recipients, 1);
+        assert_eq!(o.from, "bench@example.com");
+        assert_eq!(o.to, "rcpt@example.net");
+        assert!(!o.pipelining);
+        assert_eq!(o.security, Security::Plain);
+        assert_eq!(o.trust, Trust::WebPkiRoots);
+        assert_eq!(o.auth, None);
+        assert_eq!(o.duration_limit, Duration::from_secs(60));
+        assert!(o.reuse);
+    }
+
+    #[test]
+    fn everything_set() {
+        let o = run_opts(
+            "--server [::1]:587 --sessions 4 --messages 7 --size 64K --recipients 3 \
+             --from a@b.c --to d@e.f --pipelining --starttls --auth bob:s3:cret \
+             --insecure --duration-limit 2m --no-reuse --helo me.test",
+        );
+        assert_eq!(o.server, "[::1]:587".parse().unwrap());
+        assert_eq!(
+            (o.sessions, o.messages, o.size, o.recipients),
+            (4, 7, 65536, 3)
+        );
+        assert_eq!((o.from.as_str(), o.to.as_str()), ("a@b.c", "d@e.f"));
+        assert!(o.pipelining);
+        assert_eq!(o.security, Security::StartTls);
+        assert_eq!(o.trust, Trust::Any);
+        // Only the first colon splits: passwords may contain colons.
+        assert_eq!(o.auth, Some(("bob".into(), "s3:cret".into())));
+        assert_eq!(o.duration_limit, Duration::from_secs(120));
+        assert!(!o.reuse);
+        assert_eq!(o.helo, "me.test");
+        assert_eq!(
+            run_opts("--server 127.0.0.1:465 --tls").security,
+            Security::Implicit
+        );
+    }
+
+    #[test]
+    fn help() {
+        assert!(matches!(parse(&args("--help")).unwrap(), Parsed::Help(_)));
+    }
+
+    #[test]
+    fn usage_errors() {
+        for bad in [
+            "",
+            "--server 127.0.0.1:25 --sessions 0",
+            "--server 127.0.0.1:25 --sessions x",
+            "--server 127.0.0.1:25 --messages -1",
+            "--server 127.0.0.1:25 --recipients 101",
+            "--server 127.0.0.1:25 --size 12",
+            "--server 127.0.0.1:25 --size 1G",
+            "--server 127.0.0.1:25 --starttls --tls",
+            "--server 127.0.0.1:25 --insecure --ca x.pem",
+            "--server 127.0.0.1:25 --reuse --no-reuse",
+            "--server 127.0.0.1:25 --auth nopassword",
+            "--server 127.0.0.1:25 --auth :pw",
+            "--server 127.0.0.1:25 --from nobody",
+            "--server 127.0.0.1:25 --to a<b@c",
+            "--server 127.0.0.1:25 --duration-limit 0",
+            "--server 127.0.0.1:25 stray",
+            "--server 127.0.0.1:25 --bogus",
+            "--server 127.0.0.1:0",
+        ] {
+            assert!(
+                matches!(parse(&args(bad)), Err(e) if e.wants_usage()),
+                "accepted: {bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn other_machines_are_refused_without_the_usage_text() {
+        match parse(&args("--server 10.1.1.1:25")) {
+            Err(e @ UsageError::Target(TargetError::NotLoopback(_))) => assert!(!e.wants_usage()),
+            other => panic!("{other:?}"),
+        }
+        match parse(&args("--server localhost:x")) {
+            Err(e @ UsageError::Target(TargetError::BadPort(_))) => assert!(e.wants_usage()),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn sizes() {
+        for (input, want) in [
+            ("1024", Some(1024)),
+            ("1K", Some(1024)),
+            ("1k", Some(1024)),
+            ("64K", Some(65536)),
+            ("64KiB", Some(65536)),
+            ("10M", Some(10 * 1024 * 1024)),
+            ("10MB", Some(10_000_000)),
+            ("256", Some(256)),
+            ("255", None),
+            ("101M", None),
+            ("", None),
+            ("K", None),
+            ("1.5K", None),
+            ("1X", None),
+            ("99999999999999999999K", None),
+        ] {
+            assert_eq!(parse_size(input).ok(), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn durations() {
+        for (input, want) in [
+            ("60", Some(60)),
+            ("5s", Some(5)),
+            ("2m", Some(120)),
+            ("0", None),
+            ("-1", None),
+            ("1h", Some(3600)),
+            ("2d", None),
+            ("s", None),
+            ("86401", None),
+        ] {
+            assert_eq!(
+                parse_duration(input).ok(),
+                want.map(Duration::from_secs),
+                "{input}"
+            );
+        }
+    }
+
+    #[test]
+    fn result_line() {
+        let opts = run_opts("--server 127.0.0.1:25");
+        let summary = Summary {
+            sent: 2000,
+            failed: 0,
+            not_attempted: 0,
+            error_replies: 0,
+            connection_errors: 0,
+            connections: 16,
+            pipelined_connections: 0,
+            stuck_sessions: 0,
+            elapsed: Duration::from_secs(2),
+            latency: Latency {
+                p50_ms: 1.0,
+                p90_ms: 2.0,
+                p99_ms: 3.0,
+                max_ms: 4.0,
+            },
+        };
+        let text = report(&opts, &summary);
+        assert!(text.contains("2000 sent, 0 failed"));
+        assert!(text.ends_with(
+            "result sessions=16 size=1024 msgs=2000 secs=2.000 msgs_per_s=1000.0 mb_per_s=1.02 p50_ms=1.000 p99_ms=3.000\n"
+        ));
+    }
+
+    #[test]
+    fn refuses_non_loopback_with_exit_2() {
+        assert_eq!(run(&args("--server 192.0.2.1:25")), EXIT_USAGE);
+        assert_eq!(run(&args("--sessions 3")), EXIT_USAGE);
+    }
+}

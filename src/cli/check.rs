@@ -1,0 +1,328 @@
+//! `outpost check`: the command line of the mail setup diagnosis in
+//! [`crate::check`]: options, usage text, one printed line (or two, with a
+//! `fix:`) per finding, and the exit code.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::check::{self, CheckError, Level, PortTarget, Request};
+use crate::tls::TlsError;
+
+/// Exit code when every check passed.
+const EXIT_OK: i32 = 0;
+/// Exit code when a check found a problem.
+const EXIT_PROBLEM: i32 = 1;
+/// Exit code for a usage error.
+const EXIT_USAGE: i32 = 2;
+/// `--timeout` when not given.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+enum Parsed {
+    Run(Box<Request>),
+    Help,
+}
+
+/// Why the command line cannot be run (exit code 2).
+#[derive(Debug)]
+enum UsageError {
+    /// getopts refused the arguments (unknown option, missing value …).
+    Options(getopts::Fail),
+    /// `--timeout` is not a duration.
+    Timeout {
+        /// The value given.
+        value: String,
+        /// Why it does not parse.
+        reason: String,
+    },
+    /// `--timeout` is zero.
+    ZeroTimeout,
+    /// `--port` is not a port number (1 to 65535).
+    Port(String),
+    /// `--dns-server` is neither IP nor IP:PORT.
+    DnsServer(String),
+    /// A target is not `HOST:PORT`.
+    Target(String),
+    /// A target's port is not a port number.
+    TargetPort {
+        /// The target as given.
+        target: String,
+        /// Its port part.
+        port: String,
+    },
+    /// Neither a target nor `--dns` nor `--outbound` was given.
+    NothingToCheck,
+    /// The `--ca-file` certificates cannot be used.
+    CaFile(TlsError),
+}
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UsageError::Options(e) => write!(f, "{e}"),
+            UsageError::Timeout { value, reason } => write!(f, "--timeout {value:?}: {reason}"),
+            UsageError::ZeroTimeout => write!(f, "--timeout must be more than zero"),
+            UsageError::Port(value) => write!(f, "--port: {value:?} is not a port number"),
+            UsageError::DnsServer(value) => {
+                write!(f, "--dns-server {value:?}: expected IP or IP:PORT")
+            }
+            UsageError::Target(target) => {
+                write!(
+                    f,
+                    "{target:?}: expected HOST:PORT, e.g. mail.example.com:587"
+                )
+            }
+            UsageError::TargetPort { target, port } => {
+                write!(f, "{target:?}: {port:?} is not a port number")
+            }
+            UsageError::NothingToCheck => write!(
+                f,
+                "nothing to check: give HOST:PORT, --dns DOMAIN or --outbound DOMAIN"
+            ),
+            UsageError::CaFile(e) => write!(f, "--ca-file: {e}"),
+        }
+    }
+}
+
+fn spec() -> getopts::Options {
+    let mut o = getopts::Options::new();
+    o.optopt(
+        "",
+        "timeout",
+        "bound on each connect and reply (10s)",
+        "DURATION",
+    );
+    o.optopt(
+        "",
+        "sni",
+        "certificate name to check (default: the HOST of HOST:PORT)",
+        "NAME",
+    );
+    o.optopt(
+        "",
+        "ca-file",
+        "also trust these CA or self-signed certificates (PEM)",
+        "FILE",
+    );
+    o.optopt(
+        "",
+        "dns",
+        "check the MX and SPF records of DOMAIN",
+        "DOMAIN",
+    );
+    o.optopt(
+        "",
+        "outbound",
+        "check that port 25 of DOMAIN's mail hosts can be reached",
+        "DOMAIN",
+    );
+    o.optopt("", "port", "the port --outbound connects to (25)", "PORT");
+    o.optopt(
+        "",
+        "dns-server",
+        "ask this DNS server (default: /etc/resolv.conf)",
+        "IP[:PORT]",
+    );
+    o.optopt(
+        "",
+        "ehlo",
+        "the name sent with EHLO (default: the system host name)",
+        "NAME",
+    );
+    o.optflag("h", "help", "show this help");
+    o
+}
+
+fn usage() -> String {
+    spec().usage(
+        "Usage: outpost check [OPTIONS] [HOST:PORT...] [--dns DOMAIN] [--outbound DOMAIN]\n\n\
+         Diagnoses mail setup problems and says what to do. For each HOST:PORT: what the\n\
+         port speaks (plaintext SMTP with STARTTLS, or implicit TLS), the certificate and\n\
+         the login methods, and what to choose in a mail client. Each finding is one line\n\
+         starting with ok, warning or error; problems have a `fix:` line.\n\
+         Exit code: 0 all ok, 1 a problem was found, 2 usage error.",
+    )
+}
+
+fn parse(args: &[String]) -> Result<Parsed, UsageError> {
+    let matches = spec().parse(args).map_err(UsageError::Options)?;
+    if matches.opt_present("help") {
+        return Ok(Parsed::Help);
+    }
+    let timeout = match matches.opt_str("timeout") {
+        Some(value) => crate::units::parse_duration(&value)
+            .map_err(|reason| UsageError::Timeout { value, reason })?,
+        None => DEFAULT_TIMEOUT,
+    };
+    if timeout.is_zero() {
+        return Err(UsageError::ZeroTimeout);
+    }
+    let outbound_port = match matches.opt_str("port") {
+        Some(value) => parse_port(&value).ok_or(UsageError::Port(value))?,
+        None => 25,
+    };
+    let dns_server = match matches.opt_str("dns-server") {
+        Some(value) => Some(parse_dns_server(&value)?),
+        None => None,
+    };
+    let request = Request {
+        ports: Vec::new(),
+        dns: matches.opt_str("dns"),
+        outbound: matches.opt_str("outbound"),
+        outbound_port,
+        timeout,
+        sni: matches.opt_str("sni"),
+        ca_file: matches.opt_str("ca-file").map(PathBuf::from),
+        dns_server,
+        ehlo_name: matches
+            .opt_str("ehlo")
+            .unwrap_or_else(crate::config::system_hostname),
+    };
+    if matches.free.is_empty() && request.dns.is_none() && request.outbound.is_none() {
+        return Err(UsageError::NothingToCheck);
+    }
+    let ports = matches
+        .free
+        .iter()
+        .map(|target| port_target(target))
+        .collect::<Result<_, _>>()?;
+    Ok(Parsed::Run(Box::new(Request { ports, ..request })))
+}
+
+/// A port number from 1 to 65535.
+fn parse_port(value: &str) -> Option<u16> {
+    value.parse::<u16>().ok().filter(|&port| port > 0)
+}
+
+fn parse_dns_server(value: &str) -> Result<SocketAddr, UsageError> {
+    if let Ok(addr) = value.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    value
+        .parse::<IpAddr>()
+        .map(|ip| SocketAddr::new(ip, 53))
+        .map_err(|_| UsageError::DnsServer(value.to_string()))
+}
+
+/// Splits `HOST:PORT` (an IPv6 address as `[::1]:587` or `::1:587`) into host and port.
+fn port_target(target: &str) -> Result<PortTarget, UsageError> {
+    let bad = || UsageError::Target(target.to_string());
+    let (host, port) = target.rsplit_once(':').ok_or_else(bad)?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    if host.is_empty() || host.contains(':') && host.parse::<IpAddr>().is_err() {
+        return Err(bad());
+    }
+    let port = parse_port(port).ok_or_else(|| UsageError::TargetPort {
+        target: target.to_string(),
+        port: port.to_string(),
+    })?;
+    Ok(PortTarget {
+        label: target.to_string(),
+        host: host.to_string(),
+        port,
+    })
+}
+
+/// Runs `outpost check` with the arguments after `check`: prints each
+/// finding; returns 0 when all are ok, 1 when one is not, 2 for a usage
+/// error.
+pub(super) fn run(args: &[String]) -> i32 {
+    let request = match parse(args) {
+        Ok(Parsed::Run(request)) => request,
+        Ok(Parsed::Help) => {
+            print!("{}", usage());
+            return EXIT_OK;
+        }
+        Err(e) => {
+            eprintln!("outpost check: {e}\n");
+            eprint!("{}", usage());
+            return EXIT_USAGE;
+        }
+    };
+    let mut problems = false;
+    let checked = check::run(&request, |finding| {
+        problems |= finding.level != Level::Ok;
+        println!("{finding}");
+    });
+    match checked {
+        Ok(()) if problems => EXIT_PROBLEM,
+        Ok(()) => EXIT_OK,
+        Err(CheckError::CaFile(e)) => {
+            eprintln!("outpost check: {}", UsageError::CaFile(e));
+            EXIT_USAGE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn targets_split_into_host_and_port() {
+        let split = |target: &str| port_target(target).ok().map(|t| (t.host, t.port));
+        assert_eq!(
+            split("mail.example:587"),
+            Some(("mail.example".into(), 587))
+        );
+        assert_eq!(split("[::1]:465"), Some(("::1".into(), 465)));
+        assert!(split("mail.example").is_none());
+        assert!(split("mail.example:0").is_none());
+        assert!(split("mail.example:smtp").is_none());
+        assert!(split(":25").is_none());
+        assert!(split("::1:25").is_some());
+        assert!(split("a:b:25").is_none());
+        assert_eq!(port_target("[::1]:465").unwrap().label, "[::1]:465");
+    }
+
+    #[test]
+    fn usage_errors() {
+        assert_eq!(run(&args(&[])), EXIT_USAGE);
+        assert_eq!(run(&args(&["mail.example"])), EXIT_USAGE);
+        assert_eq!(run(&args(&["--timeout", "soon", "a:25"])), EXIT_USAGE);
+        assert_eq!(run(&args(&["--timeout", "0", "a:25"])), EXIT_USAGE);
+        assert_eq!(
+            run(&args(&["--dns-server", "nowhere", "--dns", "a"])),
+            EXIT_USAGE
+        );
+        assert_eq!(run(&args(&["--port", "x", "--outbound", "a"])), EXIT_USAGE);
+        assert_eq!(
+            run(&args(&["--ca-file", "/nonexistent/ca.pem", "a:25"])),
+            EXIT_USAGE
+        );
+        assert_eq!(run(&args(&["--help"])), EXIT_OK);
+    }
+
+    #[test]
+    fn usage_errors_say_which_option_is_wrong() {
+        let error = |list: &[&str]| match parse(&args(list)) {
+            Err(e) => e,
+            Ok(_) => panic!("{list:?} parsed"),
+        };
+        assert!(matches!(
+            error(&["--timeout", "0", "a:25"]),
+            UsageError::ZeroTimeout
+        ));
+        assert!(matches!(error(&[]), UsageError::NothingToCheck));
+        assert_eq!(
+            error(&["--port", "x", "--outbound", "a"]).to_string(),
+            "--port: \"x\" is not a port number"
+        );
+        assert_eq!(
+            error(&["mail.example:smtp"]).to_string(),
+            "\"mail.example:smtp\": \"smtp\" is not a port number"
+        );
+        assert_eq!(
+            error(&["--dns-server", "nowhere", "--dns", "a"]).to_string(),
+            "--dns-server \"nowhere\": expected IP or IP:PORT"
+        );
+    }
+}
