@@ -109,7 +109,7 @@ pub enum ValueError {
     /// A duration or size that does not parse; the reason in words.
     Unit(String),
     /// A delivery setting that does not parse.
-    Delivery(dc::ConfigError),
+    Delivery(dc::SettingError),
     /// A delay warning that does not parse.
     Retry(retry::RetryError),
 }
@@ -275,7 +275,7 @@ impl Config {
 
 /// What `outpost serve` was asked to do.
 #[derive(Debug)]
-pub enum Parsed {
+pub enum ServeArgs {
     /// Run with this configuration.
     Run(Box<Config>),
     /// Print [`usage`] and exit.
@@ -416,12 +416,12 @@ pub fn options_help() -> String {
 }
 
 /// Parses the arguments after `serve` (and the config file they name).
-pub fn parse_args(args: &[String]) -> Result<Parsed, ConfigError> {
+pub fn parse_args(args: &[String]) -> Result<ServeArgs, ConfigError> {
     let matches = getopts_options()
         .parse(args)
         .map_err(ConfigError::CommandLine)?;
     if matches.opt_present("help") {
-        return Ok(Parsed::Help);
+        return Ok(ServeArgs::Help);
     }
     if let Some(extra) = matches.free.first() {
         return Err(ConfigError::UnexpectedArgument(extra.clone()));
@@ -444,7 +444,7 @@ pub fn parse_args(args: &[String]) -> Result<Parsed, ConfigError> {
     for (name, list) in file_values {
         values.entry(name).or_insert(list);
     }
-    build(&values).map(|c| Parsed::Run(Box::new(c)))
+    build(&values).map(|c| ServeArgs::Run(Box::new(c)))
 }
 
 /// Applies `values` (by option name) over the defaults.
@@ -679,8 +679,8 @@ mod tests {
 
     fn run(list: &[&str]) -> Config {
         match parse_args(&args(list)).unwrap() {
-            Parsed::Run(c) => *c,
-            Parsed::Help => panic!("help"),
+            ServeArgs::Run(c) => *c,
+            ServeArgs::Help => panic!("help"),
         }
     }
 
@@ -835,7 +835,7 @@ mod tests {
     fn help_lists_every_option() {
         assert!(matches!(
             parse_args(&args(&["--help"])).unwrap(),
-            Parsed::Help
+            ServeArgs::Help
         ));
         let text = usage();
         for spec in OPTIONS {

@@ -387,7 +387,7 @@ fn auth_equals_line_flag_reaches_the_config() {
         .map(|s| s.to_string())
         .collect();
     match outpost::config::parse_args(&args).unwrap() {
-        outpost::config::Parsed::Run(config) => assert!(config.auth_equals_line),
+        outpost::config::ServeArgs::Run(config) => assert!(config.auth_equals_line),
         other => panic!("{other:?}"),
     }
 }

@@ -8,7 +8,7 @@ mod support;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use outpost::cli::bench::{self, Parsed};
+use outpost::cli::bench::{self, BenchArgs};
 use outpost::loadgen::{self, LoadgenError, Options, Summary};
 use support::fake_mx::{self_signed_tls, FakeMx, MxScript, MxSession};
 
@@ -34,8 +34,8 @@ fn run(o: &Options) -> Result<Summary, LoadgenError> {
 fn opts(args: &str) -> Options {
     let args: Vec<String> = args.split_whitespace().map(String::from).collect();
     match bench::parse(&args).unwrap() {
-        Parsed::Run(o) => *o,
-        Parsed::Help(_) => panic!("help"),
+        BenchArgs::Run(o) => *o,
+        BenchArgs::Help(_) => panic!("help"),
     }
 }
 

@@ -10,8 +10,8 @@
 //! - the parts are text/plain, message/delivery-status, and
 //!   text/rfc822-headers or (RET=FULL) message/rfc822;
 //! - the delivery-status part has the per-message fields, then one group
-//!   per recipient with exactly one Final-Recipient, Action and Status, the
-//!   Action and Status those of the recipient;
+//!   per recipient with exactly one Final-Recipient, ReportAction and Status, the
+//!   ReportAction and Status those of the recipient;
 //! - built again with the first build's delimiter lines planted in the
 //!   original and in a diagnostic, the boundary changes and all of the
 //!   above still holds (boundaries never collide).
@@ -24,7 +24,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use outpost::proto::command::Ret;
-use outpost::proto::dsn::{build, Action, DsnInput, DsnRecipient, MAX_LINE};
+use outpost::proto::dsn::{build, DsnInput, DsnRecipient, ReportAction, MAX_LINE};
 use outpost::proto::reply::Enhanced;
 
 #[path = "common/mod.rs"]
@@ -199,10 +199,10 @@ fn check(msg: &[u8], input: &DsnInput<'_>) -> String {
             );
         }
         let action = match r.action {
-            Action::Failed => "failed",
-            Action::Delayed => "delayed",
-            Action::Delivered => "delivered",
-            Action::Relayed => "relayed",
+            ReportAction::Failed => "failed",
+            ReportAction::Delayed => "delayed",
+            ReportAction::Delivered => "delivered",
+            ReportAction::Relayed => "relayed",
         };
         assert_eq!(field(&fields, "action"), Some(action));
         let Enhanced(c, s, d) = r.status;
@@ -237,10 +237,10 @@ fuzz_target!(|data: &[u8]| {
     let recipients: Vec<DsnRecipient> = (0..count)
         .map(|i| {
             let action = match (flags >> (i % 4)) & 3 {
-                0 => Action::Failed,
-                1 => Action::Delayed,
-                2 => Action::Delivered,
-                _ => Action::Relayed,
+                0 => ReportAction::Failed,
+                1 => ReportAction::Delayed,
+                2 => ReportAction::Delivered,
+                _ => ReportAction::Relayed,
             };
             DsnRecipient {
                 final_recipient: if i == 0 {
@@ -251,7 +251,7 @@ fuzz_target!(|data: &[u8]| {
                 original_recipient: (flags & 0x40 != 0).then(|| orcpt.clone()),
                 action,
                 status: Enhanced(
-                    if action == Action::Delivered {
+                    if action == ReportAction::Delivered {
                         2
                     } else {
                         4 + (i as u8 & 1)

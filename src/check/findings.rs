@@ -419,7 +419,7 @@ pub fn spf_findings(domain: &str, records: &Result<Vec<String>, DnsError>) -> Ve
 
 /// One connection attempt of `--outbound`.
 #[derive(Debug)]
-pub struct Attempt {
+pub struct ConnectAttempt {
     /// The mail host's name.
     pub host: String,
     /// The address tried.
@@ -434,7 +434,7 @@ pub fn outbound_findings(
     domain: &str,
     port: u16,
     hosts: &MailHosts,
-    attempts: &[Attempt],
+    attempts: &[ConnectAttempt],
 ) -> Vec<Finding> {
     if attempts.is_empty() {
         let mut findings: Vec<Finding> = dns_findings(domain, hosts)
@@ -716,7 +716,7 @@ mod tests {
     #[test]
     fn outbound_verdicts() {
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
-        let attempt = |greeting| Attempt {
+        let attempt = |greeting| ConnectAttempt {
             host: "mx.example".into(),
             ip,
             greeting,

@@ -23,9 +23,9 @@ use rustls::pki_types::ServerName;
 
 use crate::delivery::dns::{DnsError, Resolver, ResolverConfig};
 use crate::tls::TlsError;
-use findings::Attempt;
+use findings::ConnectAttempt;
 pub use findings::{Finding, Level};
-use probe::{Settings, Target};
+use probe::{ProbeTarget, Settings};
 
 /// The outbound check tries at most this many mail host addresses.
 const MAX_OUTBOUND_ATTEMPTS: usize = 4;
@@ -205,7 +205,7 @@ fn check_port(
         },
         None => ServerName::IpAddress(ip.into()),
     };
-    let probe_target = Target {
+    let probe_target = ProbeTarget {
         addr: SocketAddr::new(ip, *port),
         tls_name,
         checked_name,
@@ -229,7 +229,11 @@ fn resolve(host: &str, port: u16, resolver: Option<&Resolver>) -> Result<IpAddr,
 }
 
 /// Connects to the mail hosts of `domain` in order until one greets.
-fn outbound_attempts(domain: &str, hosts: &lookup::MailHosts, request: &Request) -> Vec<Attempt> {
+fn outbound_attempts(
+    domain: &str,
+    hosts: &lookup::MailHosts,
+    request: &Request,
+) -> Vec<ConnectAttempt> {
     let mut attempts = Vec::new();
     for (host, ip) in hosts
         .delivery_addresses(domain)
@@ -238,7 +242,7 @@ fn outbound_attempts(domain: &str, hosts: &lookup::MailHosts, request: &Request)
     {
         let greeting = probe::greeting(SocketAddr::new(ip, request.outbound_port), request.timeout);
         let greeted = matches!(greeting, probe::Greeting::Received(_));
-        attempts.push(Attempt { host, ip, greeting });
+        attempts.push(ConnectAttempt { host, ip, greeting });
         if greeted {
             break;
         }

@@ -36,7 +36,7 @@ pub struct Settings {
 }
 
 /// One address to probe and the certificate name to expect there.
-pub struct Target {
+pub struct ProbeTarget {
     /// Where to connect.
     pub addr: SocketAddr,
     /// The name sent as SNI and checked against the certificate.
@@ -221,7 +221,7 @@ impl std::fmt::Display for ProbeError {
 }
 
 /// Finds out what `target` speaks.
-pub fn probe_port(target: &Target, settings: &Settings) -> PortOutcome {
+pub fn probe_port(target: &ProbeTarget, settings: &Settings) -> PortOutcome {
     let mut conn = match Conn::connect(target.addr, settings.timeout) {
         Ok(conn) => conn,
         Err(e) => return PortOutcome::Unreachable(e),
@@ -266,7 +266,7 @@ pub fn greeting(addr: SocketAddr, timeout: Duration) -> Greeting {
 fn plaintext_session(
     mut conn: Conn,
     greeting: Reply,
-    target: &Target,
+    target: &ProbeTarget,
     settings: &Settings,
 ) -> PlainSession {
     if greeting.code != 220 {
@@ -289,7 +289,7 @@ fn plaintext_session(
 }
 
 /// A new connection with TLS first; `Err` says why it is not implicit TLS.
-fn implicit_tls(target: &Target, settings: &Settings) -> Result<PortOutcome, ProbeError> {
+fn implicit_tls(target: &ProbeTarget, settings: &Settings) -> Result<PortOutcome, ProbeError> {
     let conn = Conn::connect(target.addr, settings.timeout).map_err(ProbeError::Connect)?;
     let (mut conn, version, certificate) = conn.start_tls(target, settings)?;
     let greeting = conn
@@ -411,7 +411,11 @@ impl Conn {
     }
 
     /// STARTTLS, the handshake, EHLO inside TLS, QUIT.
-    fn starttls(mut self, target: &Target, settings: &Settings) -> Result<TlsSession, ProbeError> {
+    fn starttls(
+        mut self,
+        target: &ProbeTarget,
+        settings: &Settings,
+    ) -> Result<TlsSession, ProbeError> {
         let reply = self
             .command("STARTTLS", settings.timeout)
             .map_err(ProbeError::Read)?;
@@ -435,7 +439,7 @@ impl Conn {
     /// the TLS connection, its version and the certificate verdict.
     fn start_tls(
         self,
-        target: &Target,
+        target: &ProbeTarget,
         settings: &Settings,
     ) -> Result<(Conn, &'static str, CertVerdict), ProbeError> {
         let ClientStream::Plain(tcp) = self.stream else {

@@ -64,8 +64,8 @@ impl std::error::Error for UsageError {}
 /// 2 for a usage error or a non-loopback target.
 pub(super) fn run(args: &[String]) -> i32 {
     let opts = match parse(args) {
-        Ok(Parsed::Run(opts)) => opts,
-        Ok(Parsed::Help(text)) => {
+        Ok(BenchArgs::Run(opts)) => opts,
+        Ok(BenchArgs::Help(text)) => {
             println!("{text}");
             return EXIT_OK;
         }
@@ -103,7 +103,7 @@ pub(super) fn run(args: &[String]) -> i32 {
 
 /// Result of parsing: either options to run with, or a request for help.
 #[derive(Debug)]
-pub enum Parsed {
+pub enum BenchArgs {
     /// Run with these options.
     Run(Box<Options>),
     /// `--help` was given; print this usage text.
@@ -163,12 +163,12 @@ fn usage() -> String {
 }
 
 /// Parses the arguments after `bench` (no program name).
-pub fn parse(args: &[String]) -> Result<Parsed, UsageError> {
+pub fn parse(args: &[String]) -> Result<BenchArgs, UsageError> {
     let m = spec()
         .parse(args)
         .map_err(|e| UsageError::Arguments(e.to_string()))?;
     if m.opt_present("help") {
-        return Ok(Parsed::Help(usage()));
+        return Ok(BenchArgs::Help(usage()));
     }
     if let Some(extra) = m.free.first() {
         return Err(UsageError::Arguments(format!(
@@ -251,7 +251,7 @@ pub fn parse(args: &[String]) -> Result<Parsed, UsageError> {
     if helo.is_empty() || helo.bytes().any(|b| b <= b' ' || b >= 0x7f) {
         return Err(UsageError::Arguments(format!("bad --helo name '{helo}'")));
     }
-    Ok(Parsed::Run(Box::new(Options {
+    Ok(BenchArgs::Run(Box::new(Options {
         server,
         sessions,
         messages,
@@ -382,8 +382,8 @@ mod tests {
 
     fn run_opts(s: &str) -> Options {
         match parse(&args(s)).unwrap() {
-            Parsed::Run(o) => *o,
-            Parsed::Help(_) => panic!("help for {s}"),
+            BenchArgs::Run(o) => *o,
+            BenchArgs::Help(_) => panic!("help for {s}"),
         }
     }
 
@@ -434,7 +434,10 @@ mod tests {
 
     #[test]
     fn help() {
-        assert!(matches!(parse(&args("--help")).unwrap(), Parsed::Help(_)));
+        assert!(matches!(
+            parse(&args("--help")).unwrap(),
+            BenchArgs::Help(_)
+        ));
     }
 
     #[test]

@@ -19,7 +19,7 @@ const EXIT_USAGE: i32 = 2;
 /// `--timeout` when not given.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
-enum Parsed {
+enum CheckArgs {
     Run(Box<Request>),
     Help,
 }
@@ -145,10 +145,10 @@ fn usage() -> String {
     )
 }
 
-fn parse(args: &[String]) -> Result<Parsed, UsageError> {
+fn parse(args: &[String]) -> Result<CheckArgs, UsageError> {
     let matches = spec().parse(args).map_err(UsageError::Options)?;
     if matches.opt_present("help") {
-        return Ok(Parsed::Help);
+        return Ok(CheckArgs::Help);
     }
     let timeout = match matches.opt_str("timeout") {
         Some(value) => crate::units::parse_duration(&value)
@@ -187,7 +187,7 @@ fn parse(args: &[String]) -> Result<Parsed, UsageError> {
         .iter()
         .map(|target| port_target(target))
         .collect::<Result<_, _>>()?;
-    Ok(Parsed::Run(Box::new(Request { ports, ..request })))
+    Ok(CheckArgs::Run(Box::new(Request { ports, ..request })))
 }
 
 /// A port number from 1 to 65535.
@@ -232,8 +232,8 @@ fn port_target(target: &str) -> Result<PortTarget, UsageError> {
 /// error.
 pub(super) fn run(args: &[String]) -> i32 {
     let request = match parse(args) {
-        Ok(Parsed::Run(request)) => request,
-        Ok(Parsed::Help) => {
+        Ok(CheckArgs::Run(request)) => request,
+        Ok(CheckArgs::Help) => {
             print!("{}", usage());
             return EXIT_OK;
         }

@@ -17,39 +17,39 @@ use crate::config;
 
 /// One subcommand: name, argument synopsis, help line, entry point
 /// (arguments after the subcommand's name; returns the exit code).
-struct Command {
+struct Subcommand {
     name: &'static str,
     synopsis: &'static str,
     help: &'static str,
     run: fn(&[String]) -> i32,
 }
 
-const COMMANDS: &[Command] = &[
-    Command {
+const COMMANDS: &[Subcommand] = &[
+    Subcommand {
         name: "serve",
         synopsis: "[OPTIONS]",
         help: "run the mail server (`outpost serve --help` lists the options)",
         run: serve::run,
     },
-    Command {
+    Subcommand {
         name: "passwd",
         synopsis: "[ADDRESS]",
         help: "read a password on stdin and print `ADDRESS:hash` for the users file",
         run: passwd::run,
     },
-    Command {
+    Subcommand {
         name: "queue",
         synopsis: "list|show|flush|delete",
         help: "inspect and manage the queue (safe while the server runs; `--data-dir DIR`)",
         run: queue::run,
     },
-    Command {
+    Subcommand {
         name: "bench",
         synopsis: "[OPTIONS]",
         help: "load generator: N sessions x M messages against a loopback server (`outpost bench --help`)",
         run: bench::run,
     },
-    Command {
+    Subcommand {
         name: "check",
         synopsis: "[HOST:PORT...]",
         help: "diagnose mail ports, certificates, MX records, blocked port 25 (`outpost check --help`)",

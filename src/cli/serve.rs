@@ -5,15 +5,15 @@ use std::io::Write;
 
 use super::first_start;
 use super::{EXIT_FAILURE, EXIT_USAGE};
-use crate::config::{self, Parsed};
+use crate::config::{self, ServeArgs};
 use crate::runtime::Server;
 
 /// Runs `outpost serve` with the arguments after `serve`; returns the exit
 /// code (0 after a graceful stop).
 pub fn run(args: &[String]) -> i32 {
     let config = match config::parse_args(args) {
-        Ok(Parsed::Run(config)) => *config,
-        Ok(Parsed::Help) => {
+        Ok(ServeArgs::Run(config)) => *config,
+        Ok(ServeArgs::Help) => {
             print!("{}", config::usage());
             return 0;
         }

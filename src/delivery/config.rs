@@ -37,7 +37,7 @@ pub const MAX_OUTBOUND_CONNECTIONS: usize = 1000;
 
 /// Errors of the string forms.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ConfigError {
+pub enum SettingError {
     /// Not `HOST:PORT` (or `[IPv6]:PORT`) with a port 1-65535.
     BadHostPort(String),
     /// Not `IP:PORT`.
@@ -56,46 +56,46 @@ pub enum ConfigError {
     Retry(retry::RetryError),
 }
 
-impl std::fmt::Display for ConfigError {
+impl std::fmt::Display for SettingError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ConfigError::BadHostPort(s) => {
+            SettingError::BadHostPort(s) => {
                 write!(
                     f,
                     "bad host {s:?}: write HOST:PORT, e.g. smtp.example.com:587"
                 )
             }
-            ConfigError::BadSocketAddr(s) => {
+            SettingError::BadSocketAddr(s) => {
                 write!(f, "bad address {s:?}: write IP:PORT, e.g. 127.0.0.1:53")
             }
-            ConfigError::BadPort(s) => write!(f, "bad port {s:?}: write a number 1-65535"),
-            ConfigError::BadTransport(s) => write!(
+            SettingError::BadPort(s) => write!(f, "bad port {s:?}: write a number 1-65535"),
+            SettingError::BadTransport(s) => write!(
                 f,
                 "bad transport {s:?}: write DOMAIN=HOST:PORT or DOMAIN=discard"
             ),
-            ConfigError::BadRelayTls(s) => {
+            SettingError::BadRelayTls(s) => {
                 write!(f, "bad relay TLS mode {s:?}: write starttls, tls or none")
             }
-            ConfigError::BadOutboundTls(s) => {
+            SettingError::BadOutboundTls(s) => {
                 write!(
                     f,
                     "bad outbound TLS mode {s:?}: write opportunistic or verify"
                 )
             }
-            ConfigError::BadConnections(s) => write!(
+            SettingError::BadConnections(s) => write!(
                 f,
                 "bad connection count {s:?}: write a number 1-{MAX_OUTBOUND_CONNECTIONS}"
             ),
-            ConfigError::Retry(e) => e.fmt(f),
+            SettingError::Retry(e) => e.fmt(f),
         }
     }
 }
 
-impl std::error::Error for ConfigError {}
+impl std::error::Error for SettingError {}
 
-impl From<retry::RetryError> for ConfigError {
-    fn from(e: retry::RetryError) -> ConfigError {
-        ConfigError::Retry(e)
+impl From<retry::RetryError> for SettingError {
+    fn from(e: retry::RetryError) -> SettingError {
+        SettingError::Retry(e)
     }
 }
 
@@ -208,7 +208,7 @@ impl Default for DeliveryConfig {
 impl DeliveryConfig {
     /// Adds one `--transport DOMAIN=ROUTE`; a later rule for the same
     /// domain replaces the earlier one.
-    pub fn add_transport(&mut self, text: &str) -> Result<(), ConfigError> {
+    pub fn add_transport(&mut self, text: &str) -> Result<(), SettingError> {
         let rule = parse_transport(text)?;
         self.transports.retain(|r| r.domain != rule.domain);
         self.transports.push(rule);
@@ -233,8 +233,8 @@ impl DeliveryConfig {
 }
 
 /// `HOST:PORT` or `[IPv6]:PORT`.
-pub fn parse_host_port(text: &str) -> Result<HostPort, ConfigError> {
-    let bad = || ConfigError::BadHostPort(text.to_string());
+pub fn parse_host_port(text: &str) -> Result<HostPort, SettingError> {
+    let bad = || SettingError::BadHostPort(text.to_string());
     let t = text.trim();
     let (host, port) = if let Some(rest) = t.strip_prefix('[') {
         let (host, rest) = rest.split_once(']').ok_or_else(bad)?;
@@ -261,23 +261,23 @@ pub fn parse_host_port(text: &str) -> Result<HostPort, ConfigError> {
 }
 
 /// A port number 1-65535.
-pub fn parse_port(text: &str) -> Result<u16, ConfigError> {
+pub fn parse_port(text: &str) -> Result<u16, SettingError> {
     match text.trim().parse::<u16>() {
         Ok(port) if port > 0 && text.trim().bytes().all(|b| b.is_ascii_digit()) => Ok(port),
-        _ => Err(ConfigError::BadPort(text.to_string())),
+        _ => Err(SettingError::BadPort(text.to_string())),
     }
 }
 
 /// `IP:PORT` (`--dns-server`).
-pub fn parse_socket_addr(text: &str) -> Result<SocketAddr, ConfigError> {
+pub fn parse_socket_addr(text: &str) -> Result<SocketAddr, SettingError> {
     text.trim()
         .parse()
-        .map_err(|_| ConfigError::BadSocketAddr(text.to_string()))
+        .map_err(|_| SettingError::BadSocketAddr(text.to_string()))
 }
 
 /// `DOMAIN=HOST:PORT` or `DOMAIN=discard`.
-pub fn parse_transport(text: &str) -> Result<TransportRule, ConfigError> {
-    let bad = || ConfigError::BadTransport(text.to_string());
+pub fn parse_transport(text: &str) -> Result<TransportRule, SettingError> {
+    let bad = || SettingError::BadTransport(text.to_string());
     let (domain, route) = text.trim().split_once('=').ok_or_else(bad)?;
     let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
     let domain_ok = !domain.is_empty()
@@ -295,34 +295,34 @@ pub fn parse_transport(text: &str) -> Result<TransportRule, ConfigError> {
 }
 
 /// `starttls`, `tls` or `none`.
-pub fn parse_relay_tls(text: &str) -> Result<RelayTls, ConfigError> {
+pub fn parse_relay_tls(text: &str) -> Result<RelayTls, SettingError> {
     match text.trim().to_ascii_lowercase().as_str() {
         "starttls" => Ok(RelayTls::StartTls),
         "tls" | "ssl" => Ok(RelayTls::Tls),
         "none" => Ok(RelayTls::None),
-        _ => Err(ConfigError::BadRelayTls(text.to_string())),
+        _ => Err(SettingError::BadRelayTls(text.to_string())),
     }
 }
 
 /// `opportunistic` or `verify`.
-pub fn parse_outbound_tls(text: &str) -> Result<CertPolicy, ConfigError> {
+pub fn parse_outbound_tls(text: &str) -> Result<CertPolicy, SettingError> {
     match text.trim().to_ascii_lowercase().as_str() {
         "opportunistic" => Ok(CertPolicy::Opportunistic),
         "verify" => Ok(CertPolicy::Verify),
-        _ => Err(ConfigError::BadOutboundTls(text.to_string())),
+        _ => Err(SettingError::BadOutboundTls(text.to_string())),
     }
 }
 
 /// `--retry LIST` as a schedule (`1s,1s,2s`; the last delay repeats).
-pub fn parse_retry(text: &str) -> Result<Schedule, ConfigError> {
+pub fn parse_retry(text: &str) -> Result<Schedule, SettingError> {
     Ok(Schedule::List(retry::parse_schedule(text)?))
 }
 
 /// `--max-outbound-connections`: 1 to [`MAX_OUTBOUND_CONNECTIONS`].
-pub fn parse_connections(text: &str) -> Result<usize, ConfigError> {
+pub fn parse_connections(text: &str) -> Result<usize, SettingError> {
     match text.trim().parse::<usize>() {
         Ok(n) if (1..=MAX_OUTBOUND_CONNECTIONS).contains(&n) => Ok(n),
-        _ => Err(ConfigError::BadConnections(text.to_string())),
+        _ => Err(SettingError::BadConnections(text.to_string())),
     }
 }
 

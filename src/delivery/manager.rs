@@ -150,7 +150,9 @@ impl Drop for DestinationGuard<'_> {
     }
 }
 
-enum Command {
+/// What the scheduler thread is told: new mail, a flush, a finished
+/// attempt, a stop.
+enum SchedulerMsg {
     Notify(QueueId),
     Flush,
     Finished(Finished),
@@ -270,26 +272,26 @@ pub fn request_flush(spool_dir: &Path) -> std::io::Result<()> {
 
 /// The running manager. Dropping it shuts it down.
 pub struct DeliveryHandle {
-    commands: Sender<Command>,
+    commands: Sender<SchedulerMsg>,
     scheduler: Option<JoinHandle<()>>,
     context: Arc<Context>,
 }
 
 /// Tells the manager about newly spooled messages, from any thread.
 #[derive(Clone)]
-pub struct NewMail(Sender<Command>);
+pub struct NewMail(Sender<SchedulerMsg>);
 
 impl NewMail {
     /// A message was spooled (call after its 250): deliver it now.
     pub fn notify(&self, id: QueueId) {
-        let _ = self.0.send(Command::Notify(id));
+        let _ = self.0.send(SchedulerMsg::Notify(id));
     }
 }
 
 impl DeliveryHandle {
     /// A message was spooled (call after its 250): deliver it now.
     pub fn notify(&self, id: QueueId) {
-        let _ = self.commands.send(Command::Notify(id));
+        let _ = self.commands.send(SchedulerMsg::Notify(id));
     }
 
     /// A handle for [`NewMail::notify`] that other threads can keep.
@@ -299,7 +301,7 @@ impl DeliveryHandle {
 
     /// Try every waiting message now.
     pub fn flush(&self) {
-        let _ = self.commands.send(Command::Flush);
+        let _ = self.commands.send(SchedulerMsg::Flush);
     }
 
     /// Stops the scheduler and the delivery threads and waits for them.
@@ -312,7 +314,7 @@ impl DeliveryHandle {
     fn stop(&mut self) {
         self.context.stopping.store(true, Ordering::Relaxed);
         self.context.connections.close_all();
-        let _ = self.commands.send(Command::Shutdown);
+        let _ = self.commands.send(SchedulerMsg::Shutdown);
         if let Some(thread) = self.scheduler.take() {
             if thread.join().is_err() {
                 log::error!("delivery: the scheduler thread panicked");
@@ -327,7 +329,7 @@ impl Drop for DeliveryHandle {
     }
 }
 
-fn worker(ctx: &Context, jobs: &Receiver<QueueId>, done: &Sender<Command>) {
+fn worker(ctx: &Context, jobs: &Receiver<QueueId>, done: &Sender<SchedulerMsg>) {
     for id in jobs.iter() {
         let finished =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| attempt::run(ctx, &id)))
@@ -339,7 +341,7 @@ fn worker(ctx: &Context, jobs: &Receiver<QueueId>, done: &Sender<Command>) {
                         injected: Vec::new(),
                     }
                 });
-        if done.send(Command::Finished(finished)).is_err() {
+        if done.send(SchedulerMsg::Finished(finished)).is_err() {
             return;
         }
     }
@@ -348,7 +350,7 @@ fn worker(ctx: &Context, jobs: &Receiver<QueueId>, done: &Sender<Command>) {
 struct Scheduler {
     ctx: Arc<Context>,
     jobs: Option<Sender<QueueId>>,
-    commands: Receiver<Command>,
+    commands: Receiver<SchedulerMsg>,
     workers: Vec<JoinHandle<()>>,
     /// (due time in ms, id); entries whose time no longer matches `due`
     /// are stale and skipped.
@@ -367,10 +369,10 @@ impl Scheduler {
             self.dispatch();
             let wait = self.wait_time();
             match self.commands.recv_timeout(wait) {
-                Ok(Command::Notify(id)) => self.schedule(id, 0),
-                Ok(Command::Flush) => self.flush_all(),
-                Ok(Command::Finished(f)) => self.finished(f),
-                Ok(Command::Shutdown) | Err(RecvTimeoutError::Disconnected) => break,
+                Ok(SchedulerMsg::Notify(id)) => self.schedule(id, 0),
+                Ok(SchedulerMsg::Flush) => self.flush_all(),
+                Ok(SchedulerMsg::Finished(f)) => self.finished(f),
+                Ok(SchedulerMsg::Shutdown) | Err(RecvTimeoutError::Disconnected) => break,
                 Err(RecvTimeoutError::Timeout) => {}
             }
             if last_check.elapsed() >= FLUSH_CHECK {

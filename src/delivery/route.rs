@@ -16,7 +16,7 @@ pub const MAX_MX_HOSTS: usize = 10;
 
 /// A host to connect to, in the order to try.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
+pub struct NextHop {
     /// The host name to resolve (A/AAAA) and connect to.
     pub host: String,
     /// The MX preference; 0 for the implicit MX.
@@ -51,9 +51,9 @@ impl RouteError {
 /// Orders the targets for `domain` given its MX records (`mx` empty means
 /// the lookup succeeded with no MX records). `seed` shuffles hosts of equal
 /// preference.
-pub fn select(domain: &str, mx: &[Mx], seed: u64) -> Result<Vec<Target>, RouteError> {
+pub fn select(domain: &str, mx: &[Mx], seed: u64) -> Result<Vec<NextHop>, RouteError> {
     if mx.is_empty() {
-        return Ok(vec![Target {
+        return Ok(vec![NextHop {
             host: normalise(domain),
             preference: 0,
             implicit: true,
@@ -84,7 +84,7 @@ pub fn select(domain: &str, mx: &[Mx], seed: u64) -> Result<Vec<Target>, RouteEr
     keyed.truncate(MAX_MX_HOSTS);
     Ok(keyed
         .into_iter()
-        .map(|(preference, _, host)| Target {
+        .map(|(preference, _, host)| NextHop {
             host,
             preference,
             implicit: false,
@@ -110,7 +110,7 @@ mod tests {
             .collect()
     }
 
-    fn hosts(t: &[Target]) -> Vec<&str> {
+    fn hosts(t: &[NextHop]) -> Vec<&str> {
         t.iter().map(|t| t.host.as_str()).collect()
     }
 
@@ -156,7 +156,7 @@ mod tests {
         let t = select("Example.ORG.", &[], 0).unwrap();
         assert_eq!(
             t,
-            vec![Target {
+            vec![NextHop {
                 host: "example.org".into(),
                 preference: 0,
                 implicit: true

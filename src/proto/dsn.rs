@@ -30,9 +30,9 @@ pub const MAX_RETURNED_MESSAGE: usize = 1024 * 1024;
 /// Diagnostic text from a remote server is cut at this length.
 pub const MAX_DIAGNOSTIC: usize = 2000;
 
-/// The `Action` of one recipient (RFC 3464 §2.3.3).
+/// The `Action` field of one recipient (RFC 3464 §2.3.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
+pub enum ReportAction {
     /// Delivery failed for good.
     Failed,
     /// Not delivered yet; still being retried.
@@ -44,13 +44,13 @@ pub enum Action {
     Relayed,
 }
 
-impl Action {
+impl ReportAction {
     fn as_str(self) -> &'static str {
         match self {
-            Action::Failed => "failed",
-            Action::Delayed => "delayed",
-            Action::Delivered => "delivered",
-            Action::Relayed => "relayed",
+            ReportAction::Failed => "failed",
+            ReportAction::Delayed => "delayed",
+            ReportAction::Delivered => "delivered",
+            ReportAction::Relayed => "relayed",
         }
     }
 }
@@ -63,7 +63,7 @@ pub struct DsnRecipient {
     /// `ORCPT=` as received (`rfc822;xtext`), if any.
     pub original_recipient: Option<String>,
     /// What happened.
-    pub action: Action,
+    pub action: ReportAction,
     /// The status code `x.y.z`.
     pub status: Enhanced,
     /// The remote server's host name, if one answered.
@@ -121,9 +121,9 @@ pub fn build(input: &DsnInput<'_>) -> Vec<u8> {
     };
 
     let subject = match summary_action(input.recipients) {
-        Action::Failed => "Undelivered Mail Returned to Sender",
-        Action::Delayed => "Delayed Mail (still being retried)",
-        Action::Delivered | Action::Relayed => "Successful Mail Delivery Report",
+        ReportAction::Failed => "Undelivered Mail Returned to Sender",
+        ReportAction::Delayed => "Delayed Mail (still being retried)",
+        ReportAction::Delivered | ReportAction::Relayed => "Successful Mail Delivery Report",
     };
     let mut out = Vec::new();
     let mut header = |name: &str, value: &str| fold_field(&mut out, name, value);
@@ -203,37 +203,37 @@ pub fn format_date(unix_secs: u64) -> String {
 
 /// The overall kind of report: failure wins over delay, delay over
 /// success; a success is "relayed" only when every recipient was.
-fn summary_action(recipients: &[DsnRecipient]) -> Action {
-    if recipients.iter().any(|r| r.action == Action::Failed) {
-        Action::Failed
-    } else if recipients.iter().any(|r| r.action == Action::Delayed) {
-        Action::Delayed
-    } else if recipients.iter().all(|r| r.action == Action::Relayed) {
-        Action::Relayed
+fn summary_action(recipients: &[DsnRecipient]) -> ReportAction {
+    if recipients.iter().any(|r| r.action == ReportAction::Failed) {
+        ReportAction::Failed
+    } else if recipients.iter().any(|r| r.action == ReportAction::Delayed) {
+        ReportAction::Delayed
+    } else if recipients.iter().all(|r| r.action == ReportAction::Relayed) {
+        ReportAction::Relayed
     } else {
-        Action::Delivered
+        ReportAction::Delivered
     }
 }
 
 /// Delivered or relayed: no reason or advice to give.
-fn is_success(action: Action) -> bool {
-    matches!(action, Action::Delivered | Action::Relayed)
+fn is_success(action: ReportAction) -> bool {
+    matches!(action, ReportAction::Delivered | ReportAction::Relayed)
 }
 
 /// Part 1: what happened, for a person.
 fn human_part(input: &DsnInput<'_>, host: &str) -> Vec<u8> {
     let mut text = String::new();
     let intro = match summary_action(input.recipients) {
-        Action::Failed => {
+        ReportAction::Failed => {
             "Your message could not be delivered to one or more recipients. \
              It has been returned below, with the reasons."
         }
-        Action::Delayed => {
+        ReportAction::Delayed => {
             "Your message has not been delivered yet to one or more recipients. \
              The mail server will keep trying; you do not need to send it again."
         }
-        Action::Delivered => "Your message was delivered to the recipients listed below.",
-        Action::Relayed => {
+        ReportAction::Delivered => "Your message was delivered to the recipients listed below.",
+        ReportAction::Relayed => {
             "Your message was handed to the mail servers of the recipients listed below. \
              Those servers do not send delivery reports, so this is the last report you \
              will get about it."
@@ -245,10 +245,10 @@ fn human_part(input: &DsnInput<'_>, host: &str) -> Vec<u8> {
         text.push('\n');
         let address = clean_text(&r.final_recipient, false);
         let line = match r.action {
-            Action::Failed => format!("<{address}>: delivery failed."),
-            Action::Delayed => format!("<{address}>: not delivered yet, still trying."),
-            Action::Delivered => format!("<{address}>: delivered."),
-            Action::Relayed => {
+            ReportAction::Failed => format!("<{address}>: delivery failed."),
+            ReportAction::Delayed => format!("<{address}>: not delivered yet, still trying."),
+            ReportAction::Delivered => format!("<{address}>: delivered."),
+            ReportAction::Relayed => {
                 format!("<{address}>: handed to a server that sends no delivery reports.")
             }
         };
@@ -267,7 +267,7 @@ fn human_part(input: &DsnInput<'_>, host: &str) -> Vec<u8> {
         if !is_success(r.action) {
             wrap_into(&mut text, advice(r.status));
         }
-        if let (Action::Delayed, Some(until)) = (r.action, &r.will_retry_until) {
+        if let (ReportAction::Delayed, Some(until)) = (r.action, &r.will_retry_until) {
             wrap_into(
                 &mut text,
                 &format!("Delivery will be tried until {}.", clean_text(until, true)),
@@ -348,7 +348,7 @@ fn status_part(input: &DsnInput<'_>, host: &str) -> Vec<u8> {
         }
         let (kind, address) = address_field(&r.final_recipient);
         fold_field(&mut out, "Final-Recipient", &format!("{kind}; {address}"));
-        fold_field(&mut out, "Action", r.action.as_str());
+        fold_field(&mut out, "ReportAction", r.action.as_str());
         let Enhanced(c, s, d) = r.status;
         fold_field(&mut out, "Status", &format!("{c}.{s}.{d}"));
         if let Some(mta) = &r.remote_mta {
@@ -364,7 +364,7 @@ fn status_part(input: &DsnInput<'_>, host: &str) -> Vec<u8> {
         if let Some(date) = &r.last_attempt {
             fold_field(&mut out, "Last-Attempt-Date", &clean_text(date, true));
         }
-        if let (Action::Delayed, Some(until)) = (r.action, &r.will_retry_until) {
+        if let (ReportAction::Delayed, Some(until)) = (r.action, &r.will_retry_until) {
             fold_field(&mut out, "Will-Retry-Until", &clean_text(until, true));
         }
     }
@@ -624,7 +624,7 @@ mod tests {
         DsnRecipient {
             final_recipient: addr.into(),
             original_recipient: Some("rfc822;Bob+40example.com".into()),
-            action: Action::Failed,
+            action: ReportAction::Failed,
             status,
             remote_mta: Some("mx.example.com".into()),
             diagnostic: Some(diag.into()),
@@ -786,7 +786,7 @@ mod tests {
             Enhanced(4, 4, 1),
             "connect to mx.example.com: refused",
         );
-        r.action = Action::Delayed;
+        r.action = ReportAction::Delayed;
         r.remote_mta = None;
         r.will_retry_until = Some("Sun, 10 Mar 2024 14:00:00 +0000".into());
         let p = parse(&build(&input(&[r], None, ORIGINAL, 3)));
@@ -807,7 +807,7 @@ mod tests {
             r.diagnostic = None;
             r
         };
-        let relayed = success("bob@example.com", Action::Relayed);
+        let relayed = success("bob@example.com", ReportAction::Relayed);
         let p = parse(&build(&input(
             std::slice::from_ref(&relayed),
             None,
@@ -823,7 +823,7 @@ mod tests {
         assert!(human.contains("sends no delivery reports"), "{human}");
         assert!(!human.contains("Check the spelling"), "{human}");
 
-        let local = success("carol@out.example.org", Action::Delivered);
+        let local = success("carol@out.example.org", ReportAction::Delivered);
         let p = parse(&build(&input(&[relayed, local], None, ORIGINAL, 5)));
         let status = &p.parts[1].1;
         assert!(status.contains("Action: relayed\r\n"), "{status}");
@@ -848,7 +848,7 @@ mod tests {
         assert_eq!(
             status
                 .split("\r\n")
-                .filter(|l| l.starts_with("Action:"))
+                .filter(|l| l.starts_with("ReportAction:"))
                 .count(),
             1
         );

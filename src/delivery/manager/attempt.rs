@@ -30,7 +30,7 @@ use crate::proto::client::{
     Client, ClientParams, Credentials, Outcome, RecipientParams, TlsPolicy,
 };
 use crate::proto::command::Body;
-use crate::proto::dsn::Action;
+use crate::proto::dsn::ReportAction;
 use crate::proto::envelope::Recipient;
 use crate::proto::reply::Enhanced;
 use crate::queue::{Failure, QueueError, QueueId, QueuedMessage, RecipientEntry, RecipientState};
@@ -201,7 +201,7 @@ fn expand_aliases(ctx: &Context, message: &mut QueuedMessage) -> bool {
                         status: Enhanced(5, 4, 6),
                         text: format!("Alias expansion failed: {e}"),
                     }),
-                    report_due: tell_sender && report::wants(rcpt.notify, Action::Failed),
+                    report_due: tell_sender && report::wants(rcpt.notify, ReportAction::Failed),
                 });
             }
         }

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use super::report::{self, LogStatus};
 use crate::delivery::retry::{Decision, RetryPolicy};
-use crate::proto::dsn::Action;
+use crate::proto::dsn::ReportAction;
 use crate::queue::{Failure, QueuedMessage, RecipientEntry, RecipientState};
 
 /// One recipient's result in this attempt.
@@ -128,7 +128,10 @@ pub(crate) fn decide(
                 .into_iter()
                 .filter(|&i| {
                     tell_sender
-                        && report::wants(message.recipients[i].recipient.notify, Action::Delayed)
+                        && report::wants(
+                            message.recipients[i].recipient.notify,
+                            ReportAction::Delayed,
+                        )
                 })
                 .collect()
         });
@@ -165,13 +168,13 @@ pub(crate) fn record(
                 said.clone(),
                 // RFC 3461 §6.2.2: a DSN-capable next hop got NOTIFY and
                 // reports success itself.
-                !group.peer_dsn && tell_sender && report::wants(notify, Action::Delivered),
+                !group.peer_dsn && tell_sender && report::wants(notify, ReportAction::Delivered),
             ),
             RcptOutcome::Permanent(failure) => (
                 RecipientState::Failed(failure.clone()),
                 LogStatus::Bounced,
                 failure.to_string(),
-                tell_sender && report::wants(notify, Action::Failed),
+                tell_sender && report::wants(notify, ReportAction::Failed),
             ),
             RcptOutcome::Transient(failure) => {
                 let attempts = match &entry.state {
@@ -221,7 +224,8 @@ fn expire(message: &mut QueuedMessage, age: Duration) -> Vec<String> {
             LogStatus::Bounced,
             &failure.to_string(),
         ));
-        entry.report_due = tell_sender && report::wants(entry.recipient.notify, Action::Failed);
+        entry.report_due =
+            tell_sender && report::wants(entry.recipient.notify, ReportAction::Failed);
         entry.state = RecipientState::Failed(failure);
     }
     log

@@ -3,14 +3,14 @@
 //! report message handed to `proto::dsn`, and the mail log line.
 
 use crate::proto::command::Notify;
-use crate::proto::dsn::{self, Action, DsnRecipient};
+use crate::proto::dsn::{self, DsnRecipient, ReportAction};
 use crate::proto::envelope::{Envelope, NewMessage, Origin};
 use crate::proto::reply::{Enhanced, Reply};
 use crate::queue::{QueuedMessage, RecipientState, RemoteReply};
 
 /// RFC 3461 §4.1: without NOTIFY the default is FAILURE,DELAY; NEVER
 /// means no report at all.
-pub(crate) fn wants(notify: Option<Notify>, action: Action) -> bool {
+pub(crate) fn wants(notify: Option<Notify>, action: ReportAction) -> bool {
     let n = match notify {
         Some(n) if n.never => return false,
         Some(n) if n.success || n.failure || n.delay => n,
@@ -21,9 +21,9 @@ pub(crate) fn wants(notify: Option<Notify>, action: Action) -> bool {
         },
     };
     match action {
-        Action::Failed => n.failure,
-        Action::Delayed => n.delay,
-        Action::Delivered | Action::Relayed => n.success,
+        ReportAction::Failed => n.failure,
+        ReportAction::Delayed => n.delay,
+        ReportAction::Delivered | ReportAction::Relayed => n.success,
     }
 }
 
@@ -66,24 +66,27 @@ pub(crate) fn report_message(
             let entry = message.recipients.get(i)?;
             let (action, status, remote_mta, diagnostic) = match &entry.state {
                 RecipientState::Failed(failure) => (
-                    Action::Failed,
+                    ReportAction::Failed,
                     failure.final_status(),
                     failure.remote_host().map(str::to_string),
                     Some(failure.to_string()),
                 ),
                 RecipientState::Deferred { last, .. } => (
-                    Action::Delayed,
+                    ReportAction::Delayed,
                     Enhanced(4, 0, 0),
                     last.remote_host().map(str::to_string),
                     Some(last.to_string()),
                 ),
                 // A success report is due for a remote recipient only when
                 // the next hop did not take NOTIFY over (RFC 3461 §5.2.2).
-                RecipientState::Delivered { relay: Some(host) } => {
-                    (Action::Relayed, Enhanced(2, 0, 0), Some(host.clone()), None)
-                }
+                RecipientState::Delivered { relay: Some(host) } => (
+                    ReportAction::Relayed,
+                    Enhanced(2, 0, 0),
+                    Some(host.clone()),
+                    None,
+                ),
                 RecipientState::Delivered { relay: None } => {
-                    (Action::Delivered, Enhanced(2, 0, 0), None, None)
+                    (ReportAction::Delivered, Enhanced(2, 0, 0), None, None)
                 }
                 RecipientState::Pending => return None,
             };
@@ -96,7 +99,7 @@ pub(crate) fn report_message(
                 remote_mta,
                 diagnostic,
                 last_attempt: Some(now_date.clone()),
-                will_retry_until: (action == Action::Delayed)
+                will_retry_until: (action == ReportAction::Delayed)
                     .then(|| dsn::format_date(ctx.retry_until)),
             })
         })
@@ -212,9 +215,13 @@ mod tests {
             (n(false, false, true, false), [false, true, false]),
         ];
         for (notify, [failed, delayed, delivered]) in table {
-            assert_eq!(wants(notify, Action::Failed), failed, "{notify:?}");
-            assert_eq!(wants(notify, Action::Delayed), delayed, "{notify:?}");
-            assert_eq!(wants(notify, Action::Delivered), delivered, "{notify:?}");
+            assert_eq!(wants(notify, ReportAction::Failed), failed, "{notify:?}");
+            assert_eq!(wants(notify, ReportAction::Delayed), delayed, "{notify:?}");
+            assert_eq!(
+                wants(notify, ReportAction::Delivered),
+                delivered,
+                "{notify:?}"
+            );
         }
     }
 
