@@ -348,7 +348,7 @@ fn status_part(input: &DsnInput<'_>, host: &str) -> Vec<u8> {
         }
         let (kind, address) = address_field(&r.final_recipient);
         fold_field(&mut out, "Final-Recipient", &format!("{kind}; {address}"));
-        fold_field(&mut out, "ReportAction", r.action.as_str());
+        fold_field(&mut out, "Action", r.action.as_str());
         let Enhanced(c, s, d) = r.status;
         fold_field(&mut out, "Status", &format!("{c}.{s}.{d}"));
         if let Some(mta) = &r.remote_mta {
@@ -848,7 +848,7 @@ mod tests {
         assert_eq!(
             status
                 .split("\r\n")
-                .filter(|l| l.starts_with("ReportAction:"))
+                .filter(|l| l.starts_with("Action:"))
                 .count(),
             1
         );
