@@ -13,6 +13,7 @@ pub mod check;
 pub mod config;
 pub mod delivery;
 pub mod loadgen;
+pub mod net;
 pub mod proto;
 pub mod queue;
 pub mod runtime;
