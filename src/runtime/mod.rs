@@ -11,6 +11,7 @@
 //! [`Server::start`] is the library entry point (tests use it with port-0
 //! listeners); `cli` is the `outpost` command line.
 
+mod acceptor;
 mod cli;
 mod conn;
 pub mod directory;
@@ -18,6 +19,7 @@ mod event_loop;
 pub mod limits;
 mod mailbox;
 mod pool;
+mod transport;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -38,8 +40,9 @@ use crate::proto::dot::MAX_TEXT_LINE;
 use crate::proto::session::{Directory, Role, SessionConfig};
 use crate::queue::{QueueError, Spool, SpoolWriter};
 use crate::tls::{ServerCertificate, TlsError};
+use acceptor::{Acceptor, Listener, SignalPipes};
 use directory::LocalDirectory;
-use event_loop::{EventLoop, Listener, SignalPipes};
+use event_loop::EventLoop;
 use limits::ConnectionCounter;
 use mailbox::{LoopMessage, Notifier};
 use pool::Pool;
@@ -314,8 +317,7 @@ fn start(config: Config, handle_signals: bool) -> Result<ServerHandle, ServerErr
 
     let setup = |what| move |source| ServerError::Setup { what, source };
     let poll = Poll::new().map_err(setup("create the event poll"))?;
-    let waker =
-        Waker::new(poll.registry(), event_loop::WAKER).map_err(setup("create the waker"))?;
+    let waker = Waker::new(poll.registry(), mailbox::WAKER).map_err(setup("create the waker"))?;
     let (notify, inbox) = mailbox::mailbox(waker);
     let signals = if handle_signals {
         Some(signal_pipes().map_err(setup("install the signal handlers"))?)
@@ -341,13 +343,13 @@ fn start(config: Config, handle_signals: bool) -> Result<ServerHandle, ServerErr
     let pool = Pool::start(workers, &shared, &counter, &notify)
         .map_err(setup("start the worker threads"))?;
     let open = Arc::new(AtomicUsize::new(0));
-    let event_loop = EventLoop::new(poll, inbox, notify.clone(), shared, counter, open)
-        .accepting(listeners, signals, pool)
+    let serving = EventLoop::new(poll, notify.clone(), shared.clone(), counter.clone(), open);
+    let acceptor = Acceptor::new(serving, inbox, shared, counter, listeners, signals, pool)
         .map_err(setup("register the listeners"))?;
     let thread = std::thread::Builder::new()
         .name("outpost-loop".to_string())
         .spawn(move || {
-            event_loop.run();
+            acceptor.run();
             log::info!("stopped");
         })
         .map_err(setup("start the event loop thread"))?;
