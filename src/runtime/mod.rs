@@ -1,12 +1,17 @@
 //! The I/O edge of the server, and the only home of mio, server-side rustls
 //! I/O and the protocol worker threads.
 //!
-//! The accepting event loop (`event_loop`) owns the listeners and feeds each
-//! new connection (`conn`) to a fixed pool of workers (`pool`); each worker
-//! runs its own event loop and the protocol for its connections. Password
-//! checks and spooling run on the authenticator's and the spool writer's
-//! own threads and answer through the loop's mailbox (`mailbox`), so a
-//! worker never waits for them.
+//! The accepting thread (`acceptor`) owns the listeners and the signals and
+//! feeds each new connection (`conn`) to a fixed pool of workers (`pool`);
+//! each worker runs its own serving event loop (`event_loop`) and the
+//! protocol for its connections, whose bytes pass through a plain or TLS
+//! `transport`. Password checks and spooling run on the authenticator's and
+//! the spool writer's own threads and answer through the loop's mailbox
+//! (`mailbox`), so a worker never waits for them.
+//!
+//! Imports among these files point one way: `acceptor` → `pool` →
+//! `event_loop` → `conn` → `transport`, with `mailbox` and `limits` below
+//! them all; each file's doc names what it may import.
 //!
 //! [`Server::start`] is the library entry point (tests use it with port-0
 //! listeners); `cli` is the `outpost` command line.

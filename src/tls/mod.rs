@@ -1,10 +1,10 @@
-//! TLS for both sides of the server, rustls 0.23 with the ring provider:
-//! `server` is what the listeners present (the certificate, its reload,
-//! the self-signed certificate of a first start); `client` is what
-//! outbound delivery, `outpost check` and the load generator speak through
-//! (the stream type, the certificate verifier that reports instead of
-//! refusing, the trusted roots). This file holds what both share: the
-//! errors, reading PEM certificates and naming the negotiated version.
+//! TLS in both directions, rustls 0.23 with the ring provider. `server` is
+//! what the listeners present: the certificate, its reload, the self-signed
+//! certificate of a first start. `client` is what outbound delivery,
+//! `outpost check` and the load generator speak through: the stream type,
+//! the certificate verifier that reports instead of refusing, the trusted
+//! roots. This file holds what both share: the errors, reading PEM
+//! certificates and naming the negotiated version.
 //!
 //! May import: rustls, rcgen, webpki-roots, parking_lot and std; nothing
 //! else of the crate (`runtime`, `delivery`, `check` and `loadgen` import
