@@ -1,7 +1,7 @@
 //! The client side, for outbound delivery, `outpost check` and the load
 //! generator: the blocking stream they speak SMTP over, a verifier that
 //! reports webpki's verdict instead of refusing (opportunistic TLS), and
-//! the roots certificates are checked against. Each caller builds its own
+//! the root certificates they are checked against. Each caller builds its own
 //! `rustls::ClientConfig` from these, since each trusts differently.
 //!
 //! May import: rustls, webpki-roots, std, and the shared parts in `tls`.

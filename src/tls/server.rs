@@ -7,7 +7,7 @@
 //! would be kinder to very old Windows TLS stacks, so production setups
 //! should bring their own (e.g. from Let's Encrypt) with `--tls-cert`.
 //!
-//! May import: rustls, rcgen, std, and the shared parts in `tls`.
+//! May import: rustls, rcgen, parking_lot, std, and the shared parts in `tls`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
