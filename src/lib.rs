@@ -17,6 +17,7 @@ pub mod config;
 pub mod delivery;
 pub mod directory;
 pub mod loadgen;
+pub mod net;
 pub mod proto;
 pub mod queue;
 pub mod runtime;

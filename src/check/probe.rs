@@ -14,9 +14,10 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::ServerName;
 use rustls::{CertificateError, ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 
+use crate::net::is_timeout;
 use crate::proto::client::Extensions;
 use crate::proto::reply::{Reply, ReplyReader};
-use crate::tls::{is_timeout, ClientStream, ObservingVerifier, VerdictSink};
+use crate::tls::{ClientStream, ObservingVerifier, VerdictSink};
 
 /// Longest wait for a plaintext greeting before trying implicit TLS.
 const GREETING_WAIT: Duration = Duration::from_secs(5);

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use simple_dns::rdata::RData;
 use simple_dns::{Name, Packet, Question, CLASS, QCLASS, QTYPE, TYPE};
 
-use crate::tls::is_timeout;
+use crate::net::is_timeout;
 
 /// Default per-query timeout (resolv.conf's default `timeout:5`).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);

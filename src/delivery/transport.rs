@@ -26,9 +26,10 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
 
+use crate::net::is_timeout;
 use crate::proto::client::{Client, ClientAction, Report, TIMEOUT_DATA_BLOCK};
 use crate::proto::dot::Stuffer;
-use crate::tls::{is_timeout, trusted_roots, ClientStream, ObservingVerifier};
+use crate::tls::{trusted_roots, ClientStream, ObservingVerifier};
 
 /// Connecting to one address gives up after this (Postfix's
 /// `smtp_connect_timeout` is 30s).

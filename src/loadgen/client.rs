@@ -390,7 +390,7 @@ impl Conn {
                 }
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if crate::tls::is_timeout(&e) => return Err(LoadgenError::Deadline),
+                Err(e) if crate::net::is_timeout(&e) => return Err(LoadgenError::Deadline),
                 Err(source) => {
                     return Err(LoadgenError::Io {
                         during: "read",

@@ -1,21 +1,24 @@
-//! One client connection: the socket, the transport (plain or rustls),
-//! bounded input and output buffers, and the [`Session`]. A `Conn` belongs
-//! to one event loop for its whole life. Nothing here blocks: sockets are
-//! non-blocking and slow work (password checks, spooling) is handed to other
-//! threads whose answer comes back through the loop's mailbox.
+//! One client connection: the socket, its [`Transport`] (plain or rustls),
+//! bounded input and output buffers, the [`Session`], and the [`State`] that
+//! says what the connection waits for. A `Conn` belongs to one event loop
+//! for its whole life. Nothing here blocks: sockets are non-blocking and
+//! slow work (password checks, spooling) is handed to other threads whose
+//! answer comes back through the loop's mailbox.
+//!
+//! May import: `limits`, `mailbox`, `transport` and the parent's `Shared`;
+//! never `event_loop`, `acceptor` or `pool`, which hold connections.
 
-use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 use mio::Token;
-use rustls::ServerConnection;
 
 use super::limits::{
-    CLOSING_FLUSH_TIMEOUT, IDLE_BUFFER, MAX_INPUT, MAX_OUTPUT, MAX_ROUNDS_PER_DISPATCH, READ_CHUNK,
+    CLOSING_FLUSH_TIMEOUT, IDLE_BUFFER, MAX_INPUT, MAX_OUTPUT, MAX_ROUNDS_PER_DISPATCH,
 };
 use super::mailbox::{Completion, LoopMessage, Notifier};
+use super::transport::{ReadOutcome, Transport};
 use super::Shared;
 use crate::proto::envelope::EnqueueError;
 use crate::proto::reply::{Enhanced, Reply};
@@ -57,10 +60,17 @@ impl From<Completion> for Work {
 pub(crate) enum State {
     /// `--greeting-delay`: waiting to greet; a client that talks is refused.
     GreetingDelay,
-    /// A TLS handshake is running (port 465 from the start, or after STARTTLS).
-    Handshake,
+    /// A TLS handshake is running: on the implicit-TLS port before the
+    /// greeting (`implicit`), or after STARTTLS.
+    Handshake {
+        /// Port 465: the greeting follows the handshake.
+        implicit: bool,
+    },
     /// Exchanging commands and replies.
     Active,
+    /// STARTTLS was answered 220: once that reply is flushed the handshake
+    /// starts. Nothing is read or fed meanwhile.
+    StartTls,
     /// Parked until the authenticator answers.
     AwaitAuth,
     /// Parked until the spool answers.
@@ -80,6 +90,19 @@ pub(crate) enum DeadlineKind {
     Timeout,
 }
 
+/// Whether the socket may have bytes to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Inbound {
+    /// Bytes may be waiting: read when there is room.
+    Unread,
+    /// The last read emptied the socket: skip reading until a readiness
+    /// event says new bytes came (edge-triggered epoll reports every
+    /// arrival), saving a read that would only say "would block".
+    Drained,
+    /// The client closed its side: nothing more will come.
+    PeerClosed,
+}
+
 /// One client connection.
 pub(crate) struct Conn {
     /// The loop's key for this connection (never reused).
@@ -97,23 +120,18 @@ pub(crate) struct Conn {
     /// Last time bytes moved in either direction (for idle timeouts).
     pub last_activity: Instant,
     /// The last dispatch stopped early for fairness; dispatch again.
-    pub yielded: bool,
+    yielded: bool,
     /// The owning loop's mailbox, where slow operations answer.
     notify: Notifier,
-    /// The socket had no more bytes at the last read: skip reading until a
-    /// readiness event says new bytes came (edge-triggered epoll reports
-    /// every arrival), saving a read that would only say "would block".
-    socket_drained: bool,
+    inbound: Inbound,
     state: State,
-    tls: Option<Box<ServerConnection>>,
-    tls_version: Option<&'static str>,
-    /// STARTTLS was accepted: switch to TLS once the 220 is flushed.
-    starttls_pending: bool,
+    transport: Transport,
+    /// Created with the greeting: `None` before it (greeting delay,
+    /// implicit-TLS handshake).
     session: Option<Session>,
     input: Vec<u8>,
     output: Vec<u8>,
     bytes_received: u64,
-    peer_closed: bool,
 }
 
 impl Conn {
@@ -140,19 +158,16 @@ impl Conn {
             last_activity: now,
             yielded: false,
             notify,
-            socket_drained: false,
+            inbound: Inbound::Unread,
             state: State::Active,
-            tls: None,
-            tls_version: None,
-            starttls_pending: false,
+            transport: Transport::Plain,
             session: None,
             input: Vec::new(),
             output: Vec::new(),
             bytes_received: 0,
-            peer_closed: false,
         };
         if role == Role::Submissions {
-            conn.begin_tls(shared);
+            conn.begin_tls(shared, true);
         } else if !shared.config.greeting_delay.is_zero() {
             conn.state = State::GreetingDelay;
         } else {
@@ -168,12 +183,20 @@ impl Conn {
 
     /// Replies are waiting to be written.
     pub fn has_output(&self) -> bool {
-        !self.output.is_empty() || self.tls.as_ref().is_some_and(|t| t.wants_write())
+        !self.output.is_empty() || self.transport.wants_write()
     }
 
-    /// A readiness event came while the connection was queued or parked: read again before concluding there is nothing.
+    /// The last dispatch stopped early for fairness: dispatch it again.
+    pub fn yielded(&self) -> bool {
+        self.yielded
+    }
+
+    /// A readiness event came while the connection was queued or parked:
+    /// read again before concluding there is nothing.
     pub fn mark_readable(&mut self) {
-        self.socket_drained = false;
+        if self.inbound == Inbound::Drained {
+            self.inbound = Inbound::Unread;
+        }
     }
 
     /// Waiting for the authenticator or the spool.
@@ -194,8 +217,8 @@ impl Conn {
             State::GreetingDelay => {
                 Some((self.started + config.greeting_delay, DeadlineKind::Greet))
             }
-            State::Handshake => Some(idle(config.tls_handshake_timeout)),
-            State::Active => {
+            State::Handshake { .. } => Some(idle(config.tls_handshake_timeout)),
+            State::Active | State::StartTls => {
                 let in_data = self.session.as_ref().is_some_and(Session::in_data);
                 Some(idle(if in_data {
                     config.data_timeout
@@ -223,7 +246,7 @@ impl Conn {
     pub fn service(&mut self, work: Work, shared: &Shared) {
         self.yielded = false;
         match work {
-            Work::Io => self.socket_drained = false,
+            Work::Io => self.mark_readable(),
             Work::Greet => {
                 if self.state == State::GreetingDelay {
                     self.greet(shared);
@@ -255,7 +278,7 @@ impl Conn {
         let client = ClientInfo {
             ip: self.peer.ip().to_canonical().to_string(),
             trusted: self.trusted,
-            tls: self.tls_version.map(str::to_string),
+            tls: self.transport.established().map(str::to_string),
         };
         let mut session = Session::new(
             self.role,
@@ -267,13 +290,11 @@ impl Conn {
         self.session = Some(session);
     }
 
-    fn begin_tls(&mut self, shared: &Shared) {
-        match ServerConnection::new(shared.tls.clone()) {
-            Ok(mut tls) => {
-                tls.set_buffer_limit(Some(MAX_OUTPUT));
-                self.tls = Some(Box::new(tls));
-                self.state = State::Handshake;
-            }
+    /// Starts the TLS handshake: at once on the implicit-TLS port, after the
+    /// flushed 220 for STARTTLS.
+    fn begin_tls(&mut self, shared: &Shared, implicit: bool) {
+        match self.transport.upgrade(&shared.tls) {
+            Ok(()) => self.state = State::Handshake { implicit },
             Err(e) => {
                 log::error!("{}: cannot start TLS: {e}", self.describe());
                 self.state = State::Closed;
@@ -310,7 +331,7 @@ impl Conn {
                 self.state = State::Closed;
                 return;
             }
-            State::Handshake if self.session.is_none() => {
+            State::Handshake { implicit: true } => {
                 log::warn!(
                     "{}: no TLS handshake within {:?} on the implicit-TLS port; a plaintext \
                      client? (use port 587 with STARTTLS, or SSL/TLS in the client)",
@@ -320,7 +341,7 @@ impl Conn {
                 self.state = State::Closed;
                 return;
             }
-            State::Handshake => {
+            State::Handshake { implicit: false } => {
                 // No plaintext reply is possible mid-handshake.
                 log::warn!(
                     "{}: TLS handshake after STARTTLS timed out",
@@ -347,8 +368,8 @@ impl Conn {
     fn on_shutdown(&mut self) {
         match self.state {
             State::Closing | State::Closed => {}
-            State::Handshake | State::GreetingDelay => self.state = State::Closed,
-            State::Active | State::AwaitAuth | State::AwaitSpool => {
+            State::Handshake { .. } | State::GreetingDelay => self.state = State::Closed,
+            State::Active | State::StartTls | State::AwaitAuth | State::AwaitSpool => {
                 if let Some(session) = self.session.as_mut() {
                     session.shutting_down(&mut self.output);
                 }
@@ -376,20 +397,20 @@ impl Conn {
             if self.wants_input() {
                 progress |= self.read(shared);
             }
-            if self.state == State::Handshake {
+            if matches!(self.state, State::Handshake { .. }) {
                 progress |= self.check_handshake(shared);
             }
-            if self.state == State::Active && !self.starttls_pending {
+            if self.state == State::Active {
                 progress |= self.feed(shared);
             }
             progress |= self.write(shared);
-            if self.peer_closed && !progress {
+            if self.inbound == Inbound::PeerClosed && !progress {
                 let before = self.state;
                 match self.state {
                     // The client closed its side; answer what it sent, then go.
-                    State::Active => self.state = State::Closing,
+                    State::Active | State::StartTls => self.state = State::Closing,
                     // Nobody is left to greet or to shake hands with.
-                    State::GreetingDelay | State::Handshake => self.state = State::Closed,
+                    State::GreetingDelay | State::Handshake { .. } => self.state = State::Closed,
                     _ => {}
                 }
                 progress = self.state != before;
@@ -404,10 +425,8 @@ impl Conn {
     fn wants_input(&self) -> bool {
         matches!(
             self.state,
-            State::Active | State::Handshake | State::GreetingDelay
-        ) && !self.starttls_pending
-            && !self.peer_closed
-            && !self.socket_drained
+            State::Active | State::Handshake { .. } | State::GreetingDelay
+        ) && self.inbound == Inbound::Unread
             && self.input.len() < MAX_INPUT
             && self.output.len() < MAX_OUTPUT
     }
@@ -416,17 +435,15 @@ impl Conn {
     /// Returns whether anything was read.
     fn read(&mut self, shared: &Shared) -> bool {
         let before = self.input.len();
-        let result = match self.tls.as_mut() {
-            None => read_plain(&mut self.socket, &mut self.input),
-            Some(tls) => read_tls(tls, &mut self.socket, &mut self.input),
-        };
+        let result = self.transport.read(&mut self.socket, &mut self.input);
         let got = self.input.len() - before;
         if got > 0 {
             self.last_activity = Instant::now();
         }
         match result {
-            ReadOutcome::Open { drained } => self.socket_drained = drained,
-            ReadOutcome::Eof => self.peer_closed = true,
+            ReadOutcome::Open { drained: true } => self.inbound = Inbound::Drained,
+            ReadOutcome::Open { drained: false } => self.inbound = Inbound::Unread,
+            ReadOutcome::Eof => self.inbound = Inbound::PeerClosed,
             ReadOutcome::Failed(reason) => {
                 self.log_read_failure(&reason, before);
                 self.state = State::Closed;
@@ -437,13 +454,12 @@ impl Conn {
             self.inspect_first_bytes(before, shared);
             self.bytes_received += got as u64;
         }
-        got > 0 || self.peer_closed
+        got > 0 || self.inbound == Inbound::PeerClosed
     }
 
     fn log_read_failure(&self, reason: &str, before: usize) {
         let looks_like_plaintext = self.bytes_received == 0
-            && self.role == Role::Submissions
-            && self.session.is_none()
+            && self.state == State::Handshake { implicit: true }
             && before == 0;
         if looks_like_plaintext && reason.contains("InvalidContentType") {
             log::warn!(
@@ -477,7 +493,7 @@ impl Conn {
             return;
         }
         if self.bytes_received == 0
-            && self.tls.is_none()
+            && !self.transport.is_tls()
             && self.input.get(before) == Some(&TLS_HANDSHAKE_RECORD)
         {
             log::warn!(
@@ -489,21 +505,21 @@ impl Conn {
         }
     }
 
-    /// Finishes the handshake when rustls says it is done.
+    /// Finishes the handshake when rustls says it is done: greets on the
+    /// implicit-TLS port, restarts the session after STARTTLS.
     fn check_handshake(&mut self, shared: &Shared) -> bool {
-        let Some(tls) = self.tls.as_ref() else {
+        let State::Handshake { implicit } = self.state else {
             return false;
         };
-        if tls.is_handshaking() {
+        let Some(version) = self.transport.established() else {
             return false;
-        }
-        let version = crate::tls::version_name(tls).unwrap_or("TLS");
-        self.tls_version = Some(version);
+        };
         self.state = State::Active;
         log::debug!("{}: TLS established ({version})", self.describe());
-        match self.session.as_mut() {
-            Some(session) => session.tls_started(version),
-            None => self.greet(shared),
+        if implicit {
+            self.greet(shared);
+        } else if let Some(session) = self.session.as_mut() {
+            session.tls_started(version);
         }
         true
     }
@@ -512,10 +528,7 @@ impl Conn {
     /// its output is full.
     fn feed(&mut self, shared: &Shared) -> bool {
         let mut progress = false;
-        while self.state == State::Active
-            && !self.starttls_pending
-            && self.output.len() < MAX_OUTPUT
-        {
+        while self.state == State::Active && self.output.len() < MAX_OUTPUT {
             let Some(session) = self.session.as_mut() else {
                 return progress;
             };
@@ -603,7 +616,7 @@ impl Conn {
 
     fn act(&mut self, action: Action, shared: &Shared) {
         match action {
-            Action::StartTls => self.starttls_pending = true,
+            Action::StartTls => self.state = State::StartTls,
             Action::Authenticate(credentials) => {
                 self.state = State::AwaitAuth;
                 let notify = self.notify.clone();
@@ -653,179 +666,51 @@ impl Conn {
     /// Writes pending output; switches to TLS after a flushed STARTTLS
     /// reply and closes after a flushed last reply.
     fn write(&mut self, shared: &Shared) -> bool {
-        let mut progress = false;
-        let result = match self.tls.as_mut() {
-            None => write_plain(&mut self.socket, &mut self.output, &mut progress),
-            Some(tls) => write_tls(tls, &mut self.socket, &mut self.output, &mut progress),
+        let progress = match self.transport.flush(&mut self.socket, &mut self.output) {
+            Ok(progress) => progress,
+            Err(e) => {
+                log::debug!("{}: write failed: {e}", self.describe());
+                self.state = State::Closed;
+                return true;
+            }
         };
         if progress {
             self.last_activity = Instant::now();
         }
-        if let Err(e) = result {
-            log::debug!("{}: write failed: {e}", self.describe());
-            self.state = State::Closed;
-            return true;
-        }
         if self.has_output() {
             return progress;
         }
-        if self.starttls_pending {
-            // RFC 3207 §4.2 / CVE-2011-0411: whatever the client pipelined
-            // after STARTTLS was sent in plaintext and is thrown away.
-            self.starttls_pending = false;
-            self.input.clear();
-            self.begin_tls(shared);
-            return true;
-        }
-        if self.state == State::Closing {
-            if let Some(tls) = self.tls.as_mut().filter(|t| !t.is_handshaking()) {
-                tls.send_close_notify();
-                let mut ignored = false;
-                let _ = write_tls(tls, &mut self.socket, &mut self.output, &mut ignored);
+        match self.state {
+            State::StartTls => {
+                self.start_tls_after_reply(shared);
+                true
             }
+            State::Closing => {
+                self.transport.close_notify(&mut self.socket);
+                self.state = State::Closed;
+                true
+            }
+            _ => progress,
+        }
+    }
+
+    /// The 220 to STARTTLS is out: the handshake starts. The session owns
+    /// the rule that nothing the client pipelined after STARTTLS counts
+    /// (RFC 3207 §4.2, CVE-2011-0411): it consumed the rest of the input
+    /// with the command, and nothing has been read since. Bytes still in
+    /// the socket go to rustls, which refuses plaintext. Input found here
+    /// would break that rule, so the connection closes rather than feed
+    /// plaintext to a session that believes it is encrypted.
+    fn start_tls_after_reply(&mut self, shared: &Shared) {
+        if !self.input.is_empty() {
+            log::error!(
+                "{}: input left over at STARTTLS; connection closed",
+                self.describe()
+            );
             self.state = State::Closed;
-            return true;
+            return;
         }
-        progress
-    }
-}
-
-/// How a read ended.
-enum ReadOutcome {
-    /// The socket is still open; `drained` when it had nothing more to
-    /// give (rather than the buffer being full).
-    Open { drained: bool },
-    /// The client closed its side.
-    Eof,
-    /// A socket or TLS error; the text says what.
-    Failed(String),
-}
-
-fn read_plain(socket: &mut TcpStream, input: &mut Vec<u8>) -> ReadOutcome {
-    SCRATCH.with_borrow_mut(|scratch| {
-        while input.len() < MAX_INPUT {
-            let room = READ_CHUNK.min(MAX_INPUT - input.len());
-            match socket.read(&mut scratch[..room]) {
-                Ok(0) => return ReadOutcome::Eof,
-                Ok(n) => {
-                    input.extend_from_slice(&scratch[..n]);
-                    // A short read from a TCP socket took all it had; the
-                    // next arrival raises a new edge.
-                    if n < room {
-                        return ReadOutcome::Open { drained: true };
-                    }
-                }
-                Err(e) => match e.kind() {
-                    io::ErrorKind::WouldBlock => return ReadOutcome::Open { drained: true },
-                    io::ErrorKind::Interrupted => {}
-                    _ => return ReadOutcome::Failed(e.to_string()),
-                },
-            }
-        }
-        ReadOutcome::Open { drained: false }
-    })
-}
-
-thread_local! {
-    /// Each loop thread's read buffer: bytes land here and only what arrived is
-    /// copied into the connection's input, instead of zeroing a whole chunk
-    /// of the input for every read.
-    static SCRATCH: std::cell::RefCell<Box<[u8]>> =
-        std::cell::RefCell::new(vec![0; READ_CHUNK].into_boxed_slice());
-}
-
-/// Moves decrypted bytes out of rustls, then feeds it more from the socket,
-/// until the socket would block or `input` is full.
-fn read_tls(
-    tls: &mut ServerConnection,
-    socket: &mut TcpStream,
-    input: &mut Vec<u8>,
-) -> ReadOutcome {
-    loop {
-        match drain_plaintext(tls, input) {
-            Ok(false) => {}
-            Ok(true) => return ReadOutcome::Eof,
-            Err(e) => return ReadOutcome::Failed(e.to_string()),
-        }
-        if input.len() >= MAX_INPUT {
-            return ReadOutcome::Open { drained: false };
-        }
-        match tls.read_tls(socket) {
-            Ok(0) => return ReadOutcome::Eof,
-            Ok(_) => {
-                if let Err(e) = tls.process_new_packets() {
-                    // Send the alert rustls prepared, if the socket takes it.
-                    let _ = tls.write_tls(socket);
-                    return ReadOutcome::Failed(format!("TLS error: {e:?}"));
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                return ReadOutcome::Open { drained: true }
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return ReadOutcome::Failed(e.to_string()),
-        }
-    }
-}
-
-/// Copies plaintext rustls has decrypted into `input` (up to the limit).
-/// Returns true when the client sent close_notify.
-fn drain_plaintext(tls: &mut ServerConnection, input: &mut Vec<u8>) -> io::Result<bool> {
-    SCRATCH.with_borrow_mut(|scratch| {
-        while input.len() < MAX_INPUT {
-            let room = READ_CHUNK.min(MAX_INPUT - input.len());
-            match tls.reader().read(&mut scratch[..room]) {
-                Ok(0) => return Ok(true),
-                Ok(n) => input.extend_from_slice(&scratch[..n]),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(false)
-    })
-}
-
-fn write_plain(
-    socket: &mut TcpStream,
-    output: &mut Vec<u8>,
-    progress: &mut bool,
-) -> io::Result<()> {
-    while !output.is_empty() {
-        match socket.write(output) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => {
-                output.drain(..n);
-                *progress = true;
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
-fn write_tls(
-    tls: &mut ServerConnection,
-    socket: &mut TcpStream,
-    output: &mut Vec<u8>,
-    progress: &mut bool,
-) -> io::Result<()> {
-    loop {
-        if !output.is_empty() && !tls.is_handshaking() {
-            let taken = tls.writer().write(output)?;
-            output.drain(..taken);
-        }
-        if !tls.wants_write() {
-            return Ok(());
-        }
-        match tls.write_tls(socket) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(_) => *progress = true,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
+        self.begin_tls(shared, false);
     }
 }
 

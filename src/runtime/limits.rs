@@ -2,6 +2,9 @@
 //! and the connection counter (in total and per client IP) shared by the
 //! event loops. The protocol limits (line lengths, message size, recipients) live in
 //! `proto` and `config`.
+//!
+//! May import: `proto` (the line limits the buffers must hold); no other
+//! runtime file.
 
 use std::collections::HashMap;
 use std::net::IpAddr;

@@ -1,17 +1,40 @@
 //! How other threads talk to an event loop: a channel of [`LoopMessage`]s
 //! plus the loop's `mio::Waker`, with one wake shared by every message sent
-//! while a wake is already pending.
+//! while a wake is already pending. Also what travels in it: an
+//! [`Accepted`] connection on its way to a worker, and the [`Completion`]
+//! of a slow operation.
+//!
+//! May import: `proto` and `queue` (the types of the answers), mio and
+//! crossbeam; no other runtime file, since every one of them imports this.
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender};
+use mio::net::TcpStream;
 use mio::{Token, Waker};
 
-use super::event_loop::Accepted;
 use crate::proto::envelope::EnqueueError;
 use crate::proto::sasl::AuthResult;
+use crate::proto::session::Role;
 use crate::queue::QueueId;
+
+/// The token of every loop's waker (a loop's own tokens start above it).
+pub(crate) const WAKER: Token = Token(0);
+
+/// A connection the accepting thread has admitted, on its way to a loop.
+#[derive(Debug)]
+pub(crate) struct Accepted {
+    /// The socket, not yet registered with any poll.
+    pub socket: TcpStream,
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// The listener's role.
+    pub role: Role,
+    /// The listener's address.
+    pub local: SocketAddr,
+}
 
 /// The answer of a slow operation run off the loops.
 #[derive(Debug)]
@@ -25,11 +48,12 @@ pub(crate) enum Completion {
 /// What other threads tell a loop.
 #[derive(Debug)]
 pub(crate) enum LoopMessage {
-    /// The accepting loop hands a worker a new connection.
+    /// The accepting thread hands a worker a new connection.
     Adopt(Accepted),
     /// A slow operation for the connection with this token finished.
     Completed(Token, Completion),
-    /// A worker loop has ended (told to the loop that started it).
+    /// A worker loop has ended (told to the accepting thread, which
+    /// started it).
     WorkerStopped,
     /// Stop gracefully (a second request stops at once).
     Stop,
@@ -53,6 +77,12 @@ pub(crate) struct Inbox {
 
 /// A notifier and the inbox it delivers to, waking the loop with `waker`.
 pub(crate) fn mailbox(waker: Waker) -> (Notifier, Inbox) {
+    // Unbounded, because a sender must never wait: the spool writer and the
+    // password checkers serve every loop, and the accepting thread serves
+    // every client, so one slow loop would stall them all. The backlog is
+    // bounded anyway: a connection has at most one slow operation
+    // outstanding (it is parked until the answer), and every connection
+    // handed over was first counted against `--max-connections`.
     let (sender, receiver) = crossbeam_channel::unbounded();
     let wake_pending = Arc::new(AtomicBool::new(false));
     let notifier = Notifier {
@@ -106,8 +136,6 @@ mod tests {
     use mio::{Events, Poll};
 
     use super::*;
-
-    const WAKER: Token = Token(0);
 
     /// The WAKER events `poll` reports at once.
     fn wakes(poll: &mut Poll, events: &mut Events) -> usize {

@@ -1,22 +1,29 @@
 //! The I/O edge of the server, and the only home of mio, server-side rustls
 //! I/O and the protocol worker threads.
 //!
-//! The accepting event loop (`event_loop`) owns the listeners and feeds each
-//! new connection (`conn`) to a fixed pool of workers (`pool`); each worker
-//! runs its own event loop and the protocol for its connections. Password
-//! checks and spooling run on the authenticator's and the spool writer's
-//! own threads and answer through the loop's mailbox (`mailbox`), so a
-//! worker never waits for them.
+//! The accepting thread (`acceptor`) owns the listeners and the signals and
+//! feeds each new connection (`conn`) to a fixed pool of workers (`pool`);
+//! each worker runs its own serving event loop (`event_loop`) and the
+//! protocol for its connections, whose bytes pass through a plain or TLS
+//! `transport`. Password checks and spooling run on the authenticator's and
+//! the spool writer's own threads and answer through the loop's mailbox
+//! (`mailbox`), so a worker never waits for them.
+//!
+//! Imports among these files point one way: `acceptor` → `pool` →
+//! `event_loop` → `conn` → `transport`, with `mailbox` and `limits` below
+//! them all; each file's doc names what it may import.
 //!
 //! [`Server::start`] is the library entry point (tests use it with port-0
 //! listeners); the `outpost` command line (`cli`) prepares the data
 //! directory on the first start and calls it.
 
+mod acceptor;
 mod conn;
 mod event_loop;
 pub mod limits;
 mod mailbox;
 mod pool;
+mod transport;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -35,7 +42,8 @@ use crate::proto::dot::MAX_TEXT_LINE;
 use crate::proto::session::{Directory, Role, SessionConfig};
 use crate::queue::{QueueError, Spool, SpoolWriter};
 use crate::tls::{ServerCertificate, TlsError};
-use event_loop::{EventLoop, Listener, SignalPipes};
+use acceptor::{Acceptor, Listener, SignalPipes};
+use event_loop::EventLoop;
 use limits::ConnectionCounter;
 use mailbox::{LoopMessage, Notifier};
 use pool::Pool;
@@ -296,8 +304,7 @@ fn start(config: Config, handle_signals: bool) -> Result<ServerHandle, ServerErr
 
     let setup = |what| move |source| ServerError::Setup { what, source };
     let poll = Poll::new().map_err(setup("create the event poll"))?;
-    let waker =
-        Waker::new(poll.registry(), event_loop::WAKER).map_err(setup("create the waker"))?;
+    let waker = Waker::new(poll.registry(), mailbox::WAKER).map_err(setup("create the waker"))?;
     let (notify, inbox) = mailbox::mailbox(waker);
     let signals = if handle_signals {
         Some(signal_pipes().map_err(setup("install the signal handlers"))?)
@@ -324,13 +331,13 @@ fn start(config: Config, handle_signals: bool) -> Result<ServerHandle, ServerErr
     let pool = Pool::start(workers, &shared, &counter, &notify)
         .map_err(setup("start the worker threads"))?;
     let open = Arc::new(AtomicUsize::new(0));
-    let event_loop = EventLoop::new(poll, inbox, notify.clone(), shared, counter, open)
-        .accepting(listeners, signals, pool)
+    let serving = EventLoop::new(poll, notify.clone(), shared.clone(), counter.clone(), open);
+    let acceptor = Acceptor::new(serving, inbox, shared, counter, listeners, signals, pool)
         .map_err(setup("register the listeners"))?;
     let thread = std::thread::Builder::new()
         .name("outpost-loop".to_string())
         .spawn(move || {
-            event_loop.run();
+            acceptor.run();
             log::info!("stopped");
         })
         .map_err(setup("start the event loop thread"))?;

@@ -1,5 +1,5 @@
 //! The fixed pool of protocol workers. Each worker thread runs its own
-//! event loop ([`EventLoop`]) over the connections the accepting loop hands
+//! event loop ([`EventLoop`]) over the connections the accepting thread hands
 //! it and serves them there ([`Conn::service`](super::conn::Conn::service)),
 //! so a command costs no thread switch. A new connection goes to the worker
 //! with the fewest open connections. (A shared queue of ready connections
@@ -8,7 +8,10 @@
 //! small messages about 15% slower; see the README's performance section.)
 //!
 //! A pool of zero workers (`--workers 0`) has no threads: the accepting
-//! loop serves its connections itself, which suits a one-core host.
+//! thread serves its connections itself, which suits a one-core host.
+//!
+//! May import: `event_loop` (each worker runs one), `limits`, `mailbox` and
+//! the parent's `Shared`; never `acceptor`, which owns the pool.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -17,16 +20,16 @@ use std::thread::JoinHandle;
 use mio::{Poll, Waker};
 use parking_lot::Mutex;
 
-use super::event_loop::{Accepted, EventLoop, WAKER};
+use super::event_loop::EventLoop;
 use super::limits::ConnectionCounter;
-use super::mailbox::{mailbox, LoopMessage, Notifier};
+use super::mailbox::{mailbox, Accepted, LoopMessage, Notifier, WAKER};
 use super::Shared;
 
-/// The worker threads, as the accepting loop sees them.
+/// The worker threads, as the accepting thread sees them.
 pub(crate) struct Pool {
     workers: Vec<Worker>,
     /// Workers that have not reported their end ([`ReportStop`]). Counted
-    /// from the reports, which wake the accepting loop, rather than read
+    /// from the reports, which wake the accepting thread, rather than read
     /// from the threads: a thread that has just reported may not count as
     /// finished yet.
     running: usize,
@@ -39,7 +42,7 @@ struct Worker {
     thread: JoinHandle<()>,
 }
 
-/// Tells the accepting loop that a worker's loop has ended, even when it
+/// Tells the accepting thread that a worker's loop has ended, even when it
 /// ended by a panic.
 struct ReportStop(Notifier);
 
@@ -50,7 +53,7 @@ impl Drop for ReportStop {
 }
 
 impl Pool {
-    /// No workers: the accepting loop serves every connection.
+    /// No workers: the accepting thread serves every connection.
     pub fn none() -> Pool {
         Pool {
             workers: Vec::new(),
@@ -83,7 +86,7 @@ impl Pool {
         Ok(pool)
     }
 
-    /// True when the accepting loop serves connections itself.
+    /// True when the accepting thread serves connections itself.
     pub fn is_empty(&self) -> bool {
         self.workers.is_empty()
     }
@@ -148,7 +151,6 @@ impl Worker {
         let open = Arc::new(AtomicUsize::new(0));
         let event_loop = EventLoop::new(
             poll,
-            inbox,
             notify.clone(),
             shared.clone(),
             counter.clone(),
@@ -159,7 +161,7 @@ impl Worker {
             .name(format!("outpost-worker-{index}"))
             .spawn(move || {
                 let _report = report;
-                event_loop.run();
+                event_loop.run(inbox);
             })?;
         Ok(Worker {
             notify,
