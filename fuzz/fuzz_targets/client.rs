@@ -37,11 +37,12 @@ use std::collections::VecDeque;
 
 use libfuzzer_sys::fuzz_target;
 use outpost::proto::client::{
-    Client, ClientAction, ClientParams, Credentials, Extensions, Outcome, RecipientParams,
+    Client, ClientAction, ClientParams, Extensions, Outcome, RecipientParams,
     TlsPolicy,
 };
 use outpost::proto::command::{Notify, Ret};
 use outpost::proto::dot::Stuffer;
+use outpost::proto::sasl::Credentials;
 
 #[path = "common/mod.rs"]
 mod common;
@@ -196,7 +197,7 @@ fn params(p: u8, mode: u8) -> ClientParams {
         tls,
         tls_active: p & 3 == 3,
         credentials: (p & 0x04 != 0).then(|| Credentials {
-            user: "alice@example.org".into(),
+            username: "alice@example.org".into(),
             password: "secret".into(),
         }),
     }

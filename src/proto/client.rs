@@ -16,6 +16,7 @@ use base64::Engine as _;
 
 use super::command::{Notify, Ret};
 use super::reply::{Reply, ReplyReader};
+use super::sasl::Credentials;
 
 /// RFC 5321 §4.5.3.2.1/.2/.3/.4/.6: waiting for the greeting, MAIL, RCPT
 /// replies and the final reply after the end of data.
@@ -38,24 +39,6 @@ pub enum TlsPolicy {
     Opportunistic,
     /// Fail the session (transiently) unless TLS is in use.
     Required,
-}
-
-/// Credentials for AUTH (a smarthost).
-#[derive(Clone, PartialEq, Eq)]
-pub struct Credentials {
-    /// The user name.
-    pub user: String,
-    /// The password.
-    pub password: String,
-}
-
-impl std::fmt::Debug for Credentials {
-    // Never print the password, not even in a debug log.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials")
-            .field("user", &self.user)
-            .finish_non_exhaustive()
-    }
 }
 
 /// One recipient to deliver to.
@@ -524,7 +507,7 @@ impl Client {
         } else if self.extensions.auth.iter().any(|m| m == "LOGIN") {
             push_line(
                 out,
-                &format!("AUTH LOGIN {}", b64(credentials.user.as_bytes())),
+                &format!("AUTH LOGIN {}", b64(credentials.username.as_bytes())),
             );
             self.state = State::AuthLoginUser;
         } else {
@@ -540,7 +523,7 @@ impl Client {
 
     fn plain_response(&self) -> String {
         let (user, password) = match &self.params.credentials {
-            Some(c) => (c.user.as_str(), c.password.as_str()),
+            Some(c) => (c.username.as_str(), c.password.as_str()),
             None => ("", ""),
         };
         // RFC 4616 §2: authzid NUL authcid NUL passwd, empty authzid.
@@ -1210,7 +1193,7 @@ mod tests {
     #[test]
     fn auth_plain_and_login() {
         let creds = Credentials {
-            user: "u".into(),
+            username: "u".into(),
             password: "p".into(),
         };
         let mut p = params(&["a@x.test"]);

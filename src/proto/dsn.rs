@@ -18,6 +18,7 @@ use std::fmt::Write as _;
 
 use super::command::Ret;
 use super::reply::Enhanced;
+use super::splitmix::splitmix64;
 
 /// RFC 5322 §2.1.1: a line is at most 998 octets plus CRLF.
 pub const MAX_LINE: usize = 998;
@@ -112,7 +113,7 @@ pub fn build(input: &DsnInput<'_>) -> Vec<u8> {
 
     let mut seed = input.boundary_seed;
     let boundary = loop {
-        seed = mix(seed);
+        seed = splitmix64(seed);
         let candidate = format!("=_outpost_{seed:016x}");
         // RFC 2046 §5.1.1: the boundary must not occur in any part.
         if !parts.iter().any(|p| contains(p, candidate.as_bytes())) {
@@ -606,14 +607,6 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     memchr::memmem::find(haystack, needle).is_some()
 }
 
-/// SplitMix64 step for boundary candidates (not secret, only unlikely).
-fn mix(seed: u64) -> u64 {
-    let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -863,7 +856,7 @@ mod tests {
     fn boundary_never_occurs_in_content() {
         let r = [failed("bob@example.com", Enhanced(5, 1, 1), "550 no")];
         // Put the boundary the seed would pick into the original first.
-        let first = format!("=_outpost_{:016x}", mix(9));
+        let first = format!("=_outpost_{:016x}", splitmix64(9));
         let original = format!("Subject: {first}\r\n\r\n--{first}\r\n");
         let msg = build(&input(&r, Some(Ret::Full), original.as_bytes(), 9));
         let p = parse(&msg);

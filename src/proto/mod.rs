@@ -14,3 +14,4 @@ pub mod received;
 pub mod reply;
 pub mod sasl;
 pub mod session;
+pub mod splitmix;

@@ -26,13 +26,12 @@ use crate::delivery::dns::DnsError;
 use crate::delivery::maildir::MaildirError;
 use crate::delivery::route;
 use crate::delivery::transport::{self, CertPolicy, Peer, TransportError};
-use crate::proto::client::{
-    Client, ClientParams, Credentials, Outcome, RecipientParams, TlsPolicy,
-};
+use crate::proto::client::{Client, ClientParams, Outcome, RecipientParams, TlsPolicy};
 use crate::proto::command::Body;
 use crate::proto::dsn::Action;
 use crate::proto::envelope::Recipient;
 use crate::proto::reply::Enhanced;
+use crate::proto::sasl::Credentials;
 use crate::queue::{Failure, QueueError, QueueId, QueuedMessage, RecipientEntry, RecipientState};
 
 /// What the scheduler should do with the message next.

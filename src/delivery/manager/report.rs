@@ -6,6 +6,7 @@ use crate::proto::command::Notify;
 use crate::proto::dsn::{self, Action, DsnRecipient};
 use crate::proto::envelope::{Envelope, NewMessage, Origin};
 use crate::proto::reply::{Enhanced, Reply};
+use crate::proto::splitmix::splitmix64;
 use crate::queue::{QueuedMessage, RecipientState, RemoteReply};
 
 /// RFC 3461 §4.1: without NOTIFY the default is FAILURE,DELAY; NEVER
@@ -153,9 +154,8 @@ pub(crate) fn report_message(
 /// A stable 64-bit seed from a text (queue id): retry jitter, MX shuffle,
 /// MIME boundaries. Not for anything secret.
 pub(crate) fn seed_of(text: &str) -> u64 {
-    text.bytes().fold(0x5eed, |acc, b| {
-        super::super::splitmix64(acc ^ u64::from(b))
-    })
+    text.bytes()
+        .fold(0x5eed, |acc, b| splitmix64(acc ^ u64::from(b)))
 }
 
 /// The outcome of one recipient in the mail log.
