@@ -20,8 +20,8 @@ use outpost::delivery::config::{self, DeliveryConfig};
 use outpost::delivery::manager::{Delivery, DeliveryHandle};
 use outpost::delivery::retry::{RetryPolicy, Schedule};
 use outpost::directory::{users_file_line, AliasTable, UserTable};
-use outpost::proto::command::Notify;
 use outpost::proto::envelope::{Envelope, NewMessage, Origin, Recipient};
+use outpost::proto::esmtp::Notify;
 use outpost::queue::{RecipientState, Spool};
 
 const BODY: &[u8] = b"From: alice@local.test\r\nTo: bob@rx.test\r\nSubject: hello\r\n\r\n.leading dot\r\nline two\r\n..two dots\r\n";
@@ -778,7 +778,7 @@ fn notify_success_reports_relayed_for_a_next_hop_without_dsn_and_delivered_for_m
         rcpt.notify = Some(Notify {
             success: true,
             failure: true,
-            ..Notify::default()
+            delay: false,
         });
     }
     let id = spool.store(&new).unwrap();

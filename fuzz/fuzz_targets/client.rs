@@ -40,7 +40,7 @@ use outpost::proto::client::{
     Client, ClientAction, ClientParams, Extensions, Outcome, RecipientParams,
     TlsPolicy,
 };
-use outpost::proto::command::{Notify, Ret};
+use outpost::proto::esmtp::{Notify, Orcpt, Ret};
 use outpost::proto::dot::Stuffer;
 use outpost::proto::sasl::Credentials;
 
@@ -145,17 +145,16 @@ fn params(p: u8, mode: u8) -> ClientParams {
         .map(|a| RecipientParams {
             address: a.to_string(),
             notify: dsn.then_some(Notify {
-                never: false,
                 success: true,
                 failure: true,
                 delay: false,
             }),
-            // One well-formed ORCPT, one that would split the line.
+            // One xtext ORCPT, one in UTF-8 that is not passed on.
             orcpt: dsn.then(|| {
                 if a.starts_with('b') {
-                    format!("rfc822;{a}")
+                    Orcpt::rfc822(a)
                 } else {
-                    format!("rfc822;{a} NOTIFY=NEVER")
+                    format!("utf-8;\u{fc}{a}").parse().unwrap()
                 }
             }),
         })

@@ -16,7 +16,7 @@
 
 use std::fmt::Write as _;
 
-use super::command::Ret;
+use super::esmtp::{decode_xtext, Orcpt, Ret};
 use super::reply::Enhanced;
 use super::splitmix::splitmix64;
 
@@ -61,8 +61,8 @@ impl Action {
 pub struct DsnRecipient {
     /// The address delivery was attempted to.
     pub final_recipient: String,
-    /// `ORCPT=` as received (`rfc822;xtext`), if any.
-    pub original_recipient: Option<String>,
+    /// `ORCPT=` as received, if any.
+    pub original_recipient: Option<Orcpt>,
     /// What happened.
     pub action: Action,
     /// The status code `x.y.z`.
@@ -328,7 +328,7 @@ fn status_part(input: &DsnInput<'_>, host: &str) -> Vec<u8> {
         fold_field(
             &mut out,
             "Original-Envelope-Id",
-            &clean_text(&xtext_decode(envid), true),
+            &clean_text(&decode_xtext(envid), true),
         );
     }
     fold_field(
@@ -339,12 +339,12 @@ fn status_part(input: &DsnInput<'_>, host: &str) -> Vec<u8> {
     for r in input.recipients {
         out.extend_from_slice(b"\r\n");
         if let Some(orcpt) = &r.original_recipient {
-            let (kind, value) = orcpt.split_once(';').unwrap_or(("rfc822", orcpt));
-            let kind = clean_atom(kind.trim());
+            let kind = clean_atom(orcpt.addr_type());
+            let address = decode_xtext(orcpt.address());
             fold_field(
                 &mut out,
                 "Original-Recipient",
-                &format!("{kind}; {}", address_field(&xtext_decode(value.trim())).1),
+                &format!("{kind}; {}", address_field(&address).1),
             );
         }
         let (kind, address) = address_field(&r.final_recipient);
@@ -583,26 +583,6 @@ fn address_field(address: &str) -> (&'static str, String) {
     ("utf-8", out)
 }
 
-/// RFC 3461 §4: `+XX` is the octet XX; invalid escapes are kept as written.
-fn xtext_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'+' && i + 2 < bytes.len() {
-            let hex = |b: u8| char::from(b).to_digit(16);
-            if let (Some(hi), Some(lo)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                out.push((hi * 16 + lo) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     memchr::memmem::find(haystack, needle).is_some()
 }
@@ -616,7 +596,7 @@ mod tests {
     fn failed(addr: &str, status: Enhanced, diag: &str) -> DsnRecipient {
         DsnRecipient {
             final_recipient: addr.into(),
-            original_recipient: Some("rfc822;Bob+40example.com".into()),
+            original_recipient: Some("rfc822;Bob+40example.com".parse().unwrap()),
             action: Action::Failed,
             status,
             remote_mta: Some("mx.example.com".into()),
@@ -887,14 +867,12 @@ mod tests {
     }
 
     #[test]
-    fn dates_and_xtext() {
+    fn dates() {
         assert_eq!(format_date(0), "Thu, 01 Jan 1970 00:00:00 +0000");
         assert_eq!(
             format_date(1_709_647_389),
             "Tue, 05 Mar 2024 14:03:09 +0000"
         );
         assert_eq!(format_date(951_782_400), "Tue, 29 Feb 2000 00:00:00 +0000");
-        assert_eq!(xtext_decode("a+2Bb+3D"), "a+b=");
-        assert_eq!(xtext_decode("bad+zz+"), "bad+zz+");
     }
 }

@@ -9,6 +9,7 @@ pub mod command;
 pub mod dot;
 pub mod dsn;
 pub mod envelope;
+pub mod esmtp;
 pub mod line;
 pub mod received;
 pub mod reply;

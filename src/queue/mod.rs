@@ -37,8 +37,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use ring::digest::{Context, SHA256};
 
-use crate::proto::command::{Body, Ret};
 use crate::proto::envelope::{EnqueueError, Envelope, NewMessage, Origin};
+use crate::proto::esmtp::{Body, Ret};
 use crate::proto::received::{received_header, rfc5322_date};
 use shared_sync::SharedSync;
 use syncer::Syncer;

@@ -27,9 +27,9 @@ use crate::delivery::maildir::MaildirError;
 use crate::delivery::route;
 use crate::delivery::transport::{self, CertPolicy, Peer, TransportError};
 use crate::proto::client::{Client, ClientParams, Outcome, RecipientParams, TlsPolicy};
-use crate::proto::command::Body;
 use crate::proto::dsn::Action;
 use crate::proto::envelope::Recipient;
+use crate::proto::esmtp::{Body, Orcpt};
 use crate::proto::reply::Enhanced;
 use crate::proto::sasl::Credentials;
 use crate::queue::{Failure, QueueError, QueueId, QueuedMessage, RecipientEntry, RecipientState};
@@ -187,7 +187,7 @@ fn expand_aliases(ctx: &Context, message: &mut QueuedMessage) -> bool {
                         orcpt: rcpt
                             .orcpt
                             .clone()
-                            .or_else(|| Some(format!("rfc822;{}", xtext(&rcpt.address)))),
+                            .or_else(|| Some(Orcpt::rfc822(&rcpt.address))),
                     }));
                 }
             }
@@ -209,19 +209,6 @@ fn expand_aliases(ctx: &Context, message: &mut QueuedMessage) -> bool {
         message.recipients = entries;
     }
     changed
-}
-
-/// RFC 3461 §4: xtext, `+XX` for `+`, `=`, controls and non-ASCII.
-fn xtext(text: &str) -> String {
-    let mut out = String::new();
-    for b in text.bytes() {
-        if (b'!'..=b'~').contains(&b) && b != b'+' && b != b'=' {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("+{b:02X}"));
-        }
-    }
-    out
 }
 
 /// Open recipients by destination, in the order of first appearance.
@@ -568,15 +555,4 @@ pub(crate) fn now_millis() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn xtext_encodes_plus_equals_and_spaces() {
-        assert_eq!(xtext("a+b=c@x"), "a+2Bb+3Dc@x");
-        assert_eq!(xtext("\"a b\"@x"), "\"a+20b\"@x");
-    }
 }
