@@ -22,7 +22,7 @@ use outpost::delivery::retry::{RetryPolicy, Schedule};
 use outpost::directory::{users_file_line, AliasTable, UserTable};
 use outpost::proto::envelope::{Envelope, NewMessage, Origin, Recipient};
 use outpost::proto::esmtp::Notify;
-use outpost::queue::{RecipientState, Spool};
+use outpost::queue::{QueueId, RecipientState, Spool};
 
 const BODY: &[u8] = b"From: alice@local.test\r\nTo: bob@rx.test\r\nSubject: hello\r\n\r\n.leading dot\r\nline two\r\n..two dots\r\n";
 
@@ -345,7 +345,7 @@ fn server_tls(names: &[&str]) -> (Arc<rustls::ServerConfig>, String) {
     (Arc::new(config), pem)
 }
 
-fn store(spool: &Spool, sender: &str, recipients: &[&str]) -> String {
+fn store(spool: &Spool, sender: &str, recipients: &[&str]) -> QueueId {
     spool.store(&message(sender, recipients)).unwrap()
 }
 
@@ -724,6 +724,7 @@ fn queue_tools_on_waiting_messages() {
                 .is_ok_and(|m| m.next_attempt > 0 && m.attempts == 1)
         })
     });
+    let (keep, gone) = (keep.to_string(), gone.to_string());
 
     let (code, out) = queue_tool(&dir, &["list"]);
     assert_eq!(code, 0, "{out}");

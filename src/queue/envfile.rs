@@ -132,7 +132,7 @@ pub fn render(message: &QueuedMessage) -> Vec<u8> {
         out.push('\n');
     };
     field("version", &VERSION.to_string());
-    field("id", &encode(&message.id, false));
+    field("id", message.id.as_str());
     field(
         "arrival",
         &format!("{} {}", message.arrival, rfc5322_date(message.arrival)),
@@ -253,7 +253,11 @@ pub fn parse(bytes: &[u8]) -> Result<QueuedMessage, EnvError> {
             })
         }
     };
-    let id = lines.decoded("id")?;
+    let (line, id) = lines.expect("id")?;
+    let id = id.parse().map_err(|_| EnvError {
+        line,
+        reason: "bad id".into(),
+    })?;
     let (line, arrival) = lines.expect("arrival")?;
     let arrival = arrival
         .split(' ')
@@ -808,7 +812,7 @@ mod tests {
         });
         recipients[5].state = RecipientState::Delivered { relay: None };
         QueuedMessage {
-            id: "0J5Z3K1M2N3P4Q5R".into(),
+            id: "0J5Z3K1M2N3P4Q5R".parse().unwrap(),
             arrival: 1_795_718_460,
             mail_from: MailFrom {
                 sender: "alice@example.org".into(),

@@ -82,7 +82,7 @@ impl Destination {
 }
 
 /// Runs one attempt of `id`; never panics on bad files or I/O.
-pub(crate) fn run(ctx: &Context, id: &str) -> Finished {
+pub(crate) fn run(ctx: &Context, id: &QueueId) -> Finished {
     let mut injected = Vec::new();
     let next = match attempt(ctx, id, &mut injected) {
         Ok(next) => next,
@@ -106,13 +106,13 @@ pub(crate) fn run(ctx: &Context, id: &str) -> Finished {
         }
     };
     Finished {
-        id: id.to_string(),
+        id: id.clone(),
         next,
         injected,
     }
 }
 
-fn attempt(ctx: &Context, id: &str, injected: &mut Vec<QueueId>) -> Result<Next, QueueError> {
+fn attempt(ctx: &Context, id: &QueueId, injected: &mut Vec<QueueId>) -> Result<Next, QueueError> {
     let (mut message, body) = ctx.spool.load_with_message(id)?;
     if expand_aliases(ctx, &mut message) {
         ctx.spool.update(id, &message)?;
@@ -346,7 +346,7 @@ fn deliver_remote(
         tls: None,
         peer_dsn: false,
     };
-    let route = match route_for(ctx, destination, &message.id) {
+    let route = match route_for(ctx, destination, message.id.as_str()) {
         Ok(route) => route,
         Err(outcome) => return unreached(outcome),
     };

@@ -22,7 +22,7 @@ fn policy() -> RetryPolicy {
 
 fn message(sender: &str, notify: &[Option<Notify>]) -> QueuedMessage {
     QueuedMessage {
-        id: "0J5Z3K1M2N3P4Q5R".into(),
+        id: "0J5Z3K1M2N3P4Q5R".parse().unwrap(),
         arrival: ARRIVAL,
         mail_from: MailFrom {
             sender: sender.into(),
