@@ -18,9 +18,9 @@ use outpost::delivery::config::{self, DeliveryConfig};
 use outpost::delivery::manager::{Delivery, DeliveryHandle};
 use outpost::delivery::retry::{RetryPolicy, Schedule};
 use outpost::directory::{users_file_line, AliasTable, UserTable};
-use outpost::proto::command::Notify;
 use outpost::proto::envelope::{Envelope, NewMessage, Origin, Recipient};
-use outpost::queue::{RecipientState, Spool};
+use outpost::proto::esmtp::Notify;
+use outpost::queue::{QueueId, RecipientState, Spool};
 use support::fake_mx::{self_signed_tls_and_pem, MxScript};
 use support::TempDir;
 
@@ -117,7 +117,7 @@ fn maildir_files(dir: &Path, domain: &str, user: &str) -> Vec<Vec<u8>> {
         .collect()
 }
 
-fn store(spool: &Spool, sender: &str, recipients: &[&str]) -> String {
+fn store(spool: &Spool, sender: &str, recipients: &[&str]) -> QueueId {
     spool.store(&message(sender, recipients)).unwrap()
 }
 
@@ -498,6 +498,7 @@ fn queue_tools_on_waiting_messages() {
                 .is_ok_and(|m| m.next_attempt > 0 && m.attempts == 1)
         })
     });
+    let (keep, gone) = (keep.to_string(), gone.to_string());
 
     let (code, out) = queue_tool(dir, &["list"]);
     assert_eq!(code, 0, "{out}");
@@ -553,7 +554,7 @@ fn notify_success_reports_relayed_for_a_next_hop_without_dsn_and_delivered_for_m
         rcpt.notify = Some(Notify {
             success: true,
             failure: true,
-            ..Notify::default()
+            delay: false,
         });
     }
     let id = spool.store(&new).unwrap();

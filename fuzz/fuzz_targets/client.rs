@@ -37,11 +37,11 @@ use std::collections::VecDeque;
 
 use libfuzzer_sys::fuzz_target;
 use outpost::proto::client::{
-    Client, ClientAction, ClientParams, Credentials, Extensions, Outcome, RecipientParams,
-    TlsPolicy,
+    Client, ClientAction, ClientParams, Extensions, Outcome, RecipientParams, TlsPolicy,
 };
-use outpost::proto::command::{Notify, Ret};
 use outpost::proto::dot::Stuffer;
+use outpost::proto::esmtp::{Notify, Orcpt, Ret};
+use outpost::proto::sasl::Credentials;
 
 #[path = "common/mod.rs"]
 mod common;
@@ -144,17 +144,16 @@ fn params(p: u8, mode: u8) -> ClientParams {
         .map(|a| RecipientParams {
             address: a.to_string(),
             notify: dsn.then_some(Notify {
-                never: false,
                 success: true,
                 failure: true,
                 delay: false,
             }),
-            // One well-formed ORCPT, one that would split the line.
+            // One xtext ORCPT, one in UTF-8 that is not passed on.
             orcpt: dsn.then(|| {
                 if a.starts_with('b') {
-                    format!("rfc822;{a}")
+                    Orcpt::rfc822(a)
                 } else {
-                    format!("rfc822;{a} NOTIFY=NEVER")
+                    format!("utf-8;\u{fc}{a}").parse().unwrap()
                 }
             }),
         })
@@ -196,7 +195,7 @@ fn params(p: u8, mode: u8) -> ClientParams {
         tls,
         tls_active: p & 3 == 3,
         credentials: (p & 0x04 != 0).then(|| Credentials {
-            user: "alice@example.org".into(),
+            username: "alice@example.org".into(),
             password: "secret".into(),
         }),
     }

@@ -23,8 +23,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use outpost::proto::command::Ret;
 use outpost::proto::dsn::{build, DsnInput, DsnRecipient, ReportAction, MAX_LINE};
+use outpost::proto::esmtp::{Orcpt, Ret};
 use outpost::proto::reply::Enhanced;
 
 #[path = "common/mod.rs"]
@@ -227,7 +227,10 @@ fuzz_target!(|data: &[u8]| {
     let diagnostic = text(next());
     let address = text(next());
     let envid = text(next());
+    // The fuzzer's ORCPT if it is one, else its text as the address of an
+    // `rfc822` one.
     let orcpt = text(next());
+    let orcpt: Option<Orcpt> = orcpt.parse().ok().or_else(|| Some(Orcpt::rfc822(&orcpt)));
     let remote = text(next());
     let host = text(next());
     let sender = text(next());
@@ -248,7 +251,7 @@ fuzz_target!(|data: &[u8]| {
                 } else {
                     format!("r{i}@example.com")
                 },
-                original_recipient: (flags & 0x40 != 0).then(|| orcpt.clone()),
+                original_recipient: orcpt.clone().filter(|_| flags & 0x40 != 0),
                 action,
                 status: Enhanced(
                     if action == ReportAction::Delivered {

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::delivery::manager::request_flush;
-use crate::queue::{QueueError, QueuedMessage, RecipientState, Spool};
+use crate::queue::{QueueError, QueueId, QueuedMessage, RecipientState, Spool};
 
 /// The default data directory, as for the server.
 pub const DEFAULT_DATA_DIR: &str = "outpost-data";
@@ -59,10 +59,22 @@ pub fn run_with(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i3
         None => return 1,
     };
     match words.as_slice() {
-        ["show", id] => show(&spool, id, out, err),
+        ["show", id] => queue_id(id, err).map_or(1, |id| show(&spool, &id, out, err)),
         ["flush"] => flush(&spool, out, err),
-        ["delete", id] => delete(&spool, id, out, err),
+        ["delete", id] => queue_id(id, err).map_or(1, |id| delete(&spool, &id, out, err)),
         _ => list(&spool, out, err),
+    }
+}
+
+/// The queue id an argument names; an error message if it names none (it
+/// never becomes a path).
+fn queue_id(text: &str, err: &mut dyn Write) -> Option<QueueId> {
+    match text.parse() {
+        Ok(id) => Some(id),
+        Err(e) => {
+            let _ = writeln!(err, "{text}: {e}");
+            None
+        }
     }
 }
 
@@ -170,7 +182,7 @@ fn list(spool: &Spool, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     0
 }
 
-fn load(spool: &Spool, id: &str, err: &mut dyn Write) -> Option<QueuedMessage> {
+fn load(spool: &Spool, id: &QueueId, err: &mut dyn Write) -> Option<QueuedMessage> {
     match spool.load(id) {
         Ok(m) => Some(m),
         Err(QueueError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
@@ -184,7 +196,7 @@ fn load(spool: &Spool, id: &str, err: &mut dyn Write) -> Option<QueuedMessage> {
     }
 }
 
-fn show(spool: &Spool, id: &str, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+fn show(spool: &Spool, id: &QueueId, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     let Some(message) = load(spool, id, err) else {
         return 1;
     };
@@ -288,7 +300,7 @@ fn flush(spool: &Spool, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     0
 }
 
-fn delete(spool: &Spool, id: &str, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+fn delete(spool: &Spool, id: &QueueId, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     if load(spool, id, err).is_none() {
         return 1;
     }

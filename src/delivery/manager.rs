@@ -43,7 +43,7 @@ use super::dns::{DnsError, Resolver, ResolverConfig};
 use super::maildir::MailStore;
 use super::transport::{self, CertPolicy, TransportError};
 use crate::directory::{AliasTable, UserTable};
-use crate::proto::client::Credentials;
+use crate::proto::sasl::Credentials;
 use crate::queue::{QueueError, QueueId, Spool};
 use attempt::{now_millis, Finished, Next};
 
@@ -181,7 +181,7 @@ impl Delivery {
                         source,
                     })?;
                 Some(Credentials {
-                    user: user.clone(),
+                    username: user.clone(),
                     password: text.lines().next().unwrap_or("").to_string(),
                 })
             }

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use super::splitmix64;
+use crate::proto::splitmix::splitmix64;
 
 /// First delay of the default schedule (Postfix's `minimal_backoff_time` is
 /// 300s).

@@ -7,8 +7,8 @@
 //! null MX (RFC 7505) means the domain accepts no mail at all.
 
 use super::dns::Mx;
-use super::splitmix64;
 use crate::proto::reply::Enhanced;
+use crate::proto::splitmix::splitmix64;
 
 /// At most this many MX hosts are tried per attempt (Postfix's
 /// `smtp_mx_address_limit` is 5; a few more costs little).

@@ -14,8 +14,9 @@ use std::time::Duration;
 
 use base64::Engine as _;
 
-use super::command::{Notify, Ret};
+use super::esmtp::{self, Notify, Orcpt, Ret};
 use super::reply::{Reply, ReplyReader};
+use super::sasl::Credentials;
 
 /// RFC 5321 §4.5.3.2.1/.2/.3/.4/.6: waiting for the greeting, MAIL, RCPT
 /// replies and the final reply after the end of data.
@@ -40,24 +41,6 @@ pub enum TlsPolicy {
     Required,
 }
 
-/// Credentials for AUTH (a smarthost).
-#[derive(Clone, PartialEq, Eq)]
-pub struct Credentials {
-    /// The user name.
-    pub user: String,
-    /// The password.
-    pub password: String,
-}
-
-impl std::fmt::Debug for Credentials {
-    // Never print the password, not even in a debug log.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials")
-            .field("user", &self.user)
-            .finish_non_exhaustive()
-    }
-}
-
 /// One recipient to deliver to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecipientParams {
@@ -65,8 +48,9 @@ pub struct RecipientParams {
     pub address: String,
     /// `NOTIFY=` to pass on (RFC 3461 §4.1), sent only to a DSN peer.
     pub notify: Option<Notify>,
-    /// `ORCPT=` as received (`rfc822;xtext`), sent only to a DSN peer.
-    pub orcpt: Option<String>,
+    /// `ORCPT=` as received, sent only to a DSN peer and only if it is
+    /// xtext.
+    pub orcpt: Option<Orcpt>,
 }
 
 /// Everything one delivery attempt needs.
@@ -524,7 +508,7 @@ impl Client {
         } else if self.extensions.auth.iter().any(|m| m == "LOGIN") {
             push_line(
                 out,
-                &format!("AUTH LOGIN {}", b64(credentials.user.as_bytes())),
+                &format!("AUTH LOGIN {}", b64(credentials.username.as_bytes())),
             );
             self.state = State::AuthLoginUser;
         } else {
@@ -540,7 +524,7 @@ impl Client {
 
     fn plain_response(&self) -> String {
         let (user, password) = match &self.params.credentials {
-            Some(c) => (c.user.as_str(), c.password.as_str()),
+            Some(c) => (c.username.as_str(), c.password.as_str()),
             None => ("", ""),
         };
         // RFC 4616 §2: authzid NUL authcid NUL passwd, empty authzid.
@@ -571,12 +555,13 @@ impl Client {
             mail.push_str(" SMTPUTF8");
         }
         if ext.dsn {
-            match self.params.ret {
-                Some(Ret::Full) => mail.push_str(" RET=FULL"),
-                Some(Ret::Hdrs) => mail.push_str(" RET=HDRS"),
-                None => {}
+            if let Some(ret) = self.params.ret {
+                mail.push_str(&format!(" RET={ret}"));
             }
-            if let Some(envid) = self.params.envid.as_deref().filter(|e| is_xtext(e, false)) {
+            // An ENVID that is not xtext is dropped, never sent: it could
+            // split the command line.
+            let envid = self.params.envid.as_deref();
+            if let Some(envid) = envid.filter(|e| esmtp::is_envid(e)) {
                 mail.push_str(&format!(" ENVID={envid}"));
             }
         }
@@ -657,11 +642,12 @@ impl Client {
         }
         let mut line = format!("RCPT TO:<{}>", rcpt.address);
         if self.extensions.dsn {
-            if let Some(n) = rcpt.notify {
-                line.push_str(" NOTIFY=");
-                line.push_str(&notify_value(n));
+            if let Some(notify) = rcpt.notify {
+                line.push_str(&format!(" NOTIFY={notify}"));
             }
-            if let Some(orcpt) = rcpt.orcpt.as_deref().filter(|o| is_xtext(o, true)) {
+            // RFC 6533 §3: a UTF-8 ORCPT would need downgrading for a peer;
+            // it is left out instead.
+            if let Some(orcpt) = rcpt.orcpt.as_ref().filter(|o| o.is_xtext()) {
                 line.push_str(&format!(" ORCPT={orcpt}"));
             }
         }
@@ -831,50 +817,6 @@ fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-fn notify_value(n: Notify) -> String {
-    if n.never {
-        return "NEVER".to_string();
-    }
-    let names = [
-        (n.success, "SUCCESS"),
-        (n.failure, "FAILURE"),
-        (n.delay, "DELAY"),
-    ];
-    let list: Vec<&str> = names
-        .iter()
-        .filter(|(on, _)| *on)
-        .map(|(_, name)| *name)
-        .collect();
-    if list.is_empty() {
-        "NEVER".to_string()
-    } else {
-        list.join(",")
-    }
-}
-
-/// RFC 3461 §4: xtext is `!`..`~` except `+` and `=` (plus `+XX` escapes).
-/// ORCPT is `addr-type;xtext`. Anything else is dropped, never sent: it
-/// could split the command line.
-fn is_xtext(s: &str, with_type: bool) -> bool {
-    let body = if with_type {
-        match s.split_once(';') {
-            Some((kind, rest))
-                if !kind.is_empty()
-                    && kind.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') =>
-            {
-                rest
-            }
-            _ => return false,
-        }
-    } else {
-        s
-    };
-    !body.is_empty()
-        && body
-            .bytes()
-            .all(|b| (0x21..=0x7e).contains(&b) && b != b'=')
-}
-
 /// An address goes between angle brackets on a command line: it must not
 /// contain anything that ends the path or the line.
 fn address_is_safe(address: &str) -> bool {
@@ -1005,12 +947,8 @@ mod tests {
         let mut p = params(&["a@example.com", "b@example.com"]);
         p.ret = Some(Ret::Hdrs);
         p.envid = Some("abc+2Bdef".into());
-        p.recipients[1].notify = Some(Notify {
-            failure: true,
-            delay: true,
-            ..Notify::default()
-        });
-        p.recipients[1].orcpt = Some("rfc822;b@example.com".into());
+        p.recipients[1].notify = Some(Notify::IMPLIED);
+        p.recipients[1].orcpt = Some(Orcpt::rfc822("b@example.com"));
         let (out, _, report) = run_all_splits(p.clone(), server);
         let text = String::from_utf8(out).unwrap();
         assert_eq!(
@@ -1210,7 +1148,7 @@ mod tests {
     #[test]
     fn auth_plain_and_login() {
         let creds = Credentials {
-            user: "u".into(),
+            username: "u".into(),
             password: "p".into(),
         };
         let mut p = params(&["a@x.test"]);
@@ -1272,7 +1210,7 @@ mod tests {
     fn unsafe_addresses_and_params_never_reach_the_wire() {
         let mut p = params(&["ok@x.test", "evil>\r\nRSET@x.test"]);
         p.envid = Some("a b".into());
-        p.recipients[0].orcpt = Some("rfc822;x\r\nDATA".into());
+        p.recipients[0].orcpt = Some("utf-8;\u{fc}@x.test".parse().unwrap());
         let server = b"220 mx\r\n250-mx\r\n250 DSN\r\n250 ok\r\n250 ok\r\n354 go\r\n250 ok\r\n";
         let (out, _, report) = run(p, &[server]);
         let text = String::from_utf8(out).unwrap();

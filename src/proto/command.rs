@@ -10,29 +10,12 @@
 //! session checks them against the SMTPUTF8 parameter (`Path::is_ascii`).
 //! Outlook's `MAIL FROM: <x>` (space after the colon) parses like
 //! `MAIL FROM:<x>`; trailing spaces are ignored.
+//! The values of BODY, RET, NOTIFY, ORCPT and ENVID are read by
+//! [`super::esmtp`], which the client and the spool share.
 
 use super::address::{self, AddressError, Path};
+use super::esmtp::{self, Body, Notify, Orcpt, Ret};
 use super::line::MAX_COMMAND_LINE;
-
-/// `BODY=` of MAIL (RFC 6152, RFC 3030).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Body {
-    /// `BODY=7BIT`
-    SevenBit,
-    /// `BODY=8BITMIME`
-    EightBitMime,
-    /// `BODY=BINARYMIME` (only with BDAT)
-    BinaryMime,
-}
-
-/// `RET=` of MAIL (RFC 3461 §4.3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ret {
-    /// Return the whole message in a failure report.
-    Full,
-    /// Return the headers only.
-    Hdrs,
-}
 
 /// The parameters of MAIL FROM.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -51,26 +34,13 @@ pub struct MailParams<'a> {
     pub auth: Option<&'a str>,
 }
 
-/// `NOTIFY=` of RCPT (RFC 3461 §4.1) as bit flags.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Notify {
-    /// `NEVER` was given.
-    pub never: bool,
-    /// `SUCCESS` was given.
-    pub success: bool,
-    /// `FAILURE` was given.
-    pub failure: bool,
-    /// `DELAY` was given.
-    pub delay: bool,
-}
-
 /// The parameters of RCPT TO.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RcptParams<'a> {
+pub struct RcptParams {
     /// `NOTIFY=`; `None` when absent.
     pub notify: Option<Notify>,
-    /// `ORCPT=` as written (`rfc822;xtext`).
-    pub orcpt: Option<&'a str>,
+    /// `ORCPT=`.
+    pub orcpt: Option<Orcpt>,
 }
 
 /// One parsed command line.
@@ -92,7 +62,7 @@ pub enum Command<'a> {
         /// The forward-path.
         to: Path<'a>,
         /// The ESMTP parameters after the path.
-        params: RcptParams<'a>,
+        params: RcptParams,
     },
     /// `DATA`
     Data,
@@ -428,29 +398,6 @@ fn once<T>(slot: &mut Option<T>, value: T, param: Param) -> Result<(), ErrorKind
     Ok(())
 }
 
-/// xtext (RFC 3461 §4): `!`..`~` except `+` and `=`, or `+` and two
-/// upper-case hex digits.
-fn is_xtext(s: &str) -> bool {
-    let b = s.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => {
-                let hex =
-                    |c: Option<&u8>| c.is_some_and(|c| matches!(c, b'0'..=b'9' | b'A'..=b'F'));
-                if !(hex(b.get(i + 1)) && hex(b.get(i + 2))) {
-                    return false;
-                }
-                i += 3;
-            }
-            b'=' => return false,
-            33..=126 => i += 1,
-            _ => return false,
-        }
-    }
-    true
-}
-
 fn mail(args: &str) -> Result<Command<'_>, ErrorKind> {
     let (from, rest) = path_and_params(args, "FROM:")?;
     if from == Path::Postmaster {
@@ -468,15 +415,7 @@ fn mail(args: &str) -> Result<Command<'_>, ErrorKind> {
                 .ok_or(ErrorKind::BadValue(Param::Size))?;
             once(&mut params.size, size, Param::Size)?;
         } else if key.eq_ignore_ascii_case("BODY") {
-            let body = keyword(
-                value,
-                &[
-                    ("7BIT", Body::SevenBit),
-                    ("8BITMIME", Body::EightBitMime),
-                    ("BINARYMIME", Body::BinaryMime),
-                ],
-            )
-            .ok_or(ErrorKind::BadValue(Param::Body))?;
+            let body: Body = parsed(value, Param::Body)?;
             once(&mut params.body, body, Param::Body)?;
         } else if key.eq_ignore_ascii_case("SMTPUTF8") {
             if value.is_some() {
@@ -485,19 +424,17 @@ fn mail(args: &str) -> Result<Command<'_>, ErrorKind> {
             once(&mut smtputf8, (), Param::SmtpUtf8)?;
             params.smtputf8 = true;
         } else if key.eq_ignore_ascii_case("RET") {
-            let ret = keyword(value, &[("FULL", Ret::Full), ("HDRS", Ret::Hdrs)])
-                .ok_or(ErrorKind::BadValue(Param::Ret))?;
+            let ret: Ret = parsed(value, Param::Ret)?;
             once(&mut params.ret, ret, Param::Ret)?;
         } else if key.eq_ignore_ascii_case("ENVID") {
-            // RFC 3461 §4.4: at most 100 characters of xtext.
             let envid = value
-                .filter(|v| v.len() <= 100 && is_xtext(v))
+                .filter(|v| esmtp::is_envid(v))
                 .ok_or(ErrorKind::BadValue(Param::Envid))?;
             once(&mut params.envid, envid, Param::Envid)?;
         } else if key.eq_ignore_ascii_case("AUTH") {
             // RFC 4954 §5: AUTH=<> or AUTH=xtext (a mailbox).
             let auth = value
-                .filter(|v| *v == "<>" || is_xtext(v))
+                .filter(|v| *v == "<>" || esmtp::is_xtext(v))
                 .ok_or(ErrorKind::BadValue(Param::Auth))?;
             once(&mut params.auth, auth, Param::Auth)?;
         } else {
@@ -518,6 +455,13 @@ fn unsupported(key: &str) -> ErrorKind {
     keyword(Some(key), &known).map_or(ErrorKind::UnknownParameter, ErrorKind::Unsupported)
 }
 
+/// The value of parameter `param`, which must be given and valid.
+fn parsed<T: std::str::FromStr>(value: Option<&str>, param: Param) -> Result<T, ErrorKind> {
+    value
+        .and_then(|v| v.parse().ok())
+        .ok_or(ErrorKind::BadValue(param))
+}
+
 fn rcpt(args: &str) -> Result<Command<'_>, ErrorKind> {
     let (to, rest) = path_and_params(args, "TO:")?;
     if to == Path::Null {
@@ -527,14 +471,10 @@ fn rcpt(args: &str) -> Result<Command<'_>, ErrorKind> {
     for param in parameters(rest) {
         let (key, value) = param?;
         if key.eq_ignore_ascii_case("NOTIFY") {
-            let notify = value
-                .and_then(notify)
-                .ok_or(ErrorKind::BadValue(Param::Notify))?;
+            let notify: Notify = parsed(value, Param::Notify)?;
             once(&mut params.notify, notify, Param::Notify)?;
         } else if key.eq_ignore_ascii_case("ORCPT") {
-            let orcpt = value
-                .filter(|v| is_orcpt(v))
-                .ok_or(ErrorKind::BadValue(Param::Orcpt))?;
+            let orcpt: Orcpt = parsed(value, Param::Orcpt)?;
             once(&mut params.orcpt, orcpt, Param::Orcpt)?;
         } else {
             return Err(unsupported(key));
@@ -544,49 +484,13 @@ fn rcpt(args: &str) -> Result<Command<'_>, ErrorKind> {
 }
 
 /// The value of the keyword `value` names, in any case; no allocation
-/// (this runs for every MAIL and RCPT parameter).
+/// (this runs for every parameter we do not take).
 fn keyword<T: Copy>(value: Option<&str>, table: &[(&str, T)]) -> Option<T> {
     let value = value?;
     table
         .iter()
         .find(|(name, _)| name.eq_ignore_ascii_case(value))
         .map(|&(_, v)| v)
-}
-
-/// `NOTIFY=NEVER / 1#(SUCCESS / FAILURE / DELAY)` (RFC 3461 §4.1).
-fn notify(value: &str) -> Option<Notify> {
-    let mut notify = Notify::default();
-    for item in value.split(',') {
-        let flag = match keyword(
-            Some(item),
-            &[("NEVER", 0), ("SUCCESS", 1), ("FAILURE", 2), ("DELAY", 3)],
-        )? {
-            0 => &mut notify.never,
-            1 => &mut notify.success,
-            2 => &mut notify.failure,
-            _ => &mut notify.delay,
-        };
-        if *flag {
-            return None;
-        }
-        *flag = true;
-    }
-    let others = notify.success || notify.failure || notify.delay;
-    (notify.never != others).then_some(notify)
-}
-
-/// `ORCPT=addr-type ";" xtext` (RFC 3461 §4.2), at most 500 characters;
-/// UTF-8 allowed after the `;` (RFC 6533 utf-8-addr-xtext/unitext).
-fn is_orcpt(value: &str) -> bool {
-    let Some((addr_type, address)) = value.split_once(';') else {
-        return false;
-    };
-    let atom = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~".contains(&b);
-    value.len() <= 500
-        && !addr_type.is_empty()
-        && addr_type.bytes().all(atom)
-        && !address.is_empty()
-        && (is_xtext(address) || !address.is_ascii())
 }
 
 fn bdat(args: &str) -> Result<Command<'_>, ErrorKind> {
@@ -648,7 +552,7 @@ mod tests {
         Ok(Command::Mail { from, params })
     }
 
-    fn rcpt_to<'a>(to: Path<'a>, params: RcptParams<'a>) -> Parsed<'a> {
+    fn rcpt_to(to: Path<'_>, params: RcptParams) -> Parsed<'_> {
         Ok(Command::Rcpt { to, params })
     }
 
@@ -917,25 +821,22 @@ mod tests {
 
     #[test]
     fn rcpt_parameters() {
-        let notify = |never, success, failure, delay| RcptParams {
+        let notify = |success, failure, delay| RcptParams {
             notify: Some(Notify {
-                never,
                 success,
                 failure,
                 delay,
             }),
             orcpt: None,
         };
+        let orcpt = |value: &str| RcptParams {
+            notify: None,
+            orcpt: Some(value.parse().unwrap()),
+        };
         let cases: &[(&str, Result<RcptParams, ErrorKind>)] = &[
-            ("NOTIFY=NEVER", Ok(notify(true, false, false, false))),
-            (
-                "notify=success,failure",
-                Ok(notify(false, true, true, false)),
-            ),
-            (
-                "NOTIFY=DELAY,FAILURE,SUCCESS",
-                Ok(notify(false, true, true, true)),
-            ),
+            ("NOTIFY=NEVER", Ok(notify(false, false, false))),
+            ("notify=success,failure", Ok(notify(true, true, false))),
+            ("NOTIFY=DELAY,FAILURE,SUCCESS", Ok(notify(true, true, true))),
             (
                 "NOTIFY=NEVER,SUCCESS",
                 Err(ErrorKind::BadValue(Param::Notify)),
@@ -954,20 +855,8 @@ mod tests {
                 "NOTIFY=NEVER NOTIFY=NEVER",
                 Err(ErrorKind::Duplicate(Param::Notify)),
             ),
-            (
-                "ORCPT=rfc822;a+40b",
-                Ok(RcptParams {
-                    notify: None,
-                    orcpt: Some("rfc822;a+40b"),
-                }),
-            ),
-            (
-                "ORCPT=utf-8;j\u{f6}rg@b",
-                Ok(RcptParams {
-                    notify: None,
-                    orcpt: Some("utf-8;j\u{f6}rg@b"),
-                }),
-            ),
+            ("ORCPT=rfc822;a+40b", Ok(orcpt("rfc822;a+40b"))),
+            ("ORCPT=utf-8;j\u{f6}rg@b", Ok(orcpt("utf-8;j\u{f6}rg@b"))),
             ("ORCPT=rfc822", Err(ErrorKind::BadValue(Param::Orcpt))),
             ("ORCPT=;a", Err(ErrorKind::BadValue(Param::Orcpt))),
             ("ORCPT=rfc822;", Err(ErrorKind::BadValue(Param::Orcpt))),

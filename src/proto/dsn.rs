@@ -16,8 +16,9 @@
 
 use std::fmt::Write as _;
 
-use super::command::Ret;
+use super::esmtp::{decode_xtext, Orcpt, Ret};
 use super::reply::Enhanced;
+use super::splitmix::splitmix64;
 
 /// RFC 5322 §2.1.1: a line is at most 998 octets plus CRLF.
 pub const MAX_LINE: usize = 998;
@@ -60,8 +61,8 @@ impl ReportAction {
 pub struct DsnRecipient {
     /// The address delivery was attempted to.
     pub final_recipient: String,
-    /// `ORCPT=` as received (`rfc822;xtext`), if any.
-    pub original_recipient: Option<String>,
+    /// `ORCPT=` as received, if any.
+    pub original_recipient: Option<Orcpt>,
     /// What happened.
     pub action: ReportAction,
     /// The status code `x.y.z`.
@@ -112,7 +113,7 @@ pub fn build(input: &DsnInput<'_>) -> Vec<u8> {
 
     let mut seed = input.boundary_seed;
     let boundary = loop {
-        seed = mix(seed);
+        seed = splitmix64(seed);
         let candidate = format!("=_outpost_{seed:016x}");
         // RFC 2046 §5.1.1: the boundary must not occur in any part.
         if !parts.iter().any(|p| contains(p, candidate.as_bytes())) {
@@ -327,7 +328,7 @@ fn status_part(input: &DsnInput<'_>, host: &str) -> Vec<u8> {
         fold_field(
             &mut out,
             "Original-Envelope-Id",
-            &clean_text(&xtext_decode(envid), true),
+            &clean_text(&decode_xtext(envid), true),
         );
     }
     fold_field(
@@ -338,12 +339,12 @@ fn status_part(input: &DsnInput<'_>, host: &str) -> Vec<u8> {
     for r in input.recipients {
         out.extend_from_slice(b"\r\n");
         if let Some(orcpt) = &r.original_recipient {
-            let (kind, value) = orcpt.split_once(';').unwrap_or(("rfc822", orcpt));
-            let kind = clean_atom(kind.trim());
+            let kind = clean_atom(orcpt.addr_type());
+            let address = decode_xtext(orcpt.address());
             fold_field(
                 &mut out,
                 "Original-Recipient",
-                &format!("{kind}; {}", address_field(&xtext_decode(value.trim())).1),
+                &format!("{kind}; {}", address_field(&address).1),
             );
         }
         let (kind, address) = address_field(&r.final_recipient);
@@ -582,36 +583,8 @@ fn address_field(address: &str) -> (&'static str, String) {
     ("utf-8", out)
 }
 
-/// RFC 3461 §4: `+XX` is the octet XX; invalid escapes are kept as written.
-fn xtext_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'+' && i + 2 < bytes.len() {
-            let hex = |b: u8| char::from(b).to_digit(16);
-            if let (Some(hi), Some(lo)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                out.push((hi * 16 + lo) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     memchr::memmem::find(haystack, needle).is_some()
-}
-
-/// SplitMix64 step for boundary candidates (not secret, only unlikely).
-fn mix(seed: u64) -> u64 {
-    let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }
 
 #[cfg(test)]
@@ -623,7 +596,7 @@ mod tests {
     fn failed(addr: &str, status: Enhanced, diag: &str) -> DsnRecipient {
         DsnRecipient {
             final_recipient: addr.into(),
-            original_recipient: Some("rfc822;Bob+40example.com".into()),
+            original_recipient: Some("rfc822;Bob+40example.com".parse().unwrap()),
             action: ReportAction::Failed,
             status,
             remote_mta: Some("mx.example.com".into()),
@@ -863,7 +836,7 @@ mod tests {
     fn boundary_never_occurs_in_content() {
         let r = [failed("bob@example.com", Enhanced(5, 1, 1), "550 no")];
         // Put the boundary the seed would pick into the original first.
-        let first = format!("=_outpost_{:016x}", mix(9));
+        let first = format!("=_outpost_{:016x}", splitmix64(9));
         let original = format!("Subject: {first}\r\n\r\n--{first}\r\n");
         let msg = build(&input(&r, Some(Ret::Full), original.as_bytes(), 9));
         let p = parse(&msg);
@@ -894,14 +867,12 @@ mod tests {
     }
 
     #[test]
-    fn dates_and_xtext() {
+    fn dates() {
         assert_eq!(format_date(0), "Thu, 01 Jan 1970 00:00:00 +0000");
         assert_eq!(
             format_date(1_709_647_389),
             "Tue, 05 Mar 2024 14:03:09 +0000"
         );
         assert_eq!(format_date(951_782_400), "Tue, 29 Feb 2000 00:00:00 +0000");
-        assert_eq!(xtext_decode("a+2Bb+3D"), "a+b=");
-        assert_eq!(xtext_decode("bad+zz+"), "bad+zz+");
     }
 }

@@ -3,9 +3,9 @@
 //! where it came from, its bytes, and why spooling can fail.
 //!
 //! Plain data shared by the session, the queue, delivery and the Received
-//! header; it imports only the parameter types of `command`.
+//! header; it imports only the parameter types of `esmtp`.
 
-use super::command::{Body, Notify, Ret};
+use super::esmtp::{Body, Notify, Orcpt, Ret};
 
 /// One recipient of the envelope.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,8 +14,8 @@ pub struct Recipient {
     pub address: String,
     /// RFC 3461 NOTIFY, if given.
     pub notify: Option<Notify>,
-    /// RFC 3461 ORCPT, if given (as written).
-    pub orcpt: Option<String>,
+    /// RFC 3461 ORCPT, if given.
+    pub orcpt: Option<Orcpt>,
 }
 
 /// The envelope of one accepted message.

@@ -22,7 +22,8 @@ pub const LOGIN_USERNAME_CHALLENGE: &str = "VXNlcm5hbWU6";
 /// `334 UGFzc3dvcmQ6` ("Password:").
 pub const LOGIN_PASSWORD_CHALLENGE: &str = "UGFzc3dvcmQ6";
 
-/// Credentials decoded from a SASL exchange.
+/// A SASL identity and its password: decoded from a client's AUTH, or
+/// configured for the relay host the outbound client logs in to.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Credentials {
     /// The authentication identity (the user's address).

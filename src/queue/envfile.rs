@@ -64,8 +64,8 @@ use ring::digest::{digest, SHA256};
 use std::time::Duration;
 
 use super::{Failure, MailFrom, QueuedMessage, RecipientEntry, RecipientState, RemoteReply};
-use crate::proto::command::{Body, Notify, Ret};
 use crate::proto::envelope::{Origin, Recipient};
+use crate::proto::esmtp::{Body, Notify, Orcpt, Ret};
 use crate::proto::received::rfc5322_date;
 use crate::proto::reply::Enhanced;
 
@@ -132,7 +132,7 @@ pub fn render(message: &QueuedMessage) -> Vec<u8> {
         out.push('\n');
     };
     field("version", &VERSION.to_string());
-    field("id", &encode(&message.id, false));
+    field("id", message.id.as_str());
     field(
         "arrival",
         &format!("{} {}", message.arrival, rfc5322_date(message.arrival)),
@@ -146,9 +146,9 @@ pub fn render(message: &QueuedMessage) -> Vec<u8> {
         &encode(origin.auth_user.as_deref().unwrap_or(""), false),
     );
     field("tls", &encode(origin.tls.as_deref().unwrap_or(""), false));
-    field("body", env.body.map(body_name).unwrap_or(""));
+    field("body", &env.body.map(|b| b.to_string()).unwrap_or_default());
     field("smtputf8", if env.smtputf8 { "yes" } else { "no" });
-    field("ret", env.ret.map(ret_name).unwrap_or(""));
+    field("ret", &env.ret.map(|r| r.to_string()).unwrap_or_default());
     field("envid", &encode(env.envid.as_deref().unwrap_or(""), false));
     field("message-sha256", &message.message_sha256);
     field("attempts", &message.attempts.to_string());
@@ -171,13 +171,11 @@ pub fn render(message: &QueuedMessage) -> Vec<u8> {
                 encode(&recipient.address, false),
                 recipient
                     .notify
-                    .map(notify_text)
-                    .unwrap_or_else(|| "-".into()),
+                    .map_or_else(|| "-".into(), |n| n.to_string()),
                 recipient
                     .orcpt
-                    .as_deref()
-                    .map(|o| encode(o, false))
-                    .unwrap_or_else(|| "-".into()),
+                    .as_ref()
+                    .map_or_else(|| "-".into(), |o| encode(&o.to_string(), false)),
                 state_name,
                 attempts,
                 if entry.report_due { " report=due" } else { "" }
@@ -255,7 +253,11 @@ pub fn parse(bytes: &[u8]) -> Result<QueuedMessage, EnvError> {
             })
         }
     };
-    let id = lines.decoded("id")?;
+    let (line, id) = lines.expect("id")?;
+    let id = id.parse().map_err(|_| EnvError {
+        line,
+        reason: "bad id".into(),
+    })?;
     let (line, arrival) = lines.expect("arrival")?;
     let arrival = arrival
         .split(' ')
@@ -287,15 +289,10 @@ pub fn parse(bytes: &[u8]) -> Result<QueuedMessage, EnvError> {
     let (line, body) = lines.expect("body")?;
     let body = match body {
         "" => None,
-        "7BIT" => Some(Body::SevenBit),
-        "8BITMIME" => Some(Body::EightBitMime),
-        "BINARYMIME" => Some(Body::BinaryMime),
-        _ => {
-            return Err(EnvError {
-                line,
-                reason: "bad body".into(),
-            })
-        }
+        text => Some(text.parse::<Body>().map_err(|_| EnvError {
+            line,
+            reason: "bad body".into(),
+        })?),
     };
     let (line, smtputf8) = lines.expect("smtputf8")?;
     let smtputf8 = match smtputf8 {
@@ -311,14 +308,10 @@ pub fn parse(bytes: &[u8]) -> Result<QueuedMessage, EnvError> {
     let (line, ret) = lines.expect("ret")?;
     let ret = match ret {
         "" => None,
-        "FULL" => Some(Ret::Full),
-        "HDRS" => Some(Ret::Hdrs),
-        _ => {
-            return Err(EnvError {
-                line,
-                reason: "bad ret".into(),
-            })
-        }
+        text => Some(text.parse::<Ret>().map_err(|_| EnvError {
+            line,
+            reason: "bad ret".into(),
+        })?),
     };
     let envid = optional(lines.decoded("envid")?);
     let (line, message_sha256) = lines.expect("message-sha256")?;
@@ -461,11 +454,15 @@ impl<'a> Lines<'a> {
         };
         let notify = match next("notify")? {
             "-" => None,
-            text => Some(parse_notify(text).ok_or_else(|| bad("bad notify"))?),
+            text => Some(text.parse::<Notify>().map_err(|_| bad("bad notify"))?),
         };
         let orcpt = match next("orcpt")? {
             "-" => None,
-            text => Some(decode(text).ok_or_else(|| bad("bad orcpt"))?),
+            text => Some(
+                decode(text)
+                    .and_then(|o| o.parse::<Orcpt>().ok())
+                    .ok_or_else(|| bad("bad orcpt"))?,
+            ),
         };
         let state = next("state")?;
         let attempts = next("attempts")?;
@@ -713,55 +710,6 @@ fn parse_number(text: &str) -> Option<u64> {
     text.parse().ok()
 }
 
-fn body_name(body: Body) -> &'static str {
-    match body {
-        Body::SevenBit => "7BIT",
-        Body::EightBitMime => "8BITMIME",
-        Body::BinaryMime => "BINARYMIME",
-    }
-}
-
-fn ret_name(ret: Ret) -> &'static str {
-    match ret {
-        Ret::Full => "FULL",
-        Ret::Hdrs => "HDRS",
-    }
-}
-
-/// `NEVER`, or a comma list of `SUCCESS,FAILURE,DELAY` (empty if none).
-fn notify_text(notify: Notify) -> String {
-    let flags = [
-        (notify.never, "NEVER"),
-        (notify.success, "SUCCESS"),
-        (notify.failure, "FAILURE"),
-        (notify.delay, "DELAY"),
-    ];
-    flags
-        .iter()
-        .filter(|(on, _)| *on)
-        .map(|(_, name)| *name)
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-fn parse_notify(text: &str) -> Option<Notify> {
-    let mut notify = Notify::default();
-    if text.is_empty() {
-        return Some(notify);
-    }
-    for word in text.split(',') {
-        let flag = match word {
-            "NEVER" => &mut notify.never,
-            "SUCCESS" => &mut notify.success,
-            "FAILURE" => &mut notify.failure,
-            "DELAY" => &mut notify.delay,
-            _ => return None,
-        };
-        *flag = true;
-    }
-    Some(notify)
-}
-
 /// `%XX` for controls, DEL, `%` and (unless `allow_space`) space.
 fn encode(value: &str, allow_space: bool) -> String {
     let mut out = String::with_capacity(value.len());
@@ -811,7 +759,7 @@ mod tests {
         RecipientEntry::pending(Recipient {
             address: address.into(),
             notify,
-            orcpt: orcpt.map(str::to_string),
+            orcpt: orcpt.map(|o| o.parse().unwrap()),
         })
     }
 
@@ -834,19 +782,12 @@ mod tests {
                 Some(Notify {
                     success: true,
                     failure: true,
-                    ..Notify::default()
+                    delay: false,
                 }),
                 Some("rfc822;odd+20guy@example.net"),
             ),
-            entry(
-                "carol@example.com",
-                Some(Notify {
-                    never: true,
-                    ..Notify::default()
-                }),
-                None,
-            ),
-            entry("dave@example.com", Some(Notify::default()), None),
+            entry("carol@example.com", Some(Notify::NEVER), None),
+            entry("dave@example.com", Some(Notify::IMPLIED), None),
             entry("erin@example.com", None, None),
             entry("frank@example.com", None, None),
         ];
@@ -871,7 +812,7 @@ mod tests {
         });
         recipients[5].state = RecipientState::Delivered { relay: None };
         QueuedMessage {
-            id: "0J5Z3K1M2N3P4Q5R".into(),
+            id: "0J5Z3K1M2N3P4Q5R".parse().unwrap(),
             arrival: 1_795_718_460,
             mail_from: MailFrom {
                 sender: "alice@example.org".into(),
@@ -1051,6 +992,37 @@ mod tests {
             assert!(parse_failure(bad, true).is_none(), "{bad}");
         }
         assert!(parse_failure("expired 5 local 4.0.0 x", false).is_none());
+    }
+
+    #[test]
+    fn recipient_parameters_are_read_by_their_grammar() {
+        let rcpt = |notify: &str, orcpt: &str| {
+            parse(&version_2(&format!(
+                "rcpt: b@x notify={notify} orcpt={orcpt} state=pending attempts=0\n"
+            )))
+            .map(|m| m.recipients[0].recipient.clone())
+        };
+        let read = rcpt("SUCCESS,DELAY", "rfc822;b+2Bc@x").unwrap();
+        assert_eq!(
+            read.notify.map(|n| n.to_string()).as_deref(),
+            Some("SUCCESS,DELAY")
+        );
+        assert_eq!(
+            read.orcpt.map(|o| o.to_string()).as_deref(),
+            Some("rfc822;b+2Bc@x")
+        );
+        // Only a hand-edited file holds these: it is refused like any
+        // other bad value.
+        for notify in ["NEVER,SUCCESS", "", "SOMETIMES"] {
+            assert_eq!(
+                rcpt(notify, "-").unwrap_err().reason,
+                "bad notify",
+                "{notify}"
+            );
+        }
+        for orcpt in ["rfc822", "rfc822;a%20b", "rfc822;a+zz"] {
+            assert_eq!(rcpt("-", orcpt).unwrap_err().reason, "bad orcpt", "{orcpt}");
+        }
     }
 
     #[test]

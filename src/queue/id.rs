@@ -1,6 +1,13 @@
 //! Queue ids: 16 characters of `[0-9A-Z]`, 9 for the millisecond timestamp
 //! (base 36 lasts until the year 5138) and 7 random ones from ring's
 //! `SystemRandom`, so ids sort by arrival and `ls` shows the queue in order.
+//!
+//! A [`QueueId`] is checked once, where it enters (made here, parsed from
+//! the command line, a file name or an envelope file), so every id the
+//! spool turns into a path is known to be safe.
+
+use std::fmt;
+use std::str::FromStr;
 
 use parking_lot::Mutex;
 use ring::rand::{SecureRandom, SystemRandom};
@@ -11,13 +18,56 @@ const TIME_DIGITS: usize = 9;
 const RANDOM_DIGITS: usize = ID_LEN - TIME_DIGITS;
 const ALPHABET: &[u8; 36] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
 
-/// Is `id` 16 characters of `[0-9A-Z]`? Checked before an id from a user
-/// (queue tools) becomes part of a path.
-pub fn is_valid(id: &str) -> bool {
-    id.len() == ID_LEN
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_digit() || b.is_ascii_uppercase())
+/// A queue id: 16 characters of `[0-9A-Z]`, time-ordered. It names the
+/// message's files, so it never holds anything else.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct QueueId(String);
+
+impl QueueId {
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Text that is not a queue id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidQueueId(pub String);
+
+impl fmt::Display for InvalidQueueId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?} is not a queue id", self.0)
+    }
+}
+
+impl std::error::Error for InvalidQueueId {}
+
+impl FromStr for QueueId {
+    type Err = InvalidQueueId;
+
+    fn from_str(text: &str) -> Result<QueueId, InvalidQueueId> {
+        let valid = text.len() == ID_LEN
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b.is_ascii_uppercase());
+        if valid {
+            Ok(QueueId(text.to_string()))
+        } else {
+            Err(InvalidQueueId(text.to_string()))
+        }
+    }
+}
+
+impl fmt::Display for QueueId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for QueueId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
 }
 
 /// Hands out ids that are unique and strictly increasing within the process.
@@ -36,7 +86,7 @@ impl IdGenerator {
     }
 
     /// The next id for a message arriving at `unix_millis`.
-    pub fn next(&self, unix_millis: u64) -> String {
+    pub fn next(&self, unix_millis: u64) -> QueueId {
         let random_space = 36u128.pow(RANDOM_DIGITS as u32);
         let mut bytes = [0u8; 8];
         // A failing system RNG only costs unpredictability, not uniqueness:
@@ -56,13 +106,11 @@ impl IdGenerator {
         encode(value)
     }
 
-    /// Makes every later id sort after `id` (one found on disk). Ids that
-    /// are not valid are ignored.
-    pub fn advance_past(&self, id: &str) {
-        if let Some(value) = decode(id) {
-            let mut last = self.last.lock();
-            *last = (*last).max(value);
-        }
+    /// Makes every later id sort after `id` (one found on disk).
+    pub fn advance_past(&self, id: &QueueId) {
+        let value = decode(id);
+        let mut last = self.last.lock();
+        *last = (*last).max(value);
     }
 }
 
@@ -72,23 +120,20 @@ impl Default for IdGenerator {
     }
 }
 
-fn decode(id: &str) -> Option<u128> {
-    if !is_valid(id) {
-        return None;
-    }
-    id.bytes().try_fold(0u128, |value, b| {
-        let digit = ALPHABET.iter().position(|&a| a == b)?;
-        Some(value * 36 + digit as u128)
+fn decode(id: &QueueId) -> u128 {
+    id.0.bytes().fold(0u128, |value, b| {
+        let digit = ALPHABET.iter().position(|&a| a == b).unwrap_or(0);
+        value * 36 + digit as u128
     })
 }
 
-fn encode(mut value: u128) -> String {
+fn encode(mut value: u128) -> QueueId {
     let mut out = [b'0'; ID_LEN];
     for slot in out.iter_mut().rev() {
         *slot = ALPHABET[(value % 36) as usize];
         value /= 36;
     }
-    out.iter().map(|&b| char::from(b)).collect()
+    QueueId(out.iter().map(|&b| char::from(b)).collect())
 }
 
 #[cfg(test)]
@@ -98,10 +143,10 @@ mod tests {
     #[test]
     fn ids_are_valid_unique_and_ordered() {
         let ids = IdGenerator::new();
-        let mut previous = String::new();
+        let mut previous = ids.next(1_795_718_460_000);
         for i in 0..2000u64 {
             let id = ids.next(1_795_718_460_000 + i / 100);
-            assert!(is_valid(&id), "{id}");
+            assert_eq!(id.as_str().parse(), Ok(id.clone()), "{id}");
             assert!(id > previous, "{id} after {previous}");
             previous = id;
         }
@@ -121,9 +166,8 @@ mod tests {
         let on_disk = ids.next(2_000_000_000_000);
         let ids = IdGenerator::new();
         ids.advance_past(&on_disk);
-        ids.advance_past("not an id");
         assert!(ids.next(1_000_000_000_000) > on_disk);
-        assert_eq!(decode(&encode(12_345)), Some(12_345));
+        assert_eq!(decode(&encode(12_345)), 12_345);
     }
 
     #[test]
@@ -135,7 +179,13 @@ mod tests {
             ("../../etc/passwd", false),
             ("0123456789ABCDE/", false),
         ] {
-            assert_eq!(is_valid(id), ok, "{id}");
+            assert_eq!(id.parse::<QueueId>().is_ok(), ok, "{id}");
+            if !ok {
+                assert_eq!(
+                    id.parse::<QueueId>().unwrap_err().to_string(),
+                    format!("{id:?} is not a queue id")
+                );
+            }
         }
     }
 }

@@ -37,17 +37,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use ring::digest::{Context, SHA256};
 
-use crate::proto::command::{Body, Ret};
 use crate::proto::envelope::{EnqueueError, Envelope, NewMessage, Origin};
+use crate::proto::esmtp::{Body, Ret};
 use crate::proto::received::{received_header, rfc5322_date};
 use shared_sync::SharedSync;
 use syncer::Syncer;
 
+pub use id::{InvalidQueueId, QueueId};
 pub use recipient::{Failure, RecipientEntry, RecipientState, RemoteReply};
 pub use writer::{SpoolWriter, WriterStats};
-
-/// A queue id: 16 characters of `[0-9A-Z]`, time-ordered.
-pub type QueueId = String;
 
 /// Linux `ENOSPC`: no space left on the device.
 const ENOSPC: i32 = 28;
@@ -71,9 +69,8 @@ pub enum QueueError {
         /// What is wrong with it.
         reason: String,
     },
-    /// The caller passed something the spool cannot use: an id that is not
-    /// 16 characters of `[0-9A-Z]` (it would become a path), or a message
-    /// without recipients.
+    /// The caller passed something the spool cannot use: a message without
+    /// recipients, or an update naming another id.
     Invalid {
         /// What the caller got wrong.
         reason: String,
@@ -322,8 +319,7 @@ impl Spool {
         let mut ids: Vec<QueueId> = self
             .entries()?
             .into_iter()
-            .filter_map(|name| name.strip_suffix(".msg").map(str::to_string))
-            .filter(|stem| id::is_valid(stem))
+            .filter_map(|name| name.strip_suffix(".msg")?.parse().ok())
             .collect();
         ids.sort();
         Ok(ids)
@@ -333,7 +329,7 @@ impl Spool {
     /// state was recorded, else the head of its `.msg`) and the length of
     /// the message. A torn or altered file is [`QueueError::Corrupt`];
     /// quarantine it.
-    pub fn load(&self, id: &str) -> Result<QueuedMessage, QueueError> {
+    pub fn load(&self, id: &QueueId) -> Result<QueuedMessage, QueueError> {
         Ok(self.open_message(id)?.message)
     }
 
@@ -341,7 +337,10 @@ impl Spool {
     /// bytes, checked against the length and SHA-256 the envelope records.
     /// The bytes are read straight into one shared buffer, which delivery
     /// hands to every connection it tries: a message is in memory once.
-    pub fn load_with_message(&self, id: &str) -> Result<(QueuedMessage, Arc<[u8]>), QueueError> {
+    pub fn load_with_message(
+        &self,
+        id: &QueueId,
+    ) -> Result<(QueuedMessage, Arc<[u8]>), QueueError> {
         let Opened {
             path,
             mut file,
@@ -381,18 +380,17 @@ impl Spool {
 
     /// Reads the message bytes of `id`, checked as in
     /// [`Spool::load_with_message`].
-    pub fn read_message(&self, id: &str) -> Result<Vec<u8>, QueueError> {
+    pub fn read_message(&self, id: &QueueId) -> Result<Vec<u8>, QueueError> {
         self.load_with_message(id).map(|(_, body)| body.to_vec())
     }
 
     /// The queue file of `id`: its envelope as accepted, then the message.
-    pub fn message_path(&self, id: &str) -> PathBuf {
+    pub fn message_path(&self, id: &QueueId) -> PathBuf {
         self.dir.join(format!("{id}.msg"))
     }
 
     /// Opens the message file of `id` and reads and checks its envelope.
-    fn open_message(&self, id: &str) -> Result<Opened, QueueError> {
-        check_id(id)?;
+    fn open_message(&self, id: &QueueId) -> Result<Opened, QueueError> {
         let path = self.message_path(id);
         let mut file = File::open(&path).map_err(io_error(&path))?;
         let file_length = file.metadata().map_err(io_error(&path))?.len();
@@ -410,7 +408,7 @@ impl Spool {
 
     /// The current envelope of `id`: `<id>.env` if delivery has written
     /// one, else `head` (the start of `<id>.msg`), parsed and checked.
-    fn envelope(&self, id: &str, head: &[u8]) -> Result<QueuedMessage, QueueError> {
+    fn envelope(&self, id: &QueueId, head: &[u8]) -> Result<QueuedMessage, QueueError> {
         let env_path = self.env_path(id);
         let updated = match fs::read(&env_path) {
             Ok(bytes) => Some(bytes),
@@ -430,7 +428,7 @@ impl Spool {
             path: path.clone(),
             reason: e.to_string(),
         })?;
-        if message.id != id {
+        if message.id != *id {
             return Err(QueueError::Corrupt {
                 path,
                 reason: format!("file names id {}", message.id),
@@ -441,9 +439,8 @@ impl Spool {
 
     /// Replaces the envelope of `id` (delivery state, attempts) atomically:
     /// temporary file, fsync, rename, directory fsync.
-    pub fn update(&self, id: &str, message: &QueuedMessage) -> Result<(), QueueError> {
-        check_id(id)?;
-        if message.id != id {
+    pub fn update(&self, id: &QueueId, message: &QueuedMessage) -> Result<(), QueueError> {
+        if message.id != *id {
             return Err(QueueError::Invalid {
                 reason: format!("update of {id} names {}", message.id),
             });
@@ -473,8 +470,7 @@ impl Spool {
     /// Removes a message (delivered, bounced or deleted): the `.msg`
     /// first, so a crash in between leaves only an `.env` that start-up
     /// removes, never the message with its state as accepted.
-    pub fn remove(&self, id: &str) -> Result<(), QueueError> {
-        check_id(id)?;
+    pub fn remove(&self, id: &QueueId) -> Result<(), QueueError> {
         for path in [self.message_path(id), self.env_path(id)] {
             match fs::remove_file(&path) {
                 Ok(()) => {}
@@ -487,8 +483,7 @@ impl Spool {
 
     /// Moves the files of `id` to `queue/corrupt/` for an operator to look
     /// at; they are never delivered.
-    pub fn quarantine(&self, id: &str) -> Result<(), QueueError> {
-        check_id(id)?;
+    pub fn quarantine(&self, id: &QueueId) -> Result<(), QueueError> {
         let corrupt = self.dir.join("corrupt");
         create_private_dir(&corrupt)?;
         for name in [format!("{id}.msg"), format!("{id}.env")] {
@@ -503,7 +498,7 @@ impl Spool {
         self.sync_dir().map_err(DirSyncError::into_queue_error)
     }
 
-    fn env_path(&self, id: &str) -> PathBuf {
+    fn env_path(&self, id: &QueueId) -> PathBuf {
         self.dir.join(format!("{id}.env"))
     }
 
@@ -523,7 +518,7 @@ impl Spool {
         let header = received_header(
             &message.origin,
             &self.hostname,
-            &id,
+            id.as_str(),
             &rfc5322_date(now.as_secs()),
         );
         let mut digest = Context::new(&SHA256);
@@ -574,7 +569,7 @@ impl Spool {
     }
 
     /// Best-effort removal of a message that was not acknowledged.
-    fn discard(&self, id: &str) {
+    fn discard(&self, id: &QueueId) {
         let _ = fs::remove_file(self.message_path(id));
     }
 
@@ -623,11 +618,10 @@ impl Spool {
         }
         if let Some(last) = names
             .iter()
-            .filter_map(|name| name.get(..id::ID_LEN))
-            .filter(|stem| id::is_valid(stem))
+            .filter_map(|name| name.get(..id::ID_LEN)?.parse::<QueueId>().ok())
             .max()
         {
-            self.ids.advance_past(last);
+            self.ids.advance_past(&last);
         }
         if changed {
             self.sync_dir().map_err(DirSyncError::into_queue_error)?;
@@ -714,16 +708,6 @@ fn sync_dir_at(dir: &Path) -> Result<(), DirSyncError> {
             path: dir.to_path_buf(),
             source,
         })
-}
-
-fn check_id(id: &str) -> Result<(), QueueError> {
-    if id::is_valid(id) {
-        Ok(())
-    } else {
-        Err(QueueError::Invalid {
-            reason: format!("{id:?} is not a queue id"),
-        })
-    }
 }
 
 fn io_error(path: &Path) -> impl FnOnce(io::Error) -> QueueError + '_ {

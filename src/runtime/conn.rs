@@ -319,7 +319,10 @@ impl Conn {
         }
         self.state = State::Active;
         if let Some(session) = self.session.as_mut() {
-            session.enqueued(result.as_deref().map_err(|e| *e), &mut self.output);
+            session.enqueued(
+                result.as_ref().map(QueueId::as_str).map_err(|e| *e),
+                &mut self.output,
+            );
         }
         self.close_if_session_closed();
     }
@@ -728,6 +731,8 @@ impl std::fmt::Debug for Conn {
 /// form as a real id (so clients and scripts parse it alike), from a counter.
 fn sink_queue_id() -> QueueId {
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 1_000_000_000_000;
     format!("SINK{n:012}")
+        .parse()
+        .expect("SINK and 12 digits form a queue id")
 }

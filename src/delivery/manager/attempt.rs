@@ -26,13 +26,12 @@ use crate::delivery::dns::DnsError;
 use crate::delivery::maildir::MaildirError;
 use crate::delivery::route;
 use crate::delivery::transport::{self, CertPolicy, Peer, TransportError};
-use crate::proto::client::{
-    Client, ClientParams, Credentials, Outcome, RecipientParams, TlsPolicy,
-};
-use crate::proto::command::Body;
+use crate::proto::client::{Client, ClientParams, Outcome, RecipientParams, TlsPolicy};
 use crate::proto::dsn::ReportAction;
 use crate::proto::envelope::Recipient;
+use crate::proto::esmtp::{Body, Orcpt};
 use crate::proto::reply::Enhanced;
+use crate::proto::sasl::Credentials;
 use crate::queue::{Failure, QueueError, QueueId, QueuedMessage, RecipientEntry, RecipientState};
 
 /// What the scheduler should do with the message next.
@@ -83,7 +82,7 @@ impl Destination {
 }
 
 /// Runs one attempt of `id`; never panics on bad files or I/O.
-pub(crate) fn run(ctx: &Context, id: &str) -> Finished {
+pub(crate) fn run(ctx: &Context, id: &QueueId) -> Finished {
     let mut injected = Vec::new();
     let next = match attempt(ctx, id, &mut injected) {
         Ok(next) => next,
@@ -107,13 +106,13 @@ pub(crate) fn run(ctx: &Context, id: &str) -> Finished {
         }
     };
     Finished {
-        id: id.to_string(),
+        id: id.clone(),
         next,
         injected,
     }
 }
 
-fn attempt(ctx: &Context, id: &str, injected: &mut Vec<QueueId>) -> Result<Next, QueueError> {
+fn attempt(ctx: &Context, id: &QueueId, injected: &mut Vec<QueueId>) -> Result<Next, QueueError> {
     let (mut message, body) = ctx.spool.load_with_message(id)?;
     if expand_aliases(ctx, &mut message) {
         ctx.spool.update(id, &message)?;
@@ -188,7 +187,7 @@ fn expand_aliases(ctx: &Context, message: &mut QueuedMessage) -> bool {
                         orcpt: rcpt
                             .orcpt
                             .clone()
-                            .or_else(|| Some(format!("rfc822;{}", xtext(&rcpt.address)))),
+                            .or_else(|| Some(Orcpt::rfc822(&rcpt.address))),
                     }));
                 }
             }
@@ -210,19 +209,6 @@ fn expand_aliases(ctx: &Context, message: &mut QueuedMessage) -> bool {
         message.recipients = entries;
     }
     changed
-}
-
-/// RFC 3461 §4: xtext, `+XX` for `+`, `=`, controls and non-ASCII.
-fn xtext(text: &str) -> String {
-    let mut out = String::new();
-    for b in text.bytes() {
-        if (b'!'..=b'~').contains(&b) && b != b'+' && b != b'=' {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("+{b:02X}"));
-        }
-    }
-    out
 }
 
 /// Open recipients by destination, in the order of first appearance.
@@ -360,7 +346,7 @@ fn deliver_remote(
         tls: None,
         peer_dsn: false,
     };
-    let route = match route_for(ctx, destination, &message.id) {
+    let route = match route_for(ctx, destination, message.id.as_str()) {
         Ok(route) => route,
         Err(outcome) => return unreached(outcome),
     };
@@ -569,15 +555,4 @@ pub(crate) fn now_millis() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn xtext_encodes_plus_equals_and_spaces() {
-        assert_eq!(xtext("a+b=c@x"), "a+2Bb+3Dc@x");
-        assert_eq!(xtext("\"a b\"@x"), "\"a+20b\"@x");
-    }
 }

@@ -105,7 +105,7 @@ pub(crate) fn decide(
     if attempt.interrupted {
         message.next_attempt = 0;
     } else if message.has_open_recipients() {
-        let seed = report::seed_of(&message.id);
+        let seed = report::seed_of(message.id.as_str());
         match policy.after_failure(age, message.attempts, seed) {
             Decision::GiveUp => log.extend(expire(&mut message, age)),
             Decision::RetryAfter(after) => {
@@ -189,7 +189,7 @@ pub(crate) fn record(
             }
         };
         log.push(report::log_line(
-            &message.id,
+            message.id.as_str(),
             &entry.recipient.address,
             &group.relay,
             delay,
@@ -216,7 +216,7 @@ fn expire(message: &mut QueuedMessage, age: Duration) -> Vec<String> {
             last: Box::new(last.clone()),
         };
         log.push(report::log_line(
-            &message.id,
+            message.id.as_str(),
             &entry.recipient.address,
             "none",
             age.as_secs(),

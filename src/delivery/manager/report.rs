@@ -2,24 +2,17 @@
 //! about (RFC 3461 §4.1 NOTIFY), a client reply as it is recorded, the
 //! report message handed to `proto::dsn`, and the mail log line.
 
-use crate::proto::command::Notify;
 use crate::proto::dsn::{self, DsnRecipient, ReportAction};
 use crate::proto::envelope::{Envelope, NewMessage, Origin};
+use crate::proto::esmtp::{Body, Notify};
 use crate::proto::reply::{Enhanced, Reply};
+use crate::proto::splitmix::splitmix64;
 use crate::queue::{QueuedMessage, RecipientState, RemoteReply};
 
 /// RFC 3461 §4.1: without NOTIFY the default is FAILURE,DELAY; NEVER
 /// means no report at all.
 pub(crate) fn wants(notify: Option<Notify>, action: ReportAction) -> bool {
-    let n = match notify {
-        Some(n) if n.never => return false,
-        Some(n) if n.success || n.failure || n.delay => n,
-        _ => Notify {
-            failure: true,
-            delay: true,
-            ..Notify::default()
-        },
-    };
+    let n = notify.unwrap_or(Notify::IMPLIED);
     match action {
         ReportAction::Failed => n.failure,
         ReportAction::Delayed => n.delay,
@@ -131,7 +124,7 @@ pub(crate) fn report_message(
                 notify: None,
                 orcpt: None,
             }],
-            body: eight_bit.then_some(crate::proto::command::Body::EightBitMime),
+            body: eight_bit.then_some(Body::EightBitMime),
             smtputf8: false,
             ret: None,
             envid: None,
@@ -150,9 +143,8 @@ pub(crate) fn report_message(
 /// A stable 64-bit seed from a text (queue id): retry jitter, MX shuffle,
 /// MIME boundaries. Not for anything secret.
 pub(crate) fn seed_of(text: &str) -> u64 {
-    text.bytes().fold(0x5eed, |acc, b| {
-        super::super::splitmix64(acc ^ u64::from(b))
-    })
+    text.bytes()
+        .fold(0x5eed, |acc, b| splitmix64(acc ^ u64::from(b)))
 }
 
 /// The outcome of one recipient in the mail log.
@@ -199,9 +191,8 @@ mod tests {
 
     #[test]
     fn notify_defaults_and_never() {
-        let n = |s: bool, f: bool, d: bool, never: bool| {
+        let n = |s: bool, f: bool, d: bool| {
             Some(Notify {
-                never,
                 success: s,
                 failure: f,
                 delay: d,
@@ -209,10 +200,10 @@ mod tests {
         };
         let table = [
             (None, [true, true, false]),
-            (n(false, false, false, true), [false, false, false]),
-            (n(true, false, false, false), [false, false, true]),
-            (n(true, true, false, false), [true, false, true]),
-            (n(false, false, true, false), [false, true, false]),
+            (Some(Notify::NEVER), [false, false, false]),
+            (n(true, false, false), [false, false, true]),
+            (n(true, true, false), [true, false, true]),
+            (n(false, false, true), [false, true, false]),
         ];
         for (notify, [failed, delayed, delivered]) in table {
             assert_eq!(wants(notify, ReportAction::Failed), failed, "{notify:?}");

@@ -4,9 +4,10 @@
 //! octets are never taken for commands.
 
 use super::{out_of_sequence, Action, Mode, Response, Session, Step, Transaction};
-use crate::proto::command::{Body, Verb};
+use crate::proto::command::Verb;
 use crate::proto::dot::{BodyError, DataStatus, Unstuffer};
 use crate::proto::envelope::{Envelope, NewMessage, Origin};
+use crate::proto::esmtp::Body;
 use crate::proto::reply::Reply;
 
 /// The most message buffer reserved ahead on the word of `SIZE=`; bigger

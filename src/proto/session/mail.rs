@@ -74,7 +74,7 @@ impl Session {
     }
 
     /// `RCPT TO:<path> params`: the relay policy lives here.
-    pub(super) fn on_rcpt(&mut self, to: Path<'_>, params: RcptParams<'_>) -> Response {
+    pub(super) fn on_rcpt(&mut self, to: Path<'_>, params: RcptParams) -> Response {
         // Taken out while the policy borrows the session; put back below.
         let Some(mut transaction) = self.transaction.take() else {
             return out_of_sequence("Please send MAIL first");
@@ -95,7 +95,7 @@ impl Session {
             transaction.recipients.push(Recipient {
                 address: path_text(&to),
                 notify: params.notify,
-                orcpt: params.orcpt.map(str::to_string),
+                orcpt: params.orcpt,
             });
         } else {
             transaction.refused_recipients += 1;

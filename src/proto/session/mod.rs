@@ -24,6 +24,7 @@ use std::sync::Arc;
 use super::command::{self, Command, Verb, MAX_AUTH_LINE};
 use super::dot::Unstuffer;
 use super::envelope::{EnqueueError, NewMessage, Recipient};
+use super::esmtp;
 use super::line::{LineSplitter, LineStatus};
 use super::reply::Reply;
 use super::sasl::{AuthResult, Credentials};
@@ -159,11 +160,11 @@ struct Transaction {
     /// The reverse-path; empty for `<>`.
     sender: String,
     /// `BODY=`.
-    body_type: Option<command::Body>,
+    body_type: Option<esmtp::Body>,
     /// `SMTPUTF8` was given.
     smtputf8: bool,
     /// `RET=`.
-    ret: Option<command::Ret>,
+    ret: Option<esmtp::Ret>,
     /// `ENVID=`.
     envid: Option<String>,
     /// Accepted recipients.

@@ -3,8 +3,8 @@
 use super::*;
 use crate::delivery::manager::report::{report_message, ReportContext};
 use crate::delivery::retry::Schedule;
-use crate::proto::command::Notify;
 use crate::proto::envelope::{Origin, Recipient};
+use crate::proto::esmtp::Notify;
 use crate::proto::reply::Enhanced;
 use crate::queue::{MailFrom, RecipientEntry, RemoteReply};
 
@@ -22,7 +22,7 @@ fn policy() -> RetryPolicy {
 
 fn message(sender: &str, notify: &[Option<Notify>]) -> QueuedMessage {
     QueuedMessage {
-        id: "0J5Z3K1M2N3P4Q5R".into(),
+        id: "0J5Z3K1M2N3P4Q5R".parse().unwrap(),
         arrival: ARRIVAL,
         mail_from: MailFrom {
             sender: sender.into(),
@@ -59,19 +59,13 @@ fn message(sender: &str, notify: &[Option<Notify>]) -> QueuedMessage {
 
 fn notify(success: bool, failure: bool, delay: bool) -> Option<Notify> {
     Some(Notify {
-        never: false,
         success,
         failure,
         delay,
     })
 }
 
-const NEVER: Option<Notify> = Some(Notify {
-    never: true,
-    success: false,
-    failure: false,
-    delay: false,
-});
+const NEVER: Option<Notify> = Some(Notify::NEVER);
 
 fn remote_failure(code: u16, status: (u8, u16, u16), text: &str) -> Failure {
     Failure::Remote {
@@ -350,8 +344,6 @@ fn notify_decides_who_hears_what() {
         (notify(true, true, false), true, true, false),
         (notify(false, true, true), false, true, true),
         (notify(true, true, true), true, true, true),
-        // NOTIFY with no keyword counts as none given.
-        (notify(false, false, false), false, true, true),
     ];
     for (n, on_success, on_failure, on_delay) in table {
         let m = message("alice@example.org", &[n]);
