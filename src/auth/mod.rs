@@ -60,11 +60,11 @@ pub type AuthDone = Box<dyn FnOnce(AuthResult) + Send>;
 pub struct Authenticator {
     /// The verifiers' state, which only the tests look into.
     #[cfg(test)]
-    shared: Arc<Shared>,
+    shared: Arc<AuthState>,
     jobs: Sender<Job>,
 }
 
-struct Shared {
+struct AuthState {
     users: Arc<dyn StoredHashes>,
     /// Verified in place of an unknown user's hash when there are no users
     /// (made on first need: hashing takes a while).
@@ -98,7 +98,7 @@ impl Authenticator {
 
     /// [`Authenticator::new`] with throttle `limits`.
     pub fn with_limits(users: Arc<dyn StoredHashes>, limits: AuthLimits) -> Arc<Authenticator> {
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(AuthState {
             users,
             no_users_decoy: OnceLock::new(),
             cache: CredentialCache::new(CACHE_CAPACITY, CACHE_TTL),
@@ -145,7 +145,7 @@ impl Authenticator {
     }
 }
 
-impl Shared {
+impl AuthState {
     /// Verified in place of an unknown user's hash, so "no such user" costs
     /// as long as "wrong password": a real user's hash (same kind and cost
     /// as the users file uses), whose result is ignored.
@@ -180,7 +180,7 @@ fn spawn_logged(name: &str, body: impl FnOnce() + Send + 'static) {
     }
 }
 
-fn run_verifier(shared: &Shared, jobs: &Receiver<Job>, delays: &Sender<Delayed>) {
+fn run_verifier(shared: &AuthState, jobs: &Receiver<Job>, delays: &Sender<Delayed>) {
     while let Ok(job) = jobs.recv() {
         let Job {
             client,

@@ -223,7 +223,7 @@ impl std::fmt::Display for ProbeError {
 
 /// Finds out what `target` speaks.
 pub fn probe_port(target: &ProbeTarget, settings: &Settings) -> PortOutcome {
-    let mut conn = match Conn::connect(target.addr, settings.timeout) {
+    let mut conn = match ProbeConnection::connect(target.addr, settings.timeout) {
         Ok(conn) => conn,
         Err(e) => return PortOutcome::Unreachable(e),
     };
@@ -250,7 +250,7 @@ pub fn probe_port(target: &ProbeTarget, settings: &Settings) -> PortOutcome {
 
 /// Connects to `addr` and reads the greeting, then says QUIT.
 pub fn greeting(addr: SocketAddr, timeout: Duration) -> Greeting {
-    let mut conn = match Conn::connect(addr, timeout) {
+    let mut conn = match ProbeConnection::connect(addr, timeout) {
         Ok(conn) => conn,
         Err(e) => return Greeting::Unreachable(e),
     };
@@ -265,7 +265,7 @@ pub fn greeting(addr: SocketAddr, timeout: Duration) -> Greeting {
 
 /// EHLO, STARTTLS when offered, EHLO again, QUIT.
 fn plaintext_session(
-    mut conn: Conn,
+    mut conn: ProbeConnection,
     greeting: Reply,
     target: &ProbeTarget,
     settings: &Settings,
@@ -291,7 +291,8 @@ fn plaintext_session(
 
 /// A new connection with TLS first; `Err` says why it is not implicit TLS.
 fn implicit_tls(target: &ProbeTarget, settings: &Settings) -> Result<PortOutcome, ProbeError> {
-    let conn = Conn::connect(target.addr, settings.timeout).map_err(ProbeError::Connect)?;
+    let conn =
+        ProbeConnection::connect(target.addr, settings.timeout).map_err(ProbeError::Connect)?;
     let (mut conn, version, certificate) = conn.start_tls(target, settings)?;
     let greeting = conn
         .read_reply(settings.timeout)
@@ -338,13 +339,13 @@ impl std::fmt::Display for ReadError {
 }
 
 /// A connection and the bytes read but not yet used.
-struct Conn {
+struct ProbeConnection {
     stream: ClientStream,
     replies: ReplyReader,
 }
 
-impl Conn {
-    fn connect(addr: SocketAddr, timeout: Duration) -> Result<Conn, ConnectError> {
+impl ProbeConnection {
+    fn connect(addr: SocketAddr, timeout: Duration) -> Result<ProbeConnection, ConnectError> {
         let tcp = TcpStream::connect_timeout(&addr, timeout).map_err(|e| match e.kind() {
             io::ErrorKind::ConnectionRefused => ConnectError::Refused,
             io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => ConnectError::TimedOut,
@@ -353,7 +354,7 @@ impl Conn {
         tcp.set_write_timeout(Some(timeout))
             .map_err(|e| ConnectError::Other(e.to_string()))?;
         let _ = tcp.set_nodelay(true);
-        Ok(Conn {
+        Ok(ProbeConnection {
             stream: ClientStream::Plain(tcp),
             replies: ReplyReader::new(),
         })
@@ -442,7 +443,7 @@ impl Conn {
         self,
         target: &ProbeTarget,
         settings: &Settings,
-    ) -> Result<(Conn, &'static str, CertVerdict), ProbeError> {
+    ) -> Result<(ProbeConnection, &'static str, CertVerdict), ProbeError> {
         let ClientStream::Plain(tcp) = self.stream else {
             return Err(ProbeError::TlsAlreadyActive);
         };
@@ -470,7 +471,7 @@ impl Conn {
             Some(result) => cert_verdict(&result, target.checked_name.as_deref()),
             None => CertVerdict::Invalid("the server sent no certificate".into()),
         };
-        let conn = Conn {
+        let conn = ProbeConnection {
             stream: ClientStream::Tls(Box::new(stream)),
             replies: ReplyReader::new(),
         };

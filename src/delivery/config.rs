@@ -24,8 +24,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use super::outbound::CertPolicy;
 use super::retry::{self, RetryPolicy, Schedule};
-use super::transport::CertPolicy;
 
 /// SMTP's port for MX delivery (RFC 5321 §4.5.4 / IANA).
 pub const SMTP_PORT: u16 = 25;

@@ -41,7 +41,7 @@ use rustls::ClientConfig;
 use super::config::DeliveryConfig;
 use super::dns::{DnsError, Resolver, ResolverConfig};
 use super::maildir::MailStore;
-use super::transport::{self, CertPolicy, TransportError};
+use super::outbound::{self, CertPolicy, OutboundError};
 use crate::directory::{AliasTable, UserTable};
 use crate::proto::sasl::Credentials;
 use crate::queue::{QueueError, QueueId, Spool};
@@ -56,7 +56,7 @@ pub const FLUSH_CHECK: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 pub enum DeliveryError {
     /// The outbound TLS configuration could not be built (bad `--relay-ca`).
-    Tls(TransportError),
+    Tls(OutboundError),
     /// The relay password file could not be read.
     Password {
         /// The password file.
@@ -116,7 +116,7 @@ pub(crate) struct Context {
     busy: DestinationLocks,
     stopping: Arc<AtomicBool>,
     /// Closed on shutdown so that no delivery thread waits on a silent peer.
-    connections: transport::OpenConnections,
+    connections: outbound::OpenConnections,
 }
 
 /// One connection per destination at a time: a set of busy keys.
@@ -199,10 +199,9 @@ impl Delivery {
         if let Err(why) = &resolver {
             log::warn!("delivery: no DNS resolver ({why}); remote mail will wait");
         }
-        let mx_tls =
-            transport::tls_config(config.outbound_tls, None).map_err(DeliveryError::Tls)?;
+        let mx_tls = outbound::tls_config(config.outbound_tls, None).map_err(DeliveryError::Tls)?;
         // The smarthost gets our password: always verify it (RFC 8314 §5).
-        let relay_tls = transport::tls_config(CertPolicy::Verify, config.relay_ca.as_deref())
+        let relay_tls = outbound::tls_config(CertPolicy::Verify, config.relay_ca.as_deref())
             .map_err(DeliveryError::Tls)?;
         let workers = config.max_outbound_connections.max(1);
         let context = Arc::new(Context {
@@ -217,7 +216,7 @@ impl Delivery {
             credentials,
             busy: DestinationLocks::default(),
             stopping,
-            connections: transport::OpenConnections::default(),
+            connections: outbound::OpenConnections::default(),
         });
 
         let (commands, command_rx) = crossbeam_channel::unbounded();

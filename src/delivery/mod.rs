@@ -12,6 +12,6 @@ pub mod config;
 pub mod dns;
 pub mod maildir;
 pub mod manager;
+pub mod outbound;
 pub mod retry;
 pub mod route;
-pub mod transport;

@@ -31,7 +31,7 @@ const MAX_HANDSHAKE_ROUNDS: usize = 32;
 pub(super) type ErrorObserver = dyn Fn(usize, &LoadgenError) + Send + Sync;
 
 /// State shared (read-only) by all sessions.
-pub(super) struct Shared {
+pub(super) struct LoadShared {
     /// The run's options.
     pub opts: Options,
     /// The dot-stuffed message followed by the end-of-data line ".\r\n".
@@ -44,7 +44,7 @@ pub(super) struct Shared {
     pub on_error: Box<ErrorObserver>,
 }
 
-impl Shared {
+impl LoadShared {
     fn report(&self, session: usize, err: &LoadgenError) {
         (self.on_error)(session, err);
     }
@@ -72,7 +72,7 @@ pub(super) struct SessionStats {
 }
 
 /// Runs one session to completion: `opts.messages` messages, or until the deadline.
-pub(super) fn session(shared: &Shared, index: usize) -> SessionStats {
+pub(super) fn session(shared: &LoadShared, index: usize) -> SessionStats {
     let opts = &shared.opts;
     let mut stats = SessionStats {
         latencies_us: Vec::with_capacity(opts.messages.min(1 << 16)),
@@ -83,7 +83,7 @@ pub(super) fn session(shared: &Shared, index: usize) -> SessionStats {
     // Bounded: each pass either sends at least one message or counts an open
     // failure, and open failures end the loop after a few in a row.
     'connections: while remaining > 0 && Instant::now() < shared.deadline {
-        let mut conn = match Conn::open(shared) {
+        let mut conn = match LoadConnection::open(shared) {
             Ok(c) => c,
             Err(e) => {
                 stats.connection_errors += 1;
@@ -186,7 +186,7 @@ pub(super) fn tls_config(opts: &Options) -> Result<Option<Arc<ClientConfig>>, Lo
 }
 
 /// An open SMTP connection, greeted and ready for MAIL.
-struct Conn {
+struct LoadConnection {
     stream: ClientStream,
     replies: ReplyReader,
     read_buf: Box<[u8]>,
@@ -196,9 +196,9 @@ struct Conn {
     pipelining: bool,
 }
 
-impl Conn {
+impl LoadConnection {
     /// Connects, reads the greeting, says EHLO, and does STARTTLS and AUTH if asked.
-    fn open(shared: &Shared) -> Result<Conn, LoadgenError> {
+    fn open(shared: &LoadShared) -> Result<LoadConnection, LoadgenError> {
         let opts = &shared.opts;
         let remaining = shared
             .deadline
@@ -216,7 +216,7 @@ impl Conn {
             during: "setsockopt",
             source,
         })?;
-        let mut conn = Conn {
+        let mut conn = LoadConnection {
             stream: ClientStream::Plain(tcp),
             replies: ReplyReader::new(),
             read_buf: vec![0u8; 16 * 1024].into_boxed_slice(),
@@ -265,7 +265,7 @@ impl Conn {
     }
 
     /// Wraps the TCP stream in TLS and completes the handshake before any SMTP.
-    fn start_tls(self, shared: &Shared) -> Result<Conn, LoadgenError> {
+    fn start_tls(self, shared: &LoadShared) -> Result<LoadConnection, LoadgenError> {
         let ClientStream::Plain(mut tcp) = self.stream else {
             return Err(LoadgenError::Protocol("TLS requested twice".into()));
         };
@@ -290,7 +290,7 @@ impl Conn {
                     source,
                 })?;
         }
-        Ok(Conn {
+        Ok(LoadConnection {
             stream: ClientStream::Tls(Box::new(StreamOwned::new(tls, tcp))),
             armed_at: None,
             ..self
@@ -298,7 +298,7 @@ impl Conn {
     }
 
     /// Sends one message; returns the time from MAIL sent to the final reply.
-    fn send_message(&mut self, shared: &Shared) -> Result<Duration, LoadgenError> {
+    fn send_message(&mut self, shared: &LoadShared) -> Result<Duration, LoadgenError> {
         let opts = &shared.opts;
         self.out.clear();
         let _ = write!(self.out, "MAIL FROM:<{}>\r\n", opts.from);

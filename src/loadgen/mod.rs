@@ -168,7 +168,7 @@ pub fn run(
     crate::proto::dot::stuff(&message, &mut wire);
     let tls = client::tls_config(opts)?;
     let deadline = Instant::now() + opts.duration_limit;
-    let shared = Arc::new(client::Shared {
+    let shared = Arc::new(client::LoadShared {
         opts: opts.clone(),
         wire,
         tls,

@@ -10,7 +10,7 @@ use std::io;
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
 /// A failed sync: the last ticket it covered and its error.
-struct Failure {
+struct SyncFailure {
     through: u64,
     kind: io::ErrorKind,
     code: Option<i32>,
@@ -25,7 +25,7 @@ struct State {
     /// A sync is running.
     running: bool,
     /// The latest failed sync.
-    failure: Option<Failure>,
+    failure: Option<SyncFailure>,
 }
 
 /// Shares directory fsyncs between the threads that call [`SharedSync::sync`].
@@ -56,7 +56,7 @@ impl SharedSync {
             state.running = false;
             state.synced_through = covers;
             if let Err(error) = result {
-                state.failure = Some(Failure {
+                state.failure = Some(SyncFailure {
                     through: covers,
                     kind: error.kind(),
                     code: error.raw_os_error(),

@@ -13,7 +13,7 @@ use crossbeam_channel::{Receiver, Sender};
 const SYNC_THREADS: usize = 16;
 
 /// One file to sync, and where to report its position's result.
-struct Request {
+struct SyncRequest {
     position: usize,
     file: Arc<File>,
     done: Sender<(usize, io::Result<()>)>,
@@ -21,16 +21,16 @@ struct Request {
 
 /// The pool of fsync threads.
 pub(crate) struct Syncer {
-    requests: Sender<Request>,
+    requests: Sender<SyncRequest>,
 }
 
 impl Syncer {
     /// Starts the threads; `None` if none could be started.
     pub(crate) fn start() -> Option<Syncer> {
-        let (requests, queue) = crossbeam_channel::unbounded::<Request>();
+        let (requests, queue) = crossbeam_channel::unbounded::<SyncRequest>();
         let mut started = false;
         for n in 0..SYNC_THREADS {
-            let queue: Receiver<Request> = queue.clone();
+            let queue: Receiver<SyncRequest> = queue.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("spool-sync-{n}"))
                 .spawn(move || {
@@ -49,7 +49,7 @@ impl Syncer {
     pub(crate) fn sync_all(&self, files: &[Arc<File>]) -> Vec<io::Result<()>> {
         let (done, answers) = crossbeam_channel::unbounded();
         for (position, file) in files.iter().enumerate() {
-            let request = Request {
+            let request = SyncRequest {
                 position,
                 file: Arc::clone(file),
                 done: done.clone(),

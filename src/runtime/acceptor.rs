@@ -6,7 +6,7 @@
 //! stop: no new connections, the grace period passed on to every loop.
 //!
 //! May import: `event_loop`, `pool`, `limits`, `mailbox` and the parent's
-//! `Shared`; nothing imports this but the parent.
+//! `ServerContext`; nothing imports this but the parent.
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
@@ -18,10 +18,10 @@ use mio::{Events, Interest, Token};
 use parking_lot::Mutex;
 
 use super::event_loop::{EventLoop, FIRST_CONNECTION};
-use super::limits::{ConnectionCounter, Refusal};
+use super::limits::{ConnectionCounter, ConnectionRefusal};
 use super::mailbox::{Accepted, Inbox, LoopMessage, WAKER};
 use super::pool::Pool;
-use super::Shared;
+use super::ServerContext;
 use crate::proto::reply::Reply;
 use crate::proto::session::Role;
 
@@ -66,7 +66,7 @@ pub(crate) struct Acceptor {
     signals: Option<SignalPipes>,
     pool: Pool,
     counter: Arc<Mutex<ConnectionCounter>>,
-    shared: Arc<Shared>,
+    shared: Arc<ServerContext>,
     accept_retry: Option<Instant>,
 }
 
@@ -77,7 +77,7 @@ impl Acceptor {
     pub fn new(
         serving: EventLoop,
         inbox: Inbox,
-        shared: Arc<Shared>,
+        shared: Arc<ServerContext>,
         counter: Arc<Mutex<ConnectionCounter>>,
         mut listeners: Vec<Listener>,
         mut signals: Option<SignalPipes>,
@@ -221,7 +221,7 @@ impl Acceptor {
         let trusted = self.shared.config.is_trusted(ip);
         let refusal = match self.counter.lock().admit(ip, trusted) {
             Ok(()) => None,
-            Err(Refusal::TooManyTotal) => Some((
+            Err(ConnectionRefusal::TooManyTotal) => Some((
                 "too many connections",
                 Reply::new(
                     421,
@@ -229,7 +229,7 @@ impl Acceptor {
                     "Too many connections, please try again later",
                 ),
             )),
-            Err(Refusal::TooManyFromIp) => Some((
+            Err(ConnectionRefusal::TooManyFromIp) => Some((
                 "too many connections from this address",
                 Reply::new(421, (4, 7, 0), "Too many connections from your address"),
             )),

@@ -2,7 +2,7 @@
 //! owns, their deadlines, and the queue of connections ready to be served.
 //! Each worker thread runs one ([`EventLoop::run`]); the accepting thread
 //! drives one from its `Acceptor`, which gives it connections only with
-//! `--workers 0`. A loop serves its connections itself ([`Conn::service`]);
+//! `--workers 0`. A loop serves its connections itself ([`Connection::service`]);
 //! slow work (password checks, spooling) runs on other threads and answers
 //! through the loop's mailbox. A connection stays on one loop for its whole
 //! life.
@@ -15,7 +15,7 @@
 //! remembers the one entry that is live for it; the earliest entry is the
 //! poll timeout.
 //!
-//! May import: `conn`, `limits`, `mailbox` and the parent's `Shared`; never
+//! May import: `connection`, `limits`, `mailbox` and the parent's `ServerContext`; never
 //! `acceptor` or `pool`, which drive loops.
 
 use std::cmp::Reverse;
@@ -30,10 +30,10 @@ use std::time::{Duration, Instant};
 use mio::{Events, Interest, Poll, Registry, Token};
 use parking_lot::Mutex;
 
-use super::conn::{Conn, DeadlineKind, State, Work};
+use super::connection::{Connection, ConnectionState, DeadlineKind, Work};
 use super::limits::{ConnectionCounter, HARD_STOP_AFTER_GRACE};
 use super::mailbox::{Accepted, Completion, Inbox, LoopMessage, Notifier, WAKER};
-use super::Shared;
+use super::ServerContext;
 
 /// Connection tokens count up from here and are never reused; the tokens
 /// below are the waker's and the accepting thread's own (signals,
@@ -42,14 +42,14 @@ pub(crate) const FIRST_CONNECTION: usize = 1 << 16;
 
 /// A connection and what to do with it.
 struct Job {
-    conn: Box<Conn>,
+    conn: Box<Connection>,
     work: Work,
 }
 
 /// The loop's record of one connection.
 struct Slot {
     /// The connection while it waits; `None` while it is in the ready queue.
-    conn: Option<Box<Conn>>,
+    conn: Option<Box<Connection>>,
     /// The client IP, for the counters when it closes.
     ip: IpAddr,
     /// Readiness arrived while the connection was queued or parked.
@@ -83,7 +83,7 @@ pub(crate) struct EventLoop {
     poll: Poll,
     /// This loop's own mailbox, for its connections' slow operations.
     notify: Notifier,
-    shared: Arc<Shared>,
+    shared: Arc<ServerContext>,
     /// Every loop's connections, counted when admitted and released here
     /// when they close.
     counter: Arc<Mutex<ConnectionCounter>>,
@@ -104,7 +104,7 @@ impl EventLoop {
     pub fn new(
         poll: Poll,
         notify: Notifier,
-        shared: Arc<Shared>,
+        shared: Arc<ServerContext>,
         counter: Arc<Mutex<ConnectionCounter>>,
         open: Arc<AtomicUsize>,
     ) -> EventLoop {
@@ -268,7 +268,7 @@ impl EventLoop {
             self.forget(peer.ip());
             return;
         }
-        let conn = Box::new(Conn::new(
+        let conn = Box::new(Connection::new(
             token,
             socket,
             peer,
@@ -291,7 +291,7 @@ impl EventLoop {
                 scheduled: None,
             },
         );
-        if conn.has_output() || conn.state() == State::Closed {
+        if conn.has_output() || conn.state() == ConnectionState::Closed {
             self.dispatch(conn, Work::Io);
         } else {
             self.park_at_home(conn);
@@ -322,9 +322,9 @@ impl EventLoop {
 
     /// A connection has been served: close it, give it more work, or let
     /// it wait.
-    fn come_home(&mut self, mut conn: Box<Conn>) {
+    fn come_home(&mut self, mut conn: Box<Connection>) {
         let token = conn.token;
-        if conn.state() == State::Closed {
+        if conn.state() == ConnectionState::Closed {
             self.close(conn);
             return;
         }
@@ -337,7 +337,7 @@ impl EventLoop {
         }
         let work = if let Some(completion) = slot.completion.take() {
             Some(Work::from(completion))
-        } else if forcing && !conn.is_parked() && conn.state() != State::Closing {
+        } else if forcing && !conn.is_parked() && conn.state() != ConnectionState::Closing {
             Some(Work::Shutdown)
         } else if conn.yielded() || (slot.pending_io && !conn.is_parked()) {
             Some(Work::Io)
@@ -354,7 +354,7 @@ impl EventLoop {
     }
 
     /// Keeps `conn` on its slot and makes sure its deadline is scheduled.
-    fn park_at_home(&mut self, conn: Box<Conn>) {
+    fn park_at_home(&mut self, conn: Box<Connection>) {
         let deadline = conn.deadline(&self.shared).map(|(t, _)| t);
         let token = conn.token;
         let Some(slot) = self.slots.get_mut(&token) else {
@@ -369,7 +369,7 @@ impl EventLoop {
         }
     }
 
-    fn close(&mut self, mut conn: Box<Conn>) {
+    fn close(&mut self, mut conn: Box<Connection>) {
         let _ = self.poll.registry().deregister(&mut conn.socket);
         if let Some(slot) = self.slots.remove(&conn.token) {
             self.forget(slot.ip);
@@ -381,7 +381,7 @@ impl EventLoop {
         );
     }
 
-    fn dispatch(&mut self, conn: Box<Conn>, work: Work) {
+    fn dispatch(&mut self, conn: Box<Connection>, work: Work) {
         self.ready.push_back(Job { conn, work });
     }
 
@@ -460,7 +460,7 @@ impl EventLoop {
             let idle = slot
                 .conn
                 .as_ref()
-                .is_some_and(|c| !c.is_parked() && c.state() != State::Closing);
+                .is_some_and(|c| !c.is_parked() && c.state() != ConnectionState::Closing);
             if idle {
                 if let Some(conn) = slot.conn.take() {
                     self.dispatch(conn, Work::Shutdown);
@@ -471,7 +471,7 @@ impl EventLoop {
 }
 
 /// Runs one job; a panic closes that connection only.
-fn run_job(Job { mut conn, work }: Job, shared: &Shared) -> Box<Conn> {
+fn run_job(Job { mut conn, work }: Job, shared: &ServerContext) -> Box<Connection> {
     let served = catch_unwind(AssertUnwindSafe(|| conn.service(work, shared)));
     if served.is_err() {
         log::error!(

@@ -50,7 +50,7 @@ const fn max(a: usize, b: usize) -> usize {
 
 /// Why a new connection is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
+pub enum ConnectionRefusal {
     /// `--max-connections` reached.
     TooManyTotal,
     /// `--max-connections-per-ip` reached for this address.
@@ -80,14 +80,14 @@ impl ConnectionCounter {
 
     /// Counts a new connection from `ip`, or says why not. `exempt` clients
     /// (relay networks) skip the per-IP limit but not the total.
-    pub fn admit(&mut self, ip: IpAddr, exempt: bool) -> Result<(), Refusal> {
+    pub fn admit(&mut self, ip: IpAddr, exempt: bool) -> Result<(), ConnectionRefusal> {
         if self.total >= self.max_total {
-            return Err(Refusal::TooManyTotal);
+            return Err(ConnectionRefusal::TooManyTotal);
         }
         let ip = ip.to_canonical();
         let count = self.per_ip.get(&ip).copied().unwrap_or(0);
         if !exempt && count >= self.max_per_ip {
-            return Err(Refusal::TooManyFromIp);
+            return Err(ConnectionRefusal::TooManyFromIp);
         }
         self.total += 1;
         self.per_ip.insert(ip, count + 1);
@@ -124,16 +124,22 @@ mod tests {
         let mut counter = ConnectionCounter::new(4, 2);
         assert_eq!(counter.admit(a, false), Ok(()));
         assert_eq!(counter.admit(mapped, false), Ok(()));
-        assert_eq!(counter.admit(a, false), Err(Refusal::TooManyFromIp));
+        assert_eq!(
+            counter.admit(a, false),
+            Err(ConnectionRefusal::TooManyFromIp)
+        );
         assert_eq!(counter.admit(a, true), Ok(()), "relay networks are exempt");
         assert_eq!(counter.admit(b, false), Ok(()));
-        assert_eq!(counter.admit(b, true), Err(Refusal::TooManyTotal));
+        assert_eq!(counter.admit(b, true), Err(ConnectionRefusal::TooManyTotal));
         counter.release(a);
         counter.release(mapped);
         counter.release(a);
         assert_eq!(counter.total(), 1);
         assert_eq!(counter.admit(a, false), Ok(()));
         assert_eq!(counter.admit(a, false), Ok(()));
-        assert_eq!(counter.admit(a, false), Err(Refusal::TooManyFromIp));
+        assert_eq!(
+            counter.admit(a, false),
+            Err(ConnectionRefusal::TooManyFromIp)
+        );
     }
 }

@@ -2,7 +2,7 @@
 //! I/O and the protocol worker threads.
 //!
 //! The accepting thread (`acceptor`) owns the listeners and the signals and
-//! feeds each new connection (`conn`) to a fixed pool of workers (`pool`);
+//! feeds each new connection (`connection`) to a fixed pool of workers (`pool`);
 //! each worker runs its own serving event loop (`event_loop`) and the
 //! protocol for its connections, whose bytes pass through a plain or TLS
 //! `transport`. Password checks and spooling run on the authenticator's and
@@ -10,7 +10,7 @@
 //! (`mailbox`), so a worker never waits for them.
 //!
 //! Imports among these files point one way: `acceptor` → `pool` →
-//! `event_loop` → `conn` → `transport`, with `mailbox` and `limits` below
+//! `event_loop` → `connection` → `transport`, with `mailbox` and `limits` below
 //! them all; each file's doc names what it may import.
 //!
 //! [`Server::start`] is the library entry point (tests use it with port-0
@@ -18,7 +18,7 @@
 //! directory on the first start and calls it.
 
 mod acceptor;
-mod conn;
+mod connection;
 mod event_loop;
 pub mod limits;
 mod mailbox;
@@ -111,7 +111,7 @@ impl fmt::Display for ServerError {
 impl std::error::Error for ServerError {}
 
 /// What every worker needs, shared read-only.
-pub(crate) struct Shared {
+pub(crate) struct ServerContext {
     /// The settings.
     pub config: Arc<Config>,
     /// The settings the sessions see.
@@ -316,7 +316,7 @@ fn start(config: Config, handle_signals: bool) -> Result<ServerHandle, ServerErr
         config.max_connections,
         config.max_connections_per_ip,
     )));
-    let shared = Arc::new(Shared {
+    let shared = Arc::new(ServerContext {
         config: Arc::new(config),
         session_config,
         directory,

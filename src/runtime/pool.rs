@@ -1,6 +1,6 @@
 //! The fixed pool of protocol workers. Each worker thread runs its own
 //! event loop ([`EventLoop`]) over the connections the accepting thread hands
-//! it and serves them there ([`Conn::service`](super::conn::Conn::service)),
+//! it and serves them there ([`Connection::service`](super::connection::Connection::service)),
 //! so a command costs no thread switch. A new connection goes to the worker
 //! with the fewest open connections. (A shared queue of ready connections
 //! would balance finer but costs two thread switches per command, loop to
@@ -11,7 +11,7 @@
 //! thread serves its connections itself, which suits a one-core host.
 //!
 //! May import: `event_loop` (each worker runs one), `limits`, `mailbox` and
-//! the parent's `Shared`; never `acceptor`, which owns the pool.
+//! the parent's `ServerContext`; never `acceptor`, which owns the pool.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -23,7 +23,7 @@ use parking_lot::Mutex;
 use super::event_loop::EventLoop;
 use super::limits::ConnectionCounter;
 use super::mailbox::{mailbox, Accepted, LoopMessage, Notifier, WAKER};
-use super::Shared;
+use super::ServerContext;
 
 /// The worker threads, as the accepting thread sees them.
 pub(crate) struct Pool {
@@ -65,7 +65,7 @@ impl Pool {
     /// If one cannot start, those already started are stopped.
     pub fn start(
         count: usize,
-        shared: &Arc<Shared>,
+        shared: &Arc<ServerContext>,
         counter: &Arc<Mutex<ConnectionCounter>>,
         parent: &Notifier,
     ) -> std::io::Result<Pool> {
@@ -141,7 +141,7 @@ impl Worker {
     /// Starts worker `index`'s thread and loop.
     fn start(
         index: usize,
-        shared: &Arc<Shared>,
+        shared: &Arc<ServerContext>,
         counter: &Arc<Mutex<ConnectionCounter>>,
         parent: &Notifier,
     ) -> std::io::Result<Worker> {

@@ -24,8 +24,8 @@ use super::Context;
 use crate::delivery::config::{HostPort, RelayTls, TransportRoute};
 use crate::delivery::dns::DnsError;
 use crate::delivery::maildir::MaildirError;
+use crate::delivery::outbound::{self, CertPolicy, OutboundError, Peer};
 use crate::delivery::route;
-use crate::delivery::transport::{self, CertPolicy, Peer, TransportError};
 use crate::proto::client::{Client, ClientParams, Outcome, RecipientParams, TlsPolicy};
 use crate::proto::dsn::ReportAction;
 use crate::proto::envelope::Recipient;
@@ -394,7 +394,7 @@ fn deliver_remote(
                 implicit_tls: route.implicit_tls,
             };
             let relay = format!("{host}[{ip}]:{}", route.port);
-            match transport::run_tracked(
+            match outbound::run_tracked(
                 &peer,
                 Client::new(params.clone()),
                 &route.tls,
@@ -427,7 +427,7 @@ fn deliver_remote(
                         peer_dsn: attempt.report.extensions.dsn,
                     };
                 }
-                Err(TransportError::Connect { source, .. }) => {
+                Err(OutboundError::Connect { source, .. }) => {
                     last_error = Some(local((4, 4, 1), format!("connect to {relay}: {source}")));
                 }
                 Err(e) => last_error = Some(local((4, 4, 0), format!("{relay}: {e}"))),
@@ -508,7 +508,7 @@ fn route_for(ctx: &Context, destination: &Destination, id: &str) -> Result<Route
 
 /// Why a next hop's addresses are not known.
 #[derive(Debug)]
-enum AddressError<'a> {
+enum HostAddressError<'a> {
     /// There is no resolver (no usable resolv.conf).
     NoResolver(&'a DnsError),
     /// The name has no A or AAAA records.
@@ -517,27 +517,30 @@ enum AddressError<'a> {
     Dns(DnsError),
 }
 
-impl std::fmt::Display for AddressError<'_> {
+impl std::fmt::Display for HostAddressError<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            AddressError::NoResolver(e) => e.fmt(f),
-            AddressError::Dns(e) => e.fmt(f),
-            AddressError::NoRecords => write!(f, "no A or AAAA records"),
+            HostAddressError::NoResolver(e) => e.fmt(f),
+            HostAddressError::Dns(e) => e.fmt(f),
+            HostAddressError::NoRecords => write!(f, "no A or AAAA records"),
         }
     }
 }
 
 /// An IP literal as it is (`127.0.0.1`, `[::1]`), a name through DNS.
-fn host_addrs<'a>(ctx: &'a Context, host: &str) -> Result<Vec<IpAddr>, AddressError<'a>> {
+fn host_addrs<'a>(ctx: &'a Context, host: &str) -> Result<Vec<IpAddr>, HostAddressError<'a>> {
     let literal = host.trim_start_matches('[').trim_end_matches(']');
     if let Ok(ip) = literal.parse::<IpAddr>() {
         return Ok(vec![ip]);
     }
-    let resolver = ctx.resolver.as_ref().map_err(AddressError::NoResolver)?;
+    let resolver = ctx
+        .resolver
+        .as_ref()
+        .map_err(HostAddressError::NoResolver)?;
     match resolver.ip_addrs(host) {
-        Ok(addrs) if addrs.is_empty() => Err(AddressError::NoRecords),
+        Ok(addrs) if addrs.is_empty() => Err(HostAddressError::NoRecords),
         Ok(addrs) => Ok(addrs),
-        Err(e) => Err(AddressError::Dns(e)),
+        Err(e) => Err(HostAddressError::Dns(e)),
     }
 }
 

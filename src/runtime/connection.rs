@@ -1,11 +1,11 @@
 //! One client connection: the socket, its [`Transport`] (plain or rustls),
-//! bounded input and output buffers, the [`Session`], and the [`State`] that
-//! says what the connection waits for. A `Conn` belongs to one event loop
+//! bounded input and output buffers, the [`Session`], and the [`ConnectionState`] that
+//! says what the connection waits for. A `Connection` belongs to one event loop
 //! for its whole life. Nothing here blocks: sockets are non-blocking and
 //! slow work (password checks, spooling) is handed to other threads whose
 //! answer comes back through the loop's mailbox.
 //!
-//! May import: `limits`, `mailbox`, `transport` and the parent's `Shared`;
+//! May import: `limits`, `mailbox`, `transport` and the parent's `ServerContext`;
 //! never `event_loop`, `acceptor` or `pool`, which hold connections.
 
 use std::net::SocketAddr;
@@ -19,7 +19,7 @@ use super::limits::{
 };
 use super::mailbox::{Completion, LoopMessage, Notifier};
 use super::transport::{ReadOutcome, Transport};
-use super::Shared;
+use super::ServerContext;
 use crate::proto::envelope::EnqueueError;
 use crate::proto::reply::{Enhanced, Reply};
 use crate::proto::sasl::AuthResult;
@@ -57,7 +57,7 @@ impl From<Completion> for Work {
 
 /// Where the connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum State {
+pub(crate) enum ConnectionState {
     /// `--greeting-delay`: waiting to greet; a client that talks is refused.
     GreetingDelay,
     /// A TLS handshake is running: on the implicit-TLS port before the
@@ -104,7 +104,7 @@ enum Inbound {
 }
 
 /// One client connection.
-pub(crate) struct Conn {
+pub(crate) struct Connection {
     /// The loop's key for this connection (never reused).
     pub token: Token,
     /// The socket, registered with the loop's poll for both directions.
@@ -124,7 +124,7 @@ pub(crate) struct Conn {
     /// The owning loop's mailbox, where slow operations answer.
     notify: Notifier,
     inbound: Inbound,
-    state: State,
+    state: ConnectionState,
     transport: Transport,
     /// Created with the greeting: `None` before it (greeting delay,
     /// implicit-TLS handshake).
@@ -134,7 +134,7 @@ pub(crate) struct Conn {
     bytes_received: u64,
 }
 
-impl Conn {
+impl Connection {
     /// A freshly accepted connection: greeted at once on the plaintext
     /// ports (the greeting waits in the output buffer), after the
     /// handshake on port 465, or after `--greeting-delay`.
@@ -144,11 +144,11 @@ impl Conn {
         peer: SocketAddr,
         role: Role,
         notify: Notifier,
-        shared: &Shared,
-    ) -> Conn {
+        shared: &ServerContext,
+    ) -> Connection {
         let now = Instant::now();
         let trusted = shared.config.is_trusted(peer.ip());
-        let mut conn = Conn {
+        let mut conn = Connection {
             token,
             socket,
             peer,
@@ -159,7 +159,7 @@ impl Conn {
             yielded: false,
             notify,
             inbound: Inbound::Unread,
-            state: State::Active,
+            state: ConnectionState::Active,
             transport: Transport::Plain,
             session: None,
             input: Vec::new(),
@@ -169,7 +169,7 @@ impl Conn {
         if role == Role::Submissions {
             conn.begin_tls(shared, true);
         } else if !shared.config.greeting_delay.is_zero() {
-            conn.state = State::GreetingDelay;
+            conn.state = ConnectionState::GreetingDelay;
         } else {
             conn.greet(shared);
         }
@@ -177,7 +177,7 @@ impl Conn {
     }
 
     /// The state, for the loop's decisions.
-    pub fn state(&self) -> State {
+    pub fn state(&self) -> ConnectionState {
         self.state
     }
 
@@ -201,12 +201,15 @@ impl Conn {
 
     /// Waiting for the authenticator or the spool.
     pub fn is_parked(&self) -> bool {
-        matches!(self.state, State::AwaitAuth | State::AwaitSpool)
+        matches!(
+            self.state,
+            ConnectionState::AwaitAuth | ConnectionState::AwaitSpool
+        )
     }
 
     /// When this connection's current wait ends, and what that means; the
     /// whole-connection limit applies in every state.
-    pub fn deadline(&self, shared: &Shared) -> Option<(Instant, DeadlineKind)> {
+    pub fn deadline(&self, shared: &ServerContext) -> Option<(Instant, DeadlineKind)> {
         let config = &shared.config;
         let whole = (
             self.started + config.connection_timeout,
@@ -214,11 +217,11 @@ impl Conn {
         );
         let idle = |timeout: Duration| (self.last_activity + timeout, DeadlineKind::Timeout);
         let current = match self.state {
-            State::GreetingDelay => {
+            ConnectionState::GreetingDelay => {
                 Some((self.started + config.greeting_delay, DeadlineKind::Greet))
             }
-            State::Handshake { .. } => Some(idle(config.tls_handshake_timeout)),
-            State::Active | State::StartTls => {
+            ConnectionState::Handshake { .. } => Some(idle(config.tls_handshake_timeout)),
+            ConnectionState::Active | ConnectionState::StartTls => {
                 let in_data = self.session.as_ref().is_some_and(Session::in_data);
                 Some(idle(if in_data {
                     config.data_timeout
@@ -226,8 +229,10 @@ impl Conn {
                     config.command_timeout
                 }))
             }
-            State::Closing => Some(idle(CLOSING_FLUSH_TIMEOUT)),
-            State::AwaitAuth | State::AwaitSpool | State::Closed => None,
+            ConnectionState::Closing => Some(idle(CLOSING_FLUSH_TIMEOUT)),
+            ConnectionState::AwaitAuth | ConnectionState::AwaitSpool | ConnectionState::Closed => {
+                None
+            }
         };
         match current {
             Some(c) if c.0 < whole.0 => Some(c),
@@ -238,19 +243,19 @@ impl Conn {
     /// Marks the connection dead without touching it further (after a
     /// panic while serving it).
     pub fn abandon(&mut self) {
-        self.state = State::Closed;
+        self.state = ConnectionState::Closed;
     }
 
     /// Runs `work`, then moves bytes until the connection waits for the
     /// network, for another thread, or for its turn.
-    pub fn service(&mut self, work: Work, shared: &Shared) {
+    pub fn service(&mut self, work: Work, shared: &ServerContext) {
         self.yielded = false;
         match work {
             Work::Io => self.mark_readable(),
             Work::Greet => {
-                if self.state == State::GreetingDelay {
+                if self.state == ConnectionState::GreetingDelay {
                     self.greet(shared);
-                    self.state = State::Active;
+                    self.state = ConnectionState::Active;
                 }
             }
             Work::AuthDone(result) => self.on_auth_result(result),
@@ -274,7 +279,7 @@ impl Conn {
         }
     }
 
-    fn greet(&mut self, shared: &Shared) {
+    fn greet(&mut self, shared: &ServerContext) {
         let client = ClientInfo {
             ip: self.peer.ip().to_canonical().to_string(),
             trusted: self.trusted,
@@ -292,21 +297,21 @@ impl Conn {
 
     /// Starts the TLS handshake: at once on the implicit-TLS port, after the
     /// flushed 220 for STARTTLS.
-    fn begin_tls(&mut self, shared: &Shared, implicit: bool) {
+    fn begin_tls(&mut self, shared: &ServerContext, implicit: bool) {
         match self.transport.upgrade(&shared.tls) {
-            Ok(()) => self.state = State::Handshake { implicit },
+            Ok(()) => self.state = ConnectionState::Handshake { implicit },
             Err(e) => {
                 log::error!("{}: cannot start TLS: {e}", self.describe());
-                self.state = State::Closed;
+                self.state = ConnectionState::Closed;
             }
         }
     }
 
     fn on_auth_result(&mut self, result: AuthResult) {
-        if self.state != State::AwaitAuth {
+        if self.state != ConnectionState::AwaitAuth {
             return;
         }
-        self.state = State::Active;
+        self.state = ConnectionState::Active;
         if let Some(session) = self.session.as_mut() {
             session.auth_result(result, &mut self.output);
         }
@@ -314,10 +319,10 @@ impl Conn {
     }
 
     fn on_enqueued(&mut self, result: Result<QueueId, EnqueueError>) {
-        if self.state != State::AwaitSpool {
+        if self.state != ConnectionState::AwaitSpool {
             return;
         }
-        self.state = State::Active;
+        self.state = ConnectionState::Active;
         if let Some(session) = self.session.as_mut() {
             session.enqueued(
                 result.as_ref().map(QueueId::as_str).map_err(|e| *e),
@@ -327,30 +332,30 @@ impl Conn {
         self.close_if_session_closed();
     }
 
-    fn on_timeout(&mut self, shared: &Shared) {
+    fn on_timeout(&mut self, shared: &ServerContext) {
         let config = &shared.config;
         let reason = match self.state {
-            State::Closing | State::Closed => {
-                self.state = State::Closed;
+            ConnectionState::Closing | ConnectionState::Closed => {
+                self.state = ConnectionState::Closed;
                 return;
             }
-            State::Handshake { implicit: true } => {
+            ConnectionState::Handshake { implicit: true } => {
                 log::warn!(
                     "{}: no TLS handshake within {:?} on the implicit-TLS port; a plaintext \
                      client? (use port 587 with STARTTLS, or SSL/TLS in the client)",
                     self.describe(),
                     config.tls_handshake_timeout
                 );
-                self.state = State::Closed;
+                self.state = ConnectionState::Closed;
                 return;
             }
-            State::Handshake { implicit: false } => {
+            ConnectionState::Handshake { implicit: false } => {
                 // No plaintext reply is possible mid-handshake.
                 log::warn!(
                     "{}: TLS handshake after STARTTLS timed out",
                     self.describe()
                 );
-                self.state = State::Closed;
+                self.state = ConnectionState::Closed;
                 return;
             }
             _ if Instant::now() >= self.started + config.connection_timeout => {
@@ -365,25 +370,30 @@ impl Conn {
                 .and_close()
                 .render(&mut self.output),
         }
-        self.state = State::Closing;
+        self.state = ConnectionState::Closing;
     }
 
     fn on_shutdown(&mut self) {
         match self.state {
-            State::Closing | State::Closed => {}
-            State::Handshake { .. } | State::GreetingDelay => self.state = State::Closed,
-            State::Active | State::StartTls | State::AwaitAuth | State::AwaitSpool => {
+            ConnectionState::Closing | ConnectionState::Closed => {}
+            ConnectionState::Handshake { .. } | ConnectionState::GreetingDelay => {
+                self.state = ConnectionState::Closed
+            }
+            ConnectionState::Active
+            | ConnectionState::StartTls
+            | ConnectionState::AwaitAuth
+            | ConnectionState::AwaitSpool => {
                 if let Some(session) = self.session.as_mut() {
                     session.shutting_down(&mut self.output);
                 }
-                self.state = State::Closing;
+                self.state = ConnectionState::Closing;
             }
         }
     }
 
     fn close_if_session_closed(&mut self) {
         if self.session.as_ref().is_some_and(Session::is_closed) {
-            self.state = State::Closing;
+            self.state = ConnectionState::Closing;
         }
     }
 
@@ -394,16 +404,16 @@ impl Conn {
 
     /// Reads, feeds and writes until nothing moves any more, at most
     /// [`MAX_ROUNDS_PER_DISPATCH`] times.
-    fn pump(&mut self, shared: &Shared) {
+    fn pump(&mut self, shared: &ServerContext) {
         for _ in 0..MAX_ROUNDS_PER_DISPATCH {
             let mut progress = false;
             if self.wants_input() {
                 progress |= self.read(shared);
             }
-            if matches!(self.state, State::Handshake { .. }) {
+            if matches!(self.state, ConnectionState::Handshake { .. }) {
                 progress |= self.check_handshake(shared);
             }
-            if self.state == State::Active {
+            if self.state == ConnectionState::Active {
                 progress |= self.feed(shared);
             }
             progress |= self.write(shared);
@@ -411,14 +421,18 @@ impl Conn {
                 let before = self.state;
                 match self.state {
                     // The client closed its side; answer what it sent, then go.
-                    State::Active | State::StartTls => self.state = State::Closing,
+                    ConnectionState::Active | ConnectionState::StartTls => {
+                        self.state = ConnectionState::Closing
+                    }
                     // Nobody is left to greet or to shake hands with.
-                    State::GreetingDelay | State::Handshake { .. } => self.state = State::Closed,
+                    ConnectionState::GreetingDelay | ConnectionState::Handshake { .. } => {
+                        self.state = ConnectionState::Closed
+                    }
                     _ => {}
                 }
                 progress = self.state != before;
             }
-            if self.state == State::Closed || !progress {
+            if self.state == ConnectionState::Closed || !progress {
                 return;
             }
         }
@@ -428,7 +442,9 @@ impl Conn {
     fn wants_input(&self) -> bool {
         matches!(
             self.state,
-            State::Active | State::Handshake { .. } | State::GreetingDelay
+            ConnectionState::Active
+                | ConnectionState::Handshake { .. }
+                | ConnectionState::GreetingDelay
         ) && self.inbound == Inbound::Unread
             && self.input.len() < MAX_INPUT
             && self.output.len() < MAX_OUTPUT
@@ -436,7 +452,7 @@ impl Conn {
 
     /// Reads what is available into `input` (through rustls if active).
     /// Returns whether anything was read.
-    fn read(&mut self, shared: &Shared) -> bool {
+    fn read(&mut self, shared: &ServerContext) -> bool {
         let before = self.input.len();
         let result = self.transport.read(&mut self.socket, &mut self.input);
         let got = self.input.len() - before;
@@ -449,7 +465,7 @@ impl Conn {
             ReadOutcome::Eof => self.inbound = Inbound::PeerClosed,
             ReadOutcome::Failed(reason) => {
                 self.log_read_failure(&reason, before);
-                self.state = State::Closed;
+                self.state = ConnectionState::Closed;
                 return true;
             }
         }
@@ -462,7 +478,7 @@ impl Conn {
 
     fn log_read_failure(&self, reason: &str, before: usize) {
         let looks_like_plaintext = self.bytes_received == 0
-            && self.state == State::Handshake { implicit: true }
+            && self.state == ConnectionState::Handshake { implicit: true }
             && before == 0;
         if looks_like_plaintext && reason.contains("InvalidContentType") {
             log::warn!(
@@ -477,8 +493,8 @@ impl Conn {
 
     /// Refuses early talkers and TLS on the plaintext ports by looking at
     /// the first bytes a connection sends.
-    fn inspect_first_bytes(&mut self, before: usize, shared: &Shared) {
-        if self.state == State::GreetingDelay {
+    fn inspect_first_bytes(&mut self, before: usize, shared: &ServerContext) {
+        if self.state == ConnectionState::GreetingDelay {
             log::info!(
                 "{}: rejected: client sent data before the greeting ({:?} delay)",
                 self.describe(),
@@ -492,7 +508,7 @@ impl Conn {
             )
             .and_close()
             .render(&mut self.output);
-            self.state = State::Closing;
+            self.state = ConnectionState::Closing;
             return;
         }
         if self.bytes_received == 0
@@ -504,20 +520,20 @@ impl Conn {
                 self.describe()
             );
             self.input.clear();
-            self.state = State::Closed;
+            self.state = ConnectionState::Closed;
         }
     }
 
     /// Finishes the handshake when rustls says it is done: greets on the
     /// implicit-TLS port, restarts the session after STARTTLS.
-    fn check_handshake(&mut self, shared: &Shared) -> bool {
-        let State::Handshake { implicit } = self.state else {
+    fn check_handshake(&mut self, shared: &ServerContext) -> bool {
+        let ConnectionState::Handshake { implicit } = self.state else {
             return false;
         };
         let Some(version) = self.transport.established() else {
             return false;
         };
-        self.state = State::Active;
+        self.state = ConnectionState::Active;
         log::debug!("{}: TLS established ({version})", self.describe());
         if implicit {
             self.greet(shared);
@@ -529,9 +545,9 @@ impl Conn {
 
     /// Feeds the session until it needs more input, asks for something or
     /// its output is full.
-    fn feed(&mut self, shared: &Shared) -> bool {
+    fn feed(&mut self, shared: &ServerContext) -> bool {
         let mut progress = false;
-        while self.state == State::Active && self.output.len() < MAX_OUTPUT {
+        while self.state == ConnectionState::Active && self.output.len() < MAX_OUTPUT {
             let Some(session) = self.session.as_mut() else {
                 return progress;
             };
@@ -549,7 +565,7 @@ impl Conn {
                             "{}: session made no progress on a full buffer",
                             self.describe()
                         );
-                        self.state = State::Closed;
+                        self.state = ConnectionState::Closed;
                     }
                     break;
                 }
@@ -567,7 +583,7 @@ impl Conn {
     /// Logs what the session reported: refusals with the reply's text
     /// (the session's texts are written for people), logins, and messages
     /// spooled or not. Messages taken by `--sink` are not logged one by one.
-    fn log_events(&mut self, shared: &Shared) {
+    fn log_events(&mut self, shared: &ServerContext) {
         let Some(session) = self.session.as_mut() else {
             return;
         };
@@ -617,11 +633,11 @@ impl Conn {
         }
     }
 
-    fn act(&mut self, action: Action, shared: &Shared) {
+    fn act(&mut self, action: Action, shared: &ServerContext) {
         match action {
-            Action::StartTls => self.state = State::StartTls,
+            Action::StartTls => self.state = ConnectionState::StartTls,
             Action::Authenticate(credentials) => {
-                self.state = State::AwaitAuth;
+                self.state = ConnectionState::AwaitAuth;
                 let notify = self.notify.clone();
                 let token = self.token;
                 shared.authenticator.verify(
@@ -633,7 +649,7 @@ impl Conn {
                 );
             }
             Action::Enqueue(message) => {
-                self.state = State::AwaitSpool;
+                self.state = ConnectionState::AwaitSpool;
                 if shared.config.sink {
                     // Benchmark mode: the message is dropped and answered at
                     // once. Like Postfix's smtp-sink it is not logged one by
@@ -668,12 +684,12 @@ impl Conn {
 
     /// Writes pending output; switches to TLS after a flushed STARTTLS
     /// reply and closes after a flushed last reply.
-    fn write(&mut self, shared: &Shared) -> bool {
+    fn write(&mut self, shared: &ServerContext) -> bool {
         let progress = match self.transport.flush(&mut self.socket, &mut self.output) {
             Ok(progress) => progress,
             Err(e) => {
                 log::debug!("{}: write failed: {e}", self.describe());
-                self.state = State::Closed;
+                self.state = ConnectionState::Closed;
                 return true;
             }
         };
@@ -684,13 +700,13 @@ impl Conn {
             return progress;
         }
         match self.state {
-            State::StartTls => {
+            ConnectionState::StartTls => {
                 self.start_tls_after_reply(shared);
                 true
             }
-            State::Closing => {
+            ConnectionState::Closing => {
                 self.transport.close_notify(&mut self.socket);
-                self.state = State::Closed;
+                self.state = ConnectionState::Closed;
                 true
             }
             _ => progress,
@@ -704,22 +720,22 @@ impl Conn {
     /// the socket go to rustls, which refuses plaintext. Input found here
     /// would break that rule, so the connection closes rather than feed
     /// plaintext to a session that believes it is encrypted.
-    fn start_tls_after_reply(&mut self, shared: &Shared) {
+    fn start_tls_after_reply(&mut self, shared: &ServerContext) {
         if !self.input.is_empty() {
             log::error!(
                 "{}: input left over at STARTTLS; connection closed",
                 self.describe()
             );
-            self.state = State::Closed;
+            self.state = ConnectionState::Closed;
             return;
         }
         self.begin_tls(shared, false);
     }
 }
 
-impl std::fmt::Debug for Conn {
+impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Conn")
+        f.debug_struct("Connection")
             .field("token", &self.token)
             .field("peer", &self.peer)
             .field("state", &self.state)

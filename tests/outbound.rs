@@ -1,4 +1,4 @@
-//! The transport driver against scripted receiving SMTP servers (`FakeMx`)
+//! The outbound SMTP driver (`delivery::outbound`) against scripted receiving SMTP servers (`FakeMx`)
 //! on loopback: plaintext with PIPELINING, and STARTTLS with a self-signed
 //! certificate (accepted in opportunistic mode, refused in verify mode).
 
@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use outpost::delivery::transport::{self, CertPolicy, Peer, TransportError};
+use outpost::delivery::outbound::{self, CertPolicy, OutboundError, Peer};
 use outpost::proto::client::{
     Client, ClientParams, Outcome, RecipientParams, SessionEnd, TlsPolicy,
 };
@@ -58,14 +58,14 @@ fn params(tls: TlsPolicy) -> ClientParams {
 #[test]
 fn delivers_byte_exact_with_pipelining() {
     let server = receiver(false);
-    let tls = transport::tls_config(CertPolicy::Opportunistic, None).unwrap();
+    let tls = outbound::tls_config(CertPolicy::Opportunistic, None).unwrap();
     let peer = Peer {
         addr: server.addr(),
         host: "rx.test".into(),
         implicit_tls: false,
     };
     let attempt =
-        transport::run(&peer, Client::new(params(TlsPolicy::Opportunistic)), &tls).unwrap();
+        outbound::run(&peer, Client::new(params(TlsPolicy::Opportunistic)), &tls).unwrap();
     let log = server.wait_for_sessions(1)[0].transcript.clone();
     assert_eq!(attempt.report.end, SessionEnd::Completed);
     assert!(attempt
@@ -86,14 +86,14 @@ RCPT TO:<carol@rx.test>\r\nDATA\r\nSubject: test\r\n\r\n..leading dot\r\nline tw
 #[test]
 fn uses_starttls_when_offered() {
     let server = receiver(true);
-    let tls = transport::tls_config(CertPolicy::Opportunistic, None).unwrap();
+    let tls = outbound::tls_config(CertPolicy::Opportunistic, None).unwrap();
     let peer = Peer {
         addr: server.addr(),
         host: "rx.test".into(),
         implicit_tls: false,
     };
     let attempt =
-        transport::run(&peer, Client::new(params(TlsPolicy::Opportunistic)), &tls).unwrap();
+        outbound::run(&peer, Client::new(params(TlsPolicy::Opportunistic)), &tls).unwrap();
     let log = server.wait_for_sessions(1)[0].text();
     assert!(attempt.report.tls);
     assert!(attempt.tls_version.is_some());
@@ -115,13 +115,13 @@ fn uses_starttls_when_offered() {
 #[test]
 fn verify_mode_refuses_a_self_signed_certificate() {
     let server = receiver(true);
-    let tls = transport::tls_config(CertPolicy::Verify, None).unwrap();
+    let tls = outbound::tls_config(CertPolicy::Verify, None).unwrap();
     let peer = Peer {
         addr: server.addr(),
         host: "rx.test".into(),
         implicit_tls: false,
     };
-    let attempt = transport::run(&peer, Client::new(params(TlsPolicy::Required)), &tls).unwrap();
+    let attempt = outbound::run(&peer, Client::new(params(TlsPolicy::Required)), &tls).unwrap();
     server.wait_for_sessions(1);
     assert_eq!(attempt.report.end, SessionEnd::ConnectionLost);
     assert!(attempt
@@ -137,15 +137,15 @@ fn refused_connection_is_an_error_for_the_next_address() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let tls = transport::tls_config(CertPolicy::Opportunistic, None).unwrap();
+    let tls = outbound::tls_config(CertPolicy::Opportunistic, None).unwrap();
     let peer = Peer {
         addr,
         host: "rx.test".into(),
         implicit_tls: false,
     };
     let err =
-        transport::run(&peer, Client::new(params(TlsPolicy::Opportunistic)), &tls).unwrap_err();
-    assert!(matches!(err, transport::TransportError::Connect { .. }));
+        outbound::run(&peer, Client::new(params(TlsPolicy::Opportunistic)), &tls).unwrap_err();
+    assert!(matches!(err, outbound::OutboundError::Connect { .. }));
 }
 
 /// Regression: a peer that accepts the connection and never greets used
@@ -155,7 +155,7 @@ fn refused_connection_is_an_error_for_the_next_address() {
 #[test]
 fn close_all_ends_a_session_waiting_on_a_silent_peer() {
     let silent = TcpListener::bind("127.0.0.1:0").unwrap();
-    let open = Arc::new(transport::OpenConnections::default());
+    let open = Arc::new(outbound::OpenConnections::default());
     let started = std::time::Instant::now();
     let session = session_in_background(silent.local_addr().unwrap(), &open);
     let (_held, _) = silent.accept().unwrap();
@@ -174,7 +174,7 @@ fn close_all_ends_a_session_waiting_on_a_silent_peer() {
         .join()
         .unwrap();
     assert!(
-        matches!(&later, Err(TransportError::Connect { source, .. })
+        matches!(&later, Err(OutboundError::Connect { source, .. })
             if source.kind() == std::io::ErrorKind::Interrupted),
         "{later:?}"
     );
@@ -183,17 +183,17 @@ fn close_all_ends_a_session_waiting_on_a_silent_peer() {
 /// A session with `addr` tracked in `open`, run on its own thread.
 fn session_in_background(
     addr: SocketAddr,
-    open: &Arc<transport::OpenConnections>,
-) -> JoinHandle<Result<transport::Attempt, TransportError>> {
+    open: &Arc<outbound::OpenConnections>,
+) -> JoinHandle<Result<outbound::Attempt, OutboundError>> {
     let peer = Peer {
         addr,
         host: "rx.test".into(),
         implicit_tls: false,
     };
-    let tls = transport::tls_config(CertPolicy::Opportunistic, None).unwrap();
+    let tls = outbound::tls_config(CertPolicy::Opportunistic, None).unwrap();
     let open = open.clone();
     std::thread::spawn(move || {
-        transport::run_tracked(
+        outbound::run_tracked(
             &peer,
             Client::new(params(TlsPolicy::Opportunistic)),
             &tls,
@@ -205,7 +205,7 @@ fn session_in_background(
 #[test]
 fn close_all_ends_a_connect_that_gets_no_answer() {
     let (listener, _held) = support::unanswered_listener();
-    let open = Arc::new(transport::OpenConnections::default());
+    let open = Arc::new(outbound::OpenConnections::default());
     let session = session_in_background(listener.local_addr().unwrap(), &open);
     std::thread::sleep(Duration::from_millis(300));
     let closed = std::time::Instant::now();
@@ -213,7 +213,7 @@ fn close_all_ends_a_connect_that_gets_no_answer() {
     let result = session.join().unwrap();
     assert!(closed.elapsed() < Duration::from_secs(5));
     assert!(
-        matches!(&result, Err(TransportError::Connect { source, .. })
+        matches!(&result, Err(OutboundError::Connect { source, .. })
             if source.kind() == std::io::ErrorKind::Interrupted),
         "{result:?}"
     );

@@ -51,9 +51,9 @@ pub enum CertPolicy {
     Verify,
 }
 
-/// Errors of the transport before a session could start.
+/// Errors before an outbound session could start (connect, TLS).
 #[derive(Debug)]
-pub enum TransportError {
+pub enum OutboundError {
     /// The TCP connection could not be made (try the next address).
     Connect {
         /// The address that could not be reached.
@@ -67,17 +67,17 @@ pub enum TransportError {
     TlsConfig(String),
 }
 
-impl std::fmt::Display for TransportError {
+impl std::fmt::Display for OutboundError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            TransportError::Connect { addr, source } => write!(f, "connect to {addr}: {source}"),
-            TransportError::BadServerName(n) => write!(f, "not a valid TLS server name: {n:?}"),
-            TransportError::TlsConfig(why) => write!(f, "TLS client configuration: {why}"),
+            OutboundError::Connect { addr, source } => write!(f, "connect to {addr}: {source}"),
+            OutboundError::BadServerName(n) => write!(f, "not a valid TLS server name: {n:?}"),
+            OutboundError::TlsConfig(why) => write!(f, "TLS client configuration: {why}"),
         }
     }
 }
 
-impl std::error::Error for TransportError {}
+impl std::error::Error for OutboundError {}
 
 /// The rustls client configuration for outbound mail: the system's root
 /// certificates (webpki-roots) plus those in `extra_ca` (PEM), checked or
@@ -85,15 +85,15 @@ impl std::error::Error for TransportError {}
 pub fn tls_config(
     policy: CertPolicy,
     extra_ca: Option<&Path>,
-) -> Result<Arc<ClientConfig>, TransportError> {
-    let roots = trusted_roots(extra_ca).map_err(|e| TransportError::TlsConfig(e.to_string()))?;
+) -> Result<Arc<ClientConfig>, OutboundError> {
+    let roots = trusted_roots(extra_ca).map_err(|e| OutboundError::TlsConfig(e.to_string()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
         .build()
-        .map_err(|e| TransportError::TlsConfig(e.to_string()))?;
+        .map_err(|e| OutboundError::TlsConfig(e.to_string()))?;
     let builder = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| TransportError::TlsConfig(e.to_string()))?;
+        .map_err(|e| OutboundError::TlsConfig(e.to_string()))?;
     let config = match policy {
         CertPolicy::Verify => builder.with_webpki_verifier(webpki).with_no_client_auth(),
         CertPolicy::Opportunistic => builder
@@ -262,11 +262,7 @@ impl Drop for Registration<'_> {
 
 /// Connects to `peer` and runs `client` to its end. An error only when no
 /// connection could be made; everything after that is in the report.
-pub fn run(
-    peer: &Peer,
-    client: Client,
-    tls: &Arc<ClientConfig>,
-) -> Result<Attempt, TransportError> {
+pub fn run(peer: &Peer, client: Client, tls: &Arc<ClientConfig>) -> Result<Attempt, OutboundError> {
     run_tracked(peer, client, tls, &OpenConnections::default())
 }
 
@@ -277,11 +273,11 @@ pub fn run_tracked(
     mut client: Client,
     tls: &Arc<ClientConfig>,
     open: &OpenConnections,
-) -> Result<Attempt, TransportError> {
+) -> Result<Attempt, OutboundError> {
     let server_name = ServerName::try_from(peer.host.trim_end_matches('.').to_string())
-        .map_err(|_| TransportError::BadServerName(peer.host.clone()))?;
+        .map_err(|_| OutboundError::BadServerName(peer.host.clone()))?;
     let tcp =
-        connect(peer.addr, CONNECT_TIMEOUT, open).map_err(|source| TransportError::Connect {
+        connect(peer.addr, CONNECT_TIMEOUT, open).map_err(|source| OutboundError::Connect {
             addr: peer.addr,
             source,
         })?;
