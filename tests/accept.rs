@@ -346,8 +346,11 @@ fn outlook_syntax_space_after_colon_and_machine_name_are_accepted() {
     let id = queue_id(&tls.command("."));
     let spool = Spool::attach(server.data_dir(), HOSTNAME).unwrap();
     let loaded = spool.load(&id).unwrap();
-    assert_eq!(loaded.origin.helo, "DESKTOP-7Q2K3LM");
-    assert_eq!(loaded.origin.auth_user.as_deref(), Some(ALICE));
+    assert_eq!(loaded.origin.client().unwrap().helo, "DESKTOP-7Q2K3LM");
+    assert_eq!(
+        loaded.origin.client().unwrap().auth_user.as_deref(),
+        Some(ALICE)
+    );
     let text = String::from_utf8(spool.read_message(&id).unwrap()).unwrap();
     assert!(text.contains("DESKTOP-7Q2K3LM"), "{text}");
 }
@@ -808,8 +811,8 @@ fn a_queued_message_is_whole_on_disk_and_survives_a_restart() {
     assert_eq!(loaded.id, id);
     assert_eq!(loaded.mail_from.sender, "sender@example.org");
     assert_eq!(loaded.recipients[0].recipient.address, ALICE);
-    assert_eq!(loaded.origin.client_ip, "127.0.0.1");
-    assert_eq!(loaded.origin.helo, "client.test");
+    assert_eq!(loaded.origin.client().unwrap().client_ip, "127.0.0.1");
+    assert_eq!(loaded.origin.client().unwrap().helo, "client.test");
     let bytes = spool.read_message(&id).unwrap();
     assert_eq!(after_received(&bytes), body.as_bytes());
     // The envelope heads the file as plain text, the message follows.
@@ -987,7 +990,7 @@ fn smtp_listener_offers_auth_after_starttls_and_then_relays() {
     let id = queue_id(&reply);
     let spool = Spool::attach(server.data_dir(), HOSTNAME).unwrap();
     let loaded = spool.load(&id).unwrap();
-    assert_eq!(loaded.origin.protocol, "ESMTPSA");
+    assert_eq!(loaded.origin.client().unwrap().protocol, "ESMTPSA");
 }
 
 #[test]

@@ -152,8 +152,11 @@ fn python_sends(mode: &str, port_of: fn(&TestServer) -> std::net::SocketAddr) {
     assert!(run.success, "smtplib failed\n{}", run.output);
     let (message, text) = only_queued(&server);
     assert_envelope(&message, ALICE, REMOTE);
-    assert_eq!(message.origin.auth_user.as_deref(), Some(ALICE));
-    assert!(message.origin.tls.is_some());
+    assert_eq!(
+        message.origin.client().unwrap().auth_user.as_deref(),
+        Some(ALICE)
+    );
+    assert!(message.origin.client().unwrap().tls.is_some());
     assert!(text.contains(&format!("Subject: smtplib {mode}")), "{text}");
 }
 
@@ -216,7 +219,10 @@ fn curl_starttls_and_login_on_submission() {
     assert!(run.success, "curl failed\n{}", run.output);
     let (message, text) = only_queued(&server);
     assert_envelope(&message, ALICE, REMOTE);
-    assert_eq!(message.origin.auth_user.as_deref(), Some(ALICE));
+    assert_eq!(
+        message.origin.client().unwrap().auth_user.as_deref(),
+        Some(ALICE)
+    );
     assert!(text.contains("Subject: curl starttls"), "{text}");
 }
 
@@ -238,7 +244,10 @@ fn curl_implicit_tls_on_submissions() {
     assert!(run.success, "curl failed\n{}", run.output);
     let (message, _) = only_queued(&server);
     assert_envelope(&message, ALICE, REMOTE);
-    assert_eq!(message.origin.tls.as_deref(), Some("TLSv1.3"));
+    assert_eq!(
+        message.origin.client().unwrap().tls.as_deref(),
+        Some("TLSv1.3")
+    );
 }
 
 #[test]
@@ -294,7 +303,10 @@ fn swaks_starttls_and_auth_login_on_submission() {
     assert!(run.output.contains("334 VXNlcm5hbWU6"), "{}", run.output);
     let (message, text) = only_queued(&server);
     assert_envelope(&message, ALICE, REMOTE);
-    assert_eq!(message.origin.auth_user.as_deref(), Some(ALICE));
+    assert_eq!(
+        message.origin.client().unwrap().auth_user.as_deref(),
+        Some(ALICE)
+    );
     assert!(text.contains("Subject: swaks starttls"), "{text}");
 }
 
@@ -338,7 +350,7 @@ fn swaks_pipelined_plain_delivery_to_a_local_user() {
     assert!(run.success, "swaks failed\n{}", run.output);
     let (message, _) = only_queued(&server);
     assert_envelope(&message, "someone@example.org", ALICE);
-    assert_eq!(message.origin.auth_user, None);
+    assert_eq!(message.origin.client().unwrap().auth_user, None);
 }
 
 #[test]

@@ -18,7 +18,7 @@ use outpost::delivery::config::{self, DeliveryConfig};
 use outpost::delivery::manager::{Delivery, DeliveryHandle};
 use outpost::delivery::retry::{RetryPolicy, Schedule};
 use outpost::directory::{users_file_line, AliasTable, UserTable};
-use outpost::proto::envelope::{Envelope, NewMessage, Origin, Recipient};
+use outpost::proto::envelope::{ClientOrigin, Envelope, NewMessage, Origin, Recipient};
 use outpost::proto::esmtp::Notify;
 use outpost::queue::{QueueId, RecipientState, Spool};
 use support::fake_mx::{self_signed_tls_and_pem, MxScript};
@@ -61,13 +61,13 @@ fn message(sender: &str, recipients: &[&str]) -> NewMessage {
             ret: None,
             envid: Some("ENV42".into()),
         },
-        origin: Origin {
+        origin: Origin::Client(ClientOrigin {
             client_ip: "127.0.0.1".into(),
             helo: "client.test".into(),
             tls: None,
             auth_user: Some(sender.into()),
             protocol: "ESMTPA",
-        },
+        }),
         body: BODY.to_vec(),
     }
 }
@@ -268,6 +268,15 @@ fn a_550_sends_exactly_one_report_to_the_local_sender() {
     ] {
         assert!(report.contains(needle), "{needle:?} missing in\n{report}");
     }
+    // The report was made here: its Received field has no client.
+    let received = report
+        .lines()
+        .find(|l| l.starts_with("Received: "))
+        .unwrap();
+    assert!(
+        received.starts_with("Received: by ") && received.contains(" (Outpost) id "),
+        "{report}"
+    );
     assert!(rx.messages().is_empty());
     delivery.shutdown();
 }

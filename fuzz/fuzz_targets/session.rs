@@ -359,9 +359,9 @@ impl Driver {
                 envelope.sender
             );
         }
-        assert_eq!(message.origin.tls.is_some(), self.tls);
+        assert_eq!(message.origin.client().unwrap().tls.is_some(), self.tls);
         assert_eq!(
-            message.origin.auth_user.as_deref(),
+            message.origin.client().unwrap().auth_user.as_deref(),
             self.auth_ok.then_some(USER)
         );
         self.end_transaction();

@@ -210,19 +210,25 @@ fn show(spool: &Spool, id: &QueueId, out: &mut dyn Write, err: &mut dyn Write) -
         age(now.saturating_sub(message.arrival))
     );
     let _ = writeln!(out, "sender:    {}", sender_text(&message));
-    let _ = writeln!(
-        out,
-        "client:    {} (helo {}, {}{})",
-        message.origin.client_ip,
-        message.origin.helo,
-        message.origin.protocol,
-        message
-            .origin
-            .auth_user
-            .as_deref()
-            .map(|u| format!(", user {u}"))
-            .unwrap_or_default()
-    );
+    match message.origin.client() {
+        Some(client) => {
+            let _ = writeln!(
+                out,
+                "client:    {} (helo {}, {}{})",
+                client.client_ip,
+                client.helo,
+                client.protocol,
+                client
+                    .auth_user
+                    .as_deref()
+                    .map(|u| format!(", user {u}"))
+                    .unwrap_or_default()
+            );
+        }
+        None => {
+            let _ = writeln!(out, "client:    none (a delivery report made here)");
+        }
+    }
     let _ = writeln!(out, "size:      {} bytes", message.message_length);
     if let Some(envid) = &env.envid {
         let _ = writeln!(out, "envid:     {envid}");

@@ -35,10 +35,29 @@ pub struct Envelope {
     pub envid: Option<String>,
 }
 
-/// Who sent a message and how, for the Received header, the envelope file
+/// Where a message came from, for the Received header, the envelope file
 /// and the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Origin {
+pub enum Origin {
+    /// An SMTP client handed it over.
+    Client(ClientOrigin),
+    /// This server made it: a delivery report (RFC 3464).
+    Internal,
+}
+
+impl Origin {
+    /// The client's side, unless the server made the message itself.
+    pub fn client(&self) -> Option<&ClientOrigin> {
+        match self {
+            Origin::Client(client) => Some(client),
+            Origin::Internal => None,
+        }
+    }
+}
+
+/// Who sent a message over SMTP, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientOrigin {
     /// Client IP as text.
     pub client_ip: String,
     /// The EHLO/HELO name as given (escape before writing into headers).

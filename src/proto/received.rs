@@ -7,7 +7,7 @@
 //! comment with every byte that could end the comment or the header (CR, LF,
 //! parentheses, backslash, controls, non-ASCII) replaced by `?`.
 
-use super::envelope::Origin;
+use super::envelope::{ClientOrigin, Origin};
 
 /// RFC 5322 §2.1.1: a header line is at most 998 octets before CRLF.
 pub const MAX_HEADER_LINE: usize = 998;
@@ -26,7 +26,30 @@ const MAX_FIELD: usize = 255;
 /// <TAB>(using TLSv1.3) (authenticated as alice@example.org);
 /// <TAB>Thu, 26 Nov 2026 18:41:00 +0000
 /// ```
+///
+/// A message the server made itself (a delivery report) has no `from`
+/// clause: `Received: by mail.example.org (Outpost) id …;`.
 pub fn received_header(origin: &Origin, hostname: &str, queue_id: &str, date: &str) -> String {
+    let mut lines = match origin {
+        Origin::Client(client) => client_lines(client, hostname, queue_id),
+        Origin::Internal => vec![format!(
+            "Received: by {} (Outpost) id {}",
+            comment_text(hostname),
+            comment_text(queue_id)
+        )],
+    };
+    // RFC 5321 §4.4: the date-time follows a semicolon at the end.
+    if let Some(last) = lines.last_mut() {
+        last.push(';');
+    }
+    lines.push(comment_text(date));
+    let mut header = lines.join("\r\n\t");
+    header.push_str("\r\n");
+    header
+}
+
+/// The lines of a client's Received header before the date.
+fn client_lines(origin: &ClientOrigin, hostname: &str, queue_id: &str) -> Vec<String> {
     let ip = address_literal(&origin.client_ip);
     let from = if is_domain(&origin.helo) || is_address_literal(&origin.helo) {
         // RFC 5321 §4.4 Extended-Domain: Domain FWS "(" TCP-info ")".
@@ -53,14 +76,7 @@ pub fn received_header(origin: &Origin, hostname: &str, queue_id: &str, date: &s
     if !notes.is_empty() {
         lines.push(notes.join(" "));
     }
-    // RFC 5321 §4.4: the date-time follows a semicolon at the end.
-    if let Some(last) = lines.last_mut() {
-        last.push(';');
-    }
-    lines.push(comment_text(date));
-    let mut header = lines.join("\r\n\t");
-    header.push_str("\r\n");
-    header
+    lines
 }
 
 /// `[192.0.2.7]` or `[IPv6:2001:db8::7]` (RFC 5321 §4.1.3).
@@ -159,14 +175,18 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
 mod tests {
     use super::*;
 
-    fn origin(helo: &str, tls: Option<&str>, user: Option<&str>) -> Origin {
-        Origin {
+    fn client(helo: &str, tls: Option<&str>, user: Option<&str>) -> ClientOrigin {
+        ClientOrigin {
             client_ip: "192.0.2.7".into(),
             helo: helo.into(),
             tls: tls.map(String::from),
             auth_user: user.map(String::from),
             protocol: "ESMTPSA",
         }
+    }
+
+    fn origin(helo: &str, tls: Option<&str>, user: Option<&str>) -> Origin {
+        Origin::Client(client(helo, tls, user))
     }
 
     #[test]
@@ -192,14 +212,23 @@ mod tests {
 
     #[test]
     fn plain_smtp_without_tls_or_user() {
-        let mut o = origin("mx.example.net", None, None);
+        let mut o = client("mx.example.net", None, None);
         o.protocol = "ESMTP";
         o.client_ip = "2001:db8::7".into();
-        let h = received_header(&o, "mail.example.org", "ID", "D");
+        let h = received_header(&Origin::Client(o), "mail.example.org", "ID", "D");
         assert_eq!(
             h,
             "Received: from mx.example.net ([IPv6:2001:db8::7])\r\n\
              \tby mail.example.org (Outpost) with ESMTP id ID;\r\n\tD\r\n"
+        );
+    }
+
+    #[test]
+    fn a_report_made_here_has_no_from_clause() {
+        let h = received_header(&Origin::Internal, "mail.example.org", "ID", "D");
+        assert_eq!(
+            h,
+            "Received: by mail.example.org (Outpost) id ID;\r\n\tD\r\n"
         );
     }
 

@@ -35,6 +35,9 @@
 //! end 1234 5e884898…
 //! ```
 //!
+//! A delivery report made by this server has no client: its `client`,
+//! `helo`, `auth-user` and `tls` are empty and its `protocol` is `internal`.
+//!
 //! A failure is one of `remote <host> <code> <x.y.z or -> <text>`, `local
 //! <x.y.z> <text>` and `expired <seconds queued> <remote … or local …>`:
 //! the typed [`Failure`], so reports never parse reply text back.
@@ -64,7 +67,7 @@ use ring::digest::{digest, SHA256};
 use std::time::Duration;
 
 use super::{Failure, MailFrom, QueuedMessage, RecipientEntry, RecipientState, RemoteReply};
-use crate::proto::envelope::{Origin, Recipient};
+use crate::proto::envelope::{ClientOrigin, Origin, Recipient};
 use crate::proto::esmtp::{Body, Notify, Orcpt, Ret};
 use crate::proto::received::rfc5322_date;
 use crate::proto::reply::Enhanced;
@@ -90,6 +93,10 @@ impl std::fmt::Display for EnvError {
         write!(f, "line {}: {}", self.line, self.reason)
     }
 }
+
+/// The `protocol` of a message this server made itself (a delivery report),
+/// which has no client.
+const INTERNAL: &str = "internal";
 
 /// Protocol names of RFC 3848 and RFC 6531 §3.7.4, as `Origin` wants them.
 const PROTOCOLS: [&str; 12] = [
@@ -138,14 +145,25 @@ pub fn render(message: &QueuedMessage) -> Vec<u8> {
         &format!("{} {}", message.arrival, rfc5322_date(message.arrival)),
     );
     field("sender", &encode(&env.sender, false));
-    field("client", &encode(&origin.client_ip, false));
-    field("helo", &encode(&origin.helo, false));
-    field("protocol", origin.protocol);
-    field(
-        "auth-user",
-        &encode(origin.auth_user.as_deref().unwrap_or(""), false),
-    );
-    field("tls", &encode(origin.tls.as_deref().unwrap_or(""), false));
+    match origin {
+        Origin::Client(client) => {
+            field("client", &encode(&client.client_ip, false));
+            field("helo", &encode(&client.helo, false));
+            field("protocol", client.protocol);
+            field(
+                "auth-user",
+                &encode(client.auth_user.as_deref().unwrap_or(""), false),
+            );
+            field("tls", &encode(client.tls.as_deref().unwrap_or(""), false));
+        }
+        Origin::Internal => {
+            field("client", "");
+            field("helo", "");
+            field("protocol", INTERNAL);
+            field("auth-user", "");
+            field("tls", "");
+        }
+    }
     field("body", &env.body.map(|b| b.to_string()).unwrap_or_default());
     field("smtputf8", if env.smtputf8 { "yes" } else { "no" });
     field("ret", &env.ret.map(|r| r.to_string()).unwrap_or_default());
@@ -277,15 +295,26 @@ pub fn parse(bytes: &[u8]) -> Result<QueuedMessage, EnvError> {
             reason: "bad protocol".into(),
         });
     }
-    // A name this version does not know (a newer writer) is not worth
-    // losing the message over: it only feeds logs and reports.
-    let protocol = PROTOCOLS
-        .iter()
-        .copied()
-        .find(|p| *p == protocol)
-        .unwrap_or("ESMTP");
     let auth_user = optional(lines.decoded("auth-user")?);
     let tls = optional(lines.decoded("tls")?);
+    let origin = if protocol == INTERNAL {
+        Origin::Internal
+    } else {
+        // A name this version does not know (a newer writer) is not worth
+        // losing the message over: it only feeds logs and reports.
+        let protocol = PROTOCOLS
+            .iter()
+            .copied()
+            .find(|p| *p == protocol)
+            .unwrap_or("ESMTP");
+        Origin::Client(ClientOrigin {
+            client_ip,
+            helo,
+            tls,
+            auth_user,
+            protocol,
+        })
+    };
     let (line, body) = lines.expect("body")?;
     let body = match body {
         "" => None,
@@ -358,13 +387,7 @@ pub fn parse(bytes: &[u8]) -> Result<QueuedMessage, EnvError> {
             ret,
             envid,
         },
-        origin: Origin {
-            client_ip,
-            helo,
-            tls,
-            auth_user,
-            protocol,
-        },
+        origin,
         recipients,
         attempts,
         next_attempt,
@@ -821,13 +844,13 @@ mod tests {
                 ret: Some(Ret::Hdrs),
                 envid: Some("QQ314159".into()),
             },
-            origin: Origin {
+            origin: Origin::Client(ClientOrigin {
                 client_ip: "192.0.2.7".into(),
                 helo: "evil\r\nhelo 100%".into(),
                 tls: Some("TLSv1.3".into()),
                 auth_user: Some("alice@example.org".into()),
                 protocol: "ESMTPSA",
-            },
+            }),
             recipients,
             attempts: 3,
             next_attempt: 1_795_719_000,
@@ -1033,10 +1056,27 @@ mod tests {
         message.mail_from.ret = None;
         message.mail_from.envid = None;
         message.mail_from.smtputf8 = false;
-        message.origin.tls = None;
-        message.origin.auth_user = None;
-        message.origin.protocol = "ESMTP";
+        message.origin = Origin::Client(ClientOrigin {
+            client_ip: "::1".into(),
+            helo: String::new(),
+            tls: None,
+            auth_user: None,
+            protocol: "ESMTP",
+        });
         assert_eq!(parse(&render(&message)).unwrap(), message);
+    }
+
+    #[test]
+    fn a_report_made_here_round_trips_without_a_client() {
+        let mut message = sample();
+        message.origin = Origin::Internal;
+        let text = render(&message);
+        let head = String::from_utf8_lossy(&text);
+        assert!(
+            head.contains("\nclient:\nhelo:\nprotocol: internal\n"),
+            "{head}"
+        );
+        assert_eq!(parse(&text).unwrap(), message);
     }
 
     #[test]
@@ -1109,8 +1149,11 @@ mod tests {
     #[test]
     fn unknown_protocol_name_is_kept_as_esmtp() {
         let mut message = sample();
-        message.origin.protocol = "ESMTPSX";
-        assert_eq!(parse(&render(&message)).unwrap().origin.protocol, "ESMTP");
+        if let Origin::Client(client) = &mut message.origin {
+            client.protocol = "ESMTPSX";
+        }
+        let parsed = parse(&render(&message)).unwrap();
+        assert_eq!(parsed.origin.client().unwrap().protocol, "ESMTP");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Spool tests on real files in a temporary directory.
 
 use super::*;
-use crate::proto::envelope::Recipient;
+use crate::proto::envelope::{ClientOrigin, Recipient};
 use crate::test_fixtures::TempDir;
 
 pub(crate) fn new_message(body: &[u8]) -> NewMessage {
@@ -25,13 +25,13 @@ pub(crate) fn new_message(body: &[u8]) -> NewMessage {
             ret: None,
             envid: None,
         },
-        origin: Origin {
+        origin: Origin::Client(ClientOrigin {
             client_ip: "192.0.2.7".into(),
             helo: "DESKTOP-7Q2K3LM".into(),
             tls: Some("TLSv1.3".into()),
             auth_user: Some("alice@example.org".into()),
             protocol: "ESMTPSA",
-        },
+        }),
         body: body.to_vec(),
     }
 }

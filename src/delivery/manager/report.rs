@@ -129,13 +129,7 @@ pub(crate) fn report_message(
             ret: None,
             envid: None,
         },
-        origin: Origin {
-            client_ip: "127.0.0.1".into(),
-            helo: ctx.hostname.to_string(),
-            tls: None,
-            auth_user: None,
-            protocol: "ESMTP",
-        },
+        origin: Origin::Internal,
         body,
     }
 }

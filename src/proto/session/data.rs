@@ -6,7 +6,7 @@
 use super::{out_of_sequence, Action, Mode, Response, Session, Step, Transaction};
 use crate::proto::command::Verb;
 use crate::proto::dot::{BodyError, DataStatus, Unstuffer};
-use crate::proto::envelope::{Envelope, NewMessage, Origin};
+use crate::proto::envelope::{ClientOrigin, Envelope, NewMessage, Origin};
 use crate::proto::esmtp::Body;
 use crate::proto::reply::Reply;
 
@@ -227,13 +227,13 @@ impl Session {
                 ret: transaction.ret,
                 envid: transaction.envid,
             },
-            origin: Origin {
+            origin: Origin::Client(ClientOrigin {
                 client_ip: self.client.ip.clone(),
                 helo: self.helo.clone().unwrap_or_default(),
                 tls: self.tls.clone(),
                 auth_user: self.auth_user.clone(),
                 protocol: self.protocol(transaction.smtputf8),
-            },
+            }),
             body: transaction.message,
         }
     }

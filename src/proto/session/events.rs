@@ -83,8 +83,8 @@ impl MessageSummary {
             sender: message.envelope.sender.clone(),
             recipients: message.envelope.recipients.len(),
             size: message.body.len(),
-            auth_user: message.origin.auth_user.clone(),
-            tls: message.origin.tls.clone(),
+            auth_user: message.origin.client().and_then(|c| c.auth_user.clone()),
+            tls: message.origin.client().and_then(|c| c.tls.clone()),
         }
     }
 }

@@ -230,7 +230,7 @@ fn helo_is_plain_smtp() {
         .text()
         .starts_with("250 mx.example.com Hello relay.example [192.0.2.7]\r\n"));
     assert_eq!(run.codes(), [250, 250, 250, 354, 250]);
-    assert_eq!(run.messages[0].origin.protocol, "SMTP");
+    assert_eq!(run.messages[0].origin.client().unwrap().protocol, "SMTP");
 }
 
 /// The whole happy path on each listener, as a transcript.
@@ -289,15 +289,22 @@ fn full_transaction_on_each_role() {
         assert_eq!(message.body, b"Subject: hi\r\n\r\n.dot\r\nbye\r\n");
         assert_eq!(message.envelope.sender, "alice@example.com");
         assert_eq!(message.envelope.recipients[0].address, "bob@example.com");
-        assert_eq!(message.origin.protocol, protocol, "{role:?}");
-        assert_eq!(message.origin.helo, "client.example");
-        assert_eq!(message.origin.client_ip, "192.0.2.7");
+        assert_eq!(
+            message.origin.client().unwrap().protocol,
+            protocol,
+            "{role:?}"
+        );
+        assert_eq!(message.origin.client().unwrap().helo, "client.example");
+        assert_eq!(message.origin.client().unwrap().client_ip, "192.0.2.7");
         if protocol == "ESMTPSA" {
             assert_eq!(
-                message.origin.auth_user.as_deref(),
+                message.origin.client().unwrap().auth_user.as_deref(),
                 Some("alice@example.com")
             );
-            assert_eq!(message.origin.tls.as_deref(), Some("TLSv1.3"));
+            assert_eq!(
+                message.origin.client().unwrap().tls.as_deref(),
+                Some("TLSv1.3")
+            );
         }
     }
 }
@@ -1348,7 +1355,12 @@ fn protocol_names_follow_rfc_3848() {
     for (role, chunks, protocol) in cases {
         let chunks: Vec<&[u8]> = chunks.iter().map(|c| c.as_bytes()).collect();
         let run = drive(&mut session(role), &chunks);
-        assert_eq!(run.messages[0].origin.protocol, protocol, "{}", run.text());
+        assert_eq!(
+            run.messages[0].origin.client().unwrap().protocol,
+            protocol,
+            "{}",
+            run.text()
+        );
     }
 }
 

@@ -3,7 +3,7 @@
 use super::*;
 use crate::delivery::manager::report::{report_message, ReportContext};
 use crate::delivery::retry::Schedule;
-use crate::proto::envelope::{Origin, Recipient};
+use crate::proto::envelope::{ClientOrigin, Origin, Recipient};
 use crate::proto::esmtp::Notify;
 use crate::proto::reply::Enhanced;
 use crate::queue::{MailFrom, RecipientEntry, RemoteReply};
@@ -31,13 +31,13 @@ fn message(sender: &str, notify: &[Option<Notify>]) -> QueuedMessage {
             ret: None,
             envid: None,
         },
-        origin: Origin {
+        origin: Origin::Client(ClientOrigin {
             client_ip: "192.0.2.7".into(),
             helo: "client.example".into(),
             tls: None,
             auth_user: None,
             protocol: "ESMTP",
-        },
+        }),
         recipients: notify
             .iter()
             .enumerate()
