@@ -1,12 +1,68 @@
 //! Outpost: a single-binary SMTP server for submission (587/465) and inbound
 //! mail (25), with a durable queue and outbound delivery.
 //!
-//! Layers, dependencies pointing down only:
-//! `cli` (the `outpost` command line, the only user of `check` and
-//! `loadgen`) on top; `runtime` (mio loop, workers, TLS) and `delivery` use
-//! `queue`, `directory` (users, aliases, local mailboxes), `auth` (password
-//! checks), `tls`, `config`; all of them use `proto`, the pure protocol core
-//! that has no I/O and is what the fuzz targets and benchmarks link.
+//! # Modules and their roles
+//!
+//! Dependencies point down only; `tests/layering.rs` enforces it.
+//!
+//! | module | role | may import |
+//! |---|---|---|
+//! | [`cli`] | the `outpost` command line: `serve` (with the first start), `passwd`, `queue`, `check`, `bench` | everything below |
+//! | [`check`] | `outpost check`: what a port speaks, its certificate, DNS, outbound port 25 | `proto`, `tls`, `net`, `delivery::dns` |
+//! | [`loadgen`] | `outpost bench`: the load generator | `proto`, `tls`, `net` |
+//! | [`runtime`] | the I/O edge: listeners, mio event loops, worker pool, connections, plain/TLS transport | all but `cli`, `check`, `loadgen` |
+//! | [`delivery`] | the scheduler and delivery threads: routing, DNS, the outbound SMTP driver, Maildir, reports | `queue`, `directory`, `proto`, `tls`, `net`, `units` |
+//! | [`queue`] | the spool: durable message files, the envelope file format, group commit | `proto` |
+//! | [`maillog`] | the format of every mail-log line (accepted, refused, login, delivery, removed) | `proto`, `queue` |
+//! | [`directory`] | lookups: the users table, aliases, "does this local mailbox exist, and whose is it" | `proto`, `auth` (its hash port) |
+//! | [`auth`] | password verification on its own threads, and the failed-login throttle | `proto` |
+//! | [`tls`] | rustls configuration, server side ([`tls::server`]) and client side ([`tls::client`]) | — |
+//! | [`config`] | the `serve` options: one table feeds the parser, the config file and `--help` | `delivery::{config, retry}`, `units` |
+//! | [`proto`] | the pure protocol core: line splitter, dot-unstuffer, command, reply and ESMTP parameter grammars, the session state machine, SASL, the outbound client, Received and DSN builders. Bytes in, bytes and typed actions out; no I/O, no clock, no threads | nothing else of the crate |
+//! | [`net`], [`units`] | small helpers: socket timeouts; sizes and durations in flags | — |
+//!
+//! # The path of a message
+//!
+//! 1. **Accept.** The accepting thread ([`runtime`]'s `Acceptor`) takes a
+//!    new connection, counts it against `--max-connections` and the per-IP
+//!    limit, and hands it to the worker with the fewest connections. That
+//!    worker's event loop owns it for its whole life: bytes pass through the
+//!    connection's transport (plain, or rustls after STARTTLS or on 465) into
+//!    [`proto::session::Session::feed`], which answers and asks for
+//!    actions: start TLS, check a password (answered by [`auth`]'s threads),
+//!    or spool a message.
+//! 2. **Keep.** [`queue::SpoolWriter`] writes the message file (envelope head,
+//!    then the message with its Received field), fsyncs it, renames it into
+//!    place and fsyncs the directory, for a whole batch at once (group
+//!    commit). Only then does the session answer `250`. The writer tells
+//!    delivery the new id.
+//! 3. **Deliver.** The scheduler thread ([`delivery::manager`]) keeps the
+//!    queue's timetable and gives due messages to delivery threads. An
+//!    attempt groups the recipients by route: a local mailbox (looked up in
+//!    [`directory`], written to Maildir), `--transport discard`, or SMTP to
+//!    a `--transport` host, the smarthost or the domain's MX
+//!    ([`delivery::outbound`] drives [`proto::client::Client`] over a
+//!    blocking socket). A pure `decide` turns the outcomes and the retry
+//!    policy into a plan: each recipient's typed state, the reports to send
+//!    and the next attempt; an executor applies it to the spool in a
+//!    crash-safe order.
+//! 4. **Report.** A failure for good, a delay warning or a requested success
+//!    becomes an RFC 3464 report ([`proto::dsn`]), spooled like any message
+//!    (with [`proto::envelope::Origin::Internal`]) and delivered to the
+//!    sender.
+//!
+//! # Threads
+//!
+//! - the main thread: the command line; for `serve`, it waits for the server
+//!   to stop;
+//! - `outpost-loop`: the accepting thread (listeners, signals); with
+//!   `--workers 0` it also serves every connection itself;
+//! - `outpost-worker-N`: one event loop each, serving their connections;
+//! - `auth-N` and `auth-delay`: password hashes, and the delay of a failed login;
+//! - `spool-writer`, `spool-commit` and `spool-sync-N`: the spool's group-commit
+//!   pipeline;
+//! - `delivery-scheduler` and `delivery-N` (`--max-outbound-connections`):
+//!   the queue's timetable and the attempts.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -55,6 +55,18 @@ const RULES: &[(&str, &[&str])] = &[
         "tls",
         &["runtime", "delivery", "queue", "cli", "check", "loadgen"],
     ),
+    (
+        "config",
+        &[
+            "runtime",
+            "queue",
+            "directory",
+            "auth",
+            "cli",
+            "check",
+            "loadgen",
+        ],
+    ),
     ("runtime", &["cli", "check", "loadgen"]),
     ("check", &["runtime", "cli", "loadgen"]),
     ("loadgen", &["runtime", "cli", "check"]),
