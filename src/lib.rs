@@ -5,7 +5,8 @@
 //! `cli` (the `outpost` command line, the only user of `check` and
 //! `loadgen`) on top; `runtime` (mio loop, workers, TLS) and `delivery` use
 //! `queue`, `directory` (users, aliases, local mailboxes), `auth` (password
-//! checks), `tls`, `config`; all of them use `proto`, the pure protocol core
+//! checks), `tls`, `config` and `maillog` (the one formatter of mail-log
+//! lines); all of them use `proto`, the pure protocol core
 //! that has no I/O and is what the fuzz targets and benchmarks link.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -17,6 +18,7 @@ pub mod config;
 pub mod delivery;
 pub mod directory;
 pub mod loadgen;
+pub mod maillog;
 pub mod net;
 pub mod proto;
 pub mod queue;

@@ -56,6 +56,21 @@ const RULES: &[(&str, &[&str])] = &[
         &["runtime", "delivery", "queue", "cli", "check", "loadgen"],
     ),
     ("runtime", &["cli", "check", "loadgen"]),
+    // The mail log's wording: typed data from `proto` and `queue` in, lines out.
+    (
+        "maillog",
+        &[
+            "runtime",
+            "delivery",
+            "cli",
+            "check",
+            "loadgen",
+            "directory",
+            "auth",
+            "tls",
+            "config",
+        ],
+    ),
     ("check", &["runtime", "cli", "loadgen"]),
     ("loadgen", &["runtime", "cli", "check"]),
 ];
