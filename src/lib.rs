@@ -11,12 +11,12 @@
 //! | [`check`] | `outpost check`: what a port speaks, its certificate, DNS, outbound port 25 | `proto`, `tls`, `net`, `delivery::dns` |
 //! | [`loadgen`] | `outpost bench`: the load generator | `proto`, `tls`, `net` |
 //! | [`runtime`] | the I/O edge: listeners, mio event loops, worker pool, connections, plain/TLS transport | all but `cli`, `check`, `loadgen` |
-//! | [`delivery`] | the scheduler and delivery threads: routing, DNS, the outbound SMTP driver, Maildir, reports | `queue`, `directory`, `proto`, `tls`, `net`, `units` |
+//! | [`delivery`] | the scheduler and delivery threads: routing, DNS, the outbound SMTP driver, Maildir, reports | `queue`, `directory`, `maillog`, `proto`, `tls`, `net`, `units` |
 //! | [`queue`] | the spool: durable message files, the envelope file format, group commit | `proto` |
-//! | [`maillog`] | the format of every mail-log line (accepted, refused, login, delivery, removed) | `proto`, `queue` |
+//! | [`maillog`] | the wording of every mail-log line (queued, refused, login, delivery, report sent, removed); its doc is the format reference | `proto`, `queue` |
 //! | [`directory`] | lookups: the users table, aliases, "does this local mailbox exist, and whose is it" | `proto`, `auth` (its hash port) |
-//! | [`auth`] | password verification on its own threads, and the failed-login throttle | `proto` |
-//! | [`tls`] | rustls configuration, server side ([`tls::server`]) and client side ([`tls::client`]) | — |
+//! | [`auth`] | password verification on its own threads, and the failed-login throttle | `proto`, `maillog` |
+//! | [`tls`] | rustls configuration, server side (`tls::server`) and client side (`tls::client`) | — |
 //! | [`config`] | the `serve` options: one table feeds the parser, the config file and `--help` | `delivery::{config, retry}`, `units` |
 //! | [`proto`] | the pure protocol core: line splitter, dot-unstuffer, command, reply and ESMTP parameter grammars, the session state machine, SASL, the outbound client, Received and DSN builders. Bytes in, bytes and typed actions out; no I/O, no clock, no threads | nothing else of the crate |
 //! | [`net`], [`units`] | small helpers: socket timeouts; sizes and durations in flags | — |
@@ -73,6 +73,7 @@ pub mod config;
 pub mod delivery;
 pub mod directory;
 pub mod loadgen;
+pub mod maillog;
 pub mod net;
 pub mod proto;
 pub mod queue;

@@ -686,6 +686,11 @@ fn queue_tools_on_a_waiting_message() {
 
     let (code, text) = queue(&data, &["delete", &doomed]);
     assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains(&format!("{doomed}: removed by outpost queue delete user="))
+            && text.contains("from=<alice@a.test> recipients=1"),
+        "{text}"
+    );
     assert!(queue_is_empty(&data));
     let (code, text) = queue(&data, &["show", &doomed]);
     assert_eq!(code, 1, "{text}");

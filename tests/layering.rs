@@ -68,6 +68,21 @@ const RULES: &[(&str, &[&str])] = &[
         ],
     ),
     ("runtime", &["cli", "check", "loadgen"]),
+    // The mail log's wording: typed data from `proto` and `queue` in, lines out.
+    (
+        "maillog",
+        &[
+            "runtime",
+            "delivery",
+            "cli",
+            "check",
+            "loadgen",
+            "directory",
+            "auth",
+            "tls",
+            "config",
+        ],
+    ),
     ("check", &["runtime", "cli", "loadgen"]),
     ("loadgen", &["runtime", "cli", "check"]),
 ];

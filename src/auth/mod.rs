@@ -3,7 +3,7 @@
 //! with a small cache of verified credentials and failed-login throttling
 //! per client IP. The hashes come from a [`StoredHashes`] source (the
 //! users table of `directory`). May import `proto` (credentials, results)
-//! and nothing above it.
+//! and `maillog` (the wording of its log lines), nothing above them.
 //!
 //! Threads: [`AUTH_THREADS`] verifier threads take checks from a bounded
 //! channel, so a slow hash (bcrypt, argon2 take tens to hundreds of
@@ -23,6 +23,7 @@ use std::time::Instant;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 
+use crate::maillog::{Line, LoginCheck, Verdict};
 use crate::proto::sasl::{AuthResult, Credentials};
 
 pub use cache::{CACHE_CAPACITY, CACHE_TTL};
@@ -191,7 +192,12 @@ fn run_verifier(shared: &AuthState, jobs: &Receiver<Job>, delays: &Sender<Delaye
         let user = login_name(&credentials.username);
         let login = (client, user.clone());
         if shared.per_login.is_throttled(&login, now) || shared.per_ip.is_throttled(&client, now) {
-            log::warn!("auth: user={user:?} result=throttled ip={client}");
+            LoginCheck {
+                client,
+                user: &user,
+                verdict: Verdict::Throttled,
+            }
+            .log();
             done(AuthResult::Throttled);
             continue;
         }
@@ -219,15 +225,23 @@ fn run_verifier(shared: &AuthState, jobs: &Receiver<Job>, delays: &Sender<Delaye
                     .insert(&user, password, hash.as_str(), Instant::now());
             }
             shared.per_login.record_success(&login);
-            log::debug!("auth: user={user:?} result=success ip={client}");
+            LoginCheck {
+                client,
+                user: &user,
+                verdict: Verdict::Success,
+            }
+            .log();
             done(AuthResult::Success);
             continue;
         }
         let failures = shared.per_login.record_failure(login, Instant::now());
         let from_ip = shared.per_ip.record_failure(client, Instant::now());
-        log::warn!(
-            "auth: user={user:?} result=failure ip={client} failures={failures} from-ip={from_ip}"
-        );
+        LoginCheck {
+            client,
+            user: &user,
+            verdict: Verdict::Failure { failures, from_ip },
+        }
+        .log();
         let delay = shared.limits.delay_for(failures, from_ip);
         let result = AuthResult::Failure;
         if delay.is_zero() {

@@ -100,6 +100,14 @@ fn overview() -> String {
     text
 }
 
+/// Sends log lines to standard error, at `info` unless `RUST_LOG` says
+/// otherwise.
+fn init_logging() {
+    let env = env_logger::Env::default().default_filter_or("info");
+    // A logger may already be installed when embedded; keep that one.
+    let _ = env_logger::Builder::from_env(env).try_init();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,6 +5,9 @@
 //! manager only through the files: `flush` sets `next-attempt` to 0 and
 //! creates the flush request file (see [`crate::delivery::manager`]).
 //!
+//! `delete` writes a `removed by outpost queue delete` line (see
+//! [`crate::maillog`]) to standard error.
+//!
 //! Exit codes: 0 done, 1 no such message (or the spool cannot be read),
 //! 2 usage.
 
@@ -13,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::delivery::manager::request_flush;
+use crate::maillog::{Line, Removed, RemovedBy};
 use crate::queue::{QueueError, QueueId, QueuedMessage, RecipientState, Spool};
 
 /// The default data directory, as for the server.
@@ -23,6 +27,7 @@ const USAGE: &str = "usage: outpost queue list|show ID|flush|delete ID [--data-d
 /// Runs `outpost queue ARGS` (the words after `queue`), printing to
 /// stdout/stderr; returns the exit code.
 pub fn run(args: &[String]) -> i32 {
+    super::init_logging();
     let stdout = std::io::stdout();
     let stderr = std::io::stderr();
     run_with(args, &mut stdout.lock(), &mut stderr.lock())
@@ -306,12 +311,24 @@ fn flush(spool: &Spool, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     0
 }
 
+/// Removes a message and says so in the mail log (on standard error):
+/// who, which message, whose.
 fn delete(spool: &Spool, id: &QueueId, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
-    if load(spool, id, err).is_none() {
+    let Some(message) = load(spool, id, err) else {
         return 1;
-    }
+    };
     match spool.remove(id) {
         Ok(()) => {
+            let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME"));
+            Removed {
+                queue_id: id,
+                by: RemovedBy::Operator {
+                    user: user.as_deref().ok(),
+                    sender: &message.mail_from.sender,
+                    recipients: message.recipients.len(),
+                },
+            }
+            .log();
             let _ = writeln!(out, "deleted {id}");
             0
         }

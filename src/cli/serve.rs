@@ -22,7 +22,7 @@ pub fn run(args: &[String]) -> i32 {
             return EXIT_USAGE;
         }
     };
-    init_logging();
+    super::init_logging();
     let started = first_start::prepare(&config)
         .and_then(|first| Ok((first, Server::start_with_signals(config)?)));
     let (first, handle) = match started {
@@ -39,10 +39,4 @@ pub fn run(args: &[String]) -> i32 {
     }
     handle.wait();
     0
-}
-
-fn init_logging() {
-    let env = env_logger::Env::default().default_filter_or("info");
-    // A logger may already be installed when embedded; keep that one.
-    let _ = env_logger::Builder::from_env(env).try_init();
 }

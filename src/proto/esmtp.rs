@@ -3,7 +3,7 @@
 //! (RFC 3461, with RFC 6533's UTF-8 ORCPT), and xtext, the encoding the DSN
 //! parameters use (RFC 3461 §4).
 //!
-//! Each type reads with [`FromStr`](std::str::FromStr) (keywords in any
+//! Each type reads with [`FromStr`] (keywords in any
 //! case, as on a command line) and writes with [`Display`] (upper case, as
 //! sent and stored), and `parse(render(x)) == x`. The command parser, the
 //! outbound client, the envelope file and the DSN builder all go through

@@ -20,8 +20,9 @@ use super::limits::{
 use super::mailbox::{Completion, LoopMessage, Notifier};
 use super::transport::{ReadOutcome, Transport};
 use super::ServerContext;
+use crate::maillog::{self, Line};
 use crate::proto::envelope::EnqueueError;
-use crate::proto::reply::{Enhanced, Reply};
+use crate::proto::reply::Reply;
 use crate::proto::sasl::AuthResult;
 use crate::proto::session::{Action, ClientInfo, Role, Session, SessionEvent};
 use crate::queue::QueueId;
@@ -592,43 +593,40 @@ impl Connection {
             return;
         }
         let client = self.describe();
+        let client = client.as_str();
         for event in events {
             match event {
                 SessionEvent::Refused {
                     code,
-                    enhanced: Some(Enhanced(class, subject, detail)),
+                    enhanced,
                     text,
                     ..
-                } => log::info!("{client}: refused: {code} {class}.{subject}.{detail} {text}"),
-                SessionEvent::Refused { code, text, .. } => {
-                    log::info!("{client}: refused: {code} {text}")
+                } => maillog::Refused {
+                    client,
+                    code,
+                    enhanced,
+                    text: &text,
                 }
-                SessionEvent::Login { user, result } => {
-                    let outcome = match result {
-                        AuthResult::Success => "success",
-                        AuthResult::Failure => "failure (bad user name or password)",
-                        AuthResult::Throttled => "refused (too many failures from this address)",
-                        AuthResult::TemporaryFailure => "temporary failure",
-                    };
-                    log::info!("{client}: login user={user:?} {outcome}");
+                .log(),
+                SessionEvent::Login { user, result } => maillog::Login {
+                    client,
+                    user: &user,
+                    result,
                 }
+                .log(),
                 SessionEvent::Queued { .. } if shared.config.sink => {}
-                SessionEvent::Queued {
-                    queue_id,
-                    message: m,
-                } => log::info!(
-                    "{client}: queued {queue_id} from=<{}> recipients={} size={} auth={} tls={}",
-                    m.sender,
-                    m.recipients,
-                    m.size,
-                    m.auth_user.as_deref().unwrap_or("-"),
-                    m.tls.as_deref().unwrap_or("-"),
-                ),
-                SessionEvent::NotQueued { message: m, error } => log::warn!(
-                    "{client}: rejected message from=<{}> recipients={}: spool failed ({error:?})",
-                    m.sender,
-                    m.recipients
-                ),
+                SessionEvent::Queued { queue_id, message } => maillog::Queued {
+                    client,
+                    queue_id: &queue_id,
+                    message: &message,
+                }
+                .log(),
+                SessionEvent::NotQueued { message, error } => maillog::NotQueued {
+                    client,
+                    message: &message,
+                    error,
+                }
+                .log(),
             }
         }
     }

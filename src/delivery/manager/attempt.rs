@@ -26,6 +26,7 @@ use crate::delivery::dns::DnsError;
 use crate::delivery::maildir::MaildirError;
 use crate::delivery::outbound::{self, CertPolicy, OutboundError, Peer};
 use crate::delivery::route;
+use crate::maillog::{Line, Removed, RemovedBy};
 use crate::proto::client::{Client, ClientParams, Outcome, RecipientParams, TlsPolicy};
 use crate::proto::dsn::ReportAction;
 use crate::proto::envelope::Recipient;
@@ -97,7 +98,11 @@ pub(crate) fn run(ctx: &Context, id: &QueueId) -> Finished {
             Next::Gone
         }
         Err(QueueError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-            log::info!("{id}: removed from the queue meanwhile");
+            Removed {
+                queue_id: id,
+                by: RemovedBy::Meanwhile,
+            }
+            .log();
             Next::Gone
         }
         Err(e) => {

@@ -18,8 +18,9 @@
 
 use std::time::Duration;
 
-use super::report::{self, LogStatus};
+use super::report;
 use crate::delivery::retry::{Decision, RetryPolicy};
+use crate::maillog::{Delivery, DeliveryStatus};
 use crate::proto::dsn::ReportAction;
 use crate::queue::{Failure, QueuedMessage, RecipientEntry, RecipientState};
 
@@ -81,7 +82,7 @@ pub(crate) struct Plan {
     /// recorded as sent once spooled.
     pub delay_report: Option<Vec<usize>>,
     /// Mail log lines, in order.
-    pub log: Vec<String>,
+    pub log: Vec<Delivery>,
 }
 
 /// Decides what `attempt` means for `message` at `now_millis` (since the
@@ -150,7 +151,7 @@ pub(crate) fn record(
     message: &mut QueuedMessage,
     group: &GroupResult,
     started: u64,
-) -> Vec<String> {
+) -> Vec<Delivery> {
     let delay = started.saturating_sub(message.arrival);
     let tell_sender = !message.mail_from.sender.is_empty();
     let mut log = Vec::new();
@@ -164,7 +165,7 @@ pub(crate) fn record(
                 RecipientState::Delivered {
                     relay: group.remote_host.clone(),
                 },
-                LogStatus::Sent,
+                DeliveryStatus::Sent,
                 said.clone(),
                 // RFC 3461 §6.2.2: a DSN-capable next hop got NOTIFY and
                 // reports success itself.
@@ -172,7 +173,7 @@ pub(crate) fn record(
             ),
             RcptOutcome::Permanent(failure) => (
                 RecipientState::Failed(failure.clone()),
-                LogStatus::Bounced,
+                DeliveryStatus::Bounced,
                 failure.to_string(),
                 tell_sender && report::wants(notify, ReportAction::Failed),
             ),
@@ -185,18 +186,18 @@ pub(crate) fn record(
                     last: failure.clone(),
                     attempts,
                 };
-                (state, LogStatus::Deferred, failure.to_string(), false)
+                (state, DeliveryStatus::Deferred, failure.to_string(), false)
             }
         };
-        log.push(report::log_line(
-            message.id.as_str(),
-            &entry.recipient.address,
-            &group.relay,
-            delay,
-            group.tls.as_deref(),
+        log.push(Delivery {
+            queue_id: message.id.clone(),
+            recipient: entry.recipient.address.clone(),
+            relay: group.relay.clone(),
+            delay_secs: delay,
+            tls: group.tls.clone(),
             status,
-            &text,
-        ));
+            said: text,
+        });
         entry.state = state;
         entry.report_due = due;
     }
@@ -204,7 +205,7 @@ pub(crate) fn record(
 }
 
 /// The queue lifetime is over: every deferred recipient fails as expired.
-fn expire(message: &mut QueuedMessage, age: Duration) -> Vec<String> {
+fn expire(message: &mut QueuedMessage, age: Duration) -> Vec<Delivery> {
     let tell_sender = !message.mail_from.sender.is_empty();
     let mut log = Vec::new();
     for entry in &mut message.recipients {
@@ -215,15 +216,15 @@ fn expire(message: &mut QueuedMessage, age: Duration) -> Vec<String> {
             age,
             last: Box::new(last.clone()),
         };
-        log.push(report::log_line(
-            message.id.as_str(),
-            &entry.recipient.address,
-            "none",
-            age.as_secs(),
-            None,
-            LogStatus::Bounced,
-            &failure.to_string(),
-        ));
+        log.push(Delivery {
+            queue_id: message.id.clone(),
+            recipient: entry.recipient.address.clone(),
+            relay: "none".into(),
+            delay_secs: age.as_secs(),
+            tls: None,
+            status: DeliveryStatus::Bounced,
+            said: failure.to_string(),
+        });
         entry.report_due =
             tell_sender && report::wants(entry.recipient.notify, ReportAction::Failed);
         entry.state = RecipientState::Failed(failure);

@@ -17,6 +17,7 @@ use super::attempt::Next;
 use super::decide::Plan;
 use super::report::{self, ReportContext};
 use super::Context;
+use crate::maillog::{Line, Removed, RemovedBy, ReportKind, ReportSent};
 use crate::queue::{QueueError, QueueId};
 
 /// Carries out `plan` for the message whose bytes are `body`; reports
@@ -35,7 +36,7 @@ pub(crate) fn execute(
         log,
     } = plan;
     for line in &log {
-        log::info!("{line}");
+        line.log();
     }
     let id = message.id.clone();
     let open = message.has_open_recipients();
@@ -53,10 +54,13 @@ pub(crate) fn execute(
         if !recipients.is_empty() {
             let report = report::report_message(&message, body, &recipients, &report_ctx, "dsn");
             let report_id = ctx.spool.store(&report)?;
-            log::info!(
-                "{id}: sender notification {report_id} to <{}>",
-                message.mail_from.sender
-            );
+            ReportSent {
+                queue_id: &id,
+                kind: ReportKind::Outcome,
+                report_id: &report_id,
+                to: &message.mail_from.sender,
+            }
+            .log();
             injected.push(report_id);
         }
         for entry in &mut message.recipients {
@@ -68,10 +72,13 @@ pub(crate) fn execute(
         if !recipients.is_empty() {
             let report = report::report_message(&message, body, &recipients, &report_ctx, "delay");
             let report_id = ctx.spool.store(&report)?;
-            log::info!(
-                "{id}: delay notification {report_id} to <{}>",
-                message.mail_from.sender
-            );
+            ReportSent {
+                queue_id: &id,
+                kind: ReportKind::Delay,
+                report_id: &report_id,
+                to: &message.mail_from.sender,
+            }
+            .log();
             injected.push(report_id);
         }
         message.delay_warned = true;
@@ -81,7 +88,11 @@ pub(crate) fn execute(
         Ok(Next::RetryAt(message.next_attempt))
     } else {
         ctx.spool.remove(&id)?;
-        log::info!("{id}: removed");
+        Removed {
+            queue_id: &id,
+            by: RemovedBy::Delivery,
+        }
+        .log();
         Ok(Next::Removed)
     }
 }

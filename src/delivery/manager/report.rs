@@ -141,44 +141,6 @@ pub(crate) fn seed_of(text: &str) -> u64 {
         .fold(0x5eed, |acc, b| splitmix64(acc ^ u64::from(b)))
 }
 
-/// The outcome of one recipient in the mail log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum LogStatus {
-    /// Handed over.
-    Sent,
-    /// Will be retried.
-    Deferred,
-    /// Failed for good; the sender gets a report.
-    Bounced,
-}
-
-/// One line of the mail log per recipient and attempt, after Postfix's
-/// `qmgr`/`smtp` lines: `ID: to=<rcpt>, relay=host[ip]:port, delay=3,
-/// tls=TLSv1.3, status=sent (250 2.0.0 Ok)`.
-pub(crate) fn log_line(
-    id: &str,
-    rcpt: &str,
-    relay: &str,
-    delay_secs: u64,
-    tls: Option<&str>,
-    status: LogStatus,
-    reply: &str,
-) -> String {
-    let status = match status {
-        LogStatus::Sent => "sent",
-        LogStatus::Deferred => "deferred",
-        LogStatus::Bounced => "bounced",
-    };
-    let clean = |s: &str| s.replace(|c: char| c.is_control(), " ");
-    format!(
-        "{id}: to=<{}>, relay={}, delay={delay_secs}, tls={}, status={status} ({})",
-        clean(rcpt),
-        clean(relay),
-        tls.unwrap_or("none"),
-        clean(reply)
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,24 +173,12 @@ mod tests {
     }
 
     #[test]
-    fn replies_and_lines() {
+    fn replies_as_recorded() {
         let reply = Reply::new(250, (2, 0, 0), "Ok: queued");
         assert_eq!(remote_reply(&reply).to_string(), "250 2.0.0 Ok: queued");
         let lines = Reply::plain(550, vec![" first ".into(), "second".into()]);
         assert_eq!(remote_reply(&lines).to_string(), "550 first second");
         let broken = Reply::plain(451, vec!["try\rlater".into()]);
         assert_eq!(remote_reply(&broken).text, "try later");
-        assert_eq!(
-            log_line(
-                "ID",
-                "b@x",
-                "mx[1.2.3.4]:25",
-                3,
-                Some("TLSv1.3"),
-                LogStatus::Sent,
-                "250 ok\r\n"
-            ),
-            "ID: to=<b@x>, relay=mx[1.2.3.4]:25, delay=3, tls=TLSv1.3, status=sent (250 ok  )"
-        );
     }
 }
