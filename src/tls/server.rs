@@ -143,18 +143,13 @@ fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), TlsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn temp_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("outpost-tls-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
+    use crate::test_fixtures::TempDir;
 
     #[test]
     fn generated_certificate_loads_and_key_is_private() {
         use std::os::unix::fs::PermissionsExt;
-        let dir = temp_dir("gen");
+        let tmp = TempDir::new("tls-gen");
+        let dir = tmp.path();
         let (cert, key) = (dir.join("tls/cert.pem"), dir.join("tls/key.pem"));
         generate_self_signed(&["mx.example".to_string()], &cert, &key).unwrap();
         let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
@@ -162,12 +157,12 @@ mod tests {
         server_config(Arc::new(ServerCertificate::load(&cert, &key).unwrap())).unwrap();
         // Never overwrite existing material.
         assert!(generate_self_signed(&["x".to_string()], &cert, &key).is_err());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn errors_name_the_file() {
-        let dir = temp_dir("bad");
+        let tmp = TempDir::new("tls-bad");
+        let dir = tmp.path();
         let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
         let err = ServerCertificate::load(&cert, &key)
             .unwrap_err()
@@ -199,12 +194,12 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("cannot be used together"), "{err}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn reload_takes_a_renewed_pair_and_keeps_the_old_one_on_error() {
-        let dir = temp_dir("reload");
+        let tmp = TempDir::new("tls-reload");
+        let dir = tmp.path();
         let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
         generate_self_signed(&["a.example".to_string()], &cert, &key).unwrap();
         let store = ServerCertificate::load(&cert, &key).unwrap();
@@ -223,6 +218,5 @@ mod tests {
         let err = store.reload().unwrap_err().to_string();
         assert!(err.contains("cert.pem"), "{err}");
         assert_eq!(in_use(&store), renewed);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
