@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::proto::envelope::{Envelope, NewMessage, Origin, Recipient};
 use crate::proto::reply::Enhanced;
-use crate::queue::{Failure, MailFrom, QueuedMessage, RecipientEntry, RemoteReply};
+use crate::queue::{Failure, QueuedMessage, RemoteReply};
 
 /// A fresh, empty directory under the system temp dir, removed when dropped.
 pub(crate) struct TempDir(PathBuf);
@@ -78,24 +78,13 @@ pub(crate) fn recipient(address: &str) -> Recipient {
 /// every recipient pending. The length is the body's and the checksum is
 /// zeros: no file stands behind it.
 pub(crate) fn queued_message(message: &NewMessage, arrival: u64) -> QueuedMessage {
-    QueuedMessage {
-        id: "0J5Z3K1M2N3P4Q5R".parse().unwrap(),
+    QueuedMessage::arrived(
+        "0J5Z3K1M2N3P4Q5R".parse().unwrap(),
         arrival,
-        mail_from: MailFrom::of(&message.envelope),
-        origin: message.origin.clone(),
-        recipients: message
-            .envelope
-            .recipients
-            .iter()
-            .cloned()
-            .map(RecipientEntry::pending)
-            .collect(),
-        attempts: 0,
-        next_attempt: 0,
-        delay_warned: false,
-        message_length: message.body.len() as u64,
-        message_sha256: "0".repeat(64),
-    }
+        message,
+        message.body.len() as u64,
+        "0".repeat(64),
+    )
 }
 
 /// mx.example.net answered `code`, `enhanced` and `text`.

@@ -350,12 +350,11 @@ fn the_delay_warning_comes_once_after_its_time() {
 // ---------------------------------------------------------------------------
 // Reports left over by a crash.
 
-#[test]
-fn marks_left_by_a_crash_are_reported_without_a_new_attempt() {
-    let mut m = message(
-        "alice@example.org",
-        &[notify(true, false, false), None, None],
-    );
+/// A message whose first recipient was relayed by mx.example.net and
+/// whose second was refused by it, both with their report still due: a
+/// crash came between writing the states and sending the report.
+fn reports_left_by_a_crash(notify: &[Option<Notify>]) -> QueuedMessage {
+    let mut m = message("alice@example.org", notify);
     m.recipients[0].state = RecipientState::Delivered {
         relay: Some("mx.example.net".into()),
     };
@@ -363,6 +362,12 @@ fn marks_left_by_a_crash_are_reported_without_a_new_attempt() {
     m.recipients[1].state =
         RecipientState::Failed(remote_failure(550, Some(Enhanced(5, 1, 1)), "No such user"));
     m.recipients[1].report_due = true;
+    m
+}
+
+#[test]
+fn marks_left_by_a_crash_are_reported_without_a_new_attempt() {
+    let mut m = reports_left_by_a_crash(&[notify(true, false, false), None, None]);
     m.recipients[2].state = RecipientState::Delivered { relay: None };
     let plan = run(&m, Vec::new(), 60);
     assert_eq!(plan.outcome_report, Some(vec![0, 1]));
@@ -372,17 +377,7 @@ fn marks_left_by_a_crash_are_reported_without_a_new_attempt() {
 
 #[test]
 fn a_success_report_left_by_a_crash_still_says_relayed() {
-    let mut m = message(
-        "alice@example.org",
-        &[notify(true, false, false), notify(true, true, false)],
-    );
-    m.recipients[0].state = RecipientState::Delivered {
-        relay: Some("mx.example.net".into()),
-    };
-    m.recipients[0].report_due = true;
-    m.recipients[1].state =
-        RecipientState::Failed(remote_failure(550, Some(Enhanced(5, 1, 1)), "No such user"));
-    m.recipients[1].report_due = true;
+    let m = reports_left_by_a_crash(&[notify(true, false, false), notify(true, true, false)]);
     let plan = run(&m, Vec::new(), 60);
     let ctx = ReportContext {
         hostname: "out.example.org",
