@@ -55,24 +55,45 @@ fn params(tls: TlsPolicy) -> ClientParams {
     }
 }
 
+/// One attempt at `addr` (named rx.test) for the two recipients of [`params`].
+fn attempt(
+    addr: SocketAddr,
+    cert: CertPolicy,
+    tls: TlsPolicy,
+) -> Result<outbound::Attempt, OutboundError> {
+    let config = outbound::tls_config(cert, None).unwrap();
+    outbound::run(&peer(addr), Client::new(params(tls)), &config)
+}
+
+/// The receiving server at `addr`, named rx.test, without implicit TLS.
+fn peer(addr: SocketAddr) -> Peer {
+    Peer {
+        addr,
+        host: "rx.test".into(),
+        implicit_tls: false,
+    }
+}
+
+/// Every recipient's outcome of `attempt` is `expected`.
+fn all_outcomes(attempt: &outbound::Attempt, expected: fn(&Outcome) -> bool) -> bool {
+    attempt.report.outcomes.iter().all(expected)
+}
+
 #[test]
 fn delivers_byte_exact_with_pipelining() {
     let server = receiver(false);
-    let tls = outbound::tls_config(CertPolicy::Opportunistic, None).unwrap();
-    let peer = Peer {
-        addr: server.addr(),
-        host: "rx.test".into(),
-        implicit_tls: false,
-    };
-    let attempt =
-        outbound::run(&peer, Client::new(params(TlsPolicy::Opportunistic)), &tls).unwrap();
+    let attempt = attempt(
+        server.addr(),
+        CertPolicy::Opportunistic,
+        TlsPolicy::Opportunistic,
+    )
+    .unwrap();
     let log = server.wait_for_sessions(1)[0].transcript.clone();
     assert_eq!(attempt.report.end, SessionEnd::Completed);
-    assert!(attempt
-        .report
-        .outcomes
-        .iter()
-        .all(|o| matches!(o, Outcome::Delivered(_))));
+    assert!(all_outcomes(&attempt, |o| matches!(
+        o,
+        Outcome::Delivered(_)
+    )));
     assert_eq!(attempt.tls_version, None);
     let expected =
         b"EHLO out.test\r\nMAIL FROM:<alice@out.test> SIZE=41\r\nRCPT TO:<bob@rx.test>\r\n\
@@ -86,23 +107,17 @@ RCPT TO:<carol@rx.test>\r\nDATA\r\nSubject: test\r\n\r\n..leading dot\r\nline tw
 #[test]
 fn uses_starttls_when_offered() {
     let server = receiver(true);
-    let tls = outbound::tls_config(CertPolicy::Opportunistic, None).unwrap();
-    let peer = Peer {
-        addr: server.addr(),
-        host: "rx.test".into(),
-        implicit_tls: false,
-    };
-    let attempt =
-        outbound::run(&peer, Client::new(params(TlsPolicy::Opportunistic)), &tls).unwrap();
+    let attempt = attempt(
+        server.addr(),
+        CertPolicy::Opportunistic,
+        TlsPolicy::Opportunistic,
+    )
+    .unwrap();
     let log = server.wait_for_sessions(1)[0].text();
     assert!(attempt.report.tls);
     assert!(attempt.tls_version.is_some());
     assert!(
-        attempt
-            .report
-            .outcomes
-            .iter()
-            .all(|o| matches!(o, Outcome::Delivered(_))),
+        all_outcomes(&attempt, |o| matches!(o, Outcome::Delivered(_))),
         "{:?}",
         attempt.report
     );
@@ -115,20 +130,13 @@ fn uses_starttls_when_offered() {
 #[test]
 fn verify_mode_refuses_a_self_signed_certificate() {
     let server = receiver(true);
-    let tls = outbound::tls_config(CertPolicy::Verify, None).unwrap();
-    let peer = Peer {
-        addr: server.addr(),
-        host: "rx.test".into(),
-        implicit_tls: false,
-    };
-    let attempt = outbound::run(&peer, Client::new(params(TlsPolicy::Required)), &tls).unwrap();
+    let attempt = attempt(server.addr(), CertPolicy::Verify, TlsPolicy::Required).unwrap();
     server.wait_for_sessions(1);
     assert_eq!(attempt.report.end, SessionEnd::ConnectionLost);
-    assert!(attempt
-        .report
-        .outcomes
-        .iter()
-        .all(|o| matches!(o, Outcome::Transient(_))));
+    assert!(all_outcomes(&attempt, |o| matches!(
+        o,
+        Outcome::Transient(_)
+    )));
 }
 
 #[test]
@@ -137,14 +145,7 @@ fn refused_connection_is_an_error_for_the_next_address() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let tls = outbound::tls_config(CertPolicy::Opportunistic, None).unwrap();
-    let peer = Peer {
-        addr,
-        host: "rx.test".into(),
-        implicit_tls: false,
-    };
-    let err =
-        outbound::run(&peer, Client::new(params(TlsPolicy::Opportunistic)), &tls).unwrap_err();
+    let err = attempt(addr, CertPolicy::Opportunistic, TlsPolicy::Opportunistic).unwrap_err();
     assert!(matches!(err, outbound::OutboundError::Connect { .. }));
 }
 
@@ -163,11 +164,10 @@ fn close_all_ends_a_session_waiting_on_a_silent_peer() {
     open.close_all();
     let attempt = session.join().unwrap().unwrap();
     assert!(started.elapsed() < Duration::from_secs(10));
-    assert!(attempt
-        .report
-        .outcomes
-        .iter()
-        .all(|o| matches!(o, Outcome::Transient(_))));
+    assert!(all_outcomes(&attempt, |o| matches!(
+        o,
+        Outcome::Transient(_)
+    )));
 
     // Once closed, no new connection is made.
     let later = session_in_background(silent.local_addr().unwrap(), &open)
@@ -185,11 +185,7 @@ fn session_in_background(
     addr: SocketAddr,
     open: &Arc<outbound::OpenConnections>,
 ) -> JoinHandle<Result<outbound::Attempt, OutboundError>> {
-    let peer = Peer {
-        addr,
-        host: "rx.test".into(),
-        implicit_tls: false,
-    };
+    let peer = peer(addr);
     let tls = outbound::tls_config(CertPolicy::Opportunistic, None).unwrap();
     let open = open.clone();
     std::thread::spawn(move || {

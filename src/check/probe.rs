@@ -10,14 +10,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::ServerName;
 use rustls::{CertificateError, ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 
 use crate::net::is_timeout;
 use crate::proto::client::Extensions;
 use crate::proto::reply::{Reply, ReplyReader};
-use crate::tls::{ClientStream, ObservingVerifier, VerdictSink};
+use crate::tls::{client_config, CertCheck, ClientStream, VerdictSink};
 
 /// Longest wait for a plaintext greeting before trying implicit TLS.
 const GREETING_WAIT: Duration = Duration::from_secs(5);
@@ -168,8 +167,6 @@ pub enum ProbeError {
     Socket(io::Error),
     /// rustls refused the configuration or the connection setup.
     Tls(rustls::Error),
-    /// The certificate verifier could not be built from the roots.
-    Verifier(rustls::client::VerifierBuilderError),
     /// The handshake needed more than its bound of round trips.
     HandshakeUnfinished,
     /// The server did not answer the ClientHello in time.
@@ -203,7 +200,6 @@ impl std::fmt::Display for ProbeError {
             ProbeError::TlsAlreadyActive => write!(f, "TLS is already active"),
             ProbeError::Socket(e) => write!(f, "{e}"),
             ProbeError::Tls(e) => write!(f, "{e}"),
-            ProbeError::Verifier(e) => write!(f, "{e}"),
             ProbeError::HandshakeUnfinished => write!(f, "the TLS handshake did not finish"),
             ProbeError::HandshakeTimeout => write!(
                 f,
@@ -548,20 +544,11 @@ fn recording_config(
     roots: Arc<RootCertStore>,
     verdict: &Arc<Mutex<Option<Result<(), rustls::Error>>>>,
 ) -> Result<ClientConfig, ProbeError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
-        .build()
-        .map_err(ProbeError::Verifier)?;
     let verdict = verdict.clone();
     let record: VerdictSink = Box::new(move |_, result| {
         *verdict.lock() = Some(result);
     });
-    Ok(ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(ProbeError::Tls)?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(ObservingVerifier::new(webpki, record)))
-        .with_no_client_auth())
+    client_config(roots, CertCheck::Observe(record)).map_err(ProbeError::Tls)
 }
 
 #[cfg(test)]

@@ -110,49 +110,60 @@ pub enum BenchArgs {
     Help(String),
 }
 
-fn spec() -> getopts::Options {
-    let mut o = getopts::Options::new();
-    o.optopt(
-        "",
+/// Every option but `--help`, in the order of the usage text: its name,
+/// what it does, and the hint for its value (`None`: a flag).
+const OPTIONS: &[(&str, &str, Option<&str>)] = &[
+    (
         "server",
         "target, loopback only (required)",
-        "HOST:PORT",
-    );
-    o.optopt("", "sessions", "concurrent connections (16)", "N");
-    o.optopt("", "messages", "messages per session (100)", "M");
-    o.optopt(
-        "",
+        Some("HOST:PORT"),
+    ),
+    ("sessions", "concurrent connections (16)", Some("N")),
+    ("messages", "messages per session (100)", Some("M")),
+    (
         "size",
         "message size, e.g. 1024, 1K, 64K, 10M (1K)",
-        "S",
-    );
-    o.optopt("", "recipients", "recipients per message (1)", "R");
-    o.optopt("", "from", "reverse path (bench@example.com)", "ADDR");
-    o.optopt("", "to", "recipient (rcpt@example.net)", "ADDR");
-    o.optflag(
-        "",
+        Some("S"),
+    ),
+    ("recipients", "recipients per message (1)", Some("R")),
+    ("from", "reverse path (bench@example.com)", Some("ADDR")),
+    ("to", "recipient (rcpt@example.net)", Some("ADDR")),
+    (
         "pipelining",
         "send MAIL/RCPT/DATA in one write if offered",
-    );
-    o.optflag("", "starttls", "upgrade with STARTTLS");
-    o.optflag("", "tls", "implicit TLS (port 465 style)");
-    o.optopt("", "auth", "AUTH PLAIN with these credentials", "USER:PASS");
-    o.optflag("", "insecure", "accept any server certificate");
-    o.optopt(
-        "",
+        None,
+    ),
+    ("starttls", "upgrade with STARTTLS", None),
+    ("tls", "implicit TLS (port 465 style)", None),
+    (
+        "auth",
+        "AUTH PLAIN with these credentials",
+        Some("USER:PASS"),
+    ),
+    ("insecure", "accept any server certificate", None),
+    (
         "ca",
         "trust only the certificates in this PEM file",
-        "FILE",
-    );
-    o.optopt(
-        "",
+        Some("FILE"),
+    ),
+    (
         "duration-limit",
         "hard stop, e.g. 60, 60s, 2m (60s)",
-        "T",
-    );
-    o.optflag("", "reuse", "many messages per connection (default)");
-    o.optflag("", "no-reuse", "one connection per message");
-    o.optopt("", "helo", "EHLO name (bench.client)", "NAME");
+        Some("T"),
+    ),
+    ("reuse", "many messages per connection (default)", None),
+    ("no-reuse", "one connection per message", None),
+    ("helo", "EHLO name (bench.client)", Some("NAME")),
+];
+
+fn spec() -> getopts::Options {
+    let mut o = getopts::Options::new();
+    for &(name, what, hint) in OPTIONS {
+        match hint {
+            Some(hint) => o.optopt("", name, what, hint),
+            None => o.optflag("", name, what),
+        };
+    }
     o.optflag("h", "help", "print this help");
     o
 }

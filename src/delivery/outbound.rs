@@ -22,14 +22,13 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token};
 use parking_lot::Mutex;
-use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
 
 use crate::net::is_timeout;
 use crate::proto::client::{Client, ClientAction, Report, TIMEOUT_DATA_BLOCK};
 use crate::proto::dot::Stuffer;
-use crate::tls::{trusted_roots, ClientStream, ObservingVerifier};
+use crate::tls::{client_config, trusted_roots, CertCheck, ClientStream};
 
 /// Connecting to one address gives up after this (Postfix's
 /// `smtp_connect_timeout` is 30s).
@@ -87,23 +86,12 @@ pub fn tls_config(
     extra_ca: Option<&Path>,
 ) -> Result<Arc<ClientConfig>, OutboundError> {
     let roots = trusted_roots(extra_ca).map_err(|e| OutboundError::TlsConfig(e.to_string()))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-        .build()
-        .map_err(|e| OutboundError::TlsConfig(e.to_string()))?;
-    let builder = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| OutboundError::TlsConfig(e.to_string()))?;
-    let config = match policy {
-        CertPolicy::Verify => builder.with_webpki_verifier(webpki).with_no_client_auth(),
-        CertPolicy::Opportunistic => builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(ObservingVerifier::new(
-                webpki,
-                Box::new(log_unverified),
-            )))
-            .with_no_client_auth(),
+    let check = match policy {
+        CertPolicy::Verify => CertCheck::Verify,
+        CertPolicy::Opportunistic => CertCheck::Observe(Box::new(log_unverified)),
     };
+    let config = client_config(Arc::new(roots), check)
+        .map_err(|e| OutboundError::TlsConfig(e.to_string()))?;
     Ok(Arc::new(config))
 }
 

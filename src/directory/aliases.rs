@@ -146,32 +146,23 @@ impl Aliases {
 
     /// The final addresses `address` is delivered to, without duplicates,
     /// in the order found. An address that is no alias is its own result.
-    /// `postmaster@` a domain in `local_domains` goes to
-    /// `first_user(domain)` unless aliased.
+    /// `postmaster@` a local domain goes where `postmasters` says unless
+    /// aliased.
     pub fn expand(
         &self,
         address: &str,
-        local_domains: &[String],
-        first_user: &dyn Fn(&str) -> Option<String>,
+        postmasters: Postmasters<'_>,
     ) -> Result<Vec<String>, AliasError> {
         let mut out = Vec::new();
         let mut path = Vec::new();
-        self.walk(
-            address,
-            local_domains,
-            first_user,
-            &mut path,
-            &mut out,
-            address,
-        )?;
+        self.walk(address, postmasters, &mut path, &mut out, address)?;
         Ok(out)
     }
 
     fn walk(
         &self,
         address: &str,
-        local_domains: &[String],
-        first_user: &dyn Fn(&str) -> Option<String>,
+        postmasters: Postmasters<'_>,
         path: &mut Vec<String>,
         out: &mut Vec<String>,
         origin: &str,
@@ -182,7 +173,8 @@ impl Aliases {
         } else if let Some(list) = self.map.get(&k) {
             Some(list.clone())
         } else {
-            postmaster_target(address, local_domains, first_user)
+            postmasters
+                .target(address)
                 .filter(|t| key(t) != k)
                 .map(|t| vec![t])
         };
@@ -200,7 +192,7 @@ impl Aliases {
         }
         path.push(k);
         for target in &targets {
-            self.walk(target, local_domains, first_user, path, out, origin)?;
+            self.walk(target, postmasters, path, out, origin)?;
         }
         path.pop();
         Ok(())
@@ -258,28 +250,36 @@ impl AliasTable {
     pub fn expand(
         &self,
         address: &str,
-        local_domains: &[String],
-        first_user: &dyn Fn(&str) -> Option<String>,
+        postmasters: Postmasters<'_>,
     ) -> Result<Vec<String>, AliasError> {
-        self.current
-            .read()
-            .expand(address, local_domains, first_user)
+        self.current.read().expand(address, postmasters)
     }
 }
 
-/// RFC 5321 §4.5.1: `postmaster@` every local domain reaches a person.
-fn postmaster_target(
-    address: &str,
-    local_domains: &[String],
-    first_user: &dyn Fn(&str) -> Option<String>,
-) -> Option<String> {
-    let (local, domain) = address.rsplit_once('@')?;
-    if !local.eq_ignore_ascii_case("postmaster")
-        || !local_domains.iter().any(|d| d.eq_ignore_ascii_case(domain))
-    {
-        return None;
+/// RFC 5321 §4.5.1: `postmaster@` every local domain reaches a person,
+/// the first user of that domain unless the table aliases it.
+#[derive(Clone, Copy)]
+pub struct Postmasters<'a> {
+    /// The domains delivered here.
+    pub local_domains: &'a [String],
+    /// The first user of a domain, if it has any.
+    pub first_user: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl Postmasters<'_> {
+    /// The person `address` reaches when it is `postmaster@` a local domain.
+    fn target(&self, address: &str) -> Option<String> {
+        let (local, domain) = address.rsplit_once('@')?;
+        if !local.eq_ignore_ascii_case("postmaster")
+            || !self
+                .local_domains
+                .iter()
+                .any(|d| d.eq_ignore_ascii_case(domain))
+        {
+            return None;
+        }
+        (self.first_user)(domain)
     }
-    first_user(domain)
 }
 
 /// The lookup form of an address.
@@ -305,16 +305,24 @@ mod tests {
     use super::*;
     use crate::test_fixtures::TempDir;
 
-    fn local() -> Vec<String> {
-        vec!["example.org".into(), "other.org".into()]
-    }
-
     fn first_user(domain: &str) -> Option<String> {
         (domain.eq_ignore_ascii_case("example.org")).then(|| "alice@example.org".to_string())
     }
 
+    /// `local` are the local domains; only example.org has users.
+    fn postmasters(local: &[String]) -> Postmasters<'_> {
+        Postmasters {
+            local_domains: local,
+            first_user: &first_user,
+        }
+    }
+
+    fn local() -> Vec<String> {
+        vec!["example.org".into(), "other.org".into()]
+    }
+
     fn expand(table: &Aliases, address: &str) -> Vec<String> {
-        table.expand(address, &local(), &first_user).unwrap()
+        table.expand(address, postmasters(&local())).unwrap()
     }
 
     const FILE: &str = "\
@@ -385,7 +393,7 @@ sales@example.org: <dave@example.org>
         }
         let table = Aliases::parse(&text).unwrap();
         assert!(matches!(
-            table.expand("l0@x.test", &local(), &first_user),
+            table.expand("l0@x.test", postmasters(&local())),
             Err(AliasError::TooDeep(_))
         ));
         assert_eq!(expand(&table, "l2@x.test"), ["l11@x.test"]);

@@ -13,7 +13,7 @@ mod fixed;
 mod local;
 pub mod users;
 
-pub use aliases::{AliasError, AliasTable};
+pub use aliases::{AliasError, AliasTable, Postmasters};
 pub use fixed::FixedDirectory;
 pub use local::LocalDirectory;
 pub use users::{users_file_line, UserTable, UsersError};

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
 
@@ -17,7 +16,7 @@ use super::options::{Options, Security, Trust};
 use super::LoadgenError;
 use crate::proto::client::Extensions;
 use crate::proto::reply::{Reply, ReplyReader};
-use crate::tls::{ClientStream, ObservingVerifier, VerdictSink};
+use crate::tls::{client_config, CertCheck, ClientStream};
 
 /// A session gives up after this many connections in a row fail to open.
 const MAX_CONSECUTIVE_OPEN_FAILURES: usize = 3;
@@ -147,41 +146,24 @@ pub(super) fn tls_config(opts: &Options) -> Result<Option<Arc<ClientConfig>>, Lo
     if opts.security == Security::Plain {
         return Ok(None);
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(LoadgenError::Tls)?;
-    let config = match &opts.trust {
-        Trust::Any => {
-            // `--insecure`: any certificate is taken, but handshake
-            // signatures are still checked, so the connection is real TLS
-            // with real crypto cost.
-            let roots = rustls::RootCertStore {
-                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-            };
-            let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
-                .build()
-                .map_err(|e| LoadgenError::Tls(rustls::Error::General(e.to_string())))?;
-            let ignore: VerdictSink = Box::new(|_, _| {});
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(ObservingVerifier::new(webpki, ignore)))
-                .with_no_client_auth()
-        }
-        Trust::WebPkiRoots => {
-            let roots = rustls::RootCertStore {
-                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-            };
-            builder.with_root_certificates(roots).with_no_client_auth()
-        }
+    let public_roots = || rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    let (roots, check) = match &opts.trust {
+        // `--insecure`: any certificate is taken, but handshake signatures
+        // are still checked, so the connection is real TLS with real
+        // crypto cost.
+        Trust::Any => (public_roots(), CertCheck::Observe(Box::new(|_, _| {}))),
+        Trust::WebPkiRoots => (public_roots(), CertCheck::Verify),
         Trust::CaFile(path) => {
             let mut roots = rustls::RootCertStore::empty();
             for cert in crate::tls::load_certificates(path).map_err(LoadgenError::CaFile)? {
                 roots.add(cert).map_err(LoadgenError::Tls)?;
             }
-            builder.with_root_certificates(roots).with_no_client_auth()
+            (roots, CertCheck::Verify)
         }
     };
+    let config = client_config(Arc::new(roots), check).map_err(LoadgenError::Tls)?;
     Ok(Some(Arc::new(config)))
 }
 

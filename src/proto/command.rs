@@ -122,36 +122,36 @@ impl Command<'_> {
     }
 }
 
-/// The verbs this parser knows.
+/// The verbs this parser knows, each with the section that defines it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verb {
-    /// `EHLO`
+    /// RFC 5321 §4.1.1.1, extended hello.
     Ehlo,
-    /// `HELO`
+    /// RFC 5321 §4.1.1.1, hello.
     Helo,
-    /// `MAIL`
+    /// RFC 5321 §4.1.1.2, mail.
     Mail,
-    /// `RCPT`
+    /// RFC 5321 §4.1.1.3, recipient.
     Rcpt,
-    /// `DATA`
+    /// RFC 5321 §4.1.1.4, data.
     Data,
-    /// `BDAT` (RFC 3030)
+    /// RFC 3030 §2, binary data chunk.
     Bdat,
-    /// `RSET`
+    /// RFC 5321 §4.1.1.5, reset.
     Rset,
-    /// `NOOP`
+    /// RFC 5321 §4.1.1.9, no operation.
     Noop,
-    /// `QUIT`
+    /// RFC 5321 §4.1.1.10, quit.
     Quit,
-    /// `VRFY`
+    /// RFC 5321 §4.1.1.6, verify.
     Vrfy,
-    /// `EXPN`
+    /// RFC 5321 §4.1.1.7, expand.
     Expn,
-    /// `HELP`
+    /// RFC 5321 §4.1.1.8, help.
     Help,
-    /// `STARTTLS` (RFC 3207)
+    /// RFC 3207 §4, start TLS.
     StartTls,
-    /// `AUTH` (RFC 4954)
+    /// RFC 4954 §4, authenticate.
     Auth,
 }
 

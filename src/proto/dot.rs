@@ -931,18 +931,27 @@ mod tests {
         }
     }
 
+    /// Bodies with bare CR and LF, dots at line starts and ragged ends.
+    const AWKWARD_BODIES: &[&[u8]] = &[
+        b"a\r\n.b\r\n..c",
+        b"a\nb\rc\r\n",
+        b"x\n.\n",
+        b"x\r",
+        b"\r\r\n.\r.\n\r",
+        b".\r\n.",
+        b"",
+        b"\n.\n",
+        b"\r.\r",
+        b"\r\n.\r",
+        b"a\n.\r\nb",
+        b".",
+        b"\r",
+        b"\n",
+    ];
+
     #[test]
     fn stuffing_in_pieces_is_stuffing_whole() {
-        let bodies: &[&[u8]] = &[
-            b"a\r\n.b\r\n..c",
-            b"a\nb\rc\r\n",
-            b"x\n.\n",
-            b"x\r",
-            b"\r\r\n.\r.\n\r",
-            b".\r\n.",
-            b"",
-        ];
-        for body in bodies {
+        for body in AWKWARD_BODIES {
             let mut whole = Vec::new();
             stuff(body, &mut whole);
             for i in 0..=body.len() {
@@ -962,16 +971,7 @@ mod tests {
     #[test]
     fn stuffed_output_is_always_clean() {
         // Whatever the body, the wire form has no bare CR/LF and ends once.
-        let bodies: &[&[u8]] = &[
-            b"\n.\n",
-            b"\r.\r",
-            b"\r\n.\r",
-            b"a\n.\r\nb",
-            b".",
-            b"\r",
-            b"\n",
-        ];
-        for body in bodies {
+        for body in AWKWARD_BODIES {
             let mut wire = Vec::new();
             stuff(body, &mut wire);
             let (kept, end, _) = run(1 << 20, MAX_TEXT_LINE, &[&wire]);

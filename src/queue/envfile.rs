@@ -564,13 +564,13 @@ fn failure_text(failure: &Failure) -> String {
                 "remote {} {} {}",
                 encode(host, false),
                 reply.code,
-                reply.enhanced.map_or_else(|| "-".into(), status_text)
+                reply
+                    .enhanced
+                    .map_or_else(|| "-".into(), |status| status.to_string())
             ),
             &reply.text,
         ),
-        Failure::Local { status, text } => {
-            with_text(format!("local {}", status_text(*status)), text)
-        }
+        Failure::Local { status, text } => with_text(format!("local {status}"), text),
         Failure::Expired { age, last } => {
             format!("expired {} {}", age.as_secs(), failure_text(last))
         }
@@ -648,10 +648,6 @@ fn parse_status(text: &str) -> Option<Enhanced> {
 /// 2, 4 or 5 (RFC 3463 §3.1).
 fn legacy_status(text: &str) -> Option<Enhanced> {
     parse_status(text).filter(|Enhanced(class, _, _)| matches!(class, 2 | 4 | 5))
-}
-
-fn status_text(Enhanced(c, s, d): Enhanced) -> String {
-    format!("{c}.{s}.{d}")
 }
 
 /// The start of a version 2 reply stored for a message past its lifetime.
@@ -777,6 +773,7 @@ fn decode(value: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_fixtures::remote_failure;
 
     fn entry(address: &str, notify: Option<Notify>, orcpt: Option<&str>) -> RecipientEntry {
         RecipientEntry::pending(Recipient {
@@ -784,17 +781,6 @@ mod tests {
             notify,
             orcpt: orcpt.map(|o| o.parse().unwrap()),
         })
-    }
-
-    fn remote_failure(code: u16, enhanced: Option<Enhanced>, text: &str) -> Failure {
-        Failure::Remote {
-            host: "mx.example.com".into(),
-            reply: RemoteReply {
-                code,
-                enhanced,
-                text: text.into(),
-            },
-        }
     }
 
     pub(crate) fn sample() -> QueuedMessage {
@@ -867,7 +853,7 @@ mod tests {
         let text = String::from_utf8(bytes.clone()).unwrap();
         assert!(text.contains("\nhelo: evil%0D%0Ahelo%20100%25\n"), "{text}");
         assert!(
-            text.contains("\nfailure: remote mx.example.com 451 4.3.0 Try later\n"),
+            text.contains("\nfailure: remote mx.example.net 451 4.3.0 Try later\n"),
             "{text}"
         );
         assert!(

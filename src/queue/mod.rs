@@ -179,6 +179,36 @@ pub struct QueuedMessage {
 }
 
 impl QueuedMessage {
+    /// `message` as spooled under `id` at `arrival` (seconds since the
+    /// epoch), before its first attempt: every recipient pending. `length`
+    /// and `sha256` describe its `<id>.msg` file.
+    pub(crate) fn arrived(
+        id: QueueId,
+        arrival: u64,
+        message: &NewMessage,
+        length: u64,
+        sha256: String,
+    ) -> QueuedMessage {
+        QueuedMessage {
+            id,
+            arrival,
+            mail_from: MailFrom::of(&message.envelope),
+            origin: message.origin.clone(),
+            recipients: message
+                .envelope
+                .recipients
+                .iter()
+                .cloned()
+                .map(RecipientEntry::pending)
+                .collect(),
+            attempts: 0,
+            next_attempt: 0,
+            delay_warned: false,
+            message_length: length,
+            message_sha256: sha256,
+        }
+    }
+
     /// Some recipient is not final yet (pending or deferred).
     pub fn has_open_recipients(&self) -> bool {
         self.recipients.iter().any(RecipientEntry::is_open)
@@ -524,24 +554,13 @@ impl Spool {
         let mut digest = Context::new(&SHA256);
         digest.update(header.as_bytes());
         digest.update(&message.body);
-        let queued = QueuedMessage {
-            id: id.clone(),
-            arrival: now.as_secs(),
-            mail_from: MailFrom::of(&message.envelope),
-            origin: message.origin.clone(),
-            recipients: message
-                .envelope
-                .recipients
-                .iter()
-                .cloned()
-                .map(RecipientEntry::pending)
-                .collect(),
-            attempts: 0,
-            next_attempt: 0,
-            delay_warned: false,
-            message_length: (header.len() + message.body.len()) as u64,
-            message_sha256: envfile::hex(digest.finish().as_ref()),
-        };
+        let queued = QueuedMessage::arrived(
+            id.clone(),
+            now.as_secs(),
+            message,
+            (header.len() + message.body.len()) as u64,
+            envfile::hex(digest.finish().as_ref()),
+        );
         let tmp = self.dir.join(format!("{id}.msg.tmp"));
         // Envelope and Received header in one write, then the message.
         let mut head = envfile::render(&queued);

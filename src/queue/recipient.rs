@@ -139,10 +139,7 @@ impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Failure::Remote { reply, .. } => reply.fmt(f),
-            Failure::Local { status, text } => {
-                write_status(f, *status)?;
-                write!(f, " {text}")
-            }
+            Failure::Local { status, text } => write!(f, "{status} {text}"),
             Failure::Expired { age, last } => {
                 write!(f, "gave up after {}: {last}", human_duration(*age))
             }
@@ -168,15 +165,10 @@ impl fmt::Display for RemoteReply {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.code)?;
         if let Some(status) = self.enhanced {
-            f.write_str(" ")?;
-            write_status(f, status)?;
+            write!(f, " {status}")?;
         }
         write!(f, " {}", self.text)
     }
-}
-
-fn write_status(f: &mut fmt::Formatter<'_>, Enhanced(c, s, d): Enhanced) -> fmt::Result {
-    write!(f, "{c}.{s}.{d}")
 }
 
 /// `5 days`, `3 hours`, `2 minutes`, `4 seconds` (rounded down).
@@ -197,27 +189,17 @@ fn human_duration(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn remote(code: u16, enhanced: Option<Enhanced>, text: &str) -> Failure {
-        Failure::Remote {
-            host: "mx.example.com".into(),
-            reply: RemoteReply {
-                code,
-                enhanced,
-                text: text.into(),
-            },
-        }
-    }
+    use crate::test_fixtures::remote_failure;
 
     #[test]
     fn failures_read_as_one_line() {
         let table = [
             (
-                remote(550, Some(Enhanced(5, 1, 1)), "No such user"),
+                remote_failure(550, Some(Enhanced(5, 1, 1)), "No such user"),
                 "550 5.1.1 No such user",
             ),
             (
-                remote(554, None, "Transaction failed"),
+                remote_failure(554, None, "Transaction failed"),
                 "554 Transaction failed",
             ),
             (
@@ -230,7 +212,7 @@ mod tests {
             (
                 Failure::Expired {
                     age: Duration::from_secs(86_400),
-                    last: Box::new(remote(451, Some(Enhanced(4, 3, 0)), "later")),
+                    last: Box::new(remote_failure(451, Some(Enhanced(4, 3, 0)), "later")),
                 },
                 "gave up after 1 day: 451 4.3.0 later",
             ),
@@ -243,10 +225,13 @@ mod tests {
     #[test]
     fn final_statuses_are_class_five() {
         let table = [
-            (remote(550, Some(Enhanced(5, 1, 1)), "x"), Enhanced(5, 1, 1)),
-            (remote(554, None, "x"), Enhanced(5, 0, 0)),
             (
-                remote(452, Some(Enhanced(4, 2, 2)), "full"),
+                remote_failure(550, Some(Enhanced(5, 1, 1)), "x"),
+                Enhanced(5, 1, 1),
+            ),
+            (remote_failure(554, None, "x"), Enhanced(5, 0, 0)),
+            (
+                remote_failure(452, Some(Enhanced(4, 2, 2)), "full"),
                 Enhanced(5, 2, 2),
             ),
             (
@@ -259,7 +244,7 @@ mod tests {
             (
                 Failure::Expired {
                     age: Duration::from_secs(5),
-                    last: Box::new(remote(451, None, "x")),
+                    last: Box::new(remote_failure(451, None, "x")),
                 },
                 Enhanced(5, 4, 7),
             ),
@@ -273,9 +258,9 @@ mod tests {
     fn the_answering_host_survives_expiry() {
         let expired = Failure::Expired {
             age: Duration::from_secs(5),
-            last: Box::new(remote(451, None, "x")),
+            last: Box::new(remote_failure(451, None, "x")),
         };
-        assert_eq!(expired.remote_host(), Some("mx.example.com"));
+        assert_eq!(expired.remote_host(), Some("mx.example.net"));
         let local = Failure::Local {
             status: Enhanced(4, 4, 1),
             text: "refused".into(),

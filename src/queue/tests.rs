@@ -1,40 +1,7 @@
 //! Spool tests on real files in a temporary directory.
 
 use super::*;
-use crate::proto::envelope::{ClientOrigin, Recipient};
-use crate::test_fixtures::TempDir;
-
-pub(crate) fn new_message(body: &[u8]) -> NewMessage {
-    NewMessage {
-        envelope: Envelope {
-            sender: "alice@example.org".into(),
-            recipients: vec![
-                Recipient {
-                    address: "bob@example.com".into(),
-                    notify: None,
-                    orcpt: None,
-                },
-                Recipient {
-                    address: "carol@example.net".into(),
-                    notify: None,
-                    orcpt: None,
-                },
-            ],
-            body: None,
-            smtputf8: false,
-            ret: None,
-            envid: None,
-        },
-        origin: Origin::Client(ClientOrigin {
-            client_ip: "192.0.2.7".into(),
-            helo: "DESKTOP-7Q2K3LM".into(),
-            tls: Some("TLSv1.3".into()),
-            auth_user: Some("alice@example.org".into()),
-            protocol: "ESMTPSA",
-        }),
-        body: body.to_vec(),
-    }
-}
+use crate::test_fixtures::{new_message, TempDir};
 
 fn mode(path: &Path) -> u32 {
     fs::metadata(path).unwrap().permissions().mode() & 0o777

@@ -179,7 +179,7 @@ fn commit(spool: &Spool, prepared: &Receiver<Prepared>, counters: &Counters) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::queue::tests::new_message;
+    use crate::test_fixtures::new_message;
     use crate::test_fixtures::TempDir;
     use std::time::Duration;
 

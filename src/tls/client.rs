@@ -1,8 +1,9 @@
 //! The client side, for outbound delivery, `outpost check` and the load
 //! generator: the blocking stream they speak SMTP over, a verifier that
 //! reports webpki's verdict instead of refusing (opportunistic TLS), and
-//! the root certificates they are checked against. Each caller builds its own
-//! `rustls::ClientConfig` from these, since each trusts differently.
+//! the root certificates they are checked against, and the one
+//! `rustls::ClientConfig` builder all three use, each with its own roots and
+//! its own way of treating the server's certificate.
 //!
 //! May import: rustls, webpki-roots, std, and the shared parts in `tls`.
 
@@ -16,7 +17,8 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{
-    ClientConnection, DigitallySignedStruct, RootCertStore, SignatureScheme, StreamOwned,
+    ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, SignatureScheme,
+    StreamOwned,
 };
 
 use super::{load_certificates, version_name, TlsError};
@@ -36,6 +38,39 @@ pub fn trusted_roots(extra: Option<&Path>) -> Result<RootCertStore, TlsError> {
         }
     }
     Ok(roots)
+}
+
+/// How a client configuration treats the server's certificate.
+pub enum CertCheck {
+    /// Refuse a certificate that does not verify for the server name.
+    Verify,
+    /// Accept any certificate and hand webpki's verdict to the sink (see
+    /// [`ObservingVerifier`]).
+    Observe(VerdictSink),
+}
+
+/// The client configuration of delivery, `outpost check` and the load
+/// generator: the ring provider, rustls's safe default protocol versions,
+/// no client certificate, and the server's certificate checked against
+/// `roots` as `check` says. A verifier that cannot be built from `roots`
+/// (none in it) is a [`rustls::Error::General`].
+pub fn client_config(
+    roots: Arc<RootCertStore>,
+    check: CertCheck,
+) -> Result<ClientConfig, rustls::Error> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?;
+    let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider)
+        .build()
+        .map_err(|e| rustls::Error::General(e.to_string()))?;
+    Ok(match check {
+        CertCheck::Verify => builder.with_webpki_verifier(webpki),
+        CertCheck::Observe(sink) => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(ObservingVerifier::new(webpki, sink))),
+    }
+    .with_no_client_auth())
 }
 
 /// A blocking client connection that may have been upgraded to TLS

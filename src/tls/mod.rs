@@ -3,7 +3,7 @@
 //! certificate of a first start. `client` is what outbound delivery,
 //! `outpost check` and the load generator speak through: the stream type,
 //! the certificate verifier that reports instead of refusing, the trusted
-//! roots. This file holds what both share: the errors, reading PEM
+//! roots and the client configuration built from them. This file holds what both share: the errors, reading PEM
 //! certificates and naming the negotiated version.
 //!
 //! May import: rustls, rcgen, webpki-roots, parking_lot and std; nothing
@@ -20,7 +20,9 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 use rustls::{CommonState, ProtocolVersion};
 
-pub use client::{trusted_roots, ClientStream, ObservingVerifier, VerdictSink};
+pub use client::{
+    client_config, trusted_roots, CertCheck, ClientStream, ObservingVerifier, VerdictSink,
+};
 pub use server::{generate_self_signed, load_private_key, server_config, ServerCertificate};
 
 /// Errors loading or creating TLS material; each names the file involved.

@@ -26,6 +26,7 @@ use crate::delivery::dns::DnsError;
 use crate::delivery::maildir::MaildirError;
 use crate::delivery::outbound::{self, CertPolicy, OutboundError, Peer};
 use crate::delivery::route;
+use crate::directory::Postmasters;
 use crate::maillog::{Line, Removed, RemovedBy};
 use crate::proto::client::{Client, ClientParams, Outcome, RecipientParams, TlsPolicy};
 use crate::proto::dsn::ReportAction;
@@ -163,14 +164,17 @@ fn attempt(ctx: &Context, id: &QueueId, injected: &mut Vec<QueueId>) -> Result<N
 /// the caller writes it down, so expansion happens once.
 fn expand_aliases(ctx: &Context, message: &mut QueuedMessage) -> bool {
     let first_user = |domain: &str| ctx.users.first_user(domain);
+    let postmasters = Postmasters {
+        local_domains: &ctx.config.local_domains,
+        first_user: &first_user,
+    };
     let tell_sender = !message.mail_from.sender.is_empty();
     let mut entries: Vec<RecipientEntry> = Vec::new();
     let mut changed = false;
     for entry in &message.recipients {
         let rcpt = &entry.recipient;
         let expanded = if entry.is_open() {
-            ctx.aliases
-                .expand(&rcpt.address, &ctx.config.local_domains, &first_user)
+            ctx.aliases.expand(&rcpt.address, postmasters)
         } else {
             Ok(vec![rcpt.address.clone()])
         };

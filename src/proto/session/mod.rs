@@ -12,13 +12,13 @@
 //! I/O.
 //!
 //! - `mod.rs`: the session, feeding, the one renderer, the simple verbs;
+//! - `greeting`: EHLO, HELO and STARTTLS;
 //! - `mail`: MAIL and RCPT, with the relay and sender policy;
 //! - `auth`: AUTH and the SASL dialogue;
 //! - `data`: DATA and BDAT, up to the spool request;
 //! - `invalid`: the replies to lines the command parser refused;
 //! - `events`: what the session reports for the mail log.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
 use super::command::{self, Command, Verb, MAX_AUTH_LINE};
@@ -32,6 +32,7 @@ use super::sasl::{AuthResult, Credentials};
 mod auth;
 mod data;
 mod events;
+mod greeting;
 mod invalid;
 mod mail;
 #[cfg(test)]
@@ -40,10 +41,6 @@ mod tests;
 use auth::SaslStep;
 use data::Chunk;
 pub use events::{MessageSummary, SessionEvent};
-
-/// RFC 5321 §4.1.2 / §4.5.3.1.2: a domain is at most 255 octets; that is as
-/// much of a client's EHLO argument as we echo back.
-const MAX_ECHOED_HELO: usize = 255;
 
 /// Which listener the connection came in on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -243,19 +240,6 @@ fn out_of_sequence(text: &'static str) -> Response {
     Response::bad(Reply::new(503, (5, 5, 1), text))
 }
 
-/// The EHLO argument made safe to echo: printable characters only, at most
-/// [`MAX_ECHOED_HELO`] octets, so our reply line stays under 512 octets.
-fn echo_safe(name: &str) -> String {
-    let mut echoed = String::new();
-    for c in name.chars().filter(|c| !c.is_control()) {
-        if echoed.len() + c.len_utf8() > MAX_ECHOED_HELO {
-            break;
-        }
-        echoed.push(c);
-    }
-    echoed
-}
-
 /// One SMTP server session.
 pub struct Session {
     role: Role,
@@ -359,18 +343,6 @@ impl Session {
             consumed,
             action: None,
         }
-    }
-
-    /// The TLS handshake finished with `version` (e.g. `TLSv1.3`); the
-    /// session forgets EHLO and any transaction (RFC 3207 §4.2).
-    pub fn tls_started(&mut self, version: &str) {
-        self.tls = Some(version.to_string());
-        self.helo = None;
-        self.esmtp = false;
-        self.transaction = None;
-        self.mode = Mode::Command;
-        self.splitter = LineSplitter::new(MAX_AUTH_LINE);
-        self.pending = None;
     }
 
     /// The answer to [`Action::Authenticate`], reported as
@@ -617,62 +589,6 @@ impl Session {
         (verb, response)
     }
 
-    /// The EHLO reply lines: greeting line, then the extensions we offer.
-    fn ehlo_lines(&self, name: &str) -> Vec<Cow<'static, str>> {
-        let mut lines: Vec<Cow<'static, str>> = vec![
-            format!(
-                "{} Hello {} [{}]",
-                self.config.hostname,
-                echo_safe(name),
-                self.client.ip
-            )
-            .into(),
-            "PIPELINING".into(),
-            format!("SIZE {}", self.config.max_message_size).into(),
-            "8BITMIME".into(),
-            "SMTPUTF8".into(),
-            "ENHANCEDSTATUSCODES".into(),
-            "CHUNKING".into(),
-            "DSN".into(),
-        ];
-        if self.tls.is_none() {
-            if self.config.tls_available {
-                lines.push("STARTTLS".into());
-            }
-        } else {
-            // RFC 4954 §4 and RFC 8314: no passwords over plaintext, so AUTH
-            // is only advertised once the connection is encrypted.
-            lines.push("AUTH PLAIN LOGIN".into());
-            if self.config.auth_equals_line {
-                lines.push("AUTH=PLAIN LOGIN".into());
-            }
-        }
-        lines
-    }
-
-    /// `EHLO name`: resets any transaction; the reply lists the extensions
-    /// (without enhanced codes, RFC 2034 §3).
-    fn on_ehlo(&mut self, name: &str) -> Response {
-        self.helo = Some(name.to_string());
-        self.esmtp = true;
-        self.transaction = None;
-        Response::ok(Reply::plain(250, self.ehlo_lines(name)))
-    }
-
-    /// `HELO name`: plain SMTP; resets any transaction.
-    fn on_helo(&mut self, name: &str) -> Response {
-        self.helo = Some(name.to_string());
-        self.esmtp = false;
-        self.transaction = None;
-        let text = format!(
-            "{} Hello {} [{}]",
-            self.config.hostname,
-            echo_safe(name),
-            self.client.ip
-        );
-        Response::ok(Reply::plain(250, vec![text.into()]))
-    }
-
     /// `RSET`: ends the transaction; EHLO and AUTH stay.
     fn on_rset(&mut self) -> Response {
         self.transaction = None;
@@ -683,23 +599,6 @@ impl Session {
     fn on_quit(&mut self) -> Response {
         let text = format!("{} closing connection, goodbye", self.config.hostname);
         Response::ok(Reply::new(221, (2, 0, 0), text).and_close())
-    }
-
-    /// `STARTTLS` (RFC 3207).
-    fn on_starttls(&mut self) -> Response {
-        if self.tls.is_some() {
-            return out_of_sequence("TLS is already active");
-        }
-        if self.auth_user.is_some() {
-            return out_of_sequence("STARTTLS is not allowed after authentication");
-        }
-        if !self.config.tls_available {
-            return Response::ok(Reply::new(454, (4, 7, 0), "TLS is not available"));
-        }
-        Response::act(
-            Some(Reply::new(220, (2, 0, 0), "Ready to start TLS")),
-            Action::StartTls,
-        )
     }
 }
 

@@ -3,10 +3,10 @@
 use super::*;
 use crate::delivery::manager::report::{report_message, ReportContext};
 use crate::delivery::retry::Schedule;
-use crate::proto::envelope::{ClientOrigin, Origin, Recipient};
+use crate::proto::envelope::Recipient;
 use crate::proto::esmtp::Notify;
 use crate::proto::reply::Enhanced;
-use crate::queue::{MailFrom, RecipientEntry, RemoteReply};
+use crate::test_fixtures::{self, remote_failure};
 
 const ARRIVAL: u64 = 1_800_000_000;
 const HOUR: u64 = 3600;
@@ -20,41 +20,20 @@ fn policy() -> RetryPolicy {
     }
 }
 
+/// A message from `sender` to `rcpt0@example.net`, `rcpt1@…`, one for each
+/// NOTIFY in `notify`, arrived at [`ARRIVAL`], not tried yet.
 fn message(sender: &str, notify: &[Option<Notify>]) -> QueuedMessage {
-    QueuedMessage {
-        id: "0J5Z3K1M2N3P4Q5R".parse().unwrap(),
-        arrival: ARRIVAL,
-        mail_from: MailFrom {
-            sender: sender.into(),
-            body: None,
-            smtputf8: false,
-            ret: None,
-            envid: None,
-        },
-        origin: Origin::Client(ClientOrigin {
-            client_ip: "192.0.2.7".into(),
-            helo: "client.example".into(),
-            tls: None,
-            auth_user: None,
-            protocol: "ESMTP",
-        }),
-        recipients: notify
-            .iter()
-            .enumerate()
-            .map(|(i, &notify)| {
-                RecipientEntry::pending(Recipient {
-                    address: format!("rcpt{i}@example.net"),
-                    notify,
-                    orcpt: None,
-                })
-            })
-            .collect(),
-        attempts: 0,
-        next_attempt: 0,
-        delay_warned: false,
-        message_length: 10,
-        message_sha256: "0".repeat(64),
-    }
+    let mut new = test_fixtures::new_message(b"Subject: x\r\n\r\n");
+    new.envelope.sender = sender.into();
+    new.envelope.recipients = notify
+        .iter()
+        .enumerate()
+        .map(|(i, &notify)| Recipient {
+            notify,
+            ..test_fixtures::recipient(&format!("rcpt{i}@example.net"))
+        })
+        .collect();
+    test_fixtures::queued_message(&new, ARRIVAL)
 }
 
 fn notify(success: bool, failure: bool, delay: bool) -> Option<Notify> {
@@ -67,23 +46,16 @@ fn notify(success: bool, failure: bool, delay: bool) -> Option<Notify> {
 
 const NEVER: Option<Notify> = Some(Notify::NEVER);
 
-fn remote_failure(code: u16, status: (u8, u16, u16), text: &str) -> Failure {
-    Failure::Remote {
-        host: "mx.example.net".into(),
-        reply: RemoteReply {
-            code,
-            enhanced: Some(Enhanced(status.0, status.1, status.2)),
-            text: text.into(),
-        },
-    }
-}
-
 fn transient() -> RcptOutcome {
-    RcptOutcome::Transient(remote_failure(451, (4, 3, 0), "Try again later"))
+    RcptOutcome::Transient(remote_failure(
+        451,
+        Some(Enhanced(4, 3, 0)),
+        "Try again later",
+    ))
 }
 
 fn permanent() -> RcptOutcome {
-    RcptOutcome::Permanent(remote_failure(550, (5, 1, 1), "No such user"))
+    RcptOutcome::Permanent(remote_failure(550, Some(Enhanced(5, 1, 1)), "No such user"))
 }
 
 fn delivered() -> RcptOutcome {
@@ -378,18 +350,24 @@ fn the_delay_warning_comes_once_after_its_time() {
 // ---------------------------------------------------------------------------
 // Reports left over by a crash.
 
-#[test]
-fn marks_left_by_a_crash_are_reported_without_a_new_attempt() {
-    let mut m = message(
-        "alice@example.org",
-        &[notify(true, false, false), None, None],
-    );
+/// A message whose first recipient was relayed by mx.example.net and
+/// whose second was refused by it, both with their report still due: a
+/// crash came between writing the states and sending the report.
+fn reports_left_by_a_crash(notify: &[Option<Notify>]) -> QueuedMessage {
+    let mut m = message("alice@example.org", notify);
     m.recipients[0].state = RecipientState::Delivered {
         relay: Some("mx.example.net".into()),
     };
     m.recipients[0].report_due = true;
-    m.recipients[1].state = RecipientState::Failed(remote_failure(550, (5, 1, 1), "No such user"));
+    m.recipients[1].state =
+        RecipientState::Failed(remote_failure(550, Some(Enhanced(5, 1, 1)), "No such user"));
     m.recipients[1].report_due = true;
+    m
+}
+
+#[test]
+fn marks_left_by_a_crash_are_reported_without_a_new_attempt() {
+    let mut m = reports_left_by_a_crash(&[notify(true, false, false), None, None]);
     m.recipients[2].state = RecipientState::Delivered { relay: None };
     let plan = run(&m, Vec::new(), 60);
     assert_eq!(plan.outcome_report, Some(vec![0, 1]));
@@ -399,16 +377,7 @@ fn marks_left_by_a_crash_are_reported_without_a_new_attempt() {
 
 #[test]
 fn a_success_report_left_by_a_crash_still_says_relayed() {
-    let mut m = message(
-        "alice@example.org",
-        &[notify(true, false, false), notify(true, true, false)],
-    );
-    m.recipients[0].state = RecipientState::Delivered {
-        relay: Some("mx.example.net".into()),
-    };
-    m.recipients[0].report_due = true;
-    m.recipients[1].state = RecipientState::Failed(remote_failure(550, (5, 1, 1), "No such user"));
-    m.recipients[1].report_due = true;
+    let m = reports_left_by_a_crash(&[notify(true, false, false), notify(true, true, false)]);
     let plan = run(&m, Vec::new(), 60);
     let ctx = ReportContext {
         hostname: "out.example.org",
