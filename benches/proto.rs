@@ -1,4 +1,4 @@
-//! Throughput of the protocol core (issue 5, item 1), in bytes/s, each next
+//! Throughput of the protocol core, in bytes/s, each next
 //! to two references over the same bytes in the same run: counting `\n`
 //! with memchr (a scan) and a plain copy into a reused Vec. Only the ratios
 //! between them mean anything on a shared machine.
@@ -18,7 +18,7 @@ use common::{Kind, CHUNK};
 use outpost::proto::command;
 use outpost::proto::line::{LineSplitter, LineStatus, MAX_COMMAND_LINE};
 
-/// The body sizes of issue 5: 1 KiB, 64 KiB, 10 MiB (before stuffing).
+/// The body sizes measured: 1 KiB, 64 KiB, 10 MiB (before stuffing).
 pub const SIZES: [(&str, usize); 3] = [
     ("1KiB", 1024),
     ("64KiB", 64 * 1024),

@@ -1,23 +1,6 @@
-//! The settings of the delivery side (issue 3) with their defaults, and
-//! small pure parsers for their command-line forms, so the CLI can wire
-//! each flag in one line:
-//!
-//! ```text
-//! --dns-server IP:PORT        config.dns_server = Some(parse_socket_addr(v)?)
-//! --mx-port N                 config.mx_port = parse_port(v)?
-//! --outbound-tls MODE         config.outbound_tls = parse_outbound_tls(v)?
-//! --relay-host HOST:PORT      config.relay_host = Some(parse_host_port(v)?)
-//! --relay-tls MODE            config.relay_tls = parse_relay_tls(v)?
-//! --relay-user NAME           config.relay_user = Some(v)
-//! --relay-password-file F     config.relay_password_file = Some(v.into())
-//! --relay-ca FILE             config.relay_ca = Some(v.into())
-//! --transport DOMAIN=ROUTE    config.add_transport(v)?      (repeatable)
-//! --retry LIST                config.retry.schedule = parse_retry(v)?
-//! --max-queue-lifetime D      config.retry.max_lifetime = retry::parse_duration(v)?
-//! --delay-warning D           config.retry.delay_warning = retry::parse_delay_warning(v)?
-//! --max-outbound-connections  config.max_outbound_connections = parse_connections(v)?
-//! --aliases FILE              config.aliases = Some(v.into())
-//! ```
+//! The settings of the delivery side with their defaults, and small pure
+//! parsers for their command-line forms. Which flag sets which field is
+//! said once, in the `OPTIONS` table of `crate::config`.
 //!
 //! Pure: nothing here reads files or sockets.
 
@@ -437,7 +420,7 @@ mod tests {
     }
 
     #[test]
-    fn defaults_follow_the_issue() {
+    fn defaults_are_postfix_like_and_opportunistic() {
         let c = DeliveryConfig::default();
         assert_eq!(c.mx_port, 25);
         assert_eq!(c.outbound_tls, CertPolicy::Opportunistic);
