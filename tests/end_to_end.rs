@@ -987,3 +987,43 @@ fn kill_9_twenty_times_under_load_loses_and_duplicates_nothing() {
         acknowledged.len()
     );
 }
+
+/// At start the server clears abandoned files from a mailbox's `tmp/`:
+/// one of its own whose message is no longer queued, and another
+/// program's untouched for more than 36 hours; a fresh one stays (another
+/// program may be writing it right now).
+#[test]
+fn start_up_removes_abandoned_maildir_tmp_files() {
+    let world = World::new("e2e-maildir-tmp");
+    let spec = world.b(free_port());
+    let tmp = spec.data.join("mail/b.test/bob/tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let orphan = "1795718460.outpost-0J5Z3K1M2N3P4Q5R-0.mx.b.test";
+    let old = "1600000000.M1P2Q3.elsewhere";
+    let fresh = "1795718460.M4P5Q6.elsewhere";
+    for name in [orphan, old, fresh] {
+        std::fs::write(tmp.join(name), b"partial").unwrap();
+    }
+    let long_ago = std::time::SystemTime::now() - Duration::from_secs(37 * 60 * 60);
+    File::options()
+        .write(true)
+        .open(tmp.join(old))
+        .unwrap()
+        .set_modified(long_ago)
+        .unwrap();
+
+    let server = Outpost::start(&spec, 1);
+
+    let left: Vec<String> = std::fs::read_dir(&tmp)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, vec![fresh.to_string()]);
+    assert!(
+        server
+            .log_text()
+            .contains("removed 2 abandoned files from tmp/"),
+        "{}",
+        server.log_text()
+    );
+}
