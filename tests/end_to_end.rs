@@ -827,3 +827,203 @@ fn sigterm_during_an_unanswered_dns_question_exits_promptly() {
         "with a DNS question in flight",
     );
 }
+
+/// Local users of the load test below.
+const LOAD_USERS: [&str; 2] = ["bob", "carol"];
+
+/// One message to every [`LOAD_USERS`] mailbox over plain SMTP, `token` as
+/// its Subject. `Ok(true)` when the final dot got its 250; an error when
+/// the server went away (killed) first.
+fn send_token(address: SocketAddr, token: &str) -> std::io::Result<bool> {
+    use std::io::BufRead;
+    let stream = TcpStream::connect_timeout(&address, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut writer = stream.try_clone()?;
+    let mut reader = std::io::BufReader::new(stream);
+    let mut reply = move || -> std::io::Result<String> {
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line)? == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            if line.len() < 4 || line.as_bytes()[3] != b'-' {
+                return Ok(line);
+            }
+        }
+    };
+    let mut step = |command: &str, want: &str| -> std::io::Result<bool> {
+        if !command.is_empty() {
+            writer.write_all(command.as_bytes())?;
+        }
+        Ok(reply()?.starts_with(want))
+    };
+    let mut commands = vec![
+        (String::new(), "220"),
+        ("EHLO load.test\r\n".to_string(), "250"),
+        ("MAIL FROM:<sender@x.test>\r\n".to_string(), "250"),
+    ];
+    for user in LOAD_USERS {
+        commands.push((format!("RCPT TO:<{user}@b.test>\r\n"), "250"));
+    }
+    commands.push(("DATA\r\n".to_string(), "354"));
+    commands.push((
+        format!("Subject: {token}\r\nMessage-ID: <{token}@x.test>\r\n\r\nload\r\n.\r\n"),
+        "250",
+    ));
+    for (command, want) in &commands {
+        if !step(command, want)? {
+            return Ok(false);
+        }
+    }
+    let _ = step("QUIT\r\n", "221");
+    Ok(true)
+}
+
+/// How often each Subject occurs in `local`'s Maildir (`new/` and `cur/`).
+fn subjects_in_maildir(data: &Path, local: &str) -> std::collections::HashMap<String, usize> {
+    let mut counts = std::collections::HashMap::new();
+    for sub in ["new", "cur"] {
+        let dir = data.join("mail/b.test").join(local).join(sub);
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        for entry in entries {
+            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+            let subject = header(&text, "Subject").unwrap_or("none").trim();
+            let token = subject.trim_start_matches("Subject:").trim().to_string();
+            *counts.entry(token).or_insert(0) += 1;
+        }
+    }
+    counts
+}
+
+/// `kill -9` twenty times under load, each at a different moment, the
+/// server restarted on the same data directory each time: every message
+/// acknowledged with 250 is in each recipient's Maildir exactly once, and
+/// no message (acknowledged or not) is there twice. A crash between the
+/// Maildir rename and the queue's record must not deliver again.
+#[test]
+fn kill_9_twenty_times_under_load_loses_and_duplicates_nothing() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    const KILLS: usize = 20;
+    const CLIENTS: usize = 3;
+    /// Bounds the load: at most this many messages per client.
+    const PER_CLIENT: usize = 150;
+
+    let world = World::new("e2e-kill9-load");
+    let addresses: Vec<String> = LOAD_USERS.iter().map(|u| format!("{u}@b.test")).collect();
+    let address_refs: Vec<&str> = addresses.iter().map(String::as_str).collect();
+    let spec = Spec {
+        users: users_file(&world.root.path().join("load-users"), &address_refs),
+        name: "load",
+        ..world.b(free_port())
+    };
+    let mut server = Outpost::start(&spec, 0);
+    let smtp = server.smtp;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|client| {
+            let stop = stop.clone();
+            let acknowledged = acknowledged.clone();
+            std::thread::spawn(move || {
+                for seq in 0..PER_CLIENT {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let token = format!("c{client}-m{seq}");
+                    match send_token(smtp, &token) {
+                        Ok(true) => acknowledged.lock().unwrap().push(token),
+                        // Refused or cut off by a kill: wait for the restart.
+                        _ => std::thread::sleep(Duration::from_millis(20)),
+                    }
+                }
+            })
+        })
+        .collect();
+
+    let count = || acknowledged.lock().unwrap().len();
+    for kill in 0..KILLS {
+        // Load is flowing again after the restart, then a moment that
+        // differs from kill to kill.
+        let before = count();
+        wait_for(START_LIMIT, "a message accepted after the restart", || {
+            count() > before || clients.iter().all(|c| c.is_finished())
+        });
+        std::thread::sleep(Duration::from_millis(10 + (kill as u64 * 37) % 250));
+        server.restart(kill + 1);
+    }
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        client.join().unwrap();
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(
+        acknowledged.len() >= KILLS,
+        "too little load: {}",
+        acknowledged.len()
+    );
+
+    wait_for(DELIVERY_LIMIT, "every queued message delivered", || {
+        queue_is_empty(&spec.data)
+    });
+    for user in LOAD_USERS {
+        let counts = subjects_in_maildir(&spec.data, user);
+        let lost: Vec<&String> = acknowledged
+            .iter()
+            .filter(|token| !counts.contains_key(*token))
+            .collect();
+        assert!(lost.is_empty(), "{user}: lost after a 250: {lost:?}");
+        let twice: Vec<(&String, &usize)> = counts.iter().filter(|(_, n)| **n > 1).collect();
+        assert!(twice.is_empty(), "{user}: delivered twice: {twice:?}");
+        let tmp = spec.data.join("mail/b.test").join(user).join("tmp");
+        assert_eq!(std::fs::read_dir(tmp).unwrap().count(), 0, "{user}: tmp/");
+    }
+    eprintln!(
+        "{} messages acknowledged over {KILLS} kills",
+        acknowledged.len()
+    );
+}
+
+/// At start the server clears abandoned files from a mailbox's `tmp/`:
+/// one of its own whose message is no longer queued, and another
+/// program's untouched for more than 36 hours; a fresh one stays (another
+/// program may be writing it right now).
+#[test]
+fn start_up_removes_abandoned_maildir_tmp_files() {
+    let world = World::new("e2e-maildir-tmp");
+    let spec = world.b(free_port());
+    let tmp = spec.data.join("mail/b.test/bob/tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let orphan = "1795718460.outpost-0J5Z3K1M2N3P4Q5R-0.mx.b.test";
+    let old = "1600000000.M1P2Q3.elsewhere";
+    let fresh = "1795718460.M4P5Q6.elsewhere";
+    for name in [orphan, old, fresh] {
+        std::fs::write(tmp.join(name), b"partial").unwrap();
+    }
+    let long_ago = std::time::SystemTime::now() - Duration::from_secs(37 * 60 * 60);
+    File::options()
+        .write(true)
+        .open(tmp.join(old))
+        .unwrap()
+        .set_modified(long_ago)
+        .unwrap();
+
+    let server = Outpost::start(&spec, 1);
+
+    let left: Vec<String> = std::fs::read_dir(&tmp)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, vec![fresh.to_string()]);
+    assert!(
+        server
+            .log_text()
+            .contains("removed 2 abandoned files from tmp/"),
+        "{}",
+        server.log_text()
+    );
+}

@@ -4,16 +4,33 @@
 //! The Maildir way makes a delivery atomic: write the whole file under
 //! `tmp/`, fsync it, then rename it into `new/` and fsync `new/`; a reader
 //! never sees half a message and a crash leaves at most a stale `tmp/` file.
+//!
+//! Exactly once across crashes: the file of one recipient of one queued
+//! message has one name, `<arrival>.outpost-<queue id>-<recipient>.<host>`,
+//! computed the same by every attempt. A crash after the rename but before
+//! the queue recorded the delivery leaves that name in `new/` (or in `cur/`,
+//! with flags after a `:`, once a mail client has seen it); the next
+//! attempt finds it there and counts the recipient as delivered without
+//! writing a second copy.
+//!
+//! Stale `tmp/` files are removed at start-up, before any delivery runs
+//! (see [`MailStore::clean_tmp`]).
 
+use std::ffi::OsStr;
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
-/// Per-process delivery counter for unique names (the `Q` part).
-static COUNTER: AtomicU64 = AtomicU64::new(0);
+use crate::queue::QueueId;
+
+/// What the unique part of Outpost's file names starts with.
+const MARKER: &str = "outpost-";
+
+/// The Maildir convention: a `tmp/` file untouched this long is abandoned.
+pub const TMP_STALE_AFTER: Duration = Duration::from_secs(36 * 60 * 60);
 
 /// Errors of local delivery.
 #[derive(Debug)]
@@ -39,6 +56,42 @@ impl std::fmt::Display for MaildirError {
 }
 
 impl std::error::Error for MaildirError {}
+
+/// An I/O error on `path`, for `map_err`.
+fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> MaildirError {
+    let path = path.to_path_buf();
+    move |source| MaildirError::Io { path, source }
+}
+
+/// One recipient of one queued message: what names its Maildir file.
+#[derive(Debug, Clone, Copy)]
+pub struct DeliveryKey<'a> {
+    /// The message's queue id.
+    pub queue_id: &'a QueueId,
+    /// The recipient's index in the message's recipient list.
+    pub recipient: usize,
+    /// The message's arrival time (seconds since the epoch), as spooled.
+    pub arrival: u64,
+}
+
+/// How a delivery ended well.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivered {
+    /// The message was written to this file in `new/`.
+    Written(PathBuf),
+    /// An earlier attempt had delivered it already: this file, in `new/`
+    /// or `cur/`. Nothing was written.
+    Found(PathBuf),
+}
+
+impl Delivered {
+    /// The mailbox file, wherever it is.
+    pub fn path(&self) -> &Path {
+        match self {
+            Delivered::Written(path) | Delivered::Found(path) => path,
+        }
+    }
+}
 
 /// The Maildir root of all local mail: `<data-dir>/mail`.
 #[derive(Debug, Clone)]
@@ -66,71 +119,194 @@ impl MailStore {
 
     /// Delivers `message` (CRLF line ends, as received) to `local@domain`
     /// with a `Return-Path: <sender>` line first (`<>` for reports; RFC 5321
-    /// §4.4). Returns the path of the file in `new/`. Blocking (fsync).
+    /// §4.4), under the name of `key`, unless a file of that name is
+    /// already in `new/` or `cur/`. Blocking (fsync).
     pub fn deliver(
         &self,
         local: &str,
         domain: &str,
         sender: &str,
         message: &[u8],
-    ) -> Result<PathBuf, MaildirError> {
+        key: DeliveryKey<'_>,
+    ) -> Result<Delivered, MaildirError> {
         let dir = self.mailbox_dir(local, domain)?;
         let mut builder = DirBuilder::new();
         builder.recursive(true).mode(0o700);
         for sub in ["tmp", "new", "cur"] {
             let path = dir.join(sub);
-            builder
-                .create(&path)
-                .map_err(|source| MaildirError::Io { path, source })?;
+            builder.create(&path).map_err(io_at(&path))?;
         }
-        let name = self.unique_name();
+        let name = self.file_name(key);
+        if let Some(found) = find_delivered(&dir, &name)? {
+            return Ok(Delivered::Found(found));
+        }
         let tmp = dir.join("tmp").join(&name);
         let new = dir.join("new").join(&name);
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| MaildirError::Io { path, source }
-        };
-        let result = (|| {
-            let mut file = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&tmp)
-                .map_err(io(&tmp))?;
-            let sender = sender.replace(['\r', '\n'], "");
-            file.write_all(format!("Return-Path: <{sender}>\r\n").as_bytes())
-                .and_then(|()| file.write_all(message))
-                .and_then(|()| file.sync_all())
-                .map_err(io(&tmp))?;
-            fs::rename(&tmp, &new).map_err(io(&new))?;
-            let new_dir = dir.join("new");
-            File::open(&new_dir)
-                .and_then(|d| d.sync_all())
-                .map_err(io(&new_dir))
-        })();
+        let result = write_and_rename(&tmp, &new, sender, message);
         if result.is_err() {
             // Best effort: a failed delivery leaves no partial file behind.
             let _ = fs::remove_file(&tmp);
         }
-        result.map(|()| new)
+        result.map(|()| Delivered::Written(new))
     }
 
-    /// `<secs>.M<micros>P<pid>Q<counter>.<host>` (the Maildir spec's
-    /// recommended form): unique per host, process and delivery.
-    fn unique_name(&self) -> String {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        let counter = COUNTER.fetch_add(1, Ordering::Relaxed);
+    /// `<arrival>.outpost-<queue id>-<recipient>.<host>`: the Maildir
+    /// spec's `time.unique.host` form, with a unique part that no other
+    /// delivery has (queue ids are never reused) and that every attempt of
+    /// this one computes again.
+    pub fn file_name(&self, key: DeliveryKey<'_>) -> String {
         format!(
-            "{}.M{}P{}Q{}.{}",
-            now.as_secs(),
-            now.subsec_micros(),
-            std::process::id(),
-            counter,
-            self.hostname
+            "{}.{MARKER}{}-{}.{}",
+            key.arrival, key.queue_id, key.recipient, self.hostname
         )
     }
+
+    /// Removes abandoned files from every mailbox's `tmp/` and returns how
+    /// many. Abandoned means untouched for [`TMP_STALE_AFTER`] (the
+    /// Maildir convention: whoever wrote it gave up long ago), or one of
+    /// Outpost's own names whose queue entry is gone (`is_queued` says no):
+    /// nothing will deliver it any more. A file with Outpost's name whose
+    /// message is still queued stays; its next attempt writes it again
+    /// from the start. Call before delivery starts: then no file of ours
+    /// is being written, and another program's file is only removed when
+    /// nobody has written to it for 36 hours. Best effort: failures are
+    /// logged and skipped.
+    pub fn clean_tmp(&self, now: SystemTime, is_queued: &dyn Fn(&QueueId) -> bool) -> usize {
+        let mut removed = 0;
+        for tmp in self.tmp_dirs() {
+            let Ok(entries) = fs::read_dir(&tmp) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if is_abandoned(&path, &entry.file_name(), now, is_queued) {
+                    match fs::remove_file(&path) {
+                        Ok(()) => removed += 1,
+                        Err(e) => log::warn!("maildir: cannot remove {}: {e}", path.display()),
+                    }
+                }
+            }
+        }
+        removed
+    }
+
+    /// Every `<domain>/<user>/tmp` under the root.
+    fn tmp_dirs(&self) -> Vec<PathBuf> {
+        let subdirs = |dir: &Path| -> Vec<PathBuf> {
+            fs::read_dir(dir)
+                .map(|entries| {
+                    entries
+                        .flatten()
+                        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                        .map(|e| e.path())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        subdirs(&self.root)
+            .iter()
+            .flat_map(|domain| subdirs(domain))
+            .map(|mailbox| mailbox.join("tmp"))
+            .filter(|tmp| tmp.is_dir())
+            .collect()
+    }
+}
+
+/// Writes the file under `tmp/`, syncs it, renames it to `new/` and syncs
+/// `new/`. A `tmp/` file of the same name can only be left by an earlier
+/// attempt of this delivery that crashed: it is overwritten.
+fn write_and_rename(
+    tmp: &Path,
+    new: &Path,
+    sender: &str,
+    message: &[u8],
+) -> Result<(), MaildirError> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(tmp)
+        .map_err(io_at(tmp))?;
+    let sender = sender.replace(['\r', '\n'], "");
+    file.write_all(format!("Return-Path: <{sender}>\r\n").as_bytes())
+        .and_then(|()| file.write_all(message))
+        .and_then(|()| file.sync_all())
+        .map_err(io_at(tmp))?;
+    fs::rename(tmp, new).map_err(io_at(new))?;
+    let new_dir = new.parent().unwrap_or(Path::new("."));
+    File::open(new_dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_at(new_dir))
+}
+
+/// The file named `name` in the mailbox `dir` if a delivery put it there:
+/// `new/<name>`, or in `cur/` as `<name>` followed by nothing, by the `:`
+/// that starts the flags, or by the `,` of fields some readers add
+/// (Dovecot's `,S=<size>`).
+fn find_delivered(dir: &Path, name: &str) -> Result<Option<PathBuf>, MaildirError> {
+    let in_new = dir.join("new").join(name);
+    match fs::symlink_metadata(&in_new) {
+        Ok(_) => return Ok(Some(in_new)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(source) => {
+            return Err(MaildirError::Io {
+                path: in_new,
+                source,
+            })
+        }
+    }
+    let cur = dir.join("cur");
+    for entry in fs::read_dir(&cur).map_err(io_at(&cur))? {
+        let entry = entry.map_err(io_at(&cur))?;
+        if is_same_delivery(&entry.file_name(), name) {
+            return Ok(Some(entry.path()));
+        }
+    }
+    Ok(None)
+}
+
+/// `file` is the delivery named `name`, perhaps with flags or fields added.
+fn is_same_delivery(file: &OsStr, name: &str) -> bool {
+    match file.as_bytes().strip_prefix(name.as_bytes()) {
+        Some(rest) => matches!(rest.first(), None | Some(b':' | b',')),
+        None => false,
+    }
+}
+
+/// The queue id in one of Outpost's file names, if `name` is one.
+fn queue_id_of(name: &str) -> Option<QueueId> {
+    let unique = name.split('.').nth(1)?;
+    let (id, recipient) = unique.strip_prefix(MARKER)?.rsplit_once('-')?;
+    if recipient.is_empty() || !recipient.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    id.parse().ok()
+}
+
+/// See [`MailStore::clean_tmp`] for the rule.
+fn is_abandoned(
+    path: &Path,
+    name: &OsStr,
+    now: SystemTime,
+    is_queued: &dyn Fn(&QueueId) -> bool,
+) -> bool {
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return false;
+    };
+    if !meta.is_file() {
+        return false;
+    }
+    let untouched = meta
+        .modified()
+        .ok()
+        .and_then(|modified| now.duration_since(modified).ok())
+        .is_some_and(|age| age >= TMP_STALE_AFTER);
+    let orphan = name
+        .to_str()
+        .and_then(queue_id_of)
+        .is_some_and(|id| !is_queued(&id));
+    untouched || orphan
 }
 
 /// A local part or domain as one safe directory name: lower case, no `/`,
@@ -178,17 +354,95 @@ mod tests {
         }
     }
 
+    const ID: &str = "0J5Z3K1M2N3P4Q5R";
+
+    fn key(id: &QueueId, recipient: usize) -> DeliveryKey<'_> {
+        DeliveryKey {
+            queue_id: id,
+            recipient,
+            arrival: 1_795_718_460,
+        }
+    }
+
+    fn names_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
     #[test]
-    fn delivers_with_return_path_and_unique_names() {
+    fn names_come_from_arrival_queue_id_and_recipient() {
+        let store = MailStore::new(Path::new("/data"), "mx.example:25/x");
+        let id: QueueId = ID.parse().unwrap();
+        let name = store.file_name(key(&id, 3));
+        assert_eq!(
+            name,
+            "1795718460.outpost-0J5Z3K1M2N3P4Q5R-3.mx.example\\07225\\057x"
+        );
+        assert_eq!(store.file_name(key(&id, 3)), name, "every attempt agrees");
+        assert_ne!(store.file_name(key(&id, 4)), name);
+        assert_eq!(queue_id_of(&name), Some(id));
+    }
+
+    #[test]
+    fn recognises_outpost_names_only() {
+        let table = [
+            ("1795718460.outpost-0J5Z3K1M2N3P4Q5R-0.mx.test", Some(ID)),
+            ("1795718460.outpost-0J5Z3K1M2N3P4Q5R-12.mx", Some(ID)),
+            ("1795718460.outpost-0J5Z3K1M2N3P4Q5R-.mx", None),
+            ("1795718460.outpost-0J5Z3K1M2N3P4Q5R-x.mx", None),
+            ("1795718460.outpost-short-1.mx", None),
+            ("1795718460.M12P34Q5.mx.test", None),
+            ("1795718460.12345_6.mx.test", None),
+            ("junk", None),
+        ];
+        for (name, want) in table {
+            let want: Option<QueueId> = want.map(|id| id.parse().unwrap());
+            assert_eq!(queue_id_of(name), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn same_delivery_ignores_flags_and_reader_fields() {
+        let name = "1795718460.outpost-0J5Z3K1M2N3P4Q5R-1.mx";
+        let table = [
+            (name, true),
+            ("1795718460.outpost-0J5Z3K1M2N3P4Q5R-1.mx:2,S", true),
+            ("1795718460.outpost-0J5Z3K1M2N3P4Q5R-1.mx:2,", true),
+            ("1795718460.outpost-0J5Z3K1M2N3P4Q5R-1.mx,S=120:2,RS", true),
+            ("1795718460.outpost-0J5Z3K1M2N3P4Q5R-10.mx", false),
+            ("1795718460.outpost-0J5Z3K1M2N3P4Q5R-1.mxx", false),
+            ("1795718460.outpost-0J5Z3K1M2N3P4Q5R-1.m", false),
+        ];
+        for (file, want) in table {
+            assert_eq!(is_same_delivery(OsStr::new(file), name), want, "{file}");
+        }
+    }
+
+    #[test]
+    fn delivers_with_return_path_and_distinct_names() {
         let temp = TempDir::new("maildir-deliver");
         let data = temp.path();
         let store = MailStore::new(data, "mx.example:25/x");
+        let id: QueueId = ID.parse().unwrap();
         let first = store
-            .deliver("Bob", "Example.ORG", "", b"Subject: hi\r\n\r\nbody\r\n")
+            .deliver(
+                "Bob",
+                "Example.ORG",
+                "",
+                b"Subject: hi\r\n\r\nbody\r\n",
+                key(&id, 0),
+            )
             .unwrap();
         let second = store
-            .deliver("bob", "example.org", "a@b.c", b"x\r\n")
+            .deliver("bob", "example.org", "a@b.c", b"x\r\n", key(&id, 1))
             .unwrap();
+        let (Delivered::Written(first), Delivered::Written(second)) = (first, second) else {
+            panic!("both are new deliveries");
+        };
         assert_ne!(first, second);
         let dir = data.join("mail/example.org/bob");
         assert_eq!(first.parent().unwrap(), dir.join("new"));
@@ -199,16 +453,106 @@ mod tests {
         assert_eq!(fs::read(&second).unwrap(), b"Return-Path: <a@b.c>\r\nx\r\n");
         assert_eq!(fs::read_dir(dir.join("tmp")).unwrap().count(), 0);
         assert!(dir.join("cur").is_dir());
-        let name = first.file_name().unwrap().to_str().unwrap().to_string();
-        assert!(
-            name.contains(".M") && name.contains('P') && name.contains('Q'),
-            "{name}"
+        assert_eq!(
+            first.file_name().unwrap().to_str().unwrap(),
+            store.file_name(key(&id, 0))
         );
-        assert!(name.ends_with(".mx.example\\07225\\057x"), "{name}");
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(
             fs::metadata(dir.join("new")).unwrap().permissions().mode() & 0o777,
             0o700
         );
+    }
+
+    #[test]
+    fn a_second_attempt_finds_the_file_in_new() {
+        let temp = TempDir::new("maildir-again-new");
+        let store = MailStore::new(temp.path(), "mx.test");
+        let id: QueueId = ID.parse().unwrap();
+        let first = store.deliver("bob", "b.test", "a@a.test", b"one\r\n", key(&id, 0));
+        let Ok(Delivered::Written(path)) = first else {
+            panic!("{first:?}");
+        };
+        let again = store.deliver("bob", "b.test", "a@a.test", b"two\r\n", key(&id, 0));
+        assert_eq!(again.unwrap(), Delivered::Found(path.clone()));
+        let dir = temp.path().join("mail/b.test/bob");
+        assert_eq!(names_in(&dir.join("new")).len(), 1);
+        assert_eq!(
+            fs::read(&path).unwrap(),
+            b"Return-Path: <a@a.test>\r\none\r\n"
+        );
+        assert!(names_in(&dir.join("tmp")).is_empty());
+    }
+
+    #[test]
+    fn a_second_attempt_finds_the_file_a_reader_moved_to_cur() {
+        let temp = TempDir::new("maildir-again-cur");
+        let store = MailStore::new(temp.path(), "mx.test");
+        let id: QueueId = ID.parse().unwrap();
+        let dir = temp.path().join("mail/b.test/bob");
+        for (recipient, suffix) in [(0, ":2,S"), (1, ",S=20,W=21:2,RS")] {
+            let written = store
+                .deliver("bob", "b.test", "", b"x\r\n", key(&id, recipient))
+                .unwrap();
+            let name = store.file_name(key(&id, recipient));
+            let seen = dir.join("cur").join(format!("{name}{suffix}"));
+            fs::rename(written.path(), &seen).unwrap();
+            let again = store.deliver("bob", "b.test", "", b"x\r\n", key(&id, recipient));
+            assert_eq!(again.unwrap(), Delivered::Found(seen), "{suffix}");
+        }
+        assert!(names_in(&dir.join("new")).is_empty());
+        assert_eq!(names_in(&dir.join("cur")).len(), 2);
+    }
+
+    #[test]
+    fn a_tmp_file_left_by_a_crashed_attempt_is_written_over() {
+        let temp = TempDir::new("maildir-stale-tmp");
+        let store = MailStore::new(temp.path(), "mx.test");
+        let id: QueueId = ID.parse().unwrap();
+        let dir = temp.path().join("mail/b.test/bob");
+        fs::create_dir_all(dir.join("tmp")).unwrap();
+        let name = store.file_name(key(&id, 0));
+        fs::write(dir.join("tmp").join(&name), b"half a mess").unwrap();
+        let delivered = store.deliver("bob", "b.test", "", b"whole\r\n", key(&id, 0));
+        let Ok(Delivered::Written(path)) = delivered else {
+            panic!("{delivered:?}");
+        };
+        assert_eq!(fs::read(path).unwrap(), b"Return-Path: <>\r\nwhole\r\n");
+        assert!(names_in(&dir.join("tmp")).is_empty());
+    }
+
+    #[test]
+    fn start_up_removes_abandoned_tmp_files_only() {
+        let temp = TempDir::new("maildir-clean");
+        let store = MailStore::new(temp.path(), "mx.test");
+        let queued: QueueId = ID.parse().unwrap();
+        let gone: QueueId = "0J5Z3K1M2N3P4Q5S".parse().unwrap();
+        let tmp = temp.path().join("mail/b.test/bob/tmp");
+        fs::create_dir_all(&tmp).unwrap();
+        let other_tmp = temp.path().join("mail/c.test/carol/tmp");
+        fs::create_dir_all(&other_tmp).unwrap();
+        let ours_queued = store.file_name(key(&queued, 0));
+        let ours_gone = store.file_name(key(&gone, 1));
+        for name in [&ours_queued, &ours_gone, "1795718460.M1P2Q3.other", "old"] {
+            fs::write(tmp.join(name), b"x").unwrap();
+        }
+        fs::write(other_tmp.join("being-written"), b"x").unwrap();
+        let now = SystemTime::now();
+        let long_ago = now - TMP_STALE_AFTER - Duration::from_secs(60);
+        File::options()
+            .write(true)
+            .open(tmp.join("old"))
+            .unwrap()
+            .set_modified(long_ago)
+            .unwrap();
+
+        let removed = store.clean_tmp(now, &|id| *id == queued);
+
+        assert_eq!(removed, 2);
+        assert_eq!(
+            names_in(&tmp),
+            vec!["1795718460.M1P2Q3.other".to_string(), ours_queued]
+        );
+        assert_eq!(names_in(&other_tmp), vec!["being-written".to_string()]);
     }
 }

@@ -204,8 +204,11 @@ impl Delivery {
         let relay_tls = outbound::tls_config(CertPolicy::Verify, config.relay_ca.as_deref())
             .map_err(DeliveryError::Tls)?;
         let workers = config.max_outbound_connections.max(1);
+        let mail = MailStore::new(&config.data_dir, &config.hostname);
+        // Before any delivery thread runs, so no file of ours is being written.
+        clean_maildir_tmp(&mail, &spool);
         let context = Arc::new(Context {
-            mail: MailStore::new(&config.data_dir, &config.hostname),
+            mail,
             config,
             spool,
             users,
@@ -260,6 +263,16 @@ impl Delivery {
             scheduler: Some(thread),
             context,
         })
+    }
+}
+
+/// Removes abandoned files from the mailboxes' `tmp/` (the rule is
+/// [`MailStore::clean_tmp`]'s) and logs how many there were.
+fn clean_maildir_tmp(mail: &MailStore, spool: &Spool) {
+    let is_queued = |id: &QueueId| spool.message_path(id).exists();
+    let removed = mail.clean_tmp(std::time::SystemTime::now(), &is_queued);
+    if removed > 0 {
+        log::info!("maildir: removed {removed} abandoned files from tmp/");
     }
 }
 

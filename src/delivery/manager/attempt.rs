@@ -23,7 +23,7 @@ use super::report;
 use super::Context;
 use crate::delivery::config::{HostPort, RelayTls, TransportRoute};
 use crate::delivery::dns::DnsError;
-use crate::delivery::maildir::MaildirError;
+use crate::delivery::maildir::{Delivered, DeliveryKey, MaildirError};
 use crate::delivery::outbound::{self, CertPolicy, OutboundError, Peer};
 use crate::delivery::route;
 use crate::directory::Postmasters;
@@ -268,9 +268,7 @@ fn deliver_group(
         peer_dsn: false,
     };
     match destination {
-        Destination::Local => local_result("local", &|i| {
-            deliver_local(ctx, message, body, &message.recipients[i].recipient)
-        }),
+        Destination::Local => local_result("local", &|i| deliver_local(ctx, message, body, i)),
         Destination::Discard => local_result("discard", &|_| RcptOutcome::Delivered {
             said: "discarded (--transport discard)".into(),
         }),
@@ -289,12 +287,12 @@ fn local(status: (u8, u16, u16), text: String) -> Failure {
     }
 }
 
-fn deliver_local(
-    ctx: &Context,
-    message: &QueuedMessage,
-    body: &[u8],
-    rcpt: &Recipient,
-) -> RcptOutcome {
+/// Delivers recipient `index` of `message` to its Maildir. The file's
+/// name comes from the queue id and `index`, so an attempt after a crash
+/// that struck between the Maildir rename and the queue's record finds the
+/// file and writes no second copy.
+fn deliver_local(ctx: &Context, message: &QueuedMessage, body: &[u8], index: usize) -> RcptOutcome {
+    let rcpt = &message.recipients[index].recipient;
     let Some(user) = ctx.users.mailbox_owner(&rcpt.address) else {
         return RcptOutcome::Permanent(local(
             (5, 1, 1),
@@ -307,20 +305,32 @@ fn deliver_local(
             format!("<{}>: bad address", rcpt.address),
         ));
     };
+    let key = DeliveryKey {
+        queue_id: &message.id,
+        recipient: index,
+        arrival: message.arrival,
+    };
     match ctx.mail.deliver(
         local_part,
         &domain.to_ascii_lowercase(),
         &message.mail_from.sender,
         body,
+        key,
     ) {
-        Ok(path) => RcptOutcome::Delivered {
-            said: format!(
-                "delivered to maildir {}",
-                path.file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default()
-            ),
-        },
+        Ok(delivered) => {
+            let name = delivered
+                .path()
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let said = match delivered {
+                Delivered::Written(_) => format!("delivered to maildir {name}"),
+                Delivered::Found(_) => {
+                    format!("delivered to maildir {name} (by an earlier attempt)")
+                }
+            };
+            RcptOutcome::Delivered { said }
+        }
         Err(MaildirError::BadName(name)) => RcptOutcome::Permanent(local(
             (5, 1, 3),
             format!("<{}>: unusable mailbox name {name:?}", rcpt.address),
