@@ -804,6 +804,22 @@ mod tests {
     }
 
     #[test]
+    fn postmaster_is_an_address() {
+        assert_eq!(run(&[]).postmaster, None);
+        let c = run(&["--postmaster", " ops@example.org "]);
+        assert_eq!(c.postmaster.as_deref(), Some("ops@example.org"));
+        for value in ["root", "@example.org", "ops@", "a b@example.org", " "] {
+            match parse_args(&args(&["--postmaster", value])) {
+                Err(ConfigError::BadValue { reason, .. }) => assert!(
+                    matches!(reason, ValueError::Address | ValueError::Empty),
+                    "{value:?}: {reason:?}"
+                ),
+                other => panic!("{value:?}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
     fn bad_values_name_the_option() {
         for (list, needle) in [
             (&["--smtp", "localhost"][..], "--smtp"),
