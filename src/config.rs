@@ -99,6 +99,8 @@ pub enum ValueError {
     Listener,
     /// A domain list names no domain.
     NoDomain,
+    /// Not an address `local@domain`.
+    Address,
     /// An entry of a network list is neither `ADDR/PREFIX` nor an address;
     /// holds the entry.
     Network(String),
@@ -125,6 +127,7 @@ impl fmt::Display for ValueError {
                 )
             }
             ValueError::NoDomain => write!(f, "expected at least one domain"),
+            ValueError::Address => write!(f, "expected an address local@domain"),
             ValueError::Network(text) => {
                 write!(
                     f,
@@ -163,6 +166,9 @@ pub struct Config {
     pub users: Option<PathBuf>,
     /// Domains we accept mail for; empty means the host name.
     pub local_domains: Vec<String>,
+    /// Where `postmaster@` a local domain without users goes; `None`: the
+    /// first user of the users file.
+    pub postmaster: Option<String>,
     /// Clients that may relay without AUTH and are exempt from the per-IP limit.
     pub relay_networks: Vec<Cidr>,
     /// Largest message, octets.
@@ -216,6 +222,7 @@ impl Default for Config {
             tls_key: None,
             users: None,
             local_domains: Vec::new(),
+            postmaster: None,
             relay_networks: Vec::new(),
             max_message_size: 0,
             max_recipients: 0,
@@ -355,6 +362,7 @@ pub const OPTIONS: &[OptionSpec] = &[
     opt!("delay-warning", "DURATION", "tell the sender when a message is still waiting after this long (0 = never)", Some("4h"), false, |c, v| { c.delivery.retry.delay_warning = retry::parse_delay_warning(v).map_err(ValueError::Retry)?; Ok(()) }),
     opt!("max-outbound-connections", "N", "most delivery connections at once", Some("20"), false, |c, v| { c.delivery.max_outbound_connections = dc::parse_connections(v).map_err(ValueError::Delivery)?; Ok(()) }),
     opt!("aliases", "FILE", "alias file: `alias@domain: target, target` per line", None, false, |c, v| { c.delivery.aliases = Some(PathBuf::from(non_empty(v)?)); Ok(()) }),
+    opt!("postmaster", "ADDRESS", "where postmaster@ a local domain without users goes (default: the first user in the users file)", None, false, |c, v| { c.postmaster = Some(address(v)?); Ok(()) }),
     opt!("sink", "", "accept messages and throw them away, no disk, no log line per message (for benchmarks only: nothing is delivered)", Some("off"), false, |c, v| { c.sink = parse_switch(v)?; Ok(()) }),
     opt!("workers", "N", "protocol worker threads, each running its own event loop (default: number of CPUs); 0 serves every connection on the accepting thread (best on one core)", None, false, |c, v| { c.workers = parse_count(v)?; Ok(()) }),
 ];
@@ -539,6 +547,19 @@ fn listener(list: &mut Vec<SocketAddr>, value: &str) -> Result<(), ValueError> {
     let addr = SocketAddr::from_str(value).map_err(|_| ValueError::Listener)?;
     list.push(addr);
     Ok(())
+}
+
+/// `local@domain`, with something on both sides and no spaces.
+fn address(value: &str) -> Result<String, ValueError> {
+    let value = non_empty(value)?;
+    match value.rsplit_once('@') {
+        Some((local, domain))
+            if !local.is_empty() && !domain.is_empty() && !value.contains(char::is_whitespace) =>
+        {
+            Ok(value.to_string())
+        }
+        _ => Err(ValueError::Address),
+    }
 }
 
 fn domain_list(value: &str) -> Result<Vec<String>, ValueError> {
@@ -780,6 +801,22 @@ mod tests {
             matches!(&err, ConfigError::UnknownFileOption { line: 1, name, .. } if name == "no-such-option"),
             "{err:?}"
         );
+    }
+
+    #[test]
+    fn postmaster_is_an_address() {
+        assert_eq!(run(&[]).postmaster, None);
+        let c = run(&["--postmaster", " ops@example.org "]);
+        assert_eq!(c.postmaster.as_deref(), Some("ops@example.org"));
+        for value in ["root", "@example.org", "ops@", "a b@example.org", " "] {
+            match parse_args(&args(&["--postmaster", value])) {
+                Err(ConfigError::BadValue { reason, .. }) => assert!(
+                    matches!(reason, ValueError::Address | ValueError::Empty),
+                    "{value:?}: {reason:?}"
+                ),
+                other => panic!("{value:?}: {other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -17,7 +17,7 @@ use outpost::cli::queue as queue_cli;
 use outpost::delivery::config::{self, DeliveryConfig};
 use outpost::delivery::manager::{Delivery, DeliveryHandle};
 use outpost::delivery::retry::{RetryPolicy, Schedule};
-use outpost::directory::{users_file_line, AliasTable, UserTable};
+use outpost::directory::{users_file_line, AliasTable, LocalDirectory, UserTable};
 use outpost::proto::envelope::{ClientOrigin, Envelope, NewMessage, Origin, Recipient};
 use outpost::proto::esmtp::Notify;
 use outpost::queue::{QueueId, RecipientState, Spool};
@@ -123,7 +123,8 @@ fn store(spool: &Spool, sender: &str, recipients: &[&str]) -> QueueId {
 
 fn start(config: DeliveryConfig, spool: &Arc<Spool>, users: Arc<UserTable>) -> DeliveryHandle {
     let aliases = AliasTable::load(config.aliases.as_deref()).unwrap();
-    Delivery::start(config, spool.clone(), users, Arc::new(aliases)).unwrap()
+    let directory = LocalDirectory::new(&config.local_domains, users, Arc::new(aliases), None);
+    Delivery::start(config, spool.clone(), Arc::new(directory)).unwrap()
 }
 
 fn queue_is_empty(spool: &Spool) -> bool {

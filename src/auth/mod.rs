@@ -24,6 +24,7 @@ use std::time::Instant;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 
 use crate::maillog::{Line, LoginCheck, Verdict};
+use crate::proto::address::lookup_key;
 use crate::proto::sasl::{AuthResult, Credentials};
 
 pub use cache::{CACHE_CAPACITY, CACHE_TTL};
@@ -43,8 +44,8 @@ pub const AUTH_QUEUE: usize = 256;
 /// Where the verifiers find stored hashes: the users in force, which may
 /// change between two checks (SIGHUP).
 pub trait StoredHashes: Send + Sync {
-    /// The stored hash of `user` (domain compared without regard to case),
-    /// if it is a user.
+    /// The stored hash of `user` (compared without regard to case), if it
+    /// is a user.
     fn stored_hash(&self, user: &str) -> Option<StoredHash>;
     /// Some user's hash (the first one's), so that checking an unknown
     /// user costs what checking a real one does; `None` without users.
@@ -162,13 +163,11 @@ impl AuthState {
     }
 }
 
-/// The name a login is throttled, cached and logged under: the domain
-/// lowercased, as the users table compares addresses (RFC 5321 §2.4).
+/// The name a login is throttled, cached and logged under: the form the
+/// users table looks addresses up by, so `Alice@` and `alice@` are one
+/// user to the throttle and the cache as they are to the table.
 fn login_name(user: &str) -> String {
-    match user.rsplit_once('@') {
-        Some((local, domain)) => format!("{local}@{}", domain.to_lowercase()),
-        None => user.to_string(),
-    }
+    lookup_key(user)
 }
 
 fn spawn_logged(name: &str, body: impl FnOnce() + Send + 'static) {

@@ -93,7 +93,7 @@ fn unknown_user_and_wrong_password_are_both_failure() {
         AuthResult::Failure
     );
     assert_eq!(
-        check(&auth, "192.0.2.3", "Alice@example.org", "alice pw").0,
+        check(&auth, "192.0.2.3", "alice@example.com", "alice pw").0,
         AuthResult::Failure
     );
     assert_eq!(check(&auth, "192.0.2.4", "", "").0, AuthResult::Failure);
@@ -257,5 +257,34 @@ fn no_users_means_nobody_logs_in() {
     assert_eq!(
         check(&auth, "192.0.2.1", "a@example.org", "").0,
         AuthResult::Failure
+    );
+}
+
+#[test]
+fn user_names_match_without_regard_to_case() {
+    let auth = authenticator(sample_users(), quick_limits());
+    assert_eq!(
+        check(&auth, "192.0.2.1", "Alice@example.org", "alice pw").0,
+        AuthResult::Success
+    );
+    for name in ["bob@example.org", "Bob@Example.ORG", "BOB@example.org"] {
+        assert_eq!(
+            check(&auth, "192.0.2.1", name, "bob pw").0,
+            AuthResult::Success,
+            "{name}"
+        );
+    }
+    // One user to the cache …
+    assert_eq!(auth.shared.cache.len(), 2);
+    // … and to the throttle: failures in any case count for one login.
+    for name in ["bob@example.org", "Bob@example.org", "bOb@example.org"] {
+        assert_eq!(
+            check(&auth, "192.0.2.3", name, "wrong").0,
+            AuthResult::Failure
+        );
+    }
+    assert_eq!(
+        check(&auth, "192.0.2.3", "BOB@EXAMPLE.ORG", "bob pw").0,
+        AuthResult::Throttled
     );
 }

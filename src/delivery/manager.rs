@@ -42,7 +42,7 @@ use super::config::DeliveryConfig;
 use super::dns::{DnsError, Resolver, ResolverConfig};
 use super::maildir::MailStore;
 use super::outbound::{self, CertPolicy, OutboundError};
-use crate::directory::{AliasTable, UserTable};
+use crate::directory::LocalDirectory;
 use crate::proto::sasl::Credentials;
 use crate::queue::{QueueError, QueueId, Spool};
 use attempt::{now_millis, Finished, Next};
@@ -105,8 +105,8 @@ impl std::error::Error for DeliveryError {}
 pub(crate) struct Context {
     config: DeliveryConfig,
     spool: Arc<Spool>,
-    users: Arc<UserTable>,
-    aliases: Arc<AliasTable>,
+    /// Where each local recipient goes (the answer RCPT was given).
+    directory: Arc<LocalDirectory>,
     /// The resolver, or why there is none (no usable resolv.conf).
     resolver: Result<Resolver, DnsError>,
     mx_tls: Arc<ClientConfig>,
@@ -164,14 +164,13 @@ pub struct Delivery;
 
 impl Delivery {
     /// Starts the scheduler and `config.max_outbound_connections` delivery
-    /// threads for `spool`. Local recipients must be users in `users`
-    /// (after expansion by `aliases`). Every message already in the spool
+    /// threads for `spool`. Local recipients go where `directory` says
+    /// (aliases, postmaster, users' mailboxes). Every message already in the spool
     /// is scheduled by its recorded next attempt.
     pub fn start(
         config: DeliveryConfig,
         spool: Arc<Spool>,
-        users: Arc<UserTable>,
-        aliases: Arc<AliasTable>,
+        directory: Arc<LocalDirectory>,
     ) -> Result<DeliveryHandle, DeliveryError> {
         let credentials = match (&config.relay_user, &config.relay_password_file) {
             (Some(user), Some(path)) => {
@@ -211,8 +210,7 @@ impl Delivery {
             mail,
             config,
             spool,
-            users,
-            aliases,
+            directory,
             resolver,
             mx_tls,
             relay_tls,

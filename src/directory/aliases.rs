@@ -2,11 +2,11 @@
 //!
 //! One alias a line, `alias@domain: target, target`, targets local or
 //! remote addresses; `#` starts a comment; blank lines are ignored. Keys
-//! compare without regard to case (the domain is case-insensitive by RFC
-//! 5321 §2.4, and nobody wants `Sales@` and `sales@` to differ).
+//! compare without regard to case ([`lookup_key`]), as users do.
 //!
 //! `postmaster@<each local domain>` always exists (RFC 5321 §4.5.1): unless
-//! the file aliases it, it goes to the first user of that domain.
+//! the file aliases it, it goes where [`Postmasters`] says. `Postmaster`
+//! without a domain is `postmaster@` the first local domain.
 //!
 //! Expansion is recursive with two guards: an address that is already on
 //! the path being expanded is delivered as it is (so `bob@x: bob@x,
@@ -19,6 +19,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use parking_lot::RwLock;
+
+use crate::proto::address::lookup_key;
 
 /// Nested aliases followed before giving up (Postfix's limit is 1000
 /// levels of recursion; real tables rarely nest more than two or three).
@@ -256,35 +258,47 @@ impl AliasTable {
     }
 }
 
-/// RFC 5321 §4.5.1: `postmaster@` every local domain reaches a person,
-/// the first user of that domain unless the table aliases it.
+/// RFC 5321 §4.5.1: `postmaster@` every local domain, and `Postmaster`
+/// without a domain, reach a person unless the table aliases them.
 #[derive(Clone, Copy)]
 pub struct Postmasters<'a> {
-    /// The domains delivered here.
+    /// The domains delivered here; a bare `Postmaster` is the first one's.
     pub local_domains: &'a [String],
-    /// The first user of a domain, if it has any.
-    pub first_user: &'a dyn Fn(&str) -> Option<String>,
+    /// The mailbox `postmaster@` a local domain reaches, if there is one.
+    pub mailbox: &'a dyn Fn(&str) -> Option<String>,
 }
 
 impl Postmasters<'_> {
-    /// The person `address` reaches when it is `postmaster@` a local domain.
+    /// Where `address` leads when it is a postmaster: the mailbox of
+    /// `postmaster@` a local domain, `postmaster@` the first local domain
+    /// for a bare `Postmaster`.
     fn target(&self, address: &str) -> Option<String> {
-        let (local, domain) = address.rsplit_once('@')?;
-        if !local.eq_ignore_ascii_case("postmaster")
-            || !self
+        let Some((local, domain)) = address.rsplit_once('@') else {
+            let primary = self
                 .local_domains
-                .iter()
-                .any(|d| d.eq_ignore_ascii_case(domain))
-        {
+                .first()
+                .filter(|_| is_postmaster(address))?;
+            return Some(format!("postmaster@{primary}"));
+        };
+        let local_domain = self
+            .local_domains
+            .iter()
+            .any(|d| d.eq_ignore_ascii_case(domain));
+        if !is_postmaster(local) || !local_domain {
             return None;
         }
-        (self.first_user)(domain)
+        (self.mailbox)(domain)
     }
+}
+
+/// `postmaster` in any case.
+fn is_postmaster(local: &str) -> bool {
+    local.eq_ignore_ascii_case("postmaster")
 }
 
 /// The lookup form of an address.
 fn key(address: &str) -> String {
-    address.to_lowercase()
+    lookup_key(address)
 }
 
 /// `local@domain` with something on both sides and no spaces or controls.
@@ -305,15 +319,15 @@ mod tests {
     use super::*;
     use crate::test_fixtures::TempDir;
 
-    fn first_user(domain: &str) -> Option<String> {
+    fn mailbox(domain: &str) -> Option<String> {
         (domain.eq_ignore_ascii_case("example.org")).then(|| "alice@example.org".to_string())
     }
 
-    /// `local` are the local domains; only example.org has users.
+    /// `local` are the local domains; only example.org has a postmaster.
     fn postmasters(local: &[String]) -> Postmasters<'_> {
         Postmasters {
             local_domains: local,
-            first_user: &first_user,
+            mailbox: &mailbox,
         }
     }
 
@@ -340,7 +354,7 @@ sales@example.org: <dave@example.org>
     fn parses_and_expands() {
         let table = Aliases::parse(FILE).unwrap();
         assert_eq!(table.len(), 5);
-        let cases: [(&str, &[&str]); 7] = [
+        let cases: [(&str, &[&str]); 10] = [
             ("nobody@example.org", &["nobody@example.org"]),
             (
                 "sales@example.org",
@@ -362,6 +376,10 @@ sales@example.org: <dave@example.org>
             ),
             ("a@example.org", &["a@example.org", "c@example.org"]),
             ("postmaster@example.org", &["alice@example.org"]),
+            // Without a domain: the postmaster of the first local domain.
+            ("Postmaster", &["alice@example.org"]),
+            ("POSTMASTER", &["alice@example.org"]),
+            ("nobody", &["nobody"]),
             // No user in other.org: postmaster stays as it is.
             ("postmaster@other.org", &["postmaster@other.org"]),
             // Not a local domain: no postmaster rule.
@@ -379,6 +397,7 @@ sales@example.org: <dave@example.org>
             expand(&table, "postmaster@example.org"),
             ["ops@example.net"]
         );
+        assert_eq!(expand(&table, "PostMaster"), ["ops@example.net"]);
         assert_eq!(
             expand(&Aliases::empty(), "Postmaster@Example.Org"),
             ["alice@example.org"]

@@ -5,7 +5,8 @@ use crate::proto::session::Directory;
 
 /// Local domains, mailboxes and send-as grants given as they are: every
 /// comparison is exact (the session asks with the domain lowercased), and
-/// a user may always send as itself.
+/// a user may always send as itself. `postmaster@` each domain and the bare
+/// `Postmaster` exist, in any case, as they do on a server with users.
 #[derive(Debug, Clone, Default)]
 pub struct FixedDirectory {
     domains: Vec<String>,
@@ -37,13 +38,24 @@ impl FixedDirectory {
     }
 }
 
+impl FixedDirectory {
+    /// `postmaster` in any case, bare or at one of the domains.
+    fn is_postmaster(&self, address: &str) -> bool {
+        let (local, domain) = match address.rsplit_once('@') {
+            Some((local, domain)) => (local, Some(domain)),
+            None => (address, None),
+        };
+        local.eq_ignore_ascii_case("postmaster") && domain.map_or(true, |d| self.is_local_domain(d))
+    }
+}
+
 impl Directory for FixedDirectory {
     fn is_local_domain(&self, domain: &str) -> bool {
         self.domains.iter().any(|d| d == domain)
     }
 
     fn mailbox_exists(&self, address: &str) -> bool {
-        self.mailboxes.iter().any(|m| m == address)
+        self.mailboxes.iter().any(|m| m == address) || self.is_postmaster(address)
     }
 
     fn may_send_as(&self, user: &str, sender: &str) -> bool {
@@ -63,6 +75,9 @@ mod tests {
         assert!(d.mailbox_exists("bob@example.com"));
         assert!(!d.mailbox_exists("carol@example.com"));
         assert!(!d.mailbox_exists("Bob@example.com"));
+        assert!(d.mailbox_exists("PostMaster@example.com"));
+        assert!(d.mailbox_exists("Postmaster"));
+        assert!(!d.mailbox_exists("postmaster@example.org"));
         assert!(d.may_send_as("bob@example.com", "bob@example.com"));
         assert!(d.may_send_as("alice@example.com", "sales@example.com"));
         assert!(!d.may_send_as("bob@example.com", "sales@example.com"));

@@ -15,5 +15,5 @@ pub mod users;
 
 pub use aliases::{AliasError, AliasTable, Postmasters};
 pub use fixed::FixedDirectory;
-pub use local::LocalDirectory;
+pub use local::{LocalDirectory, Unreachable};
 pub use users::{users_file_line, UserTable, UsersError};

@@ -2,9 +2,10 @@
 //!
 //! One `address:hash` per line, `#` comments and blank lines ignored;
 //! hashes are `$6$`, `$2y$`/`$2b$` or `$argon2id$` (checked when the file is
-//! read, verified by `auth`). Addresses compare with the domain lowercased
-//! (RFC 5321 §2.4: domains are case-insensitive; local parts may not be).
-//! [`UserTable`] is the copy in force, which SIGHUP re-reads.
+//! read, verified by `auth`). Addresses compare without regard to case
+//! ([`lookup_key`]), so two lines that differ only in case are refused; a
+//! user's mailbox is named by the address as the file writes it (domain
+//! lowercased). [`UserTable`] is the copy in force, which SIGHUP re-reads.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use std::path::{Path, PathBuf};
 use parking_lot::RwLock;
 
 use crate::auth::{hash_password, StoredHash, StoredHashes};
+use crate::proto::address::lookup_key;
 
 /// Errors loading the users file.
 #[derive(Debug)]
@@ -63,14 +65,15 @@ pub fn users_file_line(address: &str, password: &str) -> String {
 /// One user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
-    /// The address with its domain lowercased.
+    /// The address as the users file writes it, domain lowercased: the
+    /// name of its mailbox.
     pub address: String,
     /// The verified-form hash.
     pub hash: StoredHash,
 }
 
-/// The users of one users file, in file order, indexed by normalised
-/// address.
+/// The users of one users file, in file order, indexed by
+/// [`lookup_key`].
 #[derive(Debug, Default)]
 pub struct Users {
     users: Vec<User>,
@@ -82,6 +85,7 @@ impl Users {
     /// the 1-based line numbers are for error messages.
     pub fn build(entries: Vec<(usize, String, String)>, path: &Path) -> Result<Users, UsersError> {
         let mut table = Users::default();
+        let mut lines: HashMap<String, usize> = HashMap::new();
         for (line, address, hash) in entries {
             let bad = |reason: String| UsersError::BadLine {
                 path: path.to_path_buf(),
@@ -92,11 +96,15 @@ impl Users {
                 return Err(bad(format!("{address:?} is not an address (local@domain)")));
             }
             let hash = StoredHash::parse(&hash).map_err(bad)?;
-            let address = normalize(&address);
-            if table.index.contains_key(&address) {
-                return Err(bad(format!("{address} is listed twice")));
+            let address = lowercase_domain(&address);
+            let key = lookup_key(&address);
+            if let Some(first) = lines.get(&key) {
+                return Err(bad(format!(
+                    "{address} is already on line {first} (addresses match without regard to case)"
+                )));
             }
-            table.index.insert(address.clone(), table.users.len());
+            lines.insert(key.clone(), line);
+            table.index.insert(key, table.users.len());
             table.users.push(User { address, hash });
         }
         Ok(table)
@@ -128,9 +136,11 @@ impl Users {
         Users::build(entries, path)
     }
 
-    /// The user with `address` (any case of the domain).
+    /// The user with `address` (in any case).
     pub fn get(&self, address: &str) -> Option<&User> {
-        self.index.get(&normalize(address)).map(|&i| &self.users[i])
+        self.index
+            .get(&lookup_key(address))
+            .map(|&i| &self.users[i])
     }
 
     /// All users, in file order.
@@ -195,7 +205,7 @@ impl UserTable {
         Ok(())
     }
 
-    /// Is `address` a user (domain compared without regard to case)?
+    /// Is `address` a user (compared without regard to case)?
     pub fn user_exists(&self, address: &str) -> bool {
         self.current.read().get(address).is_some()
     }
@@ -218,16 +228,19 @@ impl UserTable {
         self.users_for_domain(domain).into_iter().next()
     }
 
-    /// The user the mailbox `address` belongs to, as the users file writes
-    /// it: exact, or with the local part in another case.
+    /// The first user of the file, whatever its domain.
+    pub fn first_of_all(&self) -> Option<String> {
+        self.current
+            .read()
+            .users()
+            .first()
+            .map(|u| u.address.clone())
+    }
+
+    /// The user the mailbox `address` (in any case) belongs to, as the
+    /// users file writes it: the name of its Maildir.
     pub fn mailbox_owner(&self, address: &str) -> Option<String> {
-        if self.user_exists(address) {
-            return Some(address.to_string());
-        }
-        let (_, domain) = address.rsplit_once('@')?;
-        self.users_for_domain(domain)
-            .into_iter()
-            .find(|u| u.eq_ignore_ascii_case(address))
+        self.current.read().get(address).map(|u| u.address.clone())
     }
 }
 
@@ -243,7 +256,7 @@ impl StoredHashes for UserTable {
 }
 
 /// `local@DOMAIN` → `local@domain`; the local part keeps its case.
-fn normalize(address: &str) -> String {
+fn lowercase_domain(address: &str) -> String {
     match address.rsplit_once('@') {
         Some((local, domain)) => format!("{local}@{}", domain.to_lowercase()),
         None => address.to_string(),
@@ -275,11 +288,14 @@ mod tests {
         let table = Users::parse(&text, Path::new("users")).unwrap();
         let names: Vec<_> = table.users().iter().map(|u| u.address.as_str()).collect();
         assert_eq!(names, ["Alice@example.org", "bob@example.org"]);
-        assert!(table.get("Alice@EXAMPLE.org").is_some());
-        assert!(
-            table.get("alice@example.org").is_none(),
-            "local part keeps its case"
-        );
+        for address in [
+            "Alice@EXAMPLE.org",
+            "alice@example.org",
+            "ALICE@example.ORG",
+        ] {
+            let user = table.get(address).map(|u| u.address.as_str());
+            assert_eq!(user, Some("Alice@example.org"), "{address}");
+        }
     }
 
     #[test]
@@ -289,6 +305,10 @@ mod tests {
             (format!("\n\nnot-an-address:{HASH}\n"), 3),
             ("a@example.org:$1$md5$x\n".to_string(), 1),
             (format!("a@example.org:{HASH}\na@EXAMPLE.ORG:{HASH}\n"), 2),
+            (
+                format!("Alice@example.org:{HASH}\n# x\nalice@example.org:{HASH}\n"),
+                3,
+            ),
             (format!("@example.org:{HASH}\n"), 1),
             (format!("a b@example.org:{HASH}\n"), 1),
         ];
@@ -301,6 +321,18 @@ mod tests {
     }
 
     #[test]
+    fn addresses_differing_only_in_case_are_refused_with_file_and_line() {
+        let text =
+            format!("alice@example.org:{HASH}\nbob@example.org:{HASH}\nAlice@Example.org:{HASH}\n");
+        let error = Users::parse(&text, Path::new("/etc/outpost/users")).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "/etc/outpost/users:3: Alice@example.org is already on line 1 \
+             (addresses match without regard to case)"
+        );
+    }
+
+    #[test]
     fn directory_questions() {
         let table = UserTable::from_list(vec![
             ("alice@Example.org".into(), HASH.into()),
@@ -309,7 +341,7 @@ mod tests {
         ])
         .unwrap();
         assert!(table.user_exists("alice@EXAMPLE.org"));
-        assert!(!table.user_exists("ALICE@example.org"));
+        assert!(table.user_exists("ALICE@example.org"));
         assert_eq!(
             table.users_for_domain("EXAMPLE.ORG"),
             ["alice@example.org", "bob@example.org"]
@@ -319,10 +351,12 @@ mod tests {
             Some("carol@example.net")
         );
         assert_eq!(table.first_user("example.com"), None);
+        assert_eq!(table.first_of_all().as_deref(), Some("alice@example.org"));
         for (address, want) in [
             ("alice@example.org", Some("alice@example.org")),
-            ("alice@EXAMPLE.org", Some("alice@EXAMPLE.org")),
+            ("alice@EXAMPLE.org", Some("alice@example.org")),
             ("Alice@example.org", Some("alice@example.org")),
+            ("BOB@Example.Org", Some("bob@example.org")),
             ("dave@example.org", None),
             ("no-at-sign", None),
         ] {

@@ -189,6 +189,14 @@ pub fn parse_mailbox(s: &str, utf8: bool) -> Result<Mailbox<'_>, AddressError> {
     Ok(mailbox)
 }
 
+/// The form local users and aliases are looked up and compared by: the
+/// whole address lowercased. Domains are case-insensitive (RFC 5321 §2.4);
+/// local parts of our own mailboxes match without regard to case too, as
+/// in Postfix and Dovecot, so `Alice@` and `alice@` are one mailbox.
+pub fn lookup_key(address: &str) -> String {
+    address.to_lowercase()
+}
+
 /// `Local-part "@" ( Domain / address-literal )` starting at `pos`;
 /// returns the mailbox and the index after it.
 fn mailbox(s: &str, pos: usize) -> Result<(Mailbox<'_>, usize), AddressError> {

@@ -232,6 +232,15 @@ fn start(config: Config, handle_signals: bool) -> Result<ServerHandle, ServerErr
     let aliases = Arc::new(
         AliasTable::load(config.delivery.aliases.as_deref()).map_err(ServerError::Aliases)?,
     );
+    let directory = Arc::new(LocalDirectory::new(
+        &config.effective_local_domains(),
+        users.clone(),
+        aliases.clone(),
+        config.postmaster.clone(),
+    ));
+    for domain in directory.domains_without_postmaster() {
+        log::warn!("postmaster@{domain} has no mailbox: mail to it is refused (add a user or set --postmaster)");
+    }
     let spool = Spool::open_with_hostname(&config.data_dir, &config.hostname)
         .map_err(ServerError::Spool)?;
     let mut delivery_config = config.delivery.clone();
@@ -240,24 +249,15 @@ fn start(config: Config, handle_signals: bool) -> Result<ServerHandle, ServerErr
     delivery_config.data_dir = config.data_dir.clone();
     let delivery = if config.deliver {
         Some(
-            Delivery::start(
-                delivery_config,
-                spool.clone(),
-                users.clone(),
-                aliases.clone(),
-            )
-            .map_err(ServerError::Delivery)?,
+            Delivery::start(delivery_config, spool.clone(), directory.clone())
+                .map_err(ServerError::Delivery)?,
         )
     } else {
         log::warn!("delivery is off: accepted mail stays in the queue");
         None
     };
     let spool = SpoolWriter::start(spool);
-    let directory: Arc<dyn Directory> = Arc::new(LocalDirectory::new(
-        &config.effective_local_domains(),
-        users.clone(),
-        aliases.clone(),
-    ));
+    let directory: Arc<dyn Directory> = directory;
     let session_config = Arc::new(SessionConfig {
         hostname: config.hostname.clone(),
         max_message_size: config.max_message_size,

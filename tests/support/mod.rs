@@ -23,6 +23,9 @@ use outpost::runtime::{Server, ServerHandle};
 
 /// The test server's host name and only local domain.
 pub const HOSTNAME: &str = "mx.test";
+/// Where `postmaster@` [`HOSTNAME`] goes when the test server has no users
+/// (`--postmaster`).
+pub const POSTMASTER: &str = "ops@example.net";
 
 /// How long a raw client waits for a reply before the test fails.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -54,8 +57,9 @@ impl Drop for TempDir {
 }
 
 /// A configuration for a test server in `data_dir`: one port-0 listener per
-/// role on 127.0.0.1, host and local domain [`HOSTNAME`], loopback trusted
-/// (the default), two workers, short grace period.
+/// role on 127.0.0.1, host and local domain [`HOSTNAME`], `--postmaster`
+/// [`POSTMASTER`], loopback trusted (the default), two workers, short grace
+/// period.
 pub fn test_config(data_dir: &Path) -> Config {
     let any_port: SocketAddr = "127.0.0.1:0".parse().unwrap();
     Config {
@@ -65,6 +69,9 @@ pub fn test_config(data_dir: &Path) -> Config {
         hostname: HOSTNAME.to_string(),
         data_dir: data_dir.to_path_buf(),
         local_domains: vec![HOSTNAME.to_string()],
+        // Most tests send to postmaster@mx.test: it reaches a mailbox even
+        // on a server started without users.
+        postmaster: Some(POSTMASTER.to_string()),
         workers: 2,
         shutdown_grace: Duration::from_secs(1),
         // Accept-path tests inspect the queue; delivery tests turn it on

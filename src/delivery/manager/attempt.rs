@@ -26,7 +26,7 @@ use crate::delivery::dns::DnsError;
 use crate::delivery::maildir::{Delivered, DeliveryKey, MaildirError};
 use crate::delivery::outbound::{self, CertPolicy, OutboundError, Peer};
 use crate::delivery::route;
-use crate::directory::Postmasters;
+use crate::directory::Unreachable;
 use crate::maillog::{Line, Removed, RemovedBy};
 use crate::proto::client::{Client, ClientParams, Outcome, RecipientParams, TlsPolicy};
 use crate::proto::dsn::ReportAction;
@@ -157,24 +157,21 @@ fn attempt(ctx: &Context, id: &QueueId, injected: &mut Vec<QueueId>) -> Result<N
     execute(ctx, plan, &body, now / 1000, injected)
 }
 
-/// Replaces every open recipient that is an alias (or `postmaster@`) by
+/// Replaces every open recipient that is an alias (or a postmaster) by
 /// the addresses it expands to, each with the original's NOTIFY and, when
 /// none was given, the original address as ORCPT (RFC 3461 §4.2) so a
-/// report names what the sender wrote. Returns true when anything changed;
-/// the caller writes it down, so expansion happens once.
+/// report names what the sender wrote. Asks the directory what RCPT asked,
+/// so a recipient without a mailbox fails here only if the directory
+/// changed since. Returns true when anything changed; the caller writes it
+/// down, so expansion happens once.
 fn expand_aliases(ctx: &Context, message: &mut QueuedMessage) -> bool {
-    let first_user = |domain: &str| ctx.users.first_user(domain);
-    let postmasters = Postmasters {
-        local_domains: &ctx.config.local_domains,
-        first_user: &first_user,
-    };
     let tell_sender = !message.mail_from.sender.is_empty();
     let mut entries: Vec<RecipientEntry> = Vec::new();
     let mut changed = false;
     for entry in &message.recipients {
         let rcpt = &entry.recipient;
         let expanded = if entry.is_open() {
-            ctx.aliases.expand(&rcpt.address, postmasters)
+            ctx.directory.destinations(&rcpt.address)
         } else {
             Ok(vec![rcpt.address.clone()])
         };
@@ -200,15 +197,18 @@ fn expand_aliases(ctx: &Context, message: &mut QueuedMessage) -> bool {
                     }));
                 }
             }
-            Err(e) => {
+            Err(why) => {
                 changed = true;
-                log::warn!("{}: alias expansion of {}: {e}", message.id, rcpt.address);
+                let failure = match &why {
+                    Unreachable::Alias(e) => {
+                        log::warn!("{}: alias expansion of {}: {e}", message.id, rcpt.address);
+                        local((5, 4, 6), format!("Alias expansion failed: {e}"))
+                    }
+                    Unreachable::NoMailbox(_) => local((5, 1, 1), why.to_string()),
+                };
                 entries.push(RecipientEntry {
                     recipient: rcpt.clone(),
-                    state: RecipientState::Failed(Failure::Local {
-                        status: Enhanced(5, 4, 6),
-                        text: format!("Alias expansion failed: {e}"),
-                    }),
+                    state: RecipientState::Failed(failure),
                     report_due: tell_sender && report::wants(rcpt.notify, ReportAction::Failed),
                 });
             }
@@ -293,7 +293,7 @@ fn local(status: (u8, u16, u16), text: String) -> Failure {
 /// file and writes no second copy.
 fn deliver_local(ctx: &Context, message: &QueuedMessage, body: &[u8], index: usize) -> RcptOutcome {
     let rcpt = &message.recipients[index].recipient;
-    let Some(user) = ctx.users.mailbox_owner(&rcpt.address) else {
+    let Some(user) = ctx.directory.mailbox_owner(&rcpt.address) else {
         return RcptOutcome::Permanent(local(
             (5, 1, 1),
             format!("<{}>: no such mailbox here", rcpt.address),

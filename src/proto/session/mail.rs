@@ -107,10 +107,9 @@ impl Session {
     /// Whether `to` may receive mail through us, as a reply.
     fn recipient_policy(&self, to: &Path<'_>, smtputf8: bool) -> Response {
         let (mailbox, source_route) = match to {
-            // RFC 5321 §4.5.1: <Postmaster> always exists.
-            Path::Postmaster => {
-                return Response::ok(Reply::new(250, (2, 1, 5), "Recipient <Postmaster> OK"))
-            }
+            // RFC 5321 §4.5.1: <Postmaster> is the postmaster of this
+            // server; the directory knows whose mailbox that is.
+            Path::Postmaster => return self.local_recipient("Postmaster", "Postmaster"),
             Path::Null => {
                 return Response::bad(Reply::new(
                     501,
@@ -144,18 +143,7 @@ impl Session {
         };
         if let Some(domain) = local_domain {
             let normalized = format!("{}@{}", mailbox.local, domain);
-            // RFC 5321 §4.5.1: postmaster@ every local domain exists.
-            let exists = mailbox.local.eq_ignore_ascii_case("postmaster")
-                || self.directory.mailbox_exists(&normalized);
-            return if exists {
-                Response::ok(Reply::new(
-                    250,
-                    (2, 1, 5),
-                    format!("Recipient <{address}> OK"),
-                ))
-            } else {
-                Response::ok(Reply::new(550, (5, 1, 1), "No such user here"))
-            };
+            return self.local_recipient(&normalized, &address);
         }
         let may_relay = self.auth_user.is_some() || self.client.trusted;
         if !may_relay {
@@ -174,6 +162,21 @@ impl Session {
             (2, 1, 5),
             format!("Recipient <{address}> OK"),
         ))
+    }
+
+    /// A recipient of ours is accepted only when the directory has a
+    /// mailbox for it (postmaster included): whatever is accepted here must
+    /// be deliverable, or the bounce would go to a possibly forged sender.
+    fn local_recipient(&self, lookup: &str, address: &str) -> Response {
+        if self.directory.mailbox_exists(lookup) {
+            Response::ok(Reply::new(
+                250,
+                (2, 1, 5),
+                format!("Recipient <{address}> OK"),
+            ))
+        } else {
+            Response::ok(Reply::new(550, (5, 1, 1), "No such user here"))
+        }
     }
 }
 

@@ -79,7 +79,8 @@ pub struct SessionConfig {
 pub trait Directory: Send + Sync {
     /// Is `domain` (lowercase ASCII or UTF-8) one of ours?
     fn is_local_domain(&self, domain: &str) -> bool;
-    /// Does mail for `address` (in a local domain) have somewhere to go?
+    /// Does mail for `address` (in a local domain, or the bare `Postmaster`
+    /// of RFC 5321 §4.5.1) have a mailbox to go to?
     fn mailbox_exists(&self, address: &str) -> bool;
     /// May authenticated `user` use `sender` as its MAIL FROM address?
     fn may_send_as(&self, user: &str, sender: &str) -> bool;
