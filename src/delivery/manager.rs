@@ -41,6 +41,7 @@ use rustls::ClientConfig;
 use super::config::DeliveryConfig;
 use super::dns::{DnsError, Resolver, ResolverConfig};
 use super::maildir::MailStore;
+use super::myself::OwnAddresses;
 use super::outbound::{self, CertPolicy, OutboundError};
 use crate::directory::{AliasTable, UserTable};
 use crate::proto::sasl::Credentials;
@@ -117,6 +118,8 @@ pub(crate) struct Context {
     stopping: Arc<AtomicBool>,
     /// Closed on shutdown so that no delivery thread waits on a silent peer.
     connections: outbound::OpenConnections,
+    /// Our own listeners, never a next hop.
+    own: OwnAddresses,
 }
 
 /// One connection per destination at a time: a set of busy keys.
@@ -206,6 +209,7 @@ impl Delivery {
         let workers = config.max_outbound_connections.max(1);
         let context = Arc::new(Context {
             mail: MailStore::new(&config.data_dir, &config.hostname),
+            own: OwnAddresses::new(&config.listening),
             config,
             spool,
             users,

@@ -12,6 +12,7 @@ pub mod config;
 pub mod dns;
 pub mod maildir;
 pub mod manager;
+pub mod myself;
 pub mod outbound;
 pub mod retry;
 pub mod route;
