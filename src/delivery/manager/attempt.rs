@@ -480,7 +480,7 @@ fn deliver_remote(
             ) {
                 Ok(attempt) if attempt.report.end == SessionEnd::LoopsBack => {
                     log::warn!(
-                        "{}: {relay} greeted us with our own host name {}",
+                        "{}: {relay} names itself with our own host name {}",
                         message.id,
                         ctx.config.hostname
                     );
