@@ -175,6 +175,8 @@ pub struct Config {
     pub max_message_size: usize,
     /// Most recipients per message.
     pub max_recipients: usize,
+    /// Most `Received:` fields a message may carry (a mail loop).
+    pub max_received: usize,
     /// Most connections at once.
     pub max_connections: usize,
     /// Most connections at once from one IP address.
@@ -226,6 +228,7 @@ impl Default for Config {
             relay_networks: Vec::new(),
             max_message_size: 0,
             max_recipients: 0,
+            max_received: 0,
             max_connections: 0,
             max_connections_per_ip: 0,
             max_bad_commands: 0,
@@ -336,6 +339,7 @@ pub const OPTIONS: &[OptionSpec] = &[
     opt!("relay-networks", "CIDR,...", "clients that may relay without AUTH; `none` for nobody", Some("127.0.0.0/8,::1/128"), false, |c, v| { c.relay_networks = cidr_list(v)?; Ok(()) }),
     opt!("max-message-size", "SIZE", "largest message (bytes, or with K/M/G, KiB/MiB/GiB)", Some("25MiB"), false, |c, v| { c.max_message_size = size(v)?; Ok(()) }),
     opt!("max-recipients", "N", "most recipients per message (RFC 5321 4.5.3.1.8: at least 100)", Some("100"), false, |c, v| { c.max_recipients = parse_count(v)?; Ok(()) }),
+    opt!("max-received", "N", "most Received header fields a message may carry; more get 554 5.4.6 (a mail loop)", Some("50"), false, |c, v| { c.max_received = parse_count(v)?; Ok(()) }),
     opt!("max-connections", "N", "most connections at once", Some("1000"), false, |c, v| { c.max_connections = parse_count(v)?; Ok(()) }),
     opt!("max-connections-per-ip", "N", "most connections at once from one address (relay networks exempt)", Some("50"), false, |c, v| { c.max_connections_per_ip = parse_count(v)?; Ok(()) }),
     opt!("max-bad-commands", "N", "bad commands in a session before it is closed", Some("20"), false, |c, v| { c.max_bad_commands = parse_count(v)?; Ok(()) }),
@@ -724,6 +728,7 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from("./outpost-data"));
         assert_eq!(c.max_message_size, 25 * 1024 * 1024);
         assert_eq!(c.max_recipients, 100);
+        assert_eq!(c.max_received, 50);
         assert_eq!(c.max_connections, 1000);
         assert_eq!(c.max_connections_per_ip, 50);
         assert_eq!(c.command_timeout, Duration::from_secs(300));

@@ -596,3 +596,44 @@ fn notify_success_reports_relayed_for_a_next_hop_without_dsn_and_delivered_for_m
     assert_eq!(maildir_files(dir, "local.test", "carol").len(), 1);
     delivery.shutdown();
 }
+
+#[test]
+fn a_queued_message_with_too_many_received_fields_is_returned_not_delivered() {
+    let tmp = data_dir("hops");
+    let dir = tmp.path();
+    let dns = DnsServer::start(Zone::new());
+    let spool = Spool::open(dir).unwrap();
+    let with_hops = |hops: usize| {
+        let mut m = message("alice@local.test", &["bob@local.test"]);
+        let mut body = "Received: from a.example by b.example; date\r\n".repeat(hops);
+        body.push_str("Subject: hops\r\n\r\nhi\r\n");
+        m.body = body.into_bytes();
+        spool.store(&m).unwrap()
+    };
+    // Queued under a higher limit, or before one existed; our own
+    // Received field is not counted.
+    let over = with_hops(4);
+    let at = with_hops(3);
+    let mut config = base_config(dir, &dns, 25);
+    config.max_received = 3;
+    let delivery = start(
+        config,
+        &spool,
+        users(&["alice@local.test", "bob@local.test"]),
+    );
+    delivery.notify(over);
+    delivery.notify(at);
+    wait_for(10, "an empty queue", || queue_is_empty(&spool));
+    let bob = maildir_files(dir, "local.test", "bob");
+    assert_eq!(bob.len(), 1, "only the message within the limit");
+    assert_eq!(text(&bob[0]).matches("Received: from a.example").count(), 3);
+    let reports = maildir_files(dir, "local.test", "alice");
+    assert_eq!(reports.len(), 1);
+    let report = text(&reports[0]);
+    assert!(report.contains("Status: 5.4.6"), "{report}");
+    assert!(
+        report.contains("Too many hops: 4 Received header fields"),
+        "{report}"
+    );
+    delivery.shutdown();
+}

@@ -1027,3 +1027,51 @@ fn start_up_removes_abandoned_maildir_tmp_files() {
         server.log_text()
     );
 }
+
+/// A mail loop through the success report: a client on loopback (a relay
+/// network) sends to alice with NOTIFY=SUCCESS from loop.test, whose MX is
+/// 127.0.0.1 on A's own smtp port. The report must not come back in: A
+/// sees that the MX is its own listener before connecting, the report
+/// fails (and, from `<>`, is reported to nobody), and no second message
+/// ever arrives, however long we watch.
+#[test]
+fn a_success_report_to_an_mx_that_is_ourselves_stops_at_once() {
+    let zone = Zone::new()
+        .add("loop.test", Rec::Mx(10, "mx.loop.test".into()))
+        .add("mx.loop.test", Rec::A(Ipv4Addr::LOCALHOST));
+    let world = World::with_zone("e2e-loop", zone);
+    let port = free_port();
+    let mut spec = world.a(port, &["--retry", "1s"]);
+    spec.smtp_port = Some(port);
+    let a = Outpost::start(&spec, 1);
+
+    let mut client = Client::connect(a.smtp);
+    assert!(client.reply().starts_with("220 "));
+    assert!(client.command("EHLO client.test").starts_with("250"));
+    assert!(client.command("MAIL FROM:<x@loop.test>").starts_with("250"));
+    let rcpt = client.command("RCPT TO:<alice@a.test> NOTIFY=SUCCESS");
+    assert!(rcpt.starts_with("250"), "{rcpt}");
+    assert!(client.command("DATA").starts_with("354"));
+    client.send(b"Subject: tell me it arrived\r\n\r\nhi\r\n");
+    let reply = client.command(".");
+    assert!(reply.starts_with("250 "), "{reply}");
+    let _ = client.command("QUIT");
+
+    wait_for(DELIVERY_LIMIT, "the loop detected", || {
+        a.log_text().contains("is this server")
+    });
+    wait_for(DELIVERY_LIMIT, "an empty queue", || {
+        queue_is_empty(&a.spec.data)
+    });
+    // Longer than the 1 s retry: nothing comes in again.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(queue_is_empty(&a.spec.data));
+    let log = a.log_text();
+    assert_eq!(log.matches("on smtp: queued").count(), 1, "{log}");
+    assert!(
+        log.contains("status=bounced (5.4.6 mail for loop.test loops back to myself)"),
+        "{log}"
+    );
+    assert!(!log.contains("with our own host name"), "{log}");
+    assert_eq!(maildir(&a.spec.data, "a.test", "alice").len(), 1);
+}

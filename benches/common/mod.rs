@@ -223,6 +223,7 @@ pub fn session_config() -> Arc<SessionConfig> {
         max_recipients: 100,
         max_bad_commands: 10,
         max_line_length: MAX_TEXT_LINE,
+        max_received: 50,
         auth_equals_line: false,
         sender_check: true,
         tls_available: false,

@@ -458,6 +458,7 @@ fuzz_target!(|data: &[u8]| {
         max_recipients: 3,
         max_bad_commands: if settings & 0x40 != 0 { 5 } else { 50 },
         max_line_length: if settings & 0x80 != 0 { 78 } else { 1000 },
+        max_received: 50,
         auth_equals_line: settings & 0x20 != 0,
         sender_check,
         tls_available: true,

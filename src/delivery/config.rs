@@ -15,6 +15,8 @@ pub const SMTP_PORT: u16 = 25;
 /// `--max-outbound-connections` default: enough parallelism for a small
 /// server without hammering anyone.
 pub const DEFAULT_MAX_OUTBOUND_CONNECTIONS: usize = 20;
+/// `--max-received` default, Postfix's `hopcount_limit`.
+pub const DEFAULT_MAX_RECEIVED: usize = 50;
 /// Upper bound for `--max-outbound-connections` (one thread each).
 pub const MAX_OUTBOUND_CONNECTIONS: usize = 1000;
 
@@ -164,6 +166,12 @@ pub struct DeliveryConfig {
     pub max_outbound_connections: usize,
     /// `--aliases`: the alias file.
     pub aliases: Option<PathBuf>,
+    /// `--max-received`: a queued message with more `Received:` fields
+    /// than this, besides our own, is in a loop and is returned.
+    pub max_received: usize,
+    /// Our own listening addresses (filled in at start): delivery never
+    /// connects to them.
+    pub listening: Vec<SocketAddr>,
 }
 
 impl Default for DeliveryConfig {
@@ -184,6 +192,8 @@ impl Default for DeliveryConfig {
             retry: RetryPolicy::default(),
             max_outbound_connections: DEFAULT_MAX_OUTBOUND_CONNECTIONS,
             aliases: None,
+            max_received: DEFAULT_MAX_RECEIVED,
+            listening: Vec::new(),
         }
     }
 }

@@ -41,6 +41,7 @@ use rustls::ClientConfig;
 use super::config::DeliveryConfig;
 use super::dns::{DnsError, Resolver, ResolverConfig};
 use super::maildir::MailStore;
+use super::myself::OwnAddresses;
 use super::outbound::{self, CertPolicy, OutboundError};
 use crate::directory::LocalDirectory;
 use crate::proto::sasl::Credentials;
@@ -117,6 +118,8 @@ pub(crate) struct Context {
     stopping: Arc<AtomicBool>,
     /// Closed on shutdown so that no delivery thread waits on a silent peer.
     connections: outbound::OpenConnections,
+    /// Our own listeners, never a next hop.
+    own: OwnAddresses,
 }
 
 /// One connection per destination at a time: a set of busy keys.
@@ -208,6 +211,7 @@ impl Delivery {
         clean_maildir_tmp(&mail, &spool);
         let context = Arc::new(Context {
             mail,
+            own: OwnAddresses::new(&config.listening),
             config,
             spool,
             directory,

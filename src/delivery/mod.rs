@@ -1,5 +1,6 @@
 //! Outbound delivery: MX lookup, target selection, the retry schedule,
-//! Maildir for local recipients, and the queue manager threads
+//! Maildir for local recipients, the check that a next hop is not this
+//! server itself (`myself`), and the queue manager threads
 //! ([`manager::Delivery`]) that drive `proto::client` over sockets with
 //! rustls.
 //!
@@ -12,6 +13,7 @@ pub mod config;
 pub mod dns;
 pub mod maildir;
 pub mod manager;
+pub mod myself;
 pub mod outbound;
 pub mod retry;
 pub mod route;

@@ -197,12 +197,19 @@ pub enum SessionEnd {
     Protocol(&'static str),
     /// The connection broke or timed out (reported by the caller).
     ConnectionLost,
+    /// The peer greeted or answered EHLO/HELO with our own host name: the
+    /// connection came back to this server, and every recipient failed
+    /// for good (a mail loop; Postfix does the same).
+    LoopsBack,
 }
 
 impl SessionEnd {
     /// True when trying the next MX host may help.
     pub fn try_next_host(&self) -> bool {
-        !matches!(self, SessionEnd::Completed | SessionEnd::Refused)
+        !matches!(
+            self,
+            SessionEnd::Completed | SessionEnd::Refused | SessionEnd::LoopsBack
+        )
     }
 }
 
@@ -397,8 +404,14 @@ impl Client {
                         out,
                     ));
                 }
+                if self.names_us(&reply) {
+                    return Some(self.loops_back(out));
+                }
                 self.send_ehlo(out);
                 None
+            }
+            State::Ehlo | State::Helo if reply.code == 250 && self.names_us(&reply) => {
+                Some(self.loops_back(out))
             }
             State::Ehlo => match reply.code {
                 250 => {
@@ -762,6 +775,30 @@ impl Client {
         self.quit_only(out)
     }
 
+    /// Whether a greeting or EHLO/HELO reply names the peer with our own
+    /// host name (its first word, RFC 5321 §4.2).
+    fn names_us(&self, reply: &Reply) -> bool {
+        let peer = reply
+            .lines
+            .first()
+            .and_then(|line| line.split_ascii_whitespace().next());
+        peer.is_some_and(|name| {
+            name.trim_end_matches('.')
+                .eq_ignore_ascii_case(self.params.hostname.trim_end_matches('.'))
+        })
+    }
+
+    /// The peer is this server: every recipient fails with
+    /// [`loops_back_reply`].
+    fn loops_back(&mut self, out: &mut Vec<u8>) -> ClientAction {
+        for (slot, rcpt) in self.outcomes.iter_mut().zip(&self.params.recipients) {
+            if slot.is_none() {
+                *slot = Some(Outcome::Permanent(loops_back_reply(&rcpt.address)));
+            }
+        }
+        self.quit(SessionEnd::LoopsBack, out)
+    }
+
     fn tls_unavailable(&mut self, out: &mut Vec<u8>) -> ClientAction {
         let reply = Reply::new(
             454,
@@ -806,6 +843,19 @@ impl Client {
         self.state = State::Done;
         ClientAction::Done
     }
+}
+
+/// `554 5.4.6 mail for DOMAIN loops back to myself` for a recipient whose
+/// next hop is this server (Postfix's wording; RFC 3463 §3.5: routing loop).
+pub fn loops_back_reply(address: &str) -> Reply {
+    let domain = address
+        .rsplit_once('@')
+        .map_or(address, |(_, domain)| domain);
+    Reply::new(
+        554,
+        (5, 4, 6),
+        format!("mail for {domain} loops back to myself"),
+    )
 }
 
 fn push_line(out: &mut Vec<u8>, line: &str) {
@@ -1079,6 +1129,42 @@ mod tests {
             b"EHLO out.example\r\nHELO out.example\r\nMAIL FROM:<alice@example.org>\r\n"
         ));
         assert!(matches!(&report.outcomes[0], Outcome::Delivered(_)));
+    }
+
+    #[test]
+    fn a_peer_with_our_own_name_is_a_loop() {
+        let cases: [(&[u8], &[u8]); 4] = [
+            (b"220 OUT.example. ESMTP\r\n", b"QUIT\r\n"),
+            (
+                b"220 mx ESMTP\r\n250-out.example hello\r\n250 PIPELINING\r\n",
+                b"EHLO out.example\r\nQUIT\r\n",
+            ),
+            (
+                b"220 mx\r\n502 no\r\n250 out.example\r\n",
+                b"EHLO out.example\r\nHELO out.example\r\nQUIT\r\n",
+            ),
+            (b"220 out.example\r\n", b"QUIT\r\n"),
+        ];
+        for (server, sent) in cases {
+            let (out, _, report) = run_all_splits(params(&["a@x.test", "b@y.test"]), server);
+            assert_eq!(out, sent, "{server:?}");
+            assert_eq!(report.end, SessionEnd::LoopsBack);
+            assert!(!report.end.try_next_host());
+            assert_eq!(
+                report.outcomes,
+                [
+                    Outcome::Permanent(loops_back_reply("a@x.test")),
+                    Outcome::Permanent(loops_back_reply("b@y.test")),
+                ]
+            );
+        }
+        let reply = loops_back_reply("a@x.test");
+        assert_eq!((reply.code, reply.enhanced), (554, Some(Enhanced(5, 4, 6))));
+        assert_eq!(reply.lines, ["mail for x.test loops back to myself"]);
+        // A name that only starts like ours is someone else.
+        let (_, _, report) =
+            run_all_splits(params(&["a@x.test"]), b"220 out.example.net\r\n250 mx\r\n");
+        assert_ne!(report.end, SessionEnd::LoopsBack);
     }
 
     #[test]

@@ -17,6 +17,38 @@ pub const MAX_HEADER_LINE: usize = 998;
 /// and keeps every folded line far below [`MAX_HEADER_LINE`].
 const MAX_FIELD: usize = 255;
 
+/// The number of `Received:` fields in the header section of `message`
+/// (up to the first empty line), the hop count of RFC 5321 §6.3: a
+/// message that has passed too many relays is in a loop. Field names
+/// match in any case, with optional white space before the colon
+/// (RFC 5322 §4.5.3); folded continuation lines are not fields.
+pub fn count_received(message: &[u8]) -> usize {
+    let mut count = 0;
+    for line in message.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            break;
+        }
+        if is_received_field(line) {
+            count += 1;
+        }
+    }
+    count
+}
+
+/// Whether a header line starts a `Received:` field.
+fn is_received_field(line: &[u8]) -> bool {
+    let Some(colon) = line.iter().position(|&b| b == b':') else {
+        return false;
+    };
+    let name = &line[..colon];
+    let name = match name.iter().rposition(|&b| b != b' ' && b != b'\t') {
+        Some(last) => &name[..=last],
+        None => return false,
+    };
+    name.eq_ignore_ascii_case(b"received")
+}
+
 /// Renders the `Received:` header, folded with CRLF + TAB (`<TAB>` below),
 /// ending in CRLF:
 ///
@@ -294,6 +326,34 @@ mod tests {
         ];
         for (secs, want) in cases {
             assert_eq!(rfc5322_date(secs), want, "{secs}");
+        }
+    }
+
+    #[test]
+    fn received_fields_are_counted_in_the_header_section_only() {
+        let cases: &[(&[u8], usize)] = &[
+            (b"", 0),
+            (b"Subject: x\r\n\r\nbody\r\n", 0),
+            (b"Received: a\r\nreceived: b\r\nRECEIVED : c\r\n\r\n", 3),
+            // A folded field counts once; its continuation is not a field.
+            (
+                b"Received: from a\r\n Received: by b\r\n\tReceived: c\r\n\r\n",
+                1,
+            ),
+            // Fields after the empty line are body text.
+            (b"Received: a\r\n\r\nReceived: b\r\n", 1),
+            // Other names, and lines without a colon, are not counted.
+            (b"X-Received: a\r\nReceived-SPF: b\r\nReceived\r\n\r\n", 0),
+            // Bare LF line ends, and a message that is all header.
+            (b"Received: a\nReceived: b\n", 2),
+        ];
+        for (message, expected) in cases {
+            assert_eq!(
+                count_received(message),
+                *expected,
+                "{:?}",
+                String::from_utf8_lossy(message)
+            );
         }
     }
 }

@@ -243,27 +243,13 @@ fn start(config: Config, handle_signals: bool) -> Result<ServerHandle, ServerErr
     }
     let spool = Spool::open_with_hostname(&config.data_dir, &config.hostname)
         .map_err(ServerError::Spool)?;
-    let mut delivery_config = config.delivery.clone();
-    delivery_config.hostname = config.hostname.clone();
-    delivery_config.local_domains = config.effective_local_domains();
-    delivery_config.data_dir = config.data_dir.clone();
-    let delivery = if config.deliver {
-        Some(
-            Delivery::start(delivery_config, spool.clone(), directory.clone())
-                .map_err(ServerError::Delivery)?,
-        )
-    } else {
-        log::warn!("delivery is off: accepted mail stays in the queue");
-        None
-    };
-    let spool = SpoolWriter::start(spool);
-    let directory: Arc<dyn Directory> = directory;
     let session_config = Arc::new(SessionConfig {
         hostname: config.hostname.clone(),
         max_message_size: config.max_message_size,
         max_recipients: config.max_recipients,
         max_bad_commands: config.max_bad_commands,
         max_line_length: MAX_TEXT_LINE,
+        max_received: config.max_received,
         auth_equals_line: config.auth_equals_line,
         sender_check: config.sender_check,
         tls_available: true,
@@ -301,6 +287,25 @@ fn start(config: Config, handle_signals: bool) -> Result<ServerHandle, ServerErr
         bound(Role::Submission),
         bound(Role::Submissions),
     );
+
+    let mut delivery_config = config.delivery.clone();
+    delivery_config.hostname = config.hostname.clone();
+    delivery_config.local_domains = config.effective_local_domains();
+    delivery_config.data_dir = config.data_dir.clone();
+    delivery_config.max_received = config.max_received;
+    // Delivery must know our own listeners, so it never connects to them.
+    delivery_config.listening = listeners.iter().map(|l| l.address).collect();
+    let delivery = if config.deliver {
+        Some(
+            Delivery::start(delivery_config, spool.clone(), directory.clone())
+                .map_err(ServerError::Delivery)?,
+        )
+    } else {
+        log::warn!("delivery is off: accepted mail stays in the queue");
+        None
+    };
+    let spool = SpoolWriter::start(spool);
+    let directory: Arc<dyn Directory> = directory;
 
     let setup = |what| move |source| ServerError::Setup { what, source };
     let poll = Poll::new().map_err(setup("create the event poll"))?;

@@ -28,10 +28,13 @@ use crate::delivery::outbound::{self, CertPolicy, OutboundError, Peer};
 use crate::delivery::route;
 use crate::directory::Unreachable;
 use crate::maillog::{Line, Removed, RemovedBy};
-use crate::proto::client::{Client, ClientParams, Outcome, RecipientParams, TlsPolicy};
+use crate::proto::client::{
+    loops_back_reply, Client, ClientParams, Outcome, RecipientParams, SessionEnd, TlsPolicy,
+};
 use crate::proto::dsn::ReportAction;
 use crate::proto::envelope::Recipient;
 use crate::proto::esmtp::{Body, Orcpt};
+use crate::proto::received::count_received;
 use crate::proto::reply::Enhanced;
 use crate::proto::sasl::Credentials;
 use crate::queue::{Failure, QueueError, QueueId, QueuedMessage, RecipientEntry, RecipientState};
@@ -128,6 +131,7 @@ fn attempt(ctx: &Context, id: &QueueId, injected: &mut Vec<QueueId>) -> Result<N
         interrupted: false,
         started: now_secs(),
     };
+    let loop_failure = too_many_hops(ctx, &body);
     // What the envelope file says after each group but the last.
     let mut recorded = message.clone();
     let groups = group(ctx, &message);
@@ -137,7 +141,10 @@ fn attempt(ctx: &Context, id: &QueueId, injected: &mut Vec<QueueId>) -> Result<N
             attempted.interrupted = true;
             break;
         }
-        let result = deliver_group(ctx, &message, &body, &destination, &indices);
+        let result = match &loop_failure {
+            Some(failure) => failed_group(&indices, failure),
+            None => deliver_group(ctx, &message, &body, &destination, &indices),
+        };
         // Written right after each group: a restart must neither lose nor
         // repeat what this group did. The last group's outcome is written
         // by the executor, together with what follows from it.
@@ -155,6 +162,58 @@ fn attempt(ctx: &Context, id: &QueueId, injected: &mut Vec<QueueId>) -> Result<N
     let now = now_millis();
     let plan = decide(&message, &attempted, now, &ctx.config.retry);
     execute(ctx, plan, &body, now / 1000, injected)
+}
+
+/// The failure of every recipient of a queued message that has passed
+/// more relays than `--max-received` allows (RFC 5321 §6.3: a loop), if
+/// it has. The stored message starts with our own Received field, which
+/// is not counted.
+fn too_many_hops(ctx: &Context, body: &[u8]) -> Option<Failure> {
+    let hops = count_received(body).saturating_sub(1);
+    let max = ctx.config.max_received;
+    (hops > max).then(|| {
+        local(
+            (5, 4, 6),
+            format!("Too many hops: {hops} Received header fields, at most {max} (a mail loop?)"),
+        )
+    })
+}
+
+/// A group none of whose recipients was tried: each fails with `failure`.
+fn failed_group(indices: &[usize], failure: &Failure) -> GroupResult {
+    GroupResult {
+        outcomes: indices
+            .iter()
+            .map(|&i| (i, RcptOutcome::Permanent(failure.clone())))
+            .collect(),
+        relay: "none".to_string(),
+        remote_host: None,
+        tls: None,
+        peer_dsn: false,
+    }
+}
+
+/// The failure of a recipient whose next hop is this server.
+fn loops_back(address: &str) -> Failure {
+    let reply = loops_back_reply(address);
+    local((5, 4, 6), reply.lines.join(" "))
+}
+
+/// Every recipient of the group fails with [`loops_back`].
+fn loops_back_group(message: &QueuedMessage, indices: &[usize], relay: String) -> GroupResult {
+    GroupResult {
+        outcomes: indices
+            .iter()
+            .map(|&i| {
+                let address = &message.recipients[i].recipient.address;
+                (i, RcptOutcome::Permanent(loops_back(address)))
+            })
+            .collect(),
+        relay,
+        remote_host: None,
+        tls: None,
+        peer_dsn: false,
+    }
 }
 
 /// Replaces every open recipient that is an alias (or a postmaster) by
@@ -413,12 +472,30 @@ fn deliver_remote(
                 implicit_tls: route.implicit_tls,
             };
             let relay = format!("{host}[{ip}]:{}", route.port);
+            if ctx.own.is_self(peer.addr) {
+                // Like Postfix with an MX list that names us: the hosts
+                // before us were the way out; with none tried, the mail
+                // has nowhere to go but back here.
+                log::warn!("{}: {relay} is this server", message.id);
+                return match last_error {
+                    None => loops_back_group(message, indices, relay),
+                    Some(failure) => unreached(RcptOutcome::Transient(failure)),
+                };
+            }
             match outbound::run_tracked(
                 &peer,
                 Client::new(params.clone()),
                 &route.tls,
                 &ctx.connections,
             ) {
+                Ok(attempt) if attempt.report.end == SessionEnd::LoopsBack => {
+                    log::warn!(
+                        "{}: {relay} names itself with our own host name {}",
+                        message.id,
+                        ctx.config.hostname
+                    );
+                    return loops_back_group(message, indices, relay);
+                }
                 Ok(attempt) => {
                     let said = |reply| Failure::Remote {
                         host: host.clone(),

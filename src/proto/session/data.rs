@@ -8,6 +8,7 @@ use crate::proto::command::Verb;
 use crate::proto::dot::{BodyError, DataStatus, Unstuffer};
 use crate::proto::envelope::{ClientOrigin, Envelope, NewMessage, Origin};
 use crate::proto::esmtp::Body;
+use crate::proto::received::count_received;
 use crate::proto::reply::Reply;
 
 /// The most message buffer reserved ahead on the word of `SIZE=`; bigger
@@ -186,10 +187,13 @@ impl Session {
         result: Result<(), BodyError>,
     ) -> Response {
         let reply = match result {
-            Ok(()) => {
-                let message = self.new_message(transaction);
-                return Response::act(None, Action::Enqueue(Box::new(message)));
-            }
+            Ok(()) => match self.too_many_hops(&transaction.message) {
+                Some(reply) => reply,
+                None => {
+                    let message = self.new_message(transaction);
+                    return Response::act(None, Action::Enqueue(Box::new(message)));
+                }
+            },
             Err(BodyError::TooBig) => Reply::new(
                 552,
                 (5, 3, 4),
@@ -214,6 +218,24 @@ impl Session {
             ),
         };
         Response::ok(reply)
+    }
+
+    /// The refusal of a message that has passed more relays than
+    /// `max_received` allows: it is in a mail loop (RFC 5321 §6.3). Counted
+    /// on the header section of the whole message, before it is spooled.
+    fn too_many_hops(&self, message: &[u8]) -> Option<Reply> {
+        let hops = count_received(message);
+        let max = self.config.max_received;
+        (hops > max).then(|| {
+            Reply::new(
+                554,
+                (5, 4, 6),
+                format!(
+                    "Too many hops: the message has {hops} Received header fields, \
+                     this server accepts at most {max} (a mail loop?)"
+                ),
+            )
+        })
     }
 
     /// The spool request for a finished transaction.

@@ -92,11 +92,20 @@ impl Session {
             .as_ref()
             .is_some_and(|reply| reply.code == 250);
         if accepted {
-            transaction.recipients.push(Recipient {
-                address: path_text(&to),
-                notify: params.notify,
-                orcpt: params.orcpt,
-            });
+            let address = path_text(&to);
+            // The same recipient twice gets one copy; the first RCPT's
+            // NOTIFY and ORCPT stand (Postfix accepts it the same way).
+            let duplicate = transaction
+                .recipients
+                .iter()
+                .any(|r| same_address(&r.address, &address));
+            if !duplicate {
+                transaction.recipients.push(Recipient {
+                    address,
+                    notify: params.notify,
+                    orcpt: params.orcpt,
+                });
+            }
         } else {
             transaction.refused_recipients += 1;
         }
@@ -187,6 +196,18 @@ fn path_text(path: &Path<'_>) -> String {
         Path::Null => String::new(),
         Path::Postmaster => "Postmaster".to_string(),
         Path::Mailbox { mailbox, .. } => mailbox_text(mailbox),
+    }
+}
+
+/// Whether two recipient addresses name the same mailbox: the local part
+/// as written (RFC 5321 §2.4 leaves its case to the receiving host), the
+/// domain in any case.
+fn same_address(a: &str, b: &str) -> bool {
+    match (a.rsplit_once('@'), b.rsplit_once('@')) {
+        (Some((local_a, domain_a)), Some((local_b, domain_b))) => {
+            local_a == local_b && domain_a.eq_ignore_ascii_case(domain_b)
+        }
+        _ => a == b,
     }
 }
 

@@ -67,6 +67,8 @@ pub struct SessionConfig {
     pub max_bad_commands: u32,
     /// Longest text line in DATA, octets including CRLF.
     pub max_line_length: usize,
+    /// Most `Received:` fields a message may arrive with (a mail loop).
+    pub max_received: usize,
     /// Add `AUTH=LOGIN PLAIN` for Outlook 2003 and older.
     pub auth_equals_line: bool,
     /// An authenticated user may only send as addresses it owns.

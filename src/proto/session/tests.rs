@@ -17,6 +17,7 @@ fn config() -> SessionConfig {
         max_recipients: 3,
         max_bad_commands: 5,
         max_line_length: 1000,
+        max_received: 50,
         auth_equals_line: false,
         sender_check: true,
         tls_available: true,
@@ -1191,7 +1192,7 @@ fn limits() {
     let big = "x".repeat(1100);
     let cases: Vec<(String, &str)> = vec![
         (
-            format!("{head}RCPT TO:<bob@example.com>\r\nRCPT TO:<bob@example.com>\r\nRCPT TO:<alice@example.com>\r\nRCPT TO:<postmaster@example.com>\r\n"),
+            format!("{head}RCPT TO:<bob@example.com>\r\nRCPT TO:<alice@example.com>\r\nRCPT TO:<postmaster@example.com>\r\nRCPT TO:<Postmaster>\r\n"),
             "452 4.5.3 Too many recipients",
         ),
         (
@@ -1410,4 +1411,87 @@ fn identical_at_every_split_point() {
             );
         }
     }
+}
+
+#[test]
+fn duplicate_recipients_are_accepted_and_kept_once() {
+    let mut s = session(Role::Smtp);
+    let run = drive_all(
+        &mut s,
+        b"EHLO c\r\nMAIL FROM:<a@remote.example>\r\n\
+          RCPT TO:<bob@example.com> NOTIFY=SUCCESS\r\nRCPT TO:<bob@EXAMPLE.com> NOTIFY=NEVER\r\n\
+          RCPT TO:<bob@example.com>\r\nRCPT TO:<alice@example.com>\r\nRCPT TO:<bob@example.com>\r\n\
+          RCPT TO:<alice@example.com>\r\nDATA\r\nSubject: x\r\n\r\nbody\r\n.\r\n",
+    );
+    assert_eq!(
+        run.codes(),
+        [250, 250, 250, 250, 250, 250, 250, 250, 354, 250]
+    );
+    let recipients = &run.messages[0].envelope.recipients;
+    let addresses: Vec<&str> = recipients.iter().map(|r| r.address.as_str()).collect();
+    assert_eq!(addresses, ["bob@example.com", "alice@example.com"]);
+    // The first RCPT's parameters stand.
+    assert!(recipients[0].notify.is_some_and(|n| n.success));
+}
+
+#[test]
+fn duplicates_do_not_count_towards_the_recipient_limit() {
+    let mut s = session(Role::Smtp);
+    let mut input = b"EHLO c\r\nMAIL FROM:<a@remote.example>\r\n".to_vec();
+    for _ in 0..10 {
+        input.extend_from_slice(b"RCPT TO:<bob@example.com>\r\n");
+    }
+    input.extend_from_slice(b"RCPT TO:<alice@example.com>\r\n");
+    let run = drive_all(&mut s, &input);
+    assert_eq!(run.codes(), [250; 13]);
+}
+
+#[test]
+fn a_message_with_too_many_received_fields_is_refused() {
+    let message = |hops: usize| {
+        let mut input =
+            b"EHLO c\r\nMAIL FROM:<a@remote.example>\r\nRCPT TO:<bob@example.com>\r\nDATA\r\n"
+                .to_vec();
+        for hop in 0..hops {
+            input.extend_from_slice(
+                format!("Received: from hop{hop}\r\n\tby x; date\r\n").as_bytes(),
+            );
+        }
+        input.extend_from_slice(b"Subject: x\r\n\r\nReceived: in the body\r\n.\r\n");
+        input
+    };
+    let mut config = config();
+    config.max_received = 3;
+    config.max_message_size = 10_000;
+    let accepted = drive_all(
+        &mut session_with(Role::Smtp, config.clone(), false),
+        &message(3),
+    );
+    assert_eq!(accepted.messages.len(), 1);
+    let refused = drive_all(
+        &mut session_with(Role::Smtp, config.clone(), false),
+        &message(4),
+    );
+    assert!(refused.messages.is_empty());
+    assert!(refused
+        .text()
+        .contains("554 5.4.6 Too many hops: the message has 4 Received"));
+    // The same through BDAT, at the last chunk.
+    let bdat = |hops: usize| {
+        let body = message(hops);
+        let start = body.windows(6).position(|w| w == b"DATA\r\n").unwrap() + 6;
+        let content = &body[start..body.len() - 3];
+        let mut input = body[..start - 6].to_vec();
+        input.extend_from_slice(format!("BDAT {} LAST\r\n", content.len()).as_bytes());
+        input.extend_from_slice(content);
+        input
+    };
+    let refused = drive_all(
+        &mut session_with(Role::Smtp, config.clone(), false),
+        &bdat(4),
+    );
+    assert!(refused.messages.is_empty());
+    assert_eq!(refused.codes(), [250, 250, 250, 554]);
+    let accepted = drive_all(&mut session_with(Role::Smtp, config, false), &bdat(3));
+    assert_eq!(accepted.messages.len(), 1);
 }
