@@ -30,7 +30,8 @@
 //!    connection's transport (plain, or rustls after STARTTLS or on 465) into
 //!    [`proto::session::Session::feed`], which answers and asks for
 //!    actions: start TLS, check a password (answered by [`auth`]'s threads),
-//!    or spool a message.
+//!    spool a message, or hold an error reply back (a timer of the loop,
+//!    for a client past the soft error limit).
 //! 2. **Keep.** [`queue::SpoolWriter`] writes the message file (envelope head,
 //!    then the message with its Received field), fsyncs it, renames it into
 //!    place and fsyncs the directory, for a whole batch at once (group

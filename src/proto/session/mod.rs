@@ -5,7 +5,9 @@
 //!
 //! It owns the order of commands (EHLO before MAIL, MAIL before RCPT …),
 //! the relay and sender policy (asking a [`Directory`]), the SASL dialogue,
-//! the DATA and BDAT sections and every reply text. Commands are parsed by
+//! the DATA and BDAT sections, the error limits (bad commands and refused
+//! recipients: held replies past the soft limit, 421 at the hard limit)
+//! and every reply text. Commands are parsed by
 //! `command`, lines split by `line`, DATA unstuffed by `dot`; replies are
 //! rendered in one place (`Session::answer`) with `reply::Reply`. What the
 //! mail log needs is reported as [`SessionEvent`]s. It imports nothing with
