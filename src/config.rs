@@ -183,6 +183,15 @@ pub struct Config {
     pub max_connections_per_ip: usize,
     /// Bad commands before 421 and close.
     pub max_bad_commands: u32,
+    /// Errors in a session (bad commands, refused recipients) after which
+    /// each error reply waits `error_delay`.
+    pub soft_error_limit: u32,
+    /// Errors in a session after which it gets 421 and is closed.
+    pub hard_error_limit: u32,
+    /// How long an error reply past the soft limit waits.
+    pub error_delay: Duration,
+    /// Offer AUTH on the smtp (port 25) listeners too.
+    pub smtp_auth: bool,
     /// Idle time allowed while waiting for a command.
     pub command_timeout: Duration,
     /// Idle time allowed between reads inside DATA/BDAT.
@@ -232,6 +241,10 @@ impl Default for Config {
             max_connections: 0,
             max_connections_per_ip: 0,
             max_bad_commands: 0,
+            soft_error_limit: 0,
+            hard_error_limit: 0,
+            error_delay: Duration::ZERO,
+            smtp_auth: false,
             command_timeout: Duration::ZERO,
             data_timeout: Duration::ZERO,
             connection_timeout: Duration::ZERO,
@@ -343,6 +356,9 @@ pub const OPTIONS: &[OptionSpec] = &[
     opt!("max-connections", "N", "most connections at once", Some("1000"), false, |c, v| { c.max_connections = parse_count(v)?; Ok(()) }),
     opt!("max-connections-per-ip", "N", "most connections at once from one address (relay networks exempt)", Some("50"), false, |c, v| { c.max_connections_per_ip = parse_count(v)?; Ok(()) }),
     opt!("max-bad-commands", "N", "bad commands in a session before it is closed", Some("20"), false, |c, v| { c.max_bad_commands = parse_count(v)?; Ok(()) }),
+    opt!("soft-error-limit", "N", "errors in a session (bad commands, unknown users, relay attempts) after which each error reply waits --error-delay", Some("10"), false, |c, v| { c.soft_error_limit = parse_count(v)?; Ok(()) }),
+    opt!("hard-error-limit", "N", "errors in a session after which it gets 421 and is closed", Some("20"), false, |c, v| { c.hard_error_limit = parse_count(v)?; Ok(()) }),
+    opt!("error-delay", "DURATION", "how long each error reply past --soft-error-limit waits (0 = no wait)", Some("1s"), false, |c, v| { c.error_delay = duration(v)?; Ok(()) }),
     opt!("command-timeout", "DURATION", "idle time allowed waiting for a command (RFC 5321 4.5.3.2: at least 5m)", Some("5m"), false, |c, v| { c.command_timeout = duration(v)?; Ok(()) }),
     opt!("data-timeout", "DURATION", "idle time allowed between reads of a message (RFC 5321 4.5.3.2.6)", Some("3m"), false, |c, v| { c.data_timeout = duration(v)?; Ok(()) }),
     opt!("connection-timeout", "DURATION", "longest a whole connection may last", Some("30m"), false, |c, v| { c.connection_timeout = duration(v)?; Ok(()) }),
@@ -350,6 +366,7 @@ pub const OPTIONS: &[OptionSpec] = &[
     opt!("greeting-delay", "DURATION", "wait before the greeting; clients talking first get 554 (0 = off)", Some("0"), false, |c, v| { c.greeting_delay = duration(v)?; Ok(()) }),
     opt!("shutdown-grace", "DURATION", "on SIGTERM, time sessions get to finish before they are closed", Some("30s"), false, |c, v| { c.shutdown_grace = duration(v)?; Ok(()) }),
     opt!("auth-equals-line", "", "also advertise AUTH=LOGIN PLAIN (Outlook 2003 and older)", Some("off"), false, |c, v| { c.auth_equals_line = parse_switch(v)?; Ok(()) }),
+    opt!("smtp-auth", "on|off", "also offer AUTH on the smtp (port 25) listeners; the submission ports always do", Some("off"), false, |c, v| { c.smtp_auth = parse_switch(v)?; Ok(()) }),
     opt!("sender-check", "on|off", "authenticated users may only send as their own address", Some("on"), false, |c, v| { c.sender_check = parse_switch(v)?; Ok(()) }),
     opt!("delivery", "on|off", "deliver queued mail; `off` keeps everything queued (to inspect what a device sends)", Some("on"), false, |c, v| { c.deliver = parse_switch(v)?; Ok(()) }),
     opt!("dns-server", "IP:PORT", "ask this DNS server for MX records instead of those in /etc/resolv.conf", None, false, |c, v| { c.delivery.dns_server = Some(dc::parse_socket_addr(v).map_err(ValueError::Delivery)?); Ok(()) }),
@@ -735,6 +752,10 @@ mod tests {
         assert_eq!(c.greeting_delay, Duration::ZERO);
         assert!(c.sender_check);
         assert!(!c.auth_equals_line);
+        assert!(!c.smtp_auth);
+        assert_eq!(c.soft_error_limit, 10);
+        assert_eq!(c.hard_error_limit, 20);
+        assert_eq!(c.error_delay, Duration::from_secs(1));
         assert!(c.workers >= 1);
         assert!(!c.hostname.is_empty());
         assert!(c.is_trusted("127.0.0.1".parse().unwrap()));
@@ -770,6 +791,14 @@ mod tests {
             "off",
             "--workers",
             "3",
+            "--smtp-auth",
+            "on",
+            "--soft-error-limit",
+            "3",
+            "--hard-error-limit",
+            "5",
+            "--error-delay",
+            "250ms",
         ]);
         assert_eq!(c.smtp.len(), 2);
         assert!(c.submission.is_empty());
@@ -782,6 +811,10 @@ mod tests {
         assert!(c.auth_equals_line);
         assert!(!c.sender_check);
         assert_eq!(c.workers, 3);
+        assert!(c.smtp_auth);
+        assert_eq!(c.soft_error_limit, 3);
+        assert_eq!(c.hard_error_limit, 5);
+        assert_eq!(c.error_delay, Duration::from_millis(250));
     }
 
     #[test]

@@ -15,11 +15,11 @@
 //! | [`queue`] | the spool: durable message files, the envelope file format, group commit | `proto` |
 //! | [`maillog`] | the wording of every mail-log line (queued, refused, login, delivery, report sent, removed); its doc is the format reference | `proto`, `queue` |
 //! | [`directory`] | lookups: the users table, aliases, "does this local mailbox exist, and whose is it" | `proto`, `auth` (its hash port) |
-//! | [`auth`] | password verification on its own threads, and the failed-login throttle | `proto`, `maillog` |
+//! | [`auth`] | password verification on its own threads, and the failed-login throttle | `proto`, `maillog`, `net` |
 //! | [`tls`] | rustls configuration, server side (`tls::server`) and client side (`tls::client`) | — |
 //! | [`config`] | the `serve` options: one table feeds the parser, the config file and `--help` | `delivery::{config, retry}`, `units` |
 //! | [`proto`] | the pure protocol core: line splitter, dot-unstuffer, command, reply and ESMTP parameter grammars, the session state machine, SASL, the outbound client, Received and DSN builders. Bytes in, bytes and typed actions out; no I/O, no clock, no threads | nothing else of the crate |
-//! | [`net`], [`units`] | small helpers: socket timeouts; sizes and durations in flags | — |
+//! | [`net`], [`units`] | small helpers: socket timeouts, the key a client is counted under (an IPv4 address, an IPv6 /64); sizes and durations in flags | — |
 //!
 //! # The path of a message
 //!
@@ -30,7 +30,8 @@
 //!    connection's transport (plain, or rustls after STARTTLS or on 465) into
 //!    [`proto::session::Session::feed`], which answers and asks for
 //!    actions: start TLS, check a password (answered by [`auth`]'s threads),
-//!    or spool a message.
+//!    spool a message, or hold an error reply back (a timer of the loop,
+//!    for a client past the soft error limit).
 //! 2. **Keep.** [`queue::SpoolWriter`] writes the message file (envelope head,
 //!    then the message with its Received field), fsyncs it, renames it into
 //!    place and fsyncs the directory, for a whole batch at once (group

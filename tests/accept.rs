@@ -794,6 +794,81 @@ fn too_many_bad_commands_end_in_421_and_close() {
     client.expect_closed();
 }
 
+/// A directory harvest: a pipelined burst of unknown recipients gets its
+/// first errors at once, each one past `--soft-error-limit` after
+/// `--error-delay`, and 421 4.7.0 and close at `--hard-error-limit`. The
+/// delay is a timer, not a sleep: the only worker keeps serving others.
+#[test]
+fn a_directory_harvest_is_slowed_then_cut_off() {
+    let delay = Duration::from_secs(1);
+    let server = TestServer::start_with(&[(ALICE, ALICE_PASSWORD)], |c| {
+        c.relay_networks = Vec::new();
+        c.soft_error_limit = 3;
+        c.hard_error_limit = 6;
+        c.error_delay = delay;
+        c.workers = 1;
+    });
+    let mut client = Client::greeted(server.smtp());
+    assert!(client.command("EHLO harvester.test").starts_with("250"));
+    assert!(client
+        .command("MAIL FROM:<probe@example.org>")
+        .starts_with("250"));
+    // 100 guesses in one write: small enough to be read whole, so the
+    // close is a clean one.
+    let burst: String = (0..100)
+        .map(|n| format!("RCPT TO:<guess{n}@mx.test>\r\n"))
+        .collect();
+    let started = Instant::now();
+    client.send(burst.as_bytes());
+    let mut replies = Vec::new();
+    for _ in 0..6 {
+        replies.push((client.reply(), started.elapsed()));
+    }
+    for (reply, _) in &replies[..5] {
+        assert_eq!(reply, "550 5.1.1 No such user here\r\n");
+    }
+    assert_eq!(
+        replies[5].0,
+        "421 4.7.0 Too many errors; closing the connection\r\n"
+    );
+    let took = |n: usize| replies[n].1;
+    assert!(took(2) < delay, "the first 3 errors wait: {:?}", took(2));
+    assert!(took(3) >= delay, "the 4th error came after {:?}", took(3));
+    assert!(
+        took(4) >= delay * 2,
+        "the 5th error came after {:?}",
+        took(4)
+    );
+    assert!(took(5) < delay * 10, "421 came after {:?}", took(5));
+    client.expect_closed();
+
+    // Meanwhile the same worker serves another client without waiting.
+    let mut prober = Client::greeted(server.smtp());
+    assert!(prober.command("EHLO harvester.test").starts_with("250"));
+    assert!(prober
+        .command("MAIL FROM:<probe@example.org>")
+        .starts_with("250"));
+    for n in 0..4 {
+        prober.send(format!("RCPT TO:<again{n}@mx.test>\r\n").as_bytes());
+    }
+    for _ in 0..3 {
+        assert!(prober.reply().starts_with("550"));
+    }
+    // The 4th reply is held now; a sleeping worker would send it before
+    // it could answer anyone else.
+    let mut other = Client::greeted(server.smtp());
+    assert!(other.command("NOOP").starts_with("250"));
+    prober.stream.set_nonblocking(true).unwrap();
+    let mut byte = [0u8; 1];
+    let early = prober.stream.peek(&mut byte);
+    assert!(
+        matches!(&early, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the held reply was sent before another session was served: {early:?}"
+    );
+    prober.stream.set_nonblocking(false).unwrap();
+    assert!(prober.reply().starts_with("550"), "the held reply comes");
+}
+
 // ---------------------------------------------------------------------------
 // Durability and the sink.
 
@@ -969,8 +1044,11 @@ fn microsoft_double_space_before_the_plain_response_is_accepted() {
 }
 
 #[test]
-fn smtp_listener_offers_auth_after_starttls_and_then_relays() {
-    let server = untrusting_server();
+fn smtp_listener_with_smtp_auth_offers_auth_after_starttls_and_then_relays() {
+    let server = TestServer::start_with(&[(ALICE, ALICE_PASSWORD)], |c| {
+        c.relay_networks = Vec::new();
+        c.smtp_auth = true;
+    });
     let mut client = Client::greeted(server.smtp());
     let ehlo = client.command("EHLO laptop.test");
     assert!(
@@ -991,6 +1069,35 @@ fn smtp_listener_offers_auth_after_starttls_and_then_relays() {
     let spool = Spool::attach(server.data_dir(), HOSTNAME).unwrap();
     let loaded = spool.load(&id).unwrap();
     assert_eq!(loaded.origin.client().unwrap().protocol, "ESMTPSA");
+}
+
+/// Port 25 offers no AUTH unless `--smtp-auth on`, and answers one as
+/// Postfix does; the submission port still offers and takes it.
+#[test]
+fn smtp_listener_offers_no_auth_by_default() {
+    let server = untrusting_server();
+    let mut client = Client::greeted(server.smtp());
+    assert!(client.command("EHLO laptop.test").contains("STARTTLS"));
+    assert!(client.command("STARTTLS").starts_with("220"));
+    let mut tls = client.into_tls(server.tls_client_config());
+    let ehlo = tls.command("EHLO laptop.test");
+    assert!(ehlo.starts_with("250") && !ehlo.contains("AUTH"), "{ehlo}");
+    let reply = tls.command(&format!(
+        "AUTH PLAIN {}",
+        b64(&format!("\0{ALICE}\0{ALICE_PASSWORD}"))
+    ));
+    assert_eq!(reply, "503 5.5.1 Error: authentication not enabled\r\n");
+    // Without a login, relaying stays closed.
+    assert!(tls.command("MAIL FROM:<alice@mx.test>").starts_with("250"));
+    let reply = tls.command("RCPT TO:<friend@example.net>");
+    assert!(reply.starts_with("554 5.7.1"), "{reply}");
+
+    let mut submission = submission_tls(&server);
+    let login = submission.command(&format!(
+        "AUTH PLAIN {}",
+        b64(&format!("\0{ALICE}\0{ALICE_PASSWORD}"))
+    ));
+    assert!(login.starts_with("235 2.7.0"), "{login}");
 }
 
 #[test]

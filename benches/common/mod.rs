@@ -3,6 +3,7 @@
 //! No randomness from the OS, so every run measures the same bytes.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use outpost::directory::FixedDirectory;
 use outpost::proto::dot::{self, DataStatus, Unstuffer, MAX_TEXT_LINE};
@@ -222,6 +223,10 @@ pub fn session_config() -> Arc<SessionConfig> {
         max_message_size: 10 * 1024 * 1024,
         max_recipients: 100,
         max_bad_commands: 10,
+        soft_error_limit: 10,
+        hard_error_limit: 20,
+        error_delay: Duration::from_secs(1),
+        smtp_auth: false,
         max_line_length: MAX_TEXT_LINE,
         max_received: 50,
         auth_equals_line: false,

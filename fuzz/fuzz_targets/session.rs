@@ -29,6 +29,7 @@
 #![no_main]
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
 use outpost::directory::FixedDirectory;
@@ -419,6 +420,15 @@ impl Driver {
                     assert_eq!(replies[0].code == 235, good);
                     self.auth_ok |= good;
                 }
+                Some(Action::DelayReply(_)) => {
+                    // The held error reply, reported when it is sent.
+                    let from = self.out.len();
+                    self.session.send_delayed_reply(&mut self.out);
+                    let replies = self.take_replies(from, false);
+                    assert_eq!(replies.len(), 1);
+                    assert!(replies[0].code >= 400, "a held reply that is no error");
+                    self.check_refusals(&replies);
+                }
                 Some(Action::Enqueue(message)) => {
                     self.check_message(&message);
                     let from = self.out.len();
@@ -457,6 +467,11 @@ fuzz_target!(|data: &[u8]| {
         max_message_size: 1000,
         max_recipients: 3,
         max_bad_commands: if settings & 0x40 != 0 { 5 } else { 50 },
+        soft_error_limit: 10,
+        hard_error_limit: 20,
+        error_delay: Duration::from_secs(1),
+        // Only a sender check's absence is lost on port 25 without AUTH.
+        smtp_auth: sender_check,
         max_line_length: if settings & 0x80 != 0 { 78 } else { 1000 },
         max_received: 50,
         auth_equals_line: settings & 0x20 != 0,

@@ -1,9 +1,10 @@
 //! Password verification: checks `AUTH` credentials against the stored
 //! hashes (`$6$`, `$2y$`/`$2b$`, `$argon2id$`) off the protocol workers,
 //! with a small cache of verified credentials and failed-login throttling
-//! per client IP. The hashes come from a [`StoredHashes`] source (the
-//! users table of `directory`). May import `proto` (credentials, results)
-//! and `maillog` (the wording of its log lines), nothing above them.
+//! per client (an IPv4 address or an IPv6 /64, [`client_key`]). The hashes
+//! come from a [`StoredHashes`] source (the users table of `directory`).
+//! May import `proto` (credentials, results), `maillog` (the wording of its
+//! log lines) and `net` (the client key), nothing above them.
 //!
 //! Threads: [`AUTH_THREADS`] verifier threads take checks from a bounded
 //! channel, so a slow hash (bcrypt, argon2 take tens to hundreds of
@@ -24,6 +25,7 @@ use std::time::Instant;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 
 use crate::maillog::{Line, LoginCheck, Verdict};
+use crate::net::client_key;
 use crate::proto::address::lookup_key;
 use crate::proto::sasl::{AuthResult, Credentials};
 
@@ -73,9 +75,9 @@ struct AuthState {
     no_users_decoy: OnceLock<StoredHash>,
     cache: CredentialCache,
     limits: AuthLimits,
-    /// Failures per client IP and user.
+    /// Failures per client ([`client_key`]) and user.
     per_login: Throttle<(IpAddr, String)>,
-    /// Failures per client IP, any user.
+    /// Failures per client ([`client_key`]), any user.
     per_ip: Throttle<IpAddr>,
 }
 
@@ -130,7 +132,7 @@ impl Authenticator {
 
     /// Checks credentials on an auth thread and calls `done`. Unknown user
     /// and wrong password take the same time and give `Failure`; too many
-    /// failures from `client` give `Throttled`.
+    /// failures from `client` (or its IPv6 /64) give `Throttled`.
     pub fn verify(&self, client: IpAddr, credentials: Credentials, done: AuthDone) {
         match self.jobs.try_send(Job {
             client,
@@ -189,8 +191,11 @@ fn run_verifier(shared: &AuthState, jobs: &Receiver<Job>, delays: &Sender<Delaye
         } = job;
         let now = Instant::now();
         let user = login_name(&credentials.username);
-        let login = (client, user.clone());
-        if shared.per_login.is_throttled(&login, now) || shared.per_ip.is_throttled(&client, now) {
+        let counted_as = client_key(client);
+        let login = (counted_as, user.clone());
+        if shared.per_login.is_throttled(&login, now)
+            || shared.per_ip.is_throttled(&counted_as, now)
+        {
             LoginCheck {
                 client,
                 user: &user,
@@ -234,7 +239,7 @@ fn run_verifier(shared: &AuthState, jobs: &Receiver<Job>, delays: &Sender<Delaye
             continue;
         }
         let failures = shared.per_login.record_failure(login, Instant::now());
-        let from_ip = shared.per_ip.record_failure(client, Instant::now());
+        let from_ip = shared.per_ip.record_failure(counted_as, Instant::now());
         LoginCheck {
             client,
             user: &user,

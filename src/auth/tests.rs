@@ -288,3 +288,47 @@ fn user_names_match_without_regard_to_case() {
         AuthResult::Throttled
     );
 }
+
+#[test]
+fn ipv6_clients_are_throttled_per_64() {
+    let auth = authenticator(sample_users(), quick_limits());
+    // Each guess from another address of one /64.
+    for n in 1..=3 {
+        let ip = format!("2001:db8:5:6::{n}");
+        assert_eq!(
+            check(&auth, &ip, "alice@example.org", "guess").0,
+            AuthResult::Failure
+        );
+    }
+    assert_eq!(
+        check(
+            &auth,
+            "2001:db8:5:6:abcd::99",
+            "alice@example.org",
+            "alice pw"
+        )
+        .0,
+        AuthResult::Throttled,
+        "a new address in the same /64 is the same client"
+    );
+    assert_eq!(
+        check(&auth, "2001:db8:5:7::1", "alice@example.org", "alice pw").0,
+        AuthResult::Success,
+        "the next /64 is another client"
+    );
+    // IPv4 (also as a dual-stack socket reports it) stays per address.
+    for _ in 1..=3 {
+        assert_eq!(
+            check(&auth, "::ffff:192.0.2.8", "alice@example.org", "guess").0,
+            AuthResult::Failure
+        );
+    }
+    assert_eq!(
+        check(&auth, "192.0.2.8", "alice@example.org", "alice pw").0,
+        AuthResult::Throttled
+    );
+    assert_eq!(
+        check(&auth, "192.0.2.9", "alice@example.org", "alice pw").0,
+        AuthResult::Success
+    );
+}

@@ -2,8 +2,9 @@
 //! growing delay before each `535`, and `421` once a limit is reached, so a
 //! password-guessing client gets a handful of tries per window.
 //!
-//! Two counts are kept: per client IP and user, and per client IP alone
-//! with a higher limit. One user's typos then lock out only that user at
+//! Two counts are kept: per client and user, and per client alone with a
+//! higher limit (a client is an IPv4 address or an IPv6 /64, as
+//! `net::client_key` says; the caller makes the keys). One user's typos then lock out only that user at
 //! that address: many people can share one address (an office NAT, or new
 //! Outlook, which sends from Microsoft's data centres), while a client
 //! trying many user names still hits the per-IP limit.
@@ -57,7 +58,7 @@ impl AuthLimits {
 /// the table without limit; the oldest entries go first.
 const MAX_TRACKED: usize = 65_536;
 
-/// Failure times per key (a client IP, or a client IP and user).
+/// Failure times per key (a client, or a client and user).
 pub struct Throttle<K> {
     max_failures: u32,
     window: Duration,

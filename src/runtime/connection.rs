@@ -41,6 +41,8 @@ pub(crate) enum Work {
     AuthDone(AuthResult),
     /// The answer to `Action::Enqueue`.
     Enqueued(Result<QueueId, EnqueueError>),
+    /// The hold on a delayed error reply is over: send it.
+    ReplyDue,
     /// A deadline passed.
     TimedOut,
     /// The server is stopping and the grace period is over.
@@ -76,6 +78,13 @@ pub(crate) enum ConnectionState {
     AwaitAuth,
     /// Parked until the spool answers.
     AwaitSpool,
+    /// Holding an error reply back until `until` (the client has made too
+    /// many errors). Output is flushed; nothing is read or fed meanwhile,
+    /// so pipelined commands wait too.
+    DelayingReply {
+        /// When the reply is sent.
+        until: Instant,
+    },
     /// Sending the last replies, then closing.
     Closing,
     /// Done; the loop drops it.
@@ -87,6 +96,8 @@ pub(crate) enum ConnectionState {
 pub(crate) enum DeadlineKind {
     /// Time to send the delayed greeting.
     Greet,
+    /// Time to send a delayed error reply.
+    ReplyDue,
     /// The client took too long.
     Timeout,
 }
@@ -230,6 +241,7 @@ impl Connection {
                     config.command_timeout
                 }))
             }
+            ConnectionState::DelayingReply { until } => Some((until, DeadlineKind::ReplyDue)),
             ConnectionState::Closing => Some(idle(CLOSING_FLUSH_TIMEOUT)),
             ConnectionState::AwaitAuth | ConnectionState::AwaitSpool | ConnectionState::Closed => {
                 None
@@ -260,6 +272,7 @@ impl Connection {
                 }
             }
             Work::AuthDone(result) => self.on_auth_result(result),
+            Work::ReplyDue => self.on_reply_due(),
             Work::Enqueued(result) => self.on_enqueued(result),
             Work::TimedOut => self.on_timeout(shared),
             Work::Shutdown => self.on_shutdown(),
@@ -317,6 +330,16 @@ impl Connection {
             session.auth_result(result, &mut self.output);
         }
         self.close_if_session_closed();
+    }
+
+    fn on_reply_due(&mut self) {
+        if !matches!(self.state, ConnectionState::DelayingReply { .. }) {
+            return;
+        }
+        self.state = ConnectionState::Active;
+        if let Some(session) = self.session.as_mut() {
+            session.send_delayed_reply(&mut self.output);
+        }
     }
 
     fn on_enqueued(&mut self, result: Result<QueueId, EnqueueError>) {
@@ -383,7 +406,8 @@ impl Connection {
             ConnectionState::Active
             | ConnectionState::StartTls
             | ConnectionState::AwaitAuth
-            | ConnectionState::AwaitSpool => {
+            | ConnectionState::AwaitSpool
+            | ConnectionState::DelayingReply { .. } => {
                 if let Some(session) = self.session.as_mut() {
                     session.shutting_down(&mut self.output);
                 }
@@ -634,6 +658,13 @@ impl Connection {
     fn act(&mut self, action: Action, shared: &ServerContext) {
         match action {
             Action::StartTls => self.state = ConnectionState::StartTls,
+            Action::DelayReply(delay) => {
+                // A timer of the loop, not a sleep: the worker serves other
+                // connections meanwhile.
+                self.state = ConnectionState::DelayingReply {
+                    until: Instant::now() + delay,
+                };
+            }
             Action::Authenticate(credentials) => {
                 self.state = ConnectionState::AwaitAuth;
                 let notify = self.notify.clone();

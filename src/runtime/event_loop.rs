@@ -421,6 +421,7 @@ impl EventLoop {
                 Some((deadline, kind)) if deadline <= now => {
                     let work = match kind {
                         DeadlineKind::Greet => Work::Greet,
+                        DeadlineKind::ReplyDue => Work::ReplyDue,
                         DeadlineKind::Timeout => Work::TimedOut,
                     };
                     self.dispatch(conn, work);

@@ -1,15 +1,16 @@
 //! Resource limits of the runtime: buffer sizes, the per-dispatch work cap,
-//! and the connection counter (in total and per client IP) shared by the
-//! event loops. The protocol limits (line lengths, message size, recipients) live in
-//! `proto` and `config`.
+//! and the connection counter (in total and per client, an IPv4 address or
+//! an IPv6 /64) shared by the event loops. The protocol limits (line
+//! lengths, message size, recipients) live in `proto` and `config`.
 //!
-//! May import: `proto` (the line limits the buffers must hold); no other
-//! runtime file.
+//! May import: `proto` (the line limits the buffers must hold) and `net`
+//! (the client key); no other runtime file.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
+use crate::net::client_key;
 use crate::proto::dot::MAX_TEXT_LINE;
 use crate::proto::line::MAX_COMMAND_LINE;
 
@@ -53,17 +54,20 @@ const fn max(a: usize, b: usize) -> usize {
 pub enum ConnectionRefusal {
     /// `--max-connections` reached.
     TooManyTotal,
-    /// `--max-connections-per-ip` reached for this address.
+    /// `--max-connections-per-ip` reached for this address (its /64 for
+    /// IPv6).
     TooManyFromIp,
 }
 
-/// Open connections in total and per client IP. The accepting loop admits,
-/// the loop that closes a connection releases it (behind one lock).
+/// Open connections in total and per client (keyed by
+/// [`client_key`]: an IPv4 address, an IPv6 /64). The accepting loop
+/// admits, the loop that closes a connection releases it (behind one lock).
 #[derive(Debug)]
 pub struct ConnectionCounter {
     max_total: usize,
     max_per_ip: usize,
     total: usize,
+    /// Open connections by [`client_key`].
     per_ip: HashMap<IpAddr, usize>,
 }
 
@@ -84,24 +88,24 @@ impl ConnectionCounter {
         if self.total >= self.max_total {
             return Err(ConnectionRefusal::TooManyTotal);
         }
-        let ip = ip.to_canonical();
-        let count = self.per_ip.get(&ip).copied().unwrap_or(0);
+        let key = client_key(ip);
+        let count = self.per_ip.get(&key).copied().unwrap_or(0);
         if !exempt && count >= self.max_per_ip {
             return Err(ConnectionRefusal::TooManyFromIp);
         }
         self.total += 1;
-        self.per_ip.insert(ip, count + 1);
+        self.per_ip.insert(key, count + 1);
         Ok(())
     }
 
     /// A connection from `ip` has ended.
     pub fn release(&mut self, ip: IpAddr) {
-        let ip = ip.to_canonical();
+        let key = client_key(ip);
         self.total = self.total.saturating_sub(1);
-        if let Some(count) = self.per_ip.get_mut(&ip) {
+        if let Some(count) = self.per_ip.get_mut(&key) {
             *count -= 1;
             if *count == 0 {
-                self.per_ip.remove(&ip);
+                self.per_ip.remove(&key);
             }
         }
     }
@@ -141,5 +145,30 @@ mod tests {
             counter.admit(a, false),
             Err(ConnectionRefusal::TooManyFromIp)
         );
+    }
+
+    #[test]
+    fn ipv6_clients_count_per_64() {
+        let ip = |text: &str| -> IpAddr { text.parse().unwrap() };
+        let mut counter = ConnectionCounter::new(10, 2);
+        assert_eq!(counter.admit(ip("2001:db8:1:2::1"), false), Ok(()));
+        assert_eq!(counter.admit(ip("2001:db8:1:2::2"), false), Ok(()));
+        assert_eq!(
+            counter.admit(ip("2001:db8:1:2:ffff::9"), false),
+            Err(ConnectionRefusal::TooManyFromIp),
+            "another address in the same /64"
+        );
+        assert_eq!(
+            counter.admit(ip("2001:db8:1:3::1"), false),
+            Ok(()),
+            "the next /64 is another client"
+        );
+        counter.release(ip("2001:db8:1:2::1"));
+        assert_eq!(counter.admit(ip("2001:db8:1:2::3"), false), Ok(()));
+        // IPv4 stays per address.
+        assert_eq!(counter.admit(ip("192.0.2.1"), false), Ok(()));
+        assert_eq!(counter.admit(ip("192.0.2.1"), false), Ok(()));
+        assert_eq!(counter.admit(ip("192.0.2.2"), false), Ok(()));
+        assert_eq!(counter.total(), 6);
     }
 }

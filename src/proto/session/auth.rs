@@ -2,7 +2,7 @@
 //! with or without an initial response. Decoding is `sasl`'s; checking the
 //! credentials is the caller's, asked for with `Action::Authenticate`.
 
-use super::{out_of_sequence, Action, Mode, Response, Session};
+use super::{out_of_sequence, Action, Mode, Response, Role, Session};
 use crate::proto::reply::Reply;
 use crate::proto::sasl::{self, Credentials, SaslError};
 
@@ -21,8 +21,19 @@ pub(super) enum SaslStep {
 }
 
 impl Session {
+    /// AUTH is offered and taken here: always on the submission roles, on
+    /// the smtp role only with `smtp_auth` (as Postfix, chasquid and mox
+    /// do), so port 25 gives password guessers nothing to try.
+    pub(super) fn auth_enabled(&self) -> bool {
+        self.role != Role::Smtp || self.config.smtp_auth
+    }
+
     /// `AUTH mechanism [initial-response]` (RFC 4954).
     pub(super) fn on_auth(&mut self, mechanism: &str, initial: Option<&str>) -> Response {
+        if !self.auth_enabled() {
+            // Postfix's reply where AUTH is off.
+            return out_of_sequence("Error: authentication not enabled");
+        }
         if self.auth_user.is_some() {
             // RFC 4954 §4: AUTH once per session.
             return out_of_sequence("You are already logged in");

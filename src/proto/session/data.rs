@@ -3,7 +3,7 @@
 //! `Action::Enqueue`. A refused BDAT chunk is still read to its end, so its
 //! octets are never taken for commands.
 
-use super::{out_of_sequence, Action, Mode, Response, Session, Step, Transaction};
+use super::{out_of_sequence, Action, Fault, Mode, Response, Session, Step, Transaction};
 use crate::proto::command::Verb;
 use crate::proto::dot::{BodyError, DataStatus, Unstuffer};
 use crate::proto::envelope::{ClientOrigin, Envelope, NewMessage, Origin};
@@ -165,7 +165,11 @@ impl Session {
             Err(refusal) => Response {
                 reply: Some(refusal.reply),
                 action: None,
-                bad: refusal.bad,
+                fault: if refusal.bad {
+                    Fault::BadCommand
+                } else {
+                    Fault::None
+                },
             },
             Ok(transaction) if chunk.last => self.finish_message(transaction, Ok(())),
             Ok(transaction) => {

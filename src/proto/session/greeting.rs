@@ -42,7 +42,7 @@ impl Session {
             if self.config.tls_available {
                 lines.push("STARTTLS".into());
             }
-        } else {
+        } else if self.auth_enabled() {
             // RFC 4954 §4 and RFC 8314: no passwords over plaintext, so AUTH
             // is only advertised once the connection is encrypted.
             lines.push("AUTH PLAIN LOGIN".into());

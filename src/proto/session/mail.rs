@@ -113,7 +113,9 @@ impl Session {
         response
     }
 
-    /// Whether `to` may receive mail through us, as a reply.
+    /// Whether `to` may receive mail through us, as a reply. Refusing an
+    /// unknown user or a relay attempt counts as an error, so a client
+    /// guessing user names (a directory harvest) is slowed, then cut off.
     fn recipient_policy(&self, to: &Path<'_>, smtputf8: bool) -> Response {
         let (mailbox, source_route) = match to {
             // RFC 5321 §4.5.1: <Postmaster> is the postmaster of this
@@ -156,10 +158,10 @@ impl Session {
         }
         let may_relay = self.auth_user.is_some() || self.client.trusted;
         if !may_relay {
-            return Response::ok(Reply::new(554, (5, 7, 1), "Relay access denied"));
+            return Response::error(Reply::new(554, (5, 7, 1), "Relay access denied"));
         }
         if trick {
-            return Response::ok(Reply::new(
+            return Response::error(Reply::new(
                 550,
                 (5, 7, 1),
                 "Addresses with %, !, a quoted @ or a source route are not accepted; \
@@ -184,7 +186,7 @@ impl Session {
                 format!("Recipient <{address}> OK"),
             ))
         } else {
-            Response::ok(Reply::new(550, (5, 1, 1), "No such user here"))
+            Response::error(Reply::new(550, (5, 1, 1), "No such user here"))
         }
     }
 }

@@ -5,7 +5,9 @@
 //!
 //! It owns the order of commands (EHLO before MAIL, MAIL before RCPT …),
 //! the relay and sender policy (asking a [`Directory`]), the SASL dialogue,
-//! the DATA and BDAT sections and every reply text. Commands are parsed by
+//! the DATA and BDAT sections, the error limits (bad commands and refused
+//! recipients: held replies past the soft limit, 421 at the hard limit)
+//! and every reply text. Commands are parsed by
 //! `command`, lines split by `line`, DATA unstuffed by `dot`; replies are
 //! rendered in one place (`Session::answer`) with `reply::Reply`. What the
 //! mail log needs is reported as [`SessionEvent`]s. It imports nothing with
@@ -20,6 +22,7 @@
 //! - `events`: what the session reports for the mail log.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::command::{self, Command, Verb, MAX_AUTH_LINE};
 use super::dot::Unstuffer;
@@ -46,7 +49,8 @@ pub use events::{MessageSummary, SessionEvent};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     /// Port 25: mail from other servers to local domains; relaying only for
-    /// authenticated users or trusted networks.
+    /// trusted networks, or authenticated users where `smtp_auth` offers
+    /// AUTH.
     Smtp,
     /// Port 587: STARTTLS, then AUTH required before MAIL.
     Submission,
@@ -65,6 +69,19 @@ pub struct SessionConfig {
     pub max_recipients: usize,
     /// Unknown or bad commands before 421 and close.
     pub max_bad_commands: u32,
+    /// Errors (bad commands, refused recipients) after which each further
+    /// error reply is held back for `error_delay` (Postfix's
+    /// `smtpd_soft_error_limit`).
+    pub soft_error_limit: u32,
+    /// Errors after which the session gets 421 and is closed (Postfix's
+    /// `smtpd_hard_error_limit`).
+    pub hard_error_limit: u32,
+    /// How long an error reply past the soft limit is held back (Postfix's
+    /// `smtpd_error_sleep_time`).
+    pub error_delay: Duration,
+    /// AUTH is offered and taken on the smtp role too (it always is on the
+    /// submission roles).
+    pub smtp_auth: bool,
     /// Longest text line in DATA, octets including CRLF.
     pub max_line_length: usize,
     /// Most `Received:` fields a message may arrive with (a mail loop).
@@ -110,6 +127,11 @@ pub enum Action {
     Authenticate(Credentials),
     /// Spool this message durably, then call [`Session::enqueued`].
     Enqueue(Box<NewMessage>),
+    /// The client has made too many errors: flush the output, wait this
+    /// long (without blocking: the session reads nothing meanwhile, so
+    /// pipelined commands wait too), then call
+    /// [`Session::send_delayed_reply`].
+    DelayReply(Duration),
 }
 
 /// The result of feeding input.
@@ -153,6 +175,13 @@ enum Pending {
         /// What the mail log says about it once it is spooled.
         message: MessageSummary,
     },
+    /// `Action::DelayReply` is outstanding for this error reply.
+    DelayedReply {
+        /// The reply, sent when the delay is over.
+        reply: Reply,
+        /// The verb of the input it answers, for its refusal event.
+        verb: Option<Verb>,
+    },
 }
 
 /// A mail transaction: from MAIL to the end of DATA or the last BDAT.
@@ -179,15 +208,27 @@ struct Transaction {
     declared_size: Option<u64>,
 }
 
+/// How a reply counts against the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    /// It does not.
+    None,
+    /// An error (a refused recipient): counts towards the soft and hard
+    /// error limits, so probing for user names is slowed, then stopped.
+    Error,
+    /// A bad command (syntax, unknown, out of sequence): an error, and
+    /// counts towards `max_bad_commands` too.
+    BadCommand,
+}
+
 /// What a handler wants said and done; rendered in [`Session::answer`].
 struct Response {
     /// The reply, if this step has one now.
     reply: Option<Reply>,
     /// An action for the caller.
     action: Option<Action>,
-    /// The command was bad (syntax, unknown, out of sequence): counts
-    /// towards `max_bad_commands`.
-    bad: bool,
+    /// How the reply counts against the client.
+    fault: Fault,
 }
 
 impl Response {
@@ -196,7 +237,7 @@ impl Response {
         Response {
             reply: Some(reply),
             action: None,
-            bad: false,
+            fault: Fault::None,
         }
     }
 
@@ -205,7 +246,16 @@ impl Response {
         Response {
             reply: Some(reply),
             action: None,
-            bad: true,
+            fault: Fault::BadCommand,
+        }
+    }
+
+    /// A reply refusing a valid command in a way that counts as an error.
+    fn error(reply: Reply) -> Response {
+        Response {
+            reply: Some(reply),
+            action: None,
+            fault: Fault::Error,
         }
     }
 
@@ -214,7 +264,7 @@ impl Response {
         Response {
             reply,
             action: Some(action),
-            bad: false,
+            fault: Fault::None,
         }
     }
 
@@ -223,9 +273,20 @@ impl Response {
         Response {
             reply: None,
             action: None,
-            bad: false,
+            fault: Fault::None,
         }
     }
+}
+
+/// What the error count says to do with an error reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Penalty {
+    /// Send it now.
+    None,
+    /// Hold it back for `error_delay` (past the soft limit).
+    Delay,
+    /// Replace it with 421 and close (a limit is reached).
+    Close,
 }
 
 /// What one step of [`Session::feed`] did with the input.
@@ -264,6 +325,9 @@ pub struct Session {
     transaction: Option<Transaction>,
     pending: Option<Pending>,
     bad_commands: u32,
+    /// Errors (bad commands and refused recipients) since the session
+    /// started or last spooled a message.
+    errors: u32,
     /// A closing reply was sent: nothing more is read.
     closed: bool,
     /// Reported and not yet taken.
@@ -293,6 +357,7 @@ impl Session {
             transaction: None,
             pending: None,
             bad_commands: 0,
+            errors: 0,
             closed: false,
             events: Vec::new(),
         }
@@ -387,7 +452,7 @@ impl Session {
                 "Temporary authentication failure; please try again later",
             ),
         };
-        self.answer(Response::ok(reply), out);
+        self.answer(Response::ok(reply), None, out);
     }
 
     /// The answer to [`Action::Enqueue`]: the queue id, or why not;
@@ -402,6 +467,11 @@ impl Session {
                 Err(error) => SessionEvent::NotQueued { message, error },
             });
         }
+        if result.is_ok() {
+            // Like Postfix, the error limits count errors made without
+            // delivering mail: a client that sends mail is not probing.
+            self.errors = 0;
+        }
         let reply = match result {
             Ok(id) => Reply::new(250, (2, 0, 0), format!("Ok: queued as {id}")),
             Err(EnqueueError::NoSpace) => Reply::new(
@@ -415,7 +485,16 @@ impl Session {
                 "The message could not be stored; please try again later",
             ),
         };
-        self.answer(Response::ok(reply), out);
+        self.answer(Response::ok(reply), None, out);
+    }
+
+    /// The answer to [`Action::DelayReply`]: the delay is over, so the held
+    /// error reply is sent (and reported as [`SessionEvent::Refused`]).
+    pub fn send_delayed_reply(&mut self, out: &mut Vec<u8>) {
+        if let Some(Pending::DelayedReply { reply, verb }) = self.pending.take() {
+            reply.render(out);
+            self.events.push(SessionEvent::refused(verb, reply));
+        }
     }
 
     /// The client was idle too long: 421 4.4.2 and close.
@@ -424,6 +503,7 @@ impl Session {
         self.pending = None;
         self.answer(
             Response::ok(Reply::new(421, (4, 4, 2), text).and_close()),
+            None,
             out,
         );
     }
@@ -437,6 +517,7 @@ impl Session {
         self.pending = None;
         self.answer(
             Response::ok(Reply::new(421, (4, 3, 2), text).and_close()),
+            None,
             out,
         );
     }
@@ -473,21 +554,55 @@ impl Session {
         self.helo.as_deref()
     }
 
-    /// The one place replies are rendered. Counts bad commands (turning the
-    /// last allowed one into 421 and close), marks the session closed on a
-    /// closing reply, and remembers which action is outstanding. Returns
-    /// the reply sent, if any, and the action.
-    fn answer(&mut self, response: Response, out: &mut Vec<u8>) -> (Option<Reply>, Option<Action>) {
+    /// Counts a reply's fault and says what to do with the reply: a client
+    /// that keeps getting it wrong is a broken script or a probe (a
+    /// directory harvest tries thousands of user names), so past the soft
+    /// limit each error waits, and at a hard limit the session ends.
+    fn count(&mut self, fault: Fault) -> Penalty {
+        if fault == Fault::None {
+            return Penalty::None;
+        }
+        self.errors = self.errors.saturating_add(1);
+        if fault == Fault::BadCommand {
+            self.bad_commands = self.bad_commands.saturating_add(1);
+        }
+        let config = &self.config;
+        if self.bad_commands >= config.max_bad_commands || self.errors >= config.hard_error_limit {
+            Penalty::Close
+        } else if self.errors > config.soft_error_limit && !config.error_delay.is_zero() {
+            Penalty::Delay
+        } else {
+            Penalty::None
+        }
+    }
+
+    /// The one place replies are rendered. Counts errors (holding back
+    /// replies past the soft limit, turning the last allowed one into 421
+    /// and close), marks the session closed on a closing reply, and
+    /// remembers which action is outstanding. Returns the reply sent, if
+    /// any, and the action.
+    fn answer(
+        &mut self,
+        response: Response,
+        verb: Option<Verb>,
+        out: &mut Vec<u8>,
+    ) -> (Option<Reply>, Option<Action>) {
         let Response {
             mut reply,
             mut action,
-            bad,
+            fault,
         } = response;
-        if bad {
-            self.bad_commands = self.bad_commands.saturating_add(1);
-            if self.bad_commands >= self.config.max_bad_commands {
-                // Like Postfix's smtpd_hard_error_limit: a client that keeps
-                // getting it wrong is a broken script or a probe.
+        match self.count(fault) {
+            Penalty::None => {}
+            Penalty::Delay => {
+                // An error reply comes without an action; it is held back
+                // and sent by `send_delayed_reply`.
+                if let (Some(held), None) = (reply.take(), &action) {
+                    self.pending = Some(Pending::DelayedReply { reply: held, verb });
+                    return (None, Some(Action::DelayReply(self.config.error_delay)));
+                }
+            }
+            Penalty::Close => {
                 reply = Some(
                     Reply::new(421, (4, 7, 0), "Too many errors; closing the connection")
                         .and_close(),
@@ -504,16 +619,8 @@ impl Session {
                 action = None;
             }
         }
-        if let Some(action) = &action {
-            self.pending = Some(match action {
-                Action::StartTls => Pending::StartTls,
-                Action::Authenticate(credentials) => Pending::Authenticate {
-                    username: credentials.username.clone(),
-                },
-                Action::Enqueue(message) => Pending::Enqueue {
-                    message: MessageSummary::of(message),
-                },
-            });
+        if let Some(pending) = action.as_ref().and_then(pending_for) {
+            self.pending = Some(pending);
         }
         (reply, action)
     }
@@ -528,7 +635,7 @@ impl Session {
         response: Response,
         out: &mut Vec<u8>,
     ) -> Step {
-        let (reply, action) = self.answer(response, out);
+        let (reply, action) = self.answer(response, verb, out);
         if let Some(reply) = reply.filter(|reply| reply.code >= 400) {
             self.events.push(SessionEvent::refused(verb, reply));
         }
@@ -602,6 +709,22 @@ impl Session {
     fn on_quit(&mut self) -> Response {
         let text = format!("{} closing connection, goodbye", self.config.hostname);
         Response::ok(Reply::new(221, (2, 0, 0), text).and_close())
+    }
+}
+
+/// What stays outstanding while the caller carries out `action`.
+/// [`Action::DelayReply`] has none here: `Session::answer` asks for it
+/// itself and keeps the held reply.
+fn pending_for(action: &Action) -> Option<Pending> {
+    match action {
+        Action::StartTls => Some(Pending::StartTls),
+        Action::Authenticate(credentials) => Some(Pending::Authenticate {
+            username: credentials.username.clone(),
+        }),
+        Action::Enqueue(message) => Some(Pending::Enqueue {
+            message: MessageSummary::of(message),
+        }),
+        Action::DelayReply(_) => None,
     }
 }
 

@@ -16,6 +16,10 @@ fn config() -> SessionConfig {
         max_message_size: 1000,
         max_recipients: 3,
         max_bad_commands: 5,
+        soft_error_limit: 10,
+        hard_error_limit: 20,
+        error_delay: Duration::from_secs(1),
+        smtp_auth: true,
         max_line_length: 1000,
         max_received: 50,
         auth_equals_line: false,
@@ -52,6 +56,8 @@ struct Run {
     events: Vec<SessionEvent>,
     closed: bool,
     tls_starts: usize,
+    /// Replies held back for the error delay, in order (their codes).
+    delayed: Vec<u16>,
 }
 
 impl Run {
@@ -71,7 +77,7 @@ impl Run {
 
 /// Plays the caller: keeps a buffer, answers actions like the runtime
 /// would (password `secret` is right, the spool always succeeds with id
-/// `Q1`), and feeds the chunks in order.
+/// `Q1`, a delayed reply is sent at once), and feeds the chunks in order.
 fn drive(session: &mut Session, chunks: &[&[u8]]) -> Run {
     let mut run = Run::default();
     let mut buf = Vec::new();
@@ -106,6 +112,13 @@ fn drive(session: &mut Session, chunks: &[&[u8]]) -> Run {
                 Some(Action::Enqueue(message)) => {
                     run.messages.push(*message);
                     session.enqueued(Ok("Q1"), &mut run.out);
+                }
+                Some(Action::DelayReply(delay)) => {
+                    assert_eq!(delay, session.config.error_delay);
+                    let before = run.out.len();
+                    session.send_delayed_reply(&mut run.out);
+                    let held = String::from_utf8_lossy(&run.out[before..]).into_owned();
+                    run.delayed.push(held[..3].parse().unwrap());
                 }
             }
             run.events.extend(session.take_events());
@@ -1494,4 +1507,146 @@ fn a_message_with_too_many_received_fields_is_refused() {
     assert_eq!(refused.codes(), [250, 250, 250, 554]);
     let accepted = drive_all(&mut session_with(Role::Smtp, config, false), &bdat(3));
     assert_eq!(accepted.messages.len(), 1);
+}
+
+/// A config with small error limits: 2 errors free, then each held back,
+/// 421 at the 5th.
+fn strict_errors() -> SessionConfig {
+    let mut config = config();
+    config.max_bad_commands = 50;
+    config.soft_error_limit = 2;
+    config.hard_error_limit = 5;
+    config
+}
+
+/// A directory harvest: unknown users past the soft limit get their 550
+/// held back (pipelined commands behind it wait), and the hard limit ends
+/// the session without reading the rest.
+#[test]
+fn unknown_recipients_are_slowed_then_cut_off() {
+    let mut s = session_with(Role::Smtp, strict_errors(), false);
+    let mut input = String::from("EHLO c\r\nMAIL FROM:<x@remote.example>\r\n");
+    for n in 0..100 {
+        input.push_str(&format!("RCPT TO:<guess{n}@example.com>\r\n"));
+    }
+    let run = drive_all(&mut s, input.as_bytes());
+    assert_eq!(run.codes(), [250, 250, 550, 550, 550, 550, 421]);
+    assert_eq!(run.delayed, [550, 550], "the 3rd and 4th errors wait");
+    assert!(run.text().ends_with(
+        "550 5.1.1 No such user here\r\n421 4.7.0 Too many errors; closing the connection\r\n"
+    ));
+    assert!(run.closed);
+    // Each reply is reported once, when it is sent.
+    let refusals = run
+        .events
+        .iter()
+        .filter(|e| matches!(e, SessionEvent::Refused { code: 550, .. }))
+        .count();
+    assert_eq!(refusals, 4);
+}
+
+/// While a reply is held back the session reads nothing; the caller sends
+/// it, and the pipelined rest is answered after it.
+#[test]
+fn a_held_reply_holds_the_pipeline() {
+    let mut s = session_with(Role::Smtp, strict_errors(), false);
+    let mut out = Vec::new();
+    let input = b"EHLO c\r\nMAIL FROM:<x@remote.example>\r\nRCPT TO:<a@example.com>\r\n\
+        RCPT TO:<b@example.com>\r\nRCPT TO:<c@example.com>\r\nNOOP\r\n";
+    let feed = s.feed(input, &mut out);
+    assert!(matches!(feed.action, Some(Action::DelayReply(d)) if d == Duration::from_secs(1)));
+    let rest = &input[feed.consumed..];
+    assert_eq!(rest, b"NOOP\r\n");
+    let sent = |out: &[u8]| String::from_utf8_lossy(out).matches("550 5.1.1").count();
+    assert_eq!(sent(&out), 2, "the third 550 is held back");
+    let again = s.feed(rest, &mut out);
+    assert_eq!((again.consumed, again.action.is_none()), (0, true));
+    s.send_delayed_reply(&mut out);
+    let feed = s.feed(rest, &mut out);
+    assert_eq!(feed.consumed, rest.len());
+    let text = String::from_utf8_lossy(&out);
+    assert!(
+        text.ends_with("550 5.1.1 No such user here\r\n550 5.1.1 No such user here\r\n550 5.1.1 No such user here\r\n250 2.0.0 OK\r\n"),
+        "{text}"
+    );
+}
+
+/// Bad commands and refused recipients add up; `max_bad_commands` still
+/// closes on bad commands alone; a spooled message starts the count again
+/// (errors "without delivering mail", as Postfix counts them); a zero
+/// delay holds nothing back.
+#[test]
+fn what_counts_as_an_error() {
+    let mixed = "EHLO c\r\nFOO\r\nMAIL FROM:<x@remote.example>\r\nRCPT TO:<a@example.com>\r\n\
+        RCPT TO:<x@elsewhere.example>\r\nBAR\r\nRCPT TO:<b@example.com>\r\n";
+    let run = drive_all(
+        &mut session_with(Role::Smtp, strict_errors(), false),
+        mixed.as_bytes(),
+    );
+    assert_eq!(run.codes(), [250, 500, 250, 550, 554, 500, 421]);
+    assert_eq!(run.delayed, [554, 500]);
+
+    let mut few_bad = strict_errors();
+    few_bad.max_bad_commands = 2;
+    let run = drive_all(
+        &mut session_with(Role::Smtp, few_bad, false),
+        b"EHLO c\r\nFOO\r\nBAR\r\n",
+    );
+    assert_eq!(run.codes(), [250, 500, 421]);
+
+    let mut input = String::from("EHLO c\r\n");
+    for _ in 0..3 {
+        input.push_str(
+            "MAIL FROM:<x@remote.example>\r\nRCPT TO:<nobody@example.com>\r\n\
+             RCPT TO:<ghost@example.com>\r\nRCPT TO:<bob@example.com>\r\nDATA\r\nhi\r\n.\r\n",
+        );
+    }
+    let run = drive_all(
+        &mut session_with(Role::Smtp, strict_errors(), false),
+        input.as_bytes(),
+    );
+    assert_eq!(run.messages.len(), 3);
+    assert!(run.delayed.is_empty() && !run.closed);
+
+    let mut no_delay = strict_errors();
+    no_delay.error_delay = Duration::ZERO;
+    let run = drive_all(
+        &mut session_with(Role::Smtp, no_delay, false),
+        b"EHLO c\r\nFOO\r\nBAR\r\nBAZ\r\nQUX\r\nQUUX\r\n",
+    );
+    assert_eq!(run.codes(), [250, 500, 500, 500, 500, 421]);
+    assert!(run.delayed.is_empty());
+}
+
+/// Without `smtp_auth`, port 25 neither offers nor takes AUTH (Postfix's
+/// reply); the submission roles are unchanged.
+#[test]
+fn auth_on_port_25_only_when_enabled() {
+    let mut off = config();
+    off.smtp_auth = false;
+    let plain = plain_response("alice@example.com", "secret");
+    let after_tls = format!("EHLO c\r\nAUTH PLAIN {plain}\r\n");
+    let input: [&[u8]; 2] = [b"EHLO c\r\nSTARTTLS\r\n", after_tls.as_bytes()];
+    let run = drive(&mut session_with(Role::Smtp, off.clone(), false), &input);
+    let text = run.text();
+    assert_eq!(run.tls_starts, 1);
+    assert!(!text.contains("AUTH PLAIN LOGIN"), "{text}");
+    assert!(
+        text.ends_with("250 DSN\r\n503 5.5.1 Error: authentication not enabled\r\n"),
+        "{text}"
+    );
+    assert!(run.logins.is_empty());
+
+    let run = drive(&mut session_with(Role::Smtp, config(), false), &input);
+    assert!(run
+        .text()
+        .ends_with("250 AUTH PLAIN LOGIN\r\n235 2.7.0 Authentication successful\r\n"));
+
+    let submissions_input = format!("EHLO client.example\r\nAUTH PLAIN {plain}\r\n");
+    let run = drive_all(
+        &mut session_with(Role::Submissions, off, false),
+        submissions_input.as_bytes(),
+    );
+    assert!(run.text().starts_with(EHLO_TLS));
+    assert_eq!(run.codes().last(), Some(&235));
 }
