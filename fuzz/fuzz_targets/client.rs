@@ -484,7 +484,7 @@ fuzz_target!(|data: &[u8]| {
                     "a broken reply line was accepted"
                 );
             } else if let Some((code, reply_lines)) = &completed {
-                // An over-long line may have ended the session before.
+                // A session the client already ended takes no more replies.
                 if !client.is_done() || action.is_some() {
                     model.on_reply(*code, reply_lines);
                 }

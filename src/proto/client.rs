@@ -1273,12 +1273,29 @@ mod tests {
             assert!(out.ends_with(b"QUIT\r\n"));
             assert!(matches!(report.end, SessionEnd::Protocol(_)), "{server:?}");
         }
+    }
+
+    #[test]
+    fn an_over_long_reply_line_is_cut_and_its_code_counts() {
         let mut long = b"220 ".to_vec();
         long.extend(std::iter::repeat(b'x').take(MAX_REPLY_LINE + 10));
-        let (_, _, report) = run(params(&["a@x.test"]), &[&long]);
-        assert!(matches!(report.end, SessionEnd::Protocol(_)));
-        let (_, _, report) = run(params(&["a@x.test"]), &[&[&long[..], b"\r\n"].concat()]);
-        assert!(matches!(report.end, SessionEnd::Protocol(_)));
+        let (out, _, _) = run(params(&["a@x.test"]), &[&[&long[..], b"\r\n"].concat()]);
+        assert!(out.starts_with(b"EHLO "));
+        // A 250 after the data whose text runs long means the message was
+        // taken: as an error it would be sent again.
+        let mut taken = b"250 2.0.0 Ok: queued as ".to_vec();
+        taken.extend(std::iter::repeat(b'\0').take(3 * MAX_REPLY_LINE));
+        taken.extend_from_slice(b"\r\n");
+        let server = [
+            &b"220 mx\r\n250 mx\r\n250 ok\r\n250 ok\r\n354 go\r\n"[..],
+            &taken,
+        ]
+        .concat();
+        let (_, _, report) = run_all_splits(params(&["a@x.test"]), &server);
+        assert!(
+            matches!(&report.outcomes[0], Outcome::Delivered(r) if r.code == 250),
+            "{report:?}"
+        );
     }
 
     #[test]

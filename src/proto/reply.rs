@@ -192,8 +192,6 @@ pub struct ReplyError {
 /// What is wrong with a reply line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReplyErrorKind {
-    /// The line is longer than [`MAX_REPLY_LINE`] octets, LF included.
-    LineTooLong,
     /// The line does not start with three digits.
     NotAReply,
     /// The code is not between 200 and 599.
@@ -210,7 +208,6 @@ impl ReplyErrorKind {
     /// The reason in words, as the outbound client logs it.
     pub fn reason(self) -> &'static str {
         match self {
-            ReplyErrorKind::LineTooLong => "a reply line from the server is too long",
             ReplyErrorKind::NotAReply => "the server sent a line that is not an SMTP reply",
             ReplyErrorKind::CodeOutOfRange => "the server sent a reply code out of range",
             ReplyErrorKind::CodeChanged => {
@@ -235,11 +232,21 @@ impl std::error::Error for ReplyError {}
 /// stopped, so a long reply fed in small pieces is not scanned again; the
 /// buffer holds at most one reply ([`MAX_REPLY_LINES`] lines of
 /// [`MAX_REPLY_LINE`] octets) plus one read.
+///
+/// A line longer than [`MAX_REPLY_LINE`] is cut to that length as it
+/// arrives and the rest of it, up to its LF, is dropped; its code still
+/// counts. A `250` after the end of data with an over-long text means the
+/// message was taken: treating it as an error would send the message again
+/// (Postfix's client also truncates long reply lines).
 #[derive(Debug, Default)]
 pub struct ReplyReader {
     buffer: Vec<u8>,
     /// Where the bytes not yet returned start in `buffer`.
     start: usize,
+    /// How many octets of an unfinished line end the buffer.
+    tail: usize,
+    /// The buffer's last line was cut: drop what comes up to its LF.
+    dropping: bool,
     scan: Scan,
 }
 
@@ -249,13 +256,47 @@ impl ReplyReader {
         ReplyReader::default()
     }
 
-    /// Appends bytes read from the peer.
-    pub fn push(&mut self, bytes: &[u8]) {
+    /// Appends bytes read from the peer, cutting over-long lines.
+    pub fn push(&mut self, mut bytes: &[u8]) {
         if self.start > 0 {
             self.buffer.drain(..self.start);
             self.start = 0;
         }
-        self.buffer.extend_from_slice(bytes);
+        while !bytes.is_empty() {
+            let lf = memchr(b'\n', bytes);
+            if self.dropping {
+                let Some(lf) = lf else { return };
+                bytes = &bytes[lf + 1..];
+                self.dropping = false;
+                continue;
+            }
+            // Octets of the current line this piece may still add: one
+            // less than the limit, so a line that reaches the limit without
+            // its LF is known to be too long.
+            let room = MAX_REPLY_LINE - 1 - self.tail;
+            match lf {
+                Some(lf) if lf <= room => {
+                    self.buffer.extend_from_slice(&bytes[..=lf]);
+                    self.tail = 0;
+                    bytes = &bytes[lf + 1..];
+                }
+                _ if lf.is_none() && bytes.len() <= room => {
+                    self.buffer.extend_from_slice(bytes);
+                    self.tail += bytes.len();
+                    return;
+                }
+                _ => {
+                    // Too long: keep what fits before a CRLF, drop the rest.
+                    let keep = CUT_LINE.saturating_sub(self.tail).min(bytes.len());
+                    self.buffer.extend_from_slice(&bytes[..keep]);
+                    let line_start = self.buffer.len() - self.tail - keep;
+                    self.buffer.truncate(line_start + CUT_LINE);
+                    self.buffer.extend_from_slice(b"\r\n");
+                    self.tail = 0;
+                    self.dropping = true;
+                }
+            }
+        }
     }
 
     /// Takes the next whole reply out of the buffer; `Ok(None)` until its
@@ -279,9 +320,7 @@ impl ReplyReader {
     /// belonged to is over (after STARTTLS nothing read in plaintext may be
     /// taken as coming over TLS, RFC 3207 §4.2).
     pub fn clear(&mut self) {
-        self.buffer.clear();
-        self.start = 0;
-        self.scan = Scan::default();
+        *self = ReplyReader::default();
     }
 }
 
@@ -303,19 +342,13 @@ impl Scan {
             let rest = &input[start..];
             let error = |kind| ReplyError { kind, at: start };
             let Some(lf) = memchr(b'\n', rest) else {
-                // Too long already, or not starting with digits: no more
-                // bytes can make this a reply line.
-                if rest.len() > MAX_REPLY_LINE {
-                    return Err(error(ReplyErrorKind::LineTooLong));
-                }
+                // Not starting with digits: no more bytes can make this a
+                // reply line.
                 if !rest.iter().take(3).all(u8::is_ascii_digit) {
                     return Err(error(ReplyErrorKind::NotAReply));
                 }
                 return Ok(None);
             };
-            if lf + 1 > MAX_REPLY_LINE {
-                return Err(error(ReplyErrorKind::LineTooLong));
-            }
             let line = strip_cr(&rest[..lf]);
             let code = code_of(line).ok_or(error(ReplyErrorKind::NotAReply))?;
             if !(200..600).contains(&code) {
@@ -346,6 +379,10 @@ impl Scan {
     }
 }
 
+/// The octets kept of a line longer than [`MAX_REPLY_LINE`], before the
+/// CRLF that ends it.
+const CUT_LINE: usize = MAX_REPLY_LINE - 2;
+
 /// The line without one CR before its LF.
 fn strip_cr(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
@@ -364,7 +401,15 @@ fn build(code: u16, input: &[u8]) -> Reply {
     let body = input.strip_suffix(b"\n").unwrap_or(input);
     let mut lines: Vec<String> = body
         .split(|&b| b == b'\n')
-        .map(|line| String::from_utf8_lossy(strip_cr(line).get(4..).unwrap_or(b"")).into_owned())
+        .map(|line| {
+            // As the reader cuts it: LF included, over the limit.
+            let line = if line.len() + 1 > MAX_REPLY_LINE {
+                &line[..CUT_LINE]
+            } else {
+                strip_cr(line)
+            };
+            String::from_utf8_lossy(line.get(4..).unwrap_or(b"")).into_owned()
+        })
         .collect();
     let enhanced = lines.first().and_then(|l| parse_enhanced(code, l));
     if let Some((_, prefix_len)) = enhanced {
@@ -611,22 +656,32 @@ mod tests {
             l.extend_from_slice(b"\r\n");
             l
         };
-        assert!(read_all(&[&line(MAX_REPLY_LINE)]).is_ok());
+        let text = |replies: Vec<Reply>| replies[0].lines[0].len();
+        let at_limit = read_at_every_split(&line(MAX_REPLY_LINE)).unwrap();
+        assert_eq!(text(at_limit), MAX_REPLY_LINE - 6);
+        // Longer lines are cut, and their code still counts: a 250 after
+        // the end of data must not become an error.
+        for len in [MAX_REPLY_LINE + 1, MAX_REPLY_LINE + 2, 3 * MAX_REPLY_LINE] {
+            let mut input = line(len);
+            input.extend_from_slice(b"354 next\r\n");
+            let replies = read_at_every_split(&input).unwrap();
+            assert_eq!(replies[0].code, 250);
+            assert_eq!(text(replies.clone()), MAX_REPLY_LINE - 6, "{len}");
+            assert_eq!(replies[1].lines, ["next"]);
+        }
+        // The reader holds no more than a line, however long it runs.
+        let mut reader = ReplyReader::new();
+        reader.push(b"250 ");
+        for _ in 0..100 {
+            reader.push(&[b'x'; MAX_REPLY_LINE]);
+        }
+        assert_eq!(reader.buffered().len(), MAX_REPLY_LINE);
+        reader.push(b"xx\r\n220 next\r\n");
         assert_eq!(
-            read_all(&[&line(MAX_REPLY_LINE + 1)]).unwrap_err().kind,
-            ReplyErrorKind::LineTooLong
+            text(vec![reader.next_reply().unwrap().unwrap()]),
+            MAX_REPLY_LINE - 6
         );
-        // Without its line end, too: no more bytes can make it shorter.
-        let partial = &line(MAX_REPLY_LINE + 3)[..MAX_REPLY_LINE + 1];
-        assert_eq!(
-            read_all(&[partial]).unwrap_err().kind,
-            ReplyErrorKind::LineTooLong
-        );
-        assert_eq!(read_all(&[&partial[..MAX_REPLY_LINE]]), Ok(Vec::new()));
-        assert_eq!(
-            Reply::parse(&[b'2'; MAX_REPLY_LINE + 10]).unwrap_err().kind,
-            ReplyErrorKind::LineTooLong
-        );
+        assert_eq!(reader.next_reply().unwrap().unwrap().code, 220);
 
         let mut most = b"250-x\r\n".repeat(MAX_REPLY_LINES - 1);
         most.extend_from_slice(b"250 x\r\n");
