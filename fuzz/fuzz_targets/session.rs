@@ -457,7 +457,6 @@ fuzz_target!(|data: &[u8]| {
         max_message_size: 1000,
         max_recipients: 3,
         max_bad_commands: if settings & 0x40 != 0 { 5 } else { 50 },
-        max_line_length: if settings & 0x80 != 0 { 78 } else { 1000 },
         auth_equals_line: settings & 0x20 != 0,
         sender_check,
         tls_available: true,

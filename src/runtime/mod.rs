@@ -38,7 +38,6 @@ use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::delivery::manager::{Delivery, DeliveryError, DeliveryHandle, NewMail};
 use crate::directory::{AliasError, AliasTable, LocalDirectory, UserTable, UsersError};
-use crate::proto::dot::MAX_TEXT_LINE;
 use crate::proto::session::{Directory, Role, SessionConfig};
 use crate::queue::{QueueError, Spool, SpoolWriter};
 use crate::tls::{ServerCertificate, TlsError};
@@ -263,7 +262,6 @@ fn start(config: Config, handle_signals: bool) -> Result<ServerHandle, ServerErr
         max_message_size: config.max_message_size,
         max_recipients: config.max_recipients,
         max_bad_commands: config.max_bad_commands,
-        max_line_length: MAX_TEXT_LINE,
         auth_equals_line: config.auth_equals_line,
         sender_check: config.sender_check,
         tls_available: true,

@@ -65,8 +65,6 @@ pub struct SessionConfig {
     pub max_recipients: usize,
     /// Unknown or bad commands before 421 and close.
     pub max_bad_commands: u32,
-    /// Longest text line in DATA, octets including CRLF.
-    pub max_line_length: usize,
     /// Add `AUTH=LOGIN PLAIN` for Outlook 2003 and older.
     pub auth_equals_line: bool,
     /// An authenticated user may only send as addresses it owns.
