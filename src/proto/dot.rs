@@ -4,11 +4,11 @@
 //! The unstuffer is a small state machine with a fast path: runs of
 //! ordinary lines are checked 64 bytes at a time (vector compares the
 //! compiler makes from a plain loop), lines around dot-stuffed ones with one
-//! `memchr(LF)` each, and whole runs are copied with one `extend_from_slice`
-//! after one `memchr(NUL)`, so a big body costs about two scans and one
-//! copy, with no allocation per line. What could end the data or break a
-//! rule (a line starting with `.` CR, a bare LF, a chunk's end) goes through
-//! the state machine, which scans with `memchr2(CR, LF)`.
+//! `memchr(LF)` each, and whole runs are copied with one `extend_from_slice`,
+//! so a big body costs about one scan and one copy, with no allocation per
+//! line. What could end the data or break a rule (a line starting with `.`
+//! CR, a bare LF, a NUL, a chunk's end) goes through the state machine,
+//! which scans with `memchr3(CR, LF, NUL)`.
 //!
 //! SMTP smuggling (RFC 5321 §2.3.8, §4.1.1.4): the end of data is only ever
 //! CR LF "." CR LF. Any bare CR or bare LF marks the message bad and never
@@ -22,7 +22,7 @@
 //! senders, and mail with longer lines is common, so only the size limit
 //! bounds a line.
 
-use memchr::{memchr, memchr2, memchr_iter, memrchr};
+use memchr::{memchr, memchr2, memchr3, memchr_iter, memrchr};
 
 const CR: u8 = b'\r';
 const LF: u8 = b'\n';
@@ -35,7 +35,7 @@ const BLOCK: usize = 64;
 const MAX_BACKOFF: usize = 4096;
 
 /// Whether a block breaks a rule of the fast path (a CR not followed by
-/// LF, an LF not after a CR, an LF followed by a dot). The block is
+/// LF, an LF not after a CR, an LF followed by a dot, a NUL). The block is
 /// `window` without its first and last byte, which are the neighbours its
 /// first and last byte are checked against.
 // Kept out of line: inlined into the scan loop, the compiler unrolls it
@@ -45,7 +45,7 @@ fn block_faults(window: &[u8; BLOCK + 2]) -> bool {
     let mut bad = false;
     for i in 0..BLOCK {
         let (p, c, n) = (window[i], window[i + 1], window[i + 2]);
-        bad |= (c == LF && p != CR) | (c == CR && n != LF) | (c == LF && n == b'.');
+        bad |= (c == LF && p != CR) | (c == CR && n != LF) | (c == LF && n == b'.') | (c == NUL);
     }
     bad
 }
@@ -236,13 +236,13 @@ impl Unstuffer {
     /// Line by line, it looks for LFs only (one `memchr` per line) and
     /// checks that each has its CR. A CR anywhere else is bare: the lines
     /// passed over have one CR each exactly when there is no bare CR, which
-    /// one fast count per stretch tells. Such a CR does not change where
-    /// lines start or end, so it is only recorded. At line starts it hands
-    /// over to the block scan, which passes over runs of ordinary lines
-    /// without per-line work. The fast path stops before a bare LF, a line
-    /// starting with `.` CR (maybe the end of data) and at the chunk's end;
-    /// the step-by-step code deals with those. NULs are found when the
-    /// content is copied.
+    /// one fast count per stretch tells, and one `memchr` per stretch finds
+    /// a NUL. Such bytes do not change where lines start or end, so they
+    /// are only recorded. At line starts it hands over to the block scan, which
+    /// passes over runs of ordinary lines without per-line work. The fast
+    /// path stops before a bare LF, a line starting with `.` CR (maybe the
+    /// end of data) and at the chunk's end; the step-by-step code deals with
+    /// those.
     fn clean_lines(
         &mut self,
         input: &[u8],
@@ -252,11 +252,10 @@ impl Unstuffer {
     ) -> (usize, bool) {
         let mut line_start = pos;
         // input[segment..line_start] holds `lines` lines passed over one by
-        // one, whose CRs are counted when the segment ends; the block scan
-        // checks the CRs of its blocks itself.
+        // one, whose CRs are counted and NULs looked for when the segment
+        // ends; the block scan checks the CRs and NULs of its blocks itself.
         let mut segment = pos;
         let mut lines = 0;
-        let mut bare_cr = false;
         let mut at_line_start = false;
         // The block scan is tried at line starts from here on. After a bad
         // block it waits until the line-by-line search is past it, and
@@ -281,7 +280,7 @@ impl Unstuffer {
                 *run = line_start;
                 at_line_start = false;
             } else if line_start >= blocks_from {
-                bare_cr |= count_cr(&input[segment..line_start]) != lines;
+                self.check_lines(&input[segment..line_start], lines);
                 let clean = clean_blocks(input, line_start);
                 backoff = if clean == line_start {
                     (backoff * 2).min(MAX_BACKOFF)
@@ -297,21 +296,29 @@ impl Unstuffer {
                 lines = 0;
             }
         }
-        if bare_cr || count_cr(&input[segment..line_start]) != lines {
-            self.bare_newline = true;
-        }
+        self.check_lines(&input[segment..line_start], lines);
         (line_start, at_line_start)
     }
 
-    /// One step inside a line from `i`: up to and including the next CR or
-    /// LF. Returns the next index.
+    /// Records a bare CR or a NUL in `bytes`, `lines` lines that each end
+    /// in CRLF: they hold one CR per line exactly when no CR is bare.
+    fn check_lines(&mut self, bytes: &[u8], lines: usize) {
+        self.bare_newline |= count_cr(bytes) != lines;
+        self.nul |= memchr(NUL, bytes).is_some();
+    }
+
+    /// One step inside a line from `i`: up to and including the next CR,
+    /// LF or NUL. Returns the next index.
     fn mid_line(&mut self, input: &[u8], i: usize, run: &mut usize, out: &mut Vec<u8>) -> usize {
         let len = input.len();
-        match memchr2(CR, LF, &input[i..]) {
+        match memchr3(CR, LF, NUL, &input[i..]) {
             None => len,
             Some(k) => {
                 let at = i + k;
-                if input[at] == LF {
+                if input[at] == NUL {
+                    self.nul = true;
+                    at + 1
+                } else if input[at] == LF {
                     self.bare_newline = true;
                     at + 1
                 } else if at + 1 == len {
@@ -338,23 +345,15 @@ impl Unstuffer {
     }
 
     /// Counts `bytes` as message content and appends them to `out` unless
-    /// the message is already refused. Every content byte passes through
-    /// here once, so this is where NULs are found.
+    /// the message is already refused.
     fn copy(&mut self, bytes: &[u8], out: &mut Vec<u8>) {
         self.size += bytes.len();
         if self.size > self.max_size {
             self.too_big = true;
         }
-        // Once the outcome is TooBig or BareNewline, a NUL cannot change
-        // it, so the content need not be looked at any more.
-        if self.too_big || self.bare_newline || self.nul {
-            return;
+        if !(self.too_big || self.bare_newline || self.nul) {
+            out.extend_from_slice(bytes);
         }
-        if memchr(NUL, bytes).is_some() {
-            self.nul = true;
-            return;
-        }
-        out.extend_from_slice(bytes);
     }
 
     fn result(&self) -> Result<(), BodyError> {
@@ -371,8 +370,9 @@ impl Unstuffer {
 }
 
 /// The block scan, from `start`, a line start not followed by a dot:
-/// passes over 64-byte blocks in which CRs and LFs come in CR LF pairs and
-/// no LF is followed by a dot. Returns where the clean blocks end.
+/// passes over 64-byte blocks without a NUL in which CRs and LFs come in
+/// CR LF pairs and no LF is followed by a dot. Returns where the clean
+/// blocks end.
 ///
 /// Each block is one plain loop over fixed-size arrays, which the compiler
 /// turns into vector compares (no `unsafe`, no intrinsics); it needs no
