@@ -269,6 +269,47 @@ fn curl_wrong_password_is_refused_and_nothing_is_queued() {
     assert!(server.queued_messages().is_empty());
 }
 
+/// An old script's way: MAIL and RCPT without angle brackets (sent with
+/// `docmd`, as smtplib itself always adds them), then a message with a
+/// line longer than 1000 octets.
+const PYTHON_UNBRACKETED: &str = r#"
+import smtplib, sys
+port, sender, recipient, line = sys.argv[1:5]
+client = smtplib.SMTP("127.0.0.1", int(port), timeout=20)
+client.ehlo("old-scanner.test")
+for verb, argument in (("MAIL", "FROM: %s SIZE=10000" % sender), ("RCPT", "TO: %s" % recipient)):
+    code, text = client.docmd(verb, argument)
+    assert code == 250, (verb, code, text)
+code, text = client.data("Subject: smtplib unbracketed\r\n\r\n%s\r\n" % line)
+assert code == 250, (code, text)
+client.quit()
+print("sent")
+"#;
+
+#[test]
+fn python_smtplib_without_angle_brackets_and_with_a_long_line() {
+    if !installed("python3") {
+        return;
+    }
+    let server = TestServer::start(&[(ALICE, ALICE_PASSWORD)]);
+    let dir = TempDir::new("smtplib");
+    let line = "L".repeat(3000);
+    let mut command = Command::new("python3");
+    command
+        .arg("-c")
+        .arg(PYTHON_UNBRACKETED)
+        .arg(server.smtp().port().to_string())
+        .args([REMOTE, ALICE, &line]);
+    let run = run_bounded(command, dir.path());
+    assert!(run.success, "smtplib failed\n{}", run.output);
+    let (message, text) = only_queued(&server);
+    assert_envelope(&message, REMOTE, ALICE);
+    assert!(
+        text.ends_with(&format!("Subject: smtplib unbracketed\r\n\r\n{line}\r\n")),
+        "{text}"
+    );
+}
+
 // ---------------------------------------------------------------------------
 // swaks.
 
@@ -381,4 +422,24 @@ fn swaks_and_curl_really_verify_the_certificate() {
         assert!(!run.success, "curl trusted a stranger\n{}", run.output);
     }
     assert!(server.queued_messages().is_empty());
+}
+
+#[test]
+fn swaks_sends_a_long_line_that_is_queued_unchanged() {
+    if !installed("swaks") {
+        return;
+    }
+    let server = TestServer::start(&[(ALICE, ALICE_PASSWORD)]);
+    let dir = TempDir::new("swaks");
+    let cafile = ca_file(&server, dir.path());
+    let line = "W".repeat(4000);
+    let mut command = swaks_command(server.smtp().port(), &cafile);
+    command
+        .args(["--header", "Subject: swaks long line", "--body"])
+        .arg(&line);
+    let run = run_bounded(command, dir.path());
+    assert!(run.success, "swaks failed\n{}", run.output);
+    let (message, text) = only_queued(&server);
+    assert_envelope(&message, ALICE, REMOTE);
+    assert!(text.contains(&format!("\r\n\r\n{line}\r\n")), "{text}");
 }

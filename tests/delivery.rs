@@ -637,3 +637,52 @@ fn a_queued_message_with_too_many_received_fields_is_returned_not_delivered() {
     );
     delivery.shutdown();
 }
+
+/// Lines longer than RFC 5321's 1000 octets, taken by the real server over
+/// SMTP, leave it as they came: relayed to the MX and written to Maildir
+/// byte for byte (the dot-stuffed one unstuffed, then stuffed again).
+#[test]
+fn long_lines_are_relayed_and_delivered_unchanged() {
+    let dns = DnsServer::start(mx_zone("rx.test"));
+    let rx = MxScript::new()
+        .keywords(&["8BITMIME", "SIZE 1000000"])
+        .start();
+    let server = support::TestServer::start_with(&[("alice@mx.test", "secret")], |c| {
+        c.deliver = true;
+        c.delivery.dns_server = Some(dns.addr);
+        c.delivery.mx_port = rx.addr().port();
+    });
+    let message = format!(
+        "Subject: long lines\r\n\r\n{}\r\n{}\r\n.{}\r\nend\r\n",
+        "a".repeat(998),
+        "b".repeat(5000),
+        "c".repeat(70_000),
+    );
+    let wire = message.replace("\r\n.", "\r\n..");
+    let mut client = support::Client::greeted(server.smtp());
+    let reply = client.send_mail("sender@mx.test", "bob@rx.test", &wire);
+    assert!(reply.starts_with("250"), "{reply}");
+    let reply = client.transaction("sender@mx.test", "alice@mx.test", &wire);
+    assert!(reply.starts_with("250"), "{reply}");
+    assert!(client.command("QUIT").starts_with("221"));
+
+    wait_for(20, "the message at the MX", || rx.messages().len() == 1);
+    let relayed = &rx.messages()[0];
+    assert!(
+        relayed.ends_with(message.as_bytes()),
+        "relayed: {}",
+        text(&relayed[..200.min(relayed.len())])
+    );
+    assert!(relayed.starts_with(b"Received: "));
+    let transcript = rx.wait_for_sessions(1)[0].text();
+    assert!(
+        transcript.contains(&wire),
+        "the long lines went out as sent"
+    );
+
+    wait_for(20, "the Maildir copy", || {
+        maildir_files(server.data_dir(), "mx.test", "alice").len() == 1
+    });
+    let delivered = &maildir_files(server.data_dir(), "mx.test", "alice")[0];
+    assert!(delivered.ends_with(message.as_bytes()), "delivered");
+}

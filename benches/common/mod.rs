@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use outpost::directory::FixedDirectory;
-use outpost::proto::dot::{self, DataStatus, Unstuffer, MAX_TEXT_LINE};
+use outpost::proto::dot::{self, DataStatus, Unstuffer};
 use outpost::proto::session::{Action, ClientInfo, Role, Session, SessionConfig};
 
 /// The read size the server uses; bodies are fed to the unstuffer in
@@ -154,7 +154,7 @@ pub fn commands(size: usize) -> Vec<u8> {
 /// Unstuffs `wire` fed in `CHUNK`s into `out`; returns the message length.
 pub fn unstuff(wire: &[u8], out: &mut Vec<u8>) -> usize {
     out.clear();
-    let mut unstuffer = Unstuffer::new(usize::MAX, MAX_TEXT_LINE);
+    let mut unstuffer = Unstuffer::new(usize::MAX);
     for chunk in wire.chunks(CHUNK) {
         if let DataStatus::End { result, .. } = unstuffer.feed(chunk, out) {
             assert_eq!(result, Ok(()));
@@ -227,7 +227,6 @@ pub fn session_config() -> Arc<SessionConfig> {
         hard_error_limit: 20,
         error_delay: Duration::from_secs(1),
         smtp_auth: false,
-        max_line_length: MAX_TEXT_LINE,
         max_received: 50,
         auth_equals_line: false,
         sender_check: true,

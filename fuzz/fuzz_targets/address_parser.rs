@@ -1,7 +1,9 @@
 //! The path and mailbox parsers, with SMTPUTF8 on and off: never panic;
 //! what parses without SMTPUTF8 is ASCII and parses the same with it; a
 //! parsed mailbox written back as `<local@domain>` (or behind a source
-//! route) parses to the same mailbox; limits and relay-trick flags hold.
+//! route) parses to the same mailbox; limits and relay-trick flags hold. A
+//! path without angle brackets parses exactly when it does with them, to
+//! the same path and the same rest.
 //!
 //! The first byte picks the mode: even, the rest is raw text; odd, each
 //! byte of the rest indexes a table of address tokens (quotes, escapes,
@@ -140,6 +142,51 @@ fn check_path(s: &str) {
     }
 }
 
+/// `s` as a path without angle brackets: the same as `<path>` followed by
+/// the same rest, both ways round.
+fn check_unbracketed_path(s: &str) {
+    let with = address::parse_unbracketed_path(s, true);
+    let without = address::parse_unbracketed_path(s, false);
+    match with {
+        Ok((path, rest)) => {
+            assert!(path != Path::Null, "{s:?}");
+            assert!(rest.is_empty() || rest.starts_with(' '), "{s:?}");
+            let used = &s[..s.len() - rest.len()];
+            let bracketed = format!("<{used}>{rest}");
+            assert_eq!(
+                address::parse_path(&bracketed, true),
+                Ok((path, rest)),
+                "{s:?}"
+            );
+            if used.is_ascii() {
+                assert_eq!(without, with, "{s:?}");
+            } else {
+                assert_eq!(without, Err(AddressError::NeedsUtf8), "{s:?}");
+            }
+            if let Some(mailbox) = path.mailbox() {
+                check_mailbox_shape(mailbox);
+            }
+        }
+        Err(error) => {
+            assert_ne!(error, AddressError::NeedsUtf8, "NeedsUtf8 with SMTPUTF8 on");
+            assert_eq!(without, Err(error), "{s:?}");
+        }
+    }
+    // A bracketed path other than `<>`, followed by nothing or a space,
+    // parses the same without its brackets.
+    if let Ok((path, rest)) = address::parse_path(s, true) {
+        let inside = &s[1..s.len() - rest.len() - 1];
+        if path != Path::Null && (rest.is_empty() || rest.starts_with(' ')) {
+            let bare = format!("{inside}{rest}");
+            assert_eq!(
+                address::parse_unbracketed_path(&bare, true),
+                Ok((path, rest)),
+                "{s:?}"
+            );
+        }
+    }
+}
+
 fn check_bare_mailbox(s: &str) {
     let with = address::parse_mailbox(s, true);
     let without = address::parse_mailbox(s, false);
@@ -171,5 +218,7 @@ fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(&bytes);
     check_path(&text);
     check_path(&format!("<{text}"));
+    check_unbracketed_path(&text);
+    check_unbracketed_path(&format!("<{text}"));
     check_bare_mailbox(&text);
 });

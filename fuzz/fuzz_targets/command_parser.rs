@@ -1,7 +1,8 @@
 //! The command parser on one line: never panics, ignores trailing spaces,
 //! and treats the verb case-insensitively; a parsed path is what the
-//! address parser says it is; an error names the line's verb, and AUTH
-//! alone may have a line longer than 512 octets.
+//! address parser says it is, and means the same without its angle
+//! brackets; an error names the line's verb, and AUTH alone may have a
+//! line longer than 512 octets.
 //!
 //! The first byte picks the mode: even, the rest is the raw line; odd, every
 //! byte of the rest indexes a table of SMTP tokens, so the fuzzer builds
@@ -24,6 +25,9 @@ const TOKENS: &[&[u8]] = &[
     b"RCPT TO: <",
     b"mail from:",
     b"rcpt to:",
+    b"MAIL FROM: ",
+    b"RCPT TO: ",
+    b"alice@example.com",
     b"EHLO ",
     b"HELO ",
     b"DATA",
@@ -146,7 +150,10 @@ fn check(line: &[u8]) {
         return;
     };
     match parsed {
-        Command::Mail { from: path, .. } | Command::Rcpt { to: path, .. } => check_path(path),
+        Command::Mail { from: path, .. } | Command::Rcpt { to: path, .. } => {
+            check_path(path);
+            check_unbracketed(line, parsed, path);
+        }
         Command::Ehlo(name) | Command::Helo(name) => {
             assert!(!name.is_empty() && !name.contains(' '), "{name:?}")
         }
@@ -193,6 +200,33 @@ fn check_path(path: &Path<'_>) {
     let (again, rest) = address::parse_path(&text, true).expect("a parsed path re-parses");
     assert_eq!(rest, "");
     assert_eq!(again.mailbox(), Some(mailbox), "{text}");
+}
+
+/// The line with its `<mailbox>` written without angle brackets (as old
+/// clients send it) parses to the same command.
+fn check_unbracketed(line: &[u8], parsed: &Command<'_>, path: &Path<'_>) {
+    let Path::Mailbox {
+        mailbox,
+        source_route: false,
+    } = path
+    else {
+        return;
+    };
+    let bracketed = format!("<{mailbox}>");
+    let Ok(text) = std::str::from_utf8(line) else {
+        return;
+    };
+    // Only when the path is the one place it appears (an AUTH= value
+    // could repeat it).
+    if text.matches(&bracketed).count() != 1 {
+        return;
+    }
+    let bare = text.replacen(&bracketed, &mailbox.to_string(), 1);
+    assert_eq!(
+        command::parse(bare.as_bytes()).as_ref(),
+        Ok(parsed),
+        "{text:?} without brackets"
+    );
 }
 
 fuzz_target!(|data: &[u8]| {

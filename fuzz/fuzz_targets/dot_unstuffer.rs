@@ -1,14 +1,15 @@
 //! The DATA unstuffer against a reference model written the obvious way:
 //! the end of data is the first CRLF "." CRLF (the start of DATA counts as
 //! after a CRLF); the message is everything before it with the first dot of
-//! every line removed; a bare CR or LF before the end is BareNewline, a long
-//! line LineTooLong, an over-size message TooBig, in the precedence the
-//! `dot` module documents (TooBig, BareNewline, LineTooLong). Fuzzer-chosen
-//! chunk boundaries must not change anything. The dot-stuffer is checked as
-//! its inverse: unstuff(stuff(x)) is x with its line ends made CRLF.
+//! every line removed; a bare CR or LF before the end is BareNewline, a NUL
+//! Nul, an over-size message TooBig, in the precedence the `dot` module
+//! documents (TooBig, BareNewline, Nul); lines may be of any length.
+//! Fuzzer-chosen chunk boundaries must not change anything. The dot-stuffer
+//! is checked as its inverse: unstuff(stuff(x)) is x with its line ends
+//! made CRLF (refused as Nul when x holds a NUL).
 //!
-//! Input: 1 byte of settings (limits, and whether the rest is raw or mapped
-//! into a DATA alphabet), 4 bytes of chunk pattern, then the stream.
+//! Input: 1 byte of settings (the size limit, and whether the rest is raw or
+//! mapped into a DATA alphabet), 4 bytes of chunk pattern, then the stream.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -18,7 +19,6 @@ use outpost::proto::dot::{self, BodyError, DataStatus, Unstuffer};
 mod common;
 
 const MAX_SIZES: [usize; 8] = [0, 1, 3, 8, 20, 100, 1000, 1 << 20];
-const MAX_LINES: [usize; 4] = [2, 5, 16, dot::MAX_TEXT_LINE];
 
 /// The DATA alphabet: line ends, dots and the smuggling sequences.
 const TOKENS: &[&[u8]] = &[
@@ -29,6 +29,8 @@ const TOKENS: &[&[u8]] = &[
     b"a",
     b"b",
     b"\x00",
+    b"\r\n\x00.\r\n",
+    b"\r\n.\x00\r\n",
     b" ",
     b"\r\n.\r\n",
     b"..",
@@ -51,8 +53,8 @@ struct Outcome {
     size: usize,
 }
 
-fn run(max_size: usize, max_line: usize, chunks: &[&[u8]]) -> Outcome {
-    let mut unstuffer = Unstuffer::new(max_size, max_line);
+fn run(max_size: usize, chunks: &[&[u8]]) -> Outcome {
+    let mut unstuffer = Unstuffer::new(max_size);
     let mut out = Vec::new();
     let mut offset = 0;
     for chunk in chunks {
@@ -97,7 +99,7 @@ fn find_end(data: &[u8]) -> Option<usize> {
 }
 
 /// The reference outcome for a stream whose data ends at `end`.
-fn expected(max_size: usize, max_line: usize, data: &[u8], end: usize) -> Outcome {
+fn expected(max_size: usize, data: &[u8], end: usize) -> Outcome {
     // The message bytes: all but the final ".\r\n" line.
     let region = &data[..end - 3];
     let mut message = Vec::new();
@@ -114,15 +116,12 @@ fn expected(max_size: usize, max_line: usize, data: &[u8], end: usize) -> Outcom
         }
         line_start = b == b'\n' && previous == Some(b'\r');
     }
-    let long = message
-        .split_inclusive(|&b| b == b'\n')
-        .any(|line| line.len() > max_line);
     let result = if message.len() > max_size {
         Err(BodyError::TooBig)
     } else if bare {
         Err(BodyError::BareNewline)
-    } else if long {
-        Err(BodyError::LineTooLong)
+    } else if message.contains(&0) {
+        Err(BodyError::Nul)
     } else {
         Ok(())
     };
@@ -160,7 +159,6 @@ fuzz_target!(|data: &[u8]| {
     let mut data = data;
     let settings = common::byte(&mut data);
     let max_size = MAX_SIZES[usize::from(settings & 7)];
-    let max_line = MAX_LINES[usize::from(settings >> 3) & 3];
     let pattern = common::take(&mut data, 4);
     let mapped;
     if settings & 0x20 != 0 {
@@ -168,15 +166,15 @@ fuzz_target!(|data: &[u8]| {
         data = &mapped;
     }
 
-    let whole = run(max_size, max_line, &[data]);
+    let whole = run(max_size, &[data]);
     let chunks = common::chunks(pattern, data);
     assert_eq!(
-        run(max_size, max_line, &chunks),
+        run(max_size, &chunks),
         whole,
         "chunking changed the outcome"
     );
     match find_end(data) {
-        Some(end) => assert_eq!(whole, expected(max_size, max_line, data, end)),
+        Some(end) => assert_eq!(whole, expected(max_size, data, end)),
         None => assert_eq!(whole.end, None, "an end where there is no CRLF.CRLF"),
     }
 
@@ -188,7 +186,11 @@ fuzz_target!(|data: &[u8]| {
         Some(stuffed.len()),
         "stuffed data ends early"
     );
-    let round = run(usize::MAX, usize::MAX, &common::chunks(pattern, &stuffed));
-    assert_eq!(round.end, Some((stuffed.len(), Ok(()))));
-    assert_eq!(round.message, Some(normalize(data)));
+    let round = run(usize::MAX, &common::chunks(pattern, &stuffed));
+    if data.contains(&0) {
+        assert_eq!(round.end, Some((stuffed.len(), Err(BodyError::Nul))));
+    } else {
+        assert_eq!(round.end, Some((stuffed.len(), Ok(()))));
+        assert_eq!(round.message, Some(normalize(data)));
+    }
 });

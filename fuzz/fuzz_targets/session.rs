@@ -472,7 +472,6 @@ fuzz_target!(|data: &[u8]| {
         error_delay: Duration::from_secs(1),
         // Only a sender check's absence is lost on port 25 without AUTH.
         smtp_auth: sender_check,
-        max_line_length: if settings & 0x80 != 0 { 78 } else { 1000 },
         max_received: 50,
         auth_equals_line: settings & 0x20 != 0,
         sender_check,

@@ -112,6 +112,10 @@ for i, seq in enumerate(SMUGGLING):
         crlf(b"MAIL FROM:<admin@example.com>", b"RCPT TO:<alice@example.com>", b"DATA",
              b"smuggled") + b"\r\n.\r\n" + crlf(b"QUIT")
     SESSIONS.append((f"smuggling_{i:02}_25", 0x00, MIXED, stream))
+SESSIONS.append(("unbracketed_long_line_25", 0x00, MIXED,
+                 crlf(b"EHLO x", b"MAIL FROM: a@sender.example SIZE=3000",
+                      b"RCPT TO: bob@example.com NOTIFY=NEVER", b"DATA")
+                 + b"Subject: a\r\n\r\n" + b"x" * 2000 + b"\r\n.\r\n" + crlf(b"QUIT")))
 
 
 def write(target, name, data):
@@ -154,6 +158,8 @@ def main():
     write("dot_unstuffer", "empty", bytes([0x1F]) + MIXED + b".\r\n")
     write("dot_unstuffer", "too_big_and_bare", bytes([0x02]) + BYTE_BY_BYTE + b"abc\ndef\r\n.\r\n")
     write("dot_unstuffer", "long_line", bytes([0x07]) + ONE_PACKET + b"0123456789\r\n.\r\n")
+    write("dot_unstuffer", "line_over_1000", bytes([0x07]) + MIXED + b"y" * 2000 + b"\r\n.\r\n")
+    write("dot_unstuffer", "nul", bytes([0x07]) + BYTE_BY_BYTE + b"a\x00b\r\n.\r\n")
 
     addresses = [b"<alice@example.com>", b"<>", b"<Postmaster>", b"<postmaster@example.com>",
                  b"<\"john doe\"@example.com>", b"<\"a\\\"b\"@example.com>",
@@ -165,7 +171,8 @@ def main():
                  b"<\xe7\x94\xa8\xe6\x88\xb7@\xe4\xbe\x8b\xe5\xad\x90.\xe5\xb9\xbf\xe5\x91\x8a>",
                  b"<bob@example.com.>", b"<.bob@example.com>", b"<bob@-example.com>",
                  b"<" + b"a" * 64 + b"@example.com>", b"<a@" + b"b" * 63 + b".com> SIZE=1",
-                 b"alice@example.com"]
+                 b"alice@example.com", b"alice@example.com SIZE=1",
+                 b"@example.com:victim%elsewhere.example@example.com", b"postmaster NOTIFY=NEVER"]
     for i, address in enumerate(addresses):
         write("address_parser", f"address_{i:02}", b"\x00" + address)
 

@@ -134,15 +134,43 @@ pub fn parse_path(s: &str, utf8: bool) -> Result<(Path<'_>, &str), AddressError>
     if bytes.get(1) == Some(&b'>') {
         return Ok((Path::Null, &s[2..]));
     }
-    const POSTMASTER: &str = "<postmaster>";
+    let (path, end) = path_inside(s, 1, utf8, |next| next == Some(&b'>'))?;
+    Ok((path, &s[end + 1..]))
+}
+
+/// Parses a path written without its angle brackets at the start of `s`,
+/// as in `MAIL FROM: user@example.com SIZE=10`: old devices and scripts
+/// send it, and Postfix takes it by default (`strict_rfc821_envelopes =
+/// no`). The path ends at a space or at the end of `s`; it is checked
+/// exactly as `<path>` is (source routes, quoted local parts and relay
+/// tricks included), and there is no bare null path. Returns the path and
+/// the rest of `s`, as [`parse_path`] does.
+pub fn parse_unbracketed_path(s: &str, utf8: bool) -> Result<(Path<'_>, &str), AddressError> {
+    let (path, end) = path_inside(s, 0, utf8, |next| matches!(next, None | Some(&b' ')))?;
+    Ok((path, &s[end..]))
+}
+
+/// `Postmaster` or `[A-d-l ":"] Mailbox` from `pos`, which `ends` must
+/// accept the byte after (`>`, or a space or nothing when unbracketed);
+/// returns the path and the index of that byte.
+fn path_inside(
+    s: &str,
+    pos: usize,
+    utf8: bool,
+    ends: impl Fn(Option<&u8>) -> bool,
+) -> Result<(Path<'_>, usize), AddressError> {
+    let bytes = s.as_bytes();
+    const POSTMASTER: &str = "postmaster";
     // Compared as bytes: `s` may hold UTF-8 where a char boundary is not.
+    let postmaster_end = pos + POSTMASTER.len();
     if bytes
-        .get(..POSTMASTER.len())
+        .get(pos..postmaster_end)
         .is_some_and(|b| b.eq_ignore_ascii_case(POSTMASTER.as_bytes()))
+        && ends(bytes.get(postmaster_end))
     {
-        return Ok((Path::Postmaster, &s[POSTMASTER.len()..]));
+        return Ok((Path::Postmaster, postmaster_end));
     }
-    let mut pos = 1;
+    let mut pos = pos;
     // A-d-l ":" — the source route, e.g. `@a,@b:`.
     let source_route = bytes.get(pos) == Some(&b'@');
     if source_route {
@@ -161,7 +189,7 @@ pub fn parse_path(s: &str, utf8: bool) -> Result<(Path<'_>, &str), AddressError>
         }
     }
     let (mailbox, end) = mailbox(s, pos)?;
-    if bytes.get(end) != Some(&b'>') {
+    if !ends(bytes.get(end)) {
         return Err(AddressError::Syntax);
     }
     if !utf8 && !s[..end].is_ascii() {
@@ -172,7 +200,7 @@ pub fn parse_path(s: &str, utf8: bool) -> Result<(Path<'_>, &str), AddressError>
             mailbox,
             source_route,
         },
-        &s[end + 1..],
+        end,
     ))
 }
 
@@ -397,6 +425,68 @@ mod tests {
         for (input, path, rest) in cases {
             assert_eq!(parse_path(input, false), Ok((*path, *rest)), "{input}");
         }
+    }
+
+    #[test]
+    fn unbracketed_paths_are_checked_as_bracketed_ones() {
+        // (without brackets, the same path with them, the rest)
+        let cases: &[(&str, &str, &str)] = &[
+            ("a@b", "<a@b>", ""),
+            ("Postmaster", "<Postmaster>", ""),
+            ("postmaster SIZE=1", "<postmaster>", " SIZE=1"),
+            ("postmaster@b", "<postmaster@b>", ""),
+            (
+                "john.doe+tag@mail.example.org BODY=8BITMIME",
+                "<john.doe+tag@mail.example.org>",
+                " BODY=8BITMIME",
+            ),
+            ("\"john doe\"@example.com", "<\"john doe\"@example.com>", ""),
+            ("a@[IPv6:2001:db8::1] X", "<a@[IPv6:2001:db8::1]>", " X"),
+            ("@a,@b.c:user@d", "<@a,@b.c:user@d>", ""),
+            ("user%other@ours", "<user%other@ours>", ""),
+            ("user!other@ours", "<user!other@ours>", ""),
+            ("\"user@other\"@ours", "<\"user@other\"@ours>", ""),
+        ];
+        for (bare, bracketed, rest) in cases {
+            let (path, _) = parse_path(bracketed, false).expect(bracketed);
+            assert_eq!(
+                parse_unbracketed_path(bare, false),
+                Ok((path, *rest)),
+                "{bare}"
+            );
+        }
+        // The relay tricks are still seen for what they are.
+        for bare in ["user%other@ours", "user!other@ours", "\"user@other\"@ours"] {
+            let (path, _) = parse_unbracketed_path(bare, false).unwrap();
+            assert!(path.mailbox().unwrap().has_relay_trick(), "{bare}");
+        }
+        let bad: &[(&str, AddressError)] = &[
+            ("", AddressError::Syntax),
+            ("a", AddressError::Syntax),
+            ("a@", AddressError::Syntax),
+            ("a@b>", AddressError::Syntax),
+            ("<a@b", AddressError::Syntax),
+            ("a@b<", AddressError::Syntax),
+            ("a@b,c", AddressError::Syntax),
+            ("a b@c", AddressError::Syntax),
+            ("a@b\tX", AddressError::Syntax),
+            ("a@b.", AddressError::Syntax),
+            ("@a:", AddressError::Syntax),
+            ("postmaster@", AddressError::Syntax),
+            ("j\u{f6}rg@b", AddressError::NeedsUtf8),
+        ];
+        for (bare, error) in bad {
+            assert_eq!(
+                parse_unbracketed_path(bare, false).map(|p| p.0),
+                Err(*error),
+                "{bare}"
+            );
+        }
+        let long = format!("{}@b", "x".repeat(65));
+        assert_eq!(
+            parse_unbracketed_path(&long, true).map(|p| p.0),
+            Err(AddressError::TooLong)
+        );
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //! is the session's. Paths are parsed with UTF-8 allowed; the
 //! session checks them against the SMTPUTF8 parameter (`Path::is_ascii`).
 //! Outlook's `MAIL FROM: <x>` (space after the colon) parses like
-//! `MAIL FROM:<x>`; trailing spaces are ignored.
+//! `MAIL FROM:<x>`, and so does `MAIL FROM: x` without angle brackets (old
+//! devices and scripts; Postfix takes it too); trailing spaces are ignored.
 //! The values of BODY, RET, NOTIFY, ORCPT and ENVID are read by
 //! [`super::esmtp`], which the client and the spool share.
 
@@ -349,10 +350,15 @@ fn after_keyword<'a>(args: &'a str, keyword: &str) -> Option<&'a str> {
 /// The path, and the parameters after it, of MAIL or RCPT.
 fn path_and_params<'a>(args: &'a str, keyword: &str) -> Result<(Path<'a>, &'a str), ErrorKind> {
     let rest = after_keyword(args, keyword).ok_or(ErrorKind::Syntax)?;
-    if !rest.starts_with('<') {
+    if rest.is_empty() {
         return Err(ErrorKind::Syntax);
     }
-    let (path, params) = address::parse_path(rest, true).map_err(|e| match e {
+    let parsed = if rest.starts_with('<') {
+        address::parse_path(rest, true)
+    } else {
+        address::parse_unbracketed_path(rest, true)
+    };
+    let (path, params) = parsed.map_err(|e| match e {
         AddressError::TooLong => ErrorKind::AddressTooLong,
         AddressError::Syntax | AddressError::NeedsUtf8 => ErrorKind::BadAddress,
     })?;
@@ -665,7 +671,38 @@ mod tests {
                 b"RCPT TO:<j\xc3\xb6rg@b>",
                 rcpt_to(mb("j\u{f6}rg", "b"), RcptParams::default()),
             ),
-            (b"MAIL FROM:a@b", err(Verb::Mail, ErrorKind::Syntax)),
+            // Without angle brackets, as Postfix takes them.
+            (
+                b"MAIL FROM:a@b",
+                mail_from(mb("a", "b"), MailParams::default()),
+            ),
+            (b"MAIL FROM: a@b SIZE=10", mail_from(mb("a", "b"), size(10))),
+            (
+                b"RCPT TO: a@b NOTIFY=NEVER",
+                rcpt_to(
+                    mb("a", "b"),
+                    RcptParams {
+                        notify: Some(Notify::NEVER),
+                        orcpt: None,
+                    },
+                ),
+            ),
+            (
+                b"RCPT TO: postmaster",
+                rcpt_to(Path::Postmaster, RcptParams::default()),
+            ),
+            (b"MAIL FROM: ", err(Verb::Mail, ErrorKind::Syntax)),
+            (b"MAIL FROM: a", err(Verb::Mail, ErrorKind::BadAddress)),
+            (b"MAIL FROM: a@b>", err(Verb::Mail, ErrorKind::BadAddress)),
+            (
+                b"MAIL FROM: a@b\tSIZE=1",
+                err(Verb::Mail, ErrorKind::BadAddress),
+            ),
+            (
+                b"MAIL FROM: postmaster",
+                err(Verb::Mail, ErrorKind::BadAddress),
+            ),
+            (b"RCPT TO: a b@c", err(Verb::Rcpt, ErrorKind::BadAddress)),
             (b"MAIL FROM", err(Verb::Mail, ErrorKind::Syntax)),
             (b"MAIL", err(Verb::Mail, ErrorKind::Syntax)),
             (b"MAIL TO:<a@b>", err(Verb::Mail, ErrorKind::Syntax)),

@@ -7,21 +7,26 @@
 //! `memchr(LF)` each, and whole runs are copied with one `extend_from_slice`,
 //! so a big body costs about one scan and one copy, with no allocation per
 //! line. What could end the data or break a rule (a line starting with `.`
-//! CR, a bare LF, a long line, a chunk's end) goes through the state
-//! machine, which scans with `memchr2(CR, LF)`.
+//! CR, a bare LF, a NUL, a chunk's end) goes through the state machine,
+//! which scans with `memchr3(CR, LF, NUL)`.
 //!
 //! SMTP smuggling (RFC 5321 §2.3.8, §4.1.1.4): the end of data is only ever
 //! CR LF "." CR LF. Any bare CR or bare LF marks the message bad and never
 //! counts as a line end, so `\n.\n`, `\n.\r\n`, `\r.\r\n` and friends are
-//! neither an end of data here nor accepted as content.
+//! neither an end of data here nor accepted as content. A NUL marks the
+//! message bad too: a next hop that drops NULs would read `\r\n\0.\r\n` or
+//! `\r\n.\0\r\n` as the end of data (RFC 5322 §2.3 and RFC 6152 allow no
+//! NUL in a message).
+//!
+//! Lines may be of any length: RFC 5321 §4.5.3.1.6's 1000 octets bind
+//! senders, and mail with longer lines is common, so only the size limit
+//! bounds a line.
 
-use memchr::{memchr, memchr2, memchr_iter, memrchr};
-
-/// RFC 5321 §4.5.3.1.6: a text line is at most 1000 octets including CRLF.
-pub const MAX_TEXT_LINE: usize = 1000;
+use memchr::{memchr, memchr2, memchr3, memchr_iter, memrchr};
 
 const CR: u8 = b'\r';
 const LF: u8 = b'\n';
+const NUL: u8 = 0;
 
 /// The block scan looks at this many bytes at a time.
 const BLOCK: usize = 64;
@@ -30,21 +35,19 @@ const BLOCK: usize = 64;
 const MAX_BACKOFF: usize = 4096;
 
 /// Whether a block breaks a rule of the fast path (a CR not followed by
-/// LF, an LF not after a CR, an LF followed by a dot), and whether it has an
-/// LF. The block is `window` without its first and last byte, which are the
-/// neighbours its first and last byte are checked against.
+/// LF, an LF not after a CR, an LF followed by a dot, a NUL). The block is
+/// `window` without its first and last byte, which are the neighbours its
+/// first and last byte are checked against.
 // Kept out of line: inlined into the scan loop, the compiler unrolls it
 // into byte-at-a-time code instead of vector compares.
 #[inline(never)]
-fn block_faults(window: &[u8; BLOCK + 2]) -> (bool, bool) {
+fn block_faults(window: &[u8; BLOCK + 2]) -> bool {
     let mut bad = false;
-    let mut has_lf = false;
     for i in 0..BLOCK {
         let (p, c, n) = (window[i], window[i + 1], window[i + 2]);
-        bad |= (c == LF && p != CR) | (c == CR && n != LF) | (c == LF && n == b'.');
-        has_lf |= c == LF;
+        bad |= (c == LF && p != CR) | (c == CR && n != LF) | (c == LF && n == b'.') | (c == NUL);
     }
-    (bad, has_lf)
+    bad
 }
 
 /// CRs in `bytes`.
@@ -55,17 +58,16 @@ fn count_cr(bytes: &[u8]) -> usize {
 /// Why a message read to its end is refused.
 ///
 /// When several apply, the unstuffer reports the first of `TooBig`,
-/// `BareNewline`, `LineTooLong`: a client over the size limit gets the
-/// size reply (552) whatever else is wrong, and a smuggling attempt is
-/// named before a merely long line.
+/// `BareNewline`, `Nul`: a client over the size limit gets the size reply
+/// (552) whatever else is wrong, and a bare line end is named before a NUL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyError {
     /// More than the size limit; the body was read to the end but not kept.
     TooBig,
     /// A bare CR or a bare LF (SMTP smuggling, RFC 5321 §2.3.8).
     BareNewline,
-    /// A line longer than the text line limit.
-    LineTooLong,
+    /// A NUL octet (SMTP smuggling through a next hop that drops NULs).
+    Nul,
 }
 
 /// The unstuffer's answer to one chunk of input.
@@ -110,35 +112,30 @@ enum State {
 ///
 /// When the result is an error, what was appended to `out` is an unspecified
 /// prefix of the message and must be thrown away; appending stops once an
-/// error is noticed (a bare CR at the latest at the end of the chunk that
-/// holds it) and never goes past the size limit, so `out` stays bounded.
+/// error is noticed (a bare CR or a NUL at the latest at the end of the
+/// chunk that holds it) and never goes past the size limit, so `out` stays
+/// bounded.
 #[derive(Debug, Clone)]
 pub struct Unstuffer {
     max_size: usize,
-    max_line: usize,
     state: State,
     /// Unstuffed octets seen so far, kept or not.
     size: usize,
-    /// Unstuffed octets of the current line so far, CRLF included.
-    line_len: usize,
     too_big: bool,
     bare_newline: bool,
-    line_too_long: bool,
+    nul: bool,
 }
 
 impl Unstuffer {
-    /// An unstuffer that keeps at most `max_size` octets of message and
-    /// refuses lines longer than `max_line` octets including CRLF.
-    pub fn new(max_size: usize, max_line: usize) -> Unstuffer {
+    /// An unstuffer that keeps at most `max_size` octets of message.
+    pub fn new(max_size: usize) -> Unstuffer {
         Unstuffer {
             max_size,
-            max_line,
             state: State::LineStart,
             size: 0,
-            line_len: 0,
             too_big: false,
             bare_newline: false,
-            line_too_long: false,
+            nul: false,
         }
     }
 
@@ -158,7 +155,6 @@ impl Unstuffer {
                     let (end, at_line_start) = self.clean_lines(input, i, &mut run, out);
                     if end > i {
                         i = end;
-                        self.line_len = 0;
                         if at_line_start {
                             self.state = State::LineStart;
                         }
@@ -169,15 +165,12 @@ impl Unstuffer {
 
                 State::MidCr => {
                     if input[i] == LF {
-                        self.line_len += 2;
                         self.copy(b"\r\n", out);
-                        self.end_line();
                         i += 1;
                         run = i;
                         self.state = State::LineStart;
                     } else {
                         self.bare_newline = true;
-                        self.line_len += 1;
                         self.copy(b"\r", out);
                         self.state = State::Mid;
                     }
@@ -212,7 +205,6 @@ impl Unstuffer {
                     }
                     // `.` CR followed by anything else: a bare CR, content.
                     self.bare_newline = true;
-                    self.line_len += 1;
                     self.copy(b"\r", out);
                     self.state = State::Mid;
                 }
@@ -231,9 +223,6 @@ impl Unstuffer {
             };
         }
         self.copy(&input[run..], out);
-        if self.line_len > self.max_line {
-            self.line_too_long = true;
-        }
         DataStatus::NeedMore
     }
 
@@ -245,15 +234,15 @@ impl Unstuffer {
     /// in this chunk.
     ///
     /// Line by line, it looks for LFs only (one `memchr` per line) and
-    /// checks that each has its CR and the line's length. A CR anywhere else
-    /// is bare: the lines passed over have one CR each exactly when there is
-    /// no bare CR, which one fast count per stretch tells. Such a CR does not
-    /// change where lines start or end, so it is only recorded. At line
-    /// starts it hands over to the block scan, which passes over runs of
-    /// ordinary lines without per-line work. The fast path stops before a
-    /// bare LF, a line over the limit, a line starting with `.` CR (maybe
-    /// the end of data) and at the chunk's end; the step-by-step code deals
-    /// with those.
+    /// checks that each has its CR. A CR anywhere else is bare: the lines
+    /// passed over have one CR each exactly when there is no bare CR, which
+    /// one fast count per stretch tells, and one `memchr` per stretch finds
+    /// a NUL. Such bytes do not change where lines start or end, so they
+    /// are only recorded. At line starts it hands over to the block scan, which
+    /// passes over runs of ordinary lines without per-line work. The fast
+    /// path stops before a bare LF, a line starting with `.` CR (maybe the
+    /// end of data) and at the chunk's end; the step-by-step code deals with
+    /// those.
     fn clean_lines(
         &mut self,
         input: &[u8],
@@ -261,31 +250,23 @@ impl Unstuffer {
         run: &mut usize,
         out: &mut Vec<u8>,
     ) -> (usize, bool) {
-        // Unstuffed octets of the current line before `line_start`.
-        let mut line_len = self.line_len;
         let mut line_start = pos;
         // input[segment..line_start] holds `lines` lines passed over one by
-        // one, whose CRs are counted when the segment ends; the block scan
-        // checks the CRs of its blocks itself.
+        // one, whose CRs are counted and NULs looked for when the segment
+        // ends; the block scan checks the CRs and NULs of its blocks itself.
         let mut segment = pos;
         let mut lines = 0;
-        let mut bare_cr = false;
         let mut at_line_start = false;
         // The block scan is tried at line starts from here on. After a bad
         // block it waits until the line-by-line search is past it, and
         // longer each time it fails at once (text full of dot lines).
-        let mut blocks_from = if self.max_line >= 2 * BLOCK {
-            pos + 1
-        } else {
-            usize::MAX
-        };
+        let mut blocks_from = pos + 1;
         let mut backoff = BLOCK;
         while let Some(k) = memchr(LF, &input[line_start..]) {
             let lf = line_start + k;
-            if lf == pos || input[lf - 1] != CR || line_len + lf + 1 - line_start > self.max_line {
+            if lf == pos || input[lf - 1] != CR {
                 break;
             }
-            line_len = 0;
             line_start = lf + 1;
             lines += 1;
             at_line_start = true;
@@ -299,8 +280,8 @@ impl Unstuffer {
                 *run = line_start;
                 at_line_start = false;
             } else if line_start >= blocks_from {
-                bare_cr |= count_cr(&input[segment..line_start]) != lines;
-                let clean = self.clean_blocks(input, line_start);
+                self.check_lines(&input[segment..line_start], lines);
+                let clean = clean_blocks(input, line_start);
                 backoff = if clean == line_start {
                     (backoff * 2).min(MAX_BACKOFF)
                 } else {
@@ -315,71 +296,43 @@ impl Unstuffer {
                 lines = 0;
             }
         }
-        if bare_cr || count_cr(&input[segment..line_start]) != lines {
-            self.bare_newline = true;
-        }
+        self.check_lines(&input[segment..line_start], lines);
         (line_start, at_line_start)
     }
 
-    /// The block scan, from `start`, a line start not followed by a dot:
-    /// passes over 64-byte blocks in which CRs and LFs come in CR LF pairs
-    /// and no LF is followed by a dot, and in which no line can be longer
-    /// than the limit (a line spans at most two blocks with an LF plus the
-    /// blocks without one in between). Returns where the clean blocks end.
-    ///
-    /// Each block is one plain loop over fixed-size arrays, which the
-    /// compiler turns into vector compares (no `unsafe`, no intrinsics);
-    /// it needs no per-line work, so long runs of ordinary lines cost a
-    /// fraction of a `memchr` call per line.
-    fn clean_blocks(&self, input: &[u8], start: usize) -> usize {
-        let mut at = start;
-        // Blocks in a row without an LF.
-        let mut gap = 0;
-        while let Some(window) = input
-            .get(at - 1..)
-            .and_then(<[u8]>::first_chunk::<{ BLOCK + 2 }>)
-        {
-            let (bad, has_lf) = block_faults(window);
-            gap = if has_lf { 0 } else { gap + 1 };
-            if bad || (gap + 2) * BLOCK > self.max_line {
-                break;
-            }
-            at += BLOCK;
-        }
-        at
+    /// Records a bare CR or a NUL in `bytes`, `lines` lines that each end
+    /// in CRLF: they hold one CR per line exactly when no CR is bare.
+    fn check_lines(&mut self, bytes: &[u8], lines: usize) {
+        self.bare_newline |= count_cr(bytes) != lines;
+        self.nul |= memchr(NUL, bytes).is_some();
     }
 
-    /// One step inside a line from `i`: up to and including the next CR or
-    /// LF. Returns the next index.
+    /// One step inside a line from `i`: up to and including the next CR,
+    /// LF or NUL. Returns the next index.
     fn mid_line(&mut self, input: &[u8], i: usize, run: &mut usize, out: &mut Vec<u8>) -> usize {
         let len = input.len();
-        match memchr2(CR, LF, &input[i..]) {
-            None => {
-                self.line_len += len - i;
-                len
-            }
+        match memchr3(CR, LF, NUL, &input[i..]) {
+            None => len,
             Some(k) => {
                 let at = i + k;
-                if input[at] == LF {
+                if input[at] == NUL {
+                    self.nul = true;
+                    at + 1
+                } else if input[at] == LF {
                     self.bare_newline = true;
-                    self.line_len += k + 1;
                     at + 1
                 } else if at + 1 == len {
                     // CR at the end of the chunk: hold it back until the
                     // next byte says whether it is a line end.
-                    self.line_len += k;
                     self.copy(&input[*run..at], out);
                     *run = len;
                     self.state = State::MidCr;
                     len
                 } else if input[at + 1] == LF {
-                    self.line_len += k + 2;
-                    self.end_line();
                     self.state = State::LineStart;
                     at + 2
                 } else {
                     self.bare_newline = true;
-                    self.line_len += k + 1;
                     at + 1
                 }
             }
@@ -398,16 +351,9 @@ impl Unstuffer {
         if self.size > self.max_size {
             self.too_big = true;
         }
-        if !(self.too_big || self.bare_newline || self.line_too_long) {
+        if !(self.too_big || self.bare_newline || self.nul) {
             out.extend_from_slice(bytes);
         }
-    }
-
-    fn end_line(&mut self) {
-        if self.line_len > self.max_line {
-            self.line_too_long = true;
-        }
-        self.line_len = 0;
     }
 
     fn result(&self) -> Result<(), BodyError> {
@@ -415,12 +361,35 @@ impl Unstuffer {
             Err(BodyError::TooBig)
         } else if self.bare_newline {
             Err(BodyError::BareNewline)
-        } else if self.line_too_long {
-            Err(BodyError::LineTooLong)
+        } else if self.nul {
+            Err(BodyError::Nul)
         } else {
             Ok(())
         }
     }
+}
+
+/// The block scan, from `start`, a line start not followed by a dot:
+/// passes over 64-byte blocks without a NUL in which CRs and LFs come in
+/// CR LF pairs and no LF is followed by a dot. Returns where the clean
+/// blocks end.
+///
+/// Each block is one plain loop over fixed-size arrays, which the compiler
+/// turns into vector compares (no `unsafe`, no intrinsics); it needs no
+/// per-line work, so long runs of ordinary lines cost a fraction of a
+/// `memchr` call per line.
+fn clean_blocks(input: &[u8], start: usize) -> usize {
+    let mut at = start;
+    while let Some(window) = input
+        .get(at - 1..)
+        .and_then(<[u8]>::first_chunk::<{ BLOCK + 2 }>)
+    {
+        if block_faults(window) {
+            break;
+        }
+        at += BLOCK;
+    }
+    at
 }
 
 /// Appends `body` dot-stuffed for sending, followed by `.\r\n`. The body must
@@ -533,8 +502,8 @@ mod tests {
         usize,
     );
 
-    fn run(max_size: usize, max_line: usize, chunks: &[&[u8]]) -> Outcome {
-        let mut unstuffer = Unstuffer::new(max_size, max_line);
+    fn run(max_size: usize, chunks: &[&[u8]]) -> Outcome {
+        let mut unstuffer = Unstuffer::new(max_size);
         let mut out = Vec::new();
         let mut offset = 0;
         for chunk in chunks {
@@ -554,31 +523,19 @@ mod tests {
 
     /// Whole, byte by byte, and split at every index (and at every pair of
     /// indices for short inputs): all identical.
-    fn check_all(max_size: usize, max_line: usize, input: &[u8]) -> Outcome {
-        let whole = run(max_size, max_line, &[input]);
+    fn check_all(max_size: usize, input: &[u8]) -> Outcome {
+        let whole = run(max_size, &[input]);
         let bytes: Vec<&[u8]> = input.chunks(1).collect();
-        assert_eq!(
-            run(max_size, max_line, &bytes),
-            whole,
-            "byte by byte: {input:?}"
-        );
+        assert_eq!(run(max_size, &bytes), whole, "byte by byte: {input:?}");
         for at in 0..=input.len() {
             let (a, b) = input.split_at(at);
-            assert_eq!(
-                run(max_size, max_line, &[a, b]),
-                whole,
-                "split {at}: {input:?}"
-            );
+            assert_eq!(run(max_size, &[a, b]), whole, "split {at}: {input:?}");
         }
         if input.len() <= 40 {
             for x in 0..=input.len() {
                 for y in x..=input.len() {
                     let chunks = [&input[..x], &input[x..y], &input[y..]];
-                    assert_eq!(
-                        run(max_size, max_line, &chunks),
-                        whole,
-                        "{x},{y}: {input:?}"
-                    );
+                    assert_eq!(run(max_size, &chunks), whole, "{x},{y}: {input:?}");
                 }
             }
         }
@@ -586,7 +543,7 @@ mod tests {
     }
 
     fn good(input: &[u8], message: &[u8]) {
-        let (kept, end, _) = check_all(1 << 20, MAX_TEXT_LINE, input);
+        let (kept, end, _) = check_all(1 << 20, input);
         assert_eq!(end.map(|e| e.1), Some(Ok(())), "{input:?}");
         assert_eq!(kept.as_deref(), Some(message), "{input:?}");
     }
@@ -606,13 +563,12 @@ mod tests {
                 b"Subject: t\r\n\r\nbody .\r\n \r\n",
                 29,
             ),
-            // Not an end: a NUL before or after the dot is content.
-            (b"a\r\n\x00.\r\n.\r\n", b"a\r\n\x00.\r\n", 10),
-            (b"a\r\n.\x00\r\n.\r\n", b"a\r\n\x00\r\n", 10),
+            // Lines of any length.
+            (b"0123456789\r\n.\r\n", b"0123456789\r\n", 15),
         ];
         for (input, message, end) in cases {
             good(input, message);
-            let (_, found, _) = run(1 << 20, MAX_TEXT_LINE, &[input]);
+            let (_, found, _) = run(1 << 20, &[input]);
             assert_eq!(found.map(|e| e.0), Some(*end), "{input:?}");
         }
     }
@@ -628,43 +584,43 @@ mod tests {
             b".\n",
             b"x\r\n.x\r\n",
         ] {
-            let (_, end, _) = check_all(1 << 20, MAX_TEXT_LINE, input);
+            let (_, end, _) = check_all(1 << 20, input);
             assert_eq!(end, None, "{input:?}");
         }
     }
 
     #[test]
-    fn smuggling_never_ends_data_and_marks_bare_newlines() {
-        // (sequence, contains a bare CR or LF)
-        let cases: &[(&[u8], bool)] = &[
-            (b"\n.\n", true),
-            (b"\n.\r\n", true),
-            (b"\r.\r", true),
-            (b"\r.\r\n", true),
-            (b"\r\n.\r", true),
-            (b"\r\n.\n", true),
-            (b"\n.\r", true),
-            (b"\r.\n", true),
-            (b"\r\n\x00.\r\n", false),
-            (b"\r\n.\x00\r\n", false),
+    fn smuggling_never_ends_data_and_marks_the_message_bad() {
+        // (sequence, the rule it breaks)
+        let bare = BodyError::BareNewline;
+        let cases: &[(&[u8], BodyError)] = &[
+            (b"\n.\n", bare),
+            (b"\n.\r\n", bare),
+            (b"\r.\r", bare),
+            (b"\r.\r\n", bare),
+            (b"\r\n.\r", bare),
+            (b"\r\n.\n", bare),
+            (b"\n.\r", bare),
+            (b"\r.\n", bare),
+            // The end of data to a next hop that drops NULs.
+            (b"\r\n\x00.\r\n", BodyError::Nul),
+            (b"\r\n.\x00\r\n", BodyError::Nul),
+            (b"\r\n\x00.\x00\r\n", BodyError::Nul),
+            (b"\r\n.\r\x00\n", bare),
         ];
-        for (sequence, bare) in cases {
+        for (sequence, error) in cases {
             // The sequence inside a body, followed by a smuggled command
             // and then the real end.
             let mut input = b"x".to_vec();
             input.extend_from_slice(sequence);
             input.extend_from_slice(b"MAIL FROM:<a@b>\r\n.\r\n");
-            let (kept, end, _) = check_all(1 << 20, MAX_TEXT_LINE, &input);
+            let (kept, end, _) = check_all(1 << 20, &input);
             let (at, result) = end.expect("the real end is found");
             assert_eq!(at, input.len(), "{sequence:?} must not end the data");
-            if *bare {
-                assert_eq!(result, Err(BodyError::BareNewline), "{sequence:?}");
-                assert_eq!(kept, None);
-            } else {
-                assert_eq!(result, Ok(()), "{sequence:?}");
-            }
+            assert_eq!(result, Err(*error), "{sequence:?}");
+            assert_eq!(kept, None);
             // The sequence alone, without the real end: never an end.
-            let (_, end, _) = check_all(1 << 20, MAX_TEXT_LINE, &[&b"x"[..], sequence].concat());
+            let (_, end, _) = check_all(1 << 20, &[&b"x"[..], sequence].concat());
             assert_eq!(end, None, "{sequence:?}");
         }
     }
@@ -679,7 +635,7 @@ mod tests {
             b"a\r\r\n.\r\n",
             b"ab\n\r\n.\r\n",
         ] {
-            let (_, end, _) = check_all(1 << 20, MAX_TEXT_LINE, input);
+            let (_, end, _) = check_all(1 << 20, input);
             assert_eq!(
                 end,
                 Some((input.len(), Err(BodyError::BareNewline))),
@@ -691,60 +647,61 @@ mod tests {
     #[test]
     fn size_limit_reads_to_the_end() {
         let input = b"0123456789\r\n0123456789\r\n.\r\nQUIT\r\n";
-        let (kept, end, size) = check_all(15, MAX_TEXT_LINE, input);
+        let (kept, end, size) = check_all(15, input);
         assert_eq!(kept, None);
         assert_eq!(end, Some((input.len() - 6, Err(BodyError::TooBig))));
         assert_eq!(size, 24);
         // Exactly at the limit is fine.
-        let (kept, end, _) = check_all(24, MAX_TEXT_LINE, input);
+        let (kept, end, _) = check_all(24, input);
         assert_eq!(end.map(|e| e.1), Some(Ok(())));
         assert_eq!(kept.map(|k| k.len()), Some(24));
     }
 
     #[test]
-    fn line_limit_includes_crlf() {
-        let fits = b"12345678\r\n..345678\r\n.\r\n";
-        let (_, end, _) = check_all(1 << 20, 10, fits);
-        assert_eq!(end.map(|e| e.1), Some(Ok(())));
+    fn nul_anywhere_refuses_the_message() {
         for input in [
-            &b"123456789\r\n.\r\n"[..],
-            b"ok\r\n123456789\r\n.\r\n",
-            b"12345678901234",
+            &b"\x00\r\n.\r\n"[..],
+            b"a\x00b\r\n.\r\n",
+            b"a\r\n\x00\r\n.\r\n",
+            b"a\r\n.\x00x\r\n.\r\n",
+            b"a\r\n..\x00\r\n.\r\n",
+            b"a\r\nb\x00\r\n.\r\n",
         ] {
-            let (_, end, _) = check_all(1 << 20, 10, input);
-            if input.ends_with(b".\r\n") {
-                assert_eq!(
-                    end,
-                    Some((input.len(), Err(BodyError::LineTooLong))),
-                    "{input:?}"
-                );
-            }
+            let (kept, end, _) = check_all(1 << 20, input);
+            assert_eq!(end, Some((input.len(), Err(BodyError::Nul))), "{input:?}");
+            assert_eq!(kept, None);
         }
-        let mut unstuffer = Unstuffer::new(1 << 20, 10);
-        let mut out = Vec::new();
-        unstuffer.feed(b"12345678901234", &mut out);
-        assert_eq!(
-            unstuffer.feed(b"\r\n.\r\n", &mut out),
-            DataStatus::End {
-                consumed: 5,
-                result: Err(BodyError::LineTooLong)
-            }
-        );
+    }
+
+    #[test]
+    fn long_lines_are_kept_as_they_are() {
+        let line = "y".repeat(5000);
+        let input = format!("short\r\n{line}\r\n.{line}\r\n.\r\n");
+        let (kept, end, _) = check_all(1 << 20, input.as_bytes());
+        assert_eq!(end, Some((input.len(), Ok(()))));
+        let message = format!("short\r\n{line}\r\n{line}\r\n");
+        assert_eq!(kept.as_deref(), Some(message.as_bytes()));
+        // A line without an end is bounded by the size limit alone.
+        let (kept, end, _) = check_all(4999, format!("{line}\r\n.\r\n").as_bytes());
+        assert_eq!(end.map(|e| e.1), Some(Err(BodyError::TooBig)));
+        assert_eq!(kept, None);
     }
 
     #[test]
     fn error_precedence() {
-        // Too big, with a bare LF and a long line: TooBig.
-        let (_, end, _) = check_all(8, 6, b"123456789\nabc\r\n.\r\n");
+        // Too big, with a bare LF and a NUL: TooBig.
+        let (_, end, _) = check_all(8, b"1234\x006789\nabc\r\n.\r\n");
         assert_eq!(end.map(|e| e.1), Some(Err(BodyError::TooBig)));
-        // Bare LF and a long line: BareNewline.
-        let (_, end, _) = check_all(1000, 6, b"123456789\nabc\r\n.\r\n");
-        assert_eq!(end.map(|e| e.1), Some(Err(BodyError::BareNewline)));
+        // Bare LF and a NUL, in either order: BareNewline.
+        for input in [&b"1\x002\nabc\r\n.\r\n"[..], b"12\nabc\x00\r\n.\r\n"] {
+            let (_, end, _) = check_all(1000, input);
+            assert_eq!(end.map(|e| e.1), Some(Err(BodyError::BareNewline)));
+        }
     }
 
     #[test]
     fn ended_unstuffer_consumes_nothing() {
-        let mut unstuffer = Unstuffer::new(100, 100);
+        let mut unstuffer = Unstuffer::new(100);
         let mut out = Vec::new();
         assert_eq!(
             unstuffer.feed(b".\r\nNOOP\r\n", &mut out),
@@ -765,26 +722,19 @@ mod tests {
 
     /// An obviously correct unstuffer, one byte at a time over the whole
     /// input, to compare the fast path with.
-    fn reference(max_size: usize, max_line: usize, input: &[u8]) -> Outcome {
-        let (mut out, mut size, mut line_len) = (Vec::new(), 0, 0);
-        let (mut too_big, mut bare, mut too_long) = (false, false, false);
-        let mut keep = |bytes: &[u8], size: &mut usize, too_big: &mut bool, ok: bool| {
-            *size += bytes.len();
-            *too_big |= *size > max_size;
-            if ok && !*too_big {
-                out.extend_from_slice(bytes);
-            }
-        };
+    fn reference(max_size: usize, input: &[u8]) -> Outcome {
+        let (mut out, mut size) = (Vec::new(), 0);
+        let (mut bare, mut nul) = (false, false);
         let (mut i, mut line_start) = (0, true);
         while i < input.len() {
             if line_start && input[i] == b'.' {
                 if input[i..].starts_with(b".\r\n") {
-                    let result = if too_big {
+                    let result = if size > max_size {
                         Err(BodyError::TooBig)
                     } else if bare {
                         Err(BodyError::BareNewline)
-                    } else if too_long {
-                        Err(BodyError::LineTooLong)
+                    } else if nul {
+                        Err(BodyError::Nul)
                     } else {
                         Ok(())
                     };
@@ -793,39 +743,31 @@ mod tests {
                 }
                 i += 1;
             }
-            line_start = false;
-            let ok = !(bare || too_long);
-            if input[i..].starts_with(b"\r\n") {
-                keep(b"\r\n", &mut size, &mut too_big, ok);
-                too_long |= line_len + 2 > max_line;
-                line_len = 0;
-                line_start = true;
-                i += 2;
+            let content = if input[i..].starts_with(b"\r\n") {
+                &input[i..i + 2]
             } else {
                 bare |= input[i] == CR || input[i] == LF;
-                let ok = !(bare || too_long);
-                keep(&input[i..=i], &mut size, &mut too_big, ok);
-                line_len += 1;
-                i += 1;
-            }
+                nul |= input[i] == NUL;
+                &input[i..=i]
+            };
+            line_start = content == b"\r\n";
+            out.extend_from_slice(content);
+            size += content.len();
+            i += content.len();
         }
         panic!("the inputs of these tests always end");
     }
 
     /// `input` whole and split at the interesting points (the given ones
     /// and the block boundaries) must agree with the reference.
-    fn agrees(max_size: usize, max_line: usize, input: &[u8], points: &[usize]) {
-        let expected = reference(max_size, max_line, input);
-        assert_eq!(run(max_size, max_line, &[input]), expected, "{input:?}");
+    fn agrees(max_size: usize, input: &[u8], points: &[usize]) {
+        let expected = reference(max_size, input);
+        assert_eq!(run(max_size, &[input]), expected, "{input:?}");
         let blocks = [63, 64, 65, 127, 128, 129];
         for &at in points.iter().chain(&blocks) {
             let at = at.min(input.len());
             let (a, b) = input.split_at(at);
-            assert_eq!(
-                run(max_size, max_line, &[a, b]),
-                expected,
-                "split {at}: {input:?}"
-            );
+            assert_eq!(run(max_size, &[a, b]), expected, "split {at}: {input:?}");
         }
     }
 
@@ -858,6 +800,10 @@ mod tests {
             b"\r\n.x\r",
             b"\r\n.x\n",
             b"\r\n.\r\n.",
+            b"\x00",
+            b"\r\n\x00.\r\n",
+            b"\r\n.\x00\r\n",
+            b"\r\n..\x00",
         ];
         // The same lines, every third one dot-stuffed.
         let mut dotted = Vec::new();
@@ -874,29 +820,30 @@ mod tests {
             for defect in defects {
                 let input = [&body[..at], defect, &body[at..], b"\r\n.\r\n"].concat();
                 let points = [at.saturating_sub(1), at, at + 1, at + defect.len()];
-                agrees(1 << 20, MAX_TEXT_LINE, &input, &points);
+                agrees(1 << 20, &input, &points);
             }
         }
     }
 
     #[test]
-    fn lines_at_the_limit_across_blocks() {
-        for max_line in [10, 63, 64, 65, 66, 100, 127, 128, 129, 130, 200, 300] {
+    fn long_lines_across_blocks() {
+        for len in [
+            62, 63, 64, 65, 66, 127, 128, 129, 130, 998, 999, 1000, 1001, 5000,
+        ] {
             for prefix in 0..70 {
-                for len in [max_line - 3, max_line - 2, max_line - 1, max_line] {
-                    // A line of `len` octets plus CRLF after `prefix` octets
-                    // of short lines, then a clean line, then the end.
+                for defect in [&b""[..], b"\x00", b"\r", b"\n"] {
+                    // A line of `len` octets (with `defect` in its middle)
+                    // after `prefix` octets of short lines, then a clean
+                    // line, then the end.
                     let mut input = clean_body(prefix);
                     input.truncate(prefix);
                     input.extend_from_slice(b"\r\n");
+                    let line = prefix + 2;
                     input.extend((0..len).map(|k| b'0' + (k % 10) as u8));
+                    input.splice(line + len / 2..line + len / 2, defect.iter().copied());
                     input.extend_from_slice(b"\r\nok\r\n.\r\n");
-                    agrees(
-                        1 << 20,
-                        max_line,
-                        &input,
-                        &[prefix, prefix + 2, input.len() - 9],
-                    );
+                    let points = [prefix, line, line + len / 2, input.len() - 9];
+                    agrees(1 << 20, &input, &points);
                 }
             }
         }
@@ -907,7 +854,7 @@ mod tests {
         let mut input = clean_body(1000);
         input.extend_from_slice(b".\r\n");
         for max_size in [0, 1, 63, 64, 65, 500, 999, 1000, 1001, 1100] {
-            agrees(max_size, MAX_TEXT_LINE, &input, &[max_size, 500]);
+            agrees(max_size, &input, &[max_size, 500]);
         }
     }
 
@@ -974,7 +921,7 @@ mod tests {
         for body in AWKWARD_BODIES {
             let mut wire = Vec::new();
             stuff(body, &mut wire);
-            let (kept, end, _) = run(1 << 20, MAX_TEXT_LINE, &[&wire]);
+            let (kept, end, _) = run(1 << 20, &[&wire]);
             assert_eq!(end, Some((wire.len(), Ok(()))), "{body:?}");
             assert!(kept.is_some());
         }
@@ -982,17 +929,7 @@ mod tests {
 
     #[test]
     fn unstuff_of_stuff_is_identity() {
-        let lines: &[&[u8]] = &[
-            b"",
-            b".",
-            b"..",
-            b"x",
-            b".x",
-            b"hello world",
-            b"\x00.",
-            b" .",
-            b"...",
-        ];
+        let lines: &[&[u8]] = &[b"", b".", b"..", b"x", b".x", b"hello world", b" .", b"..."];
         // Every body of up to three lines from the table.
         let mut bodies = vec![Vec::new()];
         for a in lines {
@@ -1015,7 +952,7 @@ mod tests {
         for body in &bodies {
             let mut wire = Vec::new();
             stuff(body, &mut wire);
-            let (kept, end, size) = run(1 << 20, MAX_TEXT_LINE, &[&wire]);
+            let (kept, end, size) = run(1 << 20, &[&wire]);
             assert_eq!(end, Some((wire.len(), Ok(()))), "{body:?}");
             assert_eq!(kept.as_deref(), Some(&body[..]), "{body:?}");
             assert_eq!(size, body.len());
@@ -1024,7 +961,7 @@ mod tests {
         for body in bodies.iter().step_by(97) {
             let mut wire = Vec::new();
             stuff(body, &mut wire);
-            let (kept, _, _) = check_all(1 << 20, MAX_TEXT_LINE, &wire);
+            let (kept, _, _) = check_all(1 << 20, &wire);
             assert_eq!(kept.as_deref(), Some(&body[..]));
         }
     }

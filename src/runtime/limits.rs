@@ -11,16 +11,16 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::net::client_key;
-use crate::proto::dot::MAX_TEXT_LINE;
 use crate::proto::line::MAX_COMMAND_LINE;
 
 /// Bytes read from a socket (or taken from rustls) at a time.
 pub const READ_CHUNK: usize = 16 * 1024;
 
-/// Unconsumed input kept per connection: one longest line (RFC 5321
-/// §4.5.3.1.4/§4.5.3.1.6) plus one read chunk. The session consumes whole
-/// lines and discards over-long ones, so this is always enough.
-pub const MAX_INPUT: usize = max(MAX_TEXT_LINE, MAX_COMMAND_LINE) + READ_CHUNK;
+/// Unconsumed input kept per connection: one longest command line (RFC
+/// 5321 §4.5.3.1.4) plus one read chunk, which also holds an AUTH line
+/// (RFC 4954 §4). The session consumes whole lines and discards over-long
+/// ones, and consumes DATA as it arrives, so this is always enough.
+pub const MAX_INPUT: usize = MAX_COMMAND_LINE + READ_CHUNK;
 
 /// Reply bytes waiting for a client that does not read. Past this the
 /// session is not fed any more, so a pipelining client that never reads
@@ -40,14 +40,6 @@ pub const CLOSING_FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 /// After the shutdown grace period and the 421s, connections that still
 /// have not gone are dropped after this much longer.
 pub const HARD_STOP_AFTER_GRACE: Duration = Duration::from_secs(5);
-
-const fn max(a: usize, b: usize) -> usize {
-    if a > b {
-        a
-    } else {
-        b
-    }
-}
 
 /// Why a new connection is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -38,7 +38,6 @@ use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::delivery::manager::{Delivery, DeliveryError, DeliveryHandle, NewMail};
 use crate::directory::{AliasError, AliasTable, LocalDirectory, UserTable, UsersError};
-use crate::proto::dot::MAX_TEXT_LINE;
 use crate::proto::session::{Directory, Role, SessionConfig};
 use crate::queue::{QueueError, Spool, SpoolWriter};
 use crate::tls::{ServerCertificate, TlsError};
@@ -252,7 +251,6 @@ fn start(config: Config, handle_signals: bool) -> Result<ServerHandle, ServerErr
         hard_error_limit: config.hard_error_limit,
         error_delay: config.error_delay,
         smtp_auth: config.smtp_auth,
-        max_line_length: MAX_TEXT_LINE,
         max_received: config.max_received,
         auth_equals_line: config.auth_equals_line,
         sender_check: config.sender_check,

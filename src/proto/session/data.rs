@@ -1,7 +1,9 @@
 //! DATA (RFC 5321 §4.1.1.4) and BDAT (RFC 3030): reading the message into
 //! its transaction, then asking for it to be spooled with
 //! `Action::Enqueue`. A refused BDAT chunk is still read to its end, so its
-//! octets are never taken for commands.
+//! octets are never taken for commands. A message with a NUL is refused at
+//! its end, whether it came by DATA or by BDAT: a next hop that drops NULs
+//! could take what is left for the end of data (SMTP smuggling).
 
 use super::{out_of_sequence, Action, Fault, Mode, Response, Session, Step, Transaction};
 use crate::proto::command::Verb;
@@ -56,7 +58,7 @@ impl Session {
         let presize = transaction.declared_size.unwrap_or(0).min(PRESIZE_LIMIT);
         transaction.message.reserve(presize as usize);
         self.mode = Mode::Data {
-            unstuffer: Unstuffer::new(self.config.max_message_size, self.config.max_line_length),
+            unstuffer: Unstuffer::new(self.config.max_message_size),
             transaction,
         };
         // RFC 2034 §3: only 2xx, 4xx and 5xx replies carry enhanced codes.
@@ -171,7 +173,13 @@ impl Session {
                     Fault::None
                 },
             },
-            Ok(transaction) if chunk.last => self.finish_message(transaction, Ok(())),
+            Ok(transaction) if chunk.last => {
+                let result = match memchr::memchr(0, &transaction.message) {
+                    Some(_) => Err(BodyError::Nul),
+                    None => Ok(()),
+                };
+                self.finish_message(transaction, result)
+            }
             Ok(transaction) => {
                 self.transaction = Some(transaction);
                 Response::ok(Reply::new(
@@ -212,13 +220,10 @@ impl Session {
                 (5, 5, 2),
                 "Bare CR or LF in message is not allowed (see RFC 5321 section 2.3.8)",
             ),
-            Err(BodyError::LineTooLong) => Reply::new(
+            Err(BodyError::Nul) => Reply::new(
                 550,
-                (5, 5, 2),
-                format!(
-                    "A line in the message is longer than {} characters (see RFC 5321 section 4.5.3.1.6)",
-                    self.config.max_line_length
-                ),
+                (5, 6, 0),
+                "NUL characters in a message are not allowed (see RFC 5322 section 2.3)",
             ),
         };
         Response::ok(reply)

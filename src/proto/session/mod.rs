@@ -82,8 +82,6 @@ pub struct SessionConfig {
     /// AUTH is offered and taken on the smtp role too (it always is on the
     /// submission roles).
     pub smtp_auth: bool,
-    /// Longest text line in DATA, octets including CRLF.
-    pub max_line_length: usize,
     /// Most `Received:` fields a message may arrive with (a mail loop).
     pub max_received: usize,
     /// Add `AUTH=LOGIN PLAIN` for Outlook 2003 and older.
