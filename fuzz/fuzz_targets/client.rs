@@ -41,6 +41,7 @@ use outpost::proto::client::{
 };
 use outpost::proto::dot::Stuffer;
 use outpost::proto::esmtp::{Notify, Orcpt, Ret};
+use outpost::proto::reply::MAX_REPLY_LINE;
 use outpost::proto::sasl::Credentials;
 
 #[path = "common/mod.rs"]
@@ -415,6 +416,8 @@ fuzz_target!(|data: &[u8]| {
     let mut ended_itself = false;
     // The reply being collected: its lines (text after the code) and code.
     let mut line = Vec::new();
+    // The client cut an over-long line: bytes up to its LF are dropped.
+    let mut dropping = false;
     let mut lines: Vec<String> = Vec::new();
     let mut reply_code: Option<u16> = None;
     'chunks: for chunk in common::chunks(pattern, &stream) {
@@ -426,12 +429,22 @@ fuzz_target!(|data: &[u8]| {
             let mut completed = None;
             let mut broken = false;
             for (i, &b) in rest.iter().enumerate() {
+                if dropping {
+                    dropping = b != b'\n';
+                    continue;
+                }
                 line.push(b);
-                if b != b'\n' {
+                // A line that reaches the limit without its LF is cut
+                // there, keeping room for a CRLF; its code still counts.
+                let too_long = b != b'\n' && line.len() == MAX_REPLY_LINE;
+                if b != b'\n' && !too_long {
                     continue;
                 }
                 let mut l = &line[..line.len() - 1];
-                if l.last() == Some(&b'\r') {
+                if too_long {
+                    l = &line[..MAX_REPLY_LINE - 2];
+                    dropping = true;
+                } else if l.last() == Some(&b'\r') {
                     l = &l[..l.len() - 1];
                 }
                 let code = l
@@ -497,6 +510,7 @@ fuzz_target!(|data: &[u8]| {
                     assert_eq!(completed.as_ref().map(|c| c.0), Some(220));
                     // Bytes read with the 220 are plaintext: dropped.
                     line.clear();
+                    dropping = false;
                     lines.clear();
                     reply_code = None;
                     model.tls = true;

@@ -216,12 +216,17 @@ fn check_unbracketed(line: &[u8], parsed: &Command<'_>, path: &Path<'_>) {
     let Ok(text) = std::str::from_utf8(line) else {
         return;
     };
-    // Only when the path is the one place it appears (an AUTH= value
-    // could repeat it).
-    if text.matches(&bracketed).count() != 1 {
+    // Only when the line wrote the path in brackets, right after the colon
+    // (a parameter such as ORCPT= may hold the same text).
+    let Some(colon) = text.find(':') else {
         return;
-    }
-    let bare = text.replacen(&bracketed, &mailbox.to_string(), 1);
+    };
+    let after = text[colon + 1..].trim_start_matches(' ');
+    let Some(params) = after.strip_prefix(bracketed.as_str()) else {
+        return;
+    };
+    let start = text.len() - after.len();
+    let bare = format!("{}{mailbox}{params}", &text[..start]);
     assert_eq!(
         command::parse(bare.as_bytes()).as_ref(),
         Ok(parsed),
