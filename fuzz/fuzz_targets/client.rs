@@ -242,6 +242,7 @@ impl Model {
         };
         match sent {
             Sent::Ehlo if code == 250 => {
+                let lines = without_enhanced_code(code, lines);
                 self.extensions = Extensions::parse(lines.iter().skip(1).map(|l| l.as_str()));
             }
             Sent::Ehlo | Sent::Helo => self.extensions = Extensions::default(),
@@ -375,6 +376,32 @@ impl Model {
             "MAIL in plaintext while TLS is required"
         );
     }
+}
+
+/// The reply's lines as the reader gives them: an enhanced status code
+/// (`class.subject.detail`, class matching the reply) that starts the first
+/// line is taken off every line that starts with it.
+fn without_enhanced_code(code: u16, lines: &[String]) -> Vec<String> {
+    let Some(first) = lines.first() else {
+        return Vec::new();
+    };
+    let word = first.split(' ').next().unwrap_or("");
+    let parts: Vec<&str> = word.split('.').collect();
+    let numeric = |p: &str, max: u32| p.parse::<u32>().is_ok_and(|n| n <= max);
+    let is_code = word.is_ascii()
+        && parts.len() == 3
+        && numeric(parts[0], 255)
+        && parts[0].parse::<u16>().ok() == Some(code / 100)
+        && numeric(parts[1], 65535)
+        && numeric(parts[2], 65535);
+    if !is_code {
+        return lines.to_vec();
+    }
+    let prefix = &first[..(word.len() + 1).min(first.len())];
+    lines
+        .iter()
+        .map(|l| l.strip_prefix(prefix).unwrap_or(l).to_string())
+        .collect()
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
