@@ -173,6 +173,11 @@ pub struct Config {
     pub relay_networks: Vec<Cidr>,
     /// Largest message, octets.
     pub max_message_size: usize,
+    /// Octets of one arriving message kept in memory; beyond it the
+    /// message is written to the spool as it arrives.
+    pub message_memory: usize,
+    /// Octets of all arriving messages together kept in memory.
+    pub message_memory_total: usize,
     /// Most recipients per message.
     pub max_recipients: usize,
     /// Most `Received:` fields a message may carry (a mail loop).
@@ -236,6 +241,8 @@ impl Default for Config {
             postmaster: None,
             relay_networks: Vec::new(),
             max_message_size: 0,
+            message_memory: 0,
+            message_memory_total: 0,
             max_recipients: 0,
             max_received: 0,
             max_connections: 0,
@@ -351,6 +358,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     opt!("local-domains", "D1,D2", "domains we accept mail for (default: the host name)", None, false, |c, v| { c.local_domains = domain_list(v)?; Ok(()) }),
     opt!("relay-networks", "CIDR,...", "clients that may relay without AUTH; `none` for nobody", Some("127.0.0.0/8,::1/128"), false, |c, v| { c.relay_networks = cidr_list(v)?; Ok(()) }),
     opt!("max-message-size", "SIZE", "largest message (bytes, or with K/M/G, KiB/MiB/GiB)", Some("25MiB"), false, |c, v| { c.max_message_size = size(v)?; Ok(()) }),
+    opt!("message-memory", "SIZE", "how much of one arriving message is kept in memory; the rest is written to the spool as it arrives (0: every message)", Some("128KiB"), false, |c, v| { c.message_memory = size(v)?; Ok(()) }),
+    opt!("message-memory-total", "SIZE", "how much of all arriving messages together is kept in memory; past it they are written to the spool as they arrive", Some("32MiB"), false, |c, v| { c.message_memory_total = size(v)?; Ok(()) }),
     opt!("max-recipients", "N", "most recipients per message (RFC 5321 4.5.3.1.8: at least 100)", Some("100"), false, |c, v| { c.max_recipients = parse_count(v)?; Ok(()) }),
     opt!("max-received", "N", "most Received header fields a message may carry; more get 554 5.4.6 (a mail loop)", Some("50"), false, |c, v| { c.max_received = parse_count(v)?; Ok(()) }),
     opt!("max-connections", "N", "most connections at once", Some("1000"), false, |c, v| { c.max_connections = parse_count(v)?; Ok(()) }),

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use outpost::directory::FixedDirectory;
 use outpost::proto::dot::{self, DataStatus, Unstuffer};
-use outpost::proto::session::{Action, ClientInfo, Role, Session, SessionConfig};
+use outpost::proto::session::{Action, ClientInfo, MessageMemory, Role, Session, SessionConfig};
 
 /// The read size the server uses; bodies are fed to the unstuffer in
 /// chunks of this size, like reads from a socket.
@@ -231,5 +231,6 @@ pub fn session_config() -> Arc<SessionConfig> {
         auth_equals_line: false,
         sender_check: true,
         tls_available: false,
+        memory: MessageMemory::new(128 * 1024, 32 << 20),
     })
 }

@@ -21,7 +21,11 @@
 //!   action, and nothing is fed after it;
 //! - the events tell the mail log the truth: each 4xx/5xx reply to input
 //!   is one refusal with the same code and text, each credential check one
-//!   login, each spooled message one `Queued`; nothing else.
+//!   login, each spooled message one `Queued`; nothing else;
+//! - with little message memory (a settings bit) messages come in parts:
+//!   parts only while one is started, the finished message checked as a
+//!   whole one, its summary's size the sum of its parts; once the session
+//!   is gone its memory share is back.
 //!
 //! Input: 1 settings byte (role, token mode, trusted, sender check, …),
 //! 4 bytes of chunk pattern, then the client's bytes (raw, or each byte an
@@ -37,7 +41,9 @@ use outpost::proto::command::MAX_AUTH_LINE;
 use outpost::proto::envelope::NewMessage;
 use outpost::proto::reply::Enhanced;
 use outpost::proto::sasl::AuthResult;
-use outpost::proto::session::{Action, ClientInfo, Role, Session, SessionConfig, SessionEvent};
+use outpost::proto::session::{
+    Action, ClientInfo, MessageMemory, MessageSummary, Role, Session, SessionConfig, SessionEvent,
+};
 
 #[path = "common/mod.rs"]
 mod common;
@@ -226,6 +232,8 @@ struct Driver {
     mail_ok: bool,
     rcpts_ok: usize,
     closed: bool,
+    /// The message being handed out in parts.
+    streaming: Option<NewMessage>,
 }
 
 impl Driver {
@@ -368,6 +376,26 @@ impl Driver {
         self.end_transaction();
     }
 
+    /// Checks a message handed to the spool and answers it.
+    fn spooled(&mut self, message: &NewMessage) {
+        self.check_message(message);
+        let from = self.out.len();
+        self.session.enqueued(Ok("ID"), &mut self.out);
+        match &self.session.take_events()[..] {
+            [SessionEvent::Queued {
+                queue_id,
+                message: m,
+            }] => {
+                assert_eq!(queue_id, "ID");
+                assert_eq!(*m, summary_of(message));
+            }
+            other => panic!("events of a spooled message: {other:?}"),
+        }
+        let replies = self.take_replies(from, false);
+        assert_eq!(replies.len(), 1);
+        assert_eq!(replies[0].code, 250);
+    }
+
     /// Feeds one chunk and answers every action, like the runtime.
     fn chunk(&mut self, buf: &mut Vec<u8>, chunk: &[u8]) {
         buf.extend_from_slice(chunk);
@@ -429,25 +457,20 @@ impl Driver {
                     assert!(replies[0].code >= 400, "a held reply that is no error");
                     self.check_refusals(&replies);
                 }
-                Some(Action::Enqueue(message)) => {
-                    self.check_message(&message);
-                    let from = self.out.len();
-                    self.session.enqueued(Ok("ID"), &mut self.out);
-                    match &self.session.take_events()[..] {
-                        [SessionEvent::Queued {
-                            queue_id,
-                            message: m,
-                        }] => {
-                            assert_eq!(queue_id, "ID");
-                            assert_eq!(m.sender, message.envelope.sender);
-                            assert_eq!(m.recipients, message.envelope.recipients.len());
-                            assert_eq!(m.size, message.body.len());
-                        }
-                        other => panic!("events of a spooled message: {other:?}"),
-                    }
-                    let replies = self.take_replies(from, false);
-                    assert_eq!(replies.len(), 1);
-                    assert_eq!(replies[0].code, 250);
+                Some(Action::Enqueue(message)) => self.spooled(&message),
+                Some(Action::StartMessage(first)) => {
+                    // One left unfinished before is dropped here.
+                    self.streaming = Some(*first);
+                }
+                Some(Action::AppendMessage(part)) => {
+                    let message = self.streaming.as_mut().expect("a part before the start");
+                    message.body.extend_from_slice(&part);
+                }
+                Some(Action::FinishMessage { last_part, summary }) => {
+                    let mut message = self.streaming.take().expect("an end before the start");
+                    message.body.extend_from_slice(&last_part);
+                    assert_eq!(summary, summary_of(&message));
+                    self.spooled(&message);
                 }
             }
         }
@@ -476,7 +499,13 @@ fuzz_target!(|data: &[u8]| {
         auth_equals_line: settings & 0x20 != 0,
         sender_check,
         tls_available: true,
+        memory: if settings & 0x80 != 0 {
+            MessageMemory::new(40, 100)
+        } else {
+            MessageMemory::new(1 << 20, 1 << 20)
+        },
     };
+    let memory = Arc::clone(&config.memory);
     let pattern = common::take(&mut data, 4);
     let mapped;
     if tokens {
@@ -508,6 +537,7 @@ fuzz_target!(|data: &[u8]| {
         mail_ok: false,
         rcpts_ok: 0,
         closed: false,
+        streaming: None,
     };
     driver.session.greeting(&mut driver.out);
     let greeting = driver.take_replies(0, false);
@@ -519,6 +549,8 @@ fuzz_target!(|data: &[u8]| {
         driver.chunk(&mut buf, chunk);
         if driver.closed {
             trace(&driver);
+            drop(driver);
+            assert_eq!(memory.in_use(), 0, "message memory not given back");
             return;
         }
     }
@@ -531,7 +563,21 @@ fuzz_target!(|data: &[u8]| {
     assert!(driver.session.is_closed());
     assert!(driver.session.take_events().is_empty());
     trace(&driver);
+    drop(driver);
+    assert_eq!(memory.in_use(), 0, "message memory not given back");
 });
+
+/// What the mail log should say about `message`.
+fn summary_of(message: &NewMessage) -> MessageSummary {
+    let client = message.origin.client().expect("a client's message");
+    MessageSummary {
+        sender: message.envelope.sender.clone(),
+        recipients: message.envelope.recipients.len(),
+        size: message.body.len(),
+        auth_user: client.auth_user.clone(),
+        tls: client.tls.clone(),
+    }
+}
 
 /// With `OUTPOST_FUZZ_TRACE=1`, prints the conversation (for reading a seed
 /// or a crash: `cargo fuzz run session FILE`).

@@ -23,30 +23,102 @@ const MAX_FIELD: usize = 255;
 /// match in any case, with optional white space before the colon
 /// (RFC 5322 §4.5.3); folded continuation lines are not fields.
 pub fn count_received(message: &[u8]) -> usize {
-    let mut count = 0;
-    for line in message.split(|&b| b == b'\n') {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.is_empty() {
-            break;
-        }
-        if is_received_field(line) {
-            count += 1;
-        }
-    }
-    count
+    let mut counter = ReceivedCounter::default();
+    counter.feed(message);
+    counter.count()
 }
 
-/// Whether a header line starts a `Received:` field.
-fn is_received_field(line: &[u8]) -> bool {
-    let Some(colon) = line.iter().position(|&b| b == b':') else {
-        return false;
-    };
-    let name = &line[..colon];
-    let name = match name.iter().rposition(|&b| b != b' ' && b != b'\t') {
-        Some(last) => &name[..=last],
-        None => return false,
-    };
-    name.eq_ignore_ascii_case(b"received")
+/// [`count_received`] over a message that arrives in pieces: feed each
+/// piece in order; any split gives the same count as the whole. Keeps a
+/// few words of state, whatever the line lengths.
+#[derive(Debug, Clone, Default)]
+pub struct ReceivedCounter {
+    count: usize,
+    /// Where the current line is in matching `received *:`.
+    name: NameMatch,
+    /// Octets of the current line so far, and whether the first is CR
+    /// (a line of just CR before its LF is the empty line).
+    line_len: usize,
+    first_is_cr: bool,
+    /// The empty line that ends the header section has been seen.
+    header_done: bool,
+}
+
+/// How far the current line matches a `Received:` field name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NameMatch {
+    /// This many letters of `received` so far.
+    Letters(usize),
+    /// `received` and then only spaces or tabs.
+    Blanks,
+    /// Settled: counted, or not a `Received:` field.
+    Done,
+}
+
+impl Default for NameMatch {
+    fn default() -> NameMatch {
+        NameMatch::Letters(0)
+    }
+}
+
+impl ReceivedCounter {
+    /// Reads the next piece of the message.
+    pub fn feed(&mut self, piece: &[u8]) {
+        let mut i = 0;
+        while i < piece.len() && !self.header_done {
+            if self.name == NameMatch::Done && self.line_len > 1 {
+                // Settled and not empty: only the line's end matters.
+                match memchr::memchr(b'\n', &piece[i..]) {
+                    Some(lf) => i += lf,
+                    None => return,
+                }
+            }
+            let byte = piece[i];
+            i += 1;
+            if byte == b'\n' {
+                self.end_line();
+                continue;
+            }
+            if self.line_len == 0 {
+                self.first_is_cr = byte == b'\r';
+            }
+            self.line_len += 1;
+            self.name = self.next_name(byte);
+        }
+    }
+
+    /// The `Received:` fields counted so far.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    fn next_name(&mut self, byte: u8) -> NameMatch {
+        const NAME: &[u8] = b"received";
+        let letters = match self.name {
+            NameMatch::Done => return NameMatch::Done,
+            NameMatch::Letters(n) => n,
+            NameMatch::Blanks => NAME.len(),
+        };
+        match byte {
+            b':' if letters == NAME.len() => {
+                self.count += 1;
+                NameMatch::Done
+            }
+            b' ' | b'\t' if letters == NAME.len() => NameMatch::Blanks,
+            _ if letters < NAME.len() && byte.to_ascii_lowercase() == NAME[letters] => {
+                NameMatch::Letters(letters + 1)
+            }
+            _ => NameMatch::Done,
+        }
+    }
+
+    fn end_line(&mut self) {
+        if self.line_len == 0 || (self.line_len == 1 && self.first_is_cr) {
+            self.header_done = true;
+        }
+        self.name = NameMatch::default();
+        self.line_len = 0;
+    }
 }
 
 /// Renders the `Received:` header, folded with CRLF + TAB (`<TAB>` below),
@@ -354,6 +426,28 @@ mod tests {
                 "{:?}",
                 String::from_utf8_lossy(message)
             );
+            for split in 0..=message.len() {
+                let mut counter = ReceivedCounter::default();
+                let (a, b) = message.split_at(split);
+                counter.feed(a);
+                counter.feed(b);
+                assert_eq!(counter.count(), *expected, "split at {split}");
+            }
+            let mut counter = ReceivedCounter::default();
+            for byte in message.iter() {
+                counter.feed(std::slice::from_ref(byte));
+            }
+            assert_eq!(counter.count(), *expected, "byte by byte");
         }
+    }
+
+    #[test]
+    fn blanks_before_the_colon_may_be_many_and_only_an_empty_line_ends_the_header() {
+        let mut message = b"Received".to_vec();
+        message.extend_from_slice(&[b' '; 2000]);
+        message.extend_from_slice(b": x\r\nX: y\r\n\r\n");
+        assert_eq!(count_received(&message), 1);
+        assert_eq!(count_received(b"\r\r\nReceived: x\r\n\r\n"), 1);
+        assert_eq!(count_received(b"\r\nReceived: x\r\n"), 0);
     }
 }

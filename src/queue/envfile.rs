@@ -126,6 +126,18 @@ pub fn hex(bytes: &[u8]) -> String {
 
 /// Renders `message` as the bytes of an envelope file, trailer included.
 pub fn render(message: &QueuedMessage) -> Vec<u8> {
+    render_with_length_width(message, 0)
+}
+
+/// As [`render`], with the trailer's message length in 20 digits (leading
+/// zeros; the parser reads them as any number). A message file written
+/// before its length and digest are known starts with this form, and is
+/// rewritten in place, at the same length, once they are.
+pub fn render_fixed_width(message: &QueuedMessage) -> Vec<u8> {
+    render_with_length_width(message, 20)
+}
+
+fn render_with_length_width(message: &QueuedMessage, width: usize) -> Vec<u8> {
     let env = &message.mail_from;
     let origin = &message.origin;
     let mut out = String::new();
@@ -209,7 +221,7 @@ pub fn render(message: &QueuedMessage) -> Vec<u8> {
             }
         }
     }
-    out.push_str(&format!("end {} ", message.message_length));
+    out.push_str(&format!("end {:0width$} ", message.message_length));
     let checksum = sha256_hex(out.as_bytes());
     out.push_str(&checksum);
     out.push('\n');
@@ -863,6 +875,18 @@ mod tests {
         assert!(text.contains(" state=delivered attempts=0\nremote-mta: mx.example.net\n"));
         assert!(text.contains("\narrival: 1795718460 Thu, 26 Nov 2026 18:41:00 +0000\n"));
         assert_eq!(parse(&bytes).unwrap(), message);
+    }
+
+    #[test]
+    fn the_fixed_width_form_reads_the_same_and_keeps_its_length() {
+        let mut message = sample();
+        let fixed = render_fixed_width(&message);
+        assert!(String::from_utf8_lossy(&fixed).contains("\nend 00000000000000001234 "));
+        assert_eq!(parse(&fixed).unwrap(), message);
+        let before = fixed.len();
+        message.message_length = 26_214_400;
+        message.message_sha256 = sha256_hex(b"another message");
+        assert_eq!(render_fixed_width(&message).len(), before);
     }
 
     #[test]

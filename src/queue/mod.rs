@@ -25,6 +25,7 @@ pub mod envfile;
 pub mod id;
 mod recipient;
 mod shared_sync;
+mod streamed;
 mod syncer;
 mod writer;
 
@@ -45,6 +46,7 @@ use syncer::Syncer;
 
 pub use id::{InvalidQueueId, QueueId};
 pub use recipient::{Failure, RecipientEntry, RecipientState, RemoteReply};
+pub use streamed::StreamedMessage;
 pub use writer::{SpoolWriter, WriterStats};
 
 /// Linux `ENOSPC`: no space left on the device.
@@ -308,8 +310,19 @@ impl Spool {
     /// message's files and renames them into place. Nothing is durable
     /// until [`Spool::commit_batch`] has synced the directory.
     pub(crate) fn prepare_batch(&self, messages: &[&NewMessage]) -> PreparedBatch {
-        let mut staged: Vec<Result<Staged, QueueError>> =
-            messages.iter().map(|m| self.stage(m)).collect();
+        self.prepare_staged(messages.iter().map(|m| self.stage(m)).collect())
+    }
+
+    /// Starts the file of a message too big to keep in memory: `first`
+    /// is its envelope and, as its body, the first part of the message.
+    /// The other parts are appended to the [`StreamedMessage`], which the
+    /// spool writer then finishes and commits like any other message.
+    pub fn start_message(&self, first: &NewMessage) -> Result<StreamedMessage, QueueError> {
+        StreamedMessage::start(self, first)
+    }
+
+    /// Syncs written message files and renames them into place.
+    fn prepare_staged(&self, mut staged: Vec<Result<Staged, QueueError>>) -> PreparedBatch {
         sync_staged(self.syncer.get_or_init(Syncer::start).as_ref(), &mut staged);
         for slot in staged.iter_mut() {
             if let Ok(staged) = slot {
@@ -540,23 +553,13 @@ impl Spool {
                 reason: "a message without recipients".into(),
             });
         }
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        let millis = u64::try_from(now.as_millis()).unwrap_or(u64::MAX);
-        let id = self.ids.next(millis);
-        let header = received_header(
-            &message.origin,
-            &self.hostname,
-            id.as_str(),
-            &rfc5322_date(now.as_secs()),
-        );
+        let (id, arrival, header) = self.arrival(&message.origin);
         let mut digest = Context::new(&SHA256);
         digest.update(header.as_bytes());
         digest.update(&message.body);
         let queued = QueuedMessage::arrived(
             id.clone(),
-            now.as_secs(),
+            arrival,
             message,
             (header.len() + message.body.len()) as u64,
             envfile::hex(digest.finish().as_ref()),
@@ -576,6 +579,23 @@ impl Spool {
                 Err(error)
             }
         }
+    }
+
+    /// A new message's queue id, arrival time (seconds since the epoch)
+    /// and the Received header it is stored with.
+    fn arrival(&self, origin: &Origin) -> (QueueId, u64, String) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let millis = u64::try_from(now.as_millis()).unwrap_or(u64::MAX);
+        let id = self.ids.next(millis);
+        let header = received_header(
+            origin,
+            &self.hostname,
+            id.as_str(),
+            &rfc5322_date(now.as_secs()),
+        );
+        (id, now.as_secs(), header)
     }
 
     /// Renames the message file into place.

@@ -15,7 +15,7 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use super::{Done, PreparedBatch, QueueError, Spool};
+use super::{Done, PreparedBatch, QueueError, Spool, StreamedMessage};
 use crate::proto::envelope::NewMessage;
 
 /// At most this many messages share one commit, so the first of a long
@@ -23,8 +23,16 @@ use crate::proto::envelope::NewMessage;
 const MAX_BATCH: usize = 64;
 
 struct Submission {
-    message: Box<NewMessage>,
+    message: Message,
     done: Done,
+}
+
+/// A message handed to the writer.
+enum Message {
+    /// Held in memory: the writer writes its file.
+    Whole(Box<NewMessage>),
+    /// Already written as it arrived: the writer finishes its file.
+    Streamed(Box<StreamedMessage>),
 }
 
 /// Counters of the writer, for logs and tests.
@@ -46,14 +54,16 @@ struct Counters {
 /// concurrent messages (group commit); `done` is called after the batch is
 /// durable, never before.
 pub struct SpoolWriter {
+    spool: Arc<Spool>,
     sender: Option<Sender<Submission>>,
     threads: Vec<JoinHandle<()>>,
     counters: Arc<Counters>,
 }
 
-/// A prepared batch on its way to the committer.
+/// A prepared batch on its way to the committer: its files, and whom to
+/// answer once they are durable.
 struct Prepared {
-    batch: Vec<Submission>,
+    dones: Vec<Done>,
     files: PreparedBatch,
 }
 
@@ -76,6 +86,7 @@ impl SpoolWriter {
         let counters = Arc::new(Counters::default());
         let thread_counters = Arc::clone(&counters);
         let committer_spool = Arc::clone(&spool);
+        let writer_spool = Arc::clone(&spool);
         let committer = std::thread::Builder::new()
             .name("spool-commit".into())
             .spawn(move || commit(&committer_spool, &prepared, &thread_counters));
@@ -86,12 +97,13 @@ impl SpoolWriter {
                     if let Some(gate) = gate {
                         let _ = gate.recv();
                     }
-                    write(&spool, &receiver, &prepared_sender);
+                    write(&writer_spool, &receiver, &prepared_sender);
                 })
                 .map(|writer| vec![writer, committer])
         });
         match writer {
             Ok(threads) => SpoolWriter {
+                spool,
                 sender: Some(sender),
                 threads,
                 counters,
@@ -101,6 +113,7 @@ impl SpoolWriter {
                 // channel's receiver is gone), which the client retries.
                 log::error!("spool: cannot start the writer threads: {error}");
                 SpoolWriter {
+                    spool,
                     sender: None,
                     threads: Vec::new(),
                     counters,
@@ -111,6 +124,23 @@ impl SpoolWriter {
 
     /// Queues `message` for writing; `done` receives the id or the error.
     pub fn submit(&self, message: Box<NewMessage>, done: Done) {
+        self.send(Message::Whole(message), done);
+    }
+
+    /// Starts the file of a message too big for memory (see
+    /// [`Spool::start_message`]); once its last part is appended, hand it
+    /// to [`SpoolWriter::submit_streamed`].
+    pub fn start_message(&self, first: &NewMessage) -> Result<StreamedMessage, QueueError> {
+        self.spool.start_message(first)
+    }
+
+    /// Queues a message written with [`SpoolWriter::start_message`] for
+    /// its commit; `done` receives the id or the error.
+    pub fn submit_streamed(&self, message: StreamedMessage, done: Done) {
+        self.send(Message::Streamed(Box::new(message)), done);
+    }
+
+    fn send(&self, message: Message, done: Done) {
         let Some(sender) = &self.sender else {
             done(Err(QueueError::Stopped));
             return;
@@ -150,12 +180,20 @@ fn write(spool: &Spool, receiver: &Receiver<Submission>, committer: &Sender<Prep
                 Err(_) => break,
             }
         }
-        let messages: Vec<&NewMessage> = batch.iter().map(|s| &*s.message).collect();
-        let files = spool.prepare_batch(&messages);
-        if let Err(returned) = committer.send(Prepared { batch, files }) {
+        let mut dones = Vec::with_capacity(batch.len());
+        let mut staged = Vec::with_capacity(batch.len());
+        for Submission { message, done } in batch {
+            dones.push(done);
+            staged.push(match message {
+                Message::Whole(message) => spool.stage(&message),
+                Message::Streamed(message) => message.finish(),
+            });
+        }
+        let files = spool.prepare_staged(staged);
+        if let Err(returned) = committer.send(Prepared { dones, files }) {
             // The committer is gone: nothing was acknowledged; say so.
-            for submission in returned.into_inner().batch {
-                (submission.done)(Err(QueueError::Stopped));
+            for done in returned.into_inner().dones {
+                done(Err(QueueError::Stopped));
             }
         }
     }
@@ -163,15 +201,15 @@ fn write(spool: &Spool, receiver: &Receiver<Submission>, committer: &Sender<Prep
 
 /// The committer thread: syncs the directory for each batch, then answers.
 fn commit(spool: &Spool, prepared: &Receiver<Prepared>, counters: &Counters) {
-    for Prepared { batch, files } in prepared.iter() {
+    for Prepared { dones, files } in prepared.iter() {
         let results = spool.commit_batch(files);
         counters.batches.fetch_add(1, Ordering::Relaxed);
         counters
             .messages
-            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            .fetch_add(dones.len() as u64, Ordering::Relaxed);
         let mut results = results.into_iter();
-        for submission in batch {
-            (submission.done)(results.next().unwrap_or(Err(QueueError::Stopped)));
+        for done in dones {
+            done(results.next().unwrap_or(Err(QueueError::Stopped)));
         }
     }
 }

@@ -1,9 +1,13 @@
 //! One client connection: the socket, its [`Transport`] (plain or rustls),
 //! bounded input and output buffers, the [`Session`], and the [`ConnectionState`] that
 //! says what the connection waits for. A `Connection` belongs to one event loop
-//! for its whole life. Nothing here blocks: sockets are non-blocking and
-//! slow work (password checks, spooling) is handed to other threads whose
-//! answer comes back through the loop's mailbox.
+//! for its whole life. Nothing here waits on the network: sockets are
+//! non-blocking and slow work (password checks, spooling) is handed to
+//! other threads whose answer comes back through the loop's mailbox. The
+//! one file write done here is a big message's parts going into its spool
+//! file as they arrive (writes to the page cache, as Postfix's smtpd
+//! writes its queue file); the sync that makes it durable is the spool
+//! writer's.
 //!
 //! May import: `limits`, `mailbox`, `transport` and the parent's `ServerContext`;
 //! never `event_loop`, `acceptor` or `pool`, which hold connections.
@@ -25,7 +29,7 @@ use crate::proto::envelope::EnqueueError;
 use crate::proto::reply::Reply;
 use crate::proto::sasl::AuthResult;
 use crate::proto::session::{Action, ClientInfo, Role, Session, SessionEvent};
-use crate::queue::QueueId;
+use crate::queue::{Done, QueueId, StreamedMessage};
 
 /// The first byte of a TLS handshake record (RFC 8446 §5.1, content type 22).
 const TLS_HANDSHAKE_RECORD: u8 = 0x16;
@@ -115,6 +119,17 @@ enum Inbound {
     PeerClosed,
 }
 
+/// A message the session hands out in parts (too big for memory).
+#[derive(Debug)]
+enum Streaming {
+    /// Its spool file is being written.
+    Writing(Box<StreamedMessage>),
+    /// `--sink`: the parts are thrown away.
+    Sink,
+    /// Writing failed: the rest is thrown away and the end gets this.
+    Failed(EnqueueError),
+}
+
 /// One client connection.
 pub(crate) struct Connection {
     /// The loop's key for this connection (never reused).
@@ -144,6 +159,9 @@ pub(crate) struct Connection {
     input: Vec<u8>,
     output: Vec<u8>,
     bytes_received: u64,
+    /// The message being handed out in parts, if any; dropping it removes
+    /// its unfinished file.
+    streaming: Option<Streaming>,
 }
 
 impl Connection {
@@ -177,6 +195,7 @@ impl Connection {
             input: Vec::new(),
             output: Vec::new(),
             bytes_received: 0,
+            streaming: None,
         };
         if role == Role::Submissions {
             conn.begin_tls(shared, true);
@@ -691,24 +710,69 @@ impl Connection {
                     self.on_enqueued(Ok(sink_queue_id()));
                     return;
                 }
-                let notify = self.notify.clone();
-                let new_mail = shared.new_mail.clone();
-                let token = self.token;
-                shared.spool.submit(
-                    message,
-                    Box::new(move |result| {
-                        if let (Ok(id), Some(new_mail)) = (&result, &new_mail) {
-                            new_mail.notify(id.clone());
-                        }
-                        let result = result.map_err(|e| {
+                shared.spool.submit(message, self.spool_answer(shared));
+            }
+            Action::StartMessage(first) => {
+                // A message dropped half-way (refused at its end, its
+                // transaction reset) goes with its file here.
+                self.streaming = Some(if shared.config.sink {
+                    Streaming::Sink
+                } else {
+                    match shared.spool.start_message(&first) {
+                        Ok(message) => Streaming::Writing(Box::new(message)),
+                        Err(e) => {
                             log::error!("spool error: {e:?}");
-                            e.as_enqueue_error()
-                        });
-                        notify.send(LoopMessage::Completed(token, Completion::Enqueued(result)));
-                    }),
-                );
+                            Streaming::Failed(e.as_enqueue_error())
+                        }
+                    }
+                });
+            }
+            Action::AppendMessage(part) => self.append_part(&part),
+            Action::FinishMessage { last_part, .. } => {
+                self.state = ConnectionState::AwaitSpool;
+                self.append_part(&last_part);
+                match self.streaming.take() {
+                    Some(Streaming::Writing(message)) => {
+                        shared
+                            .spool
+                            .submit_streamed(*message, self.spool_answer(shared));
+                    }
+                    Some(Streaming::Sink) => self.on_enqueued(Ok(sink_queue_id())),
+                    Some(Streaming::Failed(error)) => self.on_enqueued(Err(error)),
+                    None => self.on_enqueued(Err(EnqueueError::Failed)),
+                }
             }
         }
+    }
+
+    /// Appends a part of the message being streamed to its file; a write
+    /// that fails ends the file, and the message is answered with the
+    /// error once the client has sent all of it.
+    fn append_part(&mut self, part: &[u8]) {
+        if let Some(Streaming::Writing(message)) = &mut self.streaming {
+            if let Err(e) = message.append(part) {
+                log::error!("spool error: {e:?}");
+                self.streaming = Some(Streaming::Failed(e.as_enqueue_error()));
+            }
+        }
+    }
+
+    /// What the spool calls once a message is durable (or failed): wake
+    /// delivery, and answer the session through the loop's mailbox.
+    fn spool_answer(&self, shared: &ServerContext) -> Done {
+        let notify = self.notify.clone();
+        let new_mail = shared.new_mail.clone();
+        let token = self.token;
+        Box::new(move |result| {
+            if let (Ok(id), Some(new_mail)) = (&result, &new_mail) {
+                new_mail.notify(id.clone());
+            }
+            let result = result.map_err(|e| {
+                log::error!("spool error: {e:?}");
+                e.as_enqueue_error()
+            });
+            notify.send(LoopMessage::Completed(token, Completion::Enqueued(result)));
+        })
     }
 
     /// Writes pending output; switches to TLS after a flushed STARTTLS

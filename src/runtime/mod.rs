@@ -38,7 +38,7 @@ use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::delivery::manager::{Delivery, DeliveryError, DeliveryHandle, NewMail};
 use crate::directory::{AliasError, AliasTable, LocalDirectory, UserTable, UsersError};
-use crate::proto::session::{Directory, Role, SessionConfig};
+use crate::proto::session::{Directory, MessageMemory, Role, SessionConfig};
 use crate::queue::{QueueError, Spool, SpoolWriter};
 use crate::tls::{ServerCertificate, TlsError};
 use acceptor::{Acceptor, Listener, SignalPipes};
@@ -255,6 +255,7 @@ fn start(config: Config, handle_signals: bool) -> Result<ServerHandle, ServerErr
         auth_equals_line: config.auth_equals_line,
         sender_check: config.sender_check,
         tls_available: true,
+        memory: MessageMemory::new(config.message_memory, config.message_memory_total),
     });
 
     let mut listeners = Vec::new();

@@ -1,21 +1,88 @@
 //! DATA (RFC 5321 §4.1.1.4) and BDAT (RFC 3030): reading the message into
 //! its transaction, then asking for it to be spooled with
-//! `Action::Enqueue`. A refused BDAT chunk is still read to its end, so its
-//! octets are never taken for commands. A message with a NUL is refused at
-//! its end, whether it came by DATA or by BDAT: a next hop that drops NULs
-//! could take what is left for the end of data (SMTP smuggling).
+//! `Action::Enqueue`. A message that outgrows its memory share (see
+//! `memory`) is handed out in parts as it arrives (`Action::StartMessage`,
+//! `AppendMessage`, `FinishMessage`), so no message is ever held whole.
+//! What is checked at the end (NULs, the `Received:` count) is counted
+//! as the octets pass. A refused BDAT chunk is still read to its end, so
+//! its octets are never taken for commands. A message with a NUL is
+//! refused at its end, whether it came by DATA or by BDAT: a next hop that
+//! drops NULs could take what is left for the end of data (SMTP smuggling).
 
-use super::{out_of_sequence, Action, Fault, Mode, Response, Session, Step, Transaction};
+use std::sync::Arc;
+
+use super::memory::{MemoryShare, MessageMemory};
+use super::{
+    out_of_sequence, Action, Fault, MessageSummary, Mode, Response, Session, Step, Transaction,
+};
 use crate::proto::command::Verb;
 use crate::proto::dot::{BodyError, DataStatus, Unstuffer};
 use crate::proto::envelope::{ClientOrigin, Envelope, NewMessage, Origin};
 use crate::proto::esmtp::Body;
-use crate::proto::received::count_received;
+use crate::proto::received::ReceivedCounter;
 use crate::proto::reply::Reply;
 
-/// The most message buffer reserved ahead on the word of `SIZE=`; bigger
-/// messages grow the buffer as they arrive.
-const PRESIZE_LIMIT: u64 = 4 << 20;
+/// The message of a transaction as it is read.
+pub(super) struct Content {
+    /// The octets read and not yet handed out.
+    held: Vec<u8>,
+    /// Octets read in all.
+    size: u64,
+    /// Earlier octets were handed out (`Action::StartMessage` was asked).
+    started: bool,
+    /// The `Received:` fields of the header section so far.
+    received: ReceivedCounter,
+    /// A BDAT chunk had a NUL (DATA's unstuffer notes its own).
+    nul: bool,
+    /// The memory `held` may use.
+    memory: MemoryShare,
+}
+
+impl Content {
+    /// An empty message taking its memory from `memory`.
+    pub(super) fn new(memory: &Arc<MessageMemory>) -> Content {
+        Content {
+            held: Vec::new(),
+            size: 0,
+            started: false,
+            received: ReceivedCounter::default(),
+            nul: false,
+            memory: MemoryShare::new(memory),
+        }
+    }
+
+    /// Counts the octets added to `held` since it was `before` long.
+    fn added_since(&mut self, before: usize) {
+        let added = &self.held[before..];
+        self.received.feed(added);
+        self.size += added.len() as u64;
+    }
+
+    /// Makes room in memory for `incoming` more octets. Without room, the
+    /// octets held so far are returned, to be handed out; with nothing
+    /// held the octets are read anyway (they are in the input buffer
+    /// already) and handed out after.
+    fn make_room(&mut self, incoming: usize) -> Option<Vec<u8>> {
+        let needed = self.held.len() + incoming;
+        if needed <= self.held.capacity() {
+            return None;
+        }
+        // Grow by doubling within the share, so a message is copied a few
+        // times at most on its way to the largest buffer it may keep.
+        let doubled = (self.held.capacity() * 2).min(self.memory.per_message());
+        let target = needed.max(doubled);
+        if self.memory.cover(target) || self.memory.cover(needed) || self.held.is_empty() {
+            let target = if self.memory.cover(target) {
+                target
+            } else {
+                needed
+            };
+            self.held.reserve_exact(target - self.held.len());
+            return None;
+        }
+        Some(std::mem::take(&mut self.held))
+    }
+}
 
 /// One BDAT chunk being read.
 pub(super) struct Chunk {
@@ -52,11 +119,13 @@ impl Session {
             },
         };
         // Grow the buffer once to the declared size instead of doubling
-        // from empty (each doubling copies the message so far). The size
-        // was checked against the limit at MAIL; a lying client costs at
-        // most PRESIZE_LIMIT of untouched address space.
-        let presize = transaction.declared_size.unwrap_or(0).min(PRESIZE_LIMIT);
-        transaction.message.reserve(presize as usize);
+        // from empty (each doubling copies the message so far), as far as
+        // the memory share allows.
+        let per_message = transaction.message.memory.per_message() as u64;
+        let presize = transaction.declared_size.unwrap_or(0).min(per_message) as usize;
+        if transaction.message.memory.cover(presize) {
+            transaction.message.held.reserve_exact(presize);
+        }
         self.mode = Mode::Data {
             unstuffer: Unstuffer::new(self.config.max_message_size),
             transaction,
@@ -93,9 +162,7 @@ impl Session {
                 Err(refusal)
             }
             // The message got too big: the transaction ends here.
-            Some(transaction)
-                if (transaction.message.len() as u64).saturating_add(size) > max as u64 =>
-            {
+            Some(transaction) if transaction.message.size.saturating_add(size) > max as u64 => {
                 Err(Refusal {
                     reply: Reply::new(
                         552,
@@ -131,7 +198,18 @@ impl Session {
         rest: &[u8],
         out: &mut Vec<u8>,
     ) -> Step {
-        match unstuffer.feed(rest, &mut transaction.message) {
+        if let Some(part) = transaction.message.make_room(rest.len()) {
+            let action = self.hand_out(&mut transaction, part);
+            self.mode = Mode::Data {
+                unstuffer,
+                transaction,
+            };
+            return Step::Act(0, action);
+        }
+        let before = transaction.message.held.len();
+        let status = unstuffer.feed(rest, &mut transaction.message.held);
+        transaction.message.added_since(before);
+        match status {
             DataStatus::NeedMore => {
                 self.mode = Mode::Data {
                     unstuffer,
@@ -150,7 +228,16 @@ impl Session {
     pub(super) fn step_bdat(&mut self, mut chunk: Chunk, rest: &[u8], out: &mut Vec<u8>) -> Step {
         let take = usize::try_from(chunk.remaining).map_or(rest.len(), |r| r.min(rest.len()));
         if let Ok(transaction) = &mut chunk.into {
-            transaction.message.extend_from_slice(&rest[..take]);
+            if let Some(part) = transaction.message.make_room(take) {
+                let action = self.hand_out(transaction, part);
+                self.mode = Mode::Bdat(chunk);
+                return Step::Act(0, action);
+            }
+            let content = &mut transaction.message;
+            let before = content.held.len();
+            content.held.extend_from_slice(&rest[..take]);
+            content.nul |= memchr::memchr(0, &rest[..take]).is_some();
+            content.added_since(before);
         }
         chunk.remaining -= take as u64;
         if chunk.remaining > 0 {
@@ -174,9 +261,9 @@ impl Session {
                 },
             },
             Ok(transaction) if chunk.last => {
-                let result = match memchr::memchr(0, &transaction.message) {
-                    Some(_) => Err(BodyError::Nul),
-                    None => Ok(()),
+                let result = match transaction.message.nul {
+                    true => Err(BodyError::Nul),
+                    false => Ok(()),
                 };
                 self.finish_message(transaction, result)
             }
@@ -199,12 +286,9 @@ impl Session {
         result: Result<(), BodyError>,
     ) -> Response {
         let reply = match result {
-            Ok(()) => match self.too_many_hops(&transaction.message) {
+            Ok(()) => match self.too_many_hops(transaction.message.received.count()) {
                 Some(reply) => reply,
-                None => {
-                    let message = self.new_message(transaction);
-                    return Response::act(None, Action::Enqueue(Box::new(message)));
-                }
+                None => return Response::act(None, self.spool_request(transaction)),
             },
             Err(BodyError::TooBig) => Reply::new(
                 552,
@@ -231,9 +315,8 @@ impl Session {
 
     /// The refusal of a message that has passed more relays than
     /// `max_received` allows: it is in a mail loop (RFC 5321 §6.3). Counted
-    /// on the header section of the whole message, before it is spooled.
-    fn too_many_hops(&self, message: &[u8]) -> Option<Reply> {
-        let hops = count_received(message);
+    /// on the header section as it arrived, before the message is spooled.
+    fn too_many_hops(&self, hops: usize) -> Option<Reply> {
         let max = self.config.max_received;
         (hops > max).then(|| {
             Reply::new(
@@ -247,25 +330,74 @@ impl Session {
         })
     }
 
-    /// The spool request for a finished transaction.
-    fn new_message(&self, transaction: Transaction) -> NewMessage {
+    /// The spool request for a finished transaction: the whole message, or
+    /// the last part of one handed out in parts.
+    fn spool_request(&self, transaction: Transaction) -> Action {
+        let Transaction {
+            sender,
+            recipients,
+            body_type,
+            smtputf8,
+            ret,
+            envid,
+            message,
+            ..
+        } = transaction;
+        if message.started {
+            return Action::FinishMessage {
+                last_part: message.held,
+                summary: MessageSummary {
+                    sender,
+                    recipients: recipients.len(),
+                    size: usize::try_from(message.size).unwrap_or(usize::MAX),
+                    auth_user: self.auth_user.clone(),
+                    tls: self.tls.clone(),
+                },
+            };
+        }
+        let envelope = Envelope {
+            sender,
+            recipients,
+            body: body_type,
+            smtputf8,
+            ret,
+            envid,
+        };
+        Action::Enqueue(Box::new(self.new_message(envelope, message.held)))
+    }
+
+    /// The action that hands `part`, the octets of `transaction`'s message
+    /// held so far, to the caller to write out.
+    fn hand_out(&self, transaction: &mut Transaction, part: Vec<u8>) -> Action {
+        if transaction.message.started {
+            return Action::AppendMessage(part);
+        }
+        transaction.message.started = true;
+        let envelope = Envelope {
+            sender: transaction.sender.clone(),
+            recipients: transaction.recipients.clone(),
+            body: transaction.body_type,
+            smtputf8: transaction.smtputf8,
+            ret: transaction.ret,
+            envid: transaction.envid.clone(),
+        };
+        Action::StartMessage(Box::new(self.new_message(envelope, part)))
+    }
+
+    /// The spool request for `envelope` and `body`, with what the session
+    /// knows about the client.
+    fn new_message(&self, envelope: Envelope, body: Vec<u8>) -> NewMessage {
+        let protocol = self.protocol(envelope.smtputf8);
         NewMessage {
-            envelope: Envelope {
-                sender: transaction.sender,
-                recipients: transaction.recipients,
-                body: transaction.body_type,
-                smtputf8: transaction.smtputf8,
-                ret: transaction.ret,
-                envid: transaction.envid,
-            },
+            envelope,
             origin: Origin::Client(ClientOrigin {
                 client_ip: self.client.ip.clone(),
                 helo: self.helo.clone().unwrap_or_default(),
                 tls: self.tls.clone(),
                 auth_user: self.auth_user.clone(),
-                protocol: self.protocol(transaction.smtputf8),
+                protocol,
             }),
-            body: transaction.message,
+            body,
         }
     }
 

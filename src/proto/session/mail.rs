@@ -1,7 +1,7 @@
 //! MAIL and RCPT: starting a transaction and collecting its recipients,
 //! with the sender check and the relay policy (asking the `Directory`).
 
-use super::{out_of_sequence, Response, Role, Session, Transaction};
+use super::{out_of_sequence, Content, Response, Role, Session, Transaction};
 use crate::proto::address::{Domain, Mailbox, Path};
 use crate::proto::command::{MailParams, RcptParams};
 use crate::proto::envelope::Recipient;
@@ -67,7 +67,7 @@ impl Session {
             recipients: Vec::new(),
             refused_recipients: 0,
             used_bdat: false,
-            message: Vec::new(),
+            message: Content::new(&self.config.memory),
             declared_size: params.size,
         });
         Response::ok(reply)

@@ -18,6 +18,7 @@
 //! - `mail`: MAIL and RCPT, with the relay and sender policy;
 //! - `auth`: AUTH and the SASL dialogue;
 //! - `data`: DATA and BDAT, up to the spool request;
+//! - `memory`: the memory budget of messages being read;
 //! - `invalid`: the replies to lines the command parser refused;
 //! - `events`: what the session reports for the mail log.
 
@@ -38,12 +39,14 @@ mod events;
 mod greeting;
 mod invalid;
 mod mail;
+mod memory;
 #[cfg(test)]
 mod tests;
 
 use auth::SaslStep;
-use data::Chunk;
+use data::{Chunk, Content};
 pub use events::{MessageSummary, SessionEvent};
+pub use memory::MessageMemory;
 
 /// Which listener the connection came in on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +93,9 @@ pub struct SessionConfig {
     pub sender_check: bool,
     /// TLS is configured, so STARTTLS can be offered.
     pub tls_available: bool,
+    /// How much of the messages being read may stay in memory; the rest
+    /// is handed out in parts to be written to the spool.
+    pub memory: Arc<MessageMemory>,
 }
 
 /// Questions about users and domains that the session asks the outside.
@@ -125,6 +131,23 @@ pub enum Action {
     Authenticate(Credentials),
     /// Spool this message durably, then call [`Session::enqueued`].
     Enqueue(Box<NewMessage>),
+    /// The message being read is too big to keep in memory: start its
+    /// spool file with this envelope and first part (the body), then feed
+    /// on. The next parts come with [`Action::AppendMessage`] and the last
+    /// with [`Action::FinishMessage`]. A message started and never
+    /// finished (refused at its end, or its transaction reset) is dropped
+    /// by the next `StartMessage` or when the session ends.
+    StartMessage(Box<NewMessage>),
+    /// Append this part to the message started, then feed on.
+    AppendMessage(Vec<u8>),
+    /// Append this last part to the message started, spool it durably,
+    /// then call [`Session::enqueued`].
+    FinishMessage {
+        /// The octets since the last part.
+        last_part: Vec<u8>,
+        /// What the mail log says about the message.
+        summary: MessageSummary,
+    },
     /// The client has made too many errors: flush the output, wait this
     /// long (without blocking: the session reads nothing meanwhile, so
     /// pipelined commands wait too), then call
@@ -200,8 +223,8 @@ struct Transaction {
     refused_recipients: usize,
     /// A BDAT chunk was accepted: DATA may not follow (RFC 3030 §3).
     used_bdat: bool,
-    /// The message collected so far.
-    message: Vec<u8>,
+    /// The message read so far.
+    message: Content,
     /// `SIZE=` as declared (RFC 1870), to size the message buffer once.
     declared_size: Option<u64>,
 }
@@ -453,7 +476,8 @@ impl Session {
         self.answer(Response::ok(reply), None, out);
     }
 
-    /// The answer to [`Action::Enqueue`]: the queue id, or why not;
+    /// The answer to [`Action::Enqueue`] and [`Action::FinishMessage`]: the
+    /// queue id, or why not;
     /// reported as [`SessionEvent::Queued`] or [`SessionEvent::NotQueued`].
     pub fn enqueued(&mut self, result: Result<&str, EnqueueError>, out: &mut Vec<u8>) {
         if let Some(Pending::Enqueue { message }) = self.pending.take() {
@@ -722,7 +746,10 @@ fn pending_for(action: &Action) -> Option<Pending> {
         Action::Enqueue(message) => Some(Pending::Enqueue {
             message: MessageSummary::of(message),
         }),
-        Action::DelayReply(_) => None,
+        Action::FinishMessage { summary, .. } => Some(Pending::Enqueue {
+            message: summary.clone(),
+        }),
+        Action::StartMessage(_) | Action::AppendMessage(_) | Action::DelayReply(_) => None,
     }
 }
 

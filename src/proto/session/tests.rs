@@ -24,6 +24,7 @@ fn config() -> SessionConfig {
         auth_equals_line: false,
         sender_check: true,
         tls_available: true,
+        memory: MessageMemory::new(1 << 20, 64 << 20),
     }
 }
 
@@ -57,6 +58,10 @@ struct Run {
     tls_starts: usize,
     /// Replies held back for the error delay, in order (their codes).
     delayed: Vec<u16>,
+    /// Parts handed out by messages too big for memory.
+    parts: usize,
+    /// The message being handed out in parts.
+    streaming: Option<NewMessage>,
 }
 
 impl Run {
@@ -110,6 +115,23 @@ fn drive(session: &mut Session, chunks: &[&[u8]]) -> Run {
                 }
                 Some(Action::Enqueue(message)) => {
                     run.messages.push(*message);
+                    session.enqueued(Ok("Q1"), &mut run.out);
+                }
+                Some(Action::StartMessage(first)) => {
+                    run.parts += 1;
+                    run.streaming = Some(*first);
+                }
+                Some(Action::AppendMessage(part)) => {
+                    run.parts += 1;
+                    let message = run.streaming.as_mut().expect("a part before the start");
+                    message.body.extend_from_slice(&part);
+                }
+                Some(Action::FinishMessage { last_part, summary }) => {
+                    let mut message = run.streaming.take().expect("an end before the start");
+                    message.body.extend_from_slice(&last_part);
+                    assert_eq!(summary.size, message.body.len());
+                    assert_eq!(summary.recipients, message.envelope.recipients.len());
+                    run.messages.push(message);
                     session.enqueued(Ok("Q1"), &mut run.out);
                 }
                 Some(Action::DelayReply(delay)) => {
@@ -1682,4 +1704,151 @@ fn auth_on_port_25_only_when_enabled() {
     );
     assert!(run.text().starts_with(EHLO_TLS));
     assert_eq!(run.codes().last(), Some(&235));
+}
+
+/// A config whose messages may keep `per_message` octets in memory, out
+/// of `total` for all sessions.
+fn small_memory(per_message: usize, total: usize) -> SessionConfig {
+    let mut config = config();
+    config.max_message_size = 1 << 20;
+    config.memory = MessageMemory::new(per_message, total);
+    config
+}
+
+/// A message of about `size` octets: a header section with `received`
+/// Received fields, then numbered lines, some starting with a dot.
+fn big_message(received: usize, size: usize) -> Vec<u8> {
+    let mut message = Vec::new();
+    for i in 0..received {
+        message.extend_from_slice(format!("Received: from hop{i} by relay{i}\r\n").as_bytes());
+    }
+    message.extend_from_slice(b"Subject: big\r\n\r\n");
+    let mut i = 0;
+    while message.len() < size {
+        message.extend_from_slice(format!(".line {i} of the body\r\n").as_bytes());
+        i += 1;
+    }
+    message
+}
+
+fn dot_stuffed(message: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    crate::proto::dot::stuff(message, &mut out);
+    out
+}
+
+#[test]
+fn a_message_bigger_than_its_memory_is_handed_out_in_parts() {
+    let message = big_message(3, 20_000);
+    let prefix = b"EHLO c\r\nMAIL FROM:<a@remote.example>\r\nRCPT TO:<bob@example.com>\r\n";
+    let mut data = prefix.to_vec();
+    data.extend_from_slice(b"DATA\r\n");
+    data.extend_from_slice(&dot_stuffed(&message));
+    data.extend_from_slice(b"QUIT\r\n");
+    let mut bdat = prefix.to_vec();
+    for (i, piece) in message.chunks(7000).enumerate() {
+        let last = if (i + 1) * 7000 >= message.len() {
+            " LAST"
+        } else {
+            ""
+        };
+        bdat.extend_from_slice(format!("BDAT {}{last}\r\n", piece.len()).as_bytes());
+        bdat.extend_from_slice(piece);
+    }
+    bdat.extend_from_slice(b"QUIT\r\n");
+    for input in [&data, &bdat] {
+        let whole = drive_all(
+            &mut session_with(Role::Smtp, small_memory(1 << 20, 64 << 20), false),
+            input,
+        );
+        assert_eq!(whole.parts, 0);
+        assert_eq!(whole.messages.len(), 1);
+        for piece in [1, 100, 4096] {
+            let config = small_memory(4096, 1 << 20);
+            let memory = Arc::clone(&config.memory);
+            let chunks: Vec<&[u8]> = input.chunks(piece).collect();
+            let run = drive(&mut session_with(Role::Smtp, config, false), &chunks);
+            assert!(run.parts >= 4, "{} parts with pieces of {piece}", run.parts);
+            assert!(run.messages == whole.messages, "pieces of {piece}");
+            assert!(run.out == whole.out, "pieces of {piece}");
+            assert!(run.messages[0].body == message);
+            assert_eq!(memory.in_use(), 0, "the share comes back");
+        }
+    }
+}
+
+#[test]
+fn when_the_shared_memory_is_taken_even_a_small_message_goes_out_in_parts() {
+    let config = Arc::new(small_memory(64 * 1024, 64 * 1024));
+    let memory = Arc::clone(&config.memory);
+    let client = || ClientInfo {
+        ip: "192.0.2.7".to_string(),
+        trusted: false,
+        tls: None,
+    };
+    let new_session = || {
+        Session::new(
+            Role::Smtp,
+            Arc::clone(&config),
+            Arc::new(FixedDirectory::example()),
+            client(),
+        )
+    };
+    let start = b"EHLO c\r\nMAIL FROM:<a@remote.example>\r\nRCPT TO:<bob@example.com>\r\nDATA\r\n";
+    // The first session holds 60 KiB of an unfinished message.
+    let mut greedy = new_session();
+    let mut input = start.to_vec();
+    input.extend_from_slice(&dot_stuffed(&big_message(0, 60 * 1024))[..60 * 1024]);
+    let held = drive_all(&mut greedy, &input);
+    assert_eq!(held.parts, 0);
+    assert!(memory.in_use() >= 60 * 1024);
+    // The second gets what is left, and hands out the rest.
+    let message = big_message(0, 16 * 1024);
+    let mut input = start.to_vec();
+    input.extend_from_slice(&dot_stuffed(&message));
+    // Read in pieces, as from a socket: what one read brings is read even
+    // without memory, and handed out with the next.
+    let chunks: Vec<&[u8]> = input.chunks(4096).collect();
+    let run = drive(&mut new_session(), &chunks);
+    assert!(run.parts >= 1);
+    assert_eq!(run.messages.len(), 1);
+    assert!(run.messages[0].body == message);
+    drop(greedy);
+    assert_eq!(memory.in_use(), 0);
+}
+
+#[test]
+fn loops_and_nuls_are_found_across_parts() {
+    for (received, expected) in [(50, 250), (51, 554)] {
+        let message = big_message(received, 30_000);
+        let mut input =
+            b"EHLO c\r\nMAIL FROM:<a@remote.example>\r\nRCPT TO:<bob@example.com>\r\nDATA\r\n"
+                .to_vec();
+        input.extend_from_slice(&dot_stuffed(&message));
+        let chunks: Vec<&[u8]> = input.chunks(10).collect();
+        let run = drive(
+            &mut session_with(Role::Smtp, small_memory(256, 1 << 20), false),
+            &chunks,
+        );
+        assert_eq!(
+            run.codes().last(),
+            Some(&expected),
+            "{received} Received fields"
+        );
+    }
+    let mut input =
+        b"EHLO c\r\nMAIL FROM:<a@remote.example>\r\nRCPT TO:<bob@example.com>\r\nBDAT 5000\r\n"
+            .to_vec();
+    input.extend_from_slice(&[b'x'; 4000]);
+    input.push(0);
+    input.extend_from_slice(&[b'x'; 999]);
+    input.extend_from_slice(b"BDAT 3000 LAST\r\n");
+    input.extend_from_slice(&[b'y'; 3000]);
+    let run = drive_all(
+        &mut session_with(Role::Smtp, small_memory(1024, 1 << 20), false),
+        &input,
+    );
+    assert!(run.parts > 0);
+    assert!(run.messages.is_empty());
+    assert_eq!(run.codes().last(), Some(&550));
 }
