@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use outpost::delivery::outbound::{self, CertPolicy, OutboundError, Peer};
 use outpost::proto::client::{
-    Client, ClientParams, Outcome, RecipientParams, SessionEnd, TlsPolicy,
+    BodyFacts, Client, ClientParams, Outcome, RecipientParams, SessionEnd, TlsPolicy,
 };
 use support::fake_mx::{self_signed_tls, FakeMx, MxScript};
 
@@ -44,7 +44,7 @@ fn params(tls: TlsPolicy) -> ClientParams {
                 orcpt: None,
             },
         ],
-        body: BODY.into(),
+        body: BodyFacts::of(BODY),
         eight_bit_mime: false,
         smtputf8: false,
         ret: None,
@@ -62,7 +62,7 @@ fn attempt(
     tls: TlsPolicy,
 ) -> Result<outbound::Attempt, OutboundError> {
     let config = outbound::tls_config(cert, None).unwrap();
-    outbound::run(&peer(addr), Client::new(params(tls)), &config)
+    outbound::run(&peer(addr), Client::new(params(tls)), BODY, &config)
 }
 
 /// The receiving server at `addr`, named rx.test, without implicit TLS.
@@ -192,6 +192,7 @@ fn session_in_background(
         outbound::run_tracked(
             &peer,
             Client::new(params(TlsPolicy::Opportunistic)),
+            BODY,
             &tls,
             &open,
         )

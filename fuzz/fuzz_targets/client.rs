@@ -37,7 +37,7 @@ use std::collections::VecDeque;
 
 use libfuzzer_sys::fuzz_target;
 use outpost::proto::client::{
-    Client, ClientAction, ClientParams, Extensions, Outcome, RecipientParams, TlsPolicy,
+    BodyFacts, Client, ClientAction, ClientParams, Extensions, Outcome, RecipientParams, TlsPolicy,
 };
 use outpost::proto::dot::Stuffer;
 use outpost::proto::esmtp::{Notify, Orcpt, Ret};
@@ -132,7 +132,8 @@ fn has_bare_newline(body: &[u8]) -> bool {
 
 const ADDRESSES: [&str; 3] = ["bob@example.com", "carol@example.net", "dave@example.org"];
 
-fn params(p: u8, mode: u8) -> ClientParams {
+/// The parameters, and the message they describe.
+fn params(p: u8, mode: u8) -> (ClientParams, Vec<u8>) {
     let tls = match p & 3 {
         0 => TlsPolicy::Never,
         1 => TlsPolicy::Opportunistic,
@@ -180,7 +181,7 @@ fn params(p: u8, mode: u8) -> ClientParams {
     if !body.ends_with(b"\r\n") {
         body.extend_from_slice(b"\r\n");
     }
-    ClientParams {
+    let params = ClientParams {
         hostname: "out.example".into(),
         sender: if p & 0x10 != 0 {
             "j\u{f6}rg@example.org".into()
@@ -188,7 +189,7 @@ fn params(p: u8, mode: u8) -> ClientParams {
             "alice@example.org".into()
         },
         recipients,
-        body: body.into(),
+        body: BodyFacts::of(&body),
         eight_bit_mime: p & 0x40 != 0,
         smtputf8: p & 0x10 != 0,
         ret: dsn.then_some(Ret::Hdrs),
@@ -199,7 +200,8 @@ fn params(p: u8, mode: u8) -> ClientParams {
             username: "alice@example.org".into(),
             password: "secret".into(),
         }),
-    }
+    };
+    (params, body)
 }
 
 /// A command the client sent and whose reply it waits for.
@@ -418,15 +420,11 @@ fuzz_target!(|data: &[u8]| {
     } else {
         data.to_vec()
     };
-    let params = params(p, mode);
-    let bare = has_bare_newline(&params.body);
+    let (params, body) = params(p, mode);
+    let bare = has_bare_newline(&body);
     let mut model = Model {
-        stuffed: if bare {
-            Vec::new()
-        } else {
-            stuffed(&params.body)
-        },
-        eight_bit: params.eight_bit_mime || params.body.iter().any(|&b| b >= 0x80),
+        stuffed: if bare { Vec::new() } else { stuffed(&body) },
+        eight_bit: params.eight_bit_mime || body.iter().any(|&b| b >= 0x80),
         tls: params.tls_active,
         params: params.clone(),
         pending: VecDeque::from([Sent::Greeting]),
@@ -511,7 +509,7 @@ fuzz_target!(|data: &[u8]| {
             if action == Some(ClientAction::SendBody) {
                 assert_eq!(completed.as_ref().map(|c| c.0), Some(354));
                 let mut stuffer = Stuffer::new();
-                for body_piece in common::chunks(pattern, client.body()) {
+                for body_piece in common::chunks(pattern, &body) {
                     stuffer.push(body_piece, &mut out);
                 }
                 stuffer.finish(&mut out);

@@ -18,12 +18,13 @@
 
 use std::ffi::OsStr;
 use std::fs::{self, DirBuilder, File, OpenOptions};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use crate::queue::stored::PIECE;
 use crate::queue::QueueId;
 
 /// What the unique part of Outpost's file names starts with.
@@ -117,16 +118,16 @@ impl MailStore {
         Ok(self.root.join(safe_name(domain)?).join(safe_name(local)?))
     }
 
-    /// Delivers `message` (CRLF line ends, as received) to `local@domain`
-    /// with a `Return-Path: <sender>` line first (`<>` for reports; RFC 5321
-    /// §4.4), under the name of `key`, unless a file of that name is
-    /// already in `new/` or `cur/`. Blocking (fsync).
+    /// Delivers `message` (CRLF line ends, as received; read in pieces)
+    /// to `local@domain` with a `Return-Path: <sender>` line first (`<>`
+    /// for reports; RFC 5321 §4.4), under the name of `key`, unless a file
+    /// of that name is already in `new/` or `cur/`. Blocking (fsync).
     pub fn deliver(
         &self,
         local: &str,
         domain: &str,
         sender: &str,
-        message: &[u8],
+        message: &mut dyn Read,
         key: DeliveryKey<'_>,
     ) -> Result<Delivered, MaildirError> {
         let dir = self.mailbox_dir(local, domain)?;
@@ -219,7 +220,7 @@ fn write_and_rename(
     tmp: &Path,
     new: &Path,
     sender: &str,
-    message: &[u8],
+    message: &mut dyn Read,
 ) -> Result<(), MaildirError> {
     let mut file = OpenOptions::new()
         .write(true)
@@ -230,7 +231,7 @@ fn write_and_rename(
         .map_err(io_at(tmp))?;
     let sender = sender.replace(['\r', '\n'], "");
     file.write_all(format!("Return-Path: <{sender}>\r\n").as_bytes())
-        .and_then(|()| file.write_all(message))
+        .and_then(|()| copy_in_pieces(message, &mut file))
         .and_then(|()| file.sync_all())
         .map_err(io_at(tmp))?;
     fs::rename(tmp, new).map_err(io_at(new))?;
@@ -238,6 +239,19 @@ fn write_and_rename(
     File::open(new_dir)
         .and_then(|d| d.sync_all())
         .map_err(io_at(new_dir))
+}
+
+/// Copies `from` to `to` a [`PIECE`] at a time.
+fn copy_in_pieces(from: &mut dyn Read, to: &mut File) -> std::io::Result<()> {
+    let mut piece = vec![0; PIECE];
+    loop {
+        match from.read(&mut piece) {
+            Ok(0) => return Ok(()),
+            Ok(n) => to.write_all(&piece[..n])?,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// The file named `name` in the mailbox `dir` if a delivery put it there:
@@ -433,12 +447,18 @@ mod tests {
                 "Bob",
                 "Example.ORG",
                 "",
-                b"Subject: hi\r\n\r\nbody\r\n",
+                &mut &b"Subject: hi\r\n\r\nbody\r\n"[..],
                 key(&id, 0),
             )
             .unwrap();
         let second = store
-            .deliver("bob", "example.org", "a@b.c", b"x\r\n", key(&id, 1))
+            .deliver(
+                "bob",
+                "example.org",
+                "a@b.c",
+                &mut &b"x\r\n"[..],
+                key(&id, 1),
+            )
             .unwrap();
         let (Delivered::Written(first), Delivered::Written(second)) = (first, second) else {
             panic!("both are new deliveries");
@@ -469,11 +489,23 @@ mod tests {
         let temp = TempDir::new("maildir-again-new");
         let store = MailStore::new(temp.path(), "mx.test");
         let id: QueueId = ID.parse().unwrap();
-        let first = store.deliver("bob", "b.test", "a@a.test", b"one\r\n", key(&id, 0));
+        let first = store.deliver(
+            "bob",
+            "b.test",
+            "a@a.test",
+            &mut &b"one\r\n"[..],
+            key(&id, 0),
+        );
         let Ok(Delivered::Written(path)) = first else {
             panic!("{first:?}");
         };
-        let again = store.deliver("bob", "b.test", "a@a.test", b"two\r\n", key(&id, 0));
+        let again = store.deliver(
+            "bob",
+            "b.test",
+            "a@a.test",
+            &mut &b"two\r\n"[..],
+            key(&id, 0),
+        );
         assert_eq!(again.unwrap(), Delivered::Found(path.clone()));
         let dir = temp.path().join("mail/b.test/bob");
         assert_eq!(names_in(&dir.join("new")).len(), 1);
@@ -492,12 +524,12 @@ mod tests {
         let dir = temp.path().join("mail/b.test/bob");
         for (recipient, suffix) in [(0, ":2,S"), (1, ",S=20,W=21:2,RS")] {
             let written = store
-                .deliver("bob", "b.test", "", b"x\r\n", key(&id, recipient))
+                .deliver("bob", "b.test", "", &mut &b"x\r\n"[..], key(&id, recipient))
                 .unwrap();
             let name = store.file_name(key(&id, recipient));
             let seen = dir.join("cur").join(format!("{name}{suffix}"));
             fs::rename(written.path(), &seen).unwrap();
-            let again = store.deliver("bob", "b.test", "", b"x\r\n", key(&id, recipient));
+            let again = store.deliver("bob", "b.test", "", &mut &b"x\r\n"[..], key(&id, recipient));
             assert_eq!(again.unwrap(), Delivered::Found(seen), "{suffix}");
         }
         assert!(names_in(&dir.join("new")).is_empty());
@@ -513,7 +545,7 @@ mod tests {
         fs::create_dir_all(dir.join("tmp")).unwrap();
         let name = store.file_name(key(&id, 0));
         fs::write(dir.join("tmp").join(&name), b"half a mess").unwrap();
-        let delivered = store.deliver("bob", "b.test", "", b"whole\r\n", key(&id, 0));
+        let delivered = store.deliver("bob", "b.test", "", &mut &b"whole\r\n"[..], key(&id, 0));
         let Ok(Delivered::Written(path)) = delivered else {
             panic!("{delivered:?}");
         };

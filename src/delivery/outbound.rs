@@ -248,10 +248,17 @@ impl Drop for Registration<'_> {
     }
 }
 
-/// Connects to `peer` and runs `client` to its end. An error only when no
-/// connection could be made; everything after that is in the report.
-pub fn run(peer: &Peer, client: Client, tls: &Arc<ClientConfig>) -> Result<Attempt, OutboundError> {
-    run_tracked(peer, client, tls, &OpenConnections::default())
+/// Connects to `peer` and runs `client` to its end, sending the message
+/// read from `body` when the client asks for it (the message is read in
+/// pieces, never whole). An error only when no connection could be made;
+/// everything after that is in the report.
+pub fn run(
+    peer: &Peer,
+    client: Client,
+    body: impl Read,
+    tls: &Arc<ClientConfig>,
+) -> Result<Attempt, OutboundError> {
+    run_tracked(peer, client, body, tls, &OpenConnections::default())
 }
 
 /// [`run`], with the connection in `open` while it lasts, so that
@@ -259,6 +266,7 @@ pub fn run(peer: &Peer, client: Client, tls: &Arc<ClientConfig>) -> Result<Attem
 pub fn run_tracked(
     peer: &Peer,
     mut client: Client,
+    mut body: impl Read,
     tls: &Arc<ClientConfig>,
     open: &OpenConnections,
 ) -> Result<Attempt, OutboundError> {
@@ -311,7 +319,7 @@ pub fn run_tracked(
             match action {
                 None => break,
                 Some(ClientAction::SendBody) => {
-                    if let Err(e) = send_body(&mut stream, client.body(), &mut out) {
+                    if let Err(e) = send_body(&mut stream, &mut body, &mut out) {
                         client.connection_lost(&describe(&e));
                         break 'session;
                     }
@@ -360,11 +368,21 @@ fn send(stream: &mut ClientStream, out: &mut Vec<u8>) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Writes `body` dot-stuffed with its end marker, a piece at a time.
-fn send_body(stream: &mut ClientStream, body: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
+/// Writes the message read from `body` dot-stuffed with its end marker, a
+/// piece at a time. A message that cannot be read is not ended: the
+/// connection is dropped and the attempt fails, never half a message
+/// delivered.
+fn send_body(stream: &mut ClientStream, body: &mut impl Read, out: &mut Vec<u8>) -> io::Result<()> {
     let mut stuffer = Stuffer::new();
-    for piece in body.chunks(BODY_PIECE) {
-        stuffer.push(piece, out);
+    let mut piece = vec![0; BODY_PIECE];
+    loop {
+        let n = match body.read(&mut piece) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io::Error::other(format!("reading the queued message: {e}"))),
+        };
+        stuffer.push(&piece[..n], out);
         send(stream, out)?;
     }
     stuffer.finish(out);

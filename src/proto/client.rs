@@ -9,7 +9,6 @@
 //! (RFC 2920). The socket, TLS and timers live in `delivery/`; this module
 //! imports nothing with I/O, like the rest of `proto/`.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -62,9 +61,10 @@ pub struct ClientParams {
     pub sender: String,
     /// The recipients, all for this peer; outcomes come back in this order.
     pub recipients: Vec<RecipientParams>,
-    /// The message with CRLF line ends, not yet dot-stuffed; shared, since
-    /// every host and address tried sends the same bytes.
-    pub body: Arc<[u8]>,
+    /// What the client must know about the message; the caller holds its
+    /// bytes (CRLF line ends, not yet dot-stuffed) and sends them on
+    /// [`ClientAction::SendBody`].
+    pub body: BodyFacts,
     /// The sender declared `BODY=8BITMIME` (8-bit content is also detected).
     pub eight_bit_mime: bool,
     /// The message needs SMTPUTF8 (declared by the sender).
@@ -213,6 +213,65 @@ impl SessionEnd {
     }
 }
 
+/// What the client must know about a message it sends: its size, and
+/// what may keep it from going out as it is. Gathered from the message in
+/// pieces (it is never needed whole).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BodyFacts {
+    /// Octets in all.
+    pub length: u64,
+    /// Some octet is over 127.
+    pub eight_bit: bool,
+    /// A CR without its LF or an LF without its CR (RFC 5321 §2.3.8).
+    pub bare_newline: bool,
+    /// The last octet so far is a CR (its LF may start the next piece).
+    ends_in_cr: bool,
+}
+
+impl BodyFacts {
+    /// The facts of a message given whole.
+    pub fn of(message: &[u8]) -> BodyFacts {
+        let mut facts = BodyFacts::default();
+        facts.add(message);
+        facts.finish()
+    }
+
+    /// Takes in the next piece of the message.
+    pub fn add(&mut self, piece: &[u8]) {
+        self.length += piece.len() as u64;
+        self.eight_bit |= piece.iter().any(|&b| b >= 0x80);
+        if self.bare_newline {
+            return;
+        }
+        let mut ends_in_cr = self.ends_in_cr;
+        let mut next = 0;
+        for at in memchr::memchr2_iter(b'\r', b'\n', piece) {
+            let lf = piece[at] == b'\n';
+            // Right after a CR, only its LF may come; anywhere else an LF
+            // is bare, and so is a CR that had something else after it.
+            let after_cr = ends_in_cr && at == next;
+            let bare = if after_cr { !lf } else { lf || ends_in_cr };
+            if bare {
+                self.bare_newline = true;
+                return;
+            }
+            ends_in_cr = !lf;
+            next = at + 1;
+        }
+        if ends_in_cr && next != piece.len() {
+            self.bare_newline = true;
+        }
+        self.ends_in_cr = ends_in_cr && next == piece.len();
+    }
+
+    /// The facts once the last piece is in (a final CR has no LF).
+    pub fn finish(mut self) -> BodyFacts {
+        self.bare_newline |= self.ends_in_cr;
+        self.ends_in_cr = false;
+        self
+    }
+}
+
 /// What the caller must do besides sending the output bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientAction {
@@ -220,10 +279,10 @@ pub enum ClientAction {
     /// [`Client::tls_started`]. Any bytes read before the handshake are
     /// dropped (RFC 3207 §4.2: nothing from the plaintext phase survives).
     StartTls,
-    /// Send the output, then the message ([`Client::body`]) dot-stuffed
-    /// and ended with `.\r\n` (`proto::dot::Stuffer`, in pieces as it is
-    /// written), then call [`Client::body_sent`]. The body is never copied
-    /// into the output.
+    /// Send the output, then the message dot-stuffed and ended with
+    /// `.\r\n` (`proto::dot::Stuffer`, in pieces as it is written), then
+    /// call [`Client::body_sent`]. The body is never copied into the
+    /// output.
     SendBody,
     /// Send the output (usually QUIT) and close; [`Client::finish`] has the
     /// results.
@@ -340,11 +399,6 @@ impl Client {
                 }
             }
         }
-    }
-
-    /// The message, for the caller to send on [`ClientAction::SendBody`].
-    pub fn body(&self) -> &[u8] {
-        &self.params.body
     }
 
     /// The caller sent the body after [`ClientAction::SendBody`]: reads
@@ -559,7 +613,7 @@ impl Client {
         let mut mail = format!("MAIL FROM:<{}>", self.params.sender);
         let ext = &self.extensions;
         if ext.size.is_some() {
-            mail.push_str(&format!(" SIZE={}", self.params.body.len()));
+            mail.push_str(&format!(" SIZE={}", self.params.body.length));
         }
         if self.needs_eight_bit() && ext.eight_bit_mime {
             mail.push_str(" BODY=8BITMIME");
@@ -602,7 +656,7 @@ impl Client {
                 "The sender address is not valid",
             ));
         }
-        if has_bare_newline(&self.params.body) {
+        if self.params.body.bare_newline {
             return Err(Reply::new(
                 554,
                 (5, 6, 0),
@@ -629,14 +683,14 @@ impl Client {
             ));
         }
         if let Some(limit) = self.extensions.size.filter(|&n| n > 0) {
-            if self.params.body.len() as u64 > limit {
+            if self.params.body.length > limit {
                 // RFC 1870 §6: a fixed limit below the size is a permanent failure.
                 return Err(Reply::new(
                     552,
                     (5, 3, 4),
                     format!(
                         "The message is {} bytes; the receiving server accepts at most {limit}",
-                        self.params.body.len()
+                        self.params.body.length
                     ),
                 ));
             }
@@ -645,7 +699,7 @@ impl Client {
     }
 
     fn needs_eight_bit(&self) -> bool {
-        self.params.eight_bit_mime || self.params.body.iter().any(|&b| b >= 0x80)
+        self.params.eight_bit_mime || self.params.body.eight_bit
     }
 
     fn push_rcpt(&self, i: usize, out: &mut Vec<u8>) {
@@ -876,25 +930,52 @@ fn address_is_safe(address: &str) -> bool {
             .any(|b| b < 0x20 || b == 0x7f || b == b'<' || b == b'>' || b == b' ')
 }
 
-/// A CR not followed by LF, or an LF not preceded by CR (RFC 5321 §2.3.8).
-fn has_bare_newline(body: &[u8]) -> bool {
-    let mut prev = 0u8;
-    for (i, &b) in body.iter().enumerate() {
-        if b == b'\n' && prev != b'\r' {
-            return true;
-        }
-        if b == b'\r' && body.get(i + 1) != Some(&b'\n') {
-            return true;
-        }
-        prev = b;
-    }
-    false
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::proto::reply::{Enhanced, MAX_REPLY_LINE};
+
+    /// The message the tests send (its facts are in `params`).
+    const BODY: &[u8] = b"Subject: hi\r\n\r\nhello\r\n";
+
+    /// A CR not followed by LF, or an LF not preceded by CR, found the
+    /// plain way.
+    fn has_bare_newline(body: &[u8]) -> bool {
+        body.iter().enumerate().any(|(i, &b)| {
+            (b == b'\n' && (i == 0 || body[i - 1] != b'\r'))
+                || (b == b'\r' && body.get(i + 1) != Some(&b'\n'))
+        })
+    }
+
+    #[test]
+    fn body_facts_from_pieces_are_those_of_the_whole() {
+        let bodies: [&[u8]; 9] = [
+            b"",
+            b"a\r\nb\r\n",
+            b"a\nb",
+            b"a\rb\r\n",
+            b"\r\r\n",
+            b"ends in cr\r",
+            b"\n",
+            b"caf\xc3\xa9\r\n",
+            b"\r\n\r\n.\r\n",
+        ];
+        for body in bodies {
+            let whole = BodyFacts::of(body);
+            assert_eq!(whole.length, body.len() as u64);
+            assert_eq!(whole.bare_newline, has_bare_newline(body), "{body:?}");
+            assert_eq!(whole.eight_bit, body.iter().any(|&b| b >= 0x80));
+            for a in 0..=body.len() {
+                for b in a..=body.len() {
+                    let mut facts = BodyFacts::default();
+                    for piece in [&body[..a], &body[a..b], &body[b..]] {
+                        facts.add(piece);
+                    }
+                    assert_eq!(facts.finish(), whole, "{body:?} cut at {a} and {b}");
+                }
+            }
+        }
+    }
 
     fn params(rcpts: &[&str]) -> ClientParams {
         ClientParams {
@@ -908,7 +989,7 @@ mod tests {
                     orcpt: None,
                 })
                 .collect(),
-            body: b"Subject: hi\r\n\r\nhello\r\n"[..].into(),
+            body: BodyFacts::of(BODY),
             eight_bit_mime: false,
             smtputf8: false,
             ret: None,
@@ -929,7 +1010,7 @@ mod tests {
             let mut action = client.receive(chunk, &mut out);
             // The caller's part: the body, then what came with the 354.
             while action == Some(ClientAction::SendBody) {
-                crate::proto::dot::stuff(client.body(), &mut out);
+                crate::proto::dot::stuff(BODY, &mut out);
                 action = client.body_sent(&mut out);
             }
             if let Some(a) = action {
@@ -1080,7 +1161,7 @@ mod tests {
         let ehlo_plain = b"220 mx\r\n250-mx\r\n250 SIZE 10\r\n".as_slice();
         let cases: [Case; 3] = [
             (
-                |p| p.body = "Subject: caf\u{e9}\r\n\r\n".as_bytes().into(),
+                |p| p.body = BodyFacts::of("Subject: caf\u{e9}\r\n\r\n".as_bytes()),
                 b"220 mx\r\n250 mx\r\n",
                 554,
                 (5, 6, 3),
@@ -1112,7 +1193,7 @@ mod tests {
     #[test]
     fn eight_bit_goes_out_with_body_param_when_announced() {
         let mut p = params(&["a@x.test"]);
-        p.body = "Subject: caf\u{e9}\r\n\r\n".as_bytes().into();
+        p.body = BodyFacts::of("Subject: caf\u{e9}\r\n\r\n".as_bytes());
         let server =
             b"220 mx\r\n250-mx\r\n250 8BITMIME\r\n250 ok\r\n250 ok\r\n354 go\r\n250 ok\r\n";
         let (out, _, report) = run_all_splits(p, server);
@@ -1321,7 +1402,7 @@ mod tests {
         assert!(matches!(&report.outcomes[0], Outcome::Delivered(_)));
         assert!(matches!(&report.outcomes[1], Outcome::Permanent(r) if r.code == 553));
         let mut p = params(&["a@x.test"]);
-        p.body = b"a\nb\r\n"[..].into();
+        p.body = BodyFacts::of(b"a\nb\r\n");
         let (_, _, report) = run(p, &[b"220 mx\r\n250 mx\r\n"]);
         assert!(matches!(&report.outcomes[0], Outcome::Permanent(r) if r.code == 554));
     }

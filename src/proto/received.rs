@@ -92,6 +92,11 @@ impl ReceivedCounter {
         self.count
     }
 
+    /// The header section has ended: no later piece changes the count.
+    pub fn is_complete(&self) -> bool {
+        self.header_done
+    }
+
     fn next_name(&mut self, byte: u8) -> NameMatch {
         const NAME: &[u8] = b"received";
         let letters = match self.name {

@@ -25,6 +25,7 @@ pub mod envfile;
 pub mod id;
 mod recipient;
 mod shared_sync;
+pub mod stored;
 mod streamed;
 mod syncer;
 mod writer;
@@ -46,6 +47,7 @@ use syncer::Syncer;
 
 pub use id::{InvalidQueueId, QueueId};
 pub use recipient::{Failure, RecipientEntry, RecipientState, RemoteReply};
+pub use stored::{StoredMessage, StoredReader};
 pub use streamed::StreamedMessage;
 pub use writer::{SpoolWriter, WriterStats};
 
@@ -235,9 +237,7 @@ struct Opened {
     path: PathBuf,
     file: File,
     message: QueuedMessage,
-    /// The bytes read so far: the envelope head, then perhaps the start of
-    /// the message.
-    bytes: Vec<u8>,
+    /// Where the message starts in the file.
     head_length: usize,
 }
 
@@ -376,55 +376,48 @@ impl Spool {
         Ok(self.open_message(id)?.message)
     }
 
-    /// Reads `id` whole: its envelope (as [`Spool::load`]) and its message
-    /// bytes, checked against the length and SHA-256 the envelope records.
-    /// The bytes are read straight into one shared buffer, which delivery
-    /// hands to every connection it tries: a message is in memory once.
+    /// Opens `id` for delivery: its envelope (as [`Spool::load`]) and its
+    /// message, checked against the length and SHA-256 the envelope
+    /// records by reading it through once, in pieces. The message stays in
+    /// its file; delivery reads it again from there for each recipient and
+    /// host, so no message is ever held whole in memory.
     pub fn load_with_message(
         &self,
         id: &QueueId,
-    ) -> Result<(QueuedMessage, Arc<[u8]>), QueueError> {
+    ) -> Result<(QueuedMessage, StoredMessage), QueueError> {
         let Opened {
             path,
-            mut file,
+            file,
             message,
-            bytes,
             head_length,
         } = self.open_message(id)?;
-        let corrupt = |reason: &str| QueueError::Corrupt {
+        let corrupt = || QueueError::Corrupt {
             path: path.clone(),
-            reason: reason.to_string(),
+            reason: "message checksum mismatch".to_string(),
         };
-        let length = usize::try_from(message.message_length)
-            .map_err(|_| corrupt("message too large for this host"))?;
-        let start = &bytes[head_length..];
-        if start.len() > length {
-            return Err(corrupt("message longer than its envelope says"));
-        }
-        // Allocated once at its final size (an exact-size iterator), so no
-        // second copy is made on the way to an `Arc`.
-        let mut body: Arc<[u8]> = std::iter::repeat(0u8).take(length).collect();
-        let Some(buffer) = Arc::get_mut(&mut body) else {
-            return Err(corrupt("message buffer is shared"));
-        };
-        buffer[..start.len()].copy_from_slice(start);
-        match file.read_exact(&mut buffer[start.len()..]) {
+        let stored = StoredMessage::new(file, head_length as u64, message.message_length);
+        let mut digest = Context::new(&SHA256);
+        match stored.for_each_piece(|piece| {
+            digest.update(piece);
+            true
+        }) {
             Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                return Err(corrupt("message checksum mismatch"));
-            }
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Err(corrupt()),
             Err(source) => return Err(io_error(&path)(source)),
         }
-        if envfile::sha256_hex(&body) != message.message_sha256 {
-            return Err(corrupt("message checksum mismatch"));
+        if envfile::hex(digest.finish().as_ref()) != message.message_sha256 {
+            return Err(corrupt());
         }
-        Ok((message, body))
+        Ok((message, stored))
     }
 
-    /// Reads the message bytes of `id`, checked as in
-    /// [`Spool::load_with_message`].
+    /// Reads the message bytes of `id` whole (for the queue tools), checked
+    /// as in [`Spool::load_with_message`].
     pub fn read_message(&self, id: &QueueId) -> Result<Vec<u8>, QueueError> {
-        self.load_with_message(id).map(|(_, body)| body.to_vec())
+        let (_, stored) = self.load_with_message(id)?;
+        stored
+            .head(usize::MAX)
+            .map_err(io_error(&self.message_path(id)))
     }
 
     /// The queue file of `id`: its envelope as accepted, then the message.
@@ -444,7 +437,6 @@ impl Spool {
             path,
             file,
             message,
-            bytes,
             head_length,
         })
     }

@@ -29,15 +29,18 @@ use crate::delivery::route;
 use crate::directory::Unreachable;
 use crate::maillog::{Line, Removed, RemovedBy};
 use crate::proto::client::{
-    loops_back_reply, Client, ClientParams, Outcome, RecipientParams, SessionEnd, TlsPolicy,
+    loops_back_reply, BodyFacts, Client, ClientParams, Outcome, RecipientParams, SessionEnd,
+    TlsPolicy,
 };
 use crate::proto::dsn::ReportAction;
 use crate::proto::envelope::Recipient;
 use crate::proto::esmtp::{Body, Orcpt};
-use crate::proto::received::count_received;
+use crate::proto::received::ReceivedCounter;
 use crate::proto::reply::Enhanced;
 use crate::proto::sasl::Credentials;
-use crate::queue::{Failure, QueueError, QueueId, QueuedMessage, RecipientEntry, RecipientState};
+use crate::queue::{
+    Failure, QueueError, QueueId, QueuedMessage, RecipientEntry, RecipientState, StoredMessage,
+};
 
 /// What the scheduler should do with the message next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,7 +134,7 @@ fn attempt(ctx: &Context, id: &QueueId, injected: &mut Vec<QueueId>) -> Result<N
         interrupted: false,
         started: now_secs(),
     };
-    let loop_failure = too_many_hops(ctx, &body);
+    let loop_failure = too_many_hops(ctx, id, &body)?;
     // What the envelope file says after each group but the last.
     let mut recorded = message.clone();
     let groups = group(ctx, &message);
@@ -167,16 +170,29 @@ fn attempt(ctx: &Context, id: &QueueId, injected: &mut Vec<QueueId>) -> Result<N
 /// The failure of every recipient of a queued message that has passed
 /// more relays than `--max-received` allows (RFC 5321 §6.3: a loop), if
 /// it has. The stored message starts with our own Received field, which
-/// is not counted.
-fn too_many_hops(ctx: &Context, body: &[u8]) -> Option<Failure> {
-    let hops = count_received(body).saturating_sub(1);
+/// is not counted; only its header section is read.
+fn too_many_hops(
+    ctx: &Context,
+    id: &QueueId,
+    body: &StoredMessage,
+) -> Result<Option<Failure>, QueueError> {
+    let mut counter = ReceivedCounter::default();
+    body.for_each_piece(|piece| {
+        counter.feed(piece);
+        !counter.is_complete()
+    })
+    .map_err(|source| QueueError::Io {
+        path: ctx.spool.message_path(id),
+        source,
+    })?;
+    let hops = counter.count().saturating_sub(1);
     let max = ctx.config.max_received;
-    (hops > max).then(|| {
+    Ok((hops > max).then(|| {
         local(
             (5, 4, 6),
             format!("Too many hops: {hops} Received header fields, at most {max} (a mail loop?)"),
         )
-    })
+    }))
 }
 
 /// A group none of whose recipients was tried: each fails with `failure`.
@@ -315,7 +331,7 @@ fn group(ctx: &Context, message: &QueuedMessage) -> Vec<(Destination, Vec<usize>
 fn deliver_group(
     ctx: &Context,
     message: &QueuedMessage,
-    body: &Arc<[u8]>,
+    body: &StoredMessage,
     destination: &Destination,
     indices: &[usize],
 ) -> GroupResult {
@@ -350,7 +366,12 @@ fn local(status: (u8, u16, u16), text: String) -> Failure {
 /// name comes from the queue id and `index`, so an attempt after a crash
 /// that struck between the Maildir rename and the queue's record finds the
 /// file and writes no second copy.
-fn deliver_local(ctx: &Context, message: &QueuedMessage, body: &[u8], index: usize) -> RcptOutcome {
+fn deliver_local(
+    ctx: &Context,
+    message: &QueuedMessage,
+    body: &StoredMessage,
+    index: usize,
+) -> RcptOutcome {
     let rcpt = &message.recipients[index].recipient;
     let Some(user) = ctx.directory.mailbox_owner(&rcpt.address) else {
         return RcptOutcome::Permanent(local(
@@ -373,7 +394,7 @@ fn deliver_local(ctx: &Context, message: &QueuedMessage, body: &[u8], index: usi
         local_part,
         &domain.to_ascii_lowercase(),
         &message.mail_from.sender,
-        body,
+        &mut body.reader(),
         key,
     ) {
         Ok(delivered) => {
@@ -413,7 +434,7 @@ struct Route {
 fn deliver_remote(
     ctx: &Context,
     message: &QueuedMessage,
-    body: &Arc<[u8]>,
+    body: &StoredMessage,
     destination: &Destination,
     indices: &[usize],
 ) -> GroupResult {
@@ -428,6 +449,15 @@ fn deliver_remote(
         Ok(route) => route,
         Err(outcome) => return unreached(outcome),
     };
+    let mut facts = BodyFacts::default();
+    let read = body.for_each_piece(|piece| {
+        facts.add(piece);
+        true
+    });
+    if let Err(e) = read {
+        let failure = local((4, 3, 0), format!("reading the queued message failed: {e}"));
+        return unreached(RcptOutcome::Transient(failure));
+    }
     let params = ClientParams {
         hostname: ctx.config.hostname.clone(),
         sender: message.mail_from.sender.clone(),
@@ -442,7 +472,7 @@ fn deliver_remote(
                 }
             })
             .collect(),
-        body: Arc::clone(body),
+        body: facts.finish(),
         eight_bit_mime: matches!(
             message.mail_from.body,
             Some(Body::EightBitMime | Body::BinaryMime)
@@ -485,6 +515,7 @@ fn deliver_remote(
             match outbound::run_tracked(
                 &peer,
                 Client::new(params.clone()),
+                body.reader(),
                 &route.tls,
                 &ctx.connections,
             ) {

@@ -18,14 +18,15 @@ use super::decide::Plan;
 use super::report::{self, ReportContext};
 use super::Context;
 use crate::maillog::{Line, Removed, RemovedBy, ReportKind, ReportSent};
-use crate::queue::{QueueError, QueueId};
+use crate::proto::dsn::MAX_RETURNED_MESSAGE;
+use crate::queue::{QueueError, QueueId, StoredMessage};
 
 /// Carries out `plan` for the message whose bytes are `body`; reports
 /// spooled are added to `injected`.
 pub(crate) fn execute(
     ctx: &Context,
     plan: Plan,
-    body: &[u8],
+    body: &StoredMessage,
     now: u64,
     injected: &mut Vec<QueueId>,
 ) -> Result<Next, QueueError> {
@@ -50,9 +51,26 @@ pub(crate) fn execute(
             .arrival
             .saturating_add(ctx.config.retry.retry_until().as_secs()),
     };
+    // What a report returns of the message: all of it up to the size a
+    // report may return whole, else the start, whose header section it
+    // returns. Read only when a report is sent.
+    let reports = [&outcome_report, &delay_report];
+    let original = if reports
+        .iter()
+        .any(|r| r.as_ref().is_some_and(|r| !r.is_empty()))
+    {
+        body.head(MAX_RETURNED_MESSAGE + 1)
+            .map_err(|source| QueueError::Io {
+                path: ctx.spool.message_path(&id),
+                source,
+            })?
+    } else {
+        Vec::new()
+    };
     if let Some(recipients) = outcome_report {
         if !recipients.is_empty() {
-            let report = report::report_message(&message, body, &recipients, &report_ctx, "dsn");
+            let report =
+                report::report_message(&message, &original, &recipients, &report_ctx, "dsn");
             let report_id = ctx.spool.store(&report)?;
             ReportSent {
                 queue_id: &id,
@@ -70,7 +88,8 @@ pub(crate) fn execute(
     }
     if let Some(recipients) = delay_report {
         if !recipients.is_empty() {
-            let report = report::report_message(&message, body, &recipients, &report_ctx, "delay");
+            let report =
+                report::report_message(&message, &original, &recipients, &report_ctx, "delay");
             let report_id = ctx.spool.store(&report)?;
             ReportSent {
                 queue_id: &id,
