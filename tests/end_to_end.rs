@@ -1075,3 +1075,144 @@ fn a_success_report_to_an_mx_that_is_ourselves_stops_at_once() {
     assert!(!log.contains("with our own host name"), "{log}");
     assert_eq!(maildir(&a.spec.data, "a.test", "alice").len(), 1);
 }
+
+/// A message of about `size` octets whose lines tell its number `n`;
+/// some lines start with a dot.
+fn big_message(n: usize, size: usize) -> String {
+    let mut message = format!("From: alice@a.test\r\nSubject: big {n}\r\n\r\n");
+    let mut line = 0;
+    while message.len() < size {
+        message.push_str(&format!(".{n} line {line:08} of a big message\r\n"));
+        line += 1;
+    }
+    message
+}
+
+/// The peak resident memory of process `pid` (VmHWM), in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Sends `message` to `to` over A's smtp port (127.0.0.1 relays), by DATA
+/// or in BDAT chunks; returns the final reply.
+fn send_big(address: SocketAddr, to: &str, message: &str, bdat: bool) -> String {
+    let mut client = Client::connect(address);
+    assert!(client.reply().starts_with("220 "));
+    client.command("EHLO client.test");
+    client.envelope("alice@a.test", to);
+    if !bdat {
+        let data = client.command("DATA");
+        assert!(data.starts_with("354 "), "{data}");
+        client.send(dot_stuff(message).as_bytes());
+        client.send(b".\r\n");
+        return client.reply();
+    }
+    let chunks: Vec<&[u8]> = message.as_bytes().chunks(3 << 20).collect();
+    for (i, chunk) in chunks.iter().enumerate() {
+        let last = if i + 1 == chunks.len() { " LAST" } else { "" };
+        client.send(format!("BDAT {}{last}\r\n", chunk.len()).as_bytes());
+        client.send(chunk);
+        let reply = client.reply();
+        if !last.is_empty() || !reply.starts_with("250 ") {
+            return reply;
+        }
+    }
+    unreachable!("the last chunk returns")
+}
+
+/// Big messages never sit whole in memory: four of 12 MiB at once, by
+/// DATA and BDAT, go from A through its queue to B and into B's Maildir
+/// byte for byte, while neither server's peak memory comes near one
+/// message's size per connection; and a client that hangs up half-way
+/// leaves nothing in the queue.
+#[test]
+fn big_messages_stream_through_both_servers_in_bounded_memory() {
+    const SIZE: usize = 12 << 20;
+    let world = World::new("e2e-big");
+    let mx_port = free_port();
+    let memory = [
+        "--message-memory",
+        "64KiB",
+        "--message-memory-total",
+        "1MiB",
+    ];
+    let mut b_spec = world.b(mx_port);
+    b_spec.extra.extend(memory.iter().map(|s| s.to_string()));
+    let b = Outpost::start(&b_spec, 1);
+    let a = Outpost::start(&world.a(mx_port, &memory), 1);
+
+    let senders: Vec<_> = (0..4)
+        .map(|n| {
+            let smtp = a.smtp;
+            std::thread::spawn(move || {
+                send_big(smtp, "bob@b.test", &big_message(n, SIZE), n % 2 == 1)
+            })
+        })
+        .collect();
+    for sender in senders {
+        let reply = sender.join().unwrap();
+        assert!(reply.starts_with("250 "), "{reply}");
+    }
+    wait_for(
+        Duration::from_secs(120),
+        "four big messages in B's Maildir",
+        || {
+            let new = b.spec.data.join("mail/b.test/bob/new");
+            std::fs::read_dir(new).map_or(0, |d| d.count()) == 4
+        },
+    );
+    wait_for(DELIVERY_LIMIT, "both queues to empty", || {
+        queue_is_empty(&a.spec.data) && queue_is_empty(&b.spec.data)
+    });
+    let files = maildir(&b.spec.data, "b.test", "bob");
+    let mut seen: Vec<usize> = files
+        .iter()
+        .map(|file| {
+            let text = String::from_utf8_lossy(file);
+            let n = (0..4)
+                .find(|n| text.contains(&format!("Subject: big {n}\r\n")))
+                .expect("a message of the test");
+            check_delivered_copy_of(file, &big_message(n, SIZE), "alice@a.test");
+            n
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(seen, [0, 1, 2, 3]);
+    // Four messages held whole would take 48 MiB on each side.
+    for (name, server) in [("A", &a), ("B", &b)] {
+        let peak = peak_rss_kib(server.pid());
+        assert!(peak < 40 * 1024, "{name}'s peak memory {peak} KiB");
+    }
+
+    // Half a message, then the client hangs up: no file is left behind.
+    let mut client = Client::connect(a.smtp);
+    client.reply();
+    client.command("EHLO client.test");
+    client.envelope("alice@a.test", "bob@b.test");
+    assert!(client.command("DATA").starts_with("354 "));
+    client.send(dot_stuff(&big_message(9, 2 << 20)).as_bytes());
+    drop(client);
+    wait_for(DELIVERY_LIMIT, "the half message's file to go", || {
+        std::fs::read_dir(a.spec.data.join("queue"))
+            .unwrap()
+            .all(|e| !e.unwrap().file_name().to_string_lossy().ends_with(".tmp"))
+    });
+    assert!(queue_is_empty(&a.spec.data));
+}
+
+/// `file` is `message` byte for byte after a Return-Path with `sender`
+/// and the Received fields the servers added.
+fn check_delivered_copy_of(file: &[u8], message: &str, sender: &str) {
+    assert!(
+        file.ends_with(message.as_bytes()),
+        "body changed on the way"
+    );
+    let added = String::from_utf8_lossy(&file[..file.len() - message.len()]).into_owned();
+    assert!(
+        added.starts_with(&format!("Return-Path: <{sender}>\r\n")),
+        "{added}"
+    );
+    assert_eq!(added.matches("Received: ").count(), 2, "{added}");
+}

@@ -627,3 +627,41 @@ fn sighup_reloads_the_users_file_the_aliases_and_the_certificate() {
     binary.signal("TERM");
     assert_eq!(binary.exit_code(), Some(0));
 }
+
+/// A client that sends its last command and closes its side at once (the
+/// FIN comes with the data) is answered and let go at once, not kept
+/// until the idle timeout; the same for one that hangs up mid-message.
+#[test]
+fn a_client_that_closes_right_after_its_last_bytes_is_let_go_at_once() {
+    let server = TestServer::start(&[]);
+    for (label, input) in [
+        ("after NOOP", b"EHLO c\r\nNOOP\r\n".to_vec()),
+        (
+            "mid-message",
+            [
+                &b"EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<postmaster>\r\nDATA\r\n"[..],
+                &[b'x'; 100][..],
+            ]
+            .concat(),
+        ),
+    ] {
+        for _ in 0..20 {
+            let mut stream = std::net::TcpStream::connect(server.smtp()).unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            let mut greeting = [0u8; 64];
+            let _ = std::io::Read::read(&mut stream, &mut greeting).unwrap();
+            std::io::Write::write_all(&mut stream, &input).unwrap();
+            stream.shutdown(std::net::Shutdown::Write).unwrap();
+            let started = Instant::now();
+            let mut rest = Vec::new();
+            std::io::Read::read_to_end(&mut stream, &mut rest).unwrap();
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "{label}: the server kept the connection {:?}",
+                started.elapsed()
+            );
+        }
+    }
+}

@@ -129,7 +129,7 @@ impl Acceptor {
                     STOP_SIGNAL => self.on_stop_signal(),
                     RELOAD_SIGNAL => self.on_reload_signal(),
                     Token(t) if t < FIRST_CONNECTION => self.accept(t - FIRST_LISTENER),
-                    token => self.serving.on_event(token),
+                    token => self.serving.on_event(token, event.is_read_closed()),
                 }
             }
             for message in self.inbox.drain() {

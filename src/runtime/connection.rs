@@ -162,6 +162,8 @@ pub(crate) struct Connection {
     /// The message being handed out in parts, if any; dropping it removes
     /// its unfinished file.
     streaming: Option<Streaming>,
+    /// The client's FIN has arrived: a short read does not drain.
+    peer_closing: bool,
 }
 
 impl Connection {
@@ -196,6 +198,7 @@ impl Connection {
             output: Vec::new(),
             bytes_received: 0,
             streaming: None,
+            peer_closing: false,
         };
         if role == Role::Submissions {
             conn.begin_tls(shared, true);
@@ -228,6 +231,14 @@ impl Connection {
         if self.inbound == Inbound::Drained {
             self.inbound = Inbound::Unread;
         }
+    }
+
+    /// The client's FIN has arrived: read on until the end of the stream,
+    /// even after a short read. Its edge may have come with the last
+    /// data, so no later event would say that the end is there.
+    pub fn mark_peer_closing(&mut self) {
+        self.peer_closing = true;
+        self.mark_readable();
     }
 
     /// Waiting for the authenticator or the spool.
@@ -504,8 +515,10 @@ impl Connection {
             self.last_activity = Instant::now();
         }
         match result {
-            ReadOutcome::Open { drained: true } => self.inbound = Inbound::Drained,
-            ReadOutcome::Open { drained: false } => self.inbound = Inbound::Unread,
+            ReadOutcome::Open { drained: true } if !self.peer_closing => {
+                self.inbound = Inbound::Drained
+            }
+            ReadOutcome::Open { .. } => self.inbound = Inbound::Unread,
             ReadOutcome::Eof => self.inbound = Inbound::PeerClosed,
             ReadOutcome::Failed(reason) => {
                 self.log_read_failure(&reason, before);

@@ -54,6 +54,9 @@ struct Slot {
     ip: IpAddr,
     /// Readiness arrived while the connection was queued or parked.
     pending_io: bool,
+    /// The client's FIN has arrived (a read-closed event), not yet told to
+    /// the connection.
+    read_closed: bool,
     /// A completion arrived while the connection was queued.
     completion: Option<Completion>,
     /// The deadline of the live heap entry for this slot.
@@ -137,7 +140,7 @@ impl EventLoop {
                 }
             }
             for event in events.iter() {
-                self.on_event(event.token());
+                self.on_event(event.token(), event.is_read_closed());
             }
             for message in inbox.drain() {
                 self.on_message(message);
@@ -175,11 +178,12 @@ impl EventLoop {
         self.poll.poll(events, timeout)
     }
 
-    /// Readiness for one of this loop's tokens.
-    pub fn on_event(&mut self, token: Token) {
+    /// Readiness for one of this loop's tokens; `read_closed` when the
+    /// event says the peer has closed its side.
+    pub fn on_event(&mut self, token: Token, read_closed: bool) {
         match token {
             WAKER => {}
-            token => self.on_socket_event(token),
+            token => self.on_socket_event(token, read_closed),
         }
     }
 
@@ -197,6 +201,9 @@ impl EventLoop {
                         // the result.
                         if std::mem::take(&mut slot.pending_io) {
                             conn.mark_readable();
+                        }
+                        if std::mem::take(&mut slot.read_closed) {
+                            conn.mark_peer_closing();
                         }
                         self.dispatch(conn, Work::from(completion));
                     }
@@ -287,6 +294,7 @@ impl EventLoop {
                 conn: None,
                 ip: peer.ip(),
                 pending_io: false,
+                read_closed: false,
                 completion: None,
                 scheduled: None,
             },
@@ -304,13 +312,17 @@ impl EventLoop {
         self.open.fetch_sub(1, Ordering::Relaxed);
     }
 
-    fn on_socket_event(&mut self, token: Token) {
+    fn on_socket_event(&mut self, token: Token, read_closed: bool) {
         let Some(slot) = self.slots.get_mut(&token) else {
             return; // A late event for a connection that is gone.
         };
+        slot.read_closed |= read_closed;
         match slot.conn.take() {
-            Some(conn) if !conn.is_parked() => {
+            Some(mut conn) if !conn.is_parked() => {
                 slot.pending_io = false;
+                if std::mem::take(&mut slot.read_closed) {
+                    conn.mark_peer_closing();
+                }
                 self.dispatch(conn, Work::Io);
             }
             other => {
@@ -334,6 +346,9 @@ impl EventLoop {
         };
         if slot.pending_io {
             conn.mark_readable();
+        }
+        if std::mem::take(&mut slot.read_closed) {
+            conn.mark_peer_closing();
         }
         let work = if let Some(completion) = slot.completion.take() {
             Some(Work::from(completion))
