@@ -9,6 +9,7 @@
 pub mod bench;
 mod check;
 pub mod first_start;
+pub mod lock;
 mod passwd;
 pub mod queue;
 mod serve;

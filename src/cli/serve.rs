@@ -1,9 +1,11 @@
-//! `outpost serve [OPTIONS]`: parse the options, prepare the data directory
-//! (first start), run the server until a signal stops it.
+//! `outpost serve [OPTIONS]`: parse the options, lock the data directory
+//! (one server per directory), prepare it (first start), run the server
+//! until a signal stops it.
 
 use std::io::Write;
 
 use super::first_start;
+use super::lock::DataDirLock;
 use super::{EXIT_FAILURE, EXIT_USAGE};
 use crate::config::{self, ServeArgs};
 use crate::runtime::Server;
@@ -23,6 +25,16 @@ pub fn run(args: &[String]) -> i32 {
         }
     };
     super::init_logging();
+    // Before anything in the data directory is touched: a second server
+    // would otherwise clean up the first one's messages in flight.
+    let _lock = match DataDirLock::acquire(&config.data_dir) {
+        Ok(lock) => lock,
+        Err(e) => {
+            log::error!("cannot start: {e}");
+            eprintln!("outpost: {e}");
+            return EXIT_FAILURE;
+        }
+    };
     let started = first_start::prepare(&config)
         .and_then(|first| Ok((first, Server::start_with_signals(config)?)));
     let (first, handle) = match started {

@@ -1,0 +1,195 @@
+//! The `outpost` binary as a service runs it: one server per data
+//! directory, the first start, the start-up summary, the configuration
+//! check, user management against a running server and the systemd
+//! notifications. Every server here is a child process on loopback port-0
+//! listeners; its addresses come from its `listening on` log lines.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+
+use support::{Client, TempDir};
+
+const BIN: &str = env!("CARGO_BIN_EXE_outpost");
+const HOST: &str = "mx.test";
+
+/// A running `outpost serve`, its stderr read on a thread (so the pipe
+/// never fills); SIGKILLed when dropped.
+struct Serve {
+    child: Child,
+    log: Receiver<String>,
+    /// Every log line seen so far.
+    seen: Vec<String>,
+    /// `(role, address)` from the `listening on` lines.
+    listeners: Vec<(String, SocketAddr)>,
+}
+
+impl Serve {
+    /// `outpost serve` on `data_dir` with loopback port-0 listeners for
+    /// every role and `extra`; waits until every listener is logged.
+    fn start(data_dir: &Path, extra: &[&str]) -> Serve {
+        let mut serve = Serve::spawn(data_dir, extra);
+        for _ in 0..3 {
+            let line = serve.wait_for_log("listening on ");
+            let mut words = line.split("listening on ").nth(1).unwrap().split(' ');
+            let address = words.next().unwrap().parse().unwrap();
+            let role = words.next().unwrap().trim_matches(['(', ')']).to_string();
+            serve.listeners.push((role, address));
+        }
+        serve
+    }
+
+    /// Starts the child without waiting for anything.
+    fn spawn(data_dir: &Path, extra: &[&str]) -> Serve {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--hostname", HOST, "--local-domains", HOST])
+            .args(["--smtp", "127.0.0.1:0", "--submission", "127.0.0.1:0"])
+            .args(["--submissions", "127.0.0.1:0", "--workers", "1"])
+            .args(["--delivery", "off", "--shutdown-grace", "1s"])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (lines, log) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if lines.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Serve {
+            child,
+            log,
+            seen: Vec::new(),
+            listeners: Vec::new(),
+        }
+    }
+
+    /// The first listener of `role`.
+    fn address(&self, role: &str) -> SocketAddr {
+        self.listeners
+            .iter()
+            .find(|(r, _)| r == role)
+            .map(|(_, a)| *a)
+            .unwrap_or_else(|| panic!("no {role} listener"))
+    }
+
+    /// Waits up to 10 s for a log line containing `text`.
+    fn wait_for_log(&mut self, text: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.log.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(text) {
+                        return line;
+                    }
+                }
+                Err(e) => panic!("no log line with {text:?}: {e}\n{:#?}", self.seen),
+            }
+        }
+    }
+
+    /// Sends the server `SIG<name>`.
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits up to 10 s for the child to exit: its exit code, its
+    /// standard output and every log line.
+    fn finish(mut self) -> (Option<i32>, String, String) {
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "the server did not exit"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let mut stdout = String::new();
+        if let Some(mut out) = self.child.stdout.take() {
+            out.read_to_string(&mut stdout).unwrap();
+        }
+        while let Ok(line) = self.log.recv_timeout(Duration::from_secs(2)) {
+            self.seen.push(line);
+        }
+        (status.code(), stdout, self.seen.join("\n"))
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `outpost ARGS` to its end.
+fn outpost(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_second_server_on_the_same_data_dir_exits_naming_the_first() {
+    let dir = TempDir::new("two-servers");
+    let data = dir.path().join("data");
+    let first = Serve::start(&data, &[]);
+    // A message in flight: the second server's start-up clean-up would
+    // delete it if it ran.
+    let in_flight = data.join("queue/0123456789ab.msg.tmp");
+    std::fs::write(&in_flight, b"in flight").unwrap();
+
+    let second = Serve::spawn(&data, &[]);
+    let (code, _, log) = second.finish();
+    assert_eq!(code, Some(1), "{log}");
+    let want = format!(
+        "another outpost (pid {}) is serving {}",
+        first.child.id(),
+        data.display()
+    );
+    assert!(log.contains(&want), "{log}");
+    assert!(in_flight.exists(), "the second server touched the queue");
+    assert_eq!(
+        std::fs::read_to_string(data.join("lock")).unwrap().trim(),
+        first.child.id().to_string()
+    );
+
+    // The queue tools work beside the running server.
+    let list = outpost(&["queue", "list", "--data-dir", data.to_str().unwrap()]);
+    assert!(list.status.success(), "{list:?}");
+    let mut client = Client::greeted(first.address("smtp"));
+    assert!(client.command("QUIT").starts_with("221"));
+
+    // Once the first has stopped, a new server starts on the directory.
+    first.signal("TERM");
+    let (code, _, _) = first.finish();
+    assert_eq!(code, Some(0));
+    let again = Serve::start(&data, &[]);
+    again.signal("TERM");
+    assert_eq!(again.finish().0, Some(0));
+}
