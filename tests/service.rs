@@ -193,3 +193,49 @@ fn a_second_server_on_the_same_data_dir_exits_naming_the_first() {
     again.signal("TERM");
     assert_eq!(again.finish().0, Some(0));
 }
+
+#[test]
+fn a_port_in_use_stops_a_first_start_before_it_creates_anything() {
+    let dir = TempDir::new("port-in-use");
+    let data = dir.path().join("data");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = taken.local_addr().map(|a| (taken, a)).unwrap();
+    let serve = Serve::spawn(&data, &["--submission", &taken.1.to_string()]);
+    let (code, stdout, log) = serve.finish();
+    assert_eq!(code, Some(1), "{log}");
+    assert!(
+        log.contains(&format!("cannot listen on {}", taken.1)),
+        "{log}"
+    );
+    assert!(!stdout.contains("Password"), "{stdout}");
+    assert!(!data.join("users").exists());
+    assert!(!data.join("tls").exists());
+    assert!(!data.join("queue").exists());
+}
+
+#[test]
+fn a_first_start_that_fails_later_removes_its_users_file() {
+    let dir = TempDir::new("failed-first-start");
+    let data = dir.path().join("data");
+    let missing = dir.path().join("no-such-aliases");
+    let serve = Serve::spawn(&data, &["--aliases", missing.to_str().unwrap()]);
+    let (code, stdout, log) = serve.finish();
+    assert_eq!(code, Some(1), "{log}");
+    assert!(!stdout.contains("Password"), "{stdout}");
+    assert!(!data.join("users").exists(), "{log}");
+    assert!(!data.join("password-not-shown").exists());
+
+    // The next start is a first start again, and shows its password.
+    let serve = Serve::start(&data, &[]);
+    serve.signal("TERM");
+    let (code, stdout, log) = serve.finish();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(
+        stdout.contains(&format!("User name: postmaster@{HOST}")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Password: "), "{stdout}");
+    assert!(data.join("users").exists());
+    assert!(!data.join("password-not-shown").exists());
+    assert!(!log.contains("never shown"), "{log}");
+}

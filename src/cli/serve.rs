@@ -8,7 +8,7 @@ use super::first_start;
 use super::lock::DataDirLock;
 use super::{EXIT_FAILURE, EXIT_USAGE};
 use crate::config::{self, ServeArgs};
-use crate::runtime::Server;
+use crate::runtime::{Listeners, Server};
 
 /// Runs `outpost serve` with the arguments after `serve`; returns the exit
 /// code (0 after a graceful stop).
@@ -35,8 +35,23 @@ pub fn run(args: &[String]) -> i32 {
             return EXIT_FAILURE;
         }
     };
-    let started = first_start::prepare(&config)
-        .and_then(|first| Ok((first, Server::start_with_signals(config)?)));
+    // Bound before anything is created: a port in use stops a first start
+    // before it writes a users file whose password nobody would see.
+    let started = Listeners::bind(&config).and_then(|listeners| {
+        if let Some(advice) = first_start::unshown_password(&config) {
+            log::warn!("{advice}");
+        }
+        let first = first_start::prepare(&config)?;
+        match Server::start_with_signals(config, listeners) {
+            Ok(handle) => Ok((first, handle)),
+            Err(e) => {
+                if let Some(first) = &first {
+                    first_start::undo(first);
+                }
+                Err(e)
+            }
+        }
+    });
     let (first, handle) = match started {
         Ok(started) => started,
         Err(e) => {
@@ -47,7 +62,9 @@ pub fn run(args: &[String]) -> i32 {
     };
     if let Some(first) = &first {
         print!("{}", first_start::message(first, &handle));
-        let _ = std::io::stdout().flush();
+        if std::io::stdout().flush().is_ok() {
+            first_start::shown(first);
+        }
     }
     handle.wait();
     0
