@@ -239,3 +239,65 @@ fn a_first_start_that_fails_later_removes_its_users_file() {
     assert!(!data.join("password-not-shown").exists());
     assert!(!log.contains("never shown"), "{log}");
 }
+
+#[test]
+fn version_flags_print_the_version() {
+    for flag in ["--version", "-V"] {
+        let output = outpost(&[flag]);
+        assert!(output.status.success());
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout),
+            format!("outpost {}\n", env!("CARGO_PKG_VERSION"))
+        );
+    }
+}
+
+/// Writes a self-signed pair for `names`, valid until `not_after` (year,
+/// month, day), as `cert.pem` and `key.pem` in `dir`.
+fn certificate(dir: &Path, names: &[&str], not_after: (i32, u8, u8)) -> (String, String) {
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let mut params = rcgen::CertificateParams::new(names).unwrap();
+    params.not_before = rcgen::date_time_ymd(2019, 1, 1);
+    params.not_after = rcgen::date_time_ymd(not_after.0, not_after.1, not_after.2);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_path, cert.pem()).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    let text = |p: &Path| p.to_str().unwrap().to_string();
+    (text(&cert_path), text(&key_path))
+}
+
+#[test]
+fn the_start_summary_and_its_warnings_are_logged_at_start_and_reload() {
+    let dir = TempDir::new("summary");
+    let (cert, key) = certificate(dir.path(), &["other.example"], (2020, 1, 1));
+    let args = ["--tls-cert", &cert, "--tls-key", &key, "--sink"];
+    let mut serve = Serve::start(&dir.path().join("data"), &args);
+    let line = serve.wait_for_log("; certificate for ");
+    let want = format!(
+        "outpost {} as {HOST}: local domains {HOST}; 1 user; certificate for other.example \
+         until 2020-01-01; delivery sink",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert!(line.contains(&want), "{line}");
+    serve.wait_for_log("expired on 2020-01-01");
+    serve.wait_for_log(&format!(
+        "the host name {HOST} is not among the TLS certificate's names (other.example)"
+    ));
+    serve.wait_for_log("--sink is on");
+
+    // A renewed certificate: the summary after SIGHUP names it, without warnings.
+    certificate(dir.path(), &[HOST], (2999, 1, 1));
+    serve.signal("HUP");
+    let line = serve.wait_for_log("; certificate for ");
+    assert!(
+        line.contains(&format!("certificate for {HOST} until 2999-01-01")),
+        "{line}"
+    );
+    serve.signal("TERM");
+    let (code, _, log) = serve.finish();
+    assert_eq!(code, Some(0));
+    let after_reload = log.rsplit("; certificate for ").next().unwrap();
+    assert!(!after_reload.contains("expired"), "{log}");
+}

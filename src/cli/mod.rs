@@ -72,6 +72,10 @@ pub fn main_with_args(args: Vec<String>) -> i32 {
             print!("{}", overview());
             0
         }
+        Some("-V" | "--version") => {
+            println!("outpost {}", env!("CARGO_PKG_VERSION"));
+            0
+        }
         None => {
             eprint!("{}", overview());
             EXIT_USAGE
@@ -93,6 +97,10 @@ fn overview() -> String {
         let head = format!("outpost {} {}", command.name, command.synopsis);
         text.push_str(&format!("  {head:<32} {}\n", command.help));
     }
+    text.push_str(&format!(
+        "  {:<32} {}\n",
+        "outpost -V, --version", "print the version"
+    ));
     text.push_str(&format!(
         "  {:<32} {}\n\n",
         "outpost --help", "show this help"
@@ -119,6 +127,8 @@ mod tests {
         assert_eq!(run(&["outpost"]), EXIT_USAGE);
         assert_eq!(run(&["outpost", "frobnicate"]), EXIT_USAGE);
         assert_eq!(run(&["outpost", "--help"]), 0);
+        assert_eq!(run(&["outpost", "--version"]), 0);
+        assert_eq!(run(&["outpost", "-V"]), 0);
         assert_eq!(run(&["outpost", "serve", "--help"]), 0);
         assert_eq!(run(&["outpost", "serve", "--smtp", "nonsense"]), EXIT_USAGE);
         assert_eq!(run(&["outpost", "passwd", "a@b", "extra"]), EXIT_USAGE);

@@ -205,6 +205,16 @@ impl UserTable {
         Ok(())
     }
 
+    /// How many users are in force.
+    pub fn len(&self) -> usize {
+        self.current.read().users().len()
+    }
+
+    /// No user is in force.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Is `address` a user (compared without regard to case)?
     pub fn user_exists(&self, address: &str) -> bool {
         self.current.read().get(address).is_some()

@@ -5,7 +5,7 @@
 //! serving [`EventLoop`] it drives on the same poll. It also starts the
 //! stop: no new connections, the grace period passed on to every loop.
 //!
-//! May import: `event_loop`, `pool`, `limits`, `mailbox` and the parent's
+//! May import: `event_loop`, `pool`, `limits`, `mailbox`, `summary` and the parent's
 //! `ServerContext`; nothing imports this but the parent.
 
 use std::io::{self, Read, Write};
@@ -184,6 +184,7 @@ impl Acceptor {
                 log::error!("TLS certificate not reloaded, the previous one stays in use: {e}")
             }
         }
+        super::summary::log_summary(&self.shared);
     }
 
     fn accept(&mut self, index: usize) {

@@ -9,6 +9,10 @@
 //! the spool writer's own threads and answer through the loop's mailbox
 //! (`mailbox`), so a worker never waits for them.
 //!
+//! At start and after each reload, `summary` logs one line saying what is
+//! running, with warnings for what needs attention (the certificate's
+//! expiry and names, `--sink`).
+//!
 //! Imports among these files point one way: `acceptor` → `pool` →
 //! `event_loop` → `connection` → `transport`, with `mailbox` and `limits` below
 //! them all; each file's doc names what it may import.
@@ -23,6 +27,7 @@ mod event_loop;
 pub mod limits;
 mod mailbox;
 mod pool;
+pub mod summary;
 mod transport;
 
 use std::fmt;
@@ -367,6 +372,7 @@ fn start(
             role_name(listener.role)
         );
     }
+    summary::log_summary(&shared);
     let acceptor = Acceptor::new(serving, inbox, shared, counter, listeners, signals, pool)
         .map_err(setup("register the listeners"))?;
     let thread = std::thread::Builder::new()
