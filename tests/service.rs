@@ -33,27 +33,27 @@ impl Serve {
     /// `outpost serve` on `data_dir` with loopback port-0 listeners for
     /// every role and `extra`; waits until every listener is logged.
     fn start(data_dir: &Path, extra: &[&str]) -> Serve {
-        let mut serve = Serve::spawn(data_dir, extra);
-        for _ in 0..3 {
-            let line = serve.wait_for_log("listening on ");
-            let mut words = line.split("listening on ").nth(1).unwrap().split(' ');
-            let address = words.next().unwrap().parse().unwrap();
-            let role = words.next().unwrap().trim_matches(['(', ')']).to_string();
-            serve.listeners.push((role, address));
-        }
-        serve
+        Serve::spawn(data_dir, extra).listening(3)
     }
 
-    /// Starts the child without waiting for anything.
+    /// Starts `outpost serve` on `data_dir` (loopback port-0 listeners for
+    /// every role, delivery off) with `extra`, without waiting.
     fn spawn(data_dir: &Path, extra: &[&str]) -> Serve {
-        let mut child = Command::new(BIN)
+        let mut command = Command::new(BIN);
+        command
             .args(["serve", "--hostname", HOST, "--local-domains", HOST])
             .args(["--smtp", "127.0.0.1:0", "--submission", "127.0.0.1:0"])
             .args(["--submissions", "127.0.0.1:0", "--workers", "1"])
             .args(["--delivery", "off", "--shutdown-grace", "1s"])
             .arg("--data-dir")
             .arg(data_dir)
-            .args(extra)
+            .args(extra);
+        Serve::run(&mut command)
+    }
+
+    /// Runs `command` (an `outpost serve`) with its output captured.
+    fn run(command: &mut Command) -> Serve {
+        let mut child = command
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -63,8 +63,7 @@ impl Serve {
         let (lines, log) = std::sync::mpsc::channel();
         let stderr = child.stderr.take().unwrap();
         std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if lines.send(line).is_err() {
                     break;
                 }
@@ -76,6 +75,18 @@ impl Serve {
             seen: Vec::new(),
             listeners: Vec::new(),
         }
+    }
+
+    /// Waits for `count` `listening on` lines and notes the addresses.
+    fn listening(mut self, count: usize) -> Serve {
+        for _ in 0..count {
+            let line = self.wait_for_log("listening on ");
+            let mut words = line.split("listening on ").nth(1).unwrap().split(' ');
+            let address = words.next().unwrap().parse().unwrap();
+            let role = words.next().unwrap().trim_matches(['(', ')']).to_string();
+            self.listeners.push((role, address));
+        }
+        self
     }
 
     /// The first listener of `role`.
@@ -300,4 +311,110 @@ fn the_start_summary_and_its_warnings_are_logged_at_start_and_reload() {
     assert_eq!(code, Some(0));
     let after_reload = log.rsplit("; certificate for ").next().unwrap();
     assert!(!after_reload.contains("expired"), "{log}");
+}
+
+#[test]
+fn a_config_file_with_quotes_and_a_users_file_with_a_byte_order_mark() {
+    let dir = TempDir::new("config-file");
+    let data = dir.path().join("data");
+    let config = dir.path().join("outpost.conf");
+    let users = dir.path().join("users");
+    std::fs::write(
+        &config,
+        "\u{feff}# written by Notepad\nhostname = \"mail.example.com\"\nlocal-domains = 'example.com'\n",
+    )
+    .unwrap();
+    let hash = outpost::auth::hash_password("secret");
+    std::fs::write(&users, format!("\u{feff}alice@example.com:{hash}\r\n")).unwrap();
+    let (config_arg, users_arg) = (config.to_str().unwrap(), users.to_str().unwrap());
+    let serve = Serve::run(
+        Command::new(BIN)
+            .args(["serve", "--config", config_arg, "--users", users_arg])
+            .args(["--smtp", "127.0.0.1:0", "--submission", "127.0.0.1:0"])
+            .args(["--submissions", "off", "--delivery", "off"])
+            .arg("--data-dir")
+            .arg(&data),
+    )
+    .listening(2);
+    let mut client = Client::connect(serve.address("smtp"));
+    let greeting = client.reply();
+    assert!(greeting.starts_with("220 mail.example.com "), "{greeting}");
+    client.command("EHLO client.test");
+    client.command("MAIL FROM:<someone@other.example>");
+    let rcpt = client.command("RCPT TO:<alice@example.com>");
+    assert!(rcpt.starts_with("250"), "example.com is local: {rcpt}");
+    // The certificate generated for mail.example.com: log in under that name.
+    let mut plain = Client::greeted(serve.address("submission"));
+    plain.command("EHLO client.test");
+    assert!(plain.command("STARTTLS").starts_with("220"));
+    let cert = std::fs::read(data.join("tls/cert.pem")).unwrap();
+    let name = rustls::pki_types::ServerName::try_from("mail.example.com").unwrap();
+    let connection =
+        rustls::ClientConnection::new(support::tls_client_config(&cert), name).unwrap();
+    let mut stream = rustls::StreamOwned::new(connection, plain.stream);
+    while stream.conn.is_handshaking() {
+        stream.conn.complete_io(&mut stream.sock).unwrap();
+    }
+    let mut client = Client::from_stream(stream);
+    let auth = client.login_plain("alice@example.com", "secret");
+    assert!(auth.starts_with("235"), "{auth}");
+}
+
+#[test]
+fn check_config_prints_each_setting_with_its_source() {
+    let dir = TempDir::new("check-config");
+    let data = dir.path().join("data");
+    let config = dir.path().join("outpost.conf");
+    std::fs::write(&config, "# limits\nmax-recipients = 7\n").unwrap();
+    let config_arg = config.to_str().unwrap();
+    let data_arg = data.to_str().unwrap();
+    let check = |extra: &[&str]| {
+        let mut args = vec!["serve", "--check-config", "--data-dir", data_arg];
+        args.extend_from_slice(extra);
+        outpost(&args)
+    };
+    let output = check(&["--config", config_arg, "--hostname", "mx.example"]);
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let line = |name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("{name} = ")))
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(
+        line("max-recipients"),
+        format!("max-recipients = 7 # {config_arg}:2")
+    );
+    assert_eq!(line("hostname"), "hostname = mx.example # command line");
+    assert_eq!(line("max-received"), "max-received = 50 # default");
+    assert!(text.contains("configuration OK"), "{text}");
+    assert!(!data.exists(), "--check-config created the data directory");
+
+    // A warning is not an error; a second line for one option is.
+    let output = check(&["--hostname", "mailhost"]);
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    assert!(
+        text.contains("warning: the host name mailhost is not fully qualified"),
+        "{text}"
+    );
+    std::fs::write(&config, "max-recipients = 7\nmax-recipients = 8\n").unwrap();
+    let output = check(&["--config", config_arg]);
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let text = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        text.contains(&format!(
+            "{config_arg}:2: max-recipients is already set on line 1"
+        )),
+        "{text}"
+    );
+    // A users file that does not parse fails the check.
+    let users = dir.path().join("users");
+    std::fs::write(&users, "not a users line\n").unwrap();
+    let output = check(&["--users", users.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stdout).contains("error: "));
 }

@@ -8,6 +8,7 @@
 
 pub mod bench;
 mod check;
+mod check_config;
 pub mod first_start;
 pub mod lock;
 mod passwd;

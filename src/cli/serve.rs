@@ -19,12 +19,18 @@ pub fn run(args: &[String]) -> i32 {
             print!("{}", config::usage());
             return 0;
         }
+        Ok(ServeArgs::Check(config, settings)) => {
+            return super::check_config::run(&config, &settings, &mut std::io::stdout().lock());
+        }
         Err(e) => {
             eprintln!("outpost: {e}");
             return EXIT_USAGE;
         }
     };
     super::init_logging();
+    for warning in config::warnings(&config) {
+        log::warn!("{warning}");
+    }
     // Before anything in the data directory is touched: a second server
     // would otherwise clean up the first one's messages in flight.
     let _lock = match DataDirLock::acquire(&config.data_dir) {
