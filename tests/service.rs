@@ -418,3 +418,131 @@ fn check_config_prints_each_setting_with_its_source() {
     assert_eq!(output.status.code(), Some(2), "{output:?}");
     assert!(String::from_utf8_lossy(&output.stdout).contains("error: "));
 }
+/// EHLO, STARTTLS and AUTH PLAIN on `serve`'s submission port: the AUTH reply.
+fn login(serve: &Serve, data: &Path, user: &str, password: &str) -> String {
+    let mut plain = Client::greeted(serve.address("submission"));
+    assert!(plain.command("EHLO client.test").contains("STARTTLS"));
+    assert!(plain.command("STARTTLS").starts_with("220"));
+    let cert = std::fs::read(data.join("tls/cert.pem")).unwrap();
+    let mut client = plain.into_tls(support::tls_client_config(&cert));
+    client.login_plain(user, password)
+}
+
+/// Runs `outpost users ARGS --data-dir DATA` with `stdin`: exit code,
+/// stdout and stderr.
+fn users(data: &Path, args: &[&str], stdin: &str) -> (Option<i32>, String, String) {
+    use std::io::Write;
+    let mut child = Command::new(BIN)
+        .arg("users")
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A command that does not read its input may have exited already.
+    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
+    let output = child.wait_with_output().unwrap();
+    let text = |bytes: Vec<u8>| String::from_utf8_lossy(&bytes).into_owned();
+    (
+        output.status.code(),
+        text(output.stdout),
+        text(output.stderr),
+    )
+}
+
+#[test]
+fn users_command_changes_what_a_running_server_accepts() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("users-command");
+    let data = dir.path().join("data");
+    let mut serve = Serve::start(&data, &[]);
+    let bob = format!("bob@{HOST}");
+
+    let (code, out, err) = users(&data, &["add", &bob], "first password\n");
+    assert_eq!(code, Some(0), "{out}{err}");
+    let pid = serve.child.id();
+    assert!(
+        out.contains(&format!("server (pid {pid}) is reloading")),
+        "{out}"
+    );
+    serve.wait_for_log("(2 users)");
+    assert!(login(&serve, &data, &bob, "first password").starts_with("235"));
+
+    let (code, out, err) = users(&data, &["passwd", &bob], "second password\n");
+    assert_eq!(code, Some(0), "{out}{err}");
+    serve.wait_for_log("auth: reloaded");
+    assert!(login(&serve, &data, &bob, "first password").starts_with("535"));
+    assert!(login(&serve, &data, &bob, "second password").starts_with("235"));
+
+    let (code, out, err) = users(&data, &["delete", &bob], "");
+    assert_eq!(code, Some(0), "{out}{err}");
+    serve.wait_for_log("(1 users)");
+    assert!(login(&serve, &data, &bob, "second password").starts_with("535"));
+
+    let (code, out, _) = users(&data, &["list"], "");
+    assert_eq!((code, out), (Some(0), format!("postmaster@{HOST}\n")));
+    let (code, _, err) = users(&data, &["delete", &bob], "");
+    assert_eq!(code, Some(1));
+    assert!(err.contains("is not a user"), "{err}");
+    let (code, _, err) = users(&data, &["add", &format!("postmaster@{HOST}")], "x\n");
+    assert_eq!(code, Some(1));
+    assert!(err.contains("already a user"), "{err}");
+    let mode = std::fs::metadata(data.join("users")).unwrap().permissions();
+    assert_eq!(mode.mode() & 0o777, 0o600);
+
+    // Without a server, the change waits for the next start.
+    serve.signal("TERM");
+    assert_eq!(serve.finish().0, Some(0));
+    let (code, out, _) = users(&data, &["add", &bob], "third password\n");
+    assert_eq!(code, Some(0));
+    assert!(out.contains("no server is running"), "{out}");
+}
+
+#[test]
+fn passwd_on_a_terminal_reads_twice_without_echo() {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+    // `script` (util-linux) runs the command on a pseudo-terminal.
+    let command = format!("{BIN} passwd alice@example.com");
+    let run = |first: &str, second: &str| {
+        let mut child = Command::new("script")
+            .args(["-qec", &command, "/dev/null"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let mut stdout = child.stdout.take().unwrap();
+        let sink = seen.clone();
+        let reader = std::thread::spawn(move || {
+            let mut chunk = [0u8; 256];
+            while let Ok(n @ 1..) = stdout.read(&mut chunk) {
+                sink.lock().unwrap().extend_from_slice(&chunk[..n]);
+            }
+        });
+        let mut stdin = child.stdin.take().unwrap();
+        for (prompt, answer) in [("New password: ", first), ("Repeat it: ", second)] {
+            let shown = || String::from_utf8_lossy(&seen.lock().unwrap()).into_owned();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !shown().contains(prompt) {
+                assert!(Instant::now() < deadline, "no {prompt:?} in {:?}", shown());
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            stdin.write_all(format!("{answer}\n").as_bytes()).unwrap();
+        }
+        let status = child.wait().unwrap();
+        reader.join().unwrap();
+        let text = String::from_utf8_lossy(&seen.lock().unwrap()).into_owned();
+        (status.code(), text)
+    };
+    let (code, text) = run("hunter2", "hunter2");
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("alice@example.com:$6$"), "{text}");
+    assert!(!text.contains("hunter2"), "the password was echoed: {text}");
+    let (code, text) = run("hunter2", "hunter3");
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("the two passwords differ"), "{text}");
+}

@@ -86,8 +86,8 @@ pub fn unshown_password(config: &Config) -> Option<String> {
     let user = line.split(':').next().unwrap_or_default();
     Some(format!(
         "the password generated for {user} on the first start was never shown; \
-         set one by replacing its line in {} with the output of: outpost passwd {user}",
-        config.users_path().display()
+         set one with: outpost users passwd {user} --data-dir {}",
+        config.data_dir.display()
     ))
 }
 
@@ -220,10 +220,12 @@ pub fn message(first: &FirstStart, handle: &ServerHandle) -> String {
     }
     text.push_str(&format!(
         "  The certificate is self-signed: mail clients will ask you to trust it.\n\
-         \x20 Add users with: outpost passwd user@domain >> {file}\n\
-         \x20 then send this server SIGHUP (kill -HUP {pid}) to load them.\n\n",
-        file = first.users_file.display(),
-        pid = std::process::id(),
+         \x20 Add users with: outpost users add user@domain --data-dir {dir}\n\n",
+        dir = first
+            .users_file
+            .parent()
+            .unwrap_or(Path::new("."))
+            .display(),
     ));
     text
 }
@@ -247,7 +249,7 @@ mod tests {
         let advice = unshown_password(&config).expect("advice");
         assert!(advice.contains("postmaster@mx.example"), "{advice}");
         assert!(
-            advice.contains("outpost passwd postmaster@mx.example"),
+            advice.contains("outpost users passwd postmaster@mx.example"),
             "{advice}"
         );
         // Once the line has been replaced, there is nothing to say.

@@ -1,5 +1,5 @@
 //! The `outpost` command line: a table of subcommands, each a row with its
-//! entry point (`serve`, `passwd`, `queue`, `bench`, `check`; a new one is
+//! entry point (`serve`, `passwd`, `users`, `queue`, `bench`, `check`; a new one is
 //! one more row), and the overview `outpost --help` prints.
 //!
 //! The top of the crate: may import every module, and is the only one that
@@ -14,6 +14,7 @@ pub mod lock;
 mod passwd;
 pub mod queue;
 mod serve;
+mod users;
 
 use crate::config;
 
@@ -36,8 +37,14 @@ const COMMANDS: &[Subcommand] = &[
     Subcommand {
         name: "passwd",
         synopsis: "[ADDRESS]",
-        help: "read a password on stdin and print `ADDRESS:hash` for the users file",
+        help: "read a password (twice, unechoed, on a terminal) and print `ADDRESS:hash`",
         run: passwd::run,
+    },
+    Subcommand {
+        name: "users",
+        synopsis: "add|passwd|delete ADDRESS|list",
+        help: "edit the users file; a running server reloads it (`outpost users --help`)",
+        run: users::run,
     },
     Subcommand {
         name: "queue",
