@@ -546,3 +546,88 @@ fn passwd_on_a_terminal_reads_twice_without_echo() {
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("the two passwords differ"), "{text}");
 }
+
+/// Receives the next datagram on `socket` (10 s at most), as text.
+fn notice(socket: &std::os::unix::net::UnixDatagram) -> String {
+    let mut buffer = [0u8; 4096];
+    let n = socket.recv(&mut buffer).expect("no notice from the server");
+    String::from_utf8_lossy(&buffer[..n]).into_owned()
+}
+
+/// Runs a server with `$NOTIFY_SOCKET` set to `name`, receiving on
+/// `socket`: READY=1 once serving, RELOADING=1 then READY=1 around SIGHUP,
+/// STOPPING=1 on SIGTERM.
+fn notices_arrive(socket: &std::os::unix::net::UnixDatagram, name: &str) {
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let dir = TempDir::new("notify");
+    let data = dir.path().join("data");
+    let mut command = Command::new(BIN);
+    command
+        .args(["serve", "--hostname", HOST, "--smtp", "127.0.0.1:0"])
+        .args(["--submission", "off", "--submissions", "off"])
+        .arg("--data-dir")
+        .arg(&data)
+        .env("NOTIFY_SOCKET", name);
+    let serve = Serve::run(&mut command).listening(1);
+    let ready = notice(socket);
+    let pid = serve.child.id();
+    assert!(ready.starts_with("READY=1\n"), "{ready}");
+    assert!(ready.contains(&format!("MAINPID={pid}")), "{ready}");
+    // Ready means serving: the greeting comes at once.
+    let mut client = Client::greeted(serve.address("smtp"));
+    assert!(client.command("QUIT").starts_with("221"));
+
+    serve.signal("HUP");
+    let reloading = notice(socket);
+    assert!(
+        reloading.starts_with("RELOADING=1\nMONOTONIC_USEC="),
+        "{reloading}"
+    );
+    assert!(notice(socket).starts_with("READY=1\n"));
+    serve.signal("TERM");
+    assert_eq!(notice(socket), "STOPPING=1");
+    assert_eq!(serve.finish().0, Some(0));
+}
+
+#[test]
+fn systemd_hears_ready_reloading_and_stopping_on_a_path_socket() {
+    let dir = TempDir::new("notify-socket");
+    let path = dir.path().join("notify");
+    let socket = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+    notices_arrive(&socket, path.to_str().unwrap());
+}
+
+#[test]
+fn systemd_hears_ready_on_an_abstract_socket() {
+    use std::os::linux::net::SocketAddrExt;
+    let name = format!("outpost-test-notify-{}", std::process::id());
+    let address = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+    let socket = std::os::unix::net::UnixDatagram::bind_addr(&address).unwrap();
+    notices_arrive(&socket, &format!("@{name}"));
+}
+
+#[test]
+fn the_sample_config_for_the_systemd_unit_passes_the_check() {
+    let dir = TempDir::new("sample-config");
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/contrib/systemd/outpost.conf");
+    let data = dir.path().join("data");
+    let output = outpost(&[
+        "serve",
+        "--check-config",
+        "--config",
+        sample,
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let smtp = text.lines().find(|l| l.starts_with("smtp = ")).unwrap();
+    let smtp: Vec<&str> = smtp.split_whitespace().collect();
+    assert_eq!(
+        smtp,
+        ["smtp", "=", "0.0.0.0:25", "#", &format!("{sample}:5")]
+    );
+    assert!(!text.contains("warning:"), "{text}");
+}

@@ -11,7 +11,8 @@
 //!
 //! At start and after each reload, `summary` logs one line saying what is
 //! running, with warnings for what needs attention (the certificate's
-//! expiry and names, `--sink`).
+//! expiry and names, `--sink`); `systemd` tells a `Type=notify` unit's
+//! manager when the server is ready, reloading and stopping.
 //!
 //! Imports among these files point one way: `acceptor` → `pool` →
 //! `event_loop` → `connection` → `transport`, with `mailbox` and `limits` below
@@ -28,6 +29,7 @@ pub mod limits;
 mod mailbox;
 mod pool;
 pub mod summary;
+mod systemd;
 mod transport;
 
 use std::fmt;
@@ -51,6 +53,7 @@ use event_loop::EventLoop;
 use limits::ConnectionCounter;
 use mailbox::{LoopMessage, Notifier};
 use pool::Pool;
+use systemd::SystemdNotify;
 
 /// Errors starting the server; each says what was being done.
 #[derive(Debug)]
@@ -137,6 +140,8 @@ pub(crate) struct ServerContext {
     /// Wakes the queue manager for each newly spooled message (none when
     /// delivery is off).
     pub new_mail: Option<NewMail>,
+    /// Tells systemd about start, reload and stop (with signals only).
+    pub systemd: SystemdNotify,
 }
 
 /// Starts servers.
@@ -360,6 +365,11 @@ fn start(
         aliases,
         spool,
         new_mail: delivery.as_ref().map(DeliveryHandle::new_mail),
+        systemd: if handle_signals {
+            SystemdNotify::from_env()
+        } else {
+            SystemdNotify::disabled()
+        },
     });
     let pool = Pool::start(workers, &shared, &counter, &notify)
         .map_err(setup("start the worker threads"))?;
@@ -373,6 +383,9 @@ fn start(
         );
     }
     summary::log_summary(&shared);
+    // The listeners are bound and the queue recovered: connections are
+    // accepted from here on.
+    shared.systemd.ready("serving");
     let acceptor = Acceptor::new(serving, inbox, shared, counter, listeners, signals, pool)
         .map_err(setup("register the listeners"))?;
     let thread = std::thread::Builder::new()
