@@ -817,10 +817,15 @@ fn edit_distance(a: &str, b: &str) -> usize {
 pub fn warnings(config: &Config) -> Vec<String> {
     let mut warnings = Vec::new();
     if !config.hostname.contains('.') {
+        let domains = if config.local_domains.is_empty() {
+            " and mail is accepted only for addresses @ it (no --local-domains);"
+        } else {
+            ";"
+        };
         warnings.push(format!(
             "the host name {} is not fully qualified: other servers may refuse mail from a \
-             host that introduces itself so, and the local domain defaults to it; set \
-             --hostname to the name the server's address resolves to, e.g. mail.example.com",
+             host that greets them (EHLO) with it{domains} set --hostname to the name the \
+             server's address resolves to, e.g. mail.example.com",
             config.hostname
         ));
     }

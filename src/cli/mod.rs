@@ -42,7 +42,7 @@ const COMMANDS: &[Subcommand] = &[
     },
     Subcommand {
         name: "users",
-        synopsis: "add|passwd|delete ADDRESS|list",
+        synopsis: "add|passwd|delete|list",
         help: "edit the users file; a running server reloads it (`outpost users --help`)",
         run: users::run,
     },
