@@ -6,6 +6,12 @@
 //! values for those names; the command line wins, then the file, then the
 //! default. Adding a flag is one row plus a field in [`Config`].
 //!
+//! The file is read strictly: a value in matching quotes loses them, a
+//! second line for an option that takes one value is an error, an unknown
+//! name gets a did-you-mean, and a UTF-8 byte-order mark is ignored.
+//! `--check-config` returns every effective setting with where it came
+//! from ([`Source`]).
+//!
 //! Also here: the value parsers (durations such as `30s`/`10m`/`4h`/`5d`,
 //! sizes such as `25M`/`25MiB`/bytes) and the CIDR matcher used for
 //! `--relay-networks`.
@@ -43,6 +49,33 @@ pub enum ConfigError {
         line: usize,
         /// The name on the line.
         name: String,
+        /// The known option with the closest name, if one is close.
+        suggestion: Option<&'static str>,
+    },
+    /// The command line names no known option.
+    UnknownFlag {
+        /// The name as given, without dashes.
+        name: String,
+        /// The known option with the closest name, if one is close.
+        suggestion: Option<&'static str>,
+    },
+    /// A config file sets an option that takes one value a second time.
+    DuplicateFileOption {
+        /// The config file.
+        path: PathBuf,
+        /// The 1-based number of the second line.
+        line: usize,
+        /// The line that set it first.
+        first: usize,
+        /// The option.
+        name: &'static str,
+    },
+    /// A config-file value opens a quote it does not close.
+    UnbalancedQuote {
+        /// The config file.
+        path: PathBuf,
+        /// The 1-based line number.
+        line: usize,
     },
     /// An option's value does not parse.
     BadValue {
@@ -52,7 +85,53 @@ pub enum ConfigError {
         value: String,
         /// Why it does not parse.
         reason: ValueError,
+        /// Where the value was given.
+        source: Source,
     },
+}
+
+/// Where an effective setting came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// The built-in default (or, without one, the value computed at start).
+    Default,
+    /// A line of the config file.
+    File {
+        /// The config file.
+        path: PathBuf,
+        /// The 1-based line number.
+        line: usize,
+    },
+    /// The command line.
+    CommandLine,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Default => f.write_str("default"),
+            Source::File { path, line } => write!(f, "{}:{line}", path.display()),
+            Source::CommandLine => f.write_str("command line"),
+        }
+    }
+}
+
+/// One effective setting, for `--check-config`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Setting {
+    /// The option's long name.
+    pub name: &'static str,
+    /// The value in force, as text (`(not set)` for an option left unset).
+    pub value: String,
+    /// Where it came from.
+    pub source: Source,
+}
+
+/// ` (did you mean "NAME"?)` or nothing.
+fn did_you_mean(suggestion: &Option<&'static str>) -> String {
+    suggestion
+        .map(|name| format!(" (did you mean {name:?}?)"))
+        .unwrap_or_default()
 }
 
 impl fmt::Display for ConfigError {
@@ -65,16 +144,48 @@ impl fmt::Display for ConfigError {
             ConfigError::ReadFile { path, source } => {
                 write!(f, "cannot read config file {}: {source}", path.display())
             }
-            ConfigError::UnknownFileOption { path, line, name } => {
-                write!(f, "{}:{line}: unknown option {name:?}", path.display())
+            ConfigError::UnknownFileOption {
+                path,
+                line,
+                name,
+                suggestion,
+            } => write!(
+                f,
+                "{}:{line}: unknown option {name:?}{}",
+                path.display(),
+                did_you_mean(suggestion)
+            ),
+            ConfigError::UnknownFlag { name, suggestion } => {
+                write!(f, "unknown option --{name}")?;
+                if let Some(known) = suggestion {
+                    write!(f, " (did you mean --{known}?)")?;
+                }
+                f.write_str(" (see outpost serve --help)")
             }
+            ConfigError::DuplicateFileOption {
+                path,
+                line,
+                first,
+                name,
+            } => write!(
+                f,
+                "{}:{line}: {name} is already set on line {first}",
+                path.display()
+            ),
+            ConfigError::UnbalancedQuote { path, line } => write!(
+                f,
+                "{}:{line}: the value opens a quote it does not close",
+                path.display()
+            ),
             ConfigError::BadValue {
                 option,
                 value,
                 reason,
-            } => {
-                write!(f, "--{option} {value:?}: {reason}")
-            }
+                source,
+            } => match source {
+                Source::File { .. } => write!(f, "{source}: {option} = {value:?}: {reason}"),
+                _ => write!(f, "--{option} {value:?}: {reason}"),
+            },
         }
     }
 }
@@ -106,6 +217,10 @@ pub enum ValueError {
     Network(String),
     /// Not a whole number in the setting's range.
     Count,
+    /// Zero, for a limit or timeout where zero would stop all mail.
+    Zero,
+    /// Not a DNS name; the reason in words.
+    DnsName(String),
     /// Not `on` or `off` (or `yes`/`no`, `true`/`false`, `1`/`0`).
     Switch,
     /// A duration or size that does not parse; the reason in words.
@@ -135,6 +250,8 @@ impl fmt::Display for ValueError {
                 )
             }
             ValueError::Count => write!(f, "expected a whole number"),
+            ValueError::Zero => write!(f, "must be above 0"),
+            ValueError::DnsName(reason) => write!(f, "not a DNS name: {reason}"),
             ValueError::Switch => write!(f, "expected on or off"),
             ValueError::Unit(reason) => write!(f, "{reason}"),
             ValueError::Delivery(e) => write!(f, "{e}"),
@@ -308,6 +425,9 @@ impl Config {
 pub enum ServeArgs {
     /// Run with this configuration.
     Run(Box<Config>),
+    /// `--check-config`: print these settings (every option, in `--help`
+    /// order) and exit.
+    Check(Box<Config>, Vec<Setting>),
     /// Print [`usage`] and exit.
     Help,
 }
@@ -350,30 +470,30 @@ pub const OPTIONS: &[OptionSpec] = &[
     opt!("smtp", "ADDR:PORT", "listener for mail from other servers (port 25 role); repeatable; `off`", Some("127.0.0.1:2525"), true, |c, v| listener(&mut c.smtp, v)),
     opt!("submission", "ADDR:PORT", "listener for mail clients, STARTTLS (port 587 role); repeatable; `off`", Some("127.0.0.1:2587"), true, |c, v| listener(&mut c.submission, v)),
     opt!("submissions", "ADDR:PORT", "listener for mail clients, implicit TLS (port 465 role); repeatable; `off`", Some("127.0.0.1:2465"), true, |c, v| listener(&mut c.submissions, v)),
-    opt!("hostname", "NAME", "host name for the greeting, EHLO and Received (default: the system host name)", None, false, |c, v| { c.hostname = non_empty(v)?.to_string(); Ok(()) }),
+    opt!("hostname", "NAME", "host name for the greeting, EHLO and Received (default: the system host name)", None, false, |c, v| { c.hostname = dns_name(v)?; Ok(()) }),
     opt!("data-dir", "DIR", "queue, TLS files and users file live here", Some("./outpost-data"), false, |c, v| { c.data_dir = PathBuf::from(non_empty(v)?); Ok(()) }),
     opt!("tls-cert", "FILE", "PEM certificate chain (default: self-signed, generated in DATA-DIR/tls)", None, false, |c, v| { c.tls_cert = Some(PathBuf::from(non_empty(v)?)); Ok(()) }),
     opt!("tls-key", "FILE", "PEM private key, PKCS#8, RSA or EC (default: DATA-DIR/tls/key.pem)", None, false, |c, v| { c.tls_key = Some(PathBuf::from(non_empty(v)?)); Ok(()) }),
     opt!("users", "FILE", "users file, one address:hash per line (default: DATA-DIR/users, created on first start)", None, false, |c, v| { c.users = Some(PathBuf::from(non_empty(v)?)); Ok(()) }),
     opt!("local-domains", "D1,D2", "domains we accept mail for (default: the host name)", None, false, |c, v| { c.local_domains = domain_list(v)?; Ok(()) }),
     opt!("relay-networks", "CIDR,...", "clients that may relay without AUTH; `none` for nobody", Some("127.0.0.0/8,::1/128"), false, |c, v| { c.relay_networks = cidr_list(v)?; Ok(()) }),
-    opt!("max-message-size", "SIZE", "largest message (bytes, or with K/M/G, KiB/MiB/GiB)", Some("25MiB"), false, |c, v| { c.max_message_size = size(v)?; Ok(()) }),
+    opt!("max-message-size", "SIZE", "largest message (bytes, or with K/M/G, KiB/MiB/GiB)", Some("25MiB"), false, |c, v| { c.max_message_size = above_zero(size(v)?)?; Ok(()) }),
     opt!("message-memory", "SIZE", "how much of one arriving message is kept in memory; the rest is written to the spool as it arrives (0: every message)", Some("128KiB"), false, |c, v| { c.message_memory = size(v)?; Ok(()) }),
-    opt!("message-memory-total", "SIZE", "how much of all arriving messages together is kept in memory; past it they are written to the spool as they arrive", Some("32MiB"), false, |c, v| { c.message_memory_total = size(v)?; Ok(()) }),
-    opt!("max-recipients", "N", "most recipients per message (RFC 5321 4.5.3.1.8: at least 100)", Some("100"), false, |c, v| { c.max_recipients = parse_count(v)?; Ok(()) }),
-    opt!("max-received", "N", "most Received header fields a message may carry; more get 554 5.4.6 (a mail loop)", Some("50"), false, |c, v| { c.max_received = parse_count(v)?; Ok(()) }),
-    opt!("max-connections", "N", "most connections at once", Some("1000"), false, |c, v| { c.max_connections = parse_count(v)?; Ok(()) }),
-    opt!("max-connections-per-ip", "N", "most connections at once from one address (relay networks exempt)", Some("50"), false, |c, v| { c.max_connections_per_ip = parse_count(v)?; Ok(()) }),
-    opt!("max-bad-commands", "N", "bad commands in a session before it is closed", Some("20"), false, |c, v| { c.max_bad_commands = parse_count(v)?; Ok(()) }),
-    opt!("soft-error-limit", "N", "errors in a session (bad commands, unknown users, relay attempts) after which each error reply waits --error-delay", Some("10"), false, |c, v| { c.soft_error_limit = parse_count(v)?; Ok(()) }),
-    opt!("hard-error-limit", "N", "errors in a session after which it gets 421 and is closed", Some("20"), false, |c, v| { c.hard_error_limit = parse_count(v)?; Ok(()) }),
+    opt!("message-memory-total", "SIZE", "how much of all arriving messages together is kept in memory; past it they are written to the spool as they arrive (0: every message)", Some("32MiB"), false, |c, v| { c.message_memory_total = size(v)?; Ok(()) }),
+    opt!("max-recipients", "N", "most recipients per message (RFC 5321 4.5.3.1.8: at least 100)", Some("100"), false, |c, v| { c.max_recipients = above_zero(parse_count(v)?)?; Ok(()) }),
+    opt!("max-received", "N", "most Received header fields a message may carry; more get 554 5.4.6 (a mail loop)", Some("50"), false, |c, v| { c.max_received = above_zero(parse_count(v)?)?; Ok(()) }),
+    opt!("max-connections", "N", "most connections at once", Some("1000"), false, |c, v| { c.max_connections = above_zero(parse_count(v)?)?; Ok(()) }),
+    opt!("max-connections-per-ip", "N", "most connections at once from one address (relay networks exempt)", Some("50"), false, |c, v| { c.max_connections_per_ip = above_zero(parse_count(v)?)?; Ok(()) }),
+    opt!("max-bad-commands", "N", "bad commands in a session before it is closed", Some("20"), false, |c, v| { c.max_bad_commands = above_zero(parse_count(v)?)?; Ok(()) }),
+    opt!("soft-error-limit", "N", "errors in a session (bad commands, unknown users, relay attempts) after which each error reply waits --error-delay", Some("10"), false, |c, v| { c.soft_error_limit = above_zero(parse_count(v)?)?; Ok(()) }),
+    opt!("hard-error-limit", "N", "errors in a session after which it gets 421 and is closed", Some("20"), false, |c, v| { c.hard_error_limit = above_zero(parse_count(v)?)?; Ok(()) }),
     opt!("error-delay", "DURATION", "how long each error reply past --soft-error-limit waits (0 = no wait)", Some("1s"), false, |c, v| { c.error_delay = duration(v)?; Ok(()) }),
-    opt!("command-timeout", "DURATION", "idle time allowed waiting for a command (RFC 5321 4.5.3.2: at least 5m)", Some("5m"), false, |c, v| { c.command_timeout = duration(v)?; Ok(()) }),
-    opt!("data-timeout", "DURATION", "idle time allowed between reads of a message (RFC 5321 4.5.3.2.6)", Some("3m"), false, |c, v| { c.data_timeout = duration(v)?; Ok(()) }),
-    opt!("connection-timeout", "DURATION", "longest a whole connection may last", Some("30m"), false, |c, v| { c.connection_timeout = duration(v)?; Ok(()) }),
-    opt!("tls-handshake-timeout", "DURATION", "longest a TLS handshake may take", Some("20s"), false, |c, v| { c.tls_handshake_timeout = duration(v)?; Ok(()) }),
+    opt!("command-timeout", "DURATION", "idle time allowed waiting for a command (RFC 5321 4.5.3.2: at least 5m)", Some("5m"), false, |c, v| { c.command_timeout = above_zero(duration(v)?)?; Ok(()) }),
+    opt!("data-timeout", "DURATION", "idle time allowed between reads of a message (RFC 5321 4.5.3.2.6)", Some("3m"), false, |c, v| { c.data_timeout = above_zero(duration(v)?)?; Ok(()) }),
+    opt!("connection-timeout", "DURATION", "longest a whole connection may last", Some("30m"), false, |c, v| { c.connection_timeout = above_zero(duration(v)?)?; Ok(()) }),
+    opt!("tls-handshake-timeout", "DURATION", "longest a TLS handshake may take", Some("20s"), false, |c, v| { c.tls_handshake_timeout = above_zero(duration(v)?)?; Ok(()) }),
     opt!("greeting-delay", "DURATION", "wait before the greeting; clients talking first get 554 (0 = off)", Some("0"), false, |c, v| { c.greeting_delay = duration(v)?; Ok(()) }),
-    opt!("shutdown-grace", "DURATION", "on SIGTERM, time sessions get to finish before they are closed", Some("30s"), false, |c, v| { c.shutdown_grace = duration(v)?; Ok(()) }),
+    opt!("shutdown-grace", "DURATION", "on SIGTERM, time sessions get to finish before they are closed (0 = close at once)", Some("30s"), false, |c, v| { c.shutdown_grace = duration(v)?; Ok(()) }),
     opt!("auth-equals-line", "", "also advertise AUTH=LOGIN PLAIN (Outlook 2003 and older)", Some("off"), false, |c, v| { c.auth_equals_line = parse_switch(v)?; Ok(()) }),
     opt!("smtp-auth", "on|off", "also offer AUTH on the smtp (port 25) listeners; the submission ports always do", Some("off"), false, |c, v| { c.smtp_auth = parse_switch(v)?; Ok(()) }),
     opt!("sender-check", "on|off", "authenticated users may only send as their own address", Some("on"), false, |c, v| { c.sender_check = parse_switch(v)?; Ok(()) }),
@@ -388,7 +508,7 @@ pub const OPTIONS: &[OptionSpec] = &[
     opt!("relay-ca", "FILE", "extra CA certificates (PEM) trusted for the smarthost", None, false, |c, v| { c.delivery.relay_ca = Some(PathBuf::from(non_empty(v)?)); Ok(()) }),
     opt!("transport", "DOMAIN=ROUTE", "route one domain to HOST:PORT, or `discard` it; repeatable", None, true, |c, v| { c.delivery.add_transport(v).map_err(ValueError::Delivery) }),
     opt!("retry", "LIST", "retry delays, e.g. 1m,5m,30m (the last repeats; default: 5m doubling to 1h, with jitter)", None, false, |c, v| { c.delivery.retry.schedule = dc::parse_retry(v).map_err(ValueError::Delivery)?; Ok(()) }),
-    opt!("max-queue-lifetime", "DURATION", "give up and return a message this long after it arrived", Some("5d"), false, |c, v| { c.delivery.retry.max_lifetime = duration(v)?; Ok(()) }),
+    opt!("max-queue-lifetime", "DURATION", "give up and return a message this long after it arrived", Some("5d"), false, |c, v| { c.delivery.retry.max_lifetime = above_zero(duration(v)?)?; Ok(()) }),
     opt!("delay-warning", "DURATION", "tell the sender when a message is still waiting after this long (0 = never)", Some("4h"), false, |c, v| { c.delivery.retry.delay_warning = retry::parse_delay_warning(v).map_err(ValueError::Retry)?; Ok(()) }),
     opt!("max-outbound-connections", "N", "most delivery connections at once", Some("20"), false, |c, v| { c.delivery.max_outbound_connections = dc::parse_connections(v).map_err(ValueError::Delivery)?; Ok(()) }),
     opt!("aliases", "FILE", "alias file: `alias@domain: target, target` per line", None, false, |c, v| { c.delivery.aliases = Some(PathBuf::from(non_empty(v)?)); Ok(()) }),
@@ -399,6 +519,8 @@ pub const OPTIONS: &[OptionSpec] = &[
 
 /// The `--config FILE` option, handled before the others.
 const CONFIG_OPTION: &str = "config";
+/// `--check-config`: print the effective settings instead of serving.
+const CHECK_OPTION: &str = "check-config";
 
 fn getopts_options() -> getopts::Options {
     let mut options = getopts::Options::new();
@@ -417,6 +539,11 @@ fn getopts_options() -> getopts::Options {
         CONFIG_OPTION,
         "read options from FILE (`name = value` lines, `#` comments)",
         "FILE",
+    );
+    options.optflag(
+        "",
+        CHECK_OPTION,
+        "print every effective setting and where it came from, then exit",
     );
     options.optflag("h", "help", "show this help");
     options
@@ -448,23 +575,35 @@ pub fn options_help() -> String {
         "{:<36} {}\n",
         "  --config FILE", "read options from FILE"
     ));
+    text.push_str(&format!(
+        "{:<36} {}\n",
+        "  --check-config",
+        "print every effective setting and where it came from (default, FILE:LINE, command line); exit 0, or 2 on an error"
+    ));
     text.push_str(&format!("{:<36} {}\n", "  -h, --help", "show this help"));
     text.push_str("\nDurations: 30s, 10m, 4h, 5d (a bare number is seconds). Sizes: 25M = 25MiB; 25MB = 25000000.\n");
+    text.push_str(
+        "Limits, sizes and timeouts must be above 0, except where the help says what 0 means.\n",
+    );
     text
 }
 
 /// Parses the arguments after `serve` (and the config file they name).
 pub fn parse_args(args: &[String]) -> Result<ServeArgs, ConfigError> {
-    let matches = getopts_options()
-        .parse(args)
-        .map_err(ConfigError::CommandLine)?;
+    let matches = getopts_options().parse(args).map_err(|fail| match fail {
+        getopts::Fail::UnrecognizedOption(name) => ConfigError::UnknownFlag {
+            suggestion: closest_option(&name),
+            name,
+        },
+        fail => ConfigError::CommandLine(fail),
+    })?;
     if matches.opt_present("help") {
         return Ok(ServeArgs::Help);
     }
     if let Some(extra) = matches.free.first() {
         return Err(ConfigError::UnexpectedArgument(extra.clone()));
     }
-    let mut values: HashMap<&'static str, Vec<String>> = HashMap::new();
+    let mut values: Values = HashMap::new();
     for spec in OPTIONS {
         let given = if spec.hint.is_empty() {
             vec!["on".to_string(); usize::from(matches.opt_present(spec.name))]
@@ -472,7 +611,8 @@ pub fn parse_args(args: &[String]) -> Result<ServeArgs, ConfigError> {
             matches.opt_strs(spec.name)
         };
         if !given.is_empty() {
-            values.insert(spec.name, given);
+            let given = given.into_iter().map(|v| (v, Source::CommandLine));
+            values.insert(spec.name, given.collect());
         }
     }
     let file_values = match matches.opt_str(CONFIG_OPTION) {
@@ -482,31 +622,63 @@ pub fn parse_args(args: &[String]) -> Result<ServeArgs, ConfigError> {
     for (name, list) in file_values {
         values.entry(name).or_insert(list);
     }
-    build(&values).map(|c| ServeArgs::Run(Box::new(c)))
+    let (config, settings) = build(&values)?;
+    if matches.opt_present(CHECK_OPTION) {
+        Ok(ServeArgs::Check(Box::new(config), settings))
+    } else {
+        Ok(ServeArgs::Run(Box::new(config)))
+    }
 }
 
-/// Applies `values` (by option name) over the defaults.
-fn build(values: &HashMap<&'static str, Vec<String>>) -> Result<Config, ConfigError> {
+/// Option values as text with where each was given, by option name.
+type Values = HashMap<&'static str, Vec<(String, Source)>>;
+
+/// Applies `values` (by option name) over the defaults; also returns every
+/// effective setting with its source.
+fn build(values: &Values) -> Result<(Config, Vec<Setting>), ConfigError> {
     let mut config = Config::default();
+    let mut settings = Vec::new();
     for spec in OPTIONS {
-        let list: Vec<&str> = match (values.get(spec.name), spec.default) {
-            (Some(list), _) => list.iter().map(String::as_str).collect(),
-            (None, Some(default)) => vec![default],
-            (None, None) => continue,
+        let list: Vec<(&str, Source)> = match (values.get(spec.name), spec.default) {
+            (Some(list), _) => list.iter().map(|(v, s)| (v.as_str(), s.clone())).collect(),
+            (None, Some(default)) => vec![(default, Source::Default)],
+            (None, None) => {
+                settings.push(Setting {
+                    name: spec.name,
+                    value: computed_default(&config, spec.name),
+                    source: Source::Default,
+                });
+                continue;
+            }
         };
         if spec.repeatable {
             // A repeatable option given explicitly replaces its default.
             reset_list(&mut config, spec.name);
         }
-        for value in list {
+        for (value, source) in list {
             (spec.set)(&mut config, value).map_err(|reason| ConfigError::BadValue {
                 option: spec.name,
                 value: value.to_string(),
                 reason,
+                source: source.clone(),
             })?;
+            settings.push(Setting {
+                name: spec.name,
+                value: value.to_string(),
+                source,
+            });
         }
     }
-    Ok(config)
+    Ok((config, settings))
+}
+
+/// The value in force of an option without a default that was not given.
+fn computed_default(config: &Config, name: &str) -> String {
+    match name {
+        "hostname" => config.hostname.clone(),
+        "workers" => config.workers.to_string(),
+        _ => "(not set)".to_string(),
+    }
 }
 
 fn reset_list(config: &mut Config, name: &str) {
@@ -519,23 +691,65 @@ fn reset_list(config: &mut Config, name: &str) {
 }
 
 /// Reads `name = value` lines; `#` starts a comment; repeatable options may
-/// appear on several lines.
-fn read_config_file(path: &Path) -> Result<HashMap<&'static str, Vec<String>>, ConfigError> {
+/// appear on several lines, the others once.
+fn read_config_file(path: &Path) -> Result<Values, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
         path: path.to_path_buf(),
         source,
     })?;
-    parse_config_text(&text).map_err(|(line, name)| ConfigError::UnknownFileOption {
-        path: path.to_path_buf(),
-        line,
-        name,
-    })
+    parse_config_text(&text)
+        .map_err(|(line, problem)| match problem {
+            LineProblem::Unknown(name) => ConfigError::UnknownFileOption {
+                path: path.to_path_buf(),
+                line,
+                suggestion: closest_option(&name),
+                name,
+            },
+            LineProblem::Again { first, name } => ConfigError::DuplicateFileOption {
+                path: path.to_path_buf(),
+                line,
+                first,
+                name,
+            },
+            LineProblem::OpenQuote => ConfigError::UnbalancedQuote {
+                path: path.to_path_buf(),
+                line,
+            },
+        })
+        .map(|values| {
+            values
+                .into_iter()
+                .map(|(name, list)| {
+                    let list = list.into_iter().map(|(value, line)| {
+                        let path = path.to_path_buf();
+                        (value, Source::File { path, line })
+                    });
+                    (name, list.collect())
+                })
+                .collect()
+        })
 }
 
-/// The values by option name, or the number and name of a line naming no
-/// known option.
-fn parse_config_text(text: &str) -> Result<HashMap<&'static str, Vec<String>>, (usize, String)> {
-    let mut values: HashMap<&'static str, Vec<String>> = HashMap::new();
+/// What is wrong with a config-file line.
+#[derive(Debug, PartialEq, Eq)]
+enum LineProblem {
+    /// It names no known option.
+    Unknown(String),
+    /// It sets a one-value option already set on line `first`.
+    Again { first: usize, name: &'static str },
+    /// Its value opens a quote it does not close.
+    OpenQuote,
+}
+
+/// The values and their line numbers by option name, or the number of a
+/// line that is wrong and what is wrong with it.
+#[allow(clippy::type_complexity)]
+fn parse_config_text(
+    text: &str,
+) -> Result<HashMap<&'static str, Vec<(String, usize)>>, (usize, LineProblem)> {
+    // Windows Notepad starts a UTF-8 file with a byte-order mark.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut values: HashMap<&'static str, Vec<(String, usize)>> = HashMap::new();
     for (index, raw) in text.lines().enumerate() {
         let line_no = index + 1;
         let line = raw.split('#').next().unwrap_or("").trim();
@@ -548,15 +762,83 @@ fn parse_config_text(text: &str) -> Result<HashMap<&'static str, Vec<String>>, (
             None => (line.trim_start_matches("--"), "on"),
         };
         let Some(spec) = OPTIONS.iter().find(|s| s.name == name) else {
-            return Err((line_no, name.to_string()));
+            return Err((line_no, LineProblem::Unknown(name.to_string())));
         };
+        let value = unquote(value).ok_or((line_no, LineProblem::OpenQuote))?;
         let entry = values.entry(spec.name).or_default();
-        if !spec.repeatable {
-            entry.clear();
+        if let (false, Some((_, first))) = (spec.repeatable, entry.first()) {
+            let first = *first;
+            return Err((
+                line_no,
+                LineProblem::Again {
+                    first,
+                    name: spec.name,
+                },
+            ));
         }
-        entry.push(value.to_string());
+        entry.push((value.to_string(), line_no));
     }
     Ok(values)
+}
+
+/// The value without matching surrounding quotes (`"..."` or `'...'`);
+/// `None` for a value that opens a quote it does not close.
+fn unquote(value: &str) -> Option<&str> {
+    for quote in ['"', '\''] {
+        if let Some(rest) = value.strip_prefix(quote) {
+            return rest.strip_suffix(quote);
+        }
+    }
+    Some(value)
+}
+
+/// The option whose name is closest to `name` (at most two edits away,
+/// or a prefix of it), for a did-you-mean.
+fn closest_option(name: &str) -> Option<&'static str> {
+    let names = OPTIONS
+        .iter()
+        .map(|spec| spec.name)
+        .chain([CONFIG_OPTION, CHECK_OPTION]);
+    names
+        .map(|known| (edit_distance(name, known), known))
+        .filter(|(distance, known)| *distance <= 2 || known.starts_with(name))
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, known)| known)
+}
+
+/// Levenshtein distance: insertions, deletions and substitutions.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = previous[j] + usize::from(ca != *cb);
+            current.push(substitute.min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}
+
+/// What in a valid configuration deserves a warning at start and in
+/// `--check-config`.
+pub fn warnings(config: &Config) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if !config.hostname.contains('.') {
+        let domains = if config.local_domains.is_empty() {
+            " and mail is accepted only for addresses @ it (no --local-domains);"
+        } else {
+            ";"
+        };
+        warnings.push(format!(
+            "the host name {} is not fully qualified: other servers may refuse mail from a \
+             host that greets them (EHLO) with it{domains} set --hostname to the name the \
+             server's address resolves to, e.g. mail.example.com",
+            config.hostname
+        ));
+    }
+    warnings
 }
 
 fn non_empty(value: &str) -> Result<&str, ValueError> {
@@ -595,13 +877,56 @@ fn address(value: &str) -> Result<String, ValueError> {
 fn domain_list(value: &str) -> Result<Vec<String>, ValueError> {
     let domains: Vec<String> = value
         .split(',')
-        .map(|d| d.trim().trim_end_matches('.').to_lowercase())
+        .map(|d| d.trim())
         .filter(|d| !d.is_empty())
-        .collect();
+        .map(|d| dns_name(d).map(|d| d.to_lowercase()))
+        .collect::<Result<_, _>>()?;
     if domains.is_empty() {
         return Err(ValueError::NoDomain);
     }
     Ok(domains)
+}
+
+/// RFC 1035 §2.3.4 and RFC 1123 §2.1: at most 253 octets, labels of 1 to 63
+/// letters, digits and hyphens, not starting or ending with a hyphen. A
+/// final dot is dropped.
+fn dns_name(value: &str) -> Result<String, ValueError> {
+    let name = non_empty(value)?;
+    let name = name.strip_suffix('.').unwrap_or(name);
+    let bad = |reason: String| Err(ValueError::DnsName(reason));
+    if name.len() > 253 {
+        return bad("longer than 253 characters".to_string());
+    }
+    for label in name.split('.') {
+        if label.is_empty() {
+            return bad("an empty label (two dots in a row, or a leading dot)".to_string());
+        }
+        if label.len() > 63 {
+            return bad(format!("the label {label:?} is longer than 63 characters"));
+        }
+        if let Some(c) = label
+            .chars()
+            .find(|c| !c.is_ascii_alphanumeric() && *c != '-')
+        {
+            return bad(format!(
+                "{c:?} is not a letter, digit or hyphen (quotes are allowed only around the whole value, in the config file)"
+            ));
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return bad(format!("the label {label:?} starts or ends with a hyphen"));
+        }
+    }
+    Ok(name.to_string())
+}
+
+/// Refuses zero for a limit or timeout where zero would refuse all mail
+/// or time out at once.
+fn above_zero<T: Default + PartialEq>(value: T) -> Result<T, ValueError> {
+    if value == T::default() {
+        Err(ValueError::Zero)
+    } else {
+        Ok(value)
+    }
 }
 
 fn cidr_list(value: &str) -> Result<Vec<Cidr>, ValueError> {
@@ -731,7 +1056,7 @@ mod tests {
     fn run(list: &[&str]) -> Config {
         match parse_args(&args(list)).unwrap() {
             ServeArgs::Run(c) => *c,
-            ServeArgs::Help => panic!("help"),
+            other => panic!("{other:?}"),
         }
     }
 
@@ -845,9 +1170,129 @@ mod tests {
         let err = parse_args(&args(&["--config", file.to_str().unwrap()])).unwrap_err();
         assert!(err.to_string().contains(":1: unknown option"), "{err}");
         assert!(
-            matches!(&err, ConfigError::UnknownFileOption { line: 1, name, .. } if name == "no-such-option"),
+            matches!(&err, ConfigError::UnknownFileOption { line: 1, name, suggestion: None, .. } if name == "no-such-option"),
             "{err:?}"
         );
+    }
+
+    #[test]
+    fn config_file_values_quotes_repeats_and_byte_order_mark() {
+        let dir = TempDir::new("config-strict");
+        let file = dir.path().join("outpost.conf");
+        let path = file.to_str().unwrap();
+        let parse = |text: &str| {
+            std::fs::write(&file, text).unwrap();
+            parse_args(&args(&["--config", path]))
+        };
+        let c =
+            match parse("\u{feff}hostname = \"mail.example.com\"\nlocal-domains = 'example.com'\n")
+            {
+                Ok(ServeArgs::Run(c)) => c,
+                other => panic!("{other:?}"),
+            };
+        assert_eq!(c.hostname, "mail.example.com");
+        assert_eq!(c.local_domains, ["example.com"]);
+        let err = parse("hostname = a.example\n\nhostname = b.example\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("{path}:3: hostname is already set on line 1")
+        );
+        let err = parse("hostname = \"a.example\n").unwrap_err();
+        assert!(
+            matches!(err, ConfigError::UnbalancedQuote { line: 1, .. }),
+            "{err}"
+        );
+        let err = parse("max-mesage-size = 10M\n").unwrap_err();
+        assert!(
+            err.to_string().ends_with(
+                ":1: unknown option \"max-mesage-size\" (did you mean \"max-message-size\"?)"
+            ),
+            "{err}"
+        );
+        let err = parse("\n\nmax-recipients = 0\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("{path}:3: max-recipients = \"0\": must be above 0")
+        );
+        // Repeatable options may repeat.
+        assert!(parse("smtp = 127.0.0.1:25\nsmtp = 127.0.0.1:26\n").is_ok());
+    }
+
+    #[test]
+    fn check_config_reports_where_each_setting_came_from() {
+        let dir = TempDir::new("config-check");
+        let file = dir.path().join("outpost.conf");
+        std::fs::write(&file, "# settings\nmax-recipients = 7\n").unwrap();
+        let path = file.to_str().unwrap();
+        let list = args(&[
+            "--config",
+            path,
+            "--check-config",
+            "--hostname",
+            "mx.example",
+        ]);
+        let Ok(ServeArgs::Check(config, settings)) = parse_args(&list) else {
+            panic!("not a check");
+        };
+        assert_eq!(config.max_recipients, 7);
+        let source = |name: &str| {
+            let found = settings.iter().find(|s| s.name == name).unwrap();
+            (found.value.clone(), found.source.to_string())
+        };
+        assert_eq!(source("max-recipients"), ("7".into(), format!("{path}:2")));
+        assert_eq!(
+            source("hostname"),
+            ("mx.example".into(), "command line".into())
+        );
+        assert_eq!(source("max-received"), ("50".into(), "default".into()));
+        assert_eq!(source("users"), ("(not set)".into(), "default".into()));
+        assert_eq!(settings.iter().filter(|s| s.name == "smtp").count(), 1);
+    }
+
+    #[test]
+    fn names_are_dns_names_and_limits_above_zero() {
+        for (list, want) in [
+            (&["--hostname", "\"mx.example\""][..], "not a DNS name"),
+            (&["--hostname", "mx..example"][..], "empty label"),
+            (&["--hostname", "-mx.example"][..], "hyphen"),
+            (&["--hostname", "mx_1.example"][..], "'_' is not a letter"),
+            (
+                &["--local-domains", "example.com,exa mple.org"][..],
+                "not a DNS name",
+            ),
+            (&["--max-message-size", "0"][..], "must be above 0"),
+            (&["--command-timeout", "0s"][..], "must be above 0"),
+            (&["--max-connections", "0"][..], "must be above 0"),
+            (&["--max-queue-lifetime", "0"][..], "must be above 0"),
+            (
+                &["--max-mesage-size", "1M"][..],
+                "did you mean --max-message-size?",
+            ),
+        ] {
+            let err = parse_args(&args(list)).unwrap_err().to_string();
+            assert!(err.contains(want), "{list:?}: {err}");
+        }
+        let c = run(&[
+            "--hostname",
+            "MX.Example.",
+            "--local-domains",
+            "Example.com.",
+        ]);
+        assert_eq!(c.hostname, "MX.Example");
+        assert_eq!(c.local_domains, ["example.com"]);
+        // Where 0 has a meaning, it stays allowed.
+        let c = run(&[
+            "--greeting-delay",
+            "0",
+            "--shutdown-grace",
+            "0",
+            "--workers",
+            "0",
+        ]);
+        assert_eq!(c.workers, 0);
+        assert!(warnings(&run(&["--hostname", "mx.example"])).is_empty());
+        let text = warnings(&run(&["--hostname", "mailhost"])).join("\n");
+        assert!(text.contains("mailhost is not fully qualified"), "{text}");
     }
 
     #[test]

@@ -4,6 +4,14 @@
 //! given, and on the very first start (no `--users`, no `<data-dir>/users`)
 //! creates the users file with `postmaster@<first local domain>` and a
 //! generated password, shown once with the addresses to log in at.
+//!
+//! A first start never locks the administrator out: `outpost serve` binds
+//! its listeners before calling [`prepare`], and removes the users file
+//! again ([`undo`]) when the server then fails to start. Until the
+//! password has been shown, `DATA-DIR/password-not-shown` holds the
+//! generated users-file line; a later start that still finds it, with the
+//! line unchanged in the users file (the process was killed before it
+//! could show the password), says how to set one ([`unshown_password`]).
 
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -24,7 +32,13 @@ pub struct FirstStart {
     pub password: String,
     /// The users file that was created.
     pub users_file: PathBuf,
+    /// The marker saying the password has not been shown yet.
+    marker: PathBuf,
 }
+
+/// The marker file, in the data directory, of a generated password not
+/// shown yet.
+const NOT_SHOWN: &str = "password-not-shown";
 
 /// Makes `config.data_dir` ready for [`crate::runtime::Server::start`]:
 /// the directory, the certificate pair and, on the very first start, the
@@ -39,6 +53,42 @@ pub fn prepare(config: &Config) -> Result<Option<FirstStart>, ServerError> {
     // the certificate would have used up the only showing of the password.
     ServerCertificate::load(&cert, &key).map_err(ServerError::Tls)?;
     create_users_file_if_missing(config)
+}
+
+/// Removes the users file a failed first start created (its password was
+/// never shown), so that the next start is a first start again.
+pub fn undo(first: &FirstStart) {
+    for path in [&first.users_file, &first.marker] {
+        if let Err(e) = std::fs::remove_file(path) {
+            log::warn!("cannot remove {}: {e}", path.display());
+        }
+    }
+}
+
+/// Records that the generated password has been shown.
+pub fn shown(first: &FirstStart) {
+    // Left behind, it would only make a later start repeat its advice.
+    let _ = std::fs::remove_file(&first.marker);
+}
+
+/// On a start after a first start that never showed its password: the
+/// advice to set one, naming the user. `None` when there is nothing to
+/// say (no marker, or the user's line has changed since).
+pub fn unshown_password(config: &Config) -> Option<String> {
+    let marker = config.data_dir.join(NOT_SHOWN);
+    let line = std::fs::read_to_string(&marker).ok()?;
+    let line = line.trim_end();
+    let users = std::fs::read_to_string(config.users_path()).unwrap_or_default();
+    if !users.lines().any(|l| l.trim_end() == line) {
+        let _ = std::fs::remove_file(&marker);
+        return None;
+    }
+    let user = line.split(':').next().unwrap_or_default();
+    Some(format!(
+        "the password generated for {user} on the first start was never shown; \
+         set one with: outpost users passwd {user} --data-dir {}",
+        config.data_dir.display()
+    ))
 }
 
 fn create_private_dir(path: &Path) -> Result<(), ServerError> {
@@ -105,24 +155,34 @@ fn create_users_file_if_missing(config: &Config) -> Result<Option<FirstStart>, S
         source: std::io::Error::other("the system random number generator failed"),
     })?;
     let line = format!("{}\n", users_file_line(&user, &password));
+    // The marker first: a crash between the two leaves a marker naming
+    // no line, which the next start removes.
+    let marker = config.data_dir.join(NOT_SHOWN);
+    write_new_private(&marker, &line)?;
+    write_new_private(&path, &line)?;
+    log::info!("created {} with the user {user}", path.display());
+    Ok(Some(FirstStart {
+        user,
+        password,
+        users_file: path,
+        marker,
+    }))
+}
+
+/// Writes a new file (mode 0600) and syncs it.
+fn write_new_private(path: &Path, text: &str) -> Result<(), ServerError> {
     let failed = |source| ServerError::DataDir {
-        path: path.clone(),
+        path: path.to_path_buf(),
         source,
     };
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(&path)
+        .open(path)
         .map_err(failed)?;
-    file.write_all(line.as_bytes()).map_err(failed)?;
-    file.sync_all().map_err(failed)?;
-    log::info!("created {} with the user {user}", path.display());
-    Ok(Some(FirstStart {
-        user,
-        password,
-        users_file: path,
-    }))
+    file.write_all(text.as_bytes()).map_err(failed)?;
+    file.sync_all().map_err(failed)
 }
 
 /// How to log in with the user created on the first start, with the
@@ -160,10 +220,51 @@ pub fn message(first: &FirstStart, handle: &ServerHandle) -> String {
     }
     text.push_str(&format!(
         "  The certificate is self-signed: mail clients will ask you to trust it.\n\
-         \x20 Add users with: outpost passwd user@domain >> {file}\n\
-         \x20 then send this server SIGHUP (kill -HUP {pid}) to load them.\n\n",
-        file = first.users_file.display(),
-        pid = std::process::id(),
+         \x20 Add users with: outpost users add user@domain --data-dir {dir}\n\n",
+        dir = first
+            .users_file
+            .parent()
+            .unwrap_or(Path::new("."))
+            .display(),
     ));
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_fixtures::TempDir;
+
+    #[test]
+    fn a_password_never_shown_is_reported_until_its_line_changes() {
+        let dir = TempDir::new("first-start");
+        let config = Config {
+            data_dir: dir.path().join("data"),
+            hostname: "mx.example".to_string(),
+            ..Config::default()
+        };
+        let first = prepare(&config).unwrap().expect("a first start");
+        assert_eq!(first.user, "postmaster@mx.example");
+        // Killed before the password was shown: the next start says so.
+        let advice = unshown_password(&config).expect("advice");
+        assert!(advice.contains("postmaster@mx.example"), "{advice}");
+        assert!(
+            advice.contains("outpost users passwd postmaster@mx.example"),
+            "{advice}"
+        );
+        // Once the line has been replaced, there is nothing to say.
+        std::fs::write(config.users_path(), users_file_line(&first.user, "new")).unwrap();
+        assert_eq!(unshown_password(&config), None);
+        assert!(!first.marker.exists());
+        // A start that showed the password leaves no advice behind.
+        std::fs::remove_file(config.users_path()).unwrap();
+        let first = prepare(&config).unwrap().expect("a first start");
+        shown(&first);
+        assert_eq!(unshown_password(&config), None);
+        // A failed start removes what it created: the next is a first start.
+        std::fs::remove_file(config.users_path()).unwrap();
+        let first = prepare(&config).unwrap().expect("a first start");
+        undo(&first);
+        assert!(prepare(&config).unwrap().is_some());
+    }
 }

@@ -1,5 +1,5 @@
 //! The `outpost` command line: a table of subcommands, each a row with its
-//! entry point (`serve`, `passwd`, `queue`, `bench`, `check`; a new one is
+//! entry point (`serve`, `passwd`, `users`, `queue`, `bench`, `check`; a new one is
 //! one more row), and the overview `outpost --help` prints.
 //!
 //! The top of the crate: may import every module, and is the only one that
@@ -8,10 +8,13 @@
 
 pub mod bench;
 mod check;
+mod check_config;
 pub mod first_start;
+pub mod lock;
 mod passwd;
 pub mod queue;
 mod serve;
+mod users;
 
 use crate::config;
 
@@ -34,8 +37,14 @@ const COMMANDS: &[Subcommand] = &[
     Subcommand {
         name: "passwd",
         synopsis: "[ADDRESS]",
-        help: "read a password on stdin and print `ADDRESS:hash` for the users file",
+        help: "read a password (twice, unechoed, on a terminal) and print `ADDRESS:hash`",
         run: passwd::run,
+    },
+    Subcommand {
+        name: "users",
+        synopsis: "add|passwd|delete|list",
+        help: "edit the users file; a running server reloads it (`outpost users --help`)",
+        run: users::run,
     },
     Subcommand {
         name: "queue",
@@ -71,6 +80,10 @@ pub fn main_with_args(args: Vec<String>) -> i32 {
             print!("{}", overview());
             0
         }
+        Some("-V" | "--version") => {
+            println!("outpost {}", env!("CARGO_PKG_VERSION"));
+            0
+        }
         None => {
             eprint!("{}", overview());
             EXIT_USAGE
@@ -92,6 +105,10 @@ fn overview() -> String {
         let head = format!("outpost {} {}", command.name, command.synopsis);
         text.push_str(&format!("  {head:<32} {}\n", command.help));
     }
+    text.push_str(&format!(
+        "  {:<32} {}\n",
+        "outpost -V, --version", "print the version"
+    ));
     text.push_str(&format!(
         "  {:<32} {}\n\n",
         "outpost --help", "show this help"
@@ -118,6 +135,8 @@ mod tests {
         assert_eq!(run(&["outpost"]), EXIT_USAGE);
         assert_eq!(run(&["outpost", "frobnicate"]), EXIT_USAGE);
         assert_eq!(run(&["outpost", "--help"]), 0);
+        assert_eq!(run(&["outpost", "--version"]), 0);
+        assert_eq!(run(&["outpost", "-V"]), 0);
         assert_eq!(run(&["outpost", "serve", "--help"]), 0);
         assert_eq!(run(&["outpost", "serve", "--smtp", "nonsense"]), EXIT_USAGE);
         assert_eq!(run(&["outpost", "passwd", "a@b", "extra"]), EXIT_USAGE);

@@ -90,6 +90,8 @@ impl Aliases {
     /// Parses the text of an alias file. A second line for the same alias
     /// adds its targets to the first.
     pub fn parse(text: &str) -> Result<Aliases, AliasError> {
+        // A byte-order mark (Windows Notepad) is not part of the first alias.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let mut map: HashMap<String, Vec<String>> = HashMap::new();
         for (index, raw) in text.lines().enumerate() {
             let syntax = |reason: &str| AliasError::Syntax {
@@ -388,6 +390,14 @@ sales@example.org: <dave@example.org>
         for (address, want) in cases {
             assert_eq!(expand(&table, address), want, "{address}");
         }
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_not_part_of_the_first_alias() {
+        let table = Aliases::parse("\u{feff}sales@example.org: bob@example.org\n").unwrap();
+        assert_eq!(table.len(), 1);
+        let plain = Aliases::parse("sales@example.org: bob@example.org\n").unwrap();
+        assert_eq!(format!("{table:?}"), format!("{plain:?}"));
     }
 
     #[test]

@@ -112,6 +112,9 @@ impl Users {
 
     /// Parses the text of a users file.
     pub fn parse(text: &str, path: &Path) -> Result<Users, UsersError> {
+        // Windows Notepad starts a UTF-8 file with a byte-order mark; left
+        // in, it would become part of the first user's address.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let mut entries = Vec::new();
         for (index, raw) in text.lines().enumerate() {
             // Tolerate CRLF files and trailing blanks from editors.
@@ -205,6 +208,16 @@ impl UserTable {
         Ok(())
     }
 
+    /// How many users are in force.
+    pub fn len(&self) -> usize {
+        self.current.read().users().len()
+    }
+
+    /// No user is in force.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Is `address` a user (compared without regard to case)?
     pub fn user_exists(&self, address: &str) -> bool {
         self.current.read().get(address).is_some()
@@ -296,6 +309,13 @@ mod tests {
             let user = table.get(address).map(|u| u.address.as_str());
             assert_eq!(user, Some("Alice@example.org"), "{address}");
         }
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_not_part_of_the_first_address() {
+        let text = format!("\u{feff}alice@example.org:{HASH}\n");
+        let table = Users::parse(&text, Path::new("users")).unwrap();
+        assert!(table.get("alice@example.org").is_some());
     }
 
     #[test]

@@ -5,8 +5,9 @@
 //! serving [`EventLoop`] it drives on the same poll. It also starts the
 //! stop: no new connections, the grace period passed on to every loop.
 //!
-//! May import: `event_loop`, `pool`, `limits`, `mailbox` and the parent's
-//! `ServerContext`; nothing imports this but the parent.
+//! May import: `event_loop`, `pool`, `limits`, `mailbox`, `summary` and the
+//! parent's `ServerContext` (with its `systemd` notifier); nothing imports
+//! this but the parent.
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
@@ -171,6 +172,7 @@ impl Acceptor {
             drain(&mut pipes.reload);
         }
         log::info!("received SIGHUP: reloading the users file, the aliases and the certificate");
+        self.shared.systemd.reloading();
         if let Err(e) = self.shared.users.reload() {
             log::error!("users file not reloaded, the previous one stays in force: {e}");
         }
@@ -184,6 +186,8 @@ impl Acceptor {
                 log::error!("TLS certificate not reloaded, the previous one stays in use: {e}")
             }
         }
+        super::summary::log_summary(&self.shared);
+        self.shared.systemd.ready("serving");
     }
 
     fn accept(&mut self, index: usize) {
@@ -257,6 +261,7 @@ impl Acceptor {
     /// sessions served here the grace period; a second request skips the
     /// grace period everywhere.
     fn begin_stop(&mut self) {
+        self.shared.systemd.stopping();
         self.pool.stop();
         if !self.listeners.is_empty() {
             log::info!(

@@ -9,6 +9,11 @@
 //! the spool writer's own threads and answer through the loop's mailbox
 //! (`mailbox`), so a worker never waits for them.
 //!
+//! At start and after each reload, `summary` logs one line saying what is
+//! running, with warnings for what needs attention (the certificate's
+//! expiry and names, `--sink`); `systemd` tells a `Type=notify` unit's
+//! manager when the server is ready, reloading and stopping.
+//!
 //! Imports among these files point one way: `acceptor` → `pool` →
 //! `event_loop` → `connection` → `transport`, with `mailbox` and `limits` below
 //! them all; each file's doc names what it may import.
@@ -23,6 +28,8 @@ mod event_loop;
 pub mod limits;
 mod mailbox;
 mod pool;
+pub mod summary;
+mod systemd;
 mod transport;
 
 use std::fmt;
@@ -46,6 +53,7 @@ use event_loop::EventLoop;
 use limits::ConnectionCounter;
 use mailbox::{LoopMessage, Notifier};
 use pool::Pool;
+use systemd::SystemdNotify;
 
 /// Errors starting the server; each says what was being done.
 #[derive(Debug)]
@@ -132,25 +140,63 @@ pub(crate) struct ServerContext {
     /// Wakes the queue manager for each newly spooled message (none when
     /// delivery is off).
     pub new_mail: Option<NewMail>,
+    /// Tells systemd about start, reload and stop (with signals only).
+    pub systemd: SystemdNotify,
 }
 
 /// Starts servers.
 pub struct Server;
 
 impl Server {
-    /// Loads the certificate, the users and the aliases, opens the spool,
-    /// binds the listeners (port 0 allowed), and starts the event loop and
-    /// workers. Signals are left alone. The data directory must hold what
-    /// `config` names (`outpost serve` prepares it on the first start).
+    /// Binds the listeners (port 0 allowed), loads the certificate, the
+    /// users and the aliases, opens the spool, and starts the event loop
+    /// and workers. Signals are left alone. The data directory must hold
+    /// what `config` names (`outpost serve` prepares it on the first start).
     pub fn start(config: Config) -> Result<ServerHandle, ServerError> {
-        start(config, false)
+        let listeners = Listeners::bind(&config)?;
+        start(config, listeners, false)
     }
 
-    /// Like [`Server::start`], and SIGTERM/SIGINT stop the server
-    /// gracefully (a second signal stops it at once); SIGHUP re-reads the
-    /// users and alias files.
-    pub fn start_with_signals(config: Config) -> Result<ServerHandle, ServerError> {
-        start(config, true)
+    /// Like [`Server::start`] on listeners bound beforehand, and
+    /// SIGTERM/SIGINT stop the server gracefully (a second signal stops it
+    /// at once); SIGHUP re-reads the users and alias files.
+    pub fn start_with_signals(
+        config: Config,
+        listeners: Listeners,
+    ) -> Result<ServerHandle, ServerError> {
+        start(config, listeners, true)
+    }
+}
+
+/// Every listener of a configuration, bound but not yet accepting:
+/// `outpost serve` binds them before it creates anything in the data
+/// directory, so a port in use stops a first start before it begins.
+pub struct Listeners(Vec<Listener>);
+
+impl Listeners {
+    /// Binds `config`'s smtp, submission and submissions addresses, in that
+    /// order; the first that cannot be bound is the error.
+    pub fn bind(config: &Config) -> Result<Listeners, ServerError> {
+        let mut listeners = Vec::new();
+        for (addresses, role) in [
+            (&config.smtp, Role::Smtp),
+            (&config.submission, Role::Submission),
+            (&config.submissions, Role::Submissions),
+        ] {
+            for &address in addresses {
+                let socket = mio::net::TcpListener::bind(address)
+                    .map_err(|source| ServerError::Bind { address, source })?;
+                let address = socket
+                    .local_addr()
+                    .map_err(|source| ServerError::Bind { address, source })?;
+                listeners.push(Listener {
+                    socket,
+                    role,
+                    address,
+                });
+            }
+        }
+        Ok(Listeners(listeners))
     }
 }
 
@@ -222,7 +268,11 @@ impl Drop for ServerHandle {
     }
 }
 
-fn start(config: Config, handle_signals: bool) -> Result<ServerHandle, ServerError> {
+fn start(
+    config: Config,
+    listeners: Listeners,
+    handle_signals: bool,
+) -> Result<ServerHandle, ServerError> {
     let (cert, key) = certificate_paths(&config)?;
     let certificate = Arc::new(ServerCertificate::load(&cert, &key).map_err(ServerError::Tls)?);
     let tls = crate::tls::server_config(certificate.clone()).map_err(ServerError::Tls)?;
@@ -258,26 +308,7 @@ fn start(config: Config, handle_signals: bool) -> Result<ServerHandle, ServerErr
         memory: MessageMemory::new(config.message_memory, config.message_memory_total),
     });
 
-    let mut listeners = Vec::new();
-    for (addresses, role) in [
-        (&config.smtp, Role::Smtp),
-        (&config.submission, Role::Submission),
-        (&config.submissions, Role::Submissions),
-    ] {
-        for &address in addresses {
-            let socket = mio::net::TcpListener::bind(address)
-                .map_err(|source| ServerError::Bind { address, source })?;
-            let address = socket
-                .local_addr()
-                .map_err(|source| ServerError::Bind { address, source })?;
-            log::info!("listening on {address} ({})", role_name(role));
-            listeners.push(Listener {
-                socket,
-                role,
-                address,
-            });
-        }
-    }
+    let listeners = listeners.0;
     let bound = |role: Role| -> Vec<SocketAddr> {
         listeners
             .iter()
@@ -335,11 +366,27 @@ fn start(config: Config, handle_signals: bool) -> Result<ServerHandle, ServerErr
         aliases,
         spool,
         new_mail: delivery.as_ref().map(DeliveryHandle::new_mail),
+        systemd: if handle_signals {
+            SystemdNotify::from_env()
+        } else {
+            SystemdNotify::disabled()
+        },
     });
     let pool = Pool::start(workers, &shared, &counter, &notify)
         .map_err(setup("start the worker threads"))?;
     let open = Arc::new(AtomicUsize::new(0));
     let serving = EventLoop::new(poll, notify.clone(), shared.clone(), counter.clone(), open);
+    for listener in &listeners {
+        log::info!(
+            "listening on {} ({})",
+            listener.address,
+            role_name(listener.role)
+        );
+    }
+    summary::log_summary(&shared);
+    // The listeners are bound and the queue recovered: connections are
+    // accepted from here on.
+    shared.systemd.ready("serving");
     let acceptor = Acceptor::new(serving, inbox, shared, counter, listeners, signals, pool)
         .map_err(setup("register the listeners"))?;
     let thread = std::thread::Builder::new()

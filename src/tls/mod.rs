@@ -6,11 +6,12 @@
 //! roots and the client configuration built from them. This file holds what both share: the errors, reading PEM
 //! certificates and naming the negotiated version.
 //!
-//! May import: rustls, rcgen, webpki-roots, parking_lot and std; nothing
+//! May import: rustls, rcgen, webpki-roots, x509-parser, parking_lot and std; nothing
 //! else of the crate (`runtime`, `delivery`, `check` and `loadgen` import
 //! this).
 
 mod client;
+mod facts;
 mod server;
 
 use std::fmt;
@@ -23,6 +24,7 @@ use rustls::{CommonState, ProtocolVersion};
 pub use client::{
     client_config, trusted_roots, CertCheck, ClientStream, ObservingVerifier, VerdictSink,
 };
+pub use facts::CertificateFacts;
 pub use server::{generate_self_signed, load_private_key, server_config, ServerCertificate};
 
 /// Errors loading or creating TLS material; each names the file involved.

@@ -7,7 +7,8 @@
 //! would be kinder to very old Windows TLS stacks, so production setups
 //! should bring their own (e.g. from Let's Encrypt) with `--tls-cert`.
 //!
-//! May import: rustls, rcgen, parking_lot, std, and the shared parts in `tls`.
+//! May import: rustls, rcgen, parking_lot, std, and the shared parts in `tls`
+//! (`facts` for what the certificate in use says).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -21,7 +22,7 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
 
-use super::{load_certificates, TlsError};
+use super::{load_certificates, CertificateFacts, TlsError};
 
 /// The protocol versions we speak: TLS 1.2 and 1.3 only.
 static VERSIONS: &[&rustls::SupportedProtocolVersion] =
@@ -71,6 +72,21 @@ impl ServerCertificate {
         let fresh = certified_key(&self.cert, &self.key, &self.provider)?;
         *self.current.write() = Arc::new(fresh);
         Ok(())
+    }
+
+    /// The names and expiry of the leaf certificate in use; `None` if it
+    /// does not parse as X.509.
+    pub fn facts(&self) -> Option<CertificateFacts> {
+        let current = self.current.read().clone();
+        current
+            .cert
+            .first()
+            .and_then(|leaf| CertificateFacts::from_der(leaf))
+    }
+
+    /// The certificate file.
+    pub fn cert_path(&self) -> &Path {
+        &self.cert
     }
 }
 

@@ -244,6 +244,15 @@ impl Client<TcpStream> {
 }
 
 impl<S: Read + Write> Client<S> {
+    /// A client over a connection set up by the caller (e.g. TLS checked
+    /// against another name than [`HOSTNAME`]).
+    pub fn from_stream(stream: S) -> Client<S> {
+        Client {
+            stream,
+            buffer: Vec::new(),
+        }
+    }
+
     /// Sends raw bytes.
     pub fn send(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).unwrap();

@@ -1,0 +1,633 @@
+//! The `outpost` binary as a service runs it: one server per data
+//! directory, the first start, the start-up summary, the configuration
+//! check, user management against a running server and the systemd
+//! notifications. Every server here is a child process on loopback port-0
+//! listeners; its addresses come from its `listening on` log lines.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+
+use support::{Client, TempDir};
+
+const BIN: &str = env!("CARGO_BIN_EXE_outpost");
+const HOST: &str = "mx.test";
+
+/// A running `outpost serve`, its stderr read on a thread (so the pipe
+/// never fills); SIGKILLed when dropped.
+struct Serve {
+    child: Child,
+    log: Receiver<String>,
+    /// Every log line seen so far.
+    seen: Vec<String>,
+    /// `(role, address)` from the `listening on` lines.
+    listeners: Vec<(String, SocketAddr)>,
+}
+
+impl Serve {
+    /// `outpost serve` on `data_dir` with loopback port-0 listeners for
+    /// every role and `extra`; waits until every listener is logged.
+    fn start(data_dir: &Path, extra: &[&str]) -> Serve {
+        Serve::spawn(data_dir, extra).listening(3)
+    }
+
+    /// Starts `outpost serve` on `data_dir` (loopback port-0 listeners for
+    /// every role, delivery off) with `extra`, without waiting.
+    fn spawn(data_dir: &Path, extra: &[&str]) -> Serve {
+        let mut command = Command::new(BIN);
+        command
+            .args(["serve", "--hostname", HOST, "--local-domains", HOST])
+            .args(["--smtp", "127.0.0.1:0", "--submission", "127.0.0.1:0"])
+            .args(["--submissions", "127.0.0.1:0", "--workers", "1"])
+            .args(["--delivery", "off", "--shutdown-grace", "1s"])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(extra);
+        Serve::run(&mut command)
+    }
+
+    /// Runs `command` (an `outpost serve`) with its output captured.
+    fn run(command: &mut Command) -> Serve {
+        let mut child = command
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (lines, log) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if lines.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Serve {
+            child,
+            log,
+            seen: Vec::new(),
+            listeners: Vec::new(),
+        }
+    }
+
+    /// Waits for `count` `listening on` lines and notes the addresses.
+    fn listening(mut self, count: usize) -> Serve {
+        for _ in 0..count {
+            let line = self.wait_for_log("listening on ");
+            let mut words = line.split("listening on ").nth(1).unwrap().split(' ');
+            let address = words.next().unwrap().parse().unwrap();
+            let role = words.next().unwrap().trim_matches(['(', ')']).to_string();
+            self.listeners.push((role, address));
+        }
+        self
+    }
+
+    /// The first listener of `role`.
+    fn address(&self, role: &str) -> SocketAddr {
+        self.listeners
+            .iter()
+            .find(|(r, _)| r == role)
+            .map(|(_, a)| *a)
+            .unwrap_or_else(|| panic!("no {role} listener"))
+    }
+
+    /// Waits up to 10 s for a log line containing `text`.
+    fn wait_for_log(&mut self, text: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.log.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(text) {
+                        return line;
+                    }
+                }
+                Err(e) => panic!("no log line with {text:?}: {e}\n{:#?}", self.seen),
+            }
+        }
+    }
+
+    /// Sends the server `SIG<name>`.
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits up to 10 s for the child to exit: its exit code, its
+    /// standard output and every log line.
+    fn finish(mut self) -> (Option<i32>, String, String) {
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "the server did not exit"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let mut stdout = String::new();
+        if let Some(mut out) = self.child.stdout.take() {
+            out.read_to_string(&mut stdout).unwrap();
+        }
+        while let Ok(line) = self.log.recv_timeout(Duration::from_secs(2)) {
+            self.seen.push(line);
+        }
+        (status.code(), stdout, self.seen.join("\n"))
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `outpost ARGS` to its end.
+fn outpost(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_second_server_on_the_same_data_dir_exits_naming_the_first() {
+    let dir = TempDir::new("two-servers");
+    let data = dir.path().join("data");
+    let first = Serve::start(&data, &[]);
+    // A message in flight: the second server's start-up clean-up would
+    // delete it if it ran.
+    let in_flight = data.join("queue/0123456789ab.msg.tmp");
+    std::fs::write(&in_flight, b"in flight").unwrap();
+
+    let second = Serve::spawn(&data, &[]);
+    let (code, _, log) = second.finish();
+    assert_eq!(code, Some(1), "{log}");
+    let want = format!(
+        "another outpost (pid {}) is serving {}",
+        first.child.id(),
+        data.display()
+    );
+    assert!(log.contains(&want), "{log}");
+    assert!(in_flight.exists(), "the second server touched the queue");
+    assert_eq!(
+        std::fs::read_to_string(data.join("lock")).unwrap().trim(),
+        first.child.id().to_string()
+    );
+
+    // The queue tools work beside the running server.
+    let list = outpost(&["queue", "list", "--data-dir", data.to_str().unwrap()]);
+    assert!(list.status.success(), "{list:?}");
+    let mut client = Client::greeted(first.address("smtp"));
+    assert!(client.command("QUIT").starts_with("221"));
+
+    // Once the first has stopped, a new server starts on the directory.
+    first.signal("TERM");
+    let (code, _, _) = first.finish();
+    assert_eq!(code, Some(0));
+    let again = Serve::start(&data, &[]);
+    again.signal("TERM");
+    assert_eq!(again.finish().0, Some(0));
+}
+
+#[test]
+fn a_port_in_use_stops_a_first_start_before_it_creates_anything() {
+    let dir = TempDir::new("port-in-use");
+    let data = dir.path().join("data");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = taken.local_addr().map(|a| (taken, a)).unwrap();
+    let serve = Serve::spawn(&data, &["--submission", &taken.1.to_string()]);
+    let (code, stdout, log) = serve.finish();
+    assert_eq!(code, Some(1), "{log}");
+    assert!(
+        log.contains(&format!("cannot listen on {}", taken.1)),
+        "{log}"
+    );
+    assert!(!stdout.contains("Password"), "{stdout}");
+    assert!(!data.join("users").exists());
+    assert!(!data.join("tls").exists());
+    assert!(!data.join("queue").exists());
+}
+
+#[test]
+fn a_first_start_that_fails_later_removes_its_users_file() {
+    let dir = TempDir::new("failed-first-start");
+    let data = dir.path().join("data");
+    let missing = dir.path().join("no-such-aliases");
+    let serve = Serve::spawn(&data, &["--aliases", missing.to_str().unwrap()]);
+    let (code, stdout, log) = serve.finish();
+    assert_eq!(code, Some(1), "{log}");
+    assert!(!stdout.contains("Password"), "{stdout}");
+    assert!(!data.join("users").exists(), "{log}");
+    assert!(!data.join("password-not-shown").exists());
+
+    // The next start is a first start again, and shows its password.
+    let serve = Serve::start(&data, &[]);
+    serve.signal("TERM");
+    let (code, stdout, log) = serve.finish();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(
+        stdout.contains(&format!("User name: postmaster@{HOST}")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Password: "), "{stdout}");
+    assert!(data.join("users").exists());
+    assert!(!data.join("password-not-shown").exists());
+    assert!(!log.contains("never shown"), "{log}");
+}
+
+#[test]
+fn version_flags_print_the_version() {
+    for flag in ["--version", "-V"] {
+        let output = outpost(&[flag]);
+        assert!(output.status.success());
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout),
+            format!("outpost {}\n", env!("CARGO_PKG_VERSION"))
+        );
+    }
+}
+
+/// Writes a self-signed pair for `names`, valid until `not_after` (year,
+/// month, day), as `cert.pem` and `key.pem` in `dir`.
+fn certificate(dir: &Path, names: &[&str], not_after: (i32, u8, u8)) -> (String, String) {
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let mut params = rcgen::CertificateParams::new(names).unwrap();
+    params.not_before = rcgen::date_time_ymd(2019, 1, 1);
+    params.not_after = rcgen::date_time_ymd(not_after.0, not_after.1, not_after.2);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_path, cert.pem()).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    let text = |p: &Path| p.to_str().unwrap().to_string();
+    (text(&cert_path), text(&key_path))
+}
+
+#[test]
+fn the_start_summary_and_its_warnings_are_logged_at_start_and_reload() {
+    let dir = TempDir::new("summary");
+    let (cert, key) = certificate(dir.path(), &["other.example"], (2020, 1, 1));
+    let args = ["--tls-cert", &cert, "--tls-key", &key, "--sink"];
+    let mut serve = Serve::start(&dir.path().join("data"), &args);
+    let line = serve.wait_for_log("; certificate for ");
+    let want = format!(
+        "outpost {} as {HOST}: local domains {HOST}; 1 user; certificate for other.example \
+         until 2020-01-01; delivery sink",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert!(line.contains(&want), "{line}");
+    serve.wait_for_log("expired on 2020-01-01");
+    serve.wait_for_log(&format!(
+        "the host name {HOST} is not among the TLS certificate's names (other.example)"
+    ));
+    serve.wait_for_log("--sink is on");
+
+    // A renewed certificate: the summary after SIGHUP names it, without warnings.
+    certificate(dir.path(), &[HOST], (2999, 1, 1));
+    serve.signal("HUP");
+    let line = serve.wait_for_log("; certificate for ");
+    assert!(
+        line.contains(&format!("certificate for {HOST} until 2999-01-01")),
+        "{line}"
+    );
+    serve.signal("TERM");
+    let (code, _, log) = serve.finish();
+    assert_eq!(code, Some(0));
+    let after_reload = log.rsplit("; certificate for ").next().unwrap();
+    assert!(!after_reload.contains("expired"), "{log}");
+}
+
+#[test]
+fn a_config_file_with_quotes_and_a_users_file_with_a_byte_order_mark() {
+    let dir = TempDir::new("config-file");
+    let data = dir.path().join("data");
+    let config = dir.path().join("outpost.conf");
+    let users = dir.path().join("users");
+    std::fs::write(
+        &config,
+        "\u{feff}# written by Notepad\nhostname = \"mail.example.com\"\nlocal-domains = 'example.com'\n",
+    )
+    .unwrap();
+    let hash = outpost::auth::hash_password("secret");
+    std::fs::write(&users, format!("\u{feff}alice@example.com:{hash}\r\n")).unwrap();
+    let (config_arg, users_arg) = (config.to_str().unwrap(), users.to_str().unwrap());
+    let serve = Serve::run(
+        Command::new(BIN)
+            .args(["serve", "--config", config_arg, "--users", users_arg])
+            .args(["--smtp", "127.0.0.1:0", "--submission", "127.0.0.1:0"])
+            .args(["--submissions", "off", "--delivery", "off"])
+            .arg("--data-dir")
+            .arg(&data),
+    )
+    .listening(2);
+    let mut client = Client::connect(serve.address("smtp"));
+    let greeting = client.reply();
+    assert!(greeting.starts_with("220 mail.example.com "), "{greeting}");
+    client.command("EHLO client.test");
+    client.command("MAIL FROM:<someone@other.example>");
+    let rcpt = client.command("RCPT TO:<alice@example.com>");
+    assert!(rcpt.starts_with("250"), "example.com is local: {rcpt}");
+    // The certificate generated for mail.example.com: log in under that name.
+    let mut plain = Client::greeted(serve.address("submission"));
+    plain.command("EHLO client.test");
+    assert!(plain.command("STARTTLS").starts_with("220"));
+    let cert = std::fs::read(data.join("tls/cert.pem")).unwrap();
+    let name = rustls::pki_types::ServerName::try_from("mail.example.com").unwrap();
+    let connection =
+        rustls::ClientConnection::new(support::tls_client_config(&cert), name).unwrap();
+    let mut stream = rustls::StreamOwned::new(connection, plain.stream);
+    while stream.conn.is_handshaking() {
+        stream.conn.complete_io(&mut stream.sock).unwrap();
+    }
+    let mut client = Client::from_stream(stream);
+    let auth = client.login_plain("alice@example.com", "secret");
+    assert!(auth.starts_with("235"), "{auth}");
+}
+
+#[test]
+fn check_config_prints_each_setting_with_its_source() {
+    let dir = TempDir::new("check-config");
+    let data = dir.path().join("data");
+    let config = dir.path().join("outpost.conf");
+    std::fs::write(&config, "# limits\nmax-recipients = 7\n").unwrap();
+    let config_arg = config.to_str().unwrap();
+    let data_arg = data.to_str().unwrap();
+    let check = |extra: &[&str]| {
+        let mut args = vec!["serve", "--check-config", "--data-dir", data_arg];
+        args.extend_from_slice(extra);
+        outpost(&args)
+    };
+    let output = check(&["--config", config_arg, "--hostname", "mx.example"]);
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let line = |name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("{name} = ")))
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(
+        line("max-recipients"),
+        format!("max-recipients = 7 # {config_arg}:2")
+    );
+    assert_eq!(line("hostname"), "hostname = mx.example # command line");
+    assert_eq!(line("max-received"), "max-received = 50 # default");
+    assert!(text.contains("configuration OK"), "{text}");
+    assert!(!data.exists(), "--check-config created the data directory");
+
+    // A warning is not an error; a second line for one option is.
+    let output = check(&["--hostname", "mailhost"]);
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    assert!(
+        text.contains("warning: the host name mailhost is not fully qualified"),
+        "{text}"
+    );
+    std::fs::write(&config, "max-recipients = 7\nmax-recipients = 8\n").unwrap();
+    let output = check(&["--config", config_arg]);
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let text = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        text.contains(&format!(
+            "{config_arg}:2: max-recipients is already set on line 1"
+        )),
+        "{text}"
+    );
+    // A users file that does not parse fails the check.
+    let users = dir.path().join("users");
+    std::fs::write(&users, "not a users line\n").unwrap();
+    let output = check(&["--users", users.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stdout).contains("error: "));
+}
+/// EHLO, STARTTLS and AUTH PLAIN on `serve`'s submission port: the AUTH reply.
+fn login(serve: &Serve, data: &Path, user: &str, password: &str) -> String {
+    let mut plain = Client::greeted(serve.address("submission"));
+    assert!(plain.command("EHLO client.test").contains("STARTTLS"));
+    assert!(plain.command("STARTTLS").starts_with("220"));
+    let cert = std::fs::read(data.join("tls/cert.pem")).unwrap();
+    let mut client = plain.into_tls(support::tls_client_config(&cert));
+    client.login_plain(user, password)
+}
+
+/// Runs `outpost users ARGS --data-dir DATA` with `stdin`: exit code,
+/// stdout and stderr.
+fn users(data: &Path, args: &[&str], stdin: &str) -> (Option<i32>, String, String) {
+    use std::io::Write;
+    let mut child = Command::new(BIN)
+        .arg("users")
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A command that does not read its input may have exited already.
+    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
+    let output = child.wait_with_output().unwrap();
+    let text = |bytes: Vec<u8>| String::from_utf8_lossy(&bytes).into_owned();
+    (
+        output.status.code(),
+        text(output.stdout),
+        text(output.stderr),
+    )
+}
+
+#[test]
+fn users_command_changes_what_a_running_server_accepts() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("users-command");
+    let data = dir.path().join("data");
+    let mut serve = Serve::start(&data, &[]);
+    let bob = format!("bob@{HOST}");
+
+    let (code, out, err) = users(&data, &["add", &bob], "first password\n");
+    assert_eq!(code, Some(0), "{out}{err}");
+    let pid = serve.child.id();
+    assert!(
+        out.contains(&format!("server (pid {pid}) is reloading")),
+        "{out}"
+    );
+    serve.wait_for_log("(2 users)");
+    assert!(login(&serve, &data, &bob, "first password").starts_with("235"));
+
+    let (code, out, err) = users(&data, &["passwd", &bob], "second password\n");
+    assert_eq!(code, Some(0), "{out}{err}");
+    serve.wait_for_log("auth: reloaded");
+    assert!(login(&serve, &data, &bob, "first password").starts_with("535"));
+    assert!(login(&serve, &data, &bob, "second password").starts_with("235"));
+
+    let (code, out, err) = users(&data, &["delete", &bob], "");
+    assert_eq!(code, Some(0), "{out}{err}");
+    serve.wait_for_log("(1 users)");
+    assert!(login(&serve, &data, &bob, "second password").starts_with("535"));
+
+    let (code, out, _) = users(&data, &["list"], "");
+    assert_eq!((code, out), (Some(0), format!("postmaster@{HOST}\n")));
+    let (code, _, err) = users(&data, &["delete", &bob], "");
+    assert_eq!(code, Some(1));
+    assert!(err.contains("is not a user"), "{err}");
+    let (code, _, err) = users(&data, &["add", &format!("postmaster@{HOST}")], "x\n");
+    assert_eq!(code, Some(1));
+    assert!(err.contains("already a user"), "{err}");
+    let mode = std::fs::metadata(data.join("users")).unwrap().permissions();
+    assert_eq!(mode.mode() & 0o777, 0o600);
+
+    // Without a server, the change waits for the next start.
+    serve.signal("TERM");
+    assert_eq!(serve.finish().0, Some(0));
+    let (code, out, _) = users(&data, &["add", &bob], "third password\n");
+    assert_eq!(code, Some(0));
+    assert!(out.contains("no server is running"), "{out}");
+}
+
+#[test]
+fn passwd_on_a_terminal_reads_twice_without_echo() {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+    // `script` (util-linux) runs the command on a pseudo-terminal.
+    let command = format!("{BIN} passwd alice@example.com");
+    let run = |first: &str, second: &str| {
+        let mut child = Command::new("script")
+            .args(["-qec", &command, "/dev/null"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let mut stdout = child.stdout.take().unwrap();
+        let sink = seen.clone();
+        let reader = std::thread::spawn(move || {
+            let mut chunk = [0u8; 256];
+            while let Ok(n @ 1..) = stdout.read(&mut chunk) {
+                sink.lock().unwrap().extend_from_slice(&chunk[..n]);
+            }
+        });
+        let mut stdin = child.stdin.take().unwrap();
+        for (prompt, answer) in [("New password: ", first), ("Repeat it: ", second)] {
+            let shown = || String::from_utf8_lossy(&seen.lock().unwrap()).into_owned();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !shown().contains(prompt) {
+                assert!(Instant::now() < deadline, "no {prompt:?} in {:?}", shown());
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            stdin.write_all(format!("{answer}\n").as_bytes()).unwrap();
+        }
+        let status = child.wait().unwrap();
+        reader.join().unwrap();
+        let text = String::from_utf8_lossy(&seen.lock().unwrap()).into_owned();
+        (status.code(), text)
+    };
+    let (code, text) = run("hunter2", "hunter2");
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("alice@example.com:$6$"), "{text}");
+    assert!(!text.contains("hunter2"), "the password was echoed: {text}");
+    let (code, text) = run("hunter2", "hunter3");
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("the two passwords differ"), "{text}");
+}
+
+/// Receives the next datagram on `socket` (10 s at most), as text.
+fn notice(socket: &std::os::unix::net::UnixDatagram) -> String {
+    let mut buffer = [0u8; 4096];
+    let n = socket.recv(&mut buffer).expect("no notice from the server");
+    String::from_utf8_lossy(&buffer[..n]).into_owned()
+}
+
+/// Runs a server with `$NOTIFY_SOCKET` set to `name`, receiving on
+/// `socket`: READY=1 once serving, RELOADING=1 then READY=1 around SIGHUP,
+/// STOPPING=1 on SIGTERM.
+fn notices_arrive(socket: &std::os::unix::net::UnixDatagram, name: &str) {
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let dir = TempDir::new("notify");
+    let data = dir.path().join("data");
+    let mut command = Command::new(BIN);
+    command
+        .args(["serve", "--hostname", HOST, "--smtp", "127.0.0.1:0"])
+        .args(["--submission", "off", "--submissions", "off"])
+        .arg("--data-dir")
+        .arg(&data)
+        .env("NOTIFY_SOCKET", name);
+    let serve = Serve::run(&mut command).listening(1);
+    let ready = notice(socket);
+    let pid = serve.child.id();
+    assert!(ready.starts_with("READY=1\n"), "{ready}");
+    assert!(ready.contains(&format!("MAINPID={pid}")), "{ready}");
+    // Ready means serving: the greeting comes at once.
+    let mut client = Client::greeted(serve.address("smtp"));
+    assert!(client.command("QUIT").starts_with("221"));
+
+    serve.signal("HUP");
+    let reloading = notice(socket);
+    assert!(
+        reloading.starts_with("RELOADING=1\nMONOTONIC_USEC="),
+        "{reloading}"
+    );
+    assert!(notice(socket).starts_with("READY=1\n"));
+    serve.signal("TERM");
+    assert_eq!(notice(socket), "STOPPING=1");
+    assert_eq!(serve.finish().0, Some(0));
+}
+
+#[test]
+fn systemd_hears_ready_reloading_and_stopping_on_a_path_socket() {
+    let dir = TempDir::new("notify-socket");
+    let path = dir.path().join("notify");
+    let socket = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+    notices_arrive(&socket, path.to_str().unwrap());
+}
+
+#[test]
+fn systemd_hears_ready_on_an_abstract_socket() {
+    use std::os::linux::net::SocketAddrExt;
+    let name = format!("outpost-test-notify-{}", std::process::id());
+    let address = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+    let socket = std::os::unix::net::UnixDatagram::bind_addr(&address).unwrap();
+    notices_arrive(&socket, &format!("@{name}"));
+}
+
+#[test]
+fn the_sample_config_for_the_systemd_unit_passes_the_check() {
+    let dir = TempDir::new("sample-config");
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/contrib/systemd/outpost.conf");
+    let data = dir.path().join("data");
+    let output = outpost(&[
+        "serve",
+        "--check-config",
+        "--config",
+        sample,
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let smtp = text.lines().find(|l| l.starts_with("smtp = ")).unwrap();
+    let smtp: Vec<&str> = smtp.split_whitespace().collect();
+    assert_eq!(
+        smtp,
+        ["smtp", "=", "0.0.0.0:25", "#", &format!("{sample}:5")]
+    );
+    assert!(!text.contains("warning:"), "{text}");
+}
