@@ -45,6 +45,7 @@ fn params(tls: TlsPolicy) -> ClientParams {
             },
         ],
         body: BODY.into(),
+        added_header: Vec::new(),
         eight_bit_mime: false,
         smtputf8: false,
         ret: None,

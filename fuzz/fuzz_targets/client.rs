@@ -189,6 +189,7 @@ fn params(p: u8, mode: u8) -> ClientParams {
         },
         recipients,
         body: body.into(),
+        added_header: Vec::new(),
         eight_bit_mime: p & 0x40 != 0,
         smtputf8: p & 0x10 != 0,
         ret: dsn.then_some(Ret::Hdrs),

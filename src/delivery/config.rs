@@ -6,9 +6,11 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use super::outbound::CertPolicy;
 use super::retry::{self, RetryPolicy, Schedule};
+use crate::dkim::KeyRing;
 
 /// SMTP's port for MX delivery (RFC 5321 §4.5.4 / IANA).
 pub const SMTP_PORT: u16 = 25;
@@ -172,6 +174,9 @@ pub struct DeliveryConfig {
     /// Our own listening addresses (filled in at start): delivery never
     /// connects to them.
     pub listening: Vec<SocketAddr>,
+    /// The DKIM keys that sign mail leaving for other domains (filled in
+    /// at start, shared with the SIGHUP reload); `None`: sent unsigned.
+    pub dkim: Option<Arc<KeyRing>>,
 }
 
 impl Default for DeliveryConfig {
@@ -194,6 +199,7 @@ impl Default for DeliveryConfig {
             aliases: None,
             max_received: DEFAULT_MAX_RECEIVED,
             listening: Vec::new(),
+            dkim: None,
         }
     }
 }

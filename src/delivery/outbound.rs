@@ -311,7 +311,8 @@ pub fn run_tracked(
             match action {
                 None => break,
                 Some(ClientAction::SendBody) => {
-                    if let Err(e) = send_body(&mut stream, client.body(), &mut out) {
+                    let added = client.added_header();
+                    if let Err(e) = send_body(&mut stream, added, client.body(), &mut out) {
                         client.connection_lost(&describe(&e));
                         break 'session;
                     }
@@ -360,9 +361,16 @@ fn send(stream: &mut ClientStream, out: &mut Vec<u8>) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Writes `body` dot-stuffed with its end marker, a piece at a time.
-fn send_body(stream: &mut ClientStream, body: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
+/// Writes `added` (header fields put in front) and `body` dot-stuffed
+/// with its end marker, a piece at a time.
+fn send_body(
+    stream: &mut ClientStream,
+    added: &[u8],
+    body: &[u8],
+    out: &mut Vec<u8>,
+) -> io::Result<()> {
     let mut stuffer = Stuffer::new();
+    stuffer.push(added, out);
     for piece in body.chunks(BODY_PIECE) {
         stuffer.push(piece, out);
         send(stream, out)?;

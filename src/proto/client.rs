@@ -65,6 +65,9 @@ pub struct ClientParams {
     /// The message with CRLF line ends, not yet dot-stuffed; shared, since
     /// every host and address tried sends the same bytes.
     pub body: Arc<[u8]>,
+    /// Header fields sent in front of `body` (the DKIM signature), each
+    /// ending in CRLF; usually empty. Counted in `SIZE=`.
+    pub added_header: Vec<u8>,
     /// The sender declared `BODY=8BITMIME` (8-bit content is also detected).
     pub eight_bit_mime: bool,
     /// The message needs SMTPUTF8 (declared by the sender).
@@ -347,6 +350,17 @@ impl Client {
         &self.params.body
     }
 
+    /// The header fields to send before [`Client::body`], through the
+    /// same dot-stuffing.
+    pub fn added_header(&self) -> &[u8] {
+        &self.params.added_header
+    }
+
+    /// The octets that go out: the added header fields and the message.
+    fn message_size(&self) -> usize {
+        self.params.added_header.len() + self.params.body.len()
+    }
+
     /// The caller sent the body after [`ClientAction::SendBody`]: reads
     /// any reply bytes that arrived with the 354, like
     /// [`Client::receive`].
@@ -559,7 +573,7 @@ impl Client {
         let mut mail = format!("MAIL FROM:<{}>", self.params.sender);
         let ext = &self.extensions;
         if ext.size.is_some() {
-            mail.push_str(&format!(" SIZE={}", self.params.body.len()));
+            mail.push_str(&format!(" SIZE={}", self.message_size()));
         }
         if self.needs_eight_bit() && ext.eight_bit_mime {
             mail.push_str(" BODY=8BITMIME");
@@ -629,14 +643,14 @@ impl Client {
             ));
         }
         if let Some(limit) = self.extensions.size.filter(|&n| n > 0) {
-            if self.params.body.len() as u64 > limit {
+            if self.message_size() as u64 > limit {
                 // RFC 1870 §6: a fixed limit below the size is a permanent failure.
                 return Err(Reply::new(
                     552,
                     (5, 3, 4),
                     format!(
                         "The message is {} bytes; the receiving server accepts at most {limit}",
-                        self.params.body.len()
+                        self.message_size()
                     ),
                 ));
             }
@@ -909,6 +923,7 @@ mod tests {
                 })
                 .collect(),
             body: b"Subject: hi\r\n\r\nhello\r\n"[..].into(),
+            added_header: Vec::new(),
             eight_bit_mime: false,
             smtputf8: false,
             ret: None,
@@ -1119,6 +1134,27 @@ mod tests {
         assert!(String::from_utf8_lossy(&out)
             .contains("MAIL FROM:<alice@example.org> BODY=8BITMIME\r\n"));
         assert!(matches!(&report.outcomes[0], Outcome::Delivered(_)));
+    }
+
+    #[test]
+    fn added_header_fields_count_in_size() {
+        let p = params_with_header();
+        let server =
+            b"220 mx\r\n250-mx\r\n250 SIZE 1000\r\n250 ok\r\n250 ok\r\n354 go\r\n250 ok\r\n";
+        let (out, _, _) = run_all_splits(p.clone(), server);
+        assert!(String::from_utf8_lossy(&out).contains("MAIL FROM:<alice@example.org> SIZE=43\r\n"));
+        let client = Client::new(p.clone());
+        assert_eq!(client.added_header(), b"DKIM-Signature: v=1\r\n");
+        let server = b"220 mx\r\n250-mx\r\n250 SIZE 42\r\n";
+        let (_, _, report) = run_all_splits(p, server);
+        assert!(matches!(&report.outcomes[0], Outcome::Permanent(r) if r.code == 552));
+    }
+
+    /// [`params`] with one added header field of 21 octets.
+    fn params_with_header() -> ClientParams {
+        let mut p = params(&["a@x.test"]);
+        p.added_header = b"DKIM-Signature: v=1\r\n".to_vec();
+        p
     }
 
     #[test]

@@ -162,15 +162,17 @@ impl Acceptor {
         self.begin_stop();
     }
 
-    /// SIGHUP: the users file, the alias file and the TLS certificate are
-    /// read again; a file that fails to load leaves its old version in
+    /// SIGHUP: the users file, the alias file, the TLS certificate and the
+    /// DKIM keys are read again; a file that fails to load leaves its old version in
     /// force. All are small: new connections wait for the reading only a
     /// moment.
     fn on_reload_signal(&mut self) {
         if let Some(pipes) = self.signals.as_mut() {
             drain(&mut pipes.reload);
         }
-        log::info!("received SIGHUP: reloading the users file, the aliases and the certificate");
+        log::info!(
+            "received SIGHUP: reloading the users file, the aliases, the certificate and the DKIM keys"
+        );
         if let Err(e) = self.shared.users.reload() {
             log::error!("users file not reloaded, the previous one stays in force: {e}");
         }
@@ -183,6 +185,10 @@ impl Acceptor {
             Err(e) => {
                 log::error!("TLS certificate not reloaded, the previous one stays in use: {e}")
             }
+        }
+        match self.shared.dkim.reload(crate::dkim::store::now_secs()) {
+            Ok(count) => log::info!("DKIM keys: {count} in force"),
+            Err(e) => log::error!("DKIM keys not reloaded, the previous ones stay in use: {e}"),
         }
     }
 

@@ -25,7 +25,7 @@ use crate::delivery::config::{HostPort, RelayTls, TransportRoute};
 use crate::delivery::dns::DnsError;
 use crate::delivery::maildir::{Delivered, DeliveryKey, MaildirError};
 use crate::delivery::outbound::{self, CertPolicy, OutboundError, Peer};
-use crate::delivery::route;
+use crate::delivery::{route, sign};
 use crate::directory::Unreachable;
 use crate::maillog::{Line, Removed, RemovedBy};
 use crate::proto::client::{
@@ -428,6 +428,8 @@ fn deliver_remote(
         Ok(route) => route,
         Err(outcome) => return unreached(outcome),
     };
+    let added_header =
+        sign::signature_fields(ctx.config.dkim.as_deref(), message.id.as_str(), &body[..]);
     let params = ClientParams {
         hostname: ctx.config.hostname.clone(),
         sender: message.mail_from.sender.clone(),
@@ -443,6 +445,7 @@ fn deliver_remote(
             })
             .collect(),
         body: Arc::clone(body),
+        added_header,
         eight_bit_mime: matches!(
             message.mail_from.body,
             Some(Body::EightBitMime | Body::BinaryMime)
