@@ -6,11 +6,10 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use super::outbound::CertPolicy;
 use super::retry::{self, RetryPolicy, Schedule};
-use crate::dkim::KeyRing;
+use super::sign::Signing;
 
 /// SMTP's port for MX delivery (RFC 5321 §4.5.4 / IANA).
 pub const SMTP_PORT: u16 = 25;
@@ -174,9 +173,9 @@ pub struct DeliveryConfig {
     /// Our own listening addresses (filled in at start): delivery never
     /// connects to them.
     pub listening: Vec<SocketAddr>,
-    /// The DKIM keys that sign mail leaving for other domains (filled in
-    /// at start, shared with the SIGHUP reload); `None`: sent unsigned.
-    pub dkim: Option<Arc<KeyRing>>,
+    /// DKIM signing of mail leaving for other domains (filled in at start;
+    /// its keys are shared with the SIGHUP reload); `None`: sent unsigned.
+    pub dkim: Option<Signing>,
 }
 
 impl Default for DeliveryConfig {

@@ -133,6 +133,12 @@ impl Hashed {
         from_domain(&fields(&self.header))
     }
 
+    /// The header section, each field ending in CRLF (without the empty
+    /// line).
+    pub fn header(&self) -> &[u8] {
+        &self.header
+    }
+
     /// The SHA-256 of the relaxed body (`bh=`).
     pub fn body_hash(&self) -> [u8; 32] {
         self.body_hash

@@ -37,6 +37,7 @@ use mio::{Poll, Waker};
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::delivery::manager::{Delivery, DeliveryError, DeliveryHandle, NewMail};
+use crate::delivery::sign::Signing;
 use crate::directory::{AliasError, AliasTable, LocalDirectory, UserTable, UsersError};
 use crate::dkim::{KeyRing, KeyStore, StoreError};
 use crate::proto::session::{Directory, Role, SessionConfig};
@@ -313,7 +314,11 @@ fn start(config: Config, handle_signals: bool) -> Result<ServerHandle, ServerErr
         )
         .map_err(ServerError::Dkim)?,
     );
-    delivery_config.dkim = Some(dkim.clone());
+    let relay_networks = config.relay_networks.clone();
+    delivery_config.dkim = Some(Signing {
+        keys: dkim.clone(),
+        trusted: Arc::new(move |ip| relay_networks.iter().any(|net| net.contains(ip))),
+    });
     let delivery = if config.deliver {
         Some(
             Delivery::start(delivery_config, spool.clone(), directory.clone())

@@ -428,8 +428,12 @@ fn deliver_remote(
         Ok(route) => route,
         Err(outcome) => return unreached(outcome),
     };
-    let added_header =
-        sign::signature_fields(ctx.config.dkim.as_deref(), message.id.as_str(), &body[..]);
+    let added_header = sign::signature_fields(
+        ctx.config.dkim.as_ref(),
+        message.id.as_str(),
+        &message.origin,
+        &body[..],
+    );
     let params = ClientParams {
         hostname: ctx.config.hostname.clone(),
         sender: message.mail_from.sender.clone(),
