@@ -424,6 +424,15 @@ impl KeyRing {
         Ok(count)
     }
 
+    /// The keys in force, as the names of their DNS records
+    /// (`selector._domainkey.domain`), for the log.
+    pub fn in_force(&self) -> Vec<String> {
+        let keys = self.keys.read().clone();
+        keys.iter()
+            .map(|k| k.record_name().trim_end_matches('.').to_string())
+            .collect()
+    }
+
     /// The keys that sign mail whose `From:` is in `domain`: those of the
     /// domain itself, else of the nearest parent domain signed for (mail
     /// from `MAILER-DAEMON@mx.example.com` is signed by `example.com`,
@@ -565,6 +574,10 @@ mod tests {
         let keys = ring.keys_for("local.test");
         let names: Vec<&str> = keys.iter().map(|k| k.selector.as_str()).collect();
         assert_eq!(names, ["outpost202612", "outpost202612-ed25519"]);
+        assert_eq!(ring.in_force().len(), 4);
+        assert!(ring
+            .in_force()
+            .contains(&"outpost202612._domainkey.extra.test".to_string()));
         assert_eq!(ring.keys_for("mx.local.test").len(), 2);
         assert_eq!(ring.keys_for("extra.test").len(), 2);
         assert!(ring.keys_for("other.test").is_empty());

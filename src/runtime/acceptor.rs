@@ -187,7 +187,10 @@ impl Acceptor {
             }
         }
         match self.shared.dkim.reload(crate::dkim::store::now_secs()) {
-            Ok(count) => log::info!("DKIM keys: {count} in force"),
+            Ok(_) => log::info!(
+                "DKIM keys in force: {}",
+                self.shared.dkim.in_force().join(", ")
+            ),
             Err(e) => log::error!("DKIM keys not reloaded, the previous ones stay in use: {e}"),
         }
     }

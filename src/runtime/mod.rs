@@ -314,6 +314,7 @@ fn start(config: Config, handle_signals: bool) -> Result<ServerHandle, ServerErr
         )
         .map_err(ServerError::Dkim)?,
     );
+    log::info!("DKIM keys in force: {}", dkim.in_force().join(", "));
     let relay_networks = config.relay_networks.clone();
     delivery_config.dkim = Some(Signing {
         keys: dkim.clone(),
