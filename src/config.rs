@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use crate::delivery::config::{self as dc, DeliveryConfig};
 use crate::delivery::retry;
+use crate::dkim;
 pub use crate::units::{parse_duration, parse_size};
 
 /// Errors in the command line or config file.
@@ -229,6 +230,8 @@ pub enum ValueError {
     Delivery(dc::SettingError),
     /// A delay warning that does not parse.
     Retry(retry::RetryError),
+    /// A DKIM setting that does not parse; the reason in words.
+    Dkim(String),
 }
 
 impl fmt::Display for ValueError {
@@ -256,6 +259,7 @@ impl fmt::Display for ValueError {
             ValueError::Unit(reason) => write!(f, "{reason}"),
             ValueError::Delivery(e) => write!(f, "{e}"),
             ValueError::Retry(e) => write!(f, "{e}"),
+            ValueError::Dkim(reason) => write!(f, "{reason}"),
         }
     }
 }
@@ -339,6 +343,8 @@ pub struct Config {
     /// Outbound delivery settings (`--dns-server`, `--relay-host`, …); its
     /// host name, local domains and data directory are filled in at start.
     pub delivery: DeliveryConfig,
+    /// DKIM signing: selector, extra domains, algorithms.
+    pub dkim: dkim::Settings,
 }
 
 /// Defaults are the values of an empty command line, except that the
@@ -379,6 +385,7 @@ impl Default for Config {
             sink: false,
             deliver: false,
             delivery: DeliveryConfig::default(),
+            dkim: dkim::Settings::default(),
             sender_check: false,
             workers: 0,
         };
@@ -511,6 +518,9 @@ pub const OPTIONS: &[OptionSpec] = &[
     opt!("max-queue-lifetime", "DURATION", "give up and return a message this long after it arrived", Some("5d"), false, |c, v| { c.delivery.retry.max_lifetime = above_zero(duration(v)?)?; Ok(()) }),
     opt!("delay-warning", "DURATION", "tell the sender when a message is still waiting after this long (0 = never)", Some("4h"), false, |c, v| { c.delivery.retry.delay_warning = retry::parse_delay_warning(v).map_err(ValueError::Retry)?; Ok(()) }),
     opt!("max-outbound-connections", "N", "most delivery connections at once", Some("20"), false, |c, v| { c.delivery.max_outbound_connections = dc::parse_connections(v).map_err(ValueError::Delivery)?; Ok(()) }),
+    opt!("dkim-selector", "NAME", "DKIM key selector (default: each domain's newest outpostYYYYMM key, or this month for a new one); Ed25519 keys use NAME-ed25519", None, false, |c, v| { c.dkim.selector = Some(dkim::store::parse_selector(v).map_err(ValueError::Dkim)?); Ok(()) }),
+    opt!("dkim-domains", "D1,D2", "also DKIM-sign mail whose From: is in these domains (the local domains always are; keys are created in DATA-DIR/dkim)", None, false, |c, v| { c.dkim.domains = domain_list(v)?; Ok(()) }),
+    opt!("dkim-algorithms", "LIST", "DKIM signatures to add: rsa, ed25519 or rsa,ed25519 (Gmail and Microsoft verify only rsa)", Some("rsa"), false, |c, v| { c.dkim.algorithms = dkim::store::parse_algorithms(v).map_err(ValueError::Dkim)?; Ok(()) }),
     opt!("aliases", "FILE", "alias file: `alias@domain: target, target` per line", None, false, |c, v| { c.delivery.aliases = Some(PathBuf::from(non_empty(v)?)); Ok(()) }),
     opt!("postmaster", "ADDRESS", "where postmaster@ a local domain without users goes (default: the first user in the users file)", None, false, |c, v| { c.postmaster = Some(address(v)?); Ok(()) }),
     opt!("sink", "", "accept messages and throw them away, no disk, no log line per message (for benchmarks only: nothing is delivered)", Some("off"), false, |c, v| { c.sink = parse_switch(v)?; Ok(()) }),
@@ -1293,6 +1303,35 @@ mod tests {
         assert!(warnings(&run(&["--hostname", "mx.example"])).is_empty());
         let text = warnings(&run(&["--hostname", "mailhost"])).join("\n");
         assert!(text.contains("mailhost is not fully qualified"), "{text}");
+    }
+
+    #[test]
+    fn dkim_options() {
+        let c = run(&[]);
+        assert_eq!(c.dkim, dkim::Settings::default());
+        assert_eq!(c.dkim.algorithms, [dkim::Algorithm::Rsa]);
+        let c = run(&[
+            "--dkim-selector",
+            "s2027",
+            "--dkim-domains",
+            "Example.org, example.net",
+            "--dkim-algorithms",
+            "rsa,ed25519",
+        ]);
+        assert_eq!(c.dkim.selector.as_deref(), Some("s2027"));
+        assert_eq!(c.dkim.domains, ["example.org", "example.net"]);
+        assert_eq!(
+            c.dkim.algorithms,
+            [dkim::Algorithm::Rsa, dkim::Algorithm::Ed25519]
+        );
+        for (flag, value) in [
+            ("--dkim-selector", "a.b"),
+            ("--dkim-algorithms", "dsa"),
+            ("--dkim-domains", ","),
+        ] {
+            let err = parse_args(&args(&[flag, value])).unwrap_err().to_string();
+            assert!(err.contains(flag), "{err}");
+        }
     }
 
     #[test]

@@ -11,13 +11,14 @@
 //! | [`check`] | `outpost check`: what a port speaks, its certificate, DNS, outbound port 25 | `proto`, `tls`, `net`, `delivery::dns` |
 //! | [`loadgen`] | `outpost bench`: the load generator | `proto`, `tls`, `net` |
 //! | [`runtime`] | the I/O edge: listeners, mio event loops, worker pool, connections, plain/TLS transport | all but `cli`, `check`, `loadgen` |
-//! | [`delivery`] | the scheduler and delivery threads: routing, DNS, the outbound SMTP driver, Maildir, reports | `queue`, `directory`, `maillog`, `proto`, `tls`, `net`, `units` |
+//! | [`delivery`] | the scheduler and delivery threads: routing, DNS, the outbound SMTP driver, DKIM signing of what leaves, Maildir, reports | `queue`, `directory`, `dkim`, `maillog`, `proto`, `tls`, `net`, `units` |
 //! | [`queue`] | the spool: durable message files, the envelope file format, group commit | `proto` |
 //! | [`maillog`] | the wording of every mail-log line (queued, refused, login, delivery, report sent, removed); its doc is the format reference | `proto`, `queue` |
+//! | [`dkim`] | DKIM signing (relaxed canonicalisation, rsa-sha256, ed25519-sha256) and the signing keys under `DATA-DIR/dkim/` | `proto` |
 //! | [`directory`] | lookups: the users table, aliases, "does this local mailbox exist, and whose is it" | `proto`, `auth` (its hash port) |
 //! | [`auth`] | password verification on its own threads, and the failed-login throttle | `proto`, `maillog`, `net` |
 //! | [`tls`] | rustls configuration, server side (`tls::server`) and client side (`tls::client`) | — |
-//! | [`config`] | the `serve` options: one table feeds the parser, the config file and `--help` | `delivery::{config, retry}`, `units` |
+//! | [`config`] | the `serve` options: one table feeds the parser, the config file and `--help` | `delivery::{config, retry}`, `dkim`, `units` |
 //! | [`proto`] | the pure protocol core: line splitter, dot-unstuffer, command, reply and ESMTP parameter grammars, the session state machine, SASL, the outbound client, Received and DSN builders. Bytes in, bytes and typed actions out; no I/O, no clock, no threads | nothing else of the crate |
 //! | [`net`], [`units`] | small helpers: socket timeouts, the key a client is counted under (an IPv4 address, an IPv6 /64); sizes and durations in flags | — |
 //!
@@ -73,6 +74,7 @@ pub mod cli;
 pub mod config;
 pub mod delivery;
 pub mod directory;
+pub mod dkim;
 pub mod loadgen;
 pub mod maillog;
 pub mod net;

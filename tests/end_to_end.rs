@@ -449,8 +449,9 @@ fn b_test_zone() -> Zone {
         .add("mx.b.test", Rec::A(Ipv4Addr::LOCALHOST))
 }
 
-/// `file` is [`MESSAGE`] byte for byte after a Return-Path with `sender`
-/// and exactly two Received fields (A's and B's); returns B's Received.
+/// `file` is [`MESSAGE`] byte for byte after a Return-Path with `sender`,
+/// exactly two Received fields (A's and B's) and A's DKIM signature;
+/// returns B's Received.
 fn check_delivered_copy(file: &[u8], sender: &str) -> String {
     let text = String::from_utf8(file.to_vec()).unwrap();
     assert!(
@@ -464,11 +465,14 @@ fn check_delivered_copy(file: &[u8], sender: &str) -> String {
     );
     for line in added.split_inclusive("\r\n").skip(1) {
         assert!(
-            line.starts_with("Received: ") || line.starts_with('\t'),
+            line.starts_with("Received: ")
+                || line.starts_with("DKIM-Signature: ")
+                || line.starts_with([' ', '\t']),
             "unexpected added line {line:?} in\n{added}"
         );
     }
     assert_eq!(added.matches("Received: ").count(), 2, "{added}");
+    assert_eq!(added.matches("DKIM-Signature: ").count(), 1, "{added}");
     header(added, "Received").unwrap().to_string()
 }
 

@@ -84,6 +84,24 @@ const RULES: &[(&str, &[&str])] = &[
         ],
     ),
     ("check", &["runtime", "cli", "loadgen"]),
+    // DKIM: pure signing plus its key files; the delivery threads use it.
+    (
+        "dkim",
+        &[
+            "runtime",
+            "delivery",
+            "queue",
+            "directory",
+            "auth",
+            "tls",
+            "config",
+            "maillog",
+            "cli",
+            "check",
+            "loadgen",
+            "net",
+        ],
+    ),
     ("loadgen", &["runtime", "cli", "check"]),
 ];
 

@@ -558,7 +558,7 @@ impl Binary {
 }
 
 #[test]
-fn sighup_reloads_the_users_file_the_aliases_and_the_certificate() {
+fn sighup_reloads_the_users_file_the_aliases_the_certificate_and_the_dkim_keys() {
     let dir = TempDir::new("sighup");
     let users = dir.path().join("users");
     let aliases = dir.path().join("aliases");
@@ -623,6 +623,26 @@ fn sighup_reloads_the_users_file_the_aliases_and_the_certificate() {
     let mut client = client.into_tls(tls_client_config(&renewed));
     assert!(client.command("EHLO other.example").starts_with("250"));
     assert!(client.command("QUIT").starts_with("221"));
+
+    // A new key (made by `outpost dns`, as to rotate) signs after SIGHUP;
+    // one that does not load leaves the keys in force as they were.
+    let data = dir.path().join("data");
+    let made = Command::new(env!("CARGO_BIN_EXE_outpost"))
+        .args(["dns", HOSTNAME, "--hostname", HOSTNAME, "--dkim-selector"])
+        .arg("outpost209912")
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    binary.signal("HUP");
+    binary.wait_for_log(&format!(
+        "DKIM keys in force: outpost209912._domainkey.{HOSTNAME}"
+    ));
+    let new_key = data.join(format!("dkim/{HOSTNAME}/outpost209912.key"));
+    std::fs::write(&new_key, "not a key").unwrap();
+    binary.signal("HUP");
+    binary.wait_for_log("DKIM keys not reloaded");
 
     binary.signal("TERM");
     assert_eq!(binary.exit_code(), Some(0));

@@ -127,7 +127,8 @@ def write(target, name, data):
 
 def main():
     for target in ["line_splitter", "command_parser", "dot_unstuffer", "address_parser",
-                   "sasl_decode", "session", "client", "dsn", "dns_response", "envelope_file"]:
+                   "sasl_decode", "session", "client", "dsn", "dns_response", "envelope_file",
+                   "dkim"]:
         shutil.rmtree(os.path.join(HERE, target), ignore_errors=True)
 
     lines = []
@@ -340,6 +341,21 @@ def main():
         write("envelope_file", "sealed_" + nm, bytes([0x01 | (17 << 1)]) + control + text)
         write("envelope_file", "raw_" + nm, bytes([0x00]) + control + sealed(text, 1234))
     write("envelope_file", "raw_torn", bytes([0x00]) + control + sealed(envelope + rcpts, 1)[:-20])
+
+    # dkim: settings (0x02 raw message; 0xF0 signs with RSA), chunk
+    # pattern, the message.
+    rfc8463 = (b"From: Joe SixPack <joe@football.example.com>\r\nTo: Suzie Q <suzie@shopping.example.net>\r\n"
+               b"Subject: Is dinner ready?\r\nDate: Fri, 11 Jul 2003 21:00:37 -0700 (PDT)\r\n"
+               b"Message-ID: <20030712040037.46341.5F8J@football.example.com>\r\n\r\n"
+               b"Hi.\r\n\r\nWe lost the game.  Are you hungry yet?\r\n\r\nJoe.\r\n")
+    folded = (b"Received: from a\r\n\tby b; Sat, 5 Dec 2026 10:00:00 +0000\r\nFROM : \"Smith, J\" (x)\r\n"
+              b" <j@Example.ORG.>\r\nSubject:  two\t words \r\nsubject: again\r\n\r\n"
+              b" lead\t and trail \t\r\n\r\n\r\nbare\rcr and\nlf\r\n \r\n\r\n")
+    write("dkim", "rfc8463_whole", bytes([0x02]) + ONE_PACKET + rfc8463)
+    write("dkim", "rfc8463_rsa_bytewise", bytes([0xF2]) + BYTE_BY_BYTE + rfc8463)
+    write("dkim", "folded_mixed", bytes([0x02]) + MIXED + folded)
+    write("dkim", "no_body", bytes([0x02]) + MIXED + b"From: a@b.example\r\nTo: c@d")
+    write("dkim", "tokens", bytes([0x00]) + MIXED + bytes(range(0, 27)) + bytes([9, 9, 10, 23, 10]))
 
 
 main()

@@ -1,5 +1,5 @@
 //! The `outpost` command line: a table of subcommands, each a row with its
-//! entry point (`serve`, `passwd`, `users`, `queue`, `bench`, `check`; a new one is
+//! entry point (`serve`, `passwd`, `users`, `queue`, `bench`, `check`, `dns`; a new one is
 //! one more row), and the overview `outpost --help` prints.
 //!
 //! The top of the crate: may import every module, and is the only one that
@@ -9,6 +9,7 @@
 pub mod bench;
 mod check;
 mod check_config;
+mod dns;
 pub mod first_start;
 pub mod lock;
 mod passwd;
@@ -63,6 +64,12 @@ const COMMANDS: &[Subcommand] = &[
         synopsis: "[HOST:PORT...]",
         help: "diagnose mail ports, certificates, MX records, blocked port 25 (`outpost check --help`)",
         run: check::run,
+    },
+    Subcommand {
+        name: "dns",
+        synopsis: "DOMAIN [OPTIONS]",
+        help: "print the DNS records to publish (MX, SPF, DKIM, DMARC, ...); creates missing DKIM keys",
+        run: dns::run,
     },
 ];
 
@@ -142,5 +149,7 @@ mod tests {
         assert_eq!(run(&["outpost", "passwd", "a@b", "extra"]), EXIT_USAGE);
         assert_eq!(run(&["outpost", "check", "--help"]), 0);
         assert_eq!(run(&["outpost", "check"]), EXIT_USAGE);
+        assert_eq!(run(&["outpost", "dns", "--help"]), 0);
+        assert_eq!(run(&["outpost", "dns"]), EXIT_USAGE);
     }
 }

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use super::outbound::CertPolicy;
 use super::retry::{self, RetryPolicy, Schedule};
+use super::sign::Signing;
 
 /// SMTP's port for MX delivery (RFC 5321 §4.5.4 / IANA).
 pub const SMTP_PORT: u16 = 25;
@@ -172,6 +173,9 @@ pub struct DeliveryConfig {
     /// Our own listening addresses (filled in at start): delivery never
     /// connects to them.
     pub listening: Vec<SocketAddr>,
+    /// DKIM signing of mail leaving for other domains (filled in at start;
+    /// its keys are shared with the SIGHUP reload); `None`: sent unsigned.
+    pub dkim: Option<Signing>,
 }
 
 impl Default for DeliveryConfig {
@@ -194,6 +198,7 @@ impl Default for DeliveryConfig {
             aliases: None,
             max_received: DEFAULT_MAX_RECEIVED,
             listening: Vec::new(),
+            dkim: None,
         }
     }
 }

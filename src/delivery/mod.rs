@@ -1,5 +1,5 @@
 //! Outbound delivery: MX lookup, target selection, the retry schedule,
-//! Maildir for local recipients, the check that a next hop is not this
+//! DKIM signatures for what leaves (`sign`), Maildir for local recipients, the check that a next hop is not this
 //! server itself (`myself`), and the queue manager threads
 //! ([`manager::Delivery`]) that drive `proto::client` over sockets with
 //! rustls.
@@ -17,3 +17,4 @@ pub mod myself;
 pub mod outbound;
 pub mod retry;
 pub mod route;
+pub mod sign;

@@ -163,15 +163,17 @@ impl Acceptor {
         self.begin_stop();
     }
 
-    /// SIGHUP: the users file, the alias file and the TLS certificate are
-    /// read again; a file that fails to load leaves its old version in
-    /// force. All are small: new connections wait for the reading only a
-    /// moment.
+    /// SIGHUP: the users file, the alias file, the TLS certificate and the
+    /// DKIM keys are read again; a file that fails to load leaves its old
+    /// version in force. All are small: new connections wait for the
+    /// reading only a moment.
     fn on_reload_signal(&mut self) {
         if let Some(pipes) = self.signals.as_mut() {
             drain(&mut pipes.reload);
         }
-        log::info!("received SIGHUP: reloading the users file, the aliases and the certificate");
+        log::info!(
+            "received SIGHUP: reloading the users file, the aliases, the certificate and the DKIM keys"
+        );
         self.shared.systemd.reloading();
         if let Err(e) = self.shared.users.reload() {
             log::error!("users file not reloaded, the previous one stays in force: {e}");
@@ -185,6 +187,13 @@ impl Acceptor {
             Err(e) => {
                 log::error!("TLS certificate not reloaded, the previous one stays in use: {e}")
             }
+        }
+        match self.shared.dkim.reload(crate::dkim::store::now_secs()) {
+            Ok(_) => log::info!(
+                "DKIM keys in force: {}",
+                self.shared.dkim.in_force().join(", ")
+            ),
+            Err(e) => log::error!("DKIM keys not reloaded, the previous ones stay in use: {e}"),
         }
         super::summary::log_summary(&self.shared);
         self.shared.systemd.ready("serving");

@@ -44,7 +44,9 @@ use mio::{Poll, Waker};
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::delivery::manager::{Delivery, DeliveryError, DeliveryHandle, NewMail};
+use crate::delivery::sign::Signing;
 use crate::directory::{AliasError, AliasTable, LocalDirectory, UserTable, UsersError};
+use crate::dkim::{KeyRing, KeyStore, StoreError};
 use crate::proto::session::{Directory, MessageMemory, Role, SessionConfig};
 use crate::queue::{QueueError, Spool, SpoolWriter};
 use crate::tls::{ServerCertificate, TlsError};
@@ -79,6 +81,8 @@ pub enum ServerError {
     Spool(QueueError),
     /// The queue manager could not be started.
     Delivery(DeliveryError),
+    /// A DKIM key could not be read or created.
+    Dkim(StoreError),
     /// A listener could not be bound.
     Bind {
         /// The address that could not be bound.
@@ -107,6 +111,7 @@ impl fmt::Display for ServerError {
             ServerError::Aliases(e) => write!(f, "{e}"),
             ServerError::Spool(e) => write!(f, "queue: {e}"),
             ServerError::Delivery(e) => write!(f, "delivery: {e}"),
+            ServerError::Dkim(e) => write!(f, "{e}"),
             ServerError::Bind { address, source } => {
                 write!(f, "cannot listen on {address}: {source}")
             }
@@ -135,6 +140,8 @@ pub(crate) struct ServerContext {
     pub authenticator: Arc<Authenticator>,
     /// The aliases in force (reloaded on SIGHUP with the users file).
     pub aliases: Arc<AliasTable>,
+    /// The DKIM keys in force (reloaded on SIGHUP).
+    pub dkim: Arc<KeyRing>,
     /// Durable spooling (on its own thread).
     pub spool: SpoolWriter,
     /// Wakes the queue manager for each newly spooled message (none when
@@ -329,6 +336,22 @@ fn start(
     delivery_config.max_received = config.max_received;
     // Delivery must know our own listeners, so it never connects to them.
     delivery_config.listening = listeners.iter().map(|l| l.address).collect();
+    // Keys missing for a domain signed for are created here, at start.
+    let dkim = Arc::new(
+        KeyRing::open(
+            KeyStore::new(&config.data_dir),
+            &config.effective_local_domains(),
+            &config.dkim,
+            crate::dkim::store::now_secs(),
+        )
+        .map_err(ServerError::Dkim)?,
+    );
+    log::info!("DKIM keys in force: {}", dkim.in_force().join(", "));
+    let relay_networks = config.relay_networks.clone();
+    delivery_config.dkim = Some(Signing {
+        keys: dkim.clone(),
+        trusted: Arc::new(move |ip| relay_networks.iter().any(|net| net.contains(ip))),
+    });
     let delivery = if config.deliver {
         Some(
             Delivery::start(delivery_config, spool.clone(), directory.clone())
@@ -364,6 +387,7 @@ fn start(
         users,
         authenticator,
         aliases,
+        dkim,
         spool,
         new_mail: delivery.as_ref().map(DeliveryHandle::new_mail),
         systemd: if handle_signals {

@@ -10,6 +10,7 @@
 //! group's are written by the executor together with what follows from
 //! them (see `execute.rs` for its order).
 
+use std::io::Read;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -25,7 +26,7 @@ use crate::delivery::config::{HostPort, RelayTls, TransportRoute};
 use crate::delivery::dns::DnsError;
 use crate::delivery::maildir::{Delivered, DeliveryKey, MaildirError};
 use crate::delivery::outbound::{self, CertPolicy, OutboundError, Peer};
-use crate::delivery::route;
+use crate::delivery::{route, sign};
 use crate::directory::Unreachable;
 use crate::maillog::{Line, Removed, RemovedBy};
 use crate::proto::client::{
@@ -449,7 +450,16 @@ fn deliver_remote(
         Ok(route) => route,
         Err(outcome) => return unreached(outcome),
     };
+    // The signature goes in front of the message through the same
+    // dot-stuffing, and counts in its size.
+    let added_header = sign::signature_fields(
+        ctx.config.dkim.as_ref(),
+        message.id.as_str(),
+        &message.origin,
+        body.reader(),
+    );
     let mut facts = BodyFacts::default();
+    facts.add(&added_header);
     let read = body.for_each_piece(|piece| {
         facts.add(piece);
         true
@@ -515,7 +525,7 @@ fn deliver_remote(
             match outbound::run_tracked(
                 &peer,
                 Client::new(params.clone()),
-                body.reader(),
+                added_header.as_slice().chain(body.reader()),
                 &route.tls,
                 &ctx.connections,
             ) {
