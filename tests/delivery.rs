@@ -7,7 +7,7 @@
 mod dns_server;
 mod support;
 
-use std::net::{Ipv4Addr, TcpListener};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -685,4 +685,107 @@ fn long_lines_are_relayed_and_delivered_unchanged() {
     });
     let delivered = &maildir_files(server.data_dir(), "mx.test", "alice")[0];
     assert!(delivered.ends_with(message.as_bytes()), "delivered");
+}
+
+/// `--outbound-address`: the next hop sees the connection come from the
+/// configured local address.
+#[test]
+fn delivery_connects_from_the_outbound_address() {
+    let tmp = data_dir("source");
+    let dir = tmp.path();
+    let dns = DnsServer::start(mx_zone("rx.test"));
+    let rx = MxScript::new().start();
+    let spool = Spool::open(dir).unwrap();
+    let id = store(&spool, "alice@local.test", &["bob@rx.test"]);
+    let mut config = base_config(dir, &dns, rx.addr().port());
+    config.outbound_addresses = config::parse_outbound_addresses("127.0.0.2").unwrap();
+    let delivery = start(config, &spool, users(&["alice@local.test"]));
+    delivery.notify(id);
+    wait_for(10, "the message at the MX", || rx.messages().len() == 1);
+    let sessions = rx.wait_for_sessions(1);
+    assert_eq!(
+        sessions[0].peer.map(|p| p.ip()),
+        Some("127.0.0.2".parse().unwrap())
+    );
+    wait_for(5, "an empty queue", || queue_is_empty(&spool));
+    delivery.shutdown();
+}
+
+/// An MX that refuses our IPv6 address with 5.7.25 (Gmail's "IPv6
+/// sending guidelines") gets the message over IPv4 in the same attempt;
+/// with `--outbound-ip-family ipv4` IPv6 is never tried.
+#[test]
+fn an_ipv6_refusal_for_missing_ptr_is_retried_over_ipv4() {
+    let tmp = data_dir("ipv6-fallback");
+    let dir = tmp.path();
+    let v6 = MxScript::new()
+        .reply(
+            "MAIL",
+            "550 5.7.25 [::1] The IP address sending this message does not have a PTR record",
+        )
+        .start_on("[::1]:0".parse().unwrap());
+    let port = v6.addr().port();
+    let v4 = MxScript::new().start_on(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
+    let zone = Zone::new()
+        .add("rx.test", Rec::Mx(10, "mx.rx.test".into()))
+        .add("mx.rx.test", Rec::A(Ipv4Addr::LOCALHOST))
+        .add("mx.rx.test", Rec::Aaaa(Ipv6Addr::LOCALHOST));
+    let dns = DnsServer::start(zone);
+    let spool = Spool::open(dir).unwrap();
+    let first = store(&spool, "alice@local.test", &["bob@rx.test"]);
+    let delivery = start(
+        base_config(dir, &dns, port),
+        &spool,
+        users(&["alice@local.test"]),
+    );
+    delivery.notify(first);
+    wait_for(10, "the message over IPv4", || v4.messages().len() == 1);
+    assert_eq!(v6.wait_for_sessions(1).len(), 1, "IPv6 was tried first");
+    wait_for(5, "an empty queue", || queue_is_empty(&spool));
+    delivery.shutdown();
+
+    let mut config = base_config(dir, &dns, port);
+    config.ip_family = config::parse_ip_family("ipv4").unwrap();
+    let delivery = start(config, &spool, users(&["alice@local.test"]));
+    delivery.notify(store(&spool, "alice@local.test", &["bob@rx.test"]));
+    wait_for(10, "the second message over IPv4", || {
+        v4.messages().len() == 2
+    });
+    assert_eq!(v6.connections(), 1, "IPv6 not tried with ipv4 only");
+    delivery.shutdown();
+}
+
+/// `--transport DOMAIN=relay`: that domain goes through the smarthost,
+/// the others straight to their MX.
+#[test]
+fn transport_relay_sends_one_domain_through_the_smarthost() {
+    let tmp = data_dir("transport-relay");
+    let dir = tmp.path();
+    let direct = MxScript::new().start();
+    let smarthost = MxScript::new().start();
+    let dns = DnsServer::start(mx_zone("rx.test"));
+    let spool = Spool::open(dir).unwrap();
+    let id = store(
+        &spool,
+        "alice@local.test",
+        &["bob@rx.test", "carol@far.test"],
+    );
+    let mut config = base_config(dir, &dns, direct.addr().port());
+    config.relay_host =
+        Some(config::parse_host_port(&format!("127.0.0.1:{}", smarthost.addr().port())).unwrap());
+    config.relay_tls = config::parse_relay_tls("none").unwrap();
+    config.add_transport("far.test=relay").unwrap();
+    let delivery = start(config, &spool, users(&["alice@local.test"]));
+    delivery.notify(id);
+    wait_for(10, "both copies", || {
+        direct.messages().len() == 1 && smarthost.messages().len() == 1
+    });
+    assert!(direct.wait_for_sessions(1)[0]
+        .text()
+        .contains("RCPT TO:<bob@rx.test>"));
+    assert!(smarthost.wait_for_sessions(1)[0]
+        .text()
+        .contains("RCPT TO:<carol@far.test>"));
+    wait_for(5, "an empty queue", || queue_is_empty(&spool));
+    delivery.shutdown();
 }

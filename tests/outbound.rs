@@ -69,6 +69,7 @@ fn attempt(
 fn peer(addr: SocketAddr) -> Peer {
     Peer {
         addr,
+        source: None,
         host: "rx.test".into(),
         implicit_tls: false,
     }

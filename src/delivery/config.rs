@@ -4,7 +4,7 @@
 //!
 //! Pure: nothing here reads files or sockets.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use super::outbound::CertPolicy;
@@ -30,8 +30,13 @@ pub enum SettingError {
     BadSocketAddr(String),
     /// Not a port number 1-65535.
     BadPort(String),
-    /// `--transport` is not `DOMAIN=HOST:PORT` or `DOMAIN=discard`.
+    /// `--transport` is not `DOMAIN=HOST:PORT`, `DOMAIN=relay` or
+    /// `DOMAIN=discard`.
     BadTransport(String),
+    /// `--outbound-address` is not one IPv4 and/or one IPv6 address.
+    BadOutboundAddress(String),
+    /// `--outbound-ip-family` is not `ipv4`, `ipv6` or `both`.
+    BadIpFamily(String),
     /// `--relay-tls` is not `starttls`, `tls` or `none`.
     BadRelayTls(String),
     /// `--outbound-tls` is not `opportunistic` or `verify`.
@@ -57,8 +62,16 @@ impl std::fmt::Display for SettingError {
             SettingError::BadPort(s) => write!(f, "bad port {s:?}: write a number 1-65535"),
             SettingError::BadTransport(s) => write!(
                 f,
-                "bad transport {s:?}: write DOMAIN=HOST:PORT or DOMAIN=discard"
+                "bad transport {s:?}: write DOMAIN=HOST:PORT, DOMAIN=relay or DOMAIN=discard"
             ),
+            SettingError::BadOutboundAddress(s) => write!(
+                f,
+                "bad outbound address {s:?}: write one IPv4 address, one IPv6 address, or one of \
+                 each separated by a comma"
+            ),
+            SettingError::BadIpFamily(s) => {
+                write!(f, "bad IP family {s:?}: write ipv4, ipv6 or both")
+            }
             SettingError::BadRelayTls(s) => {
                 write!(f, "bad relay TLS mode {s:?}: write starttls, tls or none")
             }
@@ -122,6 +135,31 @@ pub enum TransportRoute {
     Discard,
     /// Deliver to this host instead of the domain's MX.
     Host(HostPort),
+    /// Through the smarthost (`--relay-host`, with its TLS and AUTH).
+    Relay,
+}
+
+/// Which addresses of a destination delivery connects to
+/// (`--outbound-ip-family`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IpFamily {
+    /// IPv4 only.
+    V4,
+    /// IPv6 only.
+    V6,
+    /// Both, in the order DNS gives them.
+    Both,
+}
+
+impl IpFamily {
+    /// May delivery connect to `ip`?
+    pub fn allows(self, ip: IpAddr) -> bool {
+        match self {
+            IpFamily::V4 => ip.is_ipv4(),
+            IpFamily::V6 => ip.is_ipv6(),
+            IpFamily::Both => true,
+        }
+    }
 }
 
 /// One `--transport DOMAIN=ROUTE`.
@@ -161,6 +199,11 @@ pub struct DeliveryConfig {
     pub relay_ca: Option<PathBuf>,
     /// `--transport`: per-domain routes, checked before the smarthost.
     pub transports: Vec<TransportRule>,
+    /// `--outbound-address`: the local addresses delivery connects from
+    /// (at most one per family; none: the system chooses).
+    pub outbound_addresses: Vec<IpAddr>,
+    /// `--outbound-ip-family`: which destination addresses are used.
+    pub ip_family: IpFamily,
     /// `--retry`, `--max-queue-lifetime`, `--delay-warning`.
     pub retry: RetryPolicy,
     /// `--max-outbound-connections`: delivery threads, hence connections.
@@ -193,6 +236,8 @@ impl Default for DeliveryConfig {
             relay_password_file: None,
             relay_ca: None,
             transports: Vec::new(),
+            outbound_addresses: Vec::new(),
+            ip_family: IpFamily::Both,
             retry: RetryPolicy::default(),
             max_outbound_connections: DEFAULT_MAX_OUTBOUND_CONNECTIONS,
             aliases: None,
@@ -220,6 +265,24 @@ impl DeliveryConfig {
             .iter()
             .find(|r| r.domain == domain)
             .map(|r| &r.route)
+    }
+
+    /// Does the smarthost take only the domains routed to it with
+    /// `--transport DOMAIN=relay` (the rest going direct), rather than all
+    /// remote mail?
+    pub fn relay_is_per_domain(&self) -> bool {
+        self.transports
+            .iter()
+            .any(|r| r.route == TransportRoute::Relay)
+    }
+
+    /// The `--outbound-address` to connect from to `destination`, if one
+    /// of its family is set.
+    pub fn source_for(&self, destination: IpAddr) -> Option<IpAddr> {
+        self.outbound_addresses
+            .iter()
+            .copied()
+            .find(|a| a.is_ipv4() == destination.is_ipv4())
     }
 
     /// Is `domain` (any case) one of ours?
@@ -287,9 +350,35 @@ pub fn parse_transport(text: &str) -> Result<TransportRule, SettingError> {
     }
     let route = match route.trim() {
         r if r.eq_ignore_ascii_case("discard") => TransportRoute::Discard,
+        r if r.eq_ignore_ascii_case("relay") => TransportRoute::Relay,
         r => TransportRoute::Host(parse_host_port(r).map_err(|_| bad())?),
     };
     Ok(TransportRule { domain, route })
+}
+
+/// `--outbound-address`: one IPv4 address, one IPv6 address, or one of
+/// each, comma-separated.
+pub fn parse_outbound_addresses(text: &str) -> Result<Vec<IpAddr>, SettingError> {
+    let bad = || SettingError::BadOutboundAddress(text.to_string());
+    let mut addresses: Vec<IpAddr> = Vec::new();
+    for part in text.split(',') {
+        let ip: IpAddr = part.trim().parse().map_err(|_| bad())?;
+        if ip.is_unspecified() || addresses.iter().any(|a| a.is_ipv4() == ip.is_ipv4()) {
+            return Err(bad());
+        }
+        addresses.push(ip);
+    }
+    Ok(addresses)
+}
+
+/// `ipv4`, `ipv6` or `both`.
+pub fn parse_ip_family(text: &str) -> Result<IpFamily, SettingError> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "ipv4" | "4" => Ok(IpFamily::V4),
+        "ipv6" | "6" => Ok(IpFamily::V6),
+        "both" | "any" => Ok(IpFamily::Both),
+        _ => Err(SettingError::BadIpFamily(text.to_string())),
+    }
 }
 
 /// `starttls`, `tls` or `none`.
@@ -365,6 +454,32 @@ mod tests {
     }
 
     #[test]
+    fn outbound_addresses_and_families() {
+        let both = parse_outbound_addresses("192.0.2.1, 2001:db8::1").unwrap();
+        assert_eq!(both.len(), 2);
+        for bad in [
+            "",
+            "192.0.2.1,192.0.2.2",
+            "0.0.0.0",
+            "mail.example",
+            "::1,::2",
+        ] {
+            assert!(parse_outbound_addresses(bad).is_err(), "{bad}");
+        }
+        let config = DeliveryConfig {
+            outbound_addresses: both,
+            ..DeliveryConfig::default()
+        };
+        let v6: IpAddr = "2001:db8::9".parse().unwrap();
+        assert_eq!(config.source_for(v6), Some("2001:db8::1".parse().unwrap()));
+        assert_eq!(parse_ip_family("IPv4"), Ok(IpFamily::V4));
+        assert_eq!(parse_ip_family("both"), Ok(IpFamily::Both));
+        assert!(parse_ip_family("ipv5").is_err());
+        assert!(IpFamily::V4.allows("192.0.2.9".parse().unwrap()));
+        assert!(!IpFamily::V4.allows(v6));
+    }
+
+    #[test]
     fn transports() {
         let table = [
             (
@@ -374,6 +489,7 @@ mod tests {
             ),
             ("Bench.Test.=discard", "bench.test", TransportRoute::Discard),
             ("x.test=DISCARD", "x.test", TransportRoute::Discard),
+            ("gmail.com=relay", "gmail.com", TransportRoute::Relay),
         ];
         for (text, domain, route) in table {
             let rule = parse_transport(text).unwrap();

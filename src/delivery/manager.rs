@@ -69,6 +69,8 @@ pub enum DeliveryError {
     RelayUserWithoutPassword,
     /// `--relay-password-file` without `--relay-user`.
     RelayPasswordWithoutUser,
+    /// `--transport DOMAIN=relay` without `--relay-host`.
+    RelayTransportWithoutHost,
     /// The spool could not be listed.
     Queue(QueueError),
     /// A thread could not be started.
@@ -94,6 +96,10 @@ impl std::fmt::Display for DeliveryError {
                     "delivery settings: --relay-password-file needs --relay-user"
                 )
             }
+            DeliveryError::RelayTransportWithoutHost => write!(
+                f,
+                "delivery settings: --transport DOMAIN=relay needs --relay-host"
+            ),
             DeliveryError::Queue(e) => e.fmt(f),
             DeliveryError::Spawn(e) => write!(f, "cannot start a delivery thread: {e}"),
         }
@@ -175,6 +181,9 @@ impl Delivery {
         spool: Arc<Spool>,
         directory: Arc<LocalDirectory>,
     ) -> Result<DeliveryHandle, DeliveryError> {
+        if config.relay_is_per_domain() && config.relay_host.is_none() {
+            return Err(DeliveryError::RelayTransportWithoutHost);
+        }
         let credentials = match (&config.relay_user, &config.relay_password_file) {
             (Some(user), Some(path)) => {
                 let text =

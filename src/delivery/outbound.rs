@@ -15,13 +15,15 @@
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token};
 use parking_lot::Mutex;
+use rustix::io::Errno;
+use rustix::net::{AddressFamily, SocketFlags, SocketType};
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
 
@@ -111,6 +113,9 @@ fn log_unverified(server: &ServerName<'_>, verdict: Result<(), rustls::Error>) {
 pub struct Peer {
     /// The address to connect to.
     pub addr: SocketAddr,
+    /// The local address to connect from (`--outbound-address`); `None`:
+    /// the system chooses.
+    pub source: Option<IpAddr>,
     /// The host name, for SNI and certificate checks.
     pub host: String,
     /// TLS from the first byte (a smarthost on port 465).
@@ -186,11 +191,17 @@ impl OpenConnections {
     }
 }
 
-/// Connects to `addr` within `timeout` (a blocking socket, like
-/// `TcpStream::connect_timeout`), giving up early once `open` is closed.
-fn connect(addr: SocketAddr, timeout: Duration, open: &OpenConnections) -> io::Result<TcpStream> {
+/// Connects to `addr` from `source` (if given) within `timeout` (a
+/// blocking socket, like `TcpStream::connect_timeout`), giving up early
+/// once `open` is closed.
+fn connect(
+    addr: SocketAddr,
+    source: Option<IpAddr>,
+    timeout: Duration,
+    open: &OpenConnections,
+) -> io::Result<TcpStream> {
     let deadline = Instant::now() + timeout;
-    let mut socket = mio::net::TcpStream::connect(addr)?;
+    let mut socket = start_connect(addr, source)?;
     let mut poll = Poll::new()?;
     poll.registry()
         .register(&mut socket, Token(0), Interest::WRITABLE)?;
@@ -234,6 +245,25 @@ fn connect(addr: SocketAddr, timeout: Duration, open: &OpenConnections) -> io::R
     Ok(tcp)
 }
 
+/// A non-blocking connect to `addr` under way, from `source` if given.
+fn start_connect(addr: SocketAddr, source: Option<IpAddr>) -> io::Result<mio::net::TcpStream> {
+    let Some(source) = source else {
+        return mio::net::TcpStream::connect(addr);
+    };
+    let family = match addr {
+        SocketAddr::V4(_) => AddressFamily::INET,
+        SocketAddr::V6(_) => AddressFamily::INET6,
+    };
+    let flags = SocketFlags::NONBLOCK | SocketFlags::CLOEXEC;
+    let socket = rustix::net::socket_with(family, SocketType::STREAM, flags, None)?;
+    rustix::net::bind(&socket, &SocketAddr::new(source, 0))?;
+    match rustix::net::connect(&socket, &addr) {
+        Ok(()) | Err(Errno::INPROGRESS) => {}
+        Err(e) => return Err(e.into()),
+    }
+    Ok(mio::net::TcpStream::from_std(TcpStream::from(socket)))
+}
+
 /// Removes a connection from [`OpenConnections`] when dropped.
 struct Registration<'a> {
     open: &'a OpenConnections,
@@ -272,11 +302,12 @@ pub fn run_tracked(
 ) -> Result<Attempt, OutboundError> {
     let server_name = ServerName::try_from(peer.host.trim_end_matches('.').to_string())
         .map_err(|_| OutboundError::BadServerName(peer.host.clone()))?;
-    let tcp =
-        connect(peer.addr, CONNECT_TIMEOUT, open).map_err(|source| OutboundError::Connect {
+    let tcp = connect(peer.addr, peer.source, CONNECT_TIMEOUT, open).map_err(|source| {
+        OutboundError::Connect {
             addr: peer.addr,
             source,
-        })?;
+        }
+    })?;
     let _ = tcp.set_nodelay(true);
     let _registration = open.register(&tcp);
     let mut stream = ClientStream::Plain(tcp);

@@ -104,7 +104,12 @@ impl MxScript {
 
     /// Listens on 127.0.0.1 port 0 and serves until dropped.
     pub fn start(self) -> FakeMx {
-        FakeMx::start(self)
+        self.start_on("127.0.0.1:0".parse().unwrap())
+    }
+
+    /// Listens on `addr` (e.g. `[::1]:PORT`) and serves until dropped.
+    pub fn start_on(self, addr: SocketAddr) -> FakeMx {
+        FakeMx::start(self, addr)
     }
 }
 
@@ -125,6 +130,8 @@ pub struct MxSession {
     pub pipelined: bool,
     /// What the client did wrong (bare LF, pipelining after STARTTLS, …).
     pub mistakes: Vec<String>,
+    /// The client's address.
+    pub peer: Option<SocketAddr>,
 }
 
 impl MxSession {
@@ -144,8 +151,8 @@ pub struct FakeMx {
 }
 
 impl FakeMx {
-    fn start(script: MxScript) -> FakeMx {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    fn start(script: MxScript, addr: SocketAddr) -> FakeMx {
+        let listener = TcpListener::bind(addr).unwrap();
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
         let connections = Arc::new(AtomicUsize::new(0));
@@ -313,7 +320,10 @@ impl Lines {
 
 /// Serves one connection to its end.
 fn serve(tcp: TcpStream, number: usize, script: &MxScript) -> MxSession {
-    let mut seen = MxSession::default();
+    let mut seen = MxSession {
+        peer: tcp.peer_addr().ok(),
+        ..MxSession::default()
+    };
     tcp.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
     let mut lines = Lines {
         stream: Stream::Plain(tcp),

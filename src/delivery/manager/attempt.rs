@@ -37,7 +37,7 @@ use crate::proto::dsn::ReportAction;
 use crate::proto::envelope::Recipient;
 use crate::proto::esmtp::{Body, Orcpt};
 use crate::proto::received::ReceivedCounter;
-use crate::proto::reply::Enhanced;
+use crate::proto::reply::{Enhanced, Reply};
 use crate::proto::sasl::Credentials;
 use crate::queue::{
     Failure, QueueError, QueueId, QueuedMessage, RecipientEntry, RecipientState, StoredMessage,
@@ -315,9 +315,13 @@ fn group(ctx: &Context, message: &QueuedMessage) -> Vec<(Destination, Vec<usize>
             match ctx.config.transport_for(&domain) {
                 Some(TransportRoute::Discard) => Destination::Discard,
                 Some(TransportRoute::Host(hp)) => Destination::Host(hp.clone()),
-                None => match &ctx.config.relay_host {
+                Some(TransportRoute::Relay) => match &ctx.config.relay_host {
                     Some(hp) => Destination::Relay(hp.clone()),
                     None => Destination::Mx(domain),
+                },
+                None => match &ctx.config.relay_host {
+                    Some(hp) if !ctx.config.relay_is_per_domain() => Destination::Relay(hp.clone()),
+                    _ => Destination::Mx(domain),
                 },
             }
         };
@@ -505,13 +509,33 @@ fn deliver_remote(
                 continue;
             }
         };
-        for ip in addrs {
+        let family = ctx.config.ip_family;
+        let mut addrs: Vec<IpAddr> = addrs.into_iter().filter(|&ip| family.allows(ip)).collect();
+        // IPv6 first, as RFC 6724 prefers; a host without IPv6 routing
+        // fails those at once and goes on to IPv4.
+        addrs.sort_by_key(IpAddr::is_ipv4);
+        if addrs.is_empty() {
+            let text = format!("{host} has no address of the family --outbound-ip-family allows");
+            last_error = Some(local((4, 4, 3), text));
+            continue;
+        }
+        // Set once the peer refused our IPv6 address: its IPv4 ones remain.
+        let mut ipv4_only = false;
+        for (n, &ip) in addrs.iter().enumerate() {
+            if ipv4_only && ip.is_ipv6() {
+                continue;
+            }
+            let source = ctx.config.source_for(ip);
             let peer = Peer {
                 addr: SocketAddr::new(ip, route.port),
+                source,
                 host: host.clone(),
                 implicit_tls: route.implicit_tls,
             };
-            let relay = format!("{host}[{ip}]:{}", route.port);
+            let relay = match source {
+                Some(source) => format!("{host}[{ip}]:{} from {source}", route.port),
+                None => format!("{host}[{ip}]:{}", route.port),
+            };
             if ctx.own.is_self(peer.addr) {
                 // Like Postfix with an MX list that names us: the hosts
                 // before us were the way out; with none tried, the mail
@@ -536,6 +560,20 @@ fn deliver_remote(
                         ctx.config.hostname
                     );
                     return loops_back_group(message, indices, relay);
+                }
+                Ok(attempt)
+                    if ip.is_ipv6()
+                        && refused_for_ipv6(&attempt.report.outcomes)
+                        && addrs[n + 1..].iter().any(IpAddr::is_ipv4) =>
+                {
+                    // Gmail and others refuse IPv6 senders without a PTR
+                    // or authentication (5.7.25, "IPv6 sending
+                    // guidelines"); the same host over IPv4 may accept.
+                    log::info!(
+                        "{}: {relay} refused our IPv6 address; trying {host} over IPv4",
+                        message.id
+                    );
+                    ipv4_only = true;
                 }
                 Ok(attempt) => {
                     let said = |reply| Failure::Remote {
@@ -574,6 +612,23 @@ fn deliver_remote(
     let failure =
         last_error.unwrap_or_else(|| local((4, 4, 0), "no address to connect to".to_string()));
     unreached(RcptOutcome::Transient(failure))
+}
+
+/// Did the peer refuse the message for coming over IPv6 (no PTR for our
+/// IPv6 address, or its IPv6 sending policy) and deliver nothing?
+fn refused_for_ipv6(outcomes: &[Outcome]) -> bool {
+    let for_ipv6 = |reply: &Reply| {
+        let text = reply.lines.join(" ").to_ascii_lowercase();
+        reply.enhanced == Some(Enhanced(5, 7, 25))
+            || (text.contains("ipv6")
+                && ["ptr", "reverse", "guidelines", "policy"]
+                    .iter()
+                    .any(|w| text.contains(w)))
+    };
+    !outcomes.iter().any(|o| matches!(o, Outcome::Delivered(_)))
+        && outcomes
+            .iter()
+            .any(|o| matches!(o, Outcome::Permanent(r) if for_ipv6(r)))
 }
 
 /// The hosts, port and TLS settings for a destination. An `Err` is the
