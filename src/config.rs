@@ -292,6 +292,9 @@ pub struct Config {
     pub postmaster: Option<String>,
     /// Clients that may relay without AUTH and are exempt from the per-IP limit.
     pub relay_networks: Vec<Cidr>,
+    /// Load balancers whose connections start with a PROXY protocol
+    /// header naming the real client (`--proxy-from`).
+    pub proxy_from: Vec<Cidr>,
     /// Largest message, octets.
     pub max_message_size: usize,
     /// Octets of one arriving message kept in memory; beyond it the
@@ -363,6 +366,7 @@ impl Default for Config {
             local_domains: Vec::new(),
             postmaster: None,
             relay_networks: Vec::new(),
+            proxy_from: Vec::new(),
             max_message_size: 0,
             message_memory: 0,
             message_memory_total: 0,
@@ -425,6 +429,11 @@ impl Config {
     pub fn is_trusted(&self, ip: IpAddr) -> bool {
         self.relay_networks.iter().any(|net| net.contains(ip))
     }
+
+    /// Does a connection from `ip` start with a PROXY protocol header?
+    pub fn is_proxy(&self, ip: IpAddr) -> bool {
+        self.proxy_from.iter().any(|net| net.contains(ip))
+    }
 }
 
 /// What `outpost serve` was asked to do.
@@ -483,6 +492,7 @@ pub const OPTIONS: &[OptionSpec] = &[
     opt!("tls-key", "FILE", "PEM private key, PKCS#8, RSA or EC (default: DATA-DIR/tls/key.pem)", None, false, |c, v| { c.tls_key = Some(PathBuf::from(non_empty(v)?)); Ok(()) }),
     opt!("users", "FILE", "users file, one address:hash per line (default: DATA-DIR/users, created on first start)", None, false, |c, v| { c.users = Some(PathBuf::from(non_empty(v)?)); Ok(()) }),
     opt!("local-domains", "D1,D2", "domains we accept mail for (default: the host name)", None, false, |c, v| { c.local_domains = domain_list(v)?; Ok(()) }),
+    opt!("proxy-from", "CIDR,...", "load balancers (HAProxy send-proxy or send-proxy-v2) whose connections start with a PROXY header naming the real client; from anyone else no header is accepted", Some("none"), false, |c, v| { c.proxy_from = cidr_list(v)?; Ok(()) }),
     opt!("relay-networks", "CIDR,...", "clients that may relay without AUTH; `none` for nobody", Some("127.0.0.0/8,::1/128"), false, |c, v| { c.relay_networks = cidr_list(v)?; Ok(()) }),
     opt!("max-message-size", "SIZE", "largest message (bytes, or with K/M/G, KiB/MiB/GiB)", Some("25MiB"), false, |c, v| { c.max_message_size = above_zero(size(v)?)?; Ok(()) }),
     opt!("message-memory", "SIZE", "how much of one arriving message is kept in memory; the rest is written to the spool as it arrives (0: every message)", Some("128KiB"), false, |c, v| { c.message_memory = size(v)?; Ok(()) }),

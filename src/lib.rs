@@ -19,14 +19,16 @@
 //! | [`auth`] | password verification on its own threads, and the failed-login throttle | `proto`, `maillog`, `net` |
 //! | [`tls`] | rustls configuration, server side (`tls::server`) and client side (`tls::client`) | — |
 //! | [`config`] | the `serve` options: one table feeds the parser, the config file and `--help` | `delivery::{config, retry}`, `dkim`, `units` |
-//! | [`proto`] | the pure protocol core: line splitter, dot-unstuffer, command, reply and ESMTP parameter grammars, the session state machine, SASL, the outbound client, Received and DSN builders. Bytes in, bytes and typed actions out; no I/O, no clock, no threads | nothing else of the crate |
+//! | [`proto`] | the pure protocol core: line splitter, dot-unstuffer, command, reply and ESMTP parameter grammars, the session state machine, SASL, the PROXY protocol header, the outbound client, Received and DSN builders. Bytes in, bytes and typed actions out; no I/O, no clock, no threads | nothing else of the crate |
 //! | [`net`], [`units`] | small helpers: socket timeouts, the key a client is counted under (an IPv4 address, an IPv6 /64); sizes and durations in flags | — |
 //!
 //! # The path of a message
 //!
 //! 1. **Accept.** The accepting thread ([`runtime`]'s `Acceptor`) takes a
 //!    new connection, counts it against `--max-connections` and the per-IP
-//!    limit, and hands it to the worker with the fewest connections. That
+//!    limit, and hands it to the worker with the fewest connections (behind
+//!    a `--proxy-from` load balancer, the PROXY header it reads first
+//!    names the client it is counted and known as). That
 //!    worker's event loop owns it for its whole life: bytes pass through the
 //!    connection's transport (plain, or rustls after STARTTLS or on 465) into
 //!    [`proto::session::Session::feed`], which answers and asks for

@@ -128,7 +128,7 @@ def write(target, name, data):
 def main():
     for target in ["line_splitter", "command_parser", "dot_unstuffer", "address_parser",
                    "sasl_decode", "session", "client", "dsn", "dns_response", "envelope_file",
-                   "dkim"]:
+                   "dkim", "proxy_header"]:
         shutil.rmtree(os.path.join(HERE, target), ignore_errors=True)
 
     lines = []
@@ -356,6 +356,14 @@ def main():
     write("dkim", "folded_mixed", bytes([0x02]) + MIXED + folded)
     write("dkim", "no_body", bytes([0x02]) + MIXED + b"From: a@b.example\r\nTo: c@d")
     write("dkim", "tokens", bytes([0x00]) + MIXED + bytes(range(0, 27)) + bytes([9, 9, 10, 23, 10]))
+
+    # proxy_header: the connection's first bytes, as HAProxy sends them.
+    v2 = b"\r\n\r\n\0\r\nQUIT\n"
+    write("proxy_header", "v1_tcp4", b"PROXY TCP4 192.0.2.7 198.51.100.1 51234 25\r\nEHLO x\r\n")
+    write("proxy_header", "v1_tcp6", b"PROXY TCP6 2001:db8::7 2001:db8::1 4000 587\r\n")
+    write("proxy_header", "v1_unknown", b"PROXY UNKNOWN\r\n")
+    write("proxy_header", "v2_tcp4", v2 + bytes([0x21, 0x11, 0, 12, 192, 0, 2, 7, 198, 51, 100, 1, 0xc8, 0x22, 0, 25]))
+    write("proxy_header", "v2_local", v2 + bytes([0x20, 0, 0, 0]))
 
 
 main()

@@ -11,6 +11,7 @@ pub mod dsn;
 pub mod envelope;
 pub mod esmtp;
 pub mod line;
+pub mod proxy;
 pub mod received;
 pub mod reply;
 pub mod sasl;

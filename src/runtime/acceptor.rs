@@ -231,8 +231,10 @@ impl Acceptor {
             peer, role, local, ..
         } = accepted;
         let ip = peer.ip();
-        let trusted = self.shared.config.is_trusted(ip);
-        let refusal = match self.counter.lock().admit(ip, trusted) {
+        // A load balancer is exempt from the per-address limit: its
+        // connections count under the clients its headers name.
+        let exempt = self.shared.config.is_trusted(ip) || self.shared.config.is_proxy(ip);
+        let refusal = match self.counter.lock().admit(ip, exempt) {
             Ok(()) => None,
             Err(ConnectionRefusal::TooManyTotal) => Some((
                 "too many connections",

@@ -26,6 +26,7 @@ use super::transport::{ReadOutcome, Transport};
 use super::ServerContext;
 use crate::maillog::{self, Line};
 use crate::proto::envelope::EnqueueError;
+use crate::proto::proxy::{self, ProxiedClient, ProxyStatus};
 use crate::proto::reply::Reply;
 use crate::proto::sasl::AuthResult;
 use crate::proto::session::{Action, ClientInfo, Role, Session, SessionEvent};
@@ -65,6 +66,9 @@ impl From<Completion> for Work {
 /// Where the connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ConnectionState {
+    /// From a `--proxy-from` load balancer: reading the PROXY header that
+    /// names the client, before anything else.
+    ProxyHeader,
     /// `--greeting-delay`: waiting to greet; a client that talks is refused.
     GreetingDelay,
     /// A TLS handshake is running: on the implicit-TLS port before the
@@ -200,14 +204,85 @@ impl Connection {
             streaming: None,
             peer_closing: false,
         };
-        if role == Role::Submissions {
-            conn.begin_tls(shared, true);
-        } else if !shared.config.greeting_delay.is_zero() {
-            conn.state = ConnectionState::GreetingDelay;
+        if shared.config.is_proxy(peer.ip()) {
+            conn.state = ConnectionState::ProxyHeader;
         } else {
-            conn.greet(shared);
+            conn.open(shared);
         }
         conn
+    }
+
+    /// The client's connection begins: the TLS handshake on port 465, the
+    /// greeting delay, or the greeting.
+    fn open(&mut self, shared: &ServerContext) {
+        if self.role == Role::Submissions {
+            self.begin_tls(shared, true);
+        } else if !shared.config.greeting_delay.is_zero() {
+            self.state = ConnectionState::GreetingDelay;
+            self.started = Instant::now();
+        } else {
+            self.state = ConnectionState::Active;
+            self.greet(shared);
+        }
+    }
+
+    /// Reads the PROXY header a load balancer sends first (HAProxy's
+    /// `send-proxy` or `send-proxy-v2`); from then on the connection is its
+    /// client's: logs, Received, relay networks, limits and the login
+    /// throttle all see the client's address. A bad header closes the
+    /// connection without a word.
+    fn read_proxy_header(&mut self, shared: &ServerContext) -> bool {
+        match proxy::parse(&self.input) {
+            Ok(ProxyStatus::NeedMore) => {
+                if self.inbound == Inbound::PeerClosed {
+                    self.state = ConnectionState::Closed;
+                }
+                false
+            }
+            Ok(ProxyStatus::Done { client, consumed }) => {
+                self.input.drain(..consumed);
+                let admitted = match client {
+                    ProxiedClient::Address(client) => self.move_to_client(client, shared),
+                    ProxiedClient::Unknown => true,
+                };
+                if admitted {
+                    self.open(shared);
+                }
+                true
+            }
+            Err(e) => {
+                log::warn!("{}: {e}; closing", self.describe());
+                self.state = ConnectionState::Closed;
+                true
+            }
+        }
+    }
+
+    /// Counts the connection under `client`, the address its PROXY header
+    /// names, instead of the load balancer's, within the per-address limit.
+    fn move_to_client(&mut self, client: SocketAddr, shared: &ServerContext) -> bool {
+        let trusted = shared.config.is_trusted(client.ip());
+        let admitted = shared
+            .counter
+            .lock()
+            .move_to(self.peer.ip(), client.ip(), trusted);
+        if admitted.is_err() {
+            log::info!(
+                "{}: refused {client}: too many connections from this address",
+                self.describe()
+            );
+            if self.role != Role::Submissions {
+                Reply::new(421, (4, 7, 0), "Too many connections from your address")
+                    .and_close()
+                    .render(&mut self.output);
+            }
+            self.state = ConnectionState::Closing;
+            return false;
+        }
+        log::info!("{}: PROXY header: the client is {client}", self.describe());
+        self.peer = client;
+        self.trusted = trusted;
+        true
     }
 
     /// The state, for the loop's decisions.
@@ -262,7 +337,9 @@ impl Connection {
             ConnectionState::GreetingDelay => {
                 Some((self.started + config.greeting_delay, DeadlineKind::Greet))
             }
-            ConnectionState::Handshake { .. } => Some(idle(config.tls_handshake_timeout)),
+            ConnectionState::Handshake { .. } | ConnectionState::ProxyHeader => {
+                Some(idle(config.tls_handshake_timeout))
+            }
             ConnectionState::Active | ConnectionState::StartTls => {
                 let in_data = self.session.as_ref().is_some_and(Session::in_data);
                 Some(idle(if in_data {
@@ -342,7 +419,10 @@ impl Connection {
     /// Starts the TLS handshake: at once on the implicit-TLS port, after the
     /// flushed 220 for STARTTLS.
     fn begin_tls(&mut self, shared: &ServerContext, implicit: bool) {
-        match self.transport.upgrade(&shared.tls) {
+        // On port 465 behind a load balancer, the client's first TLS bytes
+        // may have come with the PROXY header.
+        let early = std::mem::take(&mut self.input);
+        match self.transport.upgrade(&shared.tls, &early) {
             Ok(()) => self.state = ConnectionState::Handshake { implicit },
             Err(e) => {
                 log::error!("{}: cannot start TLS: {e}", self.describe());
@@ -430,9 +510,9 @@ impl Connection {
     fn on_shutdown(&mut self) {
         match self.state {
             ConnectionState::Closing | ConnectionState::Closed => {}
-            ConnectionState::Handshake { .. } | ConnectionState::GreetingDelay => {
-                self.state = ConnectionState::Closed
-            }
+            ConnectionState::ProxyHeader
+            | ConnectionState::Handshake { .. }
+            | ConnectionState::GreetingDelay => self.state = ConnectionState::Closed,
             ConnectionState::Active
             | ConnectionState::StartTls
             | ConnectionState::AwaitAuth
@@ -464,6 +544,9 @@ impl Connection {
             let mut progress = false;
             if self.wants_input() {
                 progress |= self.read(shared);
+            }
+            if self.state == ConnectionState::ProxyHeader {
+                progress |= self.read_proxy_header(shared);
             }
             if matches!(self.state, ConnectionState::Handshake { .. }) {
                 progress |= self.check_handshake(shared);
@@ -500,6 +583,7 @@ impl Connection {
             ConnectionState::Active
                 | ConnectionState::Handshake { .. }
                 | ConnectionState::GreetingDelay
+                | ConnectionState::ProxyHeader
         ) && self.inbound == Inbound::Unread
             && self.input.len() < MAX_INPUT
             && self.output.len() < MAX_OUTPUT

@@ -50,8 +50,6 @@ struct Job {
 struct Slot {
     /// The connection while it waits; `None` while it is in the ready queue.
     conn: Option<Box<Connection>>,
-    /// The client IP, for the counters when it closes.
-    ip: IpAddr,
     /// Readiness arrived while the connection was queued or parked.
     pending_io: bool,
     /// The client's FIN has arrived (a read-closed event), not yet told to
@@ -292,7 +290,6 @@ impl EventLoop {
             token,
             Slot {
                 conn: None,
-                ip: peer.ip(),
                 pending_io: false,
                 read_closed: false,
                 completion: None,
@@ -386,8 +383,10 @@ impl EventLoop {
 
     fn close(&mut self, mut conn: Box<Connection>) {
         let _ = self.poll.registry().deregister(&mut conn.socket);
-        if let Some(slot) = self.slots.remove(&conn.token) {
-            self.forget(slot.ip);
+        if self.slots.remove(&conn.token).is_some() {
+            // The address it counts under: its client's, once a PROXY
+            // header named one.
+            self.forget(conn.peer.ip());
         }
         log::info!(
             "{}: disconnected after {:.1}s",

@@ -102,6 +102,25 @@ impl ConnectionCounter {
         }
     }
 
+    /// Counts a connection admitted under `from` (a load balancer) under
+    /// `to` instead (the client its PROXY header names), within the
+    /// per-address limit unless `exempt`. On refusal it stays under `from`.
+    pub fn move_to(
+        &mut self,
+        from: IpAddr,
+        to: IpAddr,
+        exempt: bool,
+    ) -> Result<(), ConnectionRefusal> {
+        let count = self.per_ip.get(&client_key(to)).copied().unwrap_or(0);
+        if !exempt && count >= self.max_per_ip {
+            return Err(ConnectionRefusal::TooManyFromIp);
+        }
+        self.release(from);
+        self.total += 1;
+        *self.per_ip.entry(client_key(to)).or_insert(0) += 1;
+        Ok(())
+    }
+
     /// Open connections.
     pub fn total(&self) -> usize {
         self.total
@@ -111,6 +130,25 @@ impl ConnectionCounter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_proxied_connection_moves_to_its_client_within_the_limit() {
+        let proxy: IpAddr = "10.0.0.1".parse().unwrap();
+        let client: IpAddr = "192.0.2.7".parse().unwrap();
+        let mut counter = ConnectionCounter::new(10, 1);
+        counter.admit(proxy, true).unwrap();
+        counter.admit(proxy, true).unwrap();
+        assert_eq!(counter.move_to(proxy, client, false), Ok(()));
+        assert_eq!(
+            counter.move_to(proxy, client, false),
+            Err(ConnectionRefusal::TooManyFromIp)
+        );
+        assert_eq!(counter.total(), 2);
+        counter.release(client);
+        counter.release(proxy);
+        assert_eq!(counter.total(), 0);
+        assert!(counter.per_ip.is_empty());
+    }
 
     #[test]
     fn limits_total_and_per_ip() {
@@ -125,6 +163,7 @@ mod tests {
             Err(ConnectionRefusal::TooManyFromIp)
         );
         assert_eq!(counter.admit(a, true), Ok(()), "relay networks are exempt");
+
         assert_eq!(counter.admit(b, false), Ok(()));
         assert_eq!(counter.admit(b, true), Err(ConnectionRefusal::TooManyTotal));
         counter.release(a);

@@ -149,6 +149,9 @@ pub(crate) struct ServerContext {
     pub new_mail: Option<NewMail>,
     /// Tells systemd about start, reload and stop (with signals only).
     pub systemd: SystemdNotify,
+    /// Open connections per client, shared by every loop (a connection
+    /// behind a load balancer moves to its real client's count).
+    pub counter: Arc<parking_lot::Mutex<ConnectionCounter>>,
 }
 
 /// Starts servers.
@@ -395,6 +398,7 @@ fn start(
         } else {
             SystemdNotify::disabled()
         },
+        counter: counter.clone(),
     });
     let pool = Pool::start(workers, &shared, &counter, &notify)
         .map_err(setup("start the worker threads"))?;

@@ -53,11 +53,27 @@ thread_local! {
 
 impl Transport {
     /// Starts a server handshake with `config`: from now on every byte read
-    /// or flushed goes through rustls.
-    pub fn upgrade(&mut self, config: &Arc<ServerConfig>) -> Result<(), rustls::Error> {
+    /// or flushed goes through rustls, starting with `early`, TLS bytes
+    /// already read from the socket.
+    pub fn upgrade(
+        &mut self,
+        config: &Arc<ServerConfig>,
+        early: &[u8],
+    ) -> Result<(), rustls::Error> {
         let mut tls = ServerConnection::new(Arc::clone(config))?;
         // A client that does not read cannot make rustls buffer without end.
         tls.set_buffer_limit(Some(MAX_OUTPUT));
+        // TLS bytes read before the upgrade (behind a PROXY header).
+        let mut early = early;
+        while !early.is_empty() {
+            match tls.read_tls(&mut early) {
+                Ok(0) => break,
+                Ok(_) => {
+                    tls.process_new_packets()?;
+                }
+                Err(e) => return Err(rustls::Error::General(e.to_string())),
+            }
+        }
         *self = Transport::Tls(Box::new(tls));
         Ok(())
     }
@@ -300,7 +316,7 @@ mod tests {
     ) -> (Transport, ClientConnection) {
         let (server_config, client_config) = tls_configs();
         let mut transport = Transport::Plain;
-        transport.upgrade(&server_config).unwrap();
+        transport.upgrade(&server_config, &[]).unwrap();
         let name = ServerName::try_from("mx.test").unwrap();
         let mut tls_client = ClientConnection::new(client_config, name).unwrap();
         let (mut input, mut output) = (Vec::new(), Vec::new());
@@ -457,7 +473,7 @@ mod tests {
         let (mut server, mut client) = socket_pair();
         let (server_config, _) = tls_configs();
         let mut transport = Transport::Plain;
-        transport.upgrade(&server_config).unwrap();
+        transport.upgrade(&server_config, &[]).unwrap();
         assert!(transport.is_tls() && transport.established().is_none());
         let mut output = b"220 too early\r\n".to_vec();
         assert!(!transport.flush(&mut server, &mut output).unwrap());
@@ -473,7 +489,7 @@ mod tests {
         let (mut server, mut client) = socket_pair();
         let (server_config, _) = tls_configs();
         let mut transport = Transport::Plain;
-        transport.upgrade(&server_config).unwrap();
+        transport.upgrade(&server_config, &[]).unwrap();
         client.write_all(b"EHLO a.test\r\n").unwrap();
         let mut input = Vec::new();
         match transport.read(&mut server, &mut input) {
