@@ -231,6 +231,7 @@ pub fn session_config() -> Arc<SessionConfig> {
         auth_equals_line: false,
         sender_check: true,
         tls_available: false,
+        sender_domain: "example.org".into(),
         memory: MessageMemory::new(128 * 1024, 32 << 20),
     })
 }

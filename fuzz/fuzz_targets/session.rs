@@ -499,6 +499,7 @@ fuzz_target!(|data: &[u8]| {
         auth_equals_line: settings & 0x20 != 0,
         sender_check,
         tls_available: true,
+        sender_domain: "example.org".into(),
         memory: if settings & 0x80 != 0 {
             MessageMemory::new(40, 100)
         } else {

@@ -305,6 +305,7 @@ fn start(
         auth_equals_line: config.auth_equals_line,
         sender_check: config.sender_check,
         tls_available: true,
+        sender_domain: config.effective_sender_domain(),
         memory: MessageMemory::new(config.message_memory, config.message_memory_total),
     });
 

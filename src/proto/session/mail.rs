@@ -1,8 +1,9 @@
 //! MAIL and RCPT: starting a transaction and collecting its recipients,
-//! with the sender check and the relay policy (asking the `Directory`).
+//! with the sender check and the relay policy (asking the `Directory`),
+//! and the sender domain that completes a local script's bare addresses.
 
 use super::{out_of_sequence, Content, Response, Role, Session, Transaction};
-use crate::proto::address::{Domain, Mailbox, Path};
+use crate::proto::address::{self, Domain, Mailbox, Path};
 use crate::proto::command::{MailParams, RcptParams};
 use crate::proto::envelope::Recipient;
 use crate::proto::reply::Reply;
@@ -27,7 +28,13 @@ impl Session {
                 "The sender address is not valid",
             ));
         }
-        let sender = path_text(&from);
+        let Some(sender) = self.sender_address(&from) else {
+            return Response::bad(Reply::new(
+                501,
+                (5, 1, 7),
+                "The sender address must include a domain, like user@example.com",
+            ));
+        };
         if !sender.is_ascii() && !params.smtputf8 {
             // RFC 6531 §3.5: a non-ASCII address needs the SMTPUTF8 parameter.
             return Response::ok(Reply::new(
@@ -58,6 +65,9 @@ impl Session {
             }
         }
         let reply = Reply::new(250, (2, 1, 0), format!("Sender <{sender}> OK"));
+        // Mail from a device or script gets the header fields it lacks;
+        // mail from other servers stays exactly as it was sent.
+        let fix_up = self.role != Role::Smtp || self.client.trusted || self.auth_user.is_some();
         self.transaction = Some(Transaction {
             sender,
             body_type: params.body,
@@ -67,14 +77,51 @@ impl Session {
             recipients: Vec::new(),
             refused_recipients: 0,
             used_bdat: false,
-            message: Content::new(&self.config.memory),
+            message: Content::new(&self.config.memory, fix_up),
             declared_size: params.size,
         });
         Response::ok(reply)
     }
 
-    /// `RCPT TO:<path> params`: the relay policy lives here.
+    /// The envelope sender as queued: a relay-network client's bare local
+    /// part or `user@localhost` gets the sender domain, as Postfix's
+    /// `myorigin` does, so cron's `root` leaves as `root@example.org`.
+    /// `None` for a bare local part from anyone else.
+    fn sender_address(&self, from: &Path<'_>) -> Option<String> {
+        let trusted = self.client.trusted;
+        match from {
+            Path::LocalPart(local) if trusted => Some(self.qualified(local)),
+            Path::LocalPart(_) => None,
+            Path::Mailbox {
+                mailbox,
+                source_route: false,
+            } if trusted && is_localhost(&mailbox.domain) => Some(self.qualified(mailbox.local)),
+            _ => Some(path_text(from)),
+        }
+    }
+
+    /// `local@` the sender domain.
+    fn qualified(&self, local: &str) -> String {
+        format!("{local}@{}", self.config.sender_domain)
+    }
+
+    /// `RCPT TO:<path> params`: the relay policy lives here. A bare local
+    /// part from a relay-network client is qualified like the sender.
     pub(super) fn on_rcpt(&mut self, to: Path<'_>, params: RcptParams) -> Response {
+        let qualified;
+        let to = match to {
+            Path::LocalPart(local) if self.client.trusted => {
+                qualified = self.qualified(local);
+                match address::parse_mailbox(&qualified, true) {
+                    Ok(mailbox) => Path::Mailbox {
+                        mailbox,
+                        source_route: false,
+                    },
+                    Err(_) => to,
+                }
+            }
+            _ => to,
+        };
         // Taken out while the policy borrows the session; put back below.
         let Some(mut transaction) = self.transaction.take() else {
             return out_of_sequence("Please send MAIL first");
@@ -126,6 +173,13 @@ impl Session {
                     501,
                     (5, 1, 3),
                     "The empty address <> cannot receive mail",
+                ))
+            }
+            Path::LocalPart(_) => {
+                return Response::bad(Reply::new(
+                    501,
+                    (5, 1, 3),
+                    "The recipient address must include a domain, like user@example.com",
                 ))
             }
             Path::Mailbox {
@@ -197,6 +251,7 @@ fn path_text(path: &Path<'_>) -> String {
     match path {
         Path::Null => String::new(),
         Path::Postmaster => "Postmaster".to_string(),
+        Path::LocalPart(local) => local.to_string(),
         Path::Mailbox { mailbox, .. } => mailbox_text(mailbox),
     }
 }
@@ -211,6 +266,11 @@ fn same_address(a: &str, b: &str) -> bool {
         }
         _ => a == b,
     }
+}
+
+/// `localhost`, in any case: the domain of a local script's address.
+fn is_localhost(domain: &Domain<'_>) -> bool {
+    matches!(domain, Domain::Name(name) if name.eq_ignore_ascii_case("localhost"))
 }
 
 /// `local@domain` as written.

@@ -93,6 +93,9 @@ pub struct SessionConfig {
     pub sender_check: bool,
     /// TLS is configured, so STARTTLS can be offered.
     pub tls_available: bool,
+    /// The domain that completes a relay-network client's bare or
+    /// `@localhost` address (`--sender-domain`).
+    pub sender_domain: String,
     /// How much of the messages being read may stay in memory; the rest
     /// is handed out in parts to be written to the spool.
     pub memory: Arc<MessageMemory>,
