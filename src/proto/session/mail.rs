@@ -2,7 +2,7 @@
 //! with the sender check and the relay policy (asking the `Directory`),
 //! and the sender domain that completes a local script's bare addresses.
 
-use super::{out_of_sequence, Content, Response, Role, Session, Transaction};
+use super::{out_of_sequence, Account, Content, Response, Role, Session, Transaction};
 use crate::proto::address::{self, Domain, Mailbox, Path};
 use crate::proto::command::{MailParams, RcptParams};
 use crate::proto::envelope::Recipient;
@@ -64,6 +64,9 @@ impl Session {
                 ));
             }
         }
+        if let Some(refusal) = self.limit_refusal(1) {
+            return Response::ok(refusal);
+        }
         let reply = Reply::new(250, (2, 1, 0), format!("Sender <{sender}> OK"));
         // Mail from a device or script gets the header fields it lacks;
         // mail from other servers stays exactly as it was sent.
@@ -100,6 +103,33 @@ impl Session {
         }
     }
 
+    /// Whose daily limits this session's mail counts against: the
+    /// authenticated user, else the relay networks together; mail from
+    /// other servers counts against nobody.
+    pub(super) fn account(&self) -> Option<Account<'_>> {
+        match &self.auth_user {
+            Some(user) => Some(Account::User(user)),
+            None if self.client.trusted => Some(Account::RelayNetworks),
+            None => None,
+        }
+    }
+
+    /// The refusal of one more message to `recipients` recipients past a
+    /// daily limit. A 4xx: the client keeps the message (Outlook in its
+    /// Outbox) and tries again later.
+    fn limit_refusal(&self, recipients: usize) -> Option<Reply> {
+        let account = self.account()?;
+        let reached = self.config.limits.may_send(account, recipients).err()?;
+        Some(Reply::new(
+            451,
+            (4, 7, 1),
+            format!(
+                "Daily sending limit reached ({} {} in 24 hours); sending opens again at {}",
+                reached.limit, reached.what, reached.reopens
+            ),
+        ))
+    }
+
     /// `local@` the sender domain.
     fn qualified(&self, local: &str) -> String {
         format!("{local}@{}", self.config.sender_domain)
@@ -133,6 +163,12 @@ impl Session {
             Response::ok(Reply::new(452, (4, 5, 3), "Too many recipients"))
         } else {
             self.recipient_policy(&to, transaction.smtputf8)
+        };
+        let response = match &response.reply {
+            Some(reply) if reply.code == 250 => self
+                .limit_refusal(transaction.recipients.len() + 1)
+                .map_or(response, Response::ok),
+            _ => response,
         };
         let accepted = response
             .reply

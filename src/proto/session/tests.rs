@@ -26,6 +26,7 @@ fn config() -> SessionConfig {
         tls_available: true,
         sender_domain: "example.org".into(),
         memory: MessageMemory::new(1 << 20, 64 << 20),
+        limits: Arc::new(NoLimits),
     }
 }
 
