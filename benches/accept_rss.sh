@@ -103,6 +103,7 @@ run_load() { # BINARY NAME SESSIONS SIZE SECONDS
   "$bin" serve --data-dir "$data" --hostname bench.test --local-domains bench.test \
     --smtp "127.0.0.1:$PORT" --submission off --submissions off \
     --max-connections 2000 --max-connections-per-ip 2000 \
+    --max-messages-per-day 0 --max-recipients-per-day 0 \
     --transport example.net=discard >"$TMPD/out" 2>"$TMPD/log" &
   SERVER=$!
   for _ in $(seq 1 200); do

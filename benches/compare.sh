@@ -377,6 +377,7 @@ start_outpost() {
   mkdir -p "$dir"
   "$OUTPOST_BIN" serve --data-dir "$dir" --smtp "127.0.0.1:$port" \
     --submissions off --relay-networks 127.0.0.0/8 --hostname bench.local \
+    --max-messages-per-day 0 --max-recipients-per-day 0 \
     $OUTPOST_FLAGS "$@" >"$TMPD/outpost-$name.log" 2>&1 &
   OUTPOST_PID=$!
   SERVER_PIDS+=("$OUTPOST_PID")

@@ -51,6 +51,7 @@ done
 server_args=(serve --data-dir "$TMPD/server" --hostname server.test
   --smtp "127.0.0.1:$PORT_SERVER" --submission off --submissions off
   --max-message-size "$((SIZE_MIB + 1))MiB" --max-outbound-connections "$COUNT"
+  --max-messages-per-day 0 --max-recipients-per-day 0
   "${transports[@]}")
 
 # (1) Accept COUNT messages; with the sink down each is deferred once.

@@ -343,6 +343,17 @@ pub struct Config {
     pub sink: bool,
     /// Run the queue manager; off keeps every accepted message queued.
     pub deliver: bool,
+    /// Completes a relay-network client's bare or `@localhost` envelope
+    /// address; `None`: the first local domain.
+    pub sender_domain: Option<String>,
+    /// Messages one user (or the relay networks together) may send in a
+    /// rolling day.
+    pub max_messages_per_day: u64,
+    /// Recipients one user (or the relay networks together) may send to
+    /// in a rolling day.
+    pub max_recipients_per_day: u64,
+    /// Per-user exceptions to the daily limits.
+    pub user_limits: Option<PathBuf>,
     /// Outbound delivery settings (`--dns-server`, `--relay-host`, …); its
     /// host name, local domains and data directory are filled in at start.
     pub delivery: DeliveryConfig,
@@ -392,6 +403,10 @@ impl Default for Config {
             dkim: dkim::Settings::default(),
             sender_check: false,
             workers: 0,
+            sender_domain: None,
+            max_messages_per_day: 0,
+            max_recipients_per_day: 0,
+            user_limits: None,
         };
         for option in OPTIONS {
             if let Some(default) = option.default {
@@ -415,6 +430,18 @@ impl Config {
             vec![self.hostname.to_ascii_lowercase()]
         } else {
             self.local_domains.clone()
+        }
+    }
+
+    /// The sender domain, or the first local domain when none was given.
+    pub fn effective_sender_domain(&self) -> String {
+        match &self.sender_domain {
+            Some(domain) => domain.clone(),
+            None => self
+                .effective_local_domains()
+                .into_iter()
+                .next()
+                .unwrap_or_else(|| self.hostname.to_ascii_lowercase()),
         }
     }
 
@@ -535,6 +562,10 @@ pub const OPTIONS: &[OptionSpec] = &[
     opt!("dkim-algorithms", "LIST", "DKIM signatures to add: rsa, ed25519 or rsa,ed25519 (Gmail and Microsoft verify only rsa)", Some("rsa"), false, |c, v| { c.dkim.algorithms = dkim::store::parse_algorithms(v).map_err(ValueError::Dkim)?; Ok(()) }),
     opt!("aliases", "FILE", "alias file: `alias@domain: target, target` per line", None, false, |c, v| { c.delivery.aliases = Some(PathBuf::from(non_empty(v)?)); Ok(()) }),
     opt!("postmaster", "ADDRESS", "where postmaster@ a local domain without users goes (default: the first user in the users file)", None, false, |c, v| { c.postmaster = Some(address(v)?); Ok(()) }),
+    opt!("sender-domain", "DOMAIN", "completes bare or @localhost envelope addresses from relay-network clients, e.g. cron's `root` (default: the first local domain)", None, false, |c, v| { c.sender_domain = Some(dns_name(v)?.to_ascii_lowercase()); Ok(()) }),
+    opt!("max-messages-per-day", "N", "messages one user may send in a rolling 24 hours; relay-network clients share one count (0 = no limit)", Some("1000"), false, |c, v| { c.max_messages_per_day = parse_count(v)?; Ok(()) }),
+    opt!("max-recipients-per-day", "N", "recipients one user may send to in a rolling 24 hours; relay-network clients share one count (0 = no limit)", Some("2000"), false, |c, v| { c.max_recipients_per_day = parse_count(v)?; Ok(()) }),
+    opt!("user-limits", "FILE", "per-user daily limits: `user@example.org messages=N recipients=N` per line", None, false, |c, v| { c.user_limits = Some(PathBuf::from(non_empty(v)?)); Ok(()) }),
     opt!("sink", "", "accept messages and throw them away, no disk, no log line per message (for benchmarks only: nothing is delivered)", Some("off"), false, |c, v| { c.sink = parse_switch(v)?; Ok(()) }),
     opt!("workers", "N", "protocol worker threads, each running its own event loop (default: number of CPUs); 0 serves every connection on the accepting thread (best on one core)", None, false, |c, v| { c.workers = parse_count(v)?; Ok(()) }),
 ];
@@ -698,6 +729,7 @@ fn build(values: &Values) -> Result<(Config, Vec<Setting>), ConfigError> {
 fn computed_default(config: &Config, name: &str) -> String {
     match name {
         "hostname" => config.hostname.clone(),
+        "sender-domain" => config.effective_sender_domain(),
         "workers" => config.workers.to_string(),
         _ => "(not set)".to_string(),
     }

@@ -7,7 +7,7 @@
 //!
 //! | module | role | may import |
 //! |---|---|---|
-//! | [`cli`] | the `outpost` command line: `serve` (with the data-dir lock, the first start, `--check-config`), `passwd`, `users`, `queue`, `check`, `bench` | everything below |
+//! | [`cli`] | the `outpost` command line: `serve` (with the data-dir lock, the first start, `--check-config`), `passwd`, `users`, `queue`, `check`, `bench`, `sendmail` (also as `sendmail` and `mailq`) | everything below |
 //! | [`check`] | `outpost check`: what a port speaks, its certificate, DNS, outbound port 25 | `proto`, `tls`, `net`, `delivery::dns` |
 //! | [`loadgen`] | `outpost bench`: the load generator | `proto`, `tls`, `net` |
 //! | [`runtime`] | the I/O edge: listeners, mio event loops, worker pool, connections, plain/TLS transport | all but `cli`, `check`, `loadgen` |
@@ -16,7 +16,7 @@
 //! | [`maillog`] | the wording of every mail-log line (queued, refused, login, delivery, report sent, removed); its doc is the format reference | `proto`, `queue` |
 //! | [`dkim`] | DKIM signing (relaxed canonicalisation, rsa-sha256, ed25519-sha256) and the signing keys under `DATA-DIR/dkim/` | `proto` |
 //! | [`directory`] | lookups: the users table, aliases, "does this local mailbox exist, and whose is it" | `proto`, `auth` (its hash port) |
-//! | [`auth`] | password verification on its own threads, and the failed-login throttle | `proto`, `maillog`, `net` |
+//! | [`auth`] | password verification on its own threads, the failed-login throttle, and the daily sending limits per account | `proto`, `maillog`, `net` |
 //! | [`tls`] | rustls configuration, server side (`tls::server`) and client side (`tls::client`) | — |
 //! | [`config`] | the `serve` options: one table feeds the parser, the config file and `--help` | `delivery::{config, retry}`, `dkim`, `units` |
 //! | [`proto`] | the pure protocol core: line splitter, dot-unstuffer, command, reply and ESMTP parameter grammars, the session state machine, SASL, the PROXY protocol header, the outbound client, Received and DSN builders. Bytes in, bytes and typed actions out; no I/O, no clock, no threads | nothing else of the crate |

@@ -7,7 +7,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::proto::envelope::{ClientOrigin, Envelope, NewMessage, Origin, Recipient};
+use crate::proto::envelope::{
+    ClientOrigin, Envelope, MissingFields, NewMessage, Origin, Recipient,
+};
 use crate::proto::reply::Enhanced;
 use crate::queue::{Failure, QueuedMessage, RemoteReply};
 
@@ -61,6 +63,7 @@ pub(crate) fn new_message(body: &[u8]) -> NewMessage {
             protocol: "ESMTPSA",
         }),
         body: body.to_vec(),
+        missing: MissingFields::default(),
     }
 }
 

@@ -18,7 +18,9 @@ use outpost::delivery::config::{self, DeliveryConfig};
 use outpost::delivery::manager::{Delivery, DeliveryHandle};
 use outpost::delivery::retry::{RetryPolicy, Schedule};
 use outpost::directory::{users_file_line, AliasTable, LocalDirectory, UserTable};
-use outpost::proto::envelope::{ClientOrigin, Envelope, NewMessage, Origin, Recipient};
+use outpost::proto::envelope::{
+    ClientOrigin, Envelope, MissingFields, NewMessage, Origin, Recipient,
+};
 use outpost::proto::esmtp::Notify;
 use outpost::queue::{QueueId, RecipientState, Spool};
 use support::fake_mx::{self_signed_tls_and_pem, MxScript};
@@ -69,6 +71,7 @@ fn message(sender: &str, recipients: &[&str]) -> NewMessage {
             protocol: "ESMTPA",
         }),
         body: BODY.to_vec(),
+        missing: MissingFields::default(),
     }
 }
 

@@ -42,6 +42,7 @@ const MESSAGE: &str = "From: Alice <alice@a.test>\r\n\
 To: Bob <bob@b.test>\r\n\
 Subject: end to end\r\n\
 Message-ID: <e2e@a.test>\r\n\
+Date: Thu, 01 Jan 2026 08:00:00 +0000\r\n\
 \r\n\
 Hello Bob,\r\n\
 .a line with a leading dot\r\n\

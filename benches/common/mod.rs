@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use outpost::directory::FixedDirectory;
 use outpost::proto::dot::{self, DataStatus, Unstuffer};
-use outpost::proto::session::{Action, ClientInfo, MessageMemory, Role, Session, SessionConfig};
+use outpost::proto::session::{
+    Action, ClientInfo, MessageMemory, NoLimits, Role, Session, SessionConfig,
+};
 
 /// The read size the server uses; bodies are fed to the unstuffer in
 /// chunks of this size, like reads from a socket.
@@ -231,6 +233,8 @@ pub fn session_config() -> Arc<SessionConfig> {
         auth_equals_line: false,
         sender_check: true,
         tls_available: false,
+        sender_domain: "example.org".into(),
         memory: MessageMemory::new(128 * 1024, 32 << 20),
+        limits: Arc::new(NoLimits),
     })
 }

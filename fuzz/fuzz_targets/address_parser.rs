@@ -176,7 +176,9 @@ fn check_unbracketed_path(s: &str) {
     // parses the same without its brackets.
     if let Ok((path, rest)) = address::parse_path(s, true) {
         let inside = &s[1..s.len() - rest.len() - 1];
-        if path != Path::Null && (rest.is_empty() || rest.starts_with(' ')) {
+        // A bare local part is taken in brackets only.
+        let bare_local = matches!(path, Path::LocalPart(_));
+        if path != Path::Null && !bare_local && (rest.is_empty() || rest.starts_with(' ')) {
             let bare = format!("{inside}{rest}");
             assert_eq!(
                 address::parse_unbracketed_path(&bare, true),

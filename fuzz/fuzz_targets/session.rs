@@ -42,7 +42,8 @@ use outpost::proto::envelope::NewMessage;
 use outpost::proto::reply::Enhanced;
 use outpost::proto::sasl::AuthResult;
 use outpost::proto::session::{
-    Action, ClientInfo, MessageMemory, MessageSummary, Role, Session, SessionConfig, SessionEvent,
+    Action, ClientInfo, MessageMemory, MessageSummary, NoLimits, Role, Session, SessionConfig,
+    SessionEvent,
 };
 
 #[path = "common/mod.rs"]
@@ -499,6 +500,8 @@ fuzz_target!(|data: &[u8]| {
         auth_equals_line: settings & 0x20 != 0,
         sender_check,
         tls_available: true,
+        sender_domain: "example.org".into(),
+        limits: Arc::new(NoLimits),
         memory: if settings & 0x80 != 0 {
             MessageMemory::new(40, 100)
         } else {

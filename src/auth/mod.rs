@@ -12,9 +12,13 @@
 //! delay thread holds failed answers for the throttle's growing delay, so
 //! a guessing client waits without occupying a verifier. Passwords are
 //! never logged: only user, result and client IP.
+//!
+//! Also here, as the other guard of an account: [`quota`], the daily
+//! sending limits per user.
 
 mod cache;
 mod hash;
+pub mod quota;
 mod throttle;
 
 use std::net::IpAddr;

@@ -1,6 +1,7 @@
 //! The `outpost` command line: a table of subcommands, each a row with its
-//! entry point (`serve`, `passwd`, `users`, `queue`, `bench`, `check`, `dns`; a new one is
-//! one more row), and the overview `outpost --help` prints.
+//! entry point (`serve`, `passwd`, `users`, `queue`, `bench`, `sendmail`, `check`, `dns`; a new
+//! one is one more row), and the overview `outpost --help` prints. Called under
+//! the name `sendmail` or `mailq`, the binary is that command.
 //!
 //! The top of the crate: may import every module, and is the only one that
 //! imports `check` and `loadgen` (their command lines are `check` and
@@ -14,6 +15,7 @@ pub mod first_start;
 pub mod lock;
 mod passwd;
 pub mod queue;
+mod sendmail;
 mod serve;
 mod users;
 
@@ -60,6 +62,12 @@ const COMMANDS: &[Subcommand] = &[
         run: bench::run,
     },
     Subcommand {
+        name: "sendmail",
+        synopsis: "[-t] [-i] [-f FROM] [RCPT...]",
+        help: "submit a message from standard input to the running server (also as `sendmail`; `mailq` lists the queue)",
+        run: sendmail::run,
+    },
+    Subcommand {
         name: "check",
         synopsis: "[HOST:PORT...]",
         help: "diagnose mail ports, certificates, MX records, blocked port 25 (`outpost check --help`)",
@@ -81,6 +89,15 @@ const EXIT_FAILURE: i32 = 1;
 /// Runs the command line `args` (including the program name); returns the
 /// process exit code.
 pub fn main_with_args(args: Vec<String>) -> i32 {
+    // Called as `sendmail` or `mailq` (a symlink): that interface.
+    let program = args
+        .first()
+        .map(|arg0| arg0.rsplit('/').next().unwrap_or(arg0));
+    match program {
+        Some("sendmail") => return sendmail::run(args.get(1..).unwrap_or(&[])),
+        Some("mailq") => return sendmail::run_mailq(args.get(1..).unwrap_or(&[])),
+        _ => {}
+    }
     let rest = args.get(2..).unwrap_or(&[]);
     match args.get(1).map(String::as_str) {
         Some("-h" | "--help" | "help") => {

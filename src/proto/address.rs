@@ -51,6 +51,11 @@ pub enum Path<'a> {
     Null,
     /// `<Postmaster>` without a domain (RFC 5321 §4.1.1.3, RCPT only).
     Postmaster,
+    /// A bare local part without a domain, e.g. `<root>`: not RFC 5321
+    /// syntax, but what cron and scripts on the local host send. The
+    /// session takes it only from relay-network clients, qualified with
+    /// the sender domain.
+    LocalPart(&'a str),
     /// An ordinary mailbox. `source_route` is true when a source route
     /// `@a,@b:` preceded it (RFC 5321 §4.1.2; accepted and ignored per
     /// Appendix C, but policy refuses relaying with it).
@@ -110,6 +115,7 @@ impl<'a> Path<'a> {
     pub fn is_ascii(&self) -> bool {
         match self {
             Path::Null | Path::Postmaster => true,
+            Path::LocalPart(local) => local.is_ascii(),
             Path::Mailbox { mailbox, .. } => mailbox.is_ascii(),
         }
     }
@@ -118,7 +124,7 @@ impl<'a> Path<'a> {
     pub fn mailbox(&self) -> Option<&Mailbox<'a>> {
         match self {
             Path::Mailbox { mailbox, .. } => Some(mailbox),
-            Path::Null | Path::Postmaster => None,
+            Path::Null | Path::Postmaster | Path::LocalPart(_) => None,
         }
     }
 }
@@ -134,7 +140,12 @@ pub fn parse_path(s: &str, utf8: bool) -> Result<(Path<'_>, &str), AddressError>
     if bytes.get(1) == Some(&b'>') {
         return Ok((Path::Null, &s[2..]));
     }
-    let (path, end) = path_inside(s, 1, utf8, |next| next == Some(&b'>'))?;
+    let ends = |next: Option<&u8>| next == Some(&b'>');
+    // Only in brackets: bare, `root SIZE=1` could be a typo as well.
+    if let Some(end) = bare_local_part(s, 1, utf8, ends)? {
+        return Ok((Path::LocalPart(&s[1..end]), &s[end + 1..]));
+    }
+    let (path, end) = path_inside(s, 1, utf8, ends)?;
     Ok((path, &s[end + 1..]))
 }
 
@@ -202,6 +213,31 @@ fn path_inside(
         },
         end,
     ))
+}
+
+/// The end of a dot-string local part at `pos` that `ends` accepts with
+/// no `@domain` after it, if that is what is there.
+fn bare_local_part(
+    s: &str,
+    pos: usize,
+    utf8: bool,
+    ends: impl Fn(Option<&u8>) -> bool,
+) -> Result<Option<usize>, AddressError> {
+    let bytes = s.as_bytes();
+    let Ok(end) = dot_string(bytes, pos) else {
+        return Ok(None);
+    };
+    // `<Postmaster>` is a path of its own.
+    if !ends(bytes.get(end)) || s[pos..end].eq_ignore_ascii_case("postmaster") {
+        return Ok(None);
+    }
+    if end - pos > MAX_LOCAL_PART {
+        return Err(AddressError::TooLong);
+    }
+    if !utf8 && !s[..end].is_ascii() {
+        return Err(AddressError::NeedsUtf8);
+    }
+    Ok(Some(end))
 }
 
 /// Parses a bare mailbox `local@domain` (no angle brackets), as found in
@@ -421,6 +457,10 @@ mod tests {
             ("<@a,@b.c:user@d>", routed("user", "d"), ""),
             ("<@relay:user@other>", routed("user", "other"), ""),
             ("<user%other@ours>", mb("user%other", "ours"), ""),
+            // cron's `root`: a bare local part.
+            ("<root>", Path::LocalPart("root"), ""),
+            ("<www-data> SIZE=1", Path::LocalPart("www-data"), " SIZE=1"),
+            ("<first.last>", Path::LocalPart("first.last"), ""),
         ];
         for (input, path, rest) in cases {
             assert_eq!(parse_path(input, false), Ok((*path, *rest)), "{input}");
@@ -495,7 +535,6 @@ mod tests {
             ("", AddressError::Syntax),
             ("a@b", AddressError::Syntax),
             ("<a@b", AddressError::Syntax),
-            ("<a>", AddressError::Syntax),
             ("<@b>", AddressError::Syntax),
             ("<a@>", AddressError::Syntax),
             ("<a@b.>", AddressError::Syntax),

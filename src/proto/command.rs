@@ -667,6 +667,15 @@ mod tests {
                 b"RCPT TO:<Postmaster>",
                 rcpt_to(Path::Postmaster, RcptParams::default()),
             ),
+            // cron's bare `root`; the session decides what it means.
+            (
+                b"MAIL FROM:<root>",
+                mail_from(Path::LocalPart("root"), MailParams::default()),
+            ),
+            (
+                b"RCPT TO:<root>",
+                rcpt_to(Path::LocalPart("root"), RcptParams::default()),
+            ),
             (
                 b"RCPT TO:<j\xc3\xb6rg@b>",
                 rcpt_to(mb("j\u{f6}rg", "b"), RcptParams::default()),

@@ -79,6 +79,20 @@ pub struct NewMessage {
     pub origin: Origin,
     /// The message bytes, dot-unstuffed, CRLF line ends.
     pub body: Vec<u8>,
+    /// Header fields the spool adds because the message lacks them.
+    pub missing: MissingFields,
+}
+
+/// The header fields a message from a device or script lacks and the
+/// submission server adds (RFC 6409 §8.2, §8.3); never set for mail from
+/// other servers, which must arrive as it was sent. The spool writes them
+/// right after its Received field.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MissingFields {
+    /// Add `Message-ID: <queue-id@hostname>`.
+    pub message_id: bool,
+    /// Add `Date:`, the time of arrival.
+    pub date: bool,
 }
 
 /// Why spooling failed.

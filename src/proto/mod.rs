@@ -10,6 +10,7 @@ pub mod dot;
 pub mod dsn;
 pub mod envelope;
 pub mod esmtp;
+pub mod header;
 pub mod line;
 pub mod proxy;
 pub mod received;

@@ -8,6 +8,7 @@
 //! parentheses, backslash, controls, non-ASCII) replaced by `?`.
 
 use super::envelope::{ClientOrigin, Origin};
+use super::header::HeaderScanner;
 
 /// RFC 5322 §2.1.1: a header line is at most 998 octets before CRLF.
 pub const MAX_HEADER_LINE: usize = 998;
@@ -32,97 +33,22 @@ pub fn count_received(message: &[u8]) -> usize {
 /// piece in order; any split gives the same count as the whole. Keeps a
 /// few words of state, whatever the line lengths.
 #[derive(Debug, Clone, Default)]
-pub struct ReceivedCounter {
-    count: usize,
-    /// Where the current line is in matching `received *:`.
-    name: NameMatch,
-    /// Octets of the current line so far, and whether the first is CR
-    /// (a line of just CR before its LF is the empty line).
-    line_len: usize,
-    first_is_cr: bool,
-    /// The empty line that ends the header section has been seen.
-    header_done: bool,
-}
-
-/// How far the current line matches a `Received:` field name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum NameMatch {
-    /// This many letters of `received` so far.
-    Letters(usize),
-    /// `received` and then only spaces or tabs.
-    Blanks,
-    /// Settled: counted, or not a `Received:` field.
-    Done,
-}
-
-impl Default for NameMatch {
-    fn default() -> NameMatch {
-        NameMatch::Letters(0)
-    }
-}
+pub struct ReceivedCounter(HeaderScanner);
 
 impl ReceivedCounter {
     /// Reads the next piece of the message.
     pub fn feed(&mut self, piece: &[u8]) {
-        let mut i = 0;
-        while i < piece.len() && !self.header_done {
-            if self.name == NameMatch::Done && self.line_len > 1 {
-                // Settled and not empty: only the line's end matters.
-                match memchr::memchr(b'\n', &piece[i..]) {
-                    Some(lf) => i += lf,
-                    None => return,
-                }
-            }
-            let byte = piece[i];
-            i += 1;
-            if byte == b'\n' {
-                self.end_line();
-                continue;
-            }
-            if self.line_len == 0 {
-                self.first_is_cr = byte == b'\r';
-            }
-            self.line_len += 1;
-            self.name = self.next_name(byte);
-        }
+        self.0.feed(piece);
     }
 
     /// The `Received:` fields counted so far.
     pub fn count(&self) -> usize {
-        self.count
+        self.0.received()
     }
 
     /// The header section has ended: no later piece changes the count.
     pub fn is_complete(&self) -> bool {
-        self.header_done
-    }
-
-    fn next_name(&mut self, byte: u8) -> NameMatch {
-        const NAME: &[u8] = b"received";
-        let letters = match self.name {
-            NameMatch::Done => return NameMatch::Done,
-            NameMatch::Letters(n) => n,
-            NameMatch::Blanks => NAME.len(),
-        };
-        match byte {
-            b':' if letters == NAME.len() => {
-                self.count += 1;
-                NameMatch::Done
-            }
-            b' ' | b'\t' if letters == NAME.len() => NameMatch::Blanks,
-            _ if letters < NAME.len() && byte.to_ascii_lowercase() == NAME[letters] => {
-                NameMatch::Letters(letters + 1)
-            }
-            _ => NameMatch::Done,
-        }
-    }
-
-    fn end_line(&mut self) {
-        if self.line_len == 0 || (self.line_len == 1 && self.first_is_cr) {
-            self.header_done = true;
-        }
-        self.name = NameMatch::default();
-        self.line_len = 0;
+        self.0.is_complete()
     }
 }
 

@@ -41,6 +41,7 @@ use ring::digest::{Context, SHA256};
 
 use crate::proto::envelope::{EnqueueError, Envelope, NewMessage, Origin};
 use crate::proto::esmtp::{Body, Ret};
+use crate::proto::header::missing_fields;
 use crate::proto::received::{received_header, rfc5322_date};
 use shared_sync::SharedSync;
 use syncer::Syncer;
@@ -545,7 +546,7 @@ impl Spool {
                 reason: "a message without recipients".into(),
             });
         }
-        let (id, arrival, header) = self.arrival(&message.origin);
+        let (id, arrival, header) = self.arrival(message);
         let mut digest = Context::new(&SHA256);
         digest.update(header.as_bytes());
         digest.update(&message.body);
@@ -574,19 +575,22 @@ impl Spool {
     }
 
     /// A new message's queue id, arrival time (seconds since the epoch)
-    /// and the Received header it is stored with.
-    fn arrival(&self, origin: &Origin) -> (QueueId, u64, String) {
+    /// and the fields it is stored with before its own bytes: our Received
+    /// field, then the fields it lacks (a Message-ID, a Date).
+    fn arrival(&self, message: &NewMessage) -> (QueueId, u64, String) {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
         let millis = u64::try_from(now.as_millis()).unwrap_or(u64::MAX);
         let id = self.ids.next(millis);
-        let header = received_header(
-            origin,
-            &self.hostname,
+        let date = rfc5322_date(now.as_secs());
+        let mut header = received_header(&message.origin, &self.hostname, id.as_str(), &date);
+        header.push_str(&missing_fields(
+            message.missing,
             id.as_str(),
-            &rfc5322_date(now.as_secs()),
-        );
+            &self.hostname,
+            &date,
+        ));
         (id, now.as_secs(), header)
     }
 

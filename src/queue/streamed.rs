@@ -44,7 +44,7 @@ impl StreamedMessage {
                 reason: "a message without recipients".into(),
             });
         }
-        let (id, arrival, header) = spool.arrival(&first.origin);
+        let (id, arrival, header) = spool.arrival(first);
         let placeholder = "0".repeat(64);
         let queued = QueuedMessage::arrived(id.clone(), arrival, first, 0, placeholder);
         let mut head = envfile::render_fixed_width(&queued);

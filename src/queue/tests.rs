@@ -272,3 +272,41 @@ fn store_failure_leaves_nothing_behind() {
     assert!(spool.store(&message).is_err());
     assert_eq!(fs::read_dir(spool.dir()).unwrap().count(), 0);
 }
+
+#[test]
+fn missing_fields_follow_the_received_field_and_count_in_the_checksum() {
+    use crate::proto::envelope::MissingFields;
+    let dir = TempDir::new("missing-fields");
+    let spool = Spool::open_with_hostname(dir.path(), "mail.example.org").unwrap();
+    let writer = SpoolWriter::start(Arc::clone(&spool));
+    let body = b"Subject: backup done\r\n\r\nAll good.\r\n";
+    let mut new = new_message(body);
+    new.missing = MissingFields {
+        message_id: true,
+        date: true,
+    };
+    let whole = spool.store(&new).unwrap();
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    let streamed = writer.start_message(&new).unwrap();
+    writer.submit_streamed(streamed, Box::new(move |r| tx.send(r).unwrap()));
+    let streamed = rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .unwrap()
+        .unwrap();
+    for id in [whole, streamed] {
+        // load_with_message checks the length and checksum.
+        let (queued, stored) = spool.load_with_message(&id).unwrap();
+        let message = stored.head(usize::MAX).unwrap();
+        assert_eq!(queued.message_length, message.len() as u64);
+        let text = String::from_utf8(message).unwrap();
+        let added = text.split_once(";\r\n\t").unwrap().1;
+        let date = rfc5322_date(queued.arrival);
+        assert_eq!(
+            added,
+            format!(
+                "{date}\r\nMessage-ID: <{id}@mail.example.org>\r\nDate: {date}\r\n\
+                 Subject: backup done\r\n\r\nAll good.\r\n"
+            )
+        );
+    }
+}

@@ -41,13 +41,14 @@ use std::thread::JoinHandle;
 
 use mio::{Poll, Waker};
 
+use crate::auth::quota::{DailyLimits, QuotaError, SendingQuota};
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::delivery::manager::{Delivery, DeliveryError, DeliveryHandle, NewMail};
 use crate::delivery::sign::Signing;
 use crate::directory::{AliasError, AliasTable, LocalDirectory, UserTable, UsersError};
 use crate::dkim::{KeyRing, KeyStore, StoreError};
-use crate::proto::session::{Directory, MessageMemory, Role, SessionConfig};
+use crate::proto::session::{Directory, MessageMemory, NoLimits, Role, SessionConfig};
 use crate::queue::{QueueError, Spool, SpoolWriter};
 use crate::tls::{ServerCertificate, TlsError};
 use acceptor::{Acceptor, Listener, SignalPipes};
@@ -79,6 +80,8 @@ pub enum ServerError {
     Aliases(AliasError),
     /// The spool could not be opened.
     Spool(QueueError),
+    /// The sending limits or counts could not be read.
+    Quota(QuotaError),
     /// The queue manager could not be started.
     Delivery(DeliveryError),
     /// A DKIM key could not be read or created.
@@ -109,6 +112,7 @@ impl fmt::Display for ServerError {
             ServerError::Tls(e) => write!(f, "{e}"),
             ServerError::Users(e) => write!(f, "{e}"),
             ServerError::Aliases(e) => write!(f, "{e}"),
+            ServerError::Quota(e) => write!(f, "{e}"),
             ServerError::Spool(e) => write!(f, "queue: {e}"),
             ServerError::Delivery(e) => write!(f, "delivery: {e}"),
             ServerError::Dkim(e) => write!(f, "{e}"),
@@ -218,6 +222,8 @@ pub struct ServerHandle {
     notify: Notifier,
     thread: Option<JoinHandle<()>>,
     delivery: Option<DeliveryHandle>,
+    /// The sending counts, saved when the server stops.
+    quota: Arc<SendingQuota>,
 }
 
 impl ServerHandle {
@@ -258,6 +264,10 @@ impl ServerHandle {
         if let Some(thread) = self.thread.take() {
             if thread.join().is_err() {
                 log::error!("the event loop thread panicked");
+            }
+            // Sessions are done: the counts are final.
+            if let Err(e) = self.quota.save() {
+                log::error!("saving the sending counts: {e}");
             }
         }
         // Sessions are done: no new mail can arrive, so delivery can stop.
@@ -302,6 +312,17 @@ fn start(
     }
     let spool = Spool::open_with_hostname(&config.data_dir, &config.hostname)
         .map_err(ServerError::Spool)?;
+    let quota = Arc::new(
+        SendingQuota::open(
+            DailyLimits {
+                messages: config.max_messages_per_day,
+                recipients: config.max_recipients_per_day,
+            },
+            config.user_limits.as_deref(),
+            &config.data_dir,
+        )
+        .map_err(ServerError::Quota)?,
+    );
     let session_config = Arc::new(SessionConfig {
         hostname: config.hostname.clone(),
         max_message_size: config.max_message_size,
@@ -315,6 +336,13 @@ fn start(
         auth_equals_line: config.auth_equals_line,
         sender_check: config.sender_check,
         tls_available: true,
+        sender_domain: config.effective_sender_domain(),
+        // --sink throws mail away: nothing is sent, nothing is counted.
+        limits: if config.sink {
+            Arc::new(NoLimits)
+        } else {
+            quota.clone()
+        },
         memory: MessageMemory::new(config.message_memory, config.message_memory_total),
     });
 
@@ -431,6 +459,7 @@ fn start(
         notify,
         thread: Some(thread),
         delivery,
+        quota,
     })
 }
 

@@ -3,7 +3,7 @@
 //! report message handed to `proto::dsn`, and the mail log line.
 
 use crate::proto::dsn::{self, DsnRecipient, ReportAction};
-use crate::proto::envelope::{Envelope, NewMessage, Origin};
+use crate::proto::envelope::{Envelope, MissingFields, NewMessage, Origin};
 use crate::proto::esmtp::{Body, Notify};
 use crate::proto::reply::{Enhanced, Reply};
 use crate::proto::splitmix::splitmix64;
@@ -131,6 +131,8 @@ pub(crate) fn report_message(
         },
         origin: Origin::Internal,
         body,
+        // The report has its own Message-ID and Date.
+        missing: MissingFields::default(),
     }
 }
 

@@ -4,7 +4,9 @@
 //! `memory`) is handed out in parts as it arrives (`Action::StartMessage`,
 //! `AppendMessage`, `FinishMessage`), so no message is ever held whole.
 //! What is checked at the end (NULs, the `Received:` count) is counted
-//! as the octets pass. A refused BDAT chunk is still read to its end, so
+//! as the octets pass, and so is whether the header section lacks a
+//! `Message-ID:` or `Date:` that the spool adds (RFC 6409 §8) for mail
+//! from a device or script. A refused BDAT chunk is still read to its end, so
 //! its octets are never taken for commands. A message with a NUL is
 //! refused at its end, whether it came by DATA or by BDAT: a next hop that
 //! drops NULs could take what is left for the end of data (SMTP smuggling).
@@ -17,10 +19,15 @@ use super::{
 };
 use crate::proto::command::Verb;
 use crate::proto::dot::{BodyError, DataStatus, Unstuffer};
-use crate::proto::envelope::{ClientOrigin, Envelope, NewMessage, Origin};
+use crate::proto::envelope::{ClientOrigin, Envelope, MissingFields, NewMessage, Origin};
 use crate::proto::esmtp::Body;
-use crate::proto::received::ReceivedCounter;
+use crate::proto::header::HeaderScanner;
 use crate::proto::reply::Reply;
+
+/// The longest header section of a device's message kept in memory past
+/// the memory budget until it ends. RFC 5322 sets no bound; a mail
+/// client's header section is a few KiB.
+pub(super) const MAX_HEADER_HOLD: usize = 64 * 1024;
 
 /// The message of a transaction as it is read.
 pub(super) struct Content {
@@ -30,8 +37,13 @@ pub(super) struct Content {
     size: u64,
     /// Earlier octets were handed out (`Action::StartMessage` was asked).
     started: bool,
-    /// The `Received:` fields of the header section so far.
-    received: ReceivedCounter,
+    /// What the header section holds so far (`Received:` fields, a
+    /// `Message-ID:`, a `Date:`).
+    header: HeaderScanner,
+    /// Mail from a device or script: the spool adds the `Message-ID:` and
+    /// `Date:` it lacks, so its header section is read whole before the
+    /// first part is handed out.
+    fix_up: bool,
     /// A BDAT chunk had a NUL (DATA's unstuffer notes its own).
     nul: bool,
     /// The memory `held` may use.
@@ -39,13 +51,15 @@ pub(super) struct Content {
 }
 
 impl Content {
-    /// An empty message taking its memory from `memory`.
-    pub(super) fn new(memory: &Arc<MessageMemory>) -> Content {
+    /// An empty message taking its memory from `memory`; `fix_up` when
+    /// the fields it lacks are to be added.
+    pub(super) fn new(memory: &Arc<MessageMemory>, fix_up: bool) -> Content {
         Content {
             held: Vec::new(),
             size: 0,
             started: false,
-            received: ReceivedCounter::default(),
+            header: HeaderScanner::default(),
+            fix_up,
             nul: false,
             memory: MemoryShare::new(memory),
         }
@@ -54,7 +68,7 @@ impl Content {
     /// Counts the octets added to `held` since it was `before` long.
     fn added_since(&mut self, before: usize) {
         let added = &self.held[before..];
-        self.received.feed(added);
+        self.header.feed(added);
         self.size += added.len() as u64;
     }
 
@@ -80,7 +94,27 @@ impl Content {
             self.held.reserve_exact(target - self.held.len());
             return None;
         }
+        if self.fix_up && !self.started && !self.header.is_complete() && needed <= MAX_HEADER_HOLD {
+            // Past the budget, but bounded: whether fields are missing is
+            // known only once the header section has ended.
+            self.held.reserve(needed - self.held.len());
+            return None;
+        }
         Some(std::mem::take(&mut self.held))
+    }
+
+    /// The fields the spool is to add. Only what the header section is
+    /// known to lack: `whole` when the message has ended, otherwise only
+    /// once its header section has (a header section longer than
+    /// [`MAX_HEADER_HOLD`] is left as it is).
+    fn missing(&self, whole: bool) -> MissingFields {
+        if !self.fix_up || !(whole || self.header.is_complete()) {
+            return MissingFields::default();
+        }
+        MissingFields {
+            message_id: !self.header.has_message_id(),
+            date: !self.header.has_date(),
+        }
     }
 }
 
@@ -286,7 +320,7 @@ impl Session {
         result: Result<(), BodyError>,
     ) -> Response {
         let reply = match result {
-            Ok(()) => match self.too_many_hops(transaction.message.received.count()) {
+            Ok(()) => match self.too_many_hops(transaction.message.header.received()) {
                 Some(reply) => reply,
                 None => return Response::act(None, self.spool_request(transaction)),
             },
@@ -363,7 +397,8 @@ impl Session {
             ret,
             envid,
         };
-        Action::Enqueue(Box::new(self.new_message(envelope, message.held)))
+        let missing = message.missing(true);
+        Action::Enqueue(Box::new(self.new_message(envelope, message.held, missing)))
     }
 
     /// The action that hands `part`, the octets of `transaction`'s message
@@ -381,12 +416,13 @@ impl Session {
             ret: transaction.ret,
             envid: transaction.envid.clone(),
         };
-        Action::StartMessage(Box::new(self.new_message(envelope, part)))
+        let missing = transaction.message.missing(false);
+        Action::StartMessage(Box::new(self.new_message(envelope, part, missing)))
     }
 
-    /// The spool request for `envelope` and `body`, with what the session
-    /// knows about the client.
-    fn new_message(&self, envelope: Envelope, body: Vec<u8>) -> NewMessage {
+    /// The spool request for `envelope`, `body` and the fields it lacks,
+    /// with what the session knows about the client.
+    fn new_message(&self, envelope: Envelope, body: Vec<u8>, missing: MissingFields) -> NewMessage {
         let protocol = self.protocol(envelope.smtputf8);
         NewMessage {
             envelope,
@@ -398,6 +434,7 @@ impl Session {
                 protocol,
             }),
             body,
+            missing,
         }
     }
 

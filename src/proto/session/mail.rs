@@ -1,8 +1,9 @@
 //! MAIL and RCPT: starting a transaction and collecting its recipients,
-//! with the sender check and the relay policy (asking the `Directory`).
+//! with the sender check and the relay policy (asking the `Directory`),
+//! and the sender domain that completes a local script's bare addresses.
 
-use super::{out_of_sequence, Content, Response, Role, Session, Transaction};
-use crate::proto::address::{Domain, Mailbox, Path};
+use super::{out_of_sequence, Account, Content, Response, Role, Session, Transaction};
+use crate::proto::address::{self, Domain, Mailbox, Path};
 use crate::proto::command::{MailParams, RcptParams};
 use crate::proto::envelope::Recipient;
 use crate::proto::reply::Reply;
@@ -27,7 +28,13 @@ impl Session {
                 "The sender address is not valid",
             ));
         }
-        let sender = path_text(&from);
+        let Some(sender) = self.sender_address(&from) else {
+            return Response::bad(Reply::new(
+                501,
+                (5, 1, 7),
+                "The sender address must include a domain, like user@example.com",
+            ));
+        };
         if !sender.is_ascii() && !params.smtputf8 {
             // RFC 6531 §3.5: a non-ASCII address needs the SMTPUTF8 parameter.
             return Response::ok(Reply::new(
@@ -57,7 +64,13 @@ impl Session {
                 ));
             }
         }
+        if let Some(refusal) = self.limit_refusal(1) {
+            return Response::ok(refusal);
+        }
         let reply = Reply::new(250, (2, 1, 0), format!("Sender <{sender}> OK"));
+        // Mail from a device or script gets the header fields it lacks;
+        // mail from other servers stays exactly as it was sent.
+        let fix_up = self.role != Role::Smtp || self.client.trusted || self.auth_user.is_some();
         self.transaction = Some(Transaction {
             sender,
             body_type: params.body,
@@ -67,14 +80,78 @@ impl Session {
             recipients: Vec::new(),
             refused_recipients: 0,
             used_bdat: false,
-            message: Content::new(&self.config.memory),
+            message: Content::new(&self.config.memory, fix_up),
             declared_size: params.size,
         });
         Response::ok(reply)
     }
 
-    /// `RCPT TO:<path> params`: the relay policy lives here.
+    /// The envelope sender as queued: a relay-network client's bare local
+    /// part or `user@localhost` gets the sender domain, as Postfix's
+    /// `myorigin` does, so cron's `root` leaves as `root@example.org`.
+    /// `None` for a bare local part from anyone else.
+    fn sender_address(&self, from: &Path<'_>) -> Option<String> {
+        let trusted = self.client.trusted;
+        match from {
+            Path::LocalPart(local) if trusted => Some(self.qualified(local)),
+            Path::LocalPart(_) => None,
+            Path::Mailbox {
+                mailbox,
+                source_route: false,
+            } if trusted && is_localhost(&mailbox.domain) => Some(self.qualified(mailbox.local)),
+            _ => Some(path_text(from)),
+        }
+    }
+
+    /// Whose daily limits this session's mail counts against: the
+    /// authenticated user, else the relay networks together; mail from
+    /// other servers counts against nobody.
+    pub(super) fn account(&self) -> Option<Account<'_>> {
+        match &self.auth_user {
+            Some(user) => Some(Account::User(user)),
+            None if self.client.trusted => Some(Account::RelayNetworks),
+            None => None,
+        }
+    }
+
+    /// The refusal of one more message to `recipients` recipients past a
+    /// daily limit. A 4xx: the client keeps the message (Outlook in its
+    /// Outbox) and tries again later.
+    fn limit_refusal(&self, recipients: usize) -> Option<Reply> {
+        let account = self.account()?;
+        let reached = self.config.limits.may_send(account, recipients).err()?;
+        Some(Reply::new(
+            451,
+            (4, 7, 1),
+            format!(
+                "Daily sending limit reached ({} {} in 24 hours); sending opens again at {}",
+                reached.limit, reached.what, reached.reopens
+            ),
+        ))
+    }
+
+    /// `local@` the sender domain.
+    fn qualified(&self, local: &str) -> String {
+        format!("{local}@{}", self.config.sender_domain)
+    }
+
+    /// `RCPT TO:<path> params`: the relay policy lives here. A bare local
+    /// part from a relay-network client is qualified like the sender.
     pub(super) fn on_rcpt(&mut self, to: Path<'_>, params: RcptParams) -> Response {
+        let qualified;
+        let to = match to {
+            Path::LocalPart(local) if self.client.trusted => {
+                qualified = self.qualified(local);
+                match address::parse_mailbox(&qualified, true) {
+                    Ok(mailbox) => Path::Mailbox {
+                        mailbox,
+                        source_route: false,
+                    },
+                    Err(_) => to,
+                }
+            }
+            _ => to,
+        };
         // Taken out while the policy borrows the session; put back below.
         let Some(mut transaction) = self.transaction.take() else {
             return out_of_sequence("Please send MAIL first");
@@ -86,6 +163,12 @@ impl Session {
             Response::ok(Reply::new(452, (4, 5, 3), "Too many recipients"))
         } else {
             self.recipient_policy(&to, transaction.smtputf8)
+        };
+        let response = match &response.reply {
+            Some(reply) if reply.code == 250 => self
+                .limit_refusal(transaction.recipients.len() + 1)
+                .map_or(response, Response::ok),
+            _ => response,
         };
         let accepted = response
             .reply
@@ -126,6 +209,13 @@ impl Session {
                     501,
                     (5, 1, 3),
                     "The empty address <> cannot receive mail",
+                ))
+            }
+            Path::LocalPart(_) => {
+                return Response::bad(Reply::new(
+                    501,
+                    (5, 1, 3),
+                    "The recipient address must include a domain, like user@example.com",
                 ))
             }
             Path::Mailbox {
@@ -197,6 +287,7 @@ fn path_text(path: &Path<'_>) -> String {
     match path {
         Path::Null => String::new(),
         Path::Postmaster => "Postmaster".to_string(),
+        Path::LocalPart(local) => local.to_string(),
         Path::Mailbox { mailbox, .. } => mailbox_text(mailbox),
     }
 }
@@ -211,6 +302,11 @@ fn same_address(a: &str, b: &str) -> bool {
         }
         _ => a == b,
     }
+}
+
+/// `localhost`, in any case: the domain of a local script's address.
+fn is_localhost(domain: &Domain<'_>) -> bool {
+    matches!(domain, Domain::Name(name) if name.eq_ignore_ascii_case("localhost"))
 }
 
 /// `local@domain` as written.

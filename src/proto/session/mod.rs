@@ -93,9 +93,14 @@ pub struct SessionConfig {
     pub sender_check: bool,
     /// TLS is configured, so STARTTLS can be offered.
     pub tls_available: bool,
+    /// The domain that completes a relay-network client's bare or
+    /// `@localhost` address (`--sender-domain`).
+    pub sender_domain: String,
     /// How much of the messages being read may stay in memory; the rest
     /// is handed out in parts to be written to the spool.
     pub memory: Arc<MessageMemory>,
+    /// The daily sending limits of users and relay networks.
+    pub limits: Arc<dyn SendingLimits>,
 }
 
 /// Questions about users and domains that the session asks the outside.
@@ -107,6 +112,49 @@ pub trait Directory: Send + Sync {
     fn mailbox_exists(&self, address: &str) -> bool;
     /// May authenticated `user` use `sender` as its MAIL FROM address?
     fn may_send_as(&self, user: &str, sender: &str) -> bool;
+}
+
+/// Whose sending a message counts against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Account<'a> {
+    /// An authenticated user.
+    User(&'a str),
+    /// The clients of `--relay-networks`, together.
+    RelayNetworks,
+}
+
+/// A daily sending limit that one more message would pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitReached {
+    /// What is limited: `messages` or `recipients`.
+    pub what: &'static str,
+    /// The limit, per rolling 24 hours.
+    pub limit: u64,
+    /// When sending opens again, as an RFC 5322 date.
+    pub reopens: String,
+}
+
+/// The sending limits (RFC 6409 §5.1 leaves policy to the submission
+/// server), asked by the session and kept outside: counting needs a
+/// clock. Mail from other servers (port 25, no AUTH, not a relay network)
+/// is never counted.
+pub trait SendingLimits: Send + Sync + std::fmt::Debug {
+    /// May `account` send one more message to `recipients` recipients?
+    fn may_send(&self, account: Account<'_>, recipients: usize) -> Result<(), LimitReached>;
+    /// `account` has sent a message to `recipients` recipients.
+    fn sent(&self, account: Account<'_>, recipients: usize);
+}
+
+/// No limits: for tools and tests that run sessions without a server.
+#[derive(Debug, Default)]
+pub struct NoLimits;
+
+impl SendingLimits for NoLimits {
+    fn may_send(&self, _: Account<'_>, _: usize) -> Result<(), LimitReached> {
+        Ok(())
+    }
+
+    fn sent(&self, _: Account<'_>, _: usize) {}
 }
 
 /// What the session knows about the client from the socket.
@@ -480,7 +528,9 @@ impl Session {
     /// queue id, or why not;
     /// reported as [`SessionEvent::Queued`] or [`SessionEvent::NotQueued`].
     pub fn enqueued(&mut self, result: Result<&str, EnqueueError>, out: &mut Vec<u8>) {
+        let mut recipients = None;
         if let Some(Pending::Enqueue { message }) = self.pending.take() {
+            recipients = Some(message.recipients);
             self.events.push(match result {
                 Ok(id) => SessionEvent::Queued {
                     queue_id: id.to_string(),
@@ -493,6 +543,11 @@ impl Session {
             // Like Postfix, the error limits count errors made without
             // delivering mail: a client that sends mail is not probing.
             self.errors = 0;
+        }
+        if let (Ok(_), Some(recipients)) = (result, recipients) {
+            if let Some(account) = self.account() {
+                self.config.limits.sent(account, recipients);
+            }
         }
         let reply = match result {
             Ok(id) => Reply::new(250, (2, 0, 0), format!("Ok: queued as {id}")),

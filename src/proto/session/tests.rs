@@ -4,7 +4,7 @@
 use super::*;
 use crate::directory::FixedDirectory;
 use crate::proto::command::Verb;
-use crate::proto::envelope::{EnqueueError, NewMessage};
+use crate::proto::envelope::{EnqueueError, MissingFields, NewMessage};
 use crate::proto::reply::Enhanced;
 use crate::proto::sasl::AuthResult;
 
@@ -24,7 +24,9 @@ fn config() -> SessionConfig {
         auth_equals_line: false,
         sender_check: true,
         tls_available: true,
+        sender_domain: "example.org".into(),
         memory: MessageMemory::new(1 << 20, 64 << 20),
+        limits: Arc::new(NoLimits),
     }
 }
 
@@ -1851,4 +1853,139 @@ fn loops_and_nuls_are_found_across_parts() {
     assert!(run.parts > 0);
     assert!(run.messages.is_empty());
     assert_eq!(run.codes().last(), Some(&550));
+}
+
+/// The message of one transaction from a session of `role` (trusted or
+/// not), sent whole and in pieces through a small memory; every run must
+/// spool the same message.
+fn spooled_from(role: Role, trusted: bool, message: &[u8]) -> NewMessage {
+    let mut input = b"EHLO c\r\n".to_vec();
+    if role != Role::Smtp {
+        let plain = plain_response("alice@example.com", GOOD_PASSWORD);
+        input.extend_from_slice(format!("AUTH PLAIN {plain}\r\n").as_bytes());
+    }
+    input.extend_from_slice(b"MAIL FROM:<alice@example.com>\r\nRCPT TO:<bob@example.com>\r\n");
+    input.extend_from_slice(b"DATA\r\n");
+    input.extend_from_slice(&dot_stuffed(message));
+    input.extend_from_slice(b".\r\nQUIT\r\n");
+    let whole = drive_all(
+        &mut session_with(role, small_memory(1 << 20, 64 << 20), trusted),
+        &input,
+    );
+    assert_eq!(whole.messages.len(), 1, "{}", whole.text());
+    for piece in [1, 7, 4096] {
+        let chunks: Vec<&[u8]> = input.chunks(piece).collect();
+        let run = drive(
+            &mut session_with(role, small_memory(256, 1 << 20), trusted),
+            &chunks,
+        );
+        if piece == 1 {
+            assert!(run.parts > 0, "the message went out in parts");
+        }
+        assert!(run.messages == whole.messages, "pieces of {piece}");
+    }
+    whole.messages.into_iter().next().unwrap()
+}
+
+#[test]
+fn mail_from_devices_and_scripts_gets_the_message_id_and_date_it_lacks() {
+    let body = ".line\r\n".repeat(10_000);
+    let bare = format!("Subject: backup done\r\n\r\n{body}");
+    let dated = format!("Date: Thu, 1 Jan 2026 00:00:00 +0000\r\nSubject: x\r\n\r\n{body}");
+    let complete = format!("Message-ID: <1@host>\r\n{dated}");
+    let both = MissingFields {
+        message_id: true,
+        date: true,
+    };
+    let id_only = MissingFields {
+        message_id: true,
+        date: false,
+    };
+    let none = MissingFields::default();
+    let cases = [
+        (Role::Submissions, false, &bare, both),
+        (Role::Submissions, false, &dated, id_only),
+        (Role::Submissions, false, &complete, none),
+        // A relay-network client on port 25: a device or script.
+        (Role::Smtp, true, &bare, both),
+        // Another server on port 25: its mail is left as it was sent.
+        (Role::Smtp, false, &bare, none),
+    ];
+    for (role, trusted, message, missing) in cases {
+        let spooled = spooled_from(role, trusted, message.as_bytes());
+        assert_eq!(spooled.missing, missing, "{role:?} trusted={trusted}");
+        assert_eq!(spooled.body, message.as_bytes(), "the message is untouched");
+    }
+}
+
+#[test]
+fn a_header_section_longer_than_the_memory_is_read_whole_before_the_first_part() {
+    let mut message = String::new();
+    for i in 0..100 {
+        message.push_str(&format!("X-Long-Header-{i}: {}\r\n", "v".repeat(60)));
+    }
+    message.push_str("Message-ID: <late@host>\r\n\r\n");
+    message.push_str(&"body line\r\n".repeat(10_000));
+    assert!(message.len() > data::MAX_HEADER_HOLD);
+    let spooled = spooled_from(Role::Smtp, true, message.as_bytes());
+    assert_eq!(
+        spooled.missing,
+        MissingFields {
+            message_id: false,
+            date: true
+        }
+    );
+}
+
+#[test]
+fn bare_and_localhost_senders_of_relay_networks_take_the_sender_domain() {
+    let cases: &[(&str, bool, &str)] = &[
+        (
+            "MAIL FROM:<root>",
+            true,
+            "250 2.1.0 Sender <root@example.org> OK",
+        ),
+        (
+            "MAIL FROM:<root@LocalHost>",
+            true,
+            "250 2.1.0 Sender <root@example.org> OK",
+        ),
+        (
+            "MAIL FROM:<root@host.example>",
+            true,
+            "250 2.1.0 Sender <root@host.example> OK",
+        ),
+        ("MAIL FROM:<root>", false, "501 5.1.7"),
+        (
+            "MAIL FROM:<root@localhost>",
+            false,
+            "250 2.1.0 Sender <root@localhost> OK",
+        ),
+    ];
+    for (line, trusted, reply) in cases {
+        let input = format!("EHLO c\r\n{line}\r\n");
+        let run = drive_all(
+            &mut session_with(Role::Smtp, config(), *trusted),
+            input.as_bytes(),
+        );
+        let last = run.text().lines().last().unwrap().to_string();
+        assert!(last.starts_with(reply), "{line} trusted={trusted}: {last}");
+    }
+    // A bare recipient is completed the same way.
+    let mut completing = config();
+    completing.sender_domain = "example.com".into();
+    let input =
+        b"EHLO c\r\nMAIL FROM:<root>\r\nRCPT TO:<bob>\r\nDATA\r\nSubject: x\r\n\r\nhi\r\n.\r\n";
+    let run = drive_all(&mut session_with(Role::Smtp, completing, true), input);
+    assert_eq!(run.messages.len(), 1, "{}", run.text());
+    assert_eq!(run.messages[0].envelope.sender, "root@example.com");
+    assert_eq!(
+        run.messages[0].envelope.recipients[0].address,
+        "bob@example.com"
+    );
+    let run = drive_all(
+        &mut session_with(Role::Smtp, config(), false),
+        b"EHLO c\r\nMAIL FROM:<a@remote.example>\r\nRCPT TO:<bob>\r\n",
+    );
+    assert_eq!(run.codes().last(), Some(&501));
 }
