@@ -7,7 +7,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::check::{self, CheckError, Level, PortTarget, Request};
+use crate::check::{self, CheckError, Level, PortTarget, Request, Sender};
+use crate::config::{self, ConfigError, ServeArgs};
 use crate::tls::TlsError;
 
 /// Exit code when every check passed.
@@ -18,6 +19,17 @@ const EXIT_PROBLEM: i32 = 1;
 const EXIT_USAGE: i32 = 2;
 /// `--timeout` when not given.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Options of `outpost serve` that `--dns` needs to judge the server's
+/// mail (its host name and DKIM keys); passed on to the serve parser.
+const SERVE_OPTIONS: [&str; 7] = [
+    "config",
+    "data-dir",
+    "hostname",
+    "local-domains",
+    "dkim-selector",
+    "dkim-domains",
+    "dkim-algorithms",
+];
 
 enum CheckArgs {
     Run(Box<Request>),
@@ -55,6 +67,10 @@ enum UsageError {
     NothingToCheck,
     /// The `--ca-file` certificates cannot be used.
     CaFile(TlsError),
+    /// An option of `outpost serve` (or the `--config` file) is wrong.
+    Config(ConfigError),
+    /// `--source-address` is not a list of IP addresses.
+    SourceAddress(String),
 }
 
 impl fmt::Display for UsageError {
@@ -81,6 +97,10 @@ impl fmt::Display for UsageError {
                 "nothing to check: give HOST:PORT, --dns DOMAIN or --outbound DOMAIN"
             ),
             UsageError::CaFile(e) => write!(f, "--ca-file: {e}"),
+            UsageError::Config(e) => write!(f, "{e}"),
+            UsageError::SourceAddress(value) => {
+                write!(f, "--source-address {value:?}: expected IP[,IP]")
+            }
         }
     }
 }
@@ -108,9 +128,25 @@ fn spec() -> getopts::Options {
     o.optopt(
         "",
         "dns",
-        "check the MX and SPF records of DOMAIN",
+        "check DOMAIN's records: MX, SPF for this host, reverse DNS, DKIM, DMARC",
         "DOMAIN",
     );
+    o.optopt(
+        "",
+        "source-address",
+        "the addresses this host sends mail from (default: those the routing table picks)",
+        "IP[,IP]",
+    );
+    for name in SERVE_OPTIONS {
+        let (help, hint) = match name {
+            "config" => ("the config file of `outpost serve`", "FILE"),
+            "data-dir" => ("the data directory of `outpost serve` (DKIM keys)", "DIR"),
+            "hostname" => ("the host name of `outpost serve`", "NAME"),
+            "local-domains" | "dkim-domains" => ("as for `outpost serve`", "D1,D2"),
+            _ => ("as for `outpost serve`", "VALUE"),
+        };
+        o.optopt("", name, help, hint);
+    }
     o.optopt(
         "",
         "outbound",
@@ -139,7 +175,10 @@ fn usage() -> String {
         "Usage: outpost check [OPTIONS] [HOST:PORT...] [--dns DOMAIN] [--outbound DOMAIN]\n\n\
          Diagnoses mail setup problems and says what to do. For each HOST:PORT: what the\n\
          port speaks (plaintext SMTP with STARTTLS, or implicit TLS), the certificate and\n\
-         the login methods, and what to choose in a mail client. Each finding is one line\n\
+         the login methods, and what to choose in a mail client. For --dns DOMAIN: the MX,\n\
+         SPF evaluated for this host's outbound addresses, their reverse DNS (PTR) against\n\
+         --hostname, the DKIM records against the server's keys, DMARC; give the --config\n\
+         (or --data-dir and --hostname) of `outpost serve`. Each finding is one line\n\
          starting with ok, warning or error; problems have a `fix:` line.\n\
          Exit code: 0 all ok, 1 a problem was found, 2 usage error.",
     )
@@ -166,6 +205,11 @@ fn parse(args: &[String]) -> Result<CheckArgs, UsageError> {
         Some(value) => Some(parse_dns_server(&value)?),
         None => None,
     };
+    let source_addresses = match matches.opt_str("source-address") {
+        Some(value) => Some(parse_addresses(&value).ok_or(UsageError::SourceAddress(value))?),
+        None => None,
+    };
+    let sender = sender(&matches, source_addresses)?;
     let request = Request {
         ports: Vec::new(),
         dns: matches.opt_str("dns"),
@@ -178,6 +222,7 @@ fn parse(args: &[String]) -> Result<CheckArgs, UsageError> {
         ehlo_name: matches
             .opt_str("ehlo")
             .unwrap_or_else(crate::config::system_hostname),
+        sender,
     };
     if matches.free.is_empty() && request.dns.is_none() && request.outbound.is_none() {
         return Err(UsageError::NothingToCheck);
@@ -188,6 +233,42 @@ fn parse(args: &[String]) -> Result<CheckArgs, UsageError> {
         .map(|target| port_target(target))
         .collect::<Result<_, _>>()?;
     Ok(CheckArgs::Run(Box::new(Request { ports, ..request })))
+}
+
+/// The server `--dns` judges, from the options of `outpost serve` given
+/// (read by the serve parser, so defaults and the config file agree).
+fn sender(
+    matches: &getopts::Matches,
+    source_addresses: Option<Vec<IpAddr>>,
+) -> Result<Sender, UsageError> {
+    let mut serve_args = Vec::new();
+    for name in SERVE_OPTIONS {
+        if let Some(value) = matches.opt_str(name) {
+            serve_args.extend([format!("--{name}"), value]);
+        }
+    }
+    let config = match config::parse_args(&serve_args).map_err(UsageError::Config)? {
+        ServeArgs::Run(config) | ServeArgs::Check(config, _) => *config,
+        ServeArgs::Help => config::Config::default(),
+    };
+    let mut signed_domains = config.effective_local_domains();
+    signed_domains.extend(config.dkim.domains.iter().cloned());
+    Ok(Sender {
+        hostname: config.hostname,
+        data_dir: config.data_dir,
+        dkim: config.dkim,
+        signed_domains,
+        source_addresses,
+    })
+}
+
+/// `IP[,IP]`.
+fn parse_addresses(value: &str) -> Option<Vec<IpAddr>> {
+    value
+        .split(',')
+        .map(|ip| ip.trim().parse().ok())
+        .collect::<Option<Vec<IpAddr>>>()
+        .filter(|list| !list.is_empty())
 }
 
 /// A port number from 1 to 65535.
