@@ -383,6 +383,41 @@ mod tests {
     }
 
     #[test]
+    fn source_addresses_and_serve_options() {
+        let request = match parse(&args(&[
+            "--dns",
+            "example.com",
+            "--source-address",
+            "192.0.2.1, 2001:db8::1",
+            "--hostname",
+            "mail.example.com",
+            "--data-dir",
+            "/srv/outpost",
+            "--dkim-domains",
+            "other.example",
+        ])) {
+            Ok(CheckArgs::Run(request)) => request,
+            _ => panic!("did not parse"),
+        };
+        let sender = &request.sender;
+        assert_eq!(
+            sender.source_addresses,
+            Some(vec![
+                "192.0.2.1".parse().unwrap(),
+                "2001:db8::1".parse().unwrap()
+            ])
+        );
+        assert_eq!(sender.hostname, "mail.example.com");
+        assert_eq!(sender.data_dir, PathBuf::from("/srv/outpost"));
+        assert_eq!(sender.signed_domains, ["mail.example.com", "other.example"]);
+        // Without --source-address, the routing table decides.
+        match parse(&args(&["--dns", "example.com"])) {
+            Ok(CheckArgs::Run(request)) => assert_eq!(request.sender.source_addresses, None),
+            _ => panic!("did not parse"),
+        }
+    }
+
+    #[test]
     fn usage_errors_say_which_option_is_wrong() {
         let error = |list: &[&str]| match parse(&args(list)) {
             Err(e) => e,
@@ -405,5 +440,17 @@ mod tests {
             error(&["--dns-server", "nowhere", "--dns", "a"]).to_string(),
             "--dns-server \"nowhere\": expected IP or IP:PORT"
         );
+        assert_eq!(
+            error(&["--source-address", "192.0.2.1,mx", "--dns", "a"]).to_string(),
+            "--source-address \"192.0.2.1,mx\": expected IP[,IP]"
+        );
+        assert!(matches!(
+            error(&["--hostname", "bad name", "--dns", "a"]),
+            UsageError::Config(_)
+        ));
+        assert!(matches!(
+            error(&["--config", "/nonexistent/outpost.conf", "--dns", "a"]),
+            UsageError::Config(_)
+        ));
     }
 }
