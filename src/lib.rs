@@ -7,8 +7,8 @@
 //!
 //! | module | role | may import |
 //! |---|---|---|
-//! | [`cli`] | the `outpost` command line: `serve` (with the data-dir lock, the first start, `--check-config`), `passwd`, `users`, `queue`, `check`, `bench`, `sendmail` (also as `sendmail` and `mailq`) | everything below |
-//! | [`check`] | `outpost check`: what a port speaks, its certificate, DNS, outbound port 25 | `proto`, `tls`, `net`, `delivery::dns` |
+//! | [`cli`] | the `outpost` command line: `serve` (with the data-dir lock, the first start, `--check-config`), `passwd`, `users`, `queue`, `check`, `bench`, `dns`, `sendmail` (also as `sendmail` and `mailq`) | everything below |
+//! | [`check`] | `outpost check`: what a port speaks, its certificate, outbound port 25, and whether a domain's DNS (MX, SPF, reverse DNS, DKIM, DMARC) makes this server's mail trusted | `proto`, `tls`, `net`, `delivery::dns`, `dkim` (the key files) |
 //! | [`loadgen`] | `outpost bench`: the load generator | `proto`, `tls`, `net` |
 //! | [`runtime`] | the I/O edge: listeners, mio event loops, worker pool, connections, plain/TLS transport | all but `cli`, `check`, `loadgen` |
 //! | [`delivery`] | the scheduler and delivery threads: routing, DNS, the outbound SMTP driver, DKIM signing of what leaves, Maildir, reports | `queue`, `directory`, `dkim`, `maillog`, `proto`, `tls`, `net`, `units` |

@@ -254,7 +254,10 @@ fn printed_records_pass_the_dns_check() {
     assert!(zone_text.contains("; PTR: "), "{zone_text}");
     // The MX host's address is the operator's to publish; the test's is
     // from the documentation range.
-    let mut zone = Zone::new().add("mx.example.test", Rec::A(Ipv4Addr::new(192, 0, 2, 1)));
+    let address = Ipv4Addr::new(192, 0, 2, 1);
+    let mut zone = Zone::new()
+        .add("mx.example.test", Rec::A(address))
+        .ptr(address.into(), "mx.example.test");
     for record in &records {
         let name = record.name.trim_end_matches('.');
         zone = match record.kind.as_str() {
@@ -268,20 +271,28 @@ fn printed_records_pass_the_dns_check() {
                     ),
                 )
             }
-            "TXT" => zone.add(name, Rec::Txt(record.data.concat())),
+            "TXT" => zone.add(name, Rec::TxtStrings(record.data.clone())),
             _ => zone,
         };
     }
     let dns = DnsServer::start(zone);
     let server: SocketAddr = dns.addr;
+    // Checked as the server that printed them, sending from the MX host's
+    // address.
     let output = Command::new(BIN)
         .args(["check", "--dns", "example.test", "--timeout", "2s"])
         .args(["--dns-server", &server.to_string()])
+        .args(["--source-address", &address.to_string()])
+        .args(["--data-dir", dir.path().to_str().unwrap()])
+        .args(["--hostname", "mx.example.test"])
+        .args(["--local-domains", "example.test"])
         .output()
         .unwrap();
     let report = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{report}");
     assert!(!report.contains("error"), "{report}");
+    assert!(!report.contains("warning"), "{report}");
+    assert!(report.contains("matches this server's key"), "{report}");
     assert!(report.contains("SPF: v=spf1 mx -all"), "{report}");
     // A second run prints the same keys: they were created once.
     let again = outpost(&[

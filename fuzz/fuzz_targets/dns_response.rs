@@ -46,6 +46,7 @@ fn type_of(q: QueryType) -> TYPE {
         QueryType::A => TYPE::A,
         QueryType::Aaaa => TYPE::AAAA,
         QueryType::Txt => TYPE::TXT,
+        QueryType::Ptr => TYPE::PTR,
     }
 }
 

@@ -5,7 +5,8 @@
 use std::fmt;
 use std::net::IpAddr;
 
-use super::lookup::MailHosts;
+use super::deliverability::non_public;
+use super::lookup::{MailHosts, MxHost};
 use super::probe::TlsSession;
 use super::probe::{CertVerdict, ConnectError, Greeting, PlainSession, PortOutcome};
 use crate::delivery::dns::DnsError;
@@ -40,7 +41,8 @@ pub struct Finding {
 }
 
 impl Finding {
-    fn ok(subject: &str, message: impl Into<String>) -> Finding {
+    /// As it should be.
+    pub(super) fn ok(subject: &str, message: impl Into<String>) -> Finding {
         Finding {
             level: Level::Ok,
             subject: subject.to_string(),
@@ -63,7 +65,12 @@ impl Finding {
         }
     }
 
-    fn warning(subject: &str, message: impl Into<String>, fix: impl Into<String>) -> Finding {
+    /// Works, but not as it should.
+    pub(super) fn warning(
+        subject: &str,
+        message: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Finding {
         Finding::problem(Level::Warning, subject, message, fix)
     }
 
@@ -367,10 +374,7 @@ pub fn dns_findings(domain: &str, hosts: &MailHosts) -> Vec<Finding> {
         MailHosts::Mx(hosts) => hosts
             .iter()
             .map(|mx| match &mx.addrs {
-                Ok(addrs) if !addrs.is_empty() => Finding::ok(
-                    domain,
-                    format!("MX {} {} -> {}", mx.preference, mx.host, join(addrs)),
-                ),
+                Ok(addrs) if !addrs.is_empty() => mx_addresses(domain, mx, addrs),
                 failed => Finding::error(
                     domain,
                     format!(
@@ -386,6 +390,23 @@ pub fn dns_findings(domain: &str, hosts: &MailHosts) -> Vec<Finding> {
                 ),
             })
             .collect(),
+    }
+}
+
+/// An MX host's addresses are an error when one of them cannot be
+/// reached from the internet.
+fn mx_addresses(domain: &str, mx: &MxHost, addrs: &[IpAddr]) -> Finding {
+    let shown = format!("MX {} {} -> {}", mx.preference, mx.host, join(addrs));
+    match addrs.iter().find_map(|&ip| Some((ip, non_public(ip)?))) {
+        None => Finding::ok(domain, shown),
+        Some((ip, kind)) => Finding::error(
+            domain,
+            format!("{shown}: {ip} is a {kind} address, which other servers cannot reach"),
+            format!(
+                "give {} only the public addresses of the mail server (A/AAAA records)",
+                mx.host
+            ),
+        ),
     }
 }
 
@@ -511,7 +532,6 @@ fn join(addrs: &[IpAddr]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::lookup::MxHost;
     use crate::check::probe::ProbeError;
     use crate::proto::client::Extensions;
 

@@ -1,9 +1,12 @@
 //! The DNS side of `outpost check`: a domain's mail hosts (MX records and
-//! their addresses, or the implicit MX) and its SPF records, asked through
-//! the delivery resolver, recorded as plain data for `findings` to judge.
+//! their addresses, or the implicit MX), its SPF, DKIM and DMARC records,
+//! and the reverse DNS of an address, asked through the delivery resolver,
+//! recorded as plain data for `findings` and `deliverability` to judge.
+//! The resolver also answers the questions of the SPF evaluator.
 
 use std::net::IpAddr;
 
+use super::spf::{is_spf, SpfDns};
 use crate::delivery::dns::{DnsError, Resolver};
 
 /// One MX record and the addresses of its host.
@@ -85,26 +88,55 @@ pub fn spf_records(resolver: &Resolver, domain: &str) -> Result<Vec<String>, Dns
     Ok(records.into_iter().filter(|text| is_spf(text)).collect())
 }
 
-/// `v=spf1` alone or followed by a space, in any case.
-fn is_spf(text: &str) -> bool {
-    let version = text.split(' ').next().unwrap_or("");
-    version.eq_ignore_ascii_case("v=spf1")
-}
-
 fn addresses(resolver: &Resolver, host: &str) -> Result<Vec<IpAddr>, DnsError> {
     resolver.ip_addrs(host)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// The TXT records at `name` (a DKIM key record, `_dmarc.DOMAIN`).
+pub fn txt_records(resolver: &Resolver, name: &str) -> Result<Vec<String>, DnsError> {
+    resolver.txt(name)
+}
 
-    #[test]
-    fn spf_records_are_recognised() {
-        assert!(is_spf("v=spf1 mx -all"));
-        assert!(is_spf("V=SPF1"));
-        assert!(!is_spf("v=spf10 -all"));
-        assert!(!is_spf("google-site-verification=abc"));
-        assert!(!is_spf(""));
+/// An address's reverse DNS: its PTR names, and each name's addresses.
+#[derive(Debug)]
+pub struct ReverseDns {
+    /// The address.
+    pub ip: IpAddr,
+    /// Its PTR names, or why there are none.
+    pub names: Result<Vec<String>, DnsError>,
+    /// The A and AAAA addresses of each PTR name.
+    pub forward: Vec<(String, Result<Vec<IpAddr>, DnsError>)>,
+}
+
+/// Looks up the PTR names of `ip` and the addresses of each.
+pub fn reverse_dns(resolver: &Resolver, ip: IpAddr) -> ReverseDns {
+    let names = resolver.ptr(ip);
+    let forward = names
+        .as_deref()
+        .unwrap_or(&[])
+        .iter()
+        .map(|name| (name.clone(), resolver.ip_addrs(name)))
+        .collect();
+    ReverseDns { ip, names, forward }
+}
+
+impl SpfDns for Resolver {
+    fn txt(&self, name: &str) -> Result<Vec<String>, DnsError> {
+        Resolver::txt(self, name)
+    }
+
+    fn addrs(&self, name: &str) -> Result<Vec<IpAddr>, DnsError> {
+        self.ip_addrs(name)
+    }
+
+    fn mx(&self, name: &str) -> Result<Vec<String>, DnsError> {
+        let records = Resolver::mx(self, name)?;
+        // A null MX (RFC 7505) names no host.
+        let hosts = records.into_iter().map(|mx| mx.exchange);
+        Ok(hosts.filter(|host| !host.is_empty()).collect())
+    }
+
+    fn ptr(&self, ip: IpAddr) -> Result<Vec<String>, DnsError> {
+        Resolver::ptr(self, ip)
     }
 }

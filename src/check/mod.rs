@@ -1,16 +1,26 @@
 //! A client-side diagnosis of the usual mail setup problems, in plain
 //! words: it probes ports (plaintext SMTP, STARTTLS or implicit TLS, the
-//! certificate, AUTH), a domain's MX and SPF records and whether outbound
-//! port 25 works, and reports each [`Finding`] as it is made.
+//! certificate, AUTH), a domain's DNS records and whether outbound port 25
+//! works, and reports each [`Finding`] as it is made.
+//!
+//! For a domain (`--dns`) it asks whether mail from this server will be
+//! trusted: MX (not at a private address), SPF evaluated for each outbound
+//! address, the reverse DNS of each, the DKIM records against this
+//! server's keys, DMARC, and a fully qualified host name.
 //!
 //! Owns the order of the checks; `probe` holds the socket and TLS code,
-//! `lookup` the DNS questions, `findings` the judgment (pure, unit-tested).
-//! The command line (`outpost check`) is `cli::check`, the only user. May
-//! import `delivery::dns`, `proto` and `tls`.
+//! `source` finds the outbound addresses, `lookup` asks DNS, `spf`
+//! evaluates SPF, `findings` and `deliverability` judge (pure,
+//! unit-tested). The command line (`outpost check`) is `cli::check`, the
+//! only user. May import `delivery::dns`, `dkim` (the key files), `proto`
+//! and `tls`.
 
+mod deliverability;
 mod findings;
 mod lookup;
 mod probe;
+mod source;
+mod spf;
 
 use std::fmt;
 use std::io;
@@ -22,7 +32,10 @@ use std::time::Duration;
 use rustls::pki_types::ServerName;
 
 use crate::delivery::dns::{DnsError, Resolver, ResolverConfig};
+use crate::dkim::store::now_secs;
+use crate::dkim::{self, KeyStore};
 use crate::tls::TlsError;
+use deliverability::{KeyRecord, LocalKeys};
 use findings::ConnectAttempt;
 pub use findings::{Finding, Level};
 use probe::{ProbeTarget, Settings};
@@ -51,6 +64,24 @@ pub struct Request {
     pub dns_server: Option<SocketAddr>,
     /// The name sent with EHLO.
     pub ehlo_name: String,
+    /// The server whose mail `dns` judges.
+    pub sender: Sender,
+}
+
+/// The server that sends a domain's mail, as `outpost serve` is set up.
+#[derive(Debug, Clone)]
+pub struct Sender {
+    /// `--hostname`: what the reverse DNS of its addresses should name.
+    pub hostname: String,
+    /// The data directory, which holds the DKIM keys.
+    pub data_dir: PathBuf,
+    /// The DKIM selector and algorithms.
+    pub dkim: dkim::Settings,
+    /// The domains it signs for (local domains and `--dkim-domains`).
+    pub signed_domains: Vec<String>,
+    /// `--source-address`: the addresses it sends from; `None`: those the
+    /// routing table picks.
+    pub source_addresses: Option<Vec<IpAddr>>,
 }
 
 /// One port to probe.
@@ -151,10 +182,84 @@ pub fn run(request: &Request, mut report: impl FnMut(Finding)) -> Result<(), Che
             if !matches!(hosts, lookup::MailHosts::NoDomain) {
                 let spf = lookup::spf_records(resolver, domain);
                 report_all(findings::spf_findings(domain, &spf));
+                report_all(deliverability(resolver, domain, &request.sender, &spf));
             }
         }
     }
     Ok(())
+}
+
+/// Whether `domain`'s mail from `sender` will be trusted: its host name,
+/// SPF and reverse DNS for each outbound address, DKIM and DMARC.
+fn deliverability(
+    resolver: &Resolver,
+    domain: &str,
+    sender: &Sender,
+    spf: &Result<Vec<String>, DnsError>,
+) -> Vec<Finding> {
+    let mut findings = vec![deliverability::hostname_finding(&sender.hostname, domain)];
+    let addrs = match &sender.source_addresses {
+        Some(given) => given.clone(),
+        None => {
+            let found = source::outbound_addresses();
+            findings.extend(deliverability::discovered_findings(&found));
+            // What the internet sees of a host behind NAT is not known here.
+            found
+                .into_iter()
+                .filter(|&ip| deliverability::non_public(ip).is_none())
+                .collect()
+        }
+    };
+    let record = match spf.as_deref() {
+        Ok([record]) => Some(record.as_str()),
+        _ => None,
+    };
+    for &ip in &addrs {
+        let evaluation = spf::evaluate(resolver, ip, domain);
+        findings.extend(deliverability::spf_finding(domain, ip, &evaluation, record));
+    }
+    for &ip in &addrs {
+        let reverse = lookup::reverse_dns(resolver, ip);
+        findings.push(deliverability::reverse_dns_finding(
+            &sender.hostname,
+            &reverse,
+        ));
+    }
+    let keys = local_keys(resolver, domain, sender);
+    findings.extend(deliverability::dkim_findings(domain, &keys));
+    let dmarc = lookup::txt_records(resolver, &format!("_dmarc.{domain}"));
+    findings.push(deliverability::dmarc_finding(domain, &dmarc));
+    findings
+}
+
+/// The keys `outpost serve` signs `domain`'s mail with (the selector in
+/// force, one key per algorithm), each with the TXT records at its name.
+fn local_keys(resolver: &Resolver, domain: &str, sender: &Sender) -> LocalKeys {
+    let signed = sender
+        .signed_domains
+        .iter()
+        .any(|d| d.eq_ignore_ascii_case(domain));
+    if !signed {
+        return LocalKeys::NotSigned;
+    }
+    let domain = &domain.trim_end_matches('.').to_ascii_lowercase();
+    let store = KeyStore::new(&sender.data_dir);
+    let selector = store.selector(domain, sender.dkim.selector.as_deref(), now_secs());
+    let mut records = Vec::new();
+    for &algorithm in &sender.dkim.algorithms {
+        let key = match store.load(domain, &selector, algorithm) {
+            Ok(key) => key,
+            Err(e) => return LocalKeys::Unreadable(e.to_string()),
+        };
+        let name = key.record_name().trim_end_matches('.').to_string();
+        records.push(KeyRecord {
+            found: lookup::txt_records(resolver, &name),
+            expected: key.key.dns_record(),
+            selector: key.selector,
+            name,
+        });
+    }
+    LocalKeys::Keys(records)
 }
 
 fn no_resolver(subject: &str, error: &DnsError) -> Finding {

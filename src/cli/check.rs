@@ -7,7 +7,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::check::{self, CheckError, Level, PortTarget, Request};
+use crate::check::{self, CheckError, Level, PortTarget, Request, Sender};
+use crate::config::{self, ConfigError, ServeArgs};
 use crate::tls::TlsError;
 
 /// Exit code when every check passed.
@@ -18,6 +19,18 @@ const EXIT_PROBLEM: i32 = 1;
 const EXIT_USAGE: i32 = 2;
 /// `--timeout` when not given.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Options of `outpost serve` that `--dns` needs to judge the server's
+/// mail (its host name and DKIM keys); passed on to the serve parser.
+const SERVE_OPTIONS: [&str; 8] = [
+    "config",
+    "outbound-address",
+    "data-dir",
+    "hostname",
+    "local-domains",
+    "dkim-selector",
+    "dkim-domains",
+    "dkim-algorithms",
+];
 
 enum CheckArgs {
     Run(Box<Request>),
@@ -55,6 +68,10 @@ enum UsageError {
     NothingToCheck,
     /// The `--ca-file` certificates cannot be used.
     CaFile(TlsError),
+    /// An option of `outpost serve` (or the `--config` file) is wrong.
+    Config(ConfigError),
+    /// `--source-address` is not a list of IP addresses.
+    SourceAddress(String),
 }
 
 impl fmt::Display for UsageError {
@@ -81,6 +98,10 @@ impl fmt::Display for UsageError {
                 "nothing to check: give HOST:PORT, --dns DOMAIN or --outbound DOMAIN"
             ),
             UsageError::CaFile(e) => write!(f, "--ca-file: {e}"),
+            UsageError::Config(e) => write!(f, "{e}"),
+            UsageError::SourceAddress(value) => {
+                write!(f, "--source-address {value:?}: expected IP[,IP]")
+            }
         }
     }
 }
@@ -108,9 +129,25 @@ fn spec() -> getopts::Options {
     o.optopt(
         "",
         "dns",
-        "check the MX and SPF records of DOMAIN",
+        "check DOMAIN's records: MX, SPF for this host, reverse DNS, DKIM, DMARC",
         "DOMAIN",
     );
+    o.optopt(
+        "",
+        "source-address",
+        "the addresses this host sends mail from (default: --outbound-address, else those the routing table picks)",
+        "IP[,IP]",
+    );
+    for name in SERVE_OPTIONS {
+        let (help, hint) = match name {
+            "config" => ("the config file of `outpost serve`", "FILE"),
+            "data-dir" => ("the data directory of `outpost serve` (DKIM keys)", "DIR"),
+            "hostname" => ("the host name of `outpost serve`", "NAME"),
+            "local-domains" | "dkim-domains" => ("as for `outpost serve`", "D1,D2"),
+            _ => ("as for `outpost serve`", "VALUE"),
+        };
+        o.optopt("", name, help, hint);
+    }
     o.optopt(
         "",
         "outbound",
@@ -139,7 +176,10 @@ fn usage() -> String {
         "Usage: outpost check [OPTIONS] [HOST:PORT...] [--dns DOMAIN] [--outbound DOMAIN]\n\n\
          Diagnoses mail setup problems and says what to do. For each HOST:PORT: what the\n\
          port speaks (plaintext SMTP with STARTTLS, or implicit TLS), the certificate and\n\
-         the login methods, and what to choose in a mail client. Each finding is one line\n\
+         the login methods, and what to choose in a mail client. For --dns DOMAIN: the MX,\n\
+         SPF evaluated for this host's outbound addresses, their reverse DNS (PTR) against\n\
+         --hostname, the DKIM records against the server's keys, DMARC; give the --config\n\
+         (or --data-dir and --hostname) of `outpost serve`. Each finding is one line\n\
          starting with ok, warning or error; problems have a `fix:` line.\n\
          Exit code: 0 all ok, 1 a problem was found, 2 usage error.",
     )
@@ -166,6 +206,11 @@ fn parse(args: &[String]) -> Result<CheckArgs, UsageError> {
         Some(value) => Some(parse_dns_server(&value)?),
         None => None,
     };
+    let source_addresses = match matches.opt_str("source-address") {
+        Some(value) => Some(parse_addresses(&value).ok_or(UsageError::SourceAddress(value))?),
+        None => None,
+    };
+    let sender = sender(&matches, source_addresses)?;
     let request = Request {
         ports: Vec::new(),
         dns: matches.opt_str("dns"),
@@ -178,6 +223,7 @@ fn parse(args: &[String]) -> Result<CheckArgs, UsageError> {
         ehlo_name: matches
             .opt_str("ehlo")
             .unwrap_or_else(crate::config::system_hostname),
+        sender,
     };
     if matches.free.is_empty() && request.dns.is_none() && request.outbound.is_none() {
         return Err(UsageError::NothingToCheck);
@@ -188,6 +234,46 @@ fn parse(args: &[String]) -> Result<CheckArgs, UsageError> {
         .map(|target| port_target(target))
         .collect::<Result<_, _>>()?;
     Ok(CheckArgs::Run(Box::new(Request { ports, ..request })))
+}
+
+/// The server `--dns` judges, from the options of `outpost serve` given
+/// (read by the serve parser, so defaults and the config file agree).
+fn sender(
+    matches: &getopts::Matches,
+    source_addresses: Option<Vec<IpAddr>>,
+) -> Result<Sender, UsageError> {
+    let mut serve_args = Vec::new();
+    for name in SERVE_OPTIONS {
+        if let Some(value) = matches.opt_str(name) {
+            serve_args.extend([format!("--{name}"), value]);
+        }
+    }
+    let config = match config::parse_args(&serve_args).map_err(UsageError::Config)? {
+        ServeArgs::Run(config) | ServeArgs::Check(config, _) => *config,
+        ServeArgs::Help => config::Config::default(),
+    };
+    let mut signed_domains = config.effective_local_domains();
+    signed_domains.extend(config.dkim.domains.iter().cloned());
+    Ok(Sender {
+        hostname: config.hostname,
+        data_dir: config.data_dir,
+        dkim: config.dkim,
+        signed_domains,
+        // What delivery connects from, unless asked about other addresses.
+        source_addresses: source_addresses.or_else(|| {
+            let outbound = config.delivery.outbound_addresses;
+            (!outbound.is_empty()).then_some(outbound)
+        }),
+    })
+}
+
+/// `IP[,IP]`.
+fn parse_addresses(value: &str) -> Option<Vec<IpAddr>> {
+    value
+        .split(',')
+        .map(|ip| ip.trim().parse().ok())
+        .collect::<Option<Vec<IpAddr>>>()
+        .filter(|list| !list.is_empty())
 }
 
 /// A port number from 1 to 65535.
@@ -302,6 +388,50 @@ mod tests {
     }
 
     #[test]
+    fn source_addresses_and_serve_options() {
+        let request = match parse(&args(&[
+            "--dns",
+            "example.com",
+            "--source-address",
+            "192.0.2.1, 2001:db8::1",
+            "--hostname",
+            "mail.example.com",
+            "--data-dir",
+            "/srv/outpost",
+            "--dkim-domains",
+            "other.example",
+        ])) {
+            Ok(CheckArgs::Run(request)) => request,
+            _ => panic!("did not parse"),
+        };
+        let sender = &request.sender;
+        assert_eq!(
+            sender.source_addresses,
+            Some(vec![
+                "192.0.2.1".parse().unwrap(),
+                "2001:db8::1".parse().unwrap()
+            ])
+        );
+        assert_eq!(sender.hostname, "mail.example.com");
+        assert_eq!(sender.data_dir, PathBuf::from("/srv/outpost"));
+        assert_eq!(sender.signed_domains, ["mail.example.com", "other.example"]);
+        // Without --source-address, the routing table decides.
+        match parse(&args(&["--dns", "example.com"])) {
+            Ok(CheckArgs::Run(request)) => assert_eq!(request.sender.source_addresses, None),
+            _ => panic!("did not parse"),
+        }
+        // With serve's --outbound-address, those are the addresses judged.
+        let outbound = &["--dns", "example.com", "--outbound-address", "192.0.2.9"];
+        match parse(&args(outbound)) {
+            Ok(CheckArgs::Run(request)) => assert_eq!(
+                request.sender.source_addresses,
+                Some(vec!["192.0.2.9".parse().unwrap()])
+            ),
+            _ => panic!("did not parse"),
+        }
+    }
+
+    #[test]
     fn usage_errors_say_which_option_is_wrong() {
         let error = |list: &[&str]| match parse(&args(list)) {
             Err(e) => e,
@@ -324,5 +454,17 @@ mod tests {
             error(&["--dns-server", "nowhere", "--dns", "a"]).to_string(),
             "--dns-server \"nowhere\": expected IP or IP:PORT"
         );
+        assert_eq!(
+            error(&["--source-address", "192.0.2.1,mx", "--dns", "a"]).to_string(),
+            "--source-address \"192.0.2.1,mx\": expected IP[,IP]"
+        );
+        assert!(matches!(
+            error(&["--hostname", "bad name", "--dns", "a"]),
+            UsageError::Config(_)
+        ));
+        assert!(matches!(
+            error(&["--config", "/nonexistent/outpost.conf", "--dns", "a"]),
+            UsageError::Config(_)
+        ));
     }
 }

@@ -11,14 +11,12 @@
 use super::{EXIT_FAILURE, EXIT_USAGE};
 use crate::config::{self, Config, ServeArgs, OPTIONS};
 use crate::delivery::config::HostPort;
+use crate::dkim::key::txt_data;
 use crate::dkim::store::{now_secs, KeyStore};
 use crate::dkim::DomainKey;
 
 /// The time to live of every record printed, in seconds.
 const TTL: u32 = 3600;
-/// RFC 1035 §3.3.14: one character-string of a TXT record is at most 255
-/// octets; longer values are split into several.
-const TXT_STRING_MAX: usize = 255;
 
 /// Runs `outpost dns` with the arguments after `dns`; returns the exit
 /// code.
@@ -127,16 +125,6 @@ fn keys(
         }
     }
     Ok((store.all_keys(domain)?, selector))
-}
-
-/// `value` as TXT record data: quoted strings of at most 255 octets.
-fn txt_data(value: &str) -> String {
-    value
-        .as_bytes()
-        .chunks(TXT_STRING_MAX)
-        .map(|piece| format!("\"{}\"", String::from_utf8_lossy(piece)))
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// Every record for `domain`, with its comment.
@@ -262,16 +250,6 @@ mod tests {
             split_domain(&strings(&["--config", "a.test"])),
             Err(Some(_))
         ));
-    }
-
-    #[test]
-    fn txt_values_are_cut_into_strings_of_255() {
-        assert_eq!(txt_data("v=spf1 mx -all"), "\"v=spf1 mx -all\"");
-        let long = "x".repeat(300);
-        assert_eq!(
-            txt_data(&long),
-            format!("\"{}\" \"{}\"", "x".repeat(255), "x".repeat(45))
-        );
     }
 
     #[test]

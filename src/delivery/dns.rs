@@ -1,4 +1,4 @@
-//! A small DNS stub resolver for MX, A, AAAA and TXT over plain std sockets:
+//! A small DNS stub resolver for MX, A, AAAA, TXT and PTR over plain std sockets:
 //! UDP first, TCP when the answer is truncated (RFC 1035 §4.2, RFC 7766).
 //!
 //! Messages are encoded and decoded with `simple-dns`; the socket code, the
@@ -57,6 +57,8 @@ pub enum Record {
     /// A TXT record's strings joined without separator (RFC 7208 §3.3);
     /// records that are not UTF-8 are left out.
     Txt(String),
+    /// A PTR record's host name, without the trailing dot, in lower case.
+    Ptr(String),
 }
 
 /// The record types we ask for.
@@ -70,6 +72,8 @@ pub enum QueryType {
     Aaaa,
     /// TXT (16).
     Txt,
+    /// PTR (12).
+    Ptr,
 }
 
 impl QueryType {
@@ -79,6 +83,7 @@ impl QueryType {
             QueryType::A => TYPE::A,
             QueryType::Aaaa => TYPE::AAAA,
             QueryType::Txt => TYPE::TXT,
+            QueryType::Ptr => TYPE::PTR,
         }
     }
 }
@@ -247,6 +252,19 @@ impl Resolver {
             .collect())
     }
 
+    /// The PTR names of `ip` (its reverse DNS), asked at [`reverse_name`]
+    /// (empty when it has none). NXDOMAIN is [`DnsError::NxDomain`].
+    pub fn ptr(&self, ip: IpAddr) -> Result<Vec<String>, DnsError> {
+        Ok(self
+            .query(&reverse_name(ip), QueryType::Ptr)?
+            .into_iter()
+            .filter_map(|r| match r {
+                Record::Ptr(name) => Some(name),
+                _ => None,
+            })
+            .collect())
+    }
+
     /// The A and AAAA addresses of `host`, IPv4 first (many hosts have no
     /// IPv6 route; the caller tries them all). An error only when neither
     /// lookup gave an address; NXDOMAIN when both said so.
@@ -260,7 +278,7 @@ impl Resolver {
                 Ok(records) => addrs.extend(records.into_iter().filter_map(|r| match r {
                     Record::A(ip) => Some(IpAddr::V4(ip)),
                     Record::Aaaa(ip) => Some(IpAddr::V6(ip)),
-                    Record::Mx(_) | Record::Txt(_) => None,
+                    Record::Mx(_) | Record::Txt(_) | Record::Ptr(_) => None,
                 })),
                 Err(e) => {
                     // Prefer reporting a temporary error over NXDOMAIN.
@@ -377,6 +395,26 @@ impl Resolver {
     }
 }
 
+/// The name whose PTR record is `ip`'s reverse DNS (RFC 1035 §3.5,
+/// RFC 3596 §2.5): `4.3.2.1.in-addr.arpa` for 1.2.3.4, and the 32 nibbles
+/// of an IPv6 address in reverse under `ip6.arpa`.
+pub fn reverse_name(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, c, d] = v4.octets();
+            format!("{d}.{c}.{b}.{a}.in-addr.arpa")
+        }
+        IpAddr::V6(v6) => {
+            let mut name = String::with_capacity(72);
+            for byte in v6.octets().iter().rev() {
+                name.push_str(&format!("{:x}.{:x}.", byte & 0x0f, byte >> 4));
+            }
+            name.push_str("ip6.arpa");
+            name
+        }
+    }
+}
+
 fn random_id() -> Result<u16, DnsError> {
     use ring::rand::SecureRandom;
     let mut bytes = [0u8; 2];
@@ -486,6 +524,13 @@ pub fn parse_response(
             (RData::TXT(txt), QueryType::Txt) => {
                 String::try_from(txt.clone()).ok().map(Record::Txt)
             }
+            (RData::PTR(target), QueryType::Ptr) => Some(Record::Ptr(
+                target
+                    .0
+                    .to_string()
+                    .trim_end_matches('.')
+                    .to_ascii_lowercase(),
+            )),
             _ => None,
         })
         .collect();
@@ -636,6 +681,31 @@ mod tests {
         assert_eq!(
             got,
             Response::Records(vec![Record::Txt("v=spf1 mx -all".into())])
+        );
+    }
+
+    #[test]
+    fn parses_ptr_and_names_the_reverse_zone() {
+        use simple_dns::rdata::PTR;
+        let name = "1.2.0.192.in-addr.arpa";
+        assert_eq!(reverse_name("192.0.2.1".parse().unwrap()), name);
+        assert_eq!(
+            reverse_name("2001:db8::1".parse().unwrap()),
+            "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa"
+        );
+        let p = reply(
+            11,
+            name,
+            QueryType::Ptr,
+            vec![rr(
+                "1.2.0.192.in-addr.arpa",
+                RData::PTR(PTR(Name::new_unchecked("Mail.Example.com"))),
+            )],
+        );
+        let got = parse_response(&p.build_bytes_vec().unwrap(), 11, name, QueryType::Ptr);
+        assert_eq!(
+            got.unwrap(),
+            Response::Records(vec![Record::Ptr("mail.example.com".into())])
         );
     }
 

@@ -24,6 +24,10 @@ pub const MIN_RSA_BITS: usize = 2048;
 /// The size of a generated RSA key.
 pub const GENERATED_RSA_BITS: usize = 2048;
 
+/// RFC 1035 §3.3.14: one character-string of a TXT record is at most 255
+/// octets; longer values are split into several.
+pub const TXT_STRING_MAX: usize = 255;
+
 /// OID 1.2.840.113549.1.1.1, rsaEncryption (RFC 8017).
 const RSA_OID: &str = "1.2.840.113549.1.1.1";
 /// OID 1.3.101.112, Ed25519 (RFC 8410).
@@ -254,6 +258,17 @@ pub fn pkcs8_pem(der: &[u8]) -> String {
     pem
 }
 
+/// `value` as TXT record data in a zone file: quoted strings of at most
+/// [`TXT_STRING_MAX`] octets (a DKIM key record needs several).
+pub fn txt_data(value: &str) -> String {
+    value
+        .as_bytes()
+        .chunks(TXT_STRING_MAX)
+        .map(|piece| format!("\"{}\"", String::from_utf8_lossy(piece)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -309,5 +324,15 @@ mod tests {
         let err = SigningKey::from_pkcs8(der.as_bytes()).unwrap_err();
         assert_eq!(err, KeyError::RsaTooSmall(1024));
         assert!(err.to_string().contains("at least 2048"), "{err}");
+    }
+
+    #[test]
+    fn txt_values_are_cut_into_strings_of_255() {
+        assert_eq!(txt_data("v=spf1 mx -all"), "\"v=spf1 mx -all\"");
+        let long = "x".repeat(300);
+        assert_eq!(
+            txt_data(&long),
+            format!("\"{}\" \"{}\"", "x".repeat(255), "x".repeat(45))
+        );
     }
 }

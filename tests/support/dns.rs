@@ -1,18 +1,20 @@
 //! A tiny authoritative DNS responder on 127.0.0.1 for tests: UDP, and TCP
 //! on the same port for answers marked as truncated. It serves a fixed
-//! table of MX/A/AAAA/TXT records; a name absent from the table is NXDOMAIN.
+//! table of MX/A/AAAA/TXT/PTR records; a name absent from the table is
+//! NXDOMAIN.
 //! Include it with `#[path = "support/dns.rs"] mod dns_server;`.
 #![allow(dead_code)]
 
 use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use simple_dns::rdata::{RData, A, AAAA, MX, TXT};
+use simple_dns::rdata::{RData, A, AAAA, MX, PTR, TXT};
+use simple_dns::CharacterString;
 use simple_dns::{Name, Packet, PacketFlag, ResourceRecord, CLASS, QTYPE, RCODE, TYPE};
 
 /// One record of the table.
@@ -26,6 +28,11 @@ pub enum Rec {
     Aaaa(Ipv6Addr),
     /// A TXT record (split into 255-octet strings as needed).
     Txt(String),
+    /// A TXT record of exactly these strings (each at most 255 octets).
+    TxtStrings(Vec<String>),
+    /// A PTR record: the host name an address's reverse name points to
+    /// (add it with [`Zone::ptr`]).
+    Ptr(String),
 }
 
 /// The zone the responder serves.
@@ -48,6 +55,12 @@ impl Zone {
             .or_default()
             .push(rec);
         self
+    }
+
+    /// Adds the PTR record of `ip` (at its `in-addr.arpa` or `ip6.arpa`
+    /// name) pointing to `host`.
+    pub fn ptr(self, ip: IpAddr, host: &str) -> Zone {
+        self.add(&reverse_name(ip), Rec::Ptr(host.to_string()))
     }
 
     /// Makes `name` exist without records (NODATA for every type).
@@ -159,6 +172,24 @@ fn bind_pair() -> (UdpSocket, TcpListener) {
     panic!("no free loopback port for UDP and TCP");
 }
 
+/// `ip`'s reverse name: `4.3.2.1.in-addr.arpa`, or 32 nibbles under
+/// `ip6.arpa`.
+pub fn reverse_name(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => {
+            let mut octets: Vec<String> = v4.octets().iter().map(u8::to_string).collect();
+            octets.reverse();
+            format!("{}.in-addr.arpa", octets.join("."))
+        }
+        IpAddr::V6(v6) => {
+            let hex: String = v6.octets().iter().map(|b| format!("{b:02x}")).collect();
+            let mut nibbles: Vec<String> = hex.chars().map(String::from).collect();
+            nibbles.reverse();
+            format!("{}.ip6.arpa", nibbles.join("."))
+        }
+    }
+}
+
 /// The reply to one query, or `None` for garbage.
 fn answer(zone: &Zone, query: &[u8], over_udp: bool) -> Option<Vec<u8>> {
     let q = Packet::parse(query).ok()?;
@@ -196,6 +227,16 @@ fn answer(zone: &Zone, query: &[u8], over_udp: bool) -> Option<Vec<u8>> {
                     }),
                     (Rec::Txt(text), QTYPE::TYPE(TYPE::TXT)) => {
                         RData::TXT(TXT::try_from(text.as_str()).ok()?)
+                    }
+                    (Rec::TxtStrings(strings), QTYPE::TYPE(TYPE::TXT)) => {
+                        let mut txt = TXT::new();
+                        for string in strings {
+                            txt.add_char_string(CharacterString::new(string.as_bytes()).ok()?);
+                        }
+                        RData::TXT(txt)
+                    }
+                    (Rec::Ptr(host), QTYPE::TYPE(TYPE::PTR)) => {
+                        RData::PTR(PTR(Name::new_unchecked(host)))
                     }
                     _ => continue,
                 };
