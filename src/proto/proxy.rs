@@ -11,7 +11,8 @@
 //! command (a health check) or an unknown family carries no client: the
 //! connection's own address stands.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+// Address types only (`core::net` has no sockets).
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// The version 2 signature.
 const V2_SIGNATURE: &[u8; 12] = b"\r\n\r\n\0\r\nQUIT\n";
