@@ -156,6 +156,13 @@ impl Session {
         let Some(mut transaction) = self.transaction.take() else {
             return out_of_sequence("Please send MAIL first");
         };
+        if transaction.used_bdat {
+            // The message may be on its way to the spool already, with the
+            // recipients it had; one added now could be lost (Exim refuses
+            // it too).
+            self.transaction = Some(transaction);
+            return out_of_sequence("RCPT cannot follow BDAT in the same transaction");
+        }
         let full = transaction.recipients.len() >= self.config.max_recipients;
         let response = if full {
             // RFC 5321 §4.5.3.1.10: 452 asks the client to send the rest in

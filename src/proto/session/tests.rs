@@ -1989,3 +1989,16 @@ fn bare_and_localhost_senders_of_relay_networks_take_the_sender_domain() {
     );
     assert_eq!(run.codes().last(), Some(&501));
 }
+
+/// A recipient after a BDAT chunk would miss the message, which may be
+/// on its way to the spool with the recipients it had: refused, and the
+/// message still goes to the first recipient only.
+#[test]
+fn rcpt_after_bdat_is_refused() {
+    let input = b"EHLO c\r\nMAIL FROM:<a@remote.example>\r\nRCPT TO:<bob@example.com>\r\n\
+        BDAT 5\r\nhelloRCPT TO:<carol@example.com>\r\nBDAT 0 LAST\r\n";
+    let run = drive_all(&mut session(Role::Smtp), input);
+    assert_eq!(run.codes(), [250, 250, 250, 250, 503, 250]);
+    assert_eq!(run.messages.len(), 1);
+    assert_eq!(run.messages[0].envelope.recipients.len(), 1);
+}
