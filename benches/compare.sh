@@ -10,6 +10,9 @@
 # Usage: benches/compare.sh [--postfix-only | --outpost-only] [MODE...]
 #   sink     Postfix smtp-sink (no disk)          vs  outpost serve --sink
 #   durable  Postfix (queue, fsync, -> discard:)  vs  outpost serve --transport example.net=discard
+#   relay    end to end: Postfix (queue, smtp client) vs outpost --transport, both
+#            relaying to the same smtp-sink as the next hop; a run ends when the
+#            server has logged status=sent for every message
 #   loadgen  outpost bench (the project's generator) against Outpost: plain,
 #            pipelining, STARTTLS+AUTH+pipelining; sink and durable servers
 #   idle     IDLE_CONNS idle connections held open against Outpost; its RSS
@@ -80,9 +83,9 @@ for arg in "$@"; do
   case "$arg" in
     --postfix-only) SIDES=postfix ;;
     --outpost-only) SIDES=outpost ;;
-    sink|durable|loadgen|idle) MODES="$MODES $arg" ;;
+    sink|durable|relay|loadgen|idle) MODES="$MODES $arg" ;;
     all) MODES="$MODES sink durable loadgen idle" ;;
-    -h|--help) sed -n '2,38p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,41p' "$0"; exit 0 ;;
     *) echo "compare.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -191,7 +194,7 @@ msgs_for() { # BENCH SIZE
   case "$1:$2" in
     sink:1024) echo "$SINK_MSGS_1K" ;;
     sink:*) echo "$SINK_MSGS_64K" ;;
-    durable:1024) echo "$DURABLE_MSGS_1K" ;;
+    durable:1024|relay:1024) echo "$DURABLE_MSGS_1K" ;;
     *) echo "$DURABLE_MSGS_64K" ;;
   esac
 }
@@ -201,7 +204,19 @@ median() { sort -n | awk '{v[NR]=$1} END{if (NR) print v[int((NR+1)/2)]}'; }
 # ---- one smtp-source run --------------------------------------------------------
 declare -A RATES   # "bench server size" -> rates of the runs, space separated
 declare -A RAW     # "bench server size" -> median rate
+declare -A SENT_LOG  # server -> its log of deliveries (relay runs wait for them)
 SOURCE_FAILED=0
+
+sent_count() { grep -c 'status=sent' "$1" 2>/dev/null || :; }
+
+# Waits (<= TMO s) until LOG shows WANT status=sent lines; false if not.
+wait_sent() { # LOG WANT TMO
+  local deadline=$(( $(date +%s) + $3 ))
+  while [ "$(sent_count "$1")" -lt "$2" ]; do
+    [ "$(date +%s)" -lt "$deadline" ] || return 1
+    sleep 0.05
+  done
+}
 
 source_run() { # BENCH SERVER PORT PID SIZE MSGS
   local bench=$1 server=$2 port=$3 pid=$4 size=$5 n=$6
@@ -209,11 +224,17 @@ source_run() { # BENCH SERVER PORT PID SIZE MSGS
   left=$(budget_left)
   if [ "$left" -le 10 ]; then note "budget exhausted, skipping $bench $server $size"; return; fi
   tmo=$RUN_TIMEOUT; [ "$left" -lt "$tmo" ] && tmo=$((left - 5))
+  local log=${SENT_LOG[$server]:-} sent0=0
+  [ "$bench" = relay ] && sent0=$(sent_count "$log")
   read -r b0 t0 < <(machine_ticks); s0=$(tree_ticks "$pid"); w0=$(date +%s.%N)
   # -d: many messages per connection; -s: concurrent sessions; -m: total messages.
   timeout "$tmo" "$SMTP_SOURCE" -4 -d -s "$SESSIONS" -m "$n" -l "$size" -r "$RCPTS" \
     -f "$FROM" -t "$TO" -M bench.client "127.0.0.1:$port" >"$TMPD/source.out" 2>&1
   rc=$?
+  # End to end: until the server has handed every message to the next hop.
+  if [ "$bench" = relay ] && [ "$rc" -eq 0 ] && ! wait_sent "$log" $((sent0 + n * RCPTS)) "$tmo"; then
+    echo "not every message was relayed within ${tmo}s" >>"$TMPD/source.out"; rc=124
+  fi
   w1=$(date +%s.%N); read -r b1 t1 < <(machine_ticks); s1=$(tree_ticks "$pid")
   secs=$(awk -v a="$w0" -v b="$w1" 'BEGIN{printf "%.3f", b-a}')
   if [ "$rc" -ne 0 ] || grep -qiE 'error|fatal|warning' "$TMPD/source.out"; then
@@ -423,6 +444,32 @@ mode_durable() {
   OUTPOST_PID=""
 }
 
+mode_relay() {
+  echo; note "== relay: end to end, Postfix (queue, smtp client) vs outpost --transport, both to smtp-sink"
+  local pairs=() size next_hop="127.0.0.1:$PORT_POSTFIX_SINK"
+  if side postfix || side outpost; then install_postfix; start_smtp_sink; fi
+  if side postfix && start_postfix; then
+    # From the queue to the next hop, as a smarthost: Postfix's smtp client with its
+    # default concurrency (20 per destination) and connection cache.
+    postconf -e "default_transport = smtp" "relay_transport = smtp" \
+      "relayhost = [127.0.0.1]:$PORT_POSTFIX_SINK" "smtp_tls_security_level = none" \
+      && postfix reload >/dev/null 2>&1 && sleep 1
+    SENT_LOG[postfix]=/var/log/postfix.log
+    pairs+=("postfix $PORT_POSTFIX $POSTFIX_PID")
+  fi
+  if side outpost && start_outpost relay "$PORT_OUTPOST" --submission off \
+       --transport "example.net=$next_hop"; then
+    SENT_LOG[outpost]=$TMPD/outpost-relay.log
+    pairs+=("outpost $PORT_OUTPOST $OUTPOST_PID")
+  fi
+  [ ${#pairs[@]} -gt 0 ] || return
+  for size in $SIZES; do compare relay "$size" "${pairs[@]}"; done
+  side postfix && stop_postfix
+  side outpost && [ -n "${OUTPOST_PID:-}" ] && stop_server "$OUTPOST_PID"
+  OUTPOST_PID=""
+  stop_server "$SINK_PID"
+}
+
 # outpost bench against one server; prints its result line prefixed with a label
 bench_run() { # LABEL PORT ARGS...
   local label=$1 port=$2; shift 2
@@ -538,7 +585,7 @@ summary() {
   note "== ratios (outpost msgs/s / postfix msgs/s, medians of $RUNS runs, $SESSIONS sessions, smtp-source -d)"
   printf '%-9s %8s %14s %14s %8s  %s\n' bench size postfix outpost ratio goal
   local bench size p o ratio goal
-  for bench in sink durable; do
+  for bench in sink durable relay; do
     for size in $SIZES; do
       p=${RAW["$bench postfix $size"]:-}
       o=${RAW["$bench outpost $size"]:-}
@@ -547,7 +594,7 @@ summary() {
       [ -n "$p" ] && [ -n "$o" ] && ratio=$(awk -v o="$o" -v p="$p" 'BEGIN{printf "%.2fx", o/p}')
       case "$bench:$size" in
         sink:1024) goal=">= 1.0x" ;; sink:65536) goal=">= 2x" ;;
-        durable:1024) goal=">= 3x" ;; *) goal="" ;;
+        durable:1024) goal=">= 3x" ;; relay:*) goal=">= 3x" ;; *) goal="" ;;
       esac
       printf '%-9s %8s %14s %14s %8s  %s\n' "$bench" "$size" "${p:--}" "${o:--}" "$ratio" "$goal"
     done
