@@ -336,6 +336,11 @@ pub struct Config {
     pub sink: bool,
     /// Run the queue manager; off keeps every accepted message queued.
     pub deliver: bool,
+    /// `--user`: the user to run as once the listeners are bound and the
+    /// certificate read (a server started as root).
+    pub user: Option<String>,
+    /// `--group`: the group to run as (default: the user's own group).
+    pub group: Option<String>,
     /// Outbound delivery settings (`--dns-server`, `--relay-host`, …); its
     /// host name, local domains and data directory are filled in at start.
     pub delivery: DeliveryConfig,
@@ -378,6 +383,8 @@ impl Default for Config {
             auth_equals_line: false,
             sink: false,
             deliver: false,
+            user: None,
+            group: None,
             delivery: DeliveryConfig::default(),
             sender_check: false,
             workers: 0,
@@ -514,6 +521,9 @@ pub const OPTIONS: &[OptionSpec] = &[
     opt!("aliases", "FILE", "alias file: `alias@domain: target, target` per line", None, false, |c, v| { c.delivery.aliases = Some(PathBuf::from(non_empty(v)?)); Ok(()) }),
     opt!("postmaster", "ADDRESS", "where postmaster@ a local domain without users goes (default: the first user in the users file)", None, false, |c, v| { c.postmaster = Some(address(v)?); Ok(()) }),
     opt!("sink", "", "accept messages and throw them away, no disk, no log line per message (for benchmarks only: nothing is delivered)", Some("off"), false, |c, v| { c.sink = parse_switch(v)?; Ok(()) }),
+    opt!("user", "NAME", "started as root: bind the listeners, read the certificate and lock the data directory, then run as this user, who owns the data directory", None, false, |c, v| { c.user = Some(non_empty(v)?.to_string()); Ok(()) }),
+    opt!("group", "NAME", "with --user: the group to run as (default: the user's own group)", None, false, |c, v| { c.group = Some(non_empty(v)?.to_string()); Ok(()) }),
+    opt!("maildir-group-access", "", "Maildirs readable and writable by the server's group (directories 2770, files 0640) for an IMAP server such as Dovecot in that group; off: 0700 and 0600", Some("off"), false, |c, v| { c.delivery.maildir_group_access = parse_switch(v)?; Ok(()) }),
     opt!("workers", "N", "protocol worker threads, each running its own event loop (default: number of CPUs); 0 serves every connection on the accepting thread (best on one core)", None, false, |c, v| { c.workers = parse_count(v)?; Ok(()) }),
 ];
 

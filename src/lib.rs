@@ -7,7 +7,7 @@
 //!
 //! | module | role | may import |
 //! |---|---|---|
-//! | [`cli`] | the `outpost` command line: `serve` (with the data-dir lock, the first start, `--check-config`), `passwd`, `users`, `queue`, `check`, `bench` | everything below |
+//! | [`cli`] | the `outpost` command line: `serve` (with the data-dir lock, the first start, `--check-config`, `--user`), `passwd`, `users`, `queue`, `check`, `bench` | everything below |
 //! | [`check`] | `outpost check`: what a port speaks, its certificate, DNS, outbound port 25 | `proto`, `tls`, `net`, `delivery::dns` |
 //! | [`loadgen`] | `outpost bench`: the load generator | `proto`, `tls`, `net` |
 //! | [`runtime`] | the I/O edge: listeners, mio event loops, worker pool, connections, plain/TLS transport | all but `cli`, `check`, `loadgen` |

@@ -12,6 +12,7 @@ mod check_config;
 pub mod first_start;
 pub mod lock;
 mod passwd;
+mod privileges;
 pub mod queue;
 mod serve;
 mod users;
