@@ -11,9 +11,11 @@
 
 use std::sync::Arc;
 
+use super::events::MessageIdFinder;
 use super::memory::{MemoryShare, MessageMemory};
 use super::{
-    out_of_sequence, Action, Fault, MessageSummary, Mode, Response, Session, Step, Transaction,
+    out_of_sequence, Action, Fault, MessageSummary, Mode, RefusalContext, Response, Session, Step,
+    Transaction,
 };
 use crate::proto::command::Verb;
 use crate::proto::dot::{BodyError, DataStatus, Unstuffer};
@@ -34,6 +36,8 @@ pub(super) struct Content {
     received: ReceivedCounter,
     /// A BDAT chunk had a NUL (DATA's unstuffer notes its own).
     nul: bool,
+    /// The `Message-ID:` of the header section so far, for the log.
+    message_id: MessageIdFinder,
     /// The memory `held` may use.
     memory: MemoryShare,
 }
@@ -47,6 +51,7 @@ impl Content {
             started: false,
             received: ReceivedCounter::default(),
             nul: false,
+            message_id: MessageIdFinder::default(),
             memory: MemoryShare::new(memory),
         }
     }
@@ -55,6 +60,7 @@ impl Content {
     fn added_since(&mut self, before: usize) {
         let added = &self.held[before..];
         self.received.feed(added);
+        self.message_id.feed(added);
         self.size += added.len() as u64;
     }
 
@@ -310,6 +316,12 @@ impl Session {
                 "NUL characters in a message are not allowed (see RFC 5322 section 2.3)",
             ),
         };
+        self.about = RefusalContext {
+            helo: None,
+            from: Some(transaction.sender),
+            to: transaction.recipients.first().map(|r| r.address.clone()),
+            recipients: transaction.recipients.len(),
+        };
         Response::ok(reply)
     }
 
@@ -352,6 +364,7 @@ impl Session {
                     size: usize::try_from(message.size).unwrap_or(usize::MAX),
                     auth_user: self.auth_user.clone(),
                     tls: self.tls.clone(),
+                    message_id: message.message_id.value(),
                 },
             };
         }

@@ -10,6 +10,7 @@ use crate::proto::reply::Reply;
 impl Session {
     /// `MAIL FROM:<path> params`: starts a transaction.
     pub(super) fn on_mail(&mut self, from: Path<'_>, params: MailParams<'_>) -> Response {
+        self.about.from = Some(path_text(&from));
         if self.helo.is_none() {
             return out_of_sequence("Please introduce yourself with EHLO first");
         }
@@ -53,7 +54,7 @@ impl Session {
                 return Response::ok(Reply::new(
                     553,
                     (5, 7, 1),
-                    format!("You are not allowed to send as <{sender}>"),
+                    format!("You are logged in as {user} and may not send as <{sender}>"),
                 ));
             }
         }
@@ -75,6 +76,7 @@ impl Session {
 
     /// `RCPT TO:<path> params`: the relay policy lives here.
     pub(super) fn on_rcpt(&mut self, to: Path<'_>, params: RcptParams) -> Response {
+        self.about.to = Some(path_text(&to));
         // Taken out while the policy borrows the session; put back below.
         let Some(mut transaction) = self.transaction.take() else {
             return out_of_sequence("Please send MAIL first");
