@@ -737,3 +737,40 @@ fn a_low_port_without_the_privilege_says_how_to_grant_it() {
         "{stderr}"
     );
 }
+
+#[test]
+fn bench_verifies_the_generated_certificate_by_name_and_by_address() {
+    let dir = TempDir::new("cert-names");
+    let data = dir.path().join("data");
+    let serve = Serve::start(&data, &[]);
+    let cert = data.join("tls/cert.pem");
+    let smtp = serve.address("smtp").to_string();
+    let bench = |extra: &[&str]| {
+        let mut args = vec!["bench", "--server", &smtp, "--starttls", "--sessions", "1"];
+        args.extend(["--messages", "1", "--ca", cert.to_str().unwrap()]);
+        args.extend(extra);
+        let output = outpost(&args);
+        let text = String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr);
+        (output.status.success(), text)
+    };
+    // By name (SNI) and by the listener's address (an IP name in the
+    // certificate): both verify.
+    for extra in [&["--sni", HOST][..], &[]] {
+        let (ok, text) = bench(extra);
+        assert!(ok, "{extra:?}: {text}");
+        assert!(text.contains("messages: 1 sent"), "{extra:?}: {text}");
+    }
+    // A name the certificate does not have fails verification.
+    let (_, text) = bench(&["--sni", "other.example"]);
+    assert!(text.contains("messages: 0 sent"), "{text}");
+
+    // The first start's banner says where the certificate is.
+    serve.signal("TERM");
+    let (code, stdout, _) = serve.finish();
+    assert_eq!(code, Some(0));
+    assert!(
+        stdout.contains(&format!("It is {} (check it with", cert.display())),
+        "{stdout}"
+    );
+}
