@@ -7,13 +7,14 @@
 //!
 //! | module | role | may import |
 //! |---|---|---|
-//! | [`cli`] | the `outpost` command line: `serve` (with the data-dir lock, the first start, `--check-config`, `--user`), `passwd`, `users`, `queue`, `check`, `bench` | everything below |
+//! | [`cli`] | the `outpost` command line: `serve` (with the data-dir lock, the first start, `--check-config`, `--user`), `passwd`, `users`, `queue`, `stats`, `check`, `bench` | everything below |
 //! | [`check`] | `outpost check`: what a port speaks, its certificate, DNS, outbound port 25 | `proto`, `tls`, `net`, `delivery::dns` |
 //! | [`loadgen`] | `outpost bench`: the load generator | `proto`, `tls`, `net` |
 //! | [`runtime`] | the I/O edge: listeners, mio event loops, worker pool, connections, plain/TLS transport | all but `cli`, `check`, `loadgen` |
 //! | [`delivery`] | the scheduler and delivery threads: routing, DNS, the outbound SMTP driver, Maildir, reports | `queue`, `directory`, `maillog`, `proto`, `tls`, `net`, `units` |
 //! | [`queue`] | the spool: durable message files, the envelope file format, group commit | `proto` |
-//! | [`maillog`] | the wording of every mail-log line (queued, refused, login, delivery, report sent, removed); its doc is the format reference | `proto`, `queue` |
+//! | [`maillog`] | the wording of every mail-log line (queued, refused, login, delivery, report sent, removed); its doc is the format reference; counts each line | `proto`, `queue`, `metrics` |
+//! | [`metrics`] | the server's counters and their Prometheus text page (`--metrics`, `outpost stats`) | — |
 //! | [`directory`] | lookups: the users table, aliases, "does this local mailbox exist, and whose is it" | `proto`, `auth` (its hash port) |
 //! | [`auth`] | password verification on its own threads, and the failed-login throttle | `proto`, `maillog`, `net` |
 //! | [`tls`] | rustls configuration, server side (`tls::server`) and client side (`tls::client`) | — |
@@ -75,6 +76,7 @@ pub mod delivery;
 pub mod directory;
 pub mod loadgen;
 pub mod maillog;
+pub mod metrics;
 pub mod net;
 pub mod proto;
 pub mod queue;

@@ -64,14 +64,18 @@
 //! line: control characters and Unicode line separators become spaces, or
 //! are escaped inside quotes.
 //!
-//! May import `proto` and `queue` types only; `runtime`, `delivery`, `auth`
-//! and `cli` call it.
+//! Each line is also counted for `--metrics` as it is written
+//! ([`Line::count`]): this is the one place every such event passes.
+//!
+//! May import `proto` and `queue` types and `metrics`; `runtime`,
+//! `delivery`, `auth` and `cli` call it.
 
 use std::fmt::{self, Display, Formatter};
 use std::net::IpAddr;
 
 use log::Level;
 
+use crate::metrics::{self, DeliveryOutcome, LoginOutcome};
 use crate::proto::command::Verb;
 use crate::proto::envelope::EnqueueError;
 use crate::proto::reply::Enhanced;
@@ -86,8 +90,12 @@ pub trait Line: Display {
         Level::Info
     }
 
-    /// Writes the line to the mail log.
+    /// Adds the event to the server's counters ([`crate::metrics`]).
+    fn count(&self) {}
+
+    /// Writes the line to the mail log, and counts it.
     fn log(&self) {
+        self.count();
         log::log!(self.level(), "{self}");
     }
 }
@@ -138,7 +146,11 @@ impl Display for Queued<'_> {
     }
 }
 
-impl Line for Queued<'_> {}
+impl Line for Queued<'_> {
+    fn count(&self) {
+        metrics::message_accepted();
+    }
+}
 
 /// Spooling a message failed; the client was told to try later.
 #[derive(Debug)]
@@ -242,7 +254,15 @@ fn verb_name(verb: Verb) -> &'static str {
     }
 }
 
-impl Line for Refused<'_> {}
+impl Line for Refused<'_> {
+    fn count(&self) {
+        let status = match self.enhanced {
+            Some(Enhanced(class, subject, detail)) => format!("{class}.{subject}.{detail}"),
+            None => self.code.to_string(),
+        };
+        metrics::refusal(self.verb.map_or("-", verb_name), status);
+    }
+}
 
 /// The session answered a login.
 #[derive(Debug)]
@@ -267,7 +287,16 @@ impl Display for Login<'_> {
     }
 }
 
-impl Line for Login<'_> {}
+impl Line for Login<'_> {
+    fn count(&self) {
+        metrics::login(match self.result {
+            AuthResult::Success => LoginOutcome::Success,
+            AuthResult::Failure => LoginOutcome::Failure,
+            AuthResult::Throttled { .. } => LoginOutcome::Throttled,
+            AuthResult::TemporaryFailure => LoginOutcome::TemporaryFailure,
+        });
+    }
+}
 
 /// What the password checker found, with the throttle's counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -384,7 +413,15 @@ impl Display for Delivery {
     }
 }
 
-impl Line for Delivery {}
+impl Line for Delivery {
+    fn count(&self) {
+        metrics::delivery(match self.status {
+            DeliveryStatus::Sent => DeliveryOutcome::Sent,
+            DeliveryStatus::Deferred => DeliveryOutcome::Deferred,
+            DeliveryStatus::Bounced => DeliveryOutcome::Bounced,
+        });
+    }
+}
 
 /// Which report about a message was queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,5 +1,5 @@
 //! The `outpost` command line: a table of subcommands, each a row with its
-//! entry point (`serve`, `passwd`, `users`, `queue`, `bench`, `check`; a new one is
+//! entry point (`serve`, `passwd`, `users`, `queue`, `stats`, `bench`, `check`; a new one is
 //! one more row), and the overview `outpost --help` prints.
 //!
 //! The top of the crate: may import every module, and is the only one that
@@ -15,6 +15,7 @@ mod passwd;
 mod privileges;
 pub mod queue;
 mod serve;
+mod stats;
 mod users;
 
 use crate::config;
@@ -52,6 +53,12 @@ const COMMANDS: &[Subcommand] = &[
         synopsis: "list|show|flush|delete",
         help: "inspect and manage the queue (safe while the server runs; `--data-dir DIR`)",
         run: queue::run,
+    },
+    Subcommand {
+        name: "stats",
+        synopsis: "[--config FILE]",
+        help: "print a running server's counters (its --metrics address) in the Prometheus format",
+        run: stats::run,
     },
     Subcommand {
         name: "bench",

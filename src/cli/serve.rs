@@ -9,7 +9,9 @@ use super::lock::DataDirLock;
 use super::privileges::RunAs;
 use super::{EXIT_FAILURE, EXIT_USAGE};
 use crate::config::{self, Config, ServeArgs};
-use crate::runtime::{self, Listeners, Server, ServerHandle};
+use crate::queue::Spool;
+use crate::runtime::metrics_endpoint::MetricsEndpoint;
+use crate::runtime::{self, Listeners, Server, ServerError, ServerHandle};
 
 /// Runs `outpost serve` with the arguments after `serve`; returns the exit
 /// code (0 after a graceful stop).
@@ -52,14 +54,14 @@ pub fn run(args: &[String]) -> i32 {
     };
     // Bound before anything is created: a port in use stops a first start
     // before it writes a users file whose password nobody would see.
-    let started = Listeners::bind(&config)
+    let started = bind(&config)
         .map_err(|e| e.to_string())
-        .and_then(|listeners| {
+        .and_then(|(listeners, metrics)| {
             if let Some(advice) = first_start::unshown_password(&config) {
                 log::warn!("{advice}");
             }
             let first = first_start::prepare(&config).map_err(|e| e.to_string())?;
-            match start(config, listeners, run_as.as_ref()) {
+            match start(config, listeners, metrics, run_as.as_ref()) {
                 Ok(handle) => Ok((first, handle)),
                 Err(e) => {
                     if let Some(first) = &first {
@@ -93,6 +95,7 @@ pub fn run(args: &[String]) -> i32 {
 fn start(
     config: Config,
     listeners: Listeners,
+    metrics: Option<MetricsEndpoint>,
     run_as: Option<&RunAs>,
 ) -> Result<ServerHandle, String> {
     let certificate = runtime::load_certificate(&config).map_err(|e| e.to_string())?;
@@ -104,5 +107,21 @@ fn start(
             .map_err(|e| e.to_string())?;
         log::info!("running as {}", run_as.describe());
     }
-    Server::start_with_signals(config, listeners, certificate).map_err(|e| e.to_string())
+    let data_dir = config.data_dir.clone();
+    let hostname = config.hostname.clone();
+    let handle =
+        Server::start_with_signals(config, listeners, certificate).map_err(|e| e.to_string())?;
+    if let Some(metrics) = metrics {
+        let spool = Spool::attach(&data_dir, &hostname).map_err(|e| e.to_string())?;
+        metrics.serve(spool).map_err(|e| e.to_string())?;
+    }
+    Ok(handle)
+}
+
+/// Binds the mail listeners and the metrics listener: all that needs the
+/// ports, before anything is created.
+fn bind(config: &Config) -> Result<(Listeners, Option<MetricsEndpoint>), ServerError> {
+    let listeners = Listeners::bind(config)?;
+    let metrics = config.metrics.map(MetricsEndpoint::bind).transpose()?;
+    Ok((listeners, metrics))
 }

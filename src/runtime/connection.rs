@@ -600,6 +600,7 @@ impl Connection {
         };
         self.state = ConnectionState::Active;
         log::debug!("{}: TLS established ({version})", self.describe());
+        crate::metrics::tls_handshake(version);
         if implicit {
             self.greet(shared);
         } else if let Some(session) = self.session.as_mut() {

@@ -9,6 +9,8 @@
 //! the spool writer's own threads and answer through the loop's mailbox
 //! (`mailbox`), so a worker never waits for them.
 //!
+//! `metrics_endpoint` serves the counters over HTTP (`--metrics`).
+//!
 //! At start and after each reload, `summary` logs one line saying what is
 //! running, with warnings for what needs attention (the certificate's
 //! expiry and names, `--sink`); `systemd` tells a `Type=notify` unit's
@@ -27,6 +29,7 @@ mod connection;
 mod event_loop;
 pub mod limits;
 mod mailbox;
+pub mod metrics_endpoint;
 mod pool;
 pub mod summary;
 mod systemd;
