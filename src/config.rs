@@ -224,6 +224,9 @@ pub enum ValueError {
     DnsName(String),
     /// Not `on` or `off` (or `yes`/`no`, `true`/`false`, `1`/`0`).
     Switch,
+    /// The metrics address is not an explicit `ADDR:PORT` (a wildcard
+    /// would publish the counters to the world).
+    MetricsAddress,
     /// A duration or size that does not parse; the reason in words.
     Unit(String),
     /// A delivery setting that does not parse.
@@ -256,6 +259,10 @@ impl fmt::Display for ValueError {
             ValueError::Zero => write!(f, "must be above 0"),
             ValueError::DnsName(reason) => write!(f, "not a DNS name: {reason}"),
             ValueError::Switch => write!(f, "expected on or off"),
+            ValueError::MetricsAddress => write!(
+                f,
+                "expected an explicit ADDR:PORT such as 127.0.0.1:9187 (not 0.0.0.0 or [::])"
+            ),
             ValueError::Unit(reason) => write!(f, "{reason}"),
             ValueError::Delivery(e) => write!(f, "{e}"),
             ValueError::Retry(e) => write!(f, "{e}"),
@@ -354,6 +361,13 @@ pub struct Config {
     pub max_recipients_per_day: u64,
     /// Per-user exceptions to the daily limits.
     pub user_limits: Option<PathBuf>,
+    /// `--user`: the user to run as once the listeners are bound and the
+    /// certificate read (a server started as root).
+    pub user: Option<String>,
+    /// `--group`: the group to run as (default: the user's own group).
+    pub group: Option<String>,
+    /// `--metrics`: where the Prometheus text format is served over HTTP.
+    pub metrics: Option<SocketAddr>,
     /// Outbound delivery settings (`--dns-server`, `--relay-host`, …); its
     /// host name, local domains and data directory are filled in at start.
     pub delivery: DeliveryConfig,
@@ -399,6 +413,9 @@ impl Default for Config {
             auth_equals_line: false,
             sink: false,
             deliver: false,
+            user: None,
+            group: None,
+            metrics: None,
             delivery: DeliveryConfig::default(),
             dkim: dkim::Settings::default(),
             sender_check: false,
@@ -567,6 +584,10 @@ pub const OPTIONS: &[OptionSpec] = &[
     opt!("max-recipients-per-day", "N", "recipients one user may send to in a rolling 24 hours; relay-network clients share one count (0 = no limit)", Some("2000"), false, |c, v| { c.max_recipients_per_day = parse_count(v)?; Ok(()) }),
     opt!("user-limits", "FILE", "per-user daily limits: `user@example.org messages=N recipients=N` per line", None, false, |c, v| { c.user_limits = Some(PathBuf::from(non_empty(v)?)); Ok(()) }),
     opt!("sink", "", "accept messages and throw them away, no disk, no log line per message (for benchmarks only: nothing is delivered)", Some("off"), false, |c, v| { c.sink = parse_switch(v)?; Ok(()) }),
+    opt!("user", "NAME", "started as root: bind the listeners, read the certificate and lock the data directory, then run as this user, who owns the data directory", None, false, |c, v| { c.user = Some(non_empty(v)?.to_string()); Ok(()) }),
+    opt!("group", "NAME", "with --user: the group to run as (default: the user's own group)", None, false, |c, v| { c.group = Some(non_empty(v)?.to_string()); Ok(()) }),
+    opt!("maildir-group-access", "", "Maildirs readable and writable by the server's group (directories 2770, files 0640) for an IMAP server such as Dovecot in that group; off: 0700 and 0600", Some("off"), false, |c, v| { c.delivery.maildir_group_access = parse_switch(v)?; Ok(()) }),
+    opt!("metrics", "ADDR:PORT", "serve counters in the Prometheus text format over plain HTTP at http://ADDR:PORT/metrics (off by default; an explicit address such as 127.0.0.1:9187); `outpost stats` prints them", None, false, |c, v| { c.metrics = metrics_address(v)?; Ok(()) }),
     opt!("workers", "N", "protocol worker threads, each running its own event loop (default: number of CPUs); 0 serves every connection on the accepting thread (best on one core)", None, false, |c, v| { c.workers = parse_count(v)?; Ok(()) }),
 ];
 
@@ -915,6 +936,18 @@ fn listener(list: &mut Vec<SocketAddr>, value: &str) -> Result<(), ValueError> {
     Ok(())
 }
 
+/// `--metrics`: an explicit address, or `off`.
+fn metrics_address(value: &str) -> Result<Option<SocketAddr>, ValueError> {
+    let value = value.trim();
+    if value.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    match SocketAddr::from_str(value) {
+        Ok(addr) if !addr.ip().is_unspecified() => Ok(Some(addr)),
+        _ => Err(ValueError::MetricsAddress),
+    }
+}
+
 /// `local@domain`, with something on both sides and no spaces.
 fn address(value: &str) -> Result<String, ValueError> {
     let value = non_empty(value)?;
@@ -1121,6 +1154,17 @@ mod tests {
             if let Some(d) = spec.default {
                 (spec.set)(&mut config, d).unwrap_or_else(|e| panic!("{}: {e}", spec.name));
             }
+        }
+    }
+
+    #[test]
+    fn metrics_needs_an_explicit_address() {
+        assert_eq!(run(&[]).metrics, None);
+        let c = run(&["--metrics", "127.0.0.1:9187"]);
+        assert_eq!(c.metrics, Some("127.0.0.1:9187".parse().unwrap()));
+        for bad in ["0.0.0.0:9187", "[::]:9187", "localhost:9187", "9187"] {
+            let e = parse_args(&args(&["--metrics", bad])).unwrap_err();
+            assert!(e.to_string().contains("explicit ADDR:PORT"), "{bad}: {e}");
         }
     }
 

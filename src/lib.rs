@@ -7,14 +7,15 @@
 //!
 //! | module | role | may import |
 //! |---|---|---|
-//! | [`cli`] | the `outpost` command line: `serve` (with the data-dir lock, the first start, `--check-config`), `passwd`, `users`, `queue`, `check`, `bench`, `dns`, `sendmail` (also as `sendmail` and `mailq`) | everything below |
+//! | [`cli`] | the `outpost` command line: `serve` (with the data-dir lock, the first start, `--check-config`, `--user`), `passwd`, `users`, `queue`, `stats`, `check`, `bench`, `dns`, `sendmail` (also as `sendmail` and `mailq`) | everything below |
 //! | [`check`] | `outpost check`: what a port speaks, its certificate, outbound port 25, and whether a domain's DNS (MX, SPF, reverse DNS, DKIM, DMARC) makes this server's mail trusted | `proto`, `tls`, `net`, `delivery::dns`, `dkim` (the key files) |
 //! | [`loadgen`] | `outpost bench`: the load generator | `proto`, `tls`, `net` |
 //! | [`runtime`] | the I/O edge: listeners, mio event loops, worker pool, connections, plain/TLS transport | all but `cli`, `check`, `loadgen` |
 //! | [`delivery`] | the scheduler and delivery threads: routing, DNS, the outbound SMTP driver, DKIM signing of what leaves, Maildir, reports | `queue`, `directory`, `dkim`, `maillog`, `proto`, `tls`, `net`, `units` |
 //! | [`queue`] | the spool: durable message files, the envelope file format, group commit | `proto` |
-//! | [`maillog`] | the wording of every mail-log line (queued, refused, login, delivery, report sent, removed); its doc is the format reference | `proto`, `queue` |
+//! | [`maillog`] | the wording of every mail-log line (queued, refused, login, delivery, report sent, removed); its doc is the format reference; counts each line | `proto`, `queue`, `metrics` |
 //! | [`dkim`] | DKIM signing (relaxed canonicalisation, rsa-sha256, ed25519-sha256) and the signing keys under `DATA-DIR/dkim/` | `proto` |
+//! | [`metrics`] | the server's counters and their Prometheus text page (`--metrics`, `outpost stats`) | — |
 //! | [`directory`] | lookups: the users table, aliases, "does this local mailbox exist, and whose is it" | `proto`, `auth` (its hash port) |
 //! | [`auth`] | password verification on its own threads, the failed-login throttle, and the daily sending limits per account | `proto`, `maillog`, `net` |
 //! | [`tls`] | rustls configuration, server side (`tls::server`) and client side (`tls::client`) | — |
@@ -79,6 +80,7 @@ pub mod directory;
 pub mod dkim;
 pub mod loadgen;
 pub mod maillog;
+pub mod metrics;
 pub mod net;
 pub mod proto;
 pub mod queue;

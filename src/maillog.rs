@@ -12,31 +12,38 @@
 //!
 //! | kind | example | level |
 //! |---|---|---|
-//! | [`Queued`] | `203.0.113.7:50312 on submission: queued 0J5Z3K1M2N3P4Q5R from=<alice@example.org> recipients=2 size=1834 auth=alice@example.org tls=TLSv1.3` | info |
+//! | [`Queued`] | `203.0.113.7:50312 on submission: queued 0J5Z3K1M2N3P4Q5R from=<alice@example.org> message-id=<x1@example.org> recipients=2 size=1834 auth=alice@example.org tls=TLSv1.3` | info |
 //! | [`NotQueued`] | `203.0.113.7:50312 on smtp: rejected message from=<a@example.net> recipients=1: spool failed (Failed)` | warn |
-//! | [`Refused`] | `203.0.113.7:50312 on smtp: refused: 550 5.1.1 No such user here` | info |
+//! | [`Refused`] | `203.0.113.7:50312 on smtp: refused RCPT: 550 5.1.1 No such user here; from=<a@example.net> to=<bob@example.org> helo=<mx.example.net>` | info |
 //! | [`Login`] | `203.0.113.7:50312 on submission: login user="alice@example.org" success` | info |
-//! | [`LoginCheck`] | `auth: user="alice@example.org" result=failure ip=203.0.113.7 failures=3 from-ip=5` | warn |
+//! | [`LoginCheck`] | `auth: user="alice@example.org" result=failure reason=wrong-password ip=203.0.113.7 failures=3 from-ip=5` | warn |
 //! | [`Delivery`] | `0J5Z3K1M2N3P4Q5R: to=<bob@example.net>, relay=mx.example.net[192.0.2.25]:25, delay=3, tls=TLSv1.3, status=sent (250 2.0.0 Ok)` | info |
 //! | [`ReportSent`] | `0J5Z3K1M2N3P4Q5R: sender notification 0J5Z3K1M2N3P4Q6A to <alice@example.org>` | info |
 //! | [`Removed`] | `0J5Z3K1M2N3P4Q5R: removed` | info |
 //!
 //! Fields:
 //! - **queued**: the queue id the `250` named, the reverse-path (empty for
-//!   `<>`), the number of recipients, the size in octets, the
+//!   `<>`), the message's `Message-ID:` (`-` without one), the number of recipients, the size in octets, the
 //!   authenticated user and the TLS version (`-` for none). `--sink` writes
 //!   no line per message.
 //! - **rejected message**: spooling failed after DATA, the client got a
 //!   `451`; the spool's error kind in parentheses.
 //! - **refused**: a command, SASL response, message or BDAT chunk answered
-//!   with a 4xx or 5xx: the reply code, enhanced code (when the reply has
-//!   one) and text, as the client saw them.
+//!   with a 4xx or 5xx: its verb (none for an unknown command), the reply
+//!   code, enhanced code (when the reply has one) and text, as the client
+//!   saw them; then, as Postfix's `NOQUEUE: reject` line has them, what
+//!   the session knew: `from=` (the transaction's sender, or the refused
+//!   MAIL's), `to=` (the refused RCPT's address, or the first recipient,
+//!   with `recipients=N` when there are more) and `helo=`. The client's
+//!   address leads the line; no reverse lookup is made for it.
 //! - **login**: the session's answer to AUTH: `success`, `failure (bad user
 //!   name or password)`, `refused (too many failures from this address)`
 //!   or `temporary failure`. The user name is quoted and escaped.
 //! - **auth**: the password checker's tally behind it: `result=success`
-//!   (debug level), `result=throttled`, or `result=failure` with the failures
-//!   of this login and of this address within the throttle window.
+//!   (debug level), `result=throttled`, or `result=failure` with the reason
+//!   (`unknown-user` or `wrong-password`: the client is told the same for
+//!   both, so it cannot probe for user names) and the failures of this
+//!   login and of this address within the throttle window.
 //! - **delivery**: one line per recipient and attempt, after Postfix's
 //!   `smtp` lines: the recipient, the relay (`host[ip]:port`, `local` for a
 //!   Maildir, `discard`, or `none` when nothing was reached), the seconds
@@ -57,18 +64,23 @@
 //! line: control characters and Unicode line separators become spaces, or
 //! are escaped inside quotes.
 //!
-//! May import `proto` and `queue` types only; `runtime`, `delivery`, `auth`
-//! and `cli` call it.
+//! Each line is also counted for `--metrics` as it is written
+//! ([`Line::count`]): this is the one place every such event passes.
+//!
+//! May import `proto` and `queue` types and `metrics`; `runtime`,
+//! `delivery`, `auth` and `cli` call it.
 
 use std::fmt::{self, Display, Formatter};
 use std::net::IpAddr;
 
 use log::Level;
 
+use crate::metrics::{self, DeliveryOutcome, LoginOutcome};
+use crate::proto::command::Verb;
 use crate::proto::envelope::EnqueueError;
 use crate::proto::reply::Enhanced;
 use crate::proto::sasl::AuthResult;
-use crate::proto::session::MessageSummary;
+use crate::proto::session::{MessageSummary, RefusalContext};
 use crate::queue::QueueId;
 
 /// One line of the mail log.
@@ -78,8 +90,12 @@ pub trait Line: Display {
         Level::Info
     }
 
-    /// Writes the line to the mail log.
+    /// Adds the event to the server's counters ([`crate::metrics`]).
+    fn count(&self) {}
+
+    /// Writes the line to the mail log, and counts it.
     fn log(&self) {
+        self.count();
         log::log!(self.level(), "{self}");
     }
 }
@@ -117,10 +133,11 @@ impl Display for Queued<'_> {
         let m = self.message;
         write!(
             f,
-            "{}: queued {} from=<{}> recipients={} size={} auth={} tls={}",
+            "{}: queued {} from=<{}> message-id={} recipients={} size={} auth={} tls={}",
             self.client,
             self.queue_id,
             OneLine(&m.sender),
+            OneLine(m.message_id.as_deref().unwrap_or("-")),
             m.recipients,
             m.size,
             OneLine(m.auth_user.as_deref().unwrap_or("-")),
@@ -129,7 +146,11 @@ impl Display for Queued<'_> {
     }
 }
 
-impl Line for Queued<'_> {}
+impl Line for Queued<'_> {
+    fn count(&self) {
+        metrics::message_accepted();
+    }
+}
 
 /// Spooling a message failed; the client was told to try later.
 #[derive(Debug)]
@@ -166,6 +187,11 @@ impl Line for NotQueued<'_> {
 pub struct Refused<'a> {
     /// The client, `PEER on ROLE`.
     pub client: &'a str,
+    /// The verb of the refused input (`None`: an unknown command or an
+    /// over-long line).
+    pub verb: Option<Verb>,
+    /// The HELO name, sender and recipient the refusal was about.
+    pub context: &'a RefusalContext,
     /// The reply code.
     pub code: u16,
     /// The enhanced status code, if the reply has one.
@@ -176,15 +202,67 @@ pub struct Refused<'a> {
 
 impl Display for Refused<'_> {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: refused: {}", self.client, self.code)?;
+        write!(f, "{}: refused", self.client)?;
+        if let Some(verb) = self.verb {
+            write!(f, " {}", verb_name(verb))?;
+        }
+        write!(f, ": {}", self.code)?;
         if let Some(Enhanced(class, subject, detail)) = self.enhanced {
             write!(f, " {class}.{subject}.{detail}")?;
         }
-        write!(f, " {}", OneLine(self.text))
+        write!(f, " {}", OneLine(self.text))?;
+        let context = self.context;
+        let mut separator = "; ";
+        let mut field = |f: &mut Formatter<'_>, name: &str, value: &str| {
+            let written = write!(f, "{separator}{name}=<{}>", OneLine(value));
+            separator = " ";
+            written
+        };
+        if let Some(from) = &context.from {
+            field(f, "from", from)?;
+        }
+        if let Some(to) = &context.to {
+            field(f, "to", to)?;
+        }
+        if let Some(helo) = &context.helo {
+            field(f, "helo", helo)?;
+        }
+        if context.recipients > 1 {
+            write!(f, " recipients={}", context.recipients)?;
+        }
+        Ok(())
     }
 }
 
-impl Line for Refused<'_> {}
+/// The command's name as the client sends it.
+fn verb_name(verb: Verb) -> &'static str {
+    match verb {
+        Verb::Ehlo => "EHLO",
+        Verb::Helo => "HELO",
+        Verb::Mail => "MAIL",
+        Verb::Rcpt => "RCPT",
+        Verb::Data => "DATA",
+        Verb::Bdat => "BDAT",
+        Verb::Rset => "RSET",
+        Verb::Noop => "NOOP",
+        Verb::Quit => "QUIT",
+        Verb::Vrfy => "VRFY",
+        Verb::Expn => "EXPN",
+        Verb::Help => "HELP",
+        Verb::StartTls => "STARTTLS",
+        Verb::Auth => "AUTH",
+    }
+}
+
+impl Line for Refused<'_> {
+    fn count(&self) {
+        let status = match self.enhanced {
+            Some(Enhanced(class, subject, detail)) => format!("{class}.{subject}.{detail}"),
+            None => self.code.to_string(),
+        };
+        metrics::refusal(self.verb.map_or("-", verb_name), status);
+    }
+}
 
 /// The session answered a login.
 #[derive(Debug)]
@@ -202,14 +280,23 @@ impl Display for Login<'_> {
         let outcome = match self.result {
             AuthResult::Success => "success",
             AuthResult::Failure => "failure (bad user name or password)",
-            AuthResult::Throttled => "refused (too many failures from this address)",
+            AuthResult::Throttled { .. } => "refused (too many failures from this address)",
             AuthResult::TemporaryFailure => "temporary failure",
         };
         write!(f, "{}: login user={:?} {outcome}", self.client, self.user)
     }
 }
 
-impl Line for Login<'_> {}
+impl Line for Login<'_> {
+    fn count(&self) {
+        metrics::login(match self.result {
+            AuthResult::Success => LoginOutcome::Success,
+            AuthResult::Failure => LoginOutcome::Failure,
+            AuthResult::Throttled { .. } => LoginOutcome::Throttled,
+            AuthResult::TemporaryFailure => LoginOutcome::TemporaryFailure,
+        });
+    }
+}
 
 /// What the password checker found, with the throttle's counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -218,8 +305,11 @@ pub enum Verdict {
     Success,
     /// Not checked: too many recent failures.
     Throttled,
-    /// Unknown user or wrong password.
+    /// Unknown user or wrong password (the client is told the same for
+    /// both; the log says which).
     Failure {
+        /// The user exists: the password was wrong.
+        known: bool,
         /// Recent failures of this user from this address.
         failures: u32,
         /// Recent failures from this address.
@@ -244,10 +334,22 @@ impl Display for LoginCheck<'_> {
         match self.verdict {
             Verdict::Success => write!(f, "auth: user={user:?} result=success ip={ip}"),
             Verdict::Throttled => write!(f, "auth: user={user:?} result=throttled ip={ip}"),
-            Verdict::Failure { failures, from_ip } => write!(
-                f,
-                "auth: user={user:?} result=failure ip={ip} failures={failures} from-ip={from_ip}"
-            ),
+            Verdict::Failure {
+                known,
+                failures,
+                from_ip,
+            } => {
+                let reason = if known {
+                    "wrong-password"
+                } else {
+                    "unknown-user"
+                };
+                write!(
+                    f,
+                    "auth: user={user:?} result=failure reason={reason} ip={ip} \
+                     failures={failures} from-ip={from_ip}"
+                )
+            }
         }
     }
 }
@@ -311,7 +413,15 @@ impl Display for Delivery {
     }
 }
 
-impl Line for Delivery {}
+impl Line for Delivery {
+    fn count(&self) {
+        metrics::delivery(match self.status {
+            DeliveryStatus::Sent => DeliveryOutcome::Sent,
+            DeliveryStatus::Deferred => DeliveryOutcome::Deferred,
+            DeliveryStatus::Bounced => DeliveryOutcome::Bounced,
+        });
+    }
+}
 
 /// Which report about a message was queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -419,6 +529,7 @@ mod tests {
             size: 1834,
             auth_user: Some("alice@example.org".into()),
             tls: Some("TLSv1.3".into()),
+            message_id: Some("<x1@example.org>".into()),
         }
     }
 
@@ -441,13 +552,15 @@ mod tests {
         assert_eq!(
             line.to_string(),
             "203.0.113.7:50312 on submission: queued 0J5Z3K1M2N3P4Q5R \
-             from=<alice@example.org> recipients=2 size=1834 auth=alice@example.org tls=TLSv1.3"
+             from=<alice@example.org> message-id=<x1@example.org> recipients=2 size=1834 \
+             auth=alice@example.org tls=TLSv1.3"
         );
         assert_eq!(line.level(), Level::Info);
         let anonymous = MessageSummary {
             sender: String::new(),
             auth_user: None,
             tls: None,
+            message_id: None,
             ..message
         };
         let line = Queued {
@@ -457,7 +570,7 @@ mod tests {
         };
         assert!(
             line.to_string()
-                .ends_with("from=<> recipients=2 size=1834 auth=- tls=-"),
+                .ends_with("from=<> message-id=- recipients=2 size=1834 auth=- tls=-"),
             "{line}"
         );
         let line = NotQueued {
@@ -488,27 +601,62 @@ mod tests {
     }
 
     #[test]
-    fn refusals_with_and_without_enhanced_code() {
-        let line = Refused {
-            client: CLIENT,
-            code: 550,
-            enhanced: Some(Enhanced(5, 1, 1)),
-            text: "No such user here",
+    fn refusals_with_and_without_enhanced_code_and_context() {
+        let none = RefusalContext::default();
+        let rcpt = RefusalContext {
+            helo: Some("mx.example.net".into()),
+            from: Some("a@example.net".into()),
+            to: Some("bob@example.org".into()),
+            recipients: 0,
         };
-        assert_eq!(
-            line.to_string(),
-            "203.0.113.7:50312 on submission: refused: 550 5.1.1 No such user here"
-        );
-        let line = Refused {
-            client: CLIENT,
-            code: 500,
-            enhanced: None,
-            text: "Line too long",
+        let data = RefusalContext {
+            helo: Some("c".into()),
+            from: Some(String::new()),
+            to: Some("bob@example.org".into()),
+            recipients: 3,
         };
-        assert_eq!(
-            line.to_string(),
-            "203.0.113.7:50312 on submission: refused: 500 Line too long"
-        );
+        let table = [
+            (
+                Some(Verb::Rcpt),
+                &rcpt,
+                550,
+                Some(Enhanced(5, 1, 1)),
+                "No such user here",
+                "refused RCPT: 550 5.1.1 No such user here; from=<a@example.net> \
+                 to=<bob@example.org> helo=<mx.example.net>",
+            ),
+            (
+                Some(Verb::Data),
+                &data,
+                552,
+                Some(Enhanced(5, 3, 4)),
+                "Message too big",
+                "refused DATA: 552 5.3.4 Message too big; from=<> to=<bob@example.org> \
+                 helo=<c> recipients=3",
+            ),
+            (
+                None,
+                &none,
+                500,
+                None,
+                "Line too long",
+                "refused: 500 Line too long",
+            ),
+        ];
+        for (verb, context, code, enhanced, text, want) in table {
+            let line = Refused {
+                client: CLIENT,
+                verb,
+                context,
+                code,
+                enhanced,
+                text,
+            };
+            assert_eq!(
+                line.to_string(),
+                format!("203.0.113.7:50312 on submission: {want}")
+            );
+        }
     }
 
     #[test]
@@ -518,8 +666,14 @@ mod tests {
             "nul\0bell\x07esc\x1b[2J",
             "line\u{2028}separator\u{2029}paragraph\u{85}next",
         ] {
+            let context = RefusalContext {
+                helo: Some(text.into()),
+                ..RefusalContext::default()
+            };
             let line = Refused {
                 client: CLIENT,
+                verb: Some(Verb::Helo),
+                context: &context,
                 code: 501,
                 enhanced: Some(Enhanced(5, 5, 4)),
                 text,
@@ -536,7 +690,9 @@ mod tests {
             (AuthResult::Success, "success"),
             (AuthResult::Failure, "failure (bad user name or password)"),
             (
-                AuthResult::Throttled,
+                AuthResult::Throttled {
+                    wait: std::time::Duration::from_secs(60),
+                },
                 "refused (too many failures from this address)",
             ),
             (AuthResult::TemporaryFailure, "temporary failure"),
@@ -583,11 +739,22 @@ mod tests {
             ),
             (
                 Verdict::Failure {
+                    known: true,
                     failures: 3,
                     from_ip: 5,
                 },
-                "auth: user=\"alice@example.org\" result=failure ip=203.0.113.7 \
-                 failures=3 from-ip=5",
+                "auth: user=\"alice@example.org\" result=failure reason=wrong-password \
+                 ip=203.0.113.7 failures=3 from-ip=5",
+                Level::Warn,
+            ),
+            (
+                Verdict::Failure {
+                    known: false,
+                    failures: 1,
+                    from_ip: 1,
+                },
+                "auth: user=\"alice@example.org\" result=failure reason=unknown-user \
+                 ip=203.0.113.7 failures=1 from-ip=1",
                 Level::Warn,
             ),
         ];

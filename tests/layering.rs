@@ -83,6 +83,24 @@ const RULES: &[(&str, &[&str])] = &[
             "config",
         ],
     ),
+    // Counters: fed by everyone, imports no one.
+    (
+        "metrics",
+        &[
+            "runtime",
+            "delivery",
+            "queue",
+            "directory",
+            "auth",
+            "tls",
+            "config",
+            "maillog",
+            "proto",
+            "cli",
+            "check",
+            "loadgen",
+        ],
+    ),
     ("check", &["runtime", "cli", "loadgen"]),
     // DKIM: pure signing plus its key files; the delivery threads use it.
     (

@@ -6,155 +6,13 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read};
-use std::net::SocketAddr;
+use std::io::Read;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc::Receiver;
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use support::serve::{Serve, BIN, HOST};
 use support::{Client, TempDir};
-
-const BIN: &str = env!("CARGO_BIN_EXE_outpost");
-const HOST: &str = "mx.test";
-
-/// A running `outpost serve`, its stderr read on a thread (so the pipe
-/// never fills); SIGKILLed when dropped.
-struct Serve {
-    child: Child,
-    log: Receiver<String>,
-    /// Every log line seen so far.
-    seen: Vec<String>,
-    /// `(role, address)` from the `listening on` lines.
-    listeners: Vec<(String, SocketAddr)>,
-}
-
-impl Serve {
-    /// `outpost serve` on `data_dir` with loopback port-0 listeners for
-    /// every role and `extra`; waits until every listener is logged.
-    fn start(data_dir: &Path, extra: &[&str]) -> Serve {
-        Serve::spawn(data_dir, extra).listening(3)
-    }
-
-    /// Starts `outpost serve` on `data_dir` (loopback port-0 listeners for
-    /// every role, delivery off) with `extra`, without waiting.
-    fn spawn(data_dir: &Path, extra: &[&str]) -> Serve {
-        let mut command = Command::new(BIN);
-        command
-            .args(["serve", "--hostname", HOST, "--local-domains", HOST])
-            .args(["--smtp", "127.0.0.1:0", "--submission", "127.0.0.1:0"])
-            .args(["--submissions", "127.0.0.1:0", "--workers", "1"])
-            .args(["--delivery", "off", "--shutdown-grace", "1s"])
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(extra);
-        Serve::run(&mut command)
-    }
-
-    /// Runs `command` (an `outpost serve`) with its output captured.
-    fn run(command: &mut Command) -> Serve {
-        let mut child = command
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (lines, log) = std::sync::mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if lines.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Serve {
-            child,
-            log,
-            seen: Vec::new(),
-            listeners: Vec::new(),
-        }
-    }
-
-    /// Waits for `count` `listening on` lines and notes the addresses.
-    fn listening(mut self, count: usize) -> Serve {
-        for _ in 0..count {
-            let line = self.wait_for_log("listening on ");
-            let mut words = line.split("listening on ").nth(1).unwrap().split(' ');
-            let address = words.next().unwrap().parse().unwrap();
-            let role = words.next().unwrap().trim_matches(['(', ')']).to_string();
-            self.listeners.push((role, address));
-        }
-        self
-    }
-
-    /// The first listener of `role`.
-    fn address(&self, role: &str) -> SocketAddr {
-        self.listeners
-            .iter()
-            .find(|(r, _)| r == role)
-            .map(|(_, a)| *a)
-            .unwrap_or_else(|| panic!("no {role} listener"))
-    }
-
-    /// Waits up to 10 s for a log line containing `text`.
-    fn wait_for_log(&mut self, text: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.log.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if line.contains(text) {
-                        return line;
-                    }
-                }
-                Err(e) => panic!("no log line with {text:?}: {e}\n{:#?}", self.seen),
-            }
-        }
-    }
-
-    /// Sends the server `SIG<name>`.
-    fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .args([&format!("-{name}"), &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    /// Waits up to 10 s for the child to exit: its exit code, its
-    /// standard output and every log line.
-    fn finish(mut self) -> (Option<i32>, String, String) {
-        let started = Instant::now();
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "the server did not exit"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        let mut stdout = String::new();
-        if let Some(mut out) = self.child.stdout.take() {
-            out.read_to_string(&mut stdout).unwrap();
-        }
-        while let Ok(line) = self.log.recv_timeout(Duration::from_secs(2)) {
-            self.seen.push(line);
-        }
-        (status.code(), stdout, self.seen.join("\n"))
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Runs `outpost ARGS` to its end.
 fn outpost(args: &[&str]) -> Output {
@@ -630,4 +488,289 @@ fn the_sample_config_for_the_systemd_unit_passes_the_check() {
         ["smtp", "=", "0.0.0.0:25", "#", &format!("{sample}:5")]
     );
     assert!(!text.contains("warning:"), "{text}");
+}
+
+/// The `Uid:` or `Gid:` line of `/proc/PID/status`: real, effective,
+/// saved and file-system ids.
+fn process_ids(pid: u32, field: &str) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field))
+        .unwrap()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The id `getent DATABASE NAME` gives (third field).
+fn getent_id(database: &str, name: &str) -> u32 {
+    let output = Command::new("getent")
+        .args([database, name])
+        .output()
+        .unwrap();
+    let line = String::from_utf8(output.stdout).unwrap();
+    line.split(':').nth(2).unwrap().trim().parse().unwrap()
+}
+
+/// The one file in the Maildir `new/` of `postmaster@mx.test`, once there.
+fn delivered_file(data: &Path) -> std::path::PathBuf {
+    let new = data.join(format!("mail/{HOST}/postmaster/new"));
+    let found = support::wait_until(Duration::from_secs(10), || {
+        std::fs::read_dir(&new).is_ok_and(|mut entries| entries.next().is_some())
+    });
+    assert!(found, "nothing delivered to {}", new.display());
+    let entry = std::fs::read_dir(&new).unwrap().next().unwrap().unwrap();
+    entry.path()
+}
+
+fn is_root() -> bool {
+    let uid = process_ids(std::process::id(), "Uid:");
+    if !uid.starts_with("0 ") {
+        eprintln!("skipped: needs root (uid {uid})");
+    }
+    uid.starts_with("0 ")
+}
+
+#[test]
+fn a_server_started_as_root_runs_as_the_user_and_owns_its_data() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    if !is_root() {
+        return;
+    }
+    let nobody = getent_id("passwd", "nobody");
+    let nogroup = getent_id("passwd", "nobody").to_string();
+    let want_ids = |id: u32| format!("{id} {id} {id} {id}");
+    let dir = TempDir::new("run-as-user");
+    let data = dir.path().join("data");
+
+    // A first start as root: ports, certificate and lock as root, then
+    // the user; mail is still accepted and delivered to a Maildir.
+    let mut command = Serve::command(&data);
+    command.args(["--user", "nobody"]);
+    let serve = Serve::run(&mut command).listening(3);
+    assert!(
+        serve
+            .seen
+            .iter()
+            .any(|l| l.contains("running as user nobody")),
+        "{:#?}",
+        serve.seen
+    );
+    let pid = serve.child.id();
+    assert_eq!(process_ids(pid, "Uid:"), want_ids(nobody));
+    assert_eq!(process_ids(pid, "Gid:"), want_ids(nogroup.parse().unwrap()));
+    assert_eq!(process_ids(pid, "Groups:"), nogroup);
+    let mut client = Client::greeted(serve.address("smtp"));
+    let reply = client.send_mail(
+        "a@example.net",
+        &format!("postmaster@{HOST}"),
+        "Subject: hi\r\n\r\nhello\r\n",
+    );
+    assert!(reply.starts_with("250"), "{reply}");
+    let file = delivered_file(&data);
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(std::fs::metadata(&file).unwrap().uid(), nobody);
+    assert_eq!(mode(&file), 0o600);
+    assert_eq!(mode(file.parent().unwrap()), 0o700);
+    assert_eq!(mode(&data), 0o700);
+    serve.signal("TERM");
+    assert_eq!(serve.finish().0, Some(0));
+
+    // Every file of the data directory is the user's.
+    let mut pending = vec![data.clone()];
+    while let Some(path) = pending.pop() {
+        assert_eq!(
+            std::fs::symlink_metadata(&path).unwrap().uid(),
+            nobody,
+            "{}",
+            path.display()
+        );
+        if path.is_dir() {
+            pending.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        }
+    }
+
+    // A queued message is the user's file, and stays so after root's
+    // `outpost queue flush` rewrites its envelope.
+    let serve = Serve::spawn(&data, &["--user", "nobody"]).listening(3);
+    let mut client = Client::greeted(serve.address("smtp"));
+    let reply = client.send_mail(
+        "a@example.net",
+        &format!("postmaster@{HOST}"),
+        "Subject: again\r\n\r\nhello\r\n",
+    );
+    assert!(reply.starts_with("250"), "{reply}");
+    let flush = outpost(&["queue", "flush", "--data-dir", data.to_str().unwrap()]);
+    assert!(flush.status.success(), "{flush:?}");
+    let queued: Vec<_> = std::fs::read_dir(data.join("queue"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .collect();
+    assert!(queued.len() >= 2, "{queued:?}");
+    for path in queued {
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().uid(),
+            nobody,
+            "{}",
+            path.display()
+        );
+    }
+    serve.signal("TERM");
+    assert_eq!(serve.finish().0, Some(0));
+}
+
+#[test]
+fn maildir_group_access_opens_the_mailboxes_to_the_group() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    if !is_root() {
+        return;
+    }
+    let mail_gid = getent_id("group", "mail");
+    let dir = TempDir::new("maildir-group");
+    let data = dir.path().join("data");
+    let mut command = Serve::command(&data);
+    command.args([
+        "--user",
+        "nobody",
+        "--group",
+        "mail",
+        "--maildir-group-access",
+    ]);
+    let serve = Serve::run(&mut command).listening(3);
+    assert!(
+        serve
+            .seen
+            .iter()
+            .any(|l| l.contains("running as user nobody")),
+        "{:#?}",
+        serve.seen
+    );
+    let mut client = Client::greeted(serve.address("smtp"));
+    let reply = client.send_mail(
+        "a@example.net",
+        &format!("postmaster@{HOST}"),
+        "Subject: hi\r\n\r\nhello\r\n",
+    );
+    assert!(reply.starts_with("250"), "{reply}");
+    let file = delivered_file(&data);
+    let meta = |path: &Path| std::fs::metadata(path).unwrap();
+    assert_eq!(
+        (meta(&file).gid(), meta(&file).permissions().mode() & 0o7777),
+        (mail_gid, 0o640)
+    );
+    for dir in [
+        "mail",
+        &format!("mail/{HOST}"),
+        &format!("mail/{HOST}/postmaster/cur"),
+    ] {
+        let dir = data.join(dir);
+        assert_eq!(
+            (meta(&dir).gid(), meta(&dir).permissions().mode() & 0o7777),
+            (mail_gid, 0o2770),
+            "{}",
+            dir.display()
+        );
+    }
+    // The group may pass through the data directory, not read it.
+    assert_eq!(meta(&data).permissions().mode() & 0o7777, 0o710);
+    assert_eq!(
+        meta(&data.join("queue")).permissions().mode() & 0o777,
+        0o700
+    );
+}
+
+#[test]
+fn a_low_port_without_the_privilege_says_how_to_grant_it() {
+    if !is_root() {
+        return;
+    }
+    let dir = TempDir::new("low-port");
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::os::unix::fs::chown(&data, Some(getent_id("passwd", "nobody")), None).unwrap();
+    // As an ordinary user without capabilities.
+    let as_nobody = |args: &[&str]| {
+        Command::new("setpriv")
+            .args([
+                "--reuid=nobody",
+                "--regid=nogroup",
+                "--clear-groups",
+                BIN,
+                "serve",
+            ])
+            .args(["--hostname", HOST, "--data-dir", data.to_str().unwrap()])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let output = as_nobody(&[
+        "--smtp",
+        "127.0.0.1:1",
+        "--submission",
+        "off",
+        "--submissions",
+        "off",
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot listen on 127.0.0.1:1: Permission denied"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("setcap cap_net_bind_service=+ep"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("AmbientCapabilities=CAP_NET_BIND_SERVICE"),
+        "{stderr}"
+    );
+
+    // Only root can switch users.
+    let output = as_nobody(&["--user", "root"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--user root: only root can switch users"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn bench_verifies_the_generated_certificate_by_name_and_by_address() {
+    let dir = TempDir::new("cert-names");
+    let data = dir.path().join("data");
+    let serve = Serve::start(&data, &[]);
+    let cert = data.join("tls/cert.pem");
+    let smtp = serve.address("smtp").to_string();
+    let bench = |extra: &[&str]| {
+        let mut args = vec!["bench", "--server", &smtp, "--starttls", "--sessions", "1"];
+        args.extend(["--messages", "1", "--ca", cert.to_str().unwrap()]);
+        args.extend(extra);
+        let output = outpost(&args);
+        let text = String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr);
+        (output.status.success(), text)
+    };
+    // By name (SNI) and by the listener's address (an IP name in the
+    // certificate): both verify.
+    for extra in [&["--sni", HOST][..], &[]] {
+        let (ok, text) = bench(extra);
+        assert!(ok, "{extra:?}: {text}");
+        assert!(text.contains("messages: 1 sent"), "{extra:?}: {text}");
+    }
+    // A name the certificate does not have fails verification.
+    let (_, text) = bench(&["--sni", "other.example"]);
+    assert!(text.contains("messages: 0 sent"), "{text}");
+
+    // The first start's banner says where the certificate is.
+    serve.signal("TERM");
+    let (code, stdout, _) = serve.finish();
+    assert_eq!(code, Some(0));
+    assert!(
+        stdout.contains(&format!("It is {} (check it with", cert.display())),
+        "{stdout}"
+    );
 }

@@ -579,6 +579,7 @@ fn summary_of(message: &NewMessage) -> MessageSummary {
         size: message.body.len(),
         auth_user: client.auth_user.clone(),
         tls: client.tls.clone(),
+        message_id: outpost::proto::session::message_id(&message.body),
     }
 }
 

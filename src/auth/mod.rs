@@ -197,16 +197,18 @@ fn run_verifier(shared: &AuthState, jobs: &Receiver<Job>, delays: &Sender<Delaye
         let user = login_name(&credentials.username);
         let counted_as = client_key(client);
         let login = (counted_as, user.clone());
-        if shared.per_login.is_throttled(&login, now)
-            || shared.per_ip.is_throttled(&counted_as, now)
-        {
+        let throttled = [
+            shared.per_login.throttled_for(&login, now),
+            shared.per_ip.throttled_for(&counted_as, now),
+        ];
+        if let Some(wait) = throttled.into_iter().flatten().max() {
             LoginCheck {
                 client,
                 user: &user,
                 verdict: Verdict::Throttled,
             }
             .log();
-            done(AuthResult::Throttled);
+            done(AuthResult::Throttled { wait });
             continue;
         }
         let (hash, known) = match shared.users.stored_hash(&user) {
@@ -247,7 +249,11 @@ fn run_verifier(shared: &AuthState, jobs: &Receiver<Job>, delays: &Sender<Delaye
         LoginCheck {
             client,
             user: &user,
-            verdict: Verdict::Failure { failures, from_ip },
+            verdict: Verdict::Failure {
+                known,
+                failures,
+                from_ip,
+            },
         }
         .log();
         let delay = shared.limits.delay_for(failures, from_ip);

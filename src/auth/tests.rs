@@ -115,10 +115,10 @@ fn throttle_sequence_with_growing_delay() {
         assert!(took >= limits.delay_step * n, "attempt {n} took {took:?}");
     }
     // Used up: even the right password is refused now, without hashing.
-    assert_eq!(
+    assert!(matches!(
         check(&auth, ip, "alice@example.org", "alice pw").0,
-        AuthResult::Throttled
-    );
+        AuthResult::Throttled { .. }
+    ));
     // Another user at the same address (an office NAT, new Outlook's data
     // centres) still gets in.
     assert_eq!(
@@ -130,10 +130,10 @@ fn throttle_sequence_with_growing_delay() {
         let user = format!("guess{n}@example.org");
         assert_eq!(check(&auth, ip, &user, "x").0, AuthResult::Failure, "{n}");
     }
-    assert_eq!(
+    assert!(matches!(
         check(&auth, ip, "bob@example.org", "bob pw").0,
-        AuthResult::Throttled
-    );
+        AuthResult::Throttled { .. }
+    ));
     // Another client is not affected.
     assert_eq!(
         check(&auth, "198.51.100.10", "alice@example.org", "alice pw").0,
@@ -283,10 +283,10 @@ fn user_names_match_without_regard_to_case() {
             AuthResult::Failure
         );
     }
-    assert_eq!(
+    assert!(matches!(
         check(&auth, "192.0.2.3", "BOB@EXAMPLE.ORG", "bob pw").0,
-        AuthResult::Throttled
-    );
+        AuthResult::Throttled { .. }
+    ));
 }
 
 #[test]
@@ -300,15 +300,17 @@ fn ipv6_clients_are_throttled_per_64() {
             AuthResult::Failure
         );
     }
-    assert_eq!(
-        check(
-            &auth,
-            "2001:db8:5:6:abcd::99",
-            "alice@example.org",
-            "alice pw"
-        )
-        .0,
-        AuthResult::Throttled,
+    assert!(
+        matches!(
+            check(
+                &auth,
+                "2001:db8:5:6:abcd::99",
+                "alice@example.org",
+                "alice pw"
+            )
+            .0,
+            AuthResult::Throttled { .. }
+        ),
         "a new address in the same /64 is the same client"
     );
     assert_eq!(
@@ -323,10 +325,10 @@ fn ipv6_clients_are_throttled_per_64() {
             AuthResult::Failure
         );
     }
-    assert_eq!(
+    assert!(matches!(
         check(&auth, "192.0.2.8", "alice@example.org", "alice pw").0,
-        AuthResult::Throttled
-    );
+        AuthResult::Throttled { .. }
+    ));
     assert_eq!(
         check(&auth, "192.0.2.9", "alice@example.org", "alice pw").0,
         AuthResult::Success

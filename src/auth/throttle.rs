@@ -75,14 +75,17 @@ impl<K: Hash + Eq + Clone> Throttle<K> {
         }
     }
 
-    /// Has `key` used up its failures in the current window?
-    pub fn is_throttled(&self, key: &K, now: Instant) -> bool {
+    /// If `key` has used up its failures in the current window: how long
+    /// until enough of them leave it for one more try.
+    pub fn throttled_for(&self, key: &K, now: Instant) -> Option<Duration> {
         let mut table = self.failures.lock();
-        let Some(times) = table.get_mut(key) else {
-            return false;
-        };
+        let times = table.get_mut(key)?;
         expire(times, now, self.window);
-        times.len() >= self.max_failures as usize
+        let max = self.max_failures as usize;
+        let over = times.len().checked_sub(max)?;
+        // Below the limit again once the failure at `over` has left.
+        let leaves = times.get(over)?.checked_add(self.window)?;
+        Some(leaves.saturating_duration_since(now))
     }
 
     /// Records a failure; returns the failures of `key` in the window,
@@ -143,17 +146,20 @@ mod tests {
         // (time, failure?, failures after, throttled after)
         let steps = [(0, 1, false), (10, 2, false), (20, 3, true)];
         for (s, count, throttled) in steps {
-            assert!(!throttle.is_throttled(&ip, at(s)));
+            assert!(throttle.throttled_for(&ip, at(s)).is_none());
             assert_eq!(throttle.record_failure(ip, at(s)), count);
-            assert_eq!(throttle.is_throttled(&ip, at(s)), throttled);
+            assert_eq!(throttle.throttled_for(&ip, at(s)).is_some(), throttled);
         }
         assert!(
-            !throttle.is_throttled(&other, at(20)),
+            throttle.throttled_for(&other, at(20)).is_none(),
             "other IPs are not affected"
         );
-        assert!(throttle.is_throttled(&ip, at(59)));
+        assert_eq!(
+            throttle.throttled_for(&ip, at(59)),
+            Some(Duration::from_secs(1))
+        );
         // The first failure leaves the window at 60 s.
-        assert!(!throttle.is_throttled(&ip, at(60)));
+        assert!(throttle.throttled_for(&ip, at(60)).is_none());
         assert_eq!(throttle.record_failure(ip, at(61)), 3);
         assert_eq!(
             AuthLimits::default().delay_for(2, 2),
@@ -165,7 +171,7 @@ mod tests {
             Duration::from_millis(2000)
         );
         throttle.record_success(&ip);
-        assert!(!throttle.is_throttled(&ip, at(61)));
+        assert!(throttle.throttled_for(&ip, at(61)).is_none());
         assert_eq!(throttle.record_failure(ip, at(62)), 1);
     }
 

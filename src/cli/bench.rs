@@ -147,6 +147,11 @@ const OPTIONS: &[(&str, &str, Option<&str>)] = &[
         Some("FILE"),
     ),
     (
+        "sni",
+        "server name to ask for and verify (default: the --server address)",
+        Some("NAME"),
+    ),
+    (
         "duration-limit",
         "hard stop, e.g. 60, 60s, 2m (60s)",
         Some("T"),
@@ -243,6 +248,17 @@ pub fn parse(args: &[String]) -> Result<BenchArgs, UsageError> {
         (false, Some(path)) => Trust::CaFile(PathBuf::from(path)),
         (false, None) => Trust::WebPkiRoots,
     };
+    let sni = match m.opt_str("sni") {
+        None => None,
+        Some(name) => match rustls::pki_types::DnsName::try_from(name.as_str()) {
+            Ok(_) => Some(name),
+            Err(_) => {
+                return Err(UsageError::Arguments(format!(
+                    "--sni wants a DNS name, got '{name}'"
+                )))
+            }
+        },
+    };
     let auth = match m.opt_str("auth") {
         None => None,
         Some(v) => match v.split_once(':') {
@@ -273,6 +289,7 @@ pub fn parse(args: &[String]) -> Result<BenchArgs, UsageError> {
         pipelining: m.opt_present("pipelining"),
         security,
         trust,
+        sni,
         auth,
         duration_limit,
         reuse,
@@ -437,6 +454,13 @@ mod tests {
         assert_eq!(o.duration_limit, Duration::from_secs(120));
         assert!(!o.reuse);
         assert_eq!(o.helo, "me.test");
+        assert_eq!(o.sni, None);
+        assert_eq!(
+            run_opts("--server 127.0.0.1:25 --sni mx.test")
+                .sni
+                .as_deref(),
+            Some("mx.test")
+        );
         assert_eq!(
             run_opts("--server 127.0.0.1:465 --tls").security,
             Security::Implicit
@@ -463,6 +487,8 @@ mod tests {
             "--server 127.0.0.1:25 --size 1G",
             "--server 127.0.0.1:25 --starttls --tls",
             "--server 127.0.0.1:25 --insecure --ca x.pem",
+            "--server 127.0.0.1:25 --sni 127.0.0.1",
+            "--server 127.0.0.1:25 --sni bad_name!",
             "--server 127.0.0.1:25 --reuse --no-reuse",
             "--server 127.0.0.1:25 --auth nopassword",
             "--server 127.0.0.1:25 --auth :pw",

@@ -14,6 +14,7 @@
 //! could show the password), says how to set one ([`unshown_password`]).
 
 use std::io::Write;
+use std::net::IpAddr;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -32,6 +33,9 @@ pub struct FirstStart {
     pub password: String,
     /// The users file that was created.
     pub users_file: PathBuf,
+    /// The self-signed certificate in the data directory (`None` with
+    /// `--tls-cert`).
+    pub certificate: Option<PathBuf>,
     /// The marker saying the password has not been shown yet.
     marker: PathBuf,
 }
@@ -52,7 +56,12 @@ pub fn prepare(config: &Config) -> Result<Option<FirstStart>, ServerError> {
     // Tried before the users file is written: a start that then failed on
     // the certificate would have used up the only showing of the password.
     ServerCertificate::load(&cert, &key).map_err(ServerError::Tls)?;
-    create_users_file_if_missing(config)
+    let self_signed = config.tls_cert.is_none().then_some(cert);
+    let first = create_users_file_if_missing(config)?;
+    Ok(first.map(|first| FirstStart {
+        certificate: self_signed,
+        ..first
+    }))
 }
 
 /// Removes the users file a failed first start created (its password was
@@ -112,11 +121,7 @@ fn generate_certificate_if_missing(
     match (cert.exists(), key.exists()) {
         (true, true) => Ok(()),
         (false, false) => {
-            let mut names = vec![config.hostname.clone()];
-            names.extend(config.effective_local_domains());
-            names.push("localhost".to_string());
-            names.sort();
-            names.dedup();
+            let names = certificate_names(config, &interface_addresses());
             crate::tls::generate_self_signed(&names, cert, key).map_err(ServerError::Tls)?;
             let dir = cert.parent().unwrap_or(Path::new("."));
             log::info!(
@@ -131,6 +136,55 @@ fn generate_certificate_if_missing(
             key.display()
         ))),
     }
+}
+
+/// The names a generated certificate is for: the host name, the local
+/// domains, `localhost`, and the addresses the listeners serve, so a client
+/// can verify it by address too (a specific listener address as it is;
+/// for a wildcard one, `interfaces`: the machine's addresses of that
+/// family, IPv6 link-local ones left out, whose names need a scope).
+fn certificate_names(config: &Config, interfaces: &[IpAddr]) -> Vec<String> {
+    let mut names = vec![config.hostname.clone()];
+    names.extend(config.effective_local_domains());
+    names.push("localhost".to_string());
+    let mut addresses = Vec::new();
+    for listener in config
+        .smtp
+        .iter()
+        .chain(&config.submission)
+        .chain(&config.submissions)
+    {
+        match listener.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => {
+                addresses.extend(interfaces.iter().filter(|a| a.is_ipv4()));
+            }
+            // A wildcard IPv6 listener usually takes IPv4 connections too.
+            IpAddr::V6(ip) if ip.is_unspecified() => addresses.extend(interfaces),
+            ip => addresses.push(ip),
+        }
+    }
+    // fe80::/10 (RFC 4291 §2.5.6).
+    let link_local =
+        |ip: &IpAddr| matches!(ip, IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80);
+    addresses.retain(|ip| !link_local(ip));
+    names.extend(addresses.iter().map(IpAddr::to_string));
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// The machine's IP addresses (none when they cannot be listed).
+fn interface_addresses() -> Vec<IpAddr> {
+    let Ok(interfaces) = nix::ifaddrs::getifaddrs() else {
+        return Vec::new();
+    };
+    interfaces
+        .filter_map(|interface| {
+            let address = interface.address?;
+            let v4 = address.as_sockaddr_in().map(|a| IpAddr::V4(a.ip()));
+            v4.or_else(|| address.as_sockaddr_in6().map(|a| IpAddr::V6(a.ip())))
+        })
+        .collect()
 }
 
 /// On the very first start (no `--users`, no `<data-dir>/users`), creates
@@ -165,6 +219,7 @@ fn create_users_file_if_missing(config: &Config) -> Result<Option<FirstStart>, S
         user,
         password,
         users_file: path,
+        certificate: None,
         marker,
     }))
 }
@@ -218,9 +273,16 @@ pub fn message(first: &FirstStart, handle: &ServerHandle) -> String {
             text.push_str(&format!("  {:<12} {address}  ({how})\n", role_name(role)));
         }
     }
+    if let Some(cert) = &first.certificate {
+        text.push_str(&format!(
+            "  The certificate is self-signed: mail clients will ask you to trust it.\n\
+             \x20 It is {cert} (check it with: outpost bench --server ADDRESS --starttls \
+             --ca {cert} --sni NAME)\n",
+            cert = cert.display()
+        ));
+    }
     text.push_str(&format!(
-        "  The certificate is self-signed: mail clients will ask you to trust it.\n\
-         \x20 Add users with: outpost users add user@domain --data-dir {dir}\n\n",
+        "  Add users with: outpost users add user@domain --data-dir {dir}\n\n",
         dir = first
             .users_file
             .parent()
@@ -266,5 +328,44 @@ mod tests {
         let first = prepare(&config).unwrap().expect("a first start");
         undo(&first);
         assert!(prepare(&config).unwrap().is_some());
+    }
+
+    #[test]
+    fn the_certificate_names_the_addresses_the_listeners_serve() {
+        let config = Config {
+            hostname: "mx.example".to_string(),
+            local_domains: vec!["example.org".to_string()],
+            smtp: vec!["0.0.0.0:25".parse().unwrap()],
+            submission: vec!["[2001:db8::5]:587".parse().unwrap()],
+            submissions: vec!["192.0.2.7:465".parse().unwrap()],
+            ..Config::default()
+        };
+        let interfaces: Vec<IpAddr> = ["127.0.0.1", "198.51.100.3", "::1", "fe80::1"]
+            .iter()
+            .map(|ip| ip.parse().unwrap())
+            .collect();
+        assert_eq!(
+            certificate_names(&config, &interfaces),
+            [
+                "127.0.0.1",
+                "192.0.2.7",
+                "198.51.100.3",
+                "2001:db8::5",
+                "example.org",
+                "localhost",
+                "mx.example"
+            ]
+        );
+        // A wildcard IPv6 listener: every address but the link-local one.
+        let config = Config {
+            smtp: vec!["[::]:25".parse().unwrap()],
+            submission: Vec::new(),
+            submissions: Vec::new(),
+            ..config
+        };
+        let names = certificate_names(&config, &interfaces);
+        assert!(names.contains(&"::1".to_string()), "{names:?}");
+        assert!(names.contains(&"198.51.100.3".to_string()), "{names:?}");
+        assert!(!names.contains(&"fe80::1".to_string()), "{names:?}");
     }
 }

@@ -1,7 +1,7 @@
 //! The `outpost` command line: a table of subcommands, each a row with its
-//! entry point (`serve`, `passwd`, `users`, `queue`, `bench`, `sendmail`, `check`, `dns`; a new
-//! one is one more row), and the overview `outpost --help` prints. Called under
-//! the name `sendmail` or `mailq`, the binary is that command.
+//! entry point (`serve`, `passwd`, `users`, `queue`, `stats`, `bench`, `sendmail`, `check`,
+//! `dns`; a new one is one more row), and the overview `outpost --help` prints.
+//! Called under the name `sendmail` or `mailq`, the binary is that command.
 //!
 //! The top of the crate: may import every module, and is the only one that
 //! imports `check` and `loadgen` (their command lines are `check` and
@@ -14,9 +14,11 @@ mod dns;
 pub mod first_start;
 pub mod lock;
 mod passwd;
+mod privileges;
 pub mod queue;
 mod sendmail;
 mod serve;
+mod stats;
 mod users;
 
 use crate::config;
@@ -54,6 +56,12 @@ const COMMANDS: &[Subcommand] = &[
         synopsis: "list|show|flush|delete",
         help: "inspect and manage the queue (safe while the server runs; `--data-dir DIR`)",
         run: queue::run,
+    },
+    Subcommand {
+        name: "stats",
+        synopsis: "[--config FILE]",
+        help: "print a running server's counters (its --metrics address) in the Prometheus format",
+        run: stats::run,
     },
     Subcommand {
         name: "bench",

@@ -93,6 +93,12 @@ fn open(data_dir: &Path, err: &mut dyn Write) -> Option<Arc<Spool>> {
         let _ = writeln!(err, "no queue under {}", data_dir.display());
         return None;
     }
+    // Root on a `--user` server's queue: the files it rewrites (`flush`)
+    // must stay readable by the server.
+    if let Err(e) = super::privileges::act_as_owner_of(&data_dir.join("queue")) {
+        let _ = writeln!(err, "{e}");
+        return None;
+    }
     match Spool::attach(data_dir, "localhost") {
         Ok(spool) => Some(spool),
         Err(e) => {

@@ -213,6 +213,9 @@ pub struct DeliveryConfig {
     /// `--max-received`: a queued message with more `Received:` fields
     /// than this, besides our own, is in a loop and is returned.
     pub max_received: usize,
+    /// `--maildir-group-access`: Maildirs open to the server's group
+    /// (directories 2770, files 0640) instead of its user alone.
+    pub maildir_group_access: bool,
     /// Our own listening addresses (filled in at start): delivery never
     /// connects to them.
     pub listening: Vec<SocketAddr>,
@@ -242,6 +245,7 @@ impl Default for DeliveryConfig {
             max_outbound_connections: DEFAULT_MAX_OUTBOUND_CONNECTIONS,
             aliases: None,
             max_received: DEFAULT_MAX_RECEIVED,
+            maildir_group_access: false,
             listening: Vec::new(),
             dkim: None,
         }

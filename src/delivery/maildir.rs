@@ -20,7 +20,7 @@ use std::ffi::OsStr;
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -94,11 +94,35 @@ impl Delivered {
     }
 }
 
+/// Modes of what a store creates, the server's user alone.
+const PRIVATE: Modes = Modes {
+    dir: 0o700,
+    file: 0o600,
+};
+/// Modes with `--maildir-group-access`: the group (an IMAP server's user
+/// is in it) may read the messages, and may write the directories, as it
+/// must to move messages from `new/` to `cur/`, change their flags (a
+/// rename) and keep its own index files; no message is ever rewritten in
+/// place, so files stay read-only to it. The set-group-ID bit keeps what
+/// the IMAP server creates in the server's group.
+const GROUP: Modes = Modes {
+    dir: 0o2770,
+    file: 0o640,
+};
+
+/// The permission bits of new directories and files.
+#[derive(Debug, Clone, Copy)]
+struct Modes {
+    dir: u32,
+    file: u32,
+}
+
 /// The Maildir root of all local mail: `<data-dir>/mail`.
 #[derive(Debug, Clone)]
 pub struct MailStore {
     root: PathBuf,
     hostname: String,
+    modes: Modes,
 }
 
 impl MailStore {
@@ -110,6 +134,17 @@ impl MailStore {
         MailStore {
             root: data_dir.join("mail"),
             hostname,
+            modes: PRIVATE,
+        }
+    }
+
+    /// With `on`, what the store creates is open to the server's group
+    /// (directories 2770, files 0640; `--maildir-group-access`); otherwise
+    /// to its user alone (0700 and 0600).
+    pub fn group_access(self, on: bool) -> MailStore {
+        MailStore {
+            modes: if on { GROUP } else { PRIVATE },
+            ..self
         }
     }
 
@@ -131,11 +166,12 @@ impl MailStore {
         key: DeliveryKey<'_>,
     ) -> Result<Delivered, MaildirError> {
         let dir = self.mailbox_dir(local, domain)?;
-        let mut builder = DirBuilder::new();
-        builder.recursive(true).mode(0o700);
+        let domain_dir = dir.parent().unwrap_or(&self.root);
+        for path in [&self.root, domain_dir, &dir] {
+            self.create_dir(path)?;
+        }
         for sub in ["tmp", "new", "cur"] {
-            let path = dir.join(sub);
-            builder.create(&path).map_err(io_at(&path))?;
+            self.create_dir(&dir.join(sub))?;
         }
         let name = self.file_name(key);
         if let Some(found) = find_delivered(&dir, &name)? {
@@ -143,12 +179,24 @@ impl MailStore {
         }
         let tmp = dir.join("tmp").join(&name);
         let new = dir.join("new").join(&name);
-        let result = write_and_rename(&tmp, &new, sender, message);
+        let result = write_and_rename(&tmp, &new, sender, message, self.modes.file);
         if result.is_err() {
             // Best effort: a failed delivery leaves no partial file behind.
             let _ = fs::remove_file(&tmp);
         }
         result.map(|()| Delivered::Written(new))
+    }
+
+    /// Creates `path` if missing, with the store's mode set explicitly
+    /// (the umask, 0077 under the systemd unit, would take the group's
+    /// bits, and mkdir(2) ignores the set-group-ID bit).
+    fn create_dir(&self, path: &Path) -> Result<(), MaildirError> {
+        match DirBuilder::new().mode(self.modes.dir).create(path) {
+            Ok(()) => fs::set_permissions(path, fs::Permissions::from_mode(self.modes.dir))
+                .map_err(io_at(path)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(io_at(path)(e)),
+        }
     }
 
     /// `<arrival>.outpost-<queue id>-<recipient>.<host>`: the Maildir
@@ -221,13 +269,17 @@ fn write_and_rename(
     new: &Path,
     sender: &str,
     message: &mut dyn Read,
+    mode: u32,
 ) -> Result<(), MaildirError> {
     let mut file = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
-        .mode(0o600)
+        .mode(mode)
         .open(tmp)
+        .map_err(io_at(tmp))?;
+    // Past the umask, and over a file an earlier attempt left.
+    file.set_permissions(fs::Permissions::from_mode(mode))
         .map_err(io_at(tmp))?;
     let sender = sender.replace(['\r', '\n'], "");
     file.write_all(format!("Return-Path: <{sender}>\r\n").as_bytes())
@@ -482,6 +534,27 @@ mod tests {
             fs::metadata(dir.join("new")).unwrap().permissions().mode() & 0o777,
             0o700
         );
+    }
+
+    #[test]
+    fn modes_are_private_or_open_to_the_group() {
+        let mode = |path: &Path| fs::metadata(path).unwrap().permissions().mode() & 0o7777;
+        let id: QueueId = ID.parse().unwrap();
+        for (on, dir_mode, file_mode) in [(false, 0o700, 0o600), (true, 0o2770, 0o640)] {
+            let temp = TempDir::new("maildir-modes");
+            let store = MailStore::new(temp.path(), "mx.test").group_access(on);
+            let written = store
+                .deliver("bob", "example.org", "", &mut &b"x\r\n"[..], key(&id, 0))
+                .unwrap();
+            let mailbox = temp.path().join("mail/example.org/bob");
+            for dir in ["mail", "mail/example.org", "mail/example.org/bob"] {
+                assert_eq!(mode(&temp.path().join(dir)), dir_mode, "{dir}");
+            }
+            for sub in ["tmp", "new", "cur"] {
+                assert_eq!(mode(&mailbox.join(sub)), dir_mode, "{sub}");
+            }
+            assert_eq!(mode(written.path()), file_mode);
+        }
     }
 
     #[test]

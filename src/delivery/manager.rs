@@ -215,7 +215,8 @@ impl Delivery {
         let relay_tls = outbound::tls_config(CertPolicy::Verify, config.relay_ca.as_deref())
             .map_err(DeliveryError::Tls)?;
         let workers = config.max_outbound_connections.max(1);
-        let mail = MailStore::new(&config.data_dir, &config.hostname);
+        let mail = MailStore::new(&config.data_dir, &config.hostname)
+            .group_access(config.maildir_group_access);
         // Before any delivery thread runs, so no file of ours is being written.
         clean_maildir_tmp(&mail, &spool);
         let context = Arc::new(Context {

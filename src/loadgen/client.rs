@@ -255,7 +255,11 @@ impl LoadConnection {
             .tls
             .clone()
             .ok_or(LoadgenError::Protocol("no TLS configuration".into()))?;
-        let name = ServerName::IpAddress(shared.opts.server.ip().into());
+        let name = match &shared.opts.sni {
+            Some(sni) => ServerName::try_from(sni.clone())
+                .map_err(|_| LoadgenError::Protocol(format!("bad server name {sni:?}")))?,
+            None => ServerName::IpAddress(shared.opts.server.ip().into()),
+        };
         let mut tls = ClientConnection::new(config, name).map_err(LoadgenError::Tls)?;
         let mut rounds = 0;
         while tls.is_handshaking() {

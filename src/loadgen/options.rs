@@ -63,6 +63,9 @@ pub struct Options {
     pub security: Security,
     /// Certificate checking for `security != Plain`.
     pub trust: Trust,
+    /// The server name sent (SNI) and verified; `None`: the server's
+    /// address is verified and no name is sent.
+    pub sni: Option<String>,
     /// AUTH PLAIN credentials (user, password).
     pub auth: Option<(String, String)>,
     /// Hard stop for the whole run.

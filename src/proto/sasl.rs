@@ -6,6 +6,8 @@
 //! stray bits), except that missing (or partly missing) `=` padding is
 //! accepted: some clients leave it off and nothing is ambiguous without it.
 
+use std::time::Duration;
+
 use base64::alphabet;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
@@ -49,7 +51,10 @@ pub enum AuthResult {
     /// Unknown user or wrong password (indistinguishable): 535 5.7.8.
     Failure,
     /// Too many failures from this client: 421 4.7.0 and close.
-    Throttled,
+    Throttled {
+        /// How long until the client may try again.
+        wait: Duration,
+    },
     /// A server-side problem: 454 4.7.0 so the client retries.
     TemporaryFailure,
 }

@@ -605,7 +605,12 @@ impl Connection {
             ReadOutcome::Open { .. } => self.inbound = Inbound::Unread,
             ReadOutcome::Eof => self.inbound = Inbound::PeerClosed,
             ReadOutcome::Failed(reason) => {
-                self.log_read_failure(&reason, before);
+                log::info!("{}: connection failed: {reason}", self.describe());
+                self.state = ConnectionState::Closed;
+                return true;
+            }
+            ReadOutcome::NotTls => {
+                self.log_not_tls(before);
                 self.state = ConnectionState::Closed;
                 return true;
             }
@@ -617,18 +622,21 @@ impl Connection {
         got > 0 || self.inbound == Inbound::PeerClosed
     }
 
-    fn log_read_failure(&self, reason: &str, before: usize) {
+    fn log_not_tls(&self, before: usize) {
         let looks_like_plaintext = self.bytes_received == 0
             && self.state == ConnectionState::Handshake { implicit: true }
             && before == 0;
-        if looks_like_plaintext && reason.contains("InvalidContentType") {
+        if looks_like_plaintext {
             log::warn!(
                 "{}: client speaks plaintext on the implicit-TLS port; use port 587 with \
                  STARTTLS, or SSL/TLS in the client",
                 self.describe()
             );
         } else {
-            log::info!("{}: connection failed: {reason}", self.describe());
+            log::info!(
+                "{}: connection failed: the client sent something that is not TLS",
+                self.describe()
+            );
         }
     }
 
@@ -676,6 +684,7 @@ impl Connection {
         };
         self.state = ConnectionState::Active;
         log::debug!("{}: TLS established ({version})", self.describe());
+        crate::metrics::tls_handshake(version);
         if implicit {
             self.greet(shared);
         } else if let Some(session) = self.session.as_mut() {
@@ -737,12 +746,15 @@ impl Connection {
         for event in events {
             match event {
                 SessionEvent::Refused {
+                    verb,
                     code,
                     enhanced,
                     text,
-                    ..
+                    context,
                 } => maillog::Refused {
                     client,
+                    verb,
+                    context: &context,
                     code,
                     enhanced,
                     text: &text,

@@ -281,6 +281,7 @@ impl EventLoop {
             self.notify.clone(),
             &self.shared,
         ));
+        crate::metrics::connection(super::role_name(role));
         log::info!(
             "{}: connected to {local}{}",
             conn.describe(),

@@ -9,6 +9,8 @@
 //! the spool writer's own threads and answer through the loop's mailbox
 //! (`mailbox`), so a worker never waits for them.
 //!
+//! `metrics_endpoint` serves the counters over HTTP (`--metrics`).
+//!
 //! At start and after each reload, `summary` logs one line saying what is
 //! running, with warnings for what needs attention (the certificate's
 //! expiry and names, `--sink`); `systemd` tells a `Type=notify` unit's
@@ -27,6 +29,7 @@ mod connection;
 mod event_loop;
 pub mod limits;
 mod mailbox;
+pub mod metrics_endpoint;
 mod pool;
 pub mod summary;
 mod systemd;
@@ -117,7 +120,16 @@ impl fmt::Display for ServerError {
             ServerError::Delivery(e) => write!(f, "delivery: {e}"),
             ServerError::Dkim(e) => write!(f, "{e}"),
             ServerError::Bind { address, source } => {
-                write!(f, "cannot listen on {address}: {source}")
+                write!(f, "cannot listen on {address}: {source}")?;
+                if source.kind() == std::io::ErrorKind::PermissionDenied && address.port() < 1024 {
+                    write!(
+                        f,
+                        " (ports below 1024 need root or the CAP_NET_BIND_SERVICE capability: \
+                         `setcap cap_net_bind_service=+ep /path/to/outpost`, or \
+                         AmbientCapabilities=CAP_NET_BIND_SERVICE in the systemd unit)"
+                    )?;
+                }
+                Ok(())
             }
             ServerError::Setup { what, source } => write!(f, "cannot {what}: {source}"),
         }
@@ -168,17 +180,21 @@ impl Server {
     /// what `config` names (`outpost serve` prepares it on the first start).
     pub fn start(config: Config) -> Result<ServerHandle, ServerError> {
         let listeners = Listeners::bind(&config)?;
-        start(config, listeners, false)
+        let certificate = load_certificate(&config)?;
+        start(config, listeners, certificate, false)
     }
 
-    /// Like [`Server::start`] on listeners bound beforehand, and
-    /// SIGTERM/SIGINT stop the server gracefully (a second signal stops it
-    /// at once); SIGHUP re-reads the users and alias files.
+    /// Like [`Server::start`] on listeners bound and a certificate read
+    /// beforehand (`outpost serve` does both as root, then may switch
+    /// users), and SIGTERM/SIGINT stop the server gracefully (a second
+    /// signal stops it at once); SIGHUP re-reads the users and alias files
+    /// and the certificate.
     pub fn start_with_signals(
         config: Config,
         listeners: Listeners,
+        certificate: Arc<ServerCertificate>,
     ) -> Result<ServerHandle, ServerError> {
-        start(config, listeners, true)
+        start(config, listeners, certificate, true)
     }
 }
 
@@ -288,13 +304,19 @@ impl Drop for ServerHandle {
     }
 }
 
+/// Reads the certificate and key `config` names (see [`certificate_paths`]).
+pub fn load_certificate(config: &Config) -> Result<Arc<ServerCertificate>, ServerError> {
+    let (cert, key) = certificate_paths(config)?;
+    let certificate = ServerCertificate::load(&cert, &key).map_err(ServerError::Tls)?;
+    Ok(Arc::new(certificate))
+}
+
 fn start(
     config: Config,
     listeners: Listeners,
+    certificate: Arc<ServerCertificate>,
     handle_signals: bool,
 ) -> Result<ServerHandle, ServerError> {
-    let (cert, key) = certificate_paths(&config)?;
-    let certificate = Arc::new(ServerCertificate::load(&cert, &key).map_err(ServerError::Tls)?);
     let tls = crate::tls::server_config(certificate.clone()).map_err(ServerError::Tls)?;
     let users = Arc::new(UserTable::load(&config.users_path()).map_err(ServerError::Users)?);
     let authenticator = Authenticator::new(users.clone());

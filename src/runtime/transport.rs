@@ -17,7 +17,7 @@ use std::cell::RefCell;
 use std::io::{self, Read, Write};
 use std::sync::Arc;
 
-use rustls::{ServerConfig, ServerConnection};
+use rustls::{InvalidMessage, ServerConfig, ServerConnection};
 
 use super::limits::{MAX_INPUT, MAX_OUTPUT, READ_CHUNK};
 
@@ -40,8 +40,11 @@ pub(crate) enum ReadOutcome {
     },
     /// The client closed its side (or, over TLS, sent close_notify).
     Eof,
-    /// A socket or TLS error; the text says what.
+    /// A socket or TLS error; the text says what, in plain words.
     Failed(String),
+    /// What arrived where a TLS record was due is not TLS (often plaintext
+    /// SMTP on the implicit-TLS port).
+    NotTls,
 }
 
 thread_local! {
@@ -183,7 +186,13 @@ fn read_tls<S: Read + Write>(
                 if let Err(e) = tls.process_new_packets() {
                     // Send the alert rustls prepared, if the socket takes it.
                     let _ = tls.write_tls(socket);
-                    return ReadOutcome::Failed(format!("TLS error: {e:?}"));
+                    if e == rustls::Error::InvalidMessage(InvalidMessage::InvalidContentType) {
+                        return ReadOutcome::NotTls;
+                    }
+                    return ReadOutcome::Failed(format!(
+                        "TLS handshake failed: {}",
+                        tls_failure(&e)
+                    ));
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -193,6 +202,53 @@ fn read_tls<S: Read + Write>(
             Err(e) => return ReadOutcome::Failed(e.to_string()),
         }
     }
+}
+
+/// What a TLS error means, in words for the server's operator: the
+/// common reasons a client gives up on the handshake (its alert), or why
+/// rustls gave up on the client, without rustls's type names.
+fn tls_failure(error: &rustls::Error) -> String {
+    use rustls::{AlertDescription as Alert, Error, PeerIncompatible as Incompatible};
+    let text = match error {
+        Error::AlertReceived(Alert::UnknownCA) => {
+            "the client does not trust our certificate (unknown CA)"
+        }
+        Error::AlertReceived(Alert::BadCertificate) => {
+            "the client rejected our certificate (bad certificate)"
+        }
+        Error::AlertReceived(Alert::CertificateExpired) => {
+            "the client says our certificate has expired"
+        }
+        Error::AlertReceived(Alert::CertificateUnknown) => {
+            "the client rejected our certificate (certificate unknown: a self-signed \
+             certificate, or a name that does not match?)"
+        }
+        Error::AlertReceived(Alert::ProtocolVersion)
+        | Error::PeerIncompatible(
+            Incompatible::Tls12NotOffered
+            | Incompatible::Tls12NotOfferedOrEnabled
+            | Incompatible::SupportedVersionsExtensionRequired
+            | Incompatible::ServerDoesNotSupportTls12Or13,
+        ) => "no TLS version in common (this server speaks TLS 1.2 and 1.3; an old client?)",
+        Error::AlertReceived(Alert::HandshakeFailure)
+        | Error::PeerIncompatible(
+            Incompatible::NoCipherSuitesInCommon
+            | Incompatible::NoKxGroupsInCommon
+            | Incompatible::NoSignatureSchemesInCommon,
+        ) => "no cipher suite, key exchange or signature scheme in common",
+        Error::AlertReceived(alert) => {
+            return format!("the client ended the handshake (TLS alert {alert:?})");
+        }
+        Error::PeerIncompatible(why) => {
+            return format!("the client's TLS does not fit ours ({why:?})");
+        }
+        Error::InvalidMessage(_) | Error::InappropriateMessage { .. } => {
+            "the client broke the TLS protocol"
+        }
+        Error::DecryptError => "a record did not decrypt (a broken client or connection)",
+        other => return other.to_string(),
+    };
+    text.to_string()
 }
 
 /// Copies plaintext rustls has decrypted into `input` (up to the limit).
@@ -492,15 +548,32 @@ mod tests {
         transport.upgrade(&server_config, &[]).unwrap();
         client.write_all(b"EHLO a.test\r\n").unwrap();
         let mut input = Vec::new();
-        match transport.read(&mut server, &mut input) {
-            // The connection's log tells plaintext clients by this name.
-            ReadOutcome::Failed(reason) => {
-                assert!(reason.contains("InvalidContentType"), "{reason}")
-            }
-            other => panic!("{other:?}"),
-        }
+        // The connection's log tells plaintext clients by it.
+        assert_eq!(transport.read(&mut server, &mut input), ReadOutcome::NotTls);
         assert!(input.is_empty());
         // The alert record (content type 21) went to the client.
         assert_eq!(read_all(&mut client).first(), Some(&21));
+    }
+
+    #[test]
+    fn tls_failures_in_plain_words() {
+        use rustls::{AlertDescription as Alert, Error, PeerIncompatible};
+        let table = [
+            (
+                Error::AlertReceived(Alert::UnknownCA),
+                "the client does not trust our certificate (unknown CA)",
+            ),
+            (
+                Error::PeerIncompatible(PeerIncompatible::Tls12NotOffered),
+                "no TLS version in common (this server speaks TLS 1.2 and 1.3; an old client?)",
+            ),
+            (
+                Error::AlertReceived(Alert::DecodeError),
+                "the client ended the handshake (TLS alert DecodeError)",
+            ),
+        ];
+        for (error, want) in table {
+            assert_eq!(tls_failure(&error), want);
+        }
     }
 }

@@ -10,6 +10,7 @@
 #![allow(dead_code)]
 
 pub mod fake_mx;
+pub mod serve;
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -13,9 +13,11 @@
 
 use std::sync::Arc;
 
+use super::events::MessageIdFinder;
 use super::memory::{MemoryShare, MessageMemory};
 use super::{
-    out_of_sequence, Action, Fault, MessageSummary, Mode, Response, Session, Step, Transaction,
+    out_of_sequence, Action, Fault, MessageSummary, Mode, RefusalContext, Response, Session, Step,
+    Transaction,
 };
 use crate::proto::command::Verb;
 use crate::proto::dot::{BodyError, DataStatus, Unstuffer};
@@ -46,6 +48,8 @@ pub(super) struct Content {
     fix_up: bool,
     /// A BDAT chunk had a NUL (DATA's unstuffer notes its own).
     nul: bool,
+    /// The `Message-ID:` of the header section so far, for the log.
+    message_id: MessageIdFinder,
     /// The memory `held` may use.
     memory: MemoryShare,
 }
@@ -61,6 +65,7 @@ impl Content {
             header: HeaderScanner::default(),
             fix_up,
             nul: false,
+            message_id: MessageIdFinder::default(),
             memory: MemoryShare::new(memory),
         }
     }
@@ -69,6 +74,7 @@ impl Content {
     fn added_since(&mut self, before: usize) {
         let added = &self.held[before..];
         self.header.feed(added);
+        self.message_id.feed(added);
         self.size += added.len() as u64;
     }
 
@@ -344,6 +350,12 @@ impl Session {
                 "NUL characters in a message are not allowed (see RFC 5322 section 2.3)",
             ),
         };
+        self.about = RefusalContext {
+            helo: None,
+            from: Some(transaction.sender),
+            to: transaction.recipients.first().map(|r| r.address.clone()),
+            recipients: transaction.recipients.len(),
+        };
         Response::ok(reply)
     }
 
@@ -386,6 +398,7 @@ impl Session {
                     size: usize::try_from(message.size).unwrap_or(usize::MAX),
                     auth_user: self.auth_user.clone(),
                     tls: self.tls.clone(),
+                    message_id: message.message_id.value(),
                 },
             };
         }

@@ -11,6 +11,7 @@ use crate::proto::reply::Reply;
 impl Session {
     /// `MAIL FROM:<path> params`: starts a transaction.
     pub(super) fn on_mail(&mut self, from: Path<'_>, params: MailParams<'_>) -> Response {
+        self.about.from = Some(path_text(&from));
         if self.helo.is_none() {
             return out_of_sequence("Please introduce yourself with EHLO first");
         }
@@ -60,7 +61,7 @@ impl Session {
                 return Response::ok(Reply::new(
                     553,
                     (5, 7, 1),
-                    format!("You are not allowed to send as <{sender}>"),
+                    format!("You are logged in as {user} and may not send as <{sender}>"),
                 ));
             }
         }
@@ -152,6 +153,7 @@ impl Session {
             }
             _ => to,
         };
+        self.about.to = Some(path_text(&to));
         // Taken out while the policy borrows the session; put back below.
         let Some(mut transaction) = self.transaction.take() else {
             return out_of_sequence("Please send MAIL first");

@@ -45,7 +45,7 @@ mod tests;
 
 use auth::SaslStep;
 use data::{Chunk, Content};
-pub use events::{MessageSummary, SessionEvent};
+pub use events::{message_id, MessageSummary, RefusalContext, SessionEvent};
 pub use memory::MessageMemory;
 
 /// Which listener the connection came in on.
@@ -401,6 +401,10 @@ pub struct Session {
     closed: bool,
     /// Reported and not yet taken.
     events: Vec<SessionEvent>,
+    /// What the input being answered is about, for the log line of its
+    /// refusal: set by MAIL, RCPT and the end of a message; kept with an
+    /// error reply that is held back.
+    about: RefusalContext,
 }
 
 impl Session {
@@ -429,6 +433,7 @@ impl Session {
             errors: 0,
             closed: false,
             events: Vec::new(),
+            about: RefusalContext::default(),
         }
     }
 
@@ -509,10 +514,13 @@ impl Session {
                 (5, 7, 8),
                 "Authentication failed: wrong user name or password",
             ),
-            AuthResult::Throttled => Reply::new(
+            AuthResult::Throttled { wait } => Reply::new(
                 421,
                 (4, 7, 0),
-                "Too many failed login attempts; please try again later",
+                format!(
+                    "Too many failed login attempts; please try again in {}",
+                    wait_text(wait)
+                ),
             )
             .and_close(),
             AuthResult::TemporaryFailure => Reply::new(
@@ -570,7 +578,9 @@ impl Session {
     pub fn send_delayed_reply(&mut self, out: &mut Vec<u8>) {
         if let Some(Pending::DelayedReply { reply, verb }) = self.pending.take() {
             reply.render(out);
-            self.events.push(SessionEvent::refused(verb, reply));
+            let context = std::mem::take(&mut self.about);
+            self.events
+                .push(SessionEvent::refused(verb, reply, context));
         }
     }
 
@@ -712,14 +722,47 @@ impl Session {
         response: Response,
         out: &mut Vec<u8>,
     ) -> Step {
+        // Taken before the answer: a closing reply ends the transaction.
+        let refusing = response.reply.as_ref().is_some_and(|r| r.code >= 400);
+        let context = match refusing {
+            true => self.refusal_context(verb),
+            false => RefusalContext::default(),
+        };
         let (reply, action) = self.answer(response, verb, out);
         if let Some(reply) = reply.filter(|reply| reply.code >= 400) {
-            self.events.push(SessionEvent::refused(verb, reply));
+            self.events
+                .push(SessionEvent::refused(verb, reply, context));
+            self.about = RefusalContext::default();
+        } else if matches!(action, Some(Action::DelayReply(_))) {
+            // Logged when the held reply is sent.
+            self.about = context;
+        } else {
+            self.about = RefusalContext::default();
         }
         match action {
             Some(action) => Step::Act(used, action),
             None => Step::Progress(used),
         }
+    }
+
+    /// What a refusal now is about: what MAIL, RCPT or the end of the
+    /// message noted, the HELO name, and the transaction's sender and
+    /// first recipient where the input named none.
+    fn refusal_context(&mut self, verb: Option<Verb>) -> RefusalContext {
+        let mut context = std::mem::take(&mut self.about);
+        context.helo.clone_from(&self.helo);
+        if let Some(transaction) = &self.transaction {
+            if context.from.is_none() {
+                context.from = Some(transaction.sender.clone());
+            }
+            // A refused RCPT is about its own address (none if it did not
+            // parse), never another recipient.
+            if context.to.is_none() && verb != Some(Verb::Rcpt) {
+                context.to = transaction.recipients.first().map(|r| r.address.clone());
+                context.recipients = transaction.recipients.len();
+            }
+        }
+        context
     }
 
     /// Reads one line: a command, or a response in the SASL step `sasl`.
@@ -844,4 +887,16 @@ fn on_help() -> Response {
 /// A verb we do not know.
 fn on_unknown() -> Response {
     Response::bad(Reply::new(500, (5, 5, 1), "Command not recognized"))
+}
+
+/// `wait` for people, rounded up: `45 seconds`, `1 minute`, `10 minutes`.
+fn wait_text(wait: Duration) -> String {
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let (count, unit) = if seconds < 60 {
+        (seconds.max(1), "second")
+    } else {
+        (seconds.div_ceil(60), "minute")
+    };
+    let plural = if count == 1 { "" } else { "s" };
+    format!("{count} {unit}{plural}")
 }

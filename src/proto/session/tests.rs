@@ -448,8 +448,17 @@ fn auth_result_variants() {
             false,
         ),
         (
-            AuthResult::Throttled,
-            "421 4.7.0 Too many failed login attempts; please try again later\r\n",
+            AuthResult::Throttled {
+                wait: Duration::from_secs(599),
+            },
+            "421 4.7.0 Too many failed login attempts; please try again in 10 minutes\r\n",
+            true,
+        ),
+        (
+            AuthResult::Throttled {
+                wait: Duration::from_millis(44_200),
+            },
+            "421 4.7.0 Too many failed login attempts; please try again in 45 seconds\r\n",
             true,
         ),
         (
@@ -691,7 +700,7 @@ fn sender_check() {
         (
             "<bob@example.com>",
             true,
-            "553 5.7.1 You are not allowed to send as <bob@example.com>",
+            "553 5.7.1 You are logged in as alice@example.com and may not send as <bob@example.com>",
         ),
         (
             "<bob@example.com>",
@@ -930,12 +939,25 @@ fn parser_errors_have_their_replies() {
 /// messages spooled or not; nothing for replies the caller asked for.
 #[test]
 fn events_report_refusals_logins_and_messages() {
+    // (HELO name, from, to, recipients)
     let refused =
-        |verb, code, (class, subject, detail), text: &'static str| SessionEvent::Refused {
-            verb,
-            code,
-            enhanced: Some(Enhanced(class, subject, detail)),
-            text: text.into(),
+        |verb,
+         code,
+         (class, subject, detail),
+         text: &'static str,
+         (helo, from, to, recipients): (&str, Option<&str>, Option<&str>, usize)| {
+            SessionEvent::Refused {
+                verb,
+                code,
+                enhanced: Some(Enhanced(class, subject, detail)),
+                text: text.into(),
+                context: RefusalContext {
+                    helo: Some(helo.into()),
+                    from: from.map(str::to_string),
+                    to: to.map(str::to_string),
+                    recipients,
+                },
+            }
         };
     let plain = plain_response("alice@example.com", "secret");
     let input = format!(
@@ -947,7 +969,13 @@ fn events_report_refusals_logins_and_messages() {
     assert_eq!(
         run.events,
         [
-            refused(None, 500, (5, 5, 1), "Command not recognized"),
+            refused(
+                None,
+                500,
+                (5, 5, 1),
+                "Command not recognized",
+                ("c", None, None, 0)
+            ),
             SessionEvent::Login {
                 user: "alice@example.com".into(),
                 result: AuthResult::Success,
@@ -957,6 +985,7 @@ fn events_report_refusals_logins_and_messages() {
                 501,
                 (5, 1, 3),
                 "The recipient address is not a valid address: use RCPT TO:<user@example.com>",
+                ("c", Some("alice@example.com"), None, 0),
             ),
             SessionEvent::Queued {
                 queue_id: "Q1".into(),
@@ -966,6 +995,7 @@ fn events_report_refusals_logins_and_messages() {
                     size: 4,
                     auth_user: alice.clone(),
                     tls: Some("TLSv1.3".into()),
+                    message_id: None,
                 },
             },
         ]
@@ -995,6 +1025,7 @@ fn events_report_refusals_logins_and_messages() {
                 550,
                 (5, 5, 2),
                 "Bare CR or LF in message is not allowed (see RFC 5321 section 2.3.8)",
+                ("c", Some(""), Some("bob@example.com"), 1),
             ),
             SessionEvent::NotQueued {
                 message: MessageSummary {
@@ -1003,10 +1034,17 @@ fn events_report_refusals_logins_and_messages() {
                     size: 0,
                     auth_user: None,
                     tls: None,
+                    message_id: None,
                 },
                 error: EnqueueError::NoSpace,
             },
-            refused(Some(Verb::Bdat), 503, (5, 5, 1), "Please send MAIL first"),
+            refused(
+                Some(Verb::Bdat),
+                503,
+                (5, 5, 1),
+                "Please send MAIL first",
+                ("c", None, None, 0)
+            ),
         ]
     );
     assert!(s.take_events().is_empty());
