@@ -240,6 +240,9 @@ struct Opened {
     message: QueuedMessage,
     /// Where the message starts in the file.
     head_length: usize,
+    /// The bytes read so far: the envelope, then perhaps the start of the
+    /// message (all of a small one).
+    bytes: Vec<u8>,
 }
 
 /// A batch whose files are written, synced and in place, waiting for the
@@ -391,12 +394,21 @@ impl Spool {
             file,
             message,
             head_length,
+            mut bytes,
         } = self.open_message(id)?;
         let corrupt = || QueueError::Corrupt {
             path: path.clone(),
             reason: "message checksum mismatch".to_string(),
         };
-        let stored = StoredMessage::new(file, head_length as u64, message.message_length);
+        // A small message came whole with its envelope: it is not read again.
+        let whole = bytes.len() as u64 == head_length as u64 + message.message_length;
+        let read_already = whole.then(|| bytes.split_off(head_length));
+        let stored = StoredMessage::new(
+            file,
+            head_length as u64,
+            message.message_length,
+            read_already,
+        );
         let mut digest = Context::new(&SHA256);
         match stored.for_each_piece(|piece| {
             digest.update(piece);
@@ -439,6 +451,7 @@ impl Spool {
             file,
             message,
             head_length,
+            bytes,
         })
     }
 

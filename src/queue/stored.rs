@@ -1,7 +1,8 @@
 //! A spooled message's bytes as delivery uses them: read from its file in
 //! pieces when they are needed, so a message is never held whole in
 //! memory, whatever its size. Reads are positional, so one open file
-//! serves every recipient and every host tried.
+//! serves every recipient and every host tried. A small message that came
+//! whole with the read of its envelope is kept as it was read.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -18,14 +19,22 @@ pub struct StoredMessage {
     /// Where the message starts in the file.
     start: u64,
     length: u64,
+    /// The whole message, when it was read with its envelope.
+    read_already: Option<Vec<u8>>,
 }
 
 impl StoredMessage {
-    pub(super) fn new(file: File, start: u64, length: u64) -> StoredMessage {
+    pub(super) fn new(
+        file: File,
+        start: u64,
+        length: u64,
+        read_already: Option<Vec<u8>>,
+    ) -> StoredMessage {
         StoredMessage {
             file,
             start,
             length,
+            read_already,
         }
     }
 
@@ -51,6 +60,14 @@ impl StoredMessage {
     /// Calls `each` with the message in pieces of at most [`PIECE`]
     /// octets, in order, until it returns false.
     pub fn for_each_piece(&self, mut each: impl FnMut(&[u8]) -> bool) -> io::Result<()> {
+        if let Some(bytes) = &self.read_already {
+            for piece in bytes.chunks(PIECE) {
+                if !each(piece) {
+                    break;
+                }
+            }
+            return Ok(());
+        }
         let mut buffer = vec![0; PIECE.min(self.length as usize).max(1)];
         let mut reader = self.reader();
         loop {
@@ -83,6 +100,12 @@ impl Read for StoredReader<'_> {
         let want = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
         if want == 0 {
             return Ok(0);
+        }
+        if let Some(bytes) = &self.message.read_already {
+            let at = self.position as usize;
+            buf[..want].copy_from_slice(&bytes[at..at + want]);
+            self.position += want as u64;
+            return Ok(want);
         }
         let n = self
             .message
