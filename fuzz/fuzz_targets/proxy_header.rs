@@ -28,7 +28,11 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(parse(&longer), Ok(ProxyStatus::Done { client, consumed }));
     if let (true, ProxiedClient::Address(address)) = (v1, client) {
         let family = if address.is_ipv4() { "TCP4" } else { "TCP6" };
-        let destination = if address.is_ipv4() { "127.0.0.1" } else { "::1" };
+        let destination = if address.is_ipv4() {
+            "127.0.0.1"
+        } else {
+            "::1"
+        };
         let line = format!(
             "PROXY {family} {} {destination} {} 25\r\n",
             address.ip(),
