@@ -5,9 +5,10 @@
 //! them when missing). Field names match in any case, with optional white
 //! space before the colon (RFC 5322 §4.5.3); folded continuation lines are
 //! not fields. Any split of the message gives the same result, and the
-//! state is a few words whatever the line lengths. It also renders the
-//! fields the spool adds when they are missing. Imports only the
-//! envelope's [`MissingFields`].
+//! state is a few words whatever the line lengths (plus the first
+//! `Message-ID:` value, for the log, up to [`MAX_MESSAGE_ID`] octets). It
+//! also renders the fields the spool adds when they are missing. Imports
+//! only the envelope's [`MissingFields`].
 
 use super::envelope::MissingFields;
 
@@ -17,6 +18,9 @@ const MESSAGE_ID: &[u8] = b"message-id";
 const DATE: &[u8] = b"date";
 /// The longest field name noted.
 const MAX_NAME: usize = 10;
+/// The most of a `Message-ID:` value kept (RFC 5322 §2.1.1: a line is at
+/// most 998 octets; a real id is far shorter).
+pub const MAX_MESSAGE_ID: usize = 255;
 
 /// Reads a message's header section piece by piece.
 #[derive(Debug, Clone, Default)]
@@ -34,6 +38,22 @@ pub struct HeaderScanner {
     first_is_cr: bool,
     /// The empty line that ends the header section has been seen.
     header_done: bool,
+    /// The first `Message-ID:` value so far, unfolded.
+    message_id_value: Vec<u8>,
+    /// Whether the octets passing belong to that value.
+    capture: Capture,
+}
+
+/// Where the scanner is in taking the first `Message-ID:` value.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum Capture {
+    /// Not in it (before it, or done with it).
+    #[default]
+    Off,
+    /// The octets are the value.
+    Value,
+    /// The value's line ended: a space or tab continues it (folding).
+    Folded,
 }
 
 /// How far the current line has got in its field name.
@@ -55,7 +75,8 @@ impl HeaderScanner {
     pub fn feed(&mut self, piece: &[u8]) {
         let mut i = 0;
         while i < piece.len() && !self.header_done {
-            if self.state == NameState::Done && self.line_len > 1 {
+            let skipping = self.capture != Capture::Value;
+            if skipping && self.state == NameState::Done && self.line_len > 1 {
                 // Settled and not empty: only the line's end matters.
                 match memchr::memchr(b'\n', &piece[i..]) {
                     Some(lf) => i += lf,
@@ -70,9 +91,30 @@ impl HeaderScanner {
             }
             if self.line_len == 0 {
                 self.first_is_cr = byte == b'\r';
+                if self.capture == Capture::Folded {
+                    let continued = matches!(byte, b' ' | b'\t');
+                    self.capture = if continued {
+                        Capture::Value
+                    } else {
+                        Capture::Off
+                    };
+                }
             }
             self.line_len += 1;
+            let in_value = self.capture == Capture::Value;
             self.state = self.next_state(byte);
+            if in_value {
+                self.keep(byte);
+            }
+        }
+    }
+
+    /// Takes `byte` into the `Message-ID:` value: CRs and leading blanks
+    /// left out, at most [`MAX_MESSAGE_ID`] octets.
+    fn keep(&mut self, byte: u8) {
+        let leading = self.message_id_value.is_empty() && matches!(byte, b' ' | b'\t');
+        if byte != b'\r' && !leading && self.message_id_value.len() < MAX_MESSAGE_ID {
+            self.message_id_value.push(byte);
         }
     }
 
@@ -84,6 +126,14 @@ impl HeaderScanner {
     /// A `Message-ID:` field was seen.
     pub fn has_message_id(&self) -> bool {
         self.message_id
+    }
+
+    /// The first `Message-ID:` field's value so far (all of it once its
+    /// field has ended), unfolded and trimmed.
+    pub fn message_id(&self) -> Option<String> {
+        let text = String::from_utf8_lossy(&self.message_id_value);
+        let text = text.trim();
+        (!text.is_empty()).then(|| text.to_string())
     }
 
     /// A `Date:` field was seen.
@@ -125,7 +175,12 @@ impl HeaderScanner {
     fn field(&mut self, len: usize) -> NameState {
         match &self.name[..len] {
             RECEIVED => self.received += 1,
-            MESSAGE_ID => self.message_id = true,
+            MESSAGE_ID => {
+                if !self.message_id {
+                    self.capture = Capture::Value;
+                }
+                self.message_id = true;
+            }
             DATE => self.date = true,
             _ => {}
         }
@@ -135,6 +190,9 @@ impl HeaderScanner {
     fn end_line(&mut self) {
         if self.line_len == 0 || (self.line_len == 1 && self.first_is_cr) {
             self.header_done = true;
+            self.capture = Capture::Off;
+        } else if self.capture == Capture::Value {
+            self.capture = Capture::Folded;
         }
         self.state = NameState::Start;
         self.line_len = 0;
@@ -188,6 +246,50 @@ mod tests {
             assert_eq!(scanner.is_complete(), whole.is_complete());
         }
         expected
+    }
+
+    #[test]
+    fn the_first_message_id_value_from_the_header_section_only() {
+        let table: &[(&[u8], Option<&str>)] = &[
+            (
+                b"Subject: x\r\nMessage-ID: <a@b>\r\n\r\nbody",
+                Some("<a@b>"),
+            ),
+            (b"message-id:   <a@b>  \r\n\r\n", Some("<a@b>")),
+            (
+                b"Message-Id:\r\n <folded@b>\r\nTo: c\r\n\r\n",
+                Some("<folded@b>"),
+            ),
+            (b"Subject: x\r\n\r\nMessage-ID: <in-body@b>\r\n", None),
+            (b"Message-IDs: <a@b>\r\n\r\n", None),
+            (b"Message-ID:\r\n\r\n", None),
+            (b"Subject: first part\r\nMessage-ID: <a@b>", Some("<a@b>")),
+            (b"X: y\n\nMessage-ID: <after-bare-lf-end@b>\n", None),
+            (b"X: y\nMessage-ID: <bare-lf@b>\n", Some("<bare-lf@b>")),
+            (
+                b"Message-ID: <a@b>\r\nMessage-ID: <second@b>\r\n\r\n",
+                Some("<a@b>"),
+            ),
+            (b"", None),
+        ];
+        for (message, want) in table {
+            let text = String::from_utf8_lossy(message);
+            // Every split gives the same value.
+            for split in 0..=message.len() {
+                let mut scanner = HeaderScanner::default();
+                scanner.feed(&message[..split]);
+                scanner.feed(&message[split..]);
+                assert_eq!(
+                    scanner.message_id().as_deref(),
+                    *want,
+                    "{text:?} at {split}"
+                );
+            }
+        }
+        let long = format!("Message-ID: <{}>\r\n\r\n", "x".repeat(1000));
+        let mut scanner = HeaderScanner::default();
+        scanner.feed(long.as_bytes());
+        assert_eq!(scanner.message_id().unwrap().len(), MAX_MESSAGE_ID);
     }
 
     #[test]

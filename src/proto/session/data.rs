@@ -13,7 +13,6 @@
 
 use std::sync::Arc;
 
-use super::events::MessageIdFinder;
 use super::memory::{MemoryShare, MessageMemory};
 use super::{
     out_of_sequence, Action, Fault, MessageSummary, Mode, RefusalContext, Response, Session, Step,
@@ -48,8 +47,6 @@ pub(super) struct Content {
     fix_up: bool,
     /// A BDAT chunk had a NUL (DATA's unstuffer notes its own).
     nul: bool,
-    /// The `Message-ID:` of the header section so far, for the log.
-    message_id: MessageIdFinder,
     /// The memory `held` may use.
     memory: MemoryShare,
 }
@@ -65,7 +62,6 @@ impl Content {
             header: HeaderScanner::default(),
             fix_up,
             nul: false,
-            message_id: MessageIdFinder::default(),
             memory: MemoryShare::new(memory),
         }
     }
@@ -74,7 +70,6 @@ impl Content {
     fn added_since(&mut self, before: usize) {
         let added = &self.held[before..];
         self.header.feed(added);
-        self.message_id.feed(added);
         self.size += added.len() as u64;
     }
 
@@ -398,7 +393,7 @@ impl Session {
                     size: usize::try_from(message.size).unwrap_or(usize::MAX),
                     auth_user: self.auth_user.clone(),
                     tls: self.tls.clone(),
-                    message_id: message.message_id.value(),
+                    message_id: message.header.message_id(),
                 },
             };
         }
