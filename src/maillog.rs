@@ -204,7 +204,7 @@ impl Display for Refused<'_> {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
         write!(f, "{}: refused", self.client)?;
         if let Some(verb) = self.verb {
-            write!(f, " {}", verb_name(verb))?;
+            write!(f, " {}", Verb::name(verb))?;
         }
         write!(f, ": {}", self.code)?;
         if let Some(Enhanced(class, subject, detail)) = self.enhanced {
@@ -234,33 +234,13 @@ impl Display for Refused<'_> {
     }
 }
 
-/// The command's name as the client sends it.
-fn verb_name(verb: Verb) -> &'static str {
-    match verb {
-        Verb::Ehlo => "EHLO",
-        Verb::Helo => "HELO",
-        Verb::Mail => "MAIL",
-        Verb::Rcpt => "RCPT",
-        Verb::Data => "DATA",
-        Verb::Bdat => "BDAT",
-        Verb::Rset => "RSET",
-        Verb::Noop => "NOOP",
-        Verb::Quit => "QUIT",
-        Verb::Vrfy => "VRFY",
-        Verb::Expn => "EXPN",
-        Verb::Help => "HELP",
-        Verb::StartTls => "STARTTLS",
-        Verb::Auth => "AUTH",
-    }
-}
-
 impl Line for Refused<'_> {
     fn count(&self) {
         let status = match self.enhanced {
             Some(Enhanced(class, subject, detail)) => format!("{class}.{subject}.{detail}"),
             None => self.code.to_string(),
         };
-        metrics::refusal(self.verb.map_or("-", verb_name), status);
+        metrics::refusal(self.verb.map_or("-", Verb::name), status);
     }
 }
 

@@ -290,6 +290,26 @@ fn arguments(verb: Verb, args: Option<&[u8]>) -> Result<Command<'_>, ErrorKind> 
 }
 
 impl Verb {
+    /// The command's name as the client sends it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Verb::Ehlo => "EHLO",
+            Verb::Helo => "HELO",
+            Verb::Mail => "MAIL",
+            Verb::Rcpt => "RCPT",
+            Verb::Data => "DATA",
+            Verb::Bdat => "BDAT",
+            Verb::Rset => "RSET",
+            Verb::Noop => "NOOP",
+            Verb::Quit => "QUIT",
+            Verb::Vrfy => "VRFY",
+            Verb::Expn => "EXPN",
+            Verb::Help => "HELP",
+            Verb::StartTls => "STARTTLS",
+            Verb::Auth => "AUTH",
+        }
+    }
+
     fn from_bytes(verb: &[u8]) -> Option<Verb> {
         // One uppercase copy and one match instead of fourteen
         // case-insensitive comparisons: this runs for every command.
