@@ -1202,7 +1202,7 @@ fn big_messages_stream_through_both_servers_in_bounded_memory() {
     wait_for(DELIVERY_LIMIT, "the half message's file to go", || {
         std::fs::read_dir(a.spec.data.join("queue"))
             .unwrap()
-            .all(|e| !e.unwrap().file_name().to_string_lossy().ends_with(".tmp"))
+            .all(|e| !e.unwrap().file_name().to_string_lossy().ends_with(".msg"))
     });
     assert!(queue_is_empty(&a.spec.data));
 }

@@ -7,6 +7,7 @@
 mod support;
 
 use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -30,8 +31,10 @@ fn a_second_server_on_the_same_data_dir_exits_naming_the_first() {
     let first = Serve::start(&data, &[]);
     // A message in flight: the second server's start-up clean-up would
     // delete it if it ran.
-    let in_flight = data.join("queue/0123456789ab.msg.tmp");
+    let in_flight = data.join("queue/0123456789abcdef.msg");
     std::fs::write(&in_flight, b"in flight").unwrap();
+    // Mode 0200: the mark of a message file still being written.
+    std::fs::set_permissions(&in_flight, std::fs::Permissions::from_mode(0o200)).unwrap();
 
     let second = Serve::spawn(&data, &[]);
     let (code, _, log) = second.finish();

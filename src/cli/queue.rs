@@ -1,7 +1,7 @@
 //! `outpost queue list|show ID|flush|delete ID [--data-dir DIR]`: the
 //! operator's view of the spool, safe while the server runs. The tools open
 //! the spool with [`Spool::attach`] (no start-up clean-up, which would
-//! remove a live server's in-flight `*.tmp` files) and reach a running
+//! remove the files a live server is still writing) and reach a running
 //! manager only through the files: `flush` sets `next-attempt` to 0 and
 //! creates the flush request file (see [`crate::delivery::manager`]).
 //!

@@ -1,6 +1,6 @@
 //! The spool: the only code that writes queued messages. A message is
-//! durable (file fsync'd, renamed into place, directory fsync'd) before the
-//! 250 that carries its queue id. May import `proto` (envelope types, the
+//! durable (its file and the directory fsync'd) before the 250 that carries
+//! its queue id. May import `proto` (envelope types, the
 //! Received header) and nothing above it.
 //!
 //! Layout under `<data-dir>/queue/` (mode 0700, files 0600): one file per
@@ -13,9 +13,17 @@
 //! So a message that is delivered at the first attempt costs one inode,
 //! created, synced and removed once.
 //!
-//! Order of writing: `<id>.msg.tmp`, fsync, rename to `<id>.msg`, then the
-//! directory is fsync'd. So an `<id>.msg` is always complete; a `*.tmp` was
-//! never acknowledged and is removed when the server opens the spool.
+//! Order of writing: `<id>.msg` is created with mode 0200 (its owner may
+//! write it but not read it: "being written"), written, set to 0600
+//! ("finished"), and then the file and the directory are fsync'd at the same
+//! time, together with those of every other message in the batch, so the
+//! file system makes them durable in one journal commit rather than the two
+//! that a sync, a rename and a second sync would take. A file still in mode
+//! 0200 was never acknowledged: listings skip it and start-up removes it, as
+//! it removes any `*.tmp` (an envelope update cut short). A finished file
+//! that a crash cut short fails its length and checksum and is quarantined,
+//! never delivered half; it was not acknowledged either, since the 250
+//! waits for the fsyncs.
 //! Removal takes `<id>.msg` first: a crash in between leaves an `<id>.env`
 //! alone, which start-up removes, never a message with an older state.
 //! Files that fail their checks are moved to `queue/corrupt/`, never
@@ -224,7 +232,7 @@ impl QueuedMessage {
 pub struct Spool {
     dir: PathBuf,
     /// The directory, open for its fsyncs.
-    dir_handle: File,
+    dir_handle: Arc<File>,
     /// Directory syncs shared by delivery threads (removals, updates).
     shared_sync: SharedSync,
     hostname: String,
@@ -245,17 +253,23 @@ struct Opened {
     bytes: Vec<u8>,
 }
 
-/// A batch whose files are written, synced and in place, waiting for the
-/// directory sync that makes it durable.
+/// A batch whose files are written and marked finished, waiting for the
+/// syncs that make it durable.
 pub(crate) struct PreparedBatch(Vec<Result<Staged, QueueError>>);
 
-/// A message written to its temporary file, not yet renamed into place.
+/// A message written to its file, not yet durable.
 struct Staged {
     id: QueueId,
-    tmp: PathBuf,
+    path: PathBuf,
     /// The written file, still to be synced.
     file: Arc<File>,
 }
+
+/// The mode of a message file being written: its owner may write it but
+/// not read it. Listings skip such a file and start-up removes it.
+const WRITING_MODE: u32 = 0o200;
+/// The mode of a finished message file.
+const FINISHED_MODE: u32 = 0o600;
 
 impl Spool {
     /// Opens (creating with mode 0700) `<data_dir>/queue/`, naming this
@@ -280,7 +294,7 @@ impl Spool {
     pub fn attach(data_dir: &Path, hostname: &str) -> Result<Arc<Spool>, QueueError> {
         let dir = data_dir.join("queue");
         create_private_dir(&dir)?;
-        let dir_handle = File::open(&dir).map_err(io_error(&dir))?;
+        let dir_handle = Arc::new(File::open(&dir).map_err(io_error(&dir))?);
         Ok(Arc::new(Spool {
             dir,
             dir_handle,
@@ -303,16 +317,16 @@ impl Spool {
             .unwrap_or(Err(QueueError::Stopped))
     }
 
-    /// Writes several messages with a single directory fsync (group
-    /// commit); one result per message, in order. No `Ok` is returned
-    /// before that message's files and directory entries are durable.
+    /// Writes several messages with one round of fsyncs (group commit);
+    /// one result per message, in order. No `Ok` is returned before that
+    /// message's file and directory entry are durable.
     pub fn store_batch(&self, messages: &[&NewMessage]) -> Vec<Result<QueueId, QueueError>> {
         self.commit_batch(self.prepare_batch(messages))
     }
 
-    /// The first half of [`Spool::store_batch`]: writes and syncs every
-    /// message's files and renames them into place. Nothing is durable
-    /// until [`Spool::commit_batch`] has synced the directory.
+    /// The first half of [`Spool::store_batch`]: writes every message's
+    /// file and marks it finished. Nothing is durable until
+    /// [`Spool::commit_batch`] has synced the files and the directory.
     pub(crate) fn prepare_batch(&self, messages: &[&NewMessage]) -> PreparedBatch {
         self.prepare_staged(messages.iter().map(|m| self.stage(m)).collect())
     }
@@ -325,12 +339,11 @@ impl Spool {
         StreamedMessage::start(self, first)
     }
 
-    /// Syncs written message files and renames them into place.
+    /// Marks written message files finished.
     fn prepare_staged(&self, mut staged: Vec<Result<Staged, QueueError>>) -> PreparedBatch {
-        sync_staged(self.syncer.get_or_init(Syncer::start).as_ref(), &mut staged);
         for slot in staged.iter_mut() {
-            if let Ok(staged) = slot {
-                if let Err(error) = self.put_in_place(staged) {
+            if let Ok(written) = slot {
+                if let Err(error) = mark_finished(written) {
                     *slot = Err(error);
                 }
             }
@@ -338,12 +351,19 @@ impl Spool {
         PreparedBatch(staged)
     }
 
-    /// The second half of [`Spool::store_batch`]: one directory sync makes
-    /// the renames of the whole batch durable.
+    /// The second half of [`Spool::store_batch`]: the files of the batch
+    /// and the directory are synced at the same time, which makes the whole
+    /// batch durable.
     pub(crate) fn commit_batch(&self, prepared: PreparedBatch) -> Vec<Result<QueueId, QueueError>> {
-        let staged = prepared.0;
+        let mut staged = prepared.0;
         if staged.iter().any(Result::is_ok) {
-            if let Err(error) = self.sync_dir() {
+            let syncer = self.syncer.get_or_init(Syncer::start).as_ref();
+            let dir_synced = sync_staged(syncer, &self.dir_handle, &mut staged);
+            if let Err(source) = dir_synced {
+                let error = DirSyncError {
+                    path: self.dir.clone(),
+                    source,
+                };
                 // The entries may or may not survive a crash; the client is
                 // told 451 and will resend, so take them back rather than
                 // risk delivering a copy it never saw accepted.
@@ -361,15 +381,25 @@ impl Spool {
         staged.into_iter().map(|s| s.map(|s| s.id)).collect()
     }
 
-    /// The queue ids of all messages (their `.msg` files), oldest first.
+    /// The queue ids of all messages (their finished `.msg` files), oldest
+    /// first.
     pub fn list(&self) -> Result<Vec<QueueId>, QueueError> {
         let mut ids: Vec<QueueId> = self
             .entries()?
             .into_iter()
+            .filter(|name| !self.being_written(name))
             .filter_map(|name| name.strip_suffix(".msg")?.parse().ok())
             .collect();
         ids.sort();
         Ok(ids)
+    }
+
+    /// Is `name` a message file still being written (mode 0200)? One that
+    /// vanished meanwhile counts as not listed either.
+    fn being_written(&self, name: &str) -> bool {
+        name.ends_with(".msg")
+            && fs::symlink_metadata(self.dir.join(name))
+                .map_or(true, |m| m.permissions().mode() & 0o777 == WRITING_MODE)
     }
 
     /// Reads and checks the envelope of `id` (its `.env` if delivery
@@ -551,7 +581,7 @@ impl Spool {
         self.dir.join(format!("{id}.env"))
     }
 
-    /// Writes the file of one message under a temporary name, not yet
+    /// Writes the file of one message, marked as being written, not yet
     /// synced.
     fn stage(&self, message: &NewMessage) -> Result<Staged, QueueError> {
         if message.envelope.recipients.is_empty() {
@@ -570,18 +600,18 @@ impl Spool {
             (header.len() + message.body.len()) as u64,
             envfile::hex(digest.finish().as_ref()),
         );
-        let tmp = self.dir.join(format!("{id}.msg.tmp"));
+        let path = self.message_path(&id);
         // Envelope and Received header in one write, then the message.
         let mut head = envfile::render(&queued);
         head.extend_from_slice(header.as_bytes());
-        match write_new(&tmp, &[&head, &message.body]) {
+        match write_new(&path, &[&head, &message.body]) {
             Ok(file) => Ok(Staged {
                 id,
-                tmp,
+                path,
                 file: Arc::new(file),
             }),
             Err(error) => {
-                let _ = fs::remove_file(&tmp);
+                let _ = fs::remove_file(&path);
                 Err(error)
             }
         }
@@ -605,15 +635,6 @@ impl Spool {
             &date,
         ));
         (id, now.as_secs(), header)
-    }
-
-    /// Renames the message file into place.
-    fn put_in_place(&self, staged: &Staged) -> Result<(), QueueError> {
-        let path = self.message_path(&staged.id);
-        fs::rename(&staged.tmp, &path).map_err(|source| {
-            let _ = fs::remove_file(&staged.tmp);
-            QueueError::Io { path, source }
-        })
     }
 
     /// Best-effort removal of a message that was not acknowledged.
@@ -658,7 +679,7 @@ impl Spool {
             let orphan_env = name
                 .strip_suffix(".env")
                 .is_some_and(|stem| !names.iter().any(|n| *n == format!("{stem}.msg")));
-            if name.ends_with(".tmp") || orphan_env {
+            if name.ends_with(".tmp") || self.being_written(name) || orphan_env {
                 log::info!("spool: removing unfinished {}", path.display());
                 fs::remove_file(&path).map_err(io_error(&path))?;
                 changed = true;
@@ -776,13 +797,14 @@ fn create_private_dir(dir: &Path) -> Result<(), QueueError> {
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io_error(dir))
 }
 
-/// Writes `parts` to a new 0600 file at `path` (never overwriting: two
-/// messages can never share a file) and returns it, not yet synced.
+/// Writes `parts` to a new file at `path`, marked as being written (never
+/// overwriting: two messages can never share a file), and returns it, not
+/// yet synced.
 fn write_new(path: &Path, parts: &[&[u8]]) -> Result<File, QueueError> {
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
-        .mode(0o600)
+        .mode(WRITING_MODE)
         .open(path)
         .map_err(io_error(path))?;
     for part in parts {
@@ -806,37 +828,60 @@ fn write_synced(path: &Path, parts: &[&[u8]]) -> Result<(), QueueError> {
     file.sync_all().map_err(io_error(path))
 }
 
-/// Fsyncs every staged file at once (on the spool's sync threads, or here
-/// if they could not start). A message whose file fails to sync becomes an
-/// error and its temporary file is removed: it was never acknowledged.
-fn sync_staged(syncer: Option<&Syncer>, staged: &mut [Result<Staged, QueueError>]) {
+/// Marks a written message file finished (mode 0600), so that it counts
+/// as a message once it is durable. On failure the file is removed.
+fn mark_finished(staged: &Staged) -> Result<(), QueueError> {
+    staged
+        .file
+        .set_permissions(fs::Permissions::from_mode(FINISHED_MODE))
+        .map_err(|source| {
+            let _ = fs::remove_file(&staged.path);
+            QueueError::Io {
+                path: staged.path.clone(),
+                source,
+            }
+        })
+}
+
+/// Fsyncs every staged file and the spool directory `dir` at once (on the
+/// spool's sync threads, or here if they could not start), and returns the
+/// directory's result. A message whose file fails to sync becomes an error
+/// and its file is removed: it was never acknowledged.
+fn sync_staged(
+    syncer: Option<&Syncer>,
+    dir: &Arc<File>,
+    staged: &mut [Result<Staged, QueueError>],
+) -> io::Result<()> {
     let owners: Vec<usize> = staged
         .iter()
         .enumerate()
         .filter(|(_, slot)| slot.is_ok())
         .map(|(i, _)| i)
         .collect();
-    let files: Vec<Arc<File>> = staged
+    let mut files: Vec<Arc<File>> = staged
         .iter()
         .filter_map(|slot| slot.as_ref().ok())
         .map(|s| Arc::clone(&s.file))
         .collect();
-    let results = match syncer {
+    files.push(Arc::clone(dir));
+    let mut results = match syncer {
         Some(syncer) => syncer.sync_all(&files),
         None => files.iter().map(|f| f.sync_all()).collect(),
     };
+    let dir_synced = results.pop().unwrap_or(Ok(()));
     for (&i, result) in owners.iter().zip(results) {
         let Err(source) = result else { continue };
         if let Some(slot) = staged.get_mut(i) {
             if let Ok(failed) = slot {
-                let _ = fs::remove_file(&failed.tmp);
+                let _ = fs::remove_file(&failed.path);
                 *slot = Err(QueueError::Io {
-                    path: failed.tmp.clone(),
+                    path: failed.path.clone(),
                     source,
                 });
             }
         }
     }
+    dir_synced
 }
 
 #[cfg(test)]

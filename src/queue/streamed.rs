@@ -1,12 +1,13 @@
 //! A message written to the spool as it arrives, for messages too big to
-//! keep in memory. Its file `<id>.msg.tmp` is laid out as every message
-//! file (envelope, Received header, message), but the envelope is written
-//! first with a placeholder length and digest in the fixed-width form
-//! ([`envfile::render_fixed_width`]); once the last part is in, the real
-//! envelope, of exactly the same length, is written over it. Then the file
-//! is synced and renamed like any other, by the spool writer: nothing is
-//! acknowledged before that. A message dropped before it is finished takes
-//! its file with it, and start-up removes any `*.tmp` a crash left.
+//! keep in memory. Its file `<id>.msg`, marked as being written, is laid
+//! out as every message file (envelope, Received header, message), but the
+//! envelope is written first with a placeholder length and digest in the
+//! fixed-width form ([`envfile::render_fixed_width`]); once the last part is
+//! in, the real envelope, of exactly the same length, is written over it.
+//! Then the spool writer marks it finished and syncs it like any other:
+//! nothing is acknowledged before that. A message dropped before it is
+//! finished takes its file with it, and start-up removes any file a crash
+//! left being written.
 
 use std::fs::{self, File};
 use std::io::Write;
@@ -22,7 +23,7 @@ use crate::proto::envelope::NewMessage;
 /// A message file being written part by part.
 pub struct StreamedMessage {
     id: QueueId,
-    tmp: PathBuf,
+    path: PathBuf,
     /// `None` once the file has been handed on (or failed and removed).
     file: Option<File>,
     /// The envelope as it will be written at the end.
@@ -50,16 +51,16 @@ impl StreamedMessage {
         let mut head = envfile::render_fixed_width(&queued);
         let head_length = head.len();
         head.extend_from_slice(header.as_bytes());
-        let tmp = spool.dir.join(format!("{id}.msg.tmp"));
-        let file = write_new(&tmp, &[&head, &first.body]).inspect_err(|_| {
-            let _ = fs::remove_file(&tmp);
+        let path = spool.message_path(&id);
+        let file = write_new(&path, &[&head, &first.body]).inspect_err(|_| {
+            let _ = fs::remove_file(&path);
         })?;
         let mut digest = Context::new(&SHA256);
         digest.update(header.as_bytes());
         digest.update(&first.body);
         Ok(StreamedMessage {
             id,
-            tmp,
+            path,
             file: Some(file),
             queued,
             head_length,
@@ -75,7 +76,7 @@ impl StreamedMessage {
         };
         if let Err(error) = file.write_all(part) {
             self.abandon();
-            return Err(io_error(&self.tmp)(error));
+            return Err(io_error(&self.path)(error));
         }
         self.digest.update(part);
         self.length += part.len() as u64;
@@ -83,7 +84,7 @@ impl StreamedMessage {
     }
 
     /// Writes the real envelope over the placeholder: the file is complete,
-    /// still to be synced and renamed.
+    /// still to be marked finished and synced.
     pub(super) fn finish(mut self) -> Result<Staged, QueueError> {
         let Some(file) = self.file.take() else {
             return Err(QueueError::Stopped);
@@ -92,7 +93,7 @@ impl StreamedMessage {
         self.queued.message_sha256 = envfile::hex(self.digest.clone().finish().as_ref());
         let head = envfile::render_fixed_width(&self.queued);
         let written = if head.len() == self.head_length {
-            file.write_all_at(&head, 0).map_err(io_error(&self.tmp))
+            file.write_all_at(&head, 0).map_err(io_error(&self.path))
         } else {
             Err(QueueError::Invalid {
                 reason: "the envelope changed length while the message was written".into(),
@@ -101,11 +102,11 @@ impl StreamedMessage {
         match written {
             Ok(()) => Ok(Staged {
                 id: self.id.clone(),
-                tmp: self.tmp.clone(),
+                path: self.path.clone(),
                 file: Arc::new(file),
             }),
             Err(error) => {
-                let _ = fs::remove_file(&self.tmp);
+                let _ = fs::remove_file(&self.path);
                 Err(error)
             }
         }
@@ -113,7 +114,7 @@ impl StreamedMessage {
 
     fn abandon(&mut self) {
         if self.file.take().is_some() {
-            let _ = fs::remove_file(&self.tmp);
+            let _ = fs::remove_file(&self.path);
         }
     }
 }
@@ -169,7 +170,7 @@ mod tests {
         assert_eq!(queued.recipients, other.recipients);
         assert_eq!(queued.message_length, other.message_length);
         let names: Vec<_> = fs::read_dir(spool.dir()).unwrap().collect();
-        assert_eq!(names.len(), 2, "no temporary file is left");
+        assert_eq!(names.len(), 2, "one file per message, no other");
     }
 
     #[test]

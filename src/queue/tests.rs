@@ -147,6 +147,7 @@ fn reopen_finds_every_message_and_cleans_debris() {
     // cut short.
     fs::write(queue.join("0000000000000001.msg.tmp"), b"x").unwrap();
     fs::write(queue.join("0000000000000001.env.update.tmp"), b"x").unwrap();
+    being_written(&queue.join("0000000000000002.msg"));
     fs::copy(
         queue.join(format!("{}.env", ids[1])),
         queue.join("0000000000000003.env"),
@@ -188,14 +189,45 @@ fn ids_after_a_restart_sort_after_those_on_disk() {
     assert!(id.as_str() > future, "{id}");
 }
 
+/// A message file as the spool leaves it while it is being written.
+fn being_written(path: &std::path::Path) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(WRITING_MODE)
+        .open(path)
+        .unwrap();
+    std::io::Write::write_all(&mut file, b"in flight").unwrap();
+}
+
 #[test]
-fn attach_leaves_temp_files_alone() {
+fn attach_leaves_files_in_flight_alone_and_lists_only_finished_messages() {
     let dir = TempDir::new("attach");
     let spool = Spool::open(dir.path()).unwrap();
-    let tmp = spool.dir().join("0000000000000001.msg.tmp");
+    let id = spool.store(&new_message(b"x\r\n")).unwrap();
+    let tmp = spool.dir().join("0000000000000001.env.update.tmp");
     fs::write(&tmp, b"in flight").unwrap();
-    Spool::attach(dir.path(), "h").unwrap();
+    let writing = spool.dir().join("0000000000000002.msg");
+    being_written(&writing);
+    let attached = Spool::attach(dir.path(), "h").unwrap();
     assert!(tmp.exists());
+    assert!(writing.exists());
+    assert_eq!(attached.list().unwrap(), vec![id.clone()]);
+    assert_eq!(spool.list().unwrap(), vec![id]);
+}
+
+#[test]
+fn a_stored_message_file_is_finished_and_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("finished");
+    let spool = Spool::open(dir.path()).unwrap();
+    let id = spool.store(&new_message(b"x\r\n")).unwrap();
+    let mode = fs::metadata(spool.message_path(&id))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, FINISHED_MODE);
 }
 
 #[test]

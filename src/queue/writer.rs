@@ -1,13 +1,12 @@
 //! The spool writer: takes every submission waiting in its channel, writes
-//! them all, and commits them with one directory fsync (group commit), so
+//! them all, and commits them with one round of fsyncs (group commit), so
 //! many concurrent messages pay for one slow sync. Each `done` is called
 //! only after its message is durable.
 //!
-//! Two threads form a pipeline: the writer writes, syncs and renames a
-//! batch's files, then hands the batch to the committer, which syncs the
-//! directory and answers. While one batch's directory sync runs, the next
-//! batch is already being written, so the two syncs a batch needs overlap
-//! with those of its neighbours.
+//! Two threads form a pipeline: the writer writes a batch's files and marks
+//! them finished, then hands the batch to the committer, which syncs the
+//! files and the directory at the same time and answers. While one batch is
+//! being synced, the next is already being written.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -38,7 +37,7 @@ enum Message {
 /// Counters of the writer, for logs and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WriterStats {
-    /// Batches committed (one directory fsync each).
+    /// Batches committed (one round of fsyncs each).
     pub batches: u64,
     /// Messages handled (stored or failed).
     pub messages: u64,
@@ -199,7 +198,7 @@ fn write(spool: &Spool, receiver: &Receiver<Submission>, committer: &Sender<Prep
     }
 }
 
-/// The committer thread: syncs the directory for each batch, then answers.
+/// The committer thread: makes each batch durable, then answers.
 fn commit(spool: &Spool, prepared: &Receiver<Prepared>, counters: &Counters) {
     for Prepared { dones, files } in prepared.iter() {
         let results = spool.commit_batch(files);
@@ -243,7 +242,7 @@ mod tests {
                 .recv_timeout(Duration::from_secs(10))
                 .unwrap()
                 .unwrap();
-            // Durable before `done`: both files are already in place.
+            // Durable before `done`: the file is finished and in place.
             assert!(spool.load(&id).is_ok());
             ids.push(id);
         }
