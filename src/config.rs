@@ -588,7 +588,7 @@ pub const OPTIONS: &[OptionSpec] = &[
     opt!("group", "NAME", "with --user: the group to run as (default: the user's own group)", None, false, |c, v| { c.group = Some(non_empty(v)?.to_string()); Ok(()) }),
     opt!("maildir-group-access", "", "Maildirs readable and writable by the server's group (directories 2770, files 0640) for an IMAP server such as Dovecot in that group; off: 0700 and 0600", Some("off"), false, |c, v| { c.delivery.maildir_group_access = parse_switch(v)?; Ok(()) }),
     opt!("metrics", "ADDR:PORT", "serve counters in the Prometheus text format over plain HTTP at http://ADDR:PORT/metrics (off by default; an explicit address such as 127.0.0.1:9187); `outpost stats` prints them", None, false, |c, v| { c.metrics = metrics_address(v)?; Ok(()) }),
-    opt!("workers", "N", "protocol worker threads, each running its own event loop (default: number of CPUs); 0 serves every connection on the accepting thread (best on one core)", None, false, |c, v| { c.workers = parse_count(v)?; Ok(()) }),
+    opt!("workers", "N", "protocol worker threads, each running its own event loop (default: one less than the number of CPUs, which leaves a core for the spool, delivery and TLS key work); 0 serves every connection on the accepting thread (the default on one core)", None, false, |c, v| { c.workers = parse_count(v)?; Ok(()) }),
 ];
 
 /// The `--config FILE` option, handled before the others.
@@ -1058,10 +1058,20 @@ pub fn system_hostname() -> String {
         .unwrap_or_else(|| "localhost".to_string())
 }
 
+/// One protocol worker per CPU but one: the spool writer, its sync threads
+/// and delivery need a core too, and on two cores one event loop serving
+/// every connection beat two (fewer wake-ups and thread switches; see the
+/// README's performance section). On one CPU the accepting thread serves.
 fn default_workers() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2)
+    workers_for_cpus(
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2),
+    )
+}
+
+fn workers_for_cpus(cpus: usize) -> usize {
+    cpus.saturating_sub(1)
 }
 
 /// An IP network such as `192.168.0.0/16` or `::1/128`.
@@ -1188,7 +1198,10 @@ mod tests {
         assert_eq!(c.soft_error_limit, 10);
         assert_eq!(c.hard_error_limit, 20);
         assert_eq!(c.error_delay, Duration::from_secs(1));
-        assert!(c.workers >= 1);
+        assert_eq!(c.workers, default_workers());
+        assert_eq!(workers_for_cpus(1), 0);
+        assert_eq!(workers_for_cpus(2), 1);
+        assert_eq!(workers_for_cpus(8), 7);
         assert!(!c.hostname.is_empty());
         assert!(c.is_trusted("127.0.0.1".parse().unwrap()));
         assert!(c.is_trusted("::1".parse().unwrap()));
