@@ -227,7 +227,7 @@ fn the_binary_writes_csv_against_a_real_server_with_auth_login() {
     std::fs::write(&users, line).unwrap();
     let serve = Serve::start(&data, &["--sink", "--users", users.to_str().unwrap()]);
     let csv = dir.path().join("run.csv");
-    let bench = |password: &str| {
+    let bench = |password: &str, resumption: &str| {
         Command::new(BIN)
             .args([
                 "bench",
@@ -237,18 +237,21 @@ fn the_binary_writes_csv_against_a_real_server_with_auth_login() {
             .args(["--sessions", "2", "--messages", "3", "--no-reuse"])
             .args(["--starttls", "--insecure", "--auth-mechanism", "login"])
             .args(["--auth", &format!("{USER}:{password}"), "--from", USER])
+            .args(["--tls-resumption", resumption])
             .args(["--progress", "always", "--csv"])
             .arg(&csv)
             .output()
             .unwrap()
     };
 
-    let out = bench(PASSWORD);
+    let out = bench(PASSWORD, "on");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
     assert!(stdout.contains("security=starttls auth=login"), "{stdout}");
     assert!(stdout.contains("connections: 6 ("), "{stdout}");
+    // A client with a session cache resumes; the server lets it.
+    assert!(!stdout.contains("TLS resumed on 0\n"), "{stdout}");
     assert!(
         stdout.contains("latency ms (connect to QUIT reply)"),
         "{stdout}"
@@ -288,8 +291,15 @@ fn the_binary_writes_csv_against_a_real_server_with_auth_login() {
     assert_eq!(histogram.last().unwrap()[2], 1.0, "{text}");
     assert!(histogram.windows(2).all(|w| w[0][0] < w[1][0]), "{text}");
 
+    // Without resumption every handshake is a full one.
+    let out = bench(PASSWORD, "off");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("tls-resumption=off"), "{stdout}");
+    assert!(stdout.contains("TLS resumed on 0\n"), "{stdout}");
+
     // A wrong password is refused at the LOGIN password step: counted, exit 1.
-    let out = bench("wrong");
+    let out = bench("wrong", "on");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(

@@ -242,6 +242,11 @@ const OPTIONS: &[(&str, &str, Option<&str>)] = &[
     ),
     ("insecure", "accept any server certificate", None),
     (
+        "tls-resumption",
+        "resume earlier TLS sessions; off: every handshake is full (on)",
+        Some("on|off"),
+    ),
+    (
         "ca",
         "trust only the certificates in this PEM file",
         Some("FILE"),
@@ -390,6 +395,15 @@ pub fn parse(args: &[String]) -> Result<BenchArgs, UsageError> {
             "--auth-mechanism needs --auth USER:PASS".into(),
         ));
     }
+    let tls_resumption = match m.opt_str("tls-resumption").as_deref() {
+        None | Some("on") => true,
+        Some("off") => false,
+        Some(other) => {
+            return Err(UsageError::Arguments(format!(
+                "--tls-resumption wants on or off, got '{other}'"
+            )))
+        }
+    };
     let progress = match m.opt_str("progress").as_deref() {
         None | Some("auto") => Progress::Auto,
         Some("always") => Progress::Always,
@@ -432,6 +446,7 @@ pub fn parse(args: &[String]) -> Result<BenchArgs, UsageError> {
         sni,
         auth,
         auth_mechanism,
+        tls_resumption,
         duration_limit,
         reuse,
         helo,
@@ -489,7 +504,7 @@ fn describe(opts: &Options) -> String {
         Security::Implicit => "tls",
     };
     format!(
-        "outpost bench: {} sessions={} messages/session={} size={} recipients={} {} security={} auth={} pipelining={} limit={}s",
+        "outpost bench: {} sessions={} messages/session={} size={} recipients={} {} security={}{} auth={} pipelining={} limit={}s",
         opts.server,
         opts.sessions,
         opts.messages,
@@ -497,6 +512,11 @@ fn describe(opts: &Options) -> String {
         opts.recipients,
         if opts.reuse { "reuse" } else { "no-reuse" },
         security,
+        if opts.security != Security::Plain && !opts.tls_resumption {
+            " tls-resumption=off"
+        } else {
+            ""
+        },
         match (&opts.auth, opts.auth_mechanism) {
             (None, _) => "none",
             (Some(_), AuthMechanism::Plain) => "plain",
@@ -513,7 +533,7 @@ fn report(opts: &Options, s: &Summary) -> String {
     let secs = s.elapsed.as_secs_f64();
     let mut out = format!(
         "messages: {} sent, {} failed, {} not attempted (error replies {}, connection errors {}{})\n\
-         connections: {} ({:.1}/s), pipelining used on {}\n\
+         connections: {} ({:.1}/s), pipelining used on {}, TLS resumed on {}\n\
          elapsed: {secs:.3} s\n\
          rate: {:.1} msgs/s, {:.2} MB/s\n\
          latency ms ({}): p50 {:.3} p90 {:.3} p99 {:.3} max {:.3}\n",
@@ -530,6 +550,7 @@ fn report(opts: &Options, s: &Summary) -> String {
         s.connections,
         s.sessions_per_sec(),
         s.pipelined_connections,
+        s.tls_resumed,
         s.msgs_per_sec(),
         s.mb_per_sec(opts.size),
         opts.latency_span(),
@@ -588,6 +609,7 @@ mod tests {
         assert_eq!(o.duration_limit, Duration::from_secs(60));
         assert!(o.reuse);
         assert_eq!(o.auth_mechanism, AuthMechanism::Plain);
+        assert!(o.tls_resumption);
         let run = run_args("--server 127.0.0.1:2525");
         assert_eq!((run.progress, run.csv), (Progress::Auto, None));
     }
@@ -609,6 +631,8 @@ mod tests {
         };
         assert_eq!(mechanism("plain"), AuthMechanism::Plain);
         assert_eq!(mechanism("login"), AuthMechanism::Login);
+        assert!(!run_opts("--server 127.0.0.1:25 --tls-resumption off").tls_resumption);
+        assert!(run_opts("--server 127.0.0.1:25 --tls-resumption on").tls_resumption);
         assert_eq!(
             run_args("--server 127.0.0.1:25 --progress always").progress,
             Progress::Always
@@ -717,6 +741,7 @@ mod tests {
             "--server 127.0.0.1:25 --auth a:b --auth-mechanism cram-md5",
             "--server 127.0.0.1:25 --auth-mechanism login",
             "--server 127.0.0.1:25 --progress sometimes",
+            "--server 127.0.0.1:25 --tls-resumption maybe",
             "--server 127.0.0.1:25 --csv",
             "--server 127.0.0.1:25 --from nobody",
             "--server 127.0.0.1:25 --to a<b@c",
@@ -799,6 +824,7 @@ mod tests {
             connection_errors: 0,
             connections: 16,
             pipelined_connections: 0,
+            tls_resumed: 0,
             stuck_sessions: 0,
             elapsed: Duration::from_secs(2),
             latency: Latency {
@@ -812,7 +838,7 @@ mod tests {
         };
         let text = report(&opts, &summary);
         assert!(text.contains("2000 sent, 0 failed"));
-        assert!(text.contains("connections: 16 (8.0/s)"));
+        assert!(text.contains("connections: 16 (8.0/s), pipelining used on 0, TLS resumed on 0"));
         assert!(text.contains("latency ms (MAIL sent to final reply): p50 1.000"));
         assert!(text.ends_with(
             "result sessions=16 size=1024 msgs=2000 secs=2.000 msgs_per_s=1000.0 mb_per_s=1.02 p50_ms=1.000 p99_ms=3.000\n"

@@ -70,6 +70,8 @@ pub(super) struct SessionStats {
     pub connections: u64,
     /// Of those, connections where the server offered PIPELINING and it was used.
     pub pipelined_connections: u64,
+    /// TLS handshakes that resumed an earlier session instead of a full one.
+    pub tls_resumed: u64,
     /// Latencies in microseconds ([`Options::latency_span`]): of each
     /// accepted message, MAIL sent to final reply; with one connection per
     /// message, of each session that sent its message, connect to the reply
@@ -108,6 +110,7 @@ pub(super) fn session(shared: &LoadShared, index: usize) -> SessionStats {
         stats.connections += 1;
         shared.counters.session_opened();
         stats.pipelined_connections += u64::from(conn.pipelining);
+        stats.tls_resumed += u64::from(conn.tls_resumed);
         let batch = if opts.reuse { remaining } else { 1 };
         let mut sent_here = false;
         for _ in 0..batch {
@@ -184,7 +187,10 @@ pub(super) fn tls_config(opts: &Options) -> Result<Option<Arc<ClientConfig>>, Lo
             (roots, CertCheck::Verify)
         }
     };
-    let config = client_config(Arc::new(roots), check).map_err(LoadgenError::Tls)?;
+    let mut config = client_config(Arc::new(roots), check).map_err(LoadgenError::Tls)?;
+    if !opts.tls_resumption {
+        config.resumption = rustls::client::Resumption::disabled();
+    }
     Ok(Some(Arc::new(config)))
 }
 
@@ -199,6 +205,8 @@ struct LoadConnection {
     pipelining: bool,
     /// When the connection was asked for, before the TCP connect.
     opened_at: Instant,
+    /// The TLS handshake resumed an earlier session.
+    tls_resumed: bool,
 }
 
 impl LoadConnection {
@@ -231,6 +239,7 @@ impl LoadConnection {
             armed_at: None,
             pipelining: false,
             opened_at,
+            tls_resumed: false,
         };
         if opts.security == Security::Implicit {
             conn = conn.start_tls(shared)?;
@@ -337,9 +346,11 @@ impl LoadConnection {
                     source,
                 })?;
         }
+        let tls_resumed = tls.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
         Ok(LoadConnection {
             stream: ClientStream::Tls(Box::new(StreamOwned::new(tls, tcp))),
             armed_at: None,
+            tls_resumed,
             ..self
         })
     }

@@ -112,6 +112,7 @@ mod tests {
             connection_errors: 0,
             connections: 16,
             pipelined_connections: 0,
+            tls_resumed: 0,
             stuck_sessions: 0,
             elapsed: Duration::from_millis(1500),
             latency: Latency::default(),

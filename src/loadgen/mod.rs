@@ -131,6 +131,8 @@ pub struct Summary {
     pub connections: u64,
     /// Connections on which PIPELINING was offered and used.
     pub pipelined_connections: u64,
+    /// Connections whose TLS handshake resumed an earlier session.
+    pub tls_resumed: u64,
     /// Sessions that did not report back by the deadline plus a grace period.
     pub stuck_sessions: u64,
     /// Wall time from the first connection to the last session's end.
@@ -236,6 +238,7 @@ pub fn run(
         connection_errors: 0,
         connections: 0,
         pipelined_connections: 0,
+        tls_resumed: 0,
         stuck_sessions: 0,
         elapsed: Duration::ZERO,
         latency: Latency::default(),
@@ -271,6 +274,7 @@ pub fn run(
                 summary.connection_errors += stats.connection_errors;
                 summary.connections += stats.connections;
                 summary.pipelined_connections += stats.pipelined_connections;
+                summary.tls_resumed += stats.tls_resumed;
                 latencies.extend_from_slice(&stats.latencies_us);
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}

@@ -80,6 +80,9 @@ pub struct Options {
     pub auth: Option<(String, String)>,
     /// The SASL mechanism used with `auth`.
     pub auth_mechanism: AuthMechanism,
+    /// Resume TLS sessions from earlier connections (RFC 8446 §2.2), as a
+    /// client with a session cache does; `false`: every handshake is full.
+    pub tls_resumption: bool,
     /// Hard stop for the whole run.
     pub duration_limit: Duration,
     /// Many messages per connection (true) or one connection per message.
