@@ -838,6 +838,7 @@ install_gnuplot() {
 }
 
 # Charts from the CSV files; a missing or failing gnuplot costs the charts, not the run.
+# shellcheck disable=SC2016 # $0, $6 and $7 in the plot commands are gnuplot's, not the shell's
 draw_charts() {
   local rows; rows=$(grep -vc '^#' "$OUT_DIR/ratios.csv")
   [ "$rows" -gt 0 ] || [ -f "$OUT_DIR/latency.csv" ] || return 0
@@ -870,7 +871,7 @@ write_results() { # the end of summary: CSV files and charts in OUT_DIR
   ensure_out_dir
   write_ratios_csv
   draw_charts
-  note "results: $OUT_DIR ($(cd "$OUT_DIR" && ls | tr '\n' ' '))"
+  note "results: $OUT_DIR ($(cd "$OUT_DIR" && echo *))"
 }
 
 # ---- summary ------------------------------------------------------------------------------
