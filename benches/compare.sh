@@ -16,6 +16,10 @@
 #   loadgen  outpost bench (the project's generator) against Outpost: plain,
 #            pipelining, STARTTLS+AUTH+pipelining; sink and durable servers
 #   idle     IDLE_CONNS idle connections held open against Outpost; its RSS
+#   outlook  one connection per message as Outlook sends: STARTTLS + AUTH LOGIN, every
+#            handshake full; Postfix (+ Dovecot SASL) vs outpost --submission, both durable
+#            (discard after the queue), ECDSA P-256 and RSA-2048 certificates; sessions/s,
+#            p50/p99 per session, and Outpost's share of the TLS handshake limit
 #   all      sink durable loadgen idle (the default)
 #   --postfix-only  only the Postfix halves (no cargo build, no Outpost)
 #   --outpost-only  only the Outpost halves
@@ -29,6 +33,8 @@
 #   PORT_BASE [2530]  ports PORT_BASE..PORT_BASE+4 must be free on 127.0.0.1
 #   OUTPOST_BIN [target/release/outpost]  SKIP_BUILD=1 to use it as it is
 #   OUTPOST_FLAGS []  extra flags for every Outpost server, e.g. "--workers 0"
+#   OUTLOOK_MSGS [BENCH_MSGS]  sessions (= messages) per bench session in outlook mode
+#   OUT_DIR [new /var/tmp/outpost-compare-results.*]  CSV results and charts (gnuplot)
 #
 # Output: one line per run
 #   <bench> <server> <size> <msgs> <secs> <msgs_per_s>  # busy=<machine %> server=<server CPU %>
@@ -36,6 +42,9 @@
 # (bench, size) the median of RUNS runs, and a table of ratios outpost/postfix.
 # The two servers' runs alternate (postfix, outpost, postfix, ...), so drift in the
 # machine's background load hits both alike; only ratios from one run mean much.
+# The same results go to OUT_DIR (its path is printed at the end): ratios.csv, latency.csv,
+# the `outpost bench --csv` files of the outlook runs, and ratios.png / latency.png drawn
+# by gnuplot (gnuplot-nox is installed with apt-get if missing; without it, no charts).
 #
 # Postfix: installed with apt-get if missing ("No configuration"), configured for
 # the run (main.cf and master.cf are backed up and restored on exit), started and
@@ -62,6 +71,8 @@ TOTAL_BUDGET=${TOTAL_BUDGET:-2400}
 PORT_BASE=${PORT_BASE:-2530}
 OUTPOST_BIN=${OUTPOST_BIN:-$REPO/target/release/outpost}
 OUTPOST_FLAGS=${OUTPOST_FLAGS:-}
+OUTLOOK_MSGS=${OUTLOOK_MSGS:-$BENCH_MSGS}
+OUT_DIR=${OUT_DIR:-}
 SMTP_SOURCE=${SMTP_SOURCE:-/usr/sbin/smtp-source}
 SMTP_SINK=${SMTP_SINK:-/usr/sbin/smtp-sink}
 FROM=bench@example.com
@@ -83,9 +94,9 @@ for arg in "$@"; do
   case "$arg" in
     --postfix-only) SIDES=postfix ;;
     --outpost-only) SIDES=outpost ;;
-    sink|durable|relay|loadgen|idle) MODES="$MODES $arg" ;;
+    sink|durable|relay|loadgen|idle|outlook) MODES="$MODES $arg" ;;
     all) MODES="$MODES sink durable loadgen idle" ;;
-    -h|--help) sed -n '2,41p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^set -u/{/^#/p}' "$0"; exit 0 ;;
     *) echo "compare.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -120,6 +131,7 @@ cleanup() {
     done
   fi
   [ -n "$WATCHDOG_PID" ] && kill "$WATCHDOG_PID" 2>/dev/null
+  stop_dovecot
   rm -rf "$TMPD" "$DATA_ROOT"
 }
 trap cleanup EXIT
@@ -579,6 +591,289 @@ EOF
   note "goal: under 100 MB with 10,000 idle connections (Postfix would need one smtpd process each)"
 }
 
+# ---- outlook: one connection per message, STARTTLS + AUTH LOGIN --------------------------
+DOVECOT_DIR=""
+declare -A OUTLOOK   # "cert server" -> "sessions_per_s p50_ms p99_ms" (medians)
+
+# Dovecot for Postfix's SASL: its own config and auth socket in a directory the
+# postfix user can reach (TMPD is root's only); passdb is a passwd-file.
+start_dovecot() { # USER PASSWORD_HASH; sets DOVECOT_DIR, or returns 1
+  if ! command -v dovecot >/dev/null; then
+    note "installing dovecot-core (apt-get)"
+    timeout 600 apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq dovecot-core >"$TMPD/apt-dovecot.log" 2>&1 \
+      || { tail -5 "$TMPD/apt-dovecot.log" | sed 's/^/#   /'; note "apt-get install dovecot-core failed"; return 1; }
+  fi
+  DOVECOT_DIR=$(mktemp -d /tmp/outpost-compare-dovecot.XXXXXX)
+  chmod 755 "$DOVECOT_DIR"
+  mkdir -p "$DOVECOT_DIR/run" "$DOVECOT_DIR/state"
+  echo "$1:$2" >"$DOVECOT_DIR/passwd"
+  chmod 644 "$DOVECOT_DIR/passwd"   # read by Dovecot's auth process (user dovecot)
+  cat >"$DOVECOT_DIR/dovecot.conf" <<CONF
+base_dir = $DOVECOT_DIR/run
+state_dir = $DOVECOT_DIR/state
+log_path = $DOVECOT_DIR/dovecot.log
+protocols =
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+passdb {
+  driver = passwd-file
+  args = scheme=SHA512-CRYPT $DOVECOT_DIR/passwd
+}
+userdb {
+  driver = static
+  args = uid=nobody gid=nogroup home=/nonexistent
+}
+service auth {
+  unix_listener auth-postfix {
+    mode = 0666
+  }
+}
+CONF
+  dovecot -c "$DOVECOT_DIR/dovecot.conf" 2>"$DOVECOT_DIR/start.log" \
+    || { note "dovecot did not start: $(head -c 300 "$DOVECOT_DIR/start.log")"; return 1; }
+  local i
+  for i in $(seq 50); do [ -S "$DOVECOT_DIR/run/auth-postfix" ] && return 0; sleep 0.1; done
+  note "dovecot has no auth socket"; return 1
+}
+
+stop_dovecot() { # the Dovecot this script started, then its directory
+  [ -n "$DOVECOT_DIR" ] || return 0
+  local pid i
+  pid=$(cat "$DOVECOT_DIR/run/master.pid" 2>/dev/null)
+  if [ -n "$pid" ] && [ "$(cat /proc/"$pid"/comm 2>/dev/null)" = dovecot ]; then
+    kill "$pid" 2>/dev/null
+    for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null
+  fi
+  rm -rf "$DOVECOT_DIR"
+  DOVECOT_DIR=""
+}
+
+# Postfix as a submission service: the durable setup, its listener requiring
+# STARTTLS and SASL (Dovecot), relaying only for authenticated clients.
+postfix_submission() { # CERT KEY
+  postconf -e "smtpd_tls_chain_files = $2, $1" "smtpd_sasl_type = dovecot" \
+    "smtpd_sasl_path = $DOVECOT_DIR/run/auth-postfix" "smtpd_sasl_security_options = noanonymous" \
+    "smtpd_tls_loglevel = 0" || return 1
+  postconf -Me "127.0.0.1:$PORT_POSTFIX/inet = 127.0.0.1:$PORT_POSTFIX inet n - n - - smtpd \
+    -o syslog_name=postfix/submission -o smtpd_tls_security_level=encrypt \
+    -o smtpd_tls_auth_only=yes -o smtpd_sasl_auth_enable=yes \
+    -o smtpd_relay_restrictions=permit_sasl_authenticated,reject" || return 1
+  postfix check && postfix reload >/dev/null 2>&1 && sleep 1
+}
+
+postfix_submission_off() { # back to the plain durable setup for later modes
+  postconf -X smtpd_tls_chain_files smtpd_sasl_type smtpd_sasl_path \
+    smtpd_sasl_security_options smtpd_tls_loglevel 2>/dev/null
+}
+
+make_cert() { # KIND DIR: a self-signed certificate and key, ecdsa (P-256) or rsa (2048)
+  local kind=$1 dir=$2 newkey
+  case "$kind" in
+    ecdsa) newkey=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1) ;;
+    *) newkey=(-newkey rsa:2048) ;;
+  esac
+  openssl req -x509 "${newkey[@]}" -nodes -days 2 -subj /CN=bench.local \
+    -addext subjectAltName=DNS:bench.local -keyout "$dir/$kind-key.pem" -out "$dir/$kind-cert.pem" \
+    >/dev/null 2>&1
+}
+
+# Server-side full TLS 1.3 handshakes per second on one core, from the criterion
+# bench (benches/tls_handshake.rs); run once if its results are missing.
+handshakes_per_core() { # ecdsa_p256 | rsa_2048
+  local est=$REPO/target/criterion/tls_handshake_$1/tls13_full/new/estimates.json
+  if [ ! -f "$est" ] && [ "${SKIP_BUILD:-0}" != 1 ] && [ "$(budget_left)" -gt 300 ]; then
+    note "cargo bench --bench tls_handshake (TLS handshake cost per core)"
+    timeout 600 cargo bench --quiet --bench tls_handshake -- tls13_full >"$TMPD/tls_handshake.log" 2>&1 \
+      || note "cargo bench --bench tls_handshake failed"
+  fi
+  [ -f "$est" ] || return 1
+  python3 -c 'import json,sys; print("%.0f" % (1e9 / json.load(open(sys.argv[1]))["median"]["point_estimate"]))' "$est"
+}
+
+# One outlook run against one server: outpost bench, then its result recorded.
+outlook_run() { # CERT SERVER PORT RUN PASSWORD
+  local cert=$1 server=$2 port=$3 r=$4 pass=$5 line rate p50 p99
+  ensure_out_dir
+  BENCH_MSGS=$OUTLOOK_MSGS bench_run "outlook-$cert $server" "$port" --size 1024 --no-reuse \
+    --starttls --insecure --auth-mechanism login --auth "$FROM:$pass" --tls-resumption off \
+    --progress never --csv "$OUT_DIR/outlook-$cert-$server-$r.csv"
+  line=$(grep '^result ' "$TMPD/bench.out") || return
+  grep -q '^messages: .* 0 failed, 0 not attempted' "$TMPD/bench.out" \
+    || note "outlook-$cert $server: not every session sent its message (see the rc and first error)"
+  rate=$(sed -n 's/.* msgs_per_s=\([0-9.]*\).*/\1/p' <<<"$line")
+  p50=$(sed -n 's/.* p50_ms=\([0-9.]*\).*/\1/p' <<<"$line")
+  p99=$(sed -n 's/.* p99_ms=\([0-9.]*\).*/\1/p' <<<"$line")
+  OUTLOOK_RUNS["$cert $server"]="${OUTLOOK_RUNS["$cert $server"]:-}$rate $p50 $p99
+"
+}
+declare -A OUTLOOK_RUNS  # "cert server" -> one "rate p50 p99" line per run
+
+mode_outlook() {
+  echo; note "== outlook: $SESSIONS sessions x $OUTLOOK_MSGS connections each, one message per connection," \
+    "EHLO STARTTLS EHLO AUTH LOGIN MAIL RCPT DATA QUIT, full TLS handshakes, durable (discard after the queue)"
+  build_outpost || return
+  local pass=bench-pass-$RANDOM$RANDOM hash cert r server port triple
+  hash=$(openssl passwd -6 "$pass")
+  echo "$FROM:$hash" >"$TMPD/outlook-users"
+  local have_postfix=0 have_outpost=0
+  if side postfix; then
+    install_postfix
+    if start_dovecot "$FROM" "$hash" && start_postfix; then have_postfix=1; fi
+  fi
+  for cert in ecdsa rsa; do
+    make_cert "$cert" "$TMPD" || { note "openssl could not make the $cert certificate"; continue; }
+    local triples=()
+    if [ "$have_postfix" = 1 ]; then
+      if postfix_submission "$TMPD/$cert-cert.pem" "$TMPD/$cert-key.pem"; then
+        triples+=("postfix $PORT_POSTFIX $POSTFIX_PID")
+      else
+        note "postfix submission setup failed"
+      fi
+    fi
+    have_outpost=0
+    if side outpost && start_outpost "outlook-$cert" "$PORT_OUTPOST" --submission "127.0.0.1:$PORT_OUTPOST_SUBMISSION" \
+         --users "$TMPD/outlook-users" --tls-cert "$TMPD/$cert-cert.pem" --tls-key "$TMPD/$cert-key.pem" \
+         --transport example.net=discard \
+       && wait_listening "$PORT_OUTPOST_SUBMISSION" "$OUTPOST_PID"; then
+      triples+=("outpost $PORT_OUTPOST_SUBMISSION $OUTPOST_PID")
+      have_outpost=1
+    fi
+    for r in $(seq "$RUNS"); do
+      for triple in "${triples[@]}"; do
+        read -r server port pid <<<"$triple"
+        outlook_run "$cert" "$server" "$port" "$r" "$pass"
+        settle "$pid"
+        [ "$server" = postfix ] && postfix_drain
+      done
+    done
+    [ "$have_outpost" = 1 ] && stop_server "$OUTPOST_PID"
+    OUTPOST_PID=""
+    for server in postfix outpost; do outlook_medians "$cert" "$server"; done
+  done
+  if [ "$have_postfix" = 1 ]; then stop_postfix; postfix_submission_off; fi
+  stop_dovecot
+  outlook_table
+}
+
+outlook_medians() { # CERT SERVER: medians of the runs into OUTLOOK and RAW (for ratios.csv)
+  local runs=${OUTLOOK_RUNS["$1 $2"]:-} rate p50 p99
+  [ -n "$runs" ] || return
+  rate=$(awk '{print $1}' <<<"$runs" | grep . | median)
+  p50=$(awk '{print $2}' <<<"$runs" | grep . | median)
+  p99=$(awk '{print $3}' <<<"$runs" | grep . | median)
+  OUTLOOK["$1 $2"]="$rate $p50 $p99"
+  RAW["outlook-$1 $2 1024"]=$rate
+  record_latency "outlook-$1" "$2" "$p50" "$p99"
+}
+
+outlook_table() {
+  echo; note "== outlook (medians of $RUNS runs): sessions/s = connections that sent their message per second;"
+  note "   latency = one whole session, connect to the reply to QUIT"
+  printf '%-6s %-8s %12s %10s %10s %8s  %s\n' cert server sessions/s p50_ms p99_ms ratio goal
+  local cert server o p ratio rate p50 p99 limit kind
+  for cert in ecdsa rsa; do
+    o=${OUTLOOK["$cert outpost"]:-}; p=${OUTLOOK["$cert postfix"]:-}
+    for server in postfix outpost; do
+      [ -n "${OUTLOOK["$cert $server"]:-}" ] || continue
+      read -r rate p50 p99 <<<"${OUTLOOK["$cert $server"]}"
+      ratio=-
+      [ "$server" = outpost ] && [ -n "$p" ] && ratio=$(awk -v o="${o%% *}" -v p="${p%% *}" 'BEGIN{printf "%.2fx", (p > 0) ? o / p : 0}')
+      printf '%-6s %-8s %12s %10s %10s %8s  %s\n' "$cert" "$server" "$rate" "$p50" "$p99" "$ratio" \
+        "$([ "$server" = outpost ] && echo '>= 3x')"
+    done
+    [ -n "$o" ] || continue
+    kind=ecdsa_p256; [ "$cert" = rsa ] && kind=rsa_2048
+    if limit=$(handshakes_per_core "$kind"); then
+      awk -v x="${o%% *}" -v l="$limit" -v n="$NCPU" -v k="$kind" 'BEGIN{
+        printf "# Outpost reached %.0f sessions/s = %.0f%% of the %d-core handshake limit (%s: %d full TLS 1.3 handshakes/s per core, %d on %d cores)\n",
+          x, 100 * x / (l * n), n, k, l, l * n, n }'
+    else
+      note "no handshake cost for $kind (cargo bench --bench tls_handshake)"
+    fi
+  done
+}
+
+# ---- results directory and charts ------------------------------------------------------------
+ensure_out_dir() { # OUT_DIR, made on first use and kept after the run
+  [ -n "$OUT_DIR" ] || OUT_DIR=$(mktemp -d /var/tmp/outpost-compare-results.XXXXXX)
+  mkdir -p "$OUT_DIR"
+}
+
+record_latency() { # BENCH SERVER P50_MS P99_MS: one row of latency.csv
+  ensure_out_dir
+  [ -f "$OUT_DIR/latency.csv" ] || echo "# bench,server,p50_ms,p99_ms" >"$OUT_DIR/latency.csv"
+  echo "$1,$2,$3,$4" >>"$OUT_DIR/latency.csv"
+}
+
+goal_for() { # BENCH SIZE: the ratio Outpost aims at, if there is one
+  case "$1:$2" in
+    sink:1024) echo 1 ;; sink:65536) echo 2 ;; durable:1024|relay:*|outlook-*) echo 3 ;;
+  esac
+}
+
+write_ratios_csv() { # every (bench, size) with medians for both servers
+  local key bench server size p o
+  echo "# label,bench,size,postfix,outpost,ratio,goal" >"$OUT_DIR/ratios.csv"
+  for key in "${!RAW[@]}"; do
+    read -r bench server size <<<"$key"
+    [ "$server" = outpost ] || continue
+    p=${RAW["$bench postfix $size"]:-}; o=${RAW[$key]}
+    [ -n "$p" ] || continue
+    awk -v b="$bench" -v s="$size" -v p="$p" -v o="$o" -v g="$(goal_for "$bench" "$size")" 'BEGIN{
+      label = (s >= 1048576 && s % 1048576 == 0) ? s / 1048576 "M" : (s >= 1024 && s % 1024 == 0) ? s / 1024 "K" : s
+      printf "%s %s,%s,%s,%s,%s,%.3f,%s\n", b, label, b, s, p, o, (p > 0) ? o / p : 0, g }'
+  done | sort -t, -k2,2 -k3,3n >>"$OUT_DIR/ratios.csv"
+}
+
+install_gnuplot() {
+  command -v gnuplot >/dev/null && return 0
+  note "installing gnuplot-nox (apt-get)"
+  timeout 600 apt-get update -qq >/dev/null 2>&1
+  DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq gnuplot-nox >"$TMPD/apt-gnuplot.log" 2>&1
+  command -v gnuplot >/dev/null
+}
+
+# Charts from the CSV files; a missing or failing gnuplot costs the charts, not the run.
+# shellcheck disable=SC2016 # $0, $6 and $7 in the plot commands are gnuplot's, not the shell's
+draw_charts() {
+  local rows; rows=$(grep -vc '^#' "$OUT_DIR/ratios.csv")
+  [ "$rows" -gt 0 ] || [ -f "$OUT_DIR/latency.csv" ] || return 0
+  install_gnuplot || { note "no gnuplot: no charts (the CSV files are there)"; return 0; }
+  local common='set terminal pngcairo size 1000,560 font "sans,11"; set datafile separator ",";
+    set style fill solid 0.85 border -1; set grid ytics; set key top left; set yrange [0:*]; set xtics nomirror'
+  if [ "$rows" -gt 0 ]; then
+    gnuplot -e "$common" -e 'set output "'"$OUT_DIR"'/ratios.png";
+      set title "Outpost / Postfix, medians (higher is better; red: goal, dashed: parity)";
+      set ylabel "ratio (x)"; set boxwidth 0.6; set xtics rotate by -25;
+      set arrow from graph 0, first 1 to graph 1, first 1 nohead dt 2 lc rgb "gray40";
+      f = "'"$OUT_DIR"'/ratios.csv";
+      plot f using 0:6:xticlabels(1) with boxes lc rgb "#4472c4" title "ratio",
+           f using ($0-0.35):7:(0.7):(0) with vectors nohead lw 4 lc rgb "#c00000" title "goal",
+           f using 0:6:(sprintf("%.2fx", $6)) with labels offset 0,0.7 notitle' \
+      2>>"$OUT_DIR/gnuplot.log" || note "gnuplot failed on ratios.png (see $OUT_DIR/gnuplot.log)"
+  fi
+  if [ -f "$OUT_DIR/latency.csv" ]; then
+    gnuplot -e "$common" -e 'set output "'"$OUT_DIR"'/latency.png";
+      set title "Latency percentiles, medians of the runs (lower is better)"; set ylabel "ms";
+      set style data histograms; set style histogram clustered gap 1; set xtics rotate by -25;
+      f = "'"$OUT_DIR"'/latency.csv";
+      plot f using 3:xticlabels(strcol(1)." ".strcol(2)) lc rgb "#4472c4" title "p50",
+           f using 4 lc rgb "#ed7d31" title "p99"' \
+      2>>"$OUT_DIR/gnuplot.log" || note "gnuplot failed on latency.png (see $OUT_DIR/gnuplot.log)"
+  fi
+}
+
+write_results() { # the end of summary: CSV files and charts in OUT_DIR
+  ensure_out_dir
+  write_ratios_csv
+  draw_charts
+  note "results: $OUT_DIR ($(cd "$OUT_DIR" && echo *))"
+}
+
 # ---- summary ------------------------------------------------------------------------------
 summary() {
   echo
@@ -601,6 +896,7 @@ summary() {
   done
   note "machine: $NCPU cores, $(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo), $(uname -r)"
   [ "$SOURCE_FAILED" -eq 0 ] || note "$SOURCE_FAILED smtp-source runs failed (see FAIL lines)"
+  write_results
 }
 
 note "compare.sh $(date -u +%FT%TZ) modes:$MODES sides: $SIDES sessions=$SESSIONS sizes='$SIZES' runs=$RUNS"

@@ -1,16 +1,20 @@
 //! Runs the load generator against a scripted SMTP receiver (`FakeMx`)
 //! started inside the test on 127.0.0.1:0, optionally with STARTTLS (rustls,
 //! throwaway certificate) and AUTH PLAIN; it records the unstuffed size of
-//! every message it receives.
+//! every message it receives. The `outpost bench` binary also runs against
+//! a real `outpost serve --sink` (STARTTLS, AUTH LOGIN, `--csv`).
 
 mod support;
 
 use std::net::TcpListener;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use outpost::cli::bench::{self, BenchArgs};
 use outpost::loadgen::{self, LoadgenError, Options, Summary};
 use support::fake_mx::{self_signed_tls, FakeMx, MxScript, MxSession};
+use support::serve::{Serve, BIN};
+use support::TempDir;
 
 /// A receiver offering 8BITMIME, and PIPELINING when `pipelining`.
 fn script(pipelining: bool) -> MxScript {
@@ -28,13 +32,13 @@ fn sessions(sink: &FakeMx) -> Vec<MxSession> {
 
 /// Runs the load, each session error shown on stderr.
 fn run(o: &Options) -> Result<Summary, LoadgenError> {
-    loadgen::run(o, |session, e| eprintln!("session {session}: {e}"))
+    loadgen::run(o, |session, e| eprintln!("session {session}: {e}"), |_| {})
 }
 
 fn opts(args: &str) -> Options {
     let args: Vec<String> = args.split_whitespace().map(String::from).collect();
     match bench::parse(&args).unwrap() {
-        BenchArgs::Run(o) => *o,
+        BenchArgs::Run(o) => o.load,
         BenchArgs::Help(_) => panic!("help"),
     }
 }
@@ -206,4 +210,100 @@ fn duration_limit_stops_a_silent_server() {
         started.elapsed()
     );
     drop(listener);
+}
+
+/// The real binary against a real `outpost serve --sink`: one STARTTLS and
+/// AUTH LOGIN session per message, as Outlook sends, with the time line and
+/// latency histogram written to a CSV file.
+#[test]
+fn the_binary_writes_csv_against_a_real_server_with_auth_login() {
+    const USER: &str = "bench@mx.test";
+    const PASSWORD: &str = "bench pass";
+    let dir = TempDir::new("bench-csv");
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let users = dir.path().join("users");
+    let line = format!("{USER}:{}\n", outpost::auth::hash_password(PASSWORD));
+    std::fs::write(&users, line).unwrap();
+    let serve = Serve::start(&data, &["--sink", "--users", users.to_str().unwrap()]);
+    let csv = dir.path().join("run.csv");
+    let bench = |password: &str, resumption: &str| {
+        Command::new(BIN)
+            .args([
+                "bench",
+                "--server",
+                &serve.address("submission").to_string(),
+            ])
+            .args(["--sessions", "2", "--messages", "3", "--no-reuse"])
+            .args(["--starttls", "--insecure", "--auth-mechanism", "login"])
+            .args(["--auth", &format!("{USER}:{password}"), "--from", USER])
+            .args(["--tls-resumption", resumption])
+            .args(["--progress", "always", "--csv"])
+            .arg(&csv)
+            .output()
+            .unwrap()
+    };
+
+    let out = bench(PASSWORD, "on");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("security=starttls auth=login"), "{stdout}");
+    assert!(stdout.contains("connections: 6 ("), "{stdout}");
+    // A client with a session cache resumes; the server lets it.
+    assert!(!stdout.contains("TLS resumed on 0\n"), "{stdout}");
+    assert!(
+        stdout.contains("latency ms (connect to QUIT reply)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("result sessions=2 size=1024 msgs=6 "),
+        "{stdout}"
+    );
+    // Not a terminal, but --progress always: a plain line per second, the
+    // last one when the run ends.
+    let last_progress = stderr.lines().rfind(|l| l.contains(" sent "));
+    assert!(
+        last_progress.is_some_and(|l| l.contains(" 6 sent ") && l.ends_with(" 0 errors")),
+        "{stderr}"
+    );
+
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let blocks: Vec<&str> = text.split("\n\n\n").collect();
+    assert_eq!(blocks.len(), 2, "{text}");
+    let rows = |block: &str| -> Vec<Vec<f64>> {
+        block
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| l.split(',').map(|f| f.parse().unwrap()).collect())
+            .collect()
+    };
+    assert!(blocks[0].contains("# second,messages,msgs_per_s,sessions_opened,errors\n"));
+    let timeline = rows(blocks[0]);
+    assert!(timeline.iter().all(|r| r.len() == 5), "{text}");
+    assert_eq!(timeline.last().unwrap()[1], 6.0, "{text}");
+    assert_eq!(timeline.iter().map(|r| r[3]).sum::<f64>(), 6.0, "{text}");
+    assert_eq!(timeline.iter().map(|r| r[4]).sum::<f64>(), 0.0, "{text}");
+    assert!(blocks[1].contains("(connect to QUIT reply), microseconds\n"));
+    let histogram = rows(blocks[1]);
+    assert!(histogram.iter().all(|r| r.len() == 3), "{text}");
+    assert_eq!(histogram.iter().map(|r| r[1]).sum::<f64>(), 6.0, "{text}");
+    assert_eq!(histogram.last().unwrap()[2], 1.0, "{text}");
+    assert!(histogram.windows(2).all(|w| w[0][0] < w[1][0]), "{text}");
+
+    // Without resumption every handshake is a full one.
+    let out = bench(PASSWORD, "off");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("tls-resumption=off"), "{stdout}");
+    assert!(stdout.contains("TLS resumed on 0\n"), "{stdout}");
+
+    // A wrong password is refused at the LOGIN password step: counted, exit 1.
+    let out = bench("wrong", "on");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("AUTH LOGIN password answered 535"),
+        "{stderr}"
+    );
 }

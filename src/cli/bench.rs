@@ -1,8 +1,11 @@
 //! `outpost bench`: the command line of the load generator in
-//! [`crate::loadgen`]: options, usage text, the printed description,
-//! session errors and results, and the exit code.
+//! [`crate::loadgen`]: options, usage text, the printed description, the
+//! live progress line, session errors and results, the `--csv` file, and
+//! the exit code.
 
 use std::fmt;
+use std::fs::File;
+use std::io::{BufWriter, IsTerminal};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -10,7 +13,7 @@ use std::time::Duration;
 use crate::loadgen::options::{
     loopback_target, MAX_MESSAGES, MAX_RECIPIENTS, MAX_SESSIONS, MAX_SIZE, MIN_SIZE,
 };
-use crate::loadgen::{self, Options, Security, Summary, TargetError, Trust};
+use crate::loadgen::{self, AuthMechanism, Options, Second, Security, Summary, TargetError, Trust};
 
 /// Default number of concurrent sessions (the same as the anchors' smtp-source runs).
 const DEFAULT_SESSIONS: usize = 16;
@@ -28,6 +31,9 @@ const EXIT_OK: i32 = 0;
 const EXIT_FAILURE: i32 = 1;
 /// Exit code for a usage error or a target that is not loopback.
 const EXIT_USAGE: i32 = 2;
+/// Moves the cursor to the start of the line and erases the line (ANSI),
+/// so the progress line is rewritten in place.
+const REWRITE_LINE: &str = "\r\x1b[K";
 
 /// Why the command line cannot be run (exit code 2).
 #[derive(Debug)]
@@ -63,8 +69,8 @@ impl std::error::Error for UsageError {}
 /// results; returns 0 if every message was accepted, 1 if some were not,
 /// 2 for a usage error or a non-loopback target.
 pub(super) fn run(args: &[String]) -> i32 {
-    let opts = match parse(args) {
-        Ok(BenchArgs::Run(opts)) => opts,
+    let bench = match parse(args) {
+        Ok(BenchArgs::Run(bench)) => bench,
         Ok(BenchArgs::Help(text)) => {
             println!("{text}");
             return EXIT_OK;
@@ -77,16 +83,52 @@ pub(super) fn run(args: &[String]) -> i32 {
             return EXIT_USAGE;
         }
     };
-    println!("{}", describe(&opts));
+    let opts = &bench.load;
+    // Made before the run, so a path that cannot be written costs no run.
+    let mut csv = match &bench.csv {
+        None => None,
+        Some(path) => match File::create(path) {
+            Ok(file) => Some((path, BufWriter::new(file))),
+            Err(e) => {
+                eprintln!("outpost bench: --csv {}: {e}", path.display());
+                return EXIT_FAILURE;
+            }
+        },
+    };
+    let settings = describe(opts);
+    println!("{settings}");
+    let live = bench.progress.shown(std::io::stderr().is_terminal());
     let printed = AtomicUsize::new(0);
     let print_error = move |session: usize, err: &loadgen::LoadgenError| {
         if printed.fetch_add(1, Ordering::Relaxed) < MAX_PRINTED_ERRORS {
-            eprintln!("outpost bench: session {session}: {err}");
+            // An error line replaces the progress line; the next second redraws it.
+            let clear = if live == Some(Redraw::InPlace) {
+                REWRITE_LINE
+            } else {
+                ""
+            };
+            eprintln!("{clear}outpost bench: session {session}: {err}");
         }
     };
-    match loadgen::run(&opts, print_error) {
+    let show_second = |second: &Second| match live {
+        Some(Redraw::InPlace) => eprint!("{REWRITE_LINE}{}", progress_line(second)),
+        Some(Redraw::NewLine) => eprintln!("{}", progress_line(second)),
+        None => {}
+    };
+    let result = loadgen::run(opts, print_error, show_second);
+    if live == Some(Redraw::InPlace) {
+        eprint!("{REWRITE_LINE}");
+    }
+    match result {
         Ok(summary) => {
-            print!("{}", report(&opts, &summary));
+            print!("{}", report(opts, &summary));
+            if let Some((path, out)) = &mut csv {
+                let written = loadgen::csv::write(out, &settings, opts.latency_span(), &summary);
+                if let Err(e) = written {
+                    eprintln!("outpost bench: --csv {}: {e}", path.display());
+                    return EXIT_FAILURE;
+                }
+            }
             let complete = summary.sent == (opts.sessions * opts.messages) as u64;
             if complete {
                 EXIT_OK
@@ -101,11 +143,64 @@ pub(super) fn run(args: &[String]) -> i32 {
     }
 }
 
+/// When the live progress line is shown (`--progress`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// Only when standard error is a terminal (the default).
+    Auto,
+    /// Always: rewritten in place on a terminal, a line a second otherwise.
+    Always,
+    /// Never (logs of scripted runs).
+    Never,
+}
+
+/// How a shown progress line is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Redraw {
+    /// Rewritten in place on a terminal.
+    InPlace,
+    /// One line a second, for a file or pipe.
+    NewLine,
+}
+
+impl Progress {
+    /// Whether and how the line is drawn, given whether standard error is a terminal.
+    fn shown(self, terminal: bool) -> Option<Redraw> {
+        match (self, terminal) {
+            (Progress::Never, _) | (Progress::Auto, false) => None,
+            (_, true) => Some(Redraw::InPlace),
+            (Progress::Always, false) => Some(Redraw::NewLine),
+        }
+    }
+}
+
+/// The progress line for one second of the run.
+fn progress_line(second: &Second) -> String {
+    format!(
+        "{:7.1} s  {} sent  {:.0} msgs/s  {} errors",
+        second.end.as_secs_f64(),
+        second.totals.sent,
+        second.msgs_per_sec(),
+        second.totals.errors,
+    )
+}
+
+/// A run as the command line asks for it: the load, and how it is shown.
+#[derive(Debug)]
+pub struct BenchRun {
+    /// What the load generator does.
+    pub load: Options,
+    /// When the live progress line is shown.
+    pub progress: Progress,
+    /// Where the time line and latency histogram go as CSV, if anywhere.
+    pub csv: Option<PathBuf>,
+}
+
 /// Result of parsing: either options to run with, or a request for help.
 #[derive(Debug)]
 pub enum BenchArgs {
     /// Run with these options.
-    Run(Box<Options>),
+    Run(Box<BenchRun>),
     /// `--help` was given; print this usage text.
     Help(String),
 }
@@ -137,10 +232,20 @@ const OPTIONS: &[(&str, &str, Option<&str>)] = &[
     ("tls", "implicit TLS (port 465 style)", None),
     (
         "auth",
-        "AUTH PLAIN with these credentials",
+        "authenticate with these credentials",
         Some("USER:PASS"),
     ),
+    (
+        "auth-mechanism",
+        "AUTH PLAIN, or LOGIN as Outlook does (plain)",
+        Some("plain|login"),
+    ),
     ("insecure", "accept any server certificate", None),
+    (
+        "tls-resumption",
+        "resume earlier TLS sessions; off: every handshake is full (on)",
+        Some("on|off"),
+    ),
     (
         "ca",
         "trust only the certificates in this PEM file",
@@ -159,6 +264,16 @@ const OPTIONS: &[(&str, &str, Option<&str>)] = &[
     ("reuse", "many messages per connection (default)", None),
     ("no-reuse", "one connection per message", None),
     ("helo", "EHLO name (bench.client)", Some("NAME")),
+    (
+        "progress",
+        "live line each second on stderr; auto: on a terminal only (auto)",
+        Some("auto|always|never"),
+    ),
+    (
+        "csv",
+        "write the time line and latency histogram as CSV (gnuplot data blocks)",
+        Some("FILE"),
+    ),
 ];
 
 fn spec() -> getopts::Options {
@@ -266,6 +381,45 @@ pub fn parse(args: &[String]) -> Result<BenchArgs, UsageError> {
             _ => return Err(UsageError::Arguments("--auth wants USER:PASS".into())),
         },
     };
+    let auth_mechanism = match m.opt_str("auth-mechanism").as_deref() {
+        None | Some("plain") => AuthMechanism::Plain,
+        Some("login") => AuthMechanism::Login,
+        Some(other) => {
+            return Err(UsageError::Arguments(format!(
+                "--auth-mechanism wants plain or login, got '{other}'"
+            )))
+        }
+    };
+    if auth.is_none() && m.opt_present("auth-mechanism") {
+        return Err(UsageError::Arguments(
+            "--auth-mechanism needs --auth USER:PASS".into(),
+        ));
+    }
+    let tls_resumption = match m.opt_str("tls-resumption").as_deref() {
+        None | Some("on") => true,
+        Some("off") => false,
+        Some(other) => {
+            return Err(UsageError::Arguments(format!(
+                "--tls-resumption wants on or off, got '{other}'"
+            )))
+        }
+    };
+    let progress = match m.opt_str("progress").as_deref() {
+        None | Some("auto") => Progress::Auto,
+        Some("always") => Progress::Always,
+        Some("never") => Progress::Never,
+        Some(other) => {
+            return Err(UsageError::Arguments(format!(
+                "--progress wants auto, always or never, got '{other}'"
+            )))
+        }
+    };
+    let csv = match m.opt_str("csv") {
+        Some(path) if path.is_empty() => {
+            return Err(UsageError::Arguments("--csv wants a file name".into()))
+        }
+        other => other.map(PathBuf::from),
+    };
     let reuse = match (m.opt_present("reuse"), m.opt_present("no-reuse")) {
         (true, true) => {
             return Err(UsageError::Arguments(
@@ -278,7 +432,7 @@ pub fn parse(args: &[String]) -> Result<BenchArgs, UsageError> {
     if helo.is_empty() || helo.bytes().any(|b| b <= b' ' || b >= 0x7f) {
         return Err(UsageError::Arguments(format!("bad --helo name '{helo}'")));
     }
-    Ok(BenchArgs::Run(Box::new(Options {
+    let load = Options {
         server,
         sessions,
         messages,
@@ -291,9 +445,16 @@ pub fn parse(args: &[String]) -> Result<BenchArgs, UsageError> {
         trust,
         sni,
         auth,
+        auth_mechanism,
+        tls_resumption,
         duration_limit,
         reuse,
         helo,
+    };
+    Ok(BenchArgs::Run(Box::new(BenchRun {
+        load,
+        progress,
+        csv,
     })))
 }
 
@@ -343,7 +504,7 @@ fn describe(opts: &Options) -> String {
         Security::Implicit => "tls",
     };
     format!(
-        "outpost bench: {} sessions={} messages/session={} size={} recipients={} {} security={} auth={} pipelining={} limit={}s",
+        "outpost bench: {} sessions={} messages/session={} size={} recipients={} {} security={}{} auth={} pipelining={} limit={}s",
         opts.server,
         opts.sessions,
         opts.messages,
@@ -351,7 +512,16 @@ fn describe(opts: &Options) -> String {
         opts.recipients,
         if opts.reuse { "reuse" } else { "no-reuse" },
         security,
-        if opts.auth.is_some() { "plain" } else { "none" },
+        if opts.security != Security::Plain && !opts.tls_resumption {
+            " tls-resumption=off"
+        } else {
+            ""
+        },
+        match (&opts.auth, opts.auth_mechanism) {
+            (None, _) => "none",
+            (Some(_), AuthMechanism::Plain) => "plain",
+            (Some(_), AuthMechanism::Login) => "login",
+        },
         if opts.pipelining { "if-offered" } else { "no" },
         opts.duration_limit.as_secs(),
     )
@@ -363,10 +533,10 @@ fn report(opts: &Options, s: &Summary) -> String {
     let secs = s.elapsed.as_secs_f64();
     let mut out = format!(
         "messages: {} sent, {} failed, {} not attempted (error replies {}, connection errors {}{})\n\
-         connections: {}, pipelining used on {}\n\
+         connections: {} ({:.1}/s), pipelining used on {}, TLS resumed on {}\n\
          elapsed: {secs:.3} s\n\
          rate: {:.1} msgs/s, {:.2} MB/s\n\
-         latency ms: p50 {:.3} p90 {:.3} p99 {:.3} max {:.3}\n",
+         latency ms ({}): p50 {:.3} p90 {:.3} p99 {:.3} max {:.3}\n",
         s.sent,
         s.failed,
         s.not_attempted,
@@ -378,9 +548,12 @@ fn report(opts: &Options, s: &Summary) -> String {
             String::new()
         },
         s.connections,
+        s.sessions_per_sec(),
         s.pipelined_connections,
+        s.tls_resumed,
         s.msgs_per_sec(),
         s.mb_per_sec(opts.size),
+        opts.latency_span(),
         l.p50_ms,
         l.p90_ms,
         l.p99_ms,
@@ -408,11 +581,15 @@ mod tests {
         s.split_whitespace().map(String::from).collect()
     }
 
-    fn run_opts(s: &str) -> Options {
+    fn run_args(s: &str) -> BenchRun {
         match parse(&args(s)).unwrap() {
             BenchArgs::Run(o) => *o,
             BenchArgs::Help(_) => panic!("help for {s}"),
         }
+    }
+
+    fn run_opts(s: &str) -> Options {
+        run_args(s).load
     }
 
     #[test]
@@ -431,6 +608,75 @@ mod tests {
         assert_eq!(o.auth, None);
         assert_eq!(o.duration_limit, Duration::from_secs(60));
         assert!(o.reuse);
+        assert_eq!(o.auth_mechanism, AuthMechanism::Plain);
+        assert!(o.tls_resumption);
+        let run = run_args("--server 127.0.0.1:2525");
+        assert_eq!((run.progress, run.csv), (Progress::Auto, None));
+    }
+
+    #[test]
+    fn auth_mechanism_progress_and_csv() {
+        let run = run_args(
+            "--server 127.0.0.1:587 --auth a@b.c:pw --auth-mechanism login \
+             --progress never --csv /tmp/run.csv",
+        );
+        assert_eq!(run.load.auth_mechanism, AuthMechanism::Login);
+        assert_eq!(run.progress, Progress::Never);
+        assert_eq!(run.csv, Some(PathBuf::from("/tmp/run.csv")));
+        let mechanism = |m| {
+            run_opts(&format!(
+                "--server 127.0.0.1:587 --auth a:b --auth-mechanism {m}"
+            ))
+            .auth_mechanism
+        };
+        assert_eq!(mechanism("plain"), AuthMechanism::Plain);
+        assert_eq!(mechanism("login"), AuthMechanism::Login);
+        assert!(!run_opts("--server 127.0.0.1:25 --tls-resumption off").tls_resumption);
+        assert!(run_opts("--server 127.0.0.1:25 --tls-resumption on").tls_resumption);
+        assert_eq!(
+            run_args("--server 127.0.0.1:25 --progress always").progress,
+            Progress::Always
+        );
+        assert_eq!(
+            run_args("--server 127.0.0.1:25 --progress auto").progress,
+            Progress::Auto
+        );
+    }
+
+    #[test]
+    fn progress_is_drawn_in_place_only_on_a_terminal() {
+        for (progress, terminal, want) in [
+            (Progress::Auto, true, Some(Redraw::InPlace)),
+            (Progress::Auto, false, None),
+            (Progress::Always, true, Some(Redraw::InPlace)),
+            (Progress::Always, false, Some(Redraw::NewLine)),
+            (Progress::Never, true, None),
+            (Progress::Never, false, None),
+        ] {
+            assert_eq!(progress.shown(terminal), want, "{progress:?} {terminal}");
+        }
+    }
+
+    #[test]
+    fn progress_line_text() {
+        let second = Second {
+            end: Duration::from_secs(12),
+            length: Duration::from_millis(500),
+            totals: loadgen::Totals {
+                sent: 10234,
+                sessions_opened: 16,
+                errors: 3,
+            },
+            within: loadgen::Totals {
+                sent: 406,
+                sessions_opened: 0,
+                errors: 1,
+            },
+        };
+        assert_eq!(
+            progress_line(&second),
+            "   12.0 s  10234 sent  812 msgs/s  3 errors"
+        );
     }
 
     #[test]
@@ -492,6 +738,11 @@ mod tests {
             "--server 127.0.0.1:25 --reuse --no-reuse",
             "--server 127.0.0.1:25 --auth nopassword",
             "--server 127.0.0.1:25 --auth :pw",
+            "--server 127.0.0.1:25 --auth a:b --auth-mechanism cram-md5",
+            "--server 127.0.0.1:25 --auth-mechanism login",
+            "--server 127.0.0.1:25 --progress sometimes",
+            "--server 127.0.0.1:25 --tls-resumption maybe",
+            "--server 127.0.0.1:25 --csv",
             "--server 127.0.0.1:25 --from nobody",
             "--server 127.0.0.1:25 --to a<b@c",
             "--server 127.0.0.1:25 --duration-limit 0",
@@ -573,6 +824,7 @@ mod tests {
             connection_errors: 0,
             connections: 16,
             pipelined_connections: 0,
+            tls_resumed: 0,
             stuck_sessions: 0,
             elapsed: Duration::from_secs(2),
             latency: Latency {
@@ -581,9 +833,13 @@ mod tests {
                 p99_ms: 3.0,
                 max_ms: 4.0,
             },
+            timeline: Vec::new(),
+            histogram: Vec::new(),
         };
         let text = report(&opts, &summary);
         assert!(text.contains("2000 sent, 0 failed"));
+        assert!(text.contains("connections: 16 (8.0/s), pipelining used on 0, TLS resumed on 0"));
+        assert!(text.contains("latency ms (MAIL sent to final reply): p50 1.000"));
         assert!(text.ends_with(
             "result sessions=16 size=1024 msgs=2000 secs=2.000 msgs_per_s=1000.0 mb_per_s=1.02 p50_ms=1.000 p99_ms=3.000\n"
         ));

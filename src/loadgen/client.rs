@@ -12,7 +12,8 @@ use base64::Engine;
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
 
-use super::options::{Options, Security, Trust};
+use super::options::{AuthMechanism, Options, Security, Trust};
+use super::timeline::LiveCounters;
 use super::LoadgenError;
 use crate::proto::client::Extensions;
 use crate::proto::reply::{Reply, ReplyReader};
@@ -41,10 +42,13 @@ pub(super) struct LoadShared {
     pub deadline: Instant,
     /// Told of every error with the session's number.
     pub on_error: Box<ErrorObserver>,
+    /// Counts as they happen, for the time line.
+    pub counters: LiveCounters,
 }
 
 impl LoadShared {
     fn report(&self, session: usize, err: &LoadgenError) {
+        self.counters.error();
         (self.on_error)(session, err);
     }
 }
@@ -66,7 +70,12 @@ pub(super) struct SessionStats {
     pub connections: u64,
     /// Of those, connections where the server offered PIPELINING and it was used.
     pub pipelined_connections: u64,
-    /// Latency of each accepted message, MAIL sent to final reply, in microseconds.
+    /// TLS handshakes that resumed an earlier session instead of a full one.
+    pub tls_resumed: u64,
+    /// Latencies in microseconds ([`Options::latency_span`]): of each
+    /// accepted message, MAIL sent to final reply; with one connection per
+    /// message, of each session that sent its message, connect to the reply
+    /// to QUIT.
     pub latencies_us: Vec<u64>,
 }
 
@@ -99,8 +108,11 @@ pub(super) fn session(shared: &LoadShared, index: usize) -> SessionStats {
         };
         open_failures = 0;
         stats.connections += 1;
+        shared.counters.session_opened();
         stats.pipelined_connections += u64::from(conn.pipelining);
+        stats.tls_resumed += u64::from(conn.tls_resumed);
         let batch = if opts.reuse { remaining } else { 1 };
+        let mut sent_here = false;
         for _ in 0..batch {
             if Instant::now() >= shared.deadline {
                 break 'connections;
@@ -109,7 +121,11 @@ pub(super) fn session(shared: &LoadShared, index: usize) -> SessionStats {
             match conn.send_message(shared) {
                 Ok(latency) => {
                     stats.sent += 1;
-                    stats.latencies_us.push(latency.as_micros() as u64);
+                    shared.counters.message_sent();
+                    sent_here = true;
+                    if opts.reuse {
+                        stats.latencies_us.push(micros(latency));
+                    }
                 }
                 Err(e @ LoadgenError::Rejected { .. }) => {
                     stats.failed += 1;
@@ -130,10 +146,18 @@ pub(super) fn session(shared: &LoadShared, index: usize) -> SessionStats {
                 }
             }
         }
-        if let Err(e) = conn.command(b"QUIT\r\n", 221, "QUIT") {
-            if matches!(e, LoadgenError::Rejected { .. }) {
-                stats.error_replies += 1;
-                shared.report(index, &e);
+        match conn.command(b"QUIT\r\n", 221, "QUIT") {
+            // One connection per message: the whole session is the latency,
+            // as a client that connects for every message sees it.
+            Ok(_) if !opts.reuse && sent_here => {
+                stats.latencies_us.push(micros(conn.opened_at.elapsed()));
+            }
+            Ok(_) => {}
+            Err(e) => {
+                if matches!(e, LoadgenError::Rejected { .. }) {
+                    stats.error_replies += 1;
+                    shared.report(index, &e);
+                }
             }
         }
     }
@@ -163,7 +187,10 @@ pub(super) fn tls_config(opts: &Options) -> Result<Option<Arc<ClientConfig>>, Lo
             (roots, CertCheck::Verify)
         }
     };
-    let config = client_config(Arc::new(roots), check).map_err(LoadgenError::Tls)?;
+    let mut config = client_config(Arc::new(roots), check).map_err(LoadgenError::Tls)?;
+    if !opts.tls_resumption {
+        config.resumption = rustls::client::Resumption::disabled();
+    }
     Ok(Some(Arc::new(config)))
 }
 
@@ -176,12 +203,17 @@ struct LoadConnection {
     deadline: Instant,
     armed_at: Option<Instant>,
     pipelining: bool,
+    /// When the connection was asked for, before the TCP connect.
+    opened_at: Instant,
+    /// The TLS handshake resumed an earlier session.
+    tls_resumed: bool,
 }
 
 impl LoadConnection {
     /// Connects, reads the greeting, says EHLO, and does STARTTLS and AUTH if asked.
     fn open(shared: &LoadShared) -> Result<LoadConnection, LoadgenError> {
         let opts = &shared.opts;
+        let opened_at = Instant::now();
         let remaining = shared
             .deadline
             .checked_duration_since(Instant::now())
@@ -206,6 +238,8 @@ impl LoadConnection {
             deadline: shared.deadline,
             armed_at: None,
             pipelining: false,
+            opened_at,
+            tls_resumed: false,
         };
         if opts.security == Security::Implicit {
             conn = conn.start_tls(shared)?;
@@ -229,16 +263,52 @@ impl LoadConnection {
             ext = conn.ehlo(opts)?;
         }
         if let Some((user, pass)) = &opts.auth {
-            if !ext.auth.iter().any(|m| m == "PLAIN") {
-                return Err(LoadgenError::Unsupported("AUTH PLAIN"));
-            }
-            // RFC 4616 §2: authzid NUL authcid NUL passwd, as an initial response (RFC 4954 §4).
-            let token =
-                base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{pass}"));
-            conn.command(format!("AUTH PLAIN {token}\r\n").as_bytes(), 235, "AUTH")?;
+            conn.authenticate(opts.auth_mechanism, user, pass, &ext)?;
         }
         conn.pipelining = opts.pipelining && ext.pipelining;
         Ok(conn)
+    }
+
+    /// AUTH with `mechanism`, which the server must offer.
+    fn authenticate(
+        &mut self,
+        mechanism: AuthMechanism,
+        user: &str,
+        pass: &str,
+        ext: &Extensions,
+    ) -> Result<(), LoadgenError> {
+        let b64 = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
+        let (name, unsupported) = match mechanism {
+            AuthMechanism::Plain => ("PLAIN", "AUTH PLAIN"),
+            AuthMechanism::Login => ("LOGIN", "AUTH LOGIN"),
+        };
+        if !ext.auth.iter().any(|m| m.eq_ignore_ascii_case(name)) {
+            return Err(LoadgenError::Unsupported(unsupported));
+        }
+        match mechanism {
+            AuthMechanism::Plain => {
+                // RFC 4616 §2: authzid NUL authcid NUL passwd, as an initial
+                // response (RFC 4954 §4).
+                let token = b64(&format!("\0{user}\0{pass}"));
+                self.command(format!("AUTH PLAIN {token}\r\n").as_bytes(), 235, "AUTH")?;
+            }
+            AuthMechanism::Login => {
+                // No initial response: Outlook waits for the `Username:`
+                // challenge, then the `Password:` one.
+                self.command(b"AUTH LOGIN\r\n", 334, "AUTH LOGIN")?;
+                self.command(
+                    format!("{}\r\n", b64(user)).as_bytes(),
+                    334,
+                    "AUTH LOGIN user",
+                )?;
+                self.command(
+                    format!("{}\r\n", b64(pass)).as_bytes(),
+                    235,
+                    "AUTH LOGIN password",
+                )?;
+            }
+        }
+        Ok(())
     }
 
     fn ehlo(&mut self, opts: &Options) -> Result<Extensions, LoadgenError> {
@@ -276,9 +346,11 @@ impl LoadConnection {
                     source,
                 })?;
         }
+        let tls_resumed = tls.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
         Ok(LoadConnection {
             stream: ClientStream::Tls(Box::new(StreamOwned::new(tls, tcp))),
             armed_at: None,
+            tls_resumed,
             ..self
         })
     }
@@ -401,6 +473,11 @@ impl LoadConnection {
         self.armed_at = Some(now);
         Ok(())
     }
+}
+
+/// A latency in whole microseconds.
+fn micros(latency: Duration) -> u64 {
+    u64::try_from(latency.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// Sets read and write timeouts so a blocking call ends by the deadline.

@@ -8,28 +8,34 @@
 //! (sessions × messages) and in time ([`Options::duration_limit`]).
 //!
 //! Owns: what a run is asked to do and the loopback guard (`options`), the
-//! test message (`body`), the SMTP client sessions (`client`) and the
-//! [`Summary`]. The command line (`outpost bench`: parsing, printing, exit
+//! test message (`body`), the SMTP client sessions (`client`), the
+//! counters sampled each second and the latency histogram (`timeline`),
+//! the `--csv` file (`csv`) and the [`Summary`]. The command line (`outpost bench`: parsing, printing, exit
 //! codes) is `cli::bench`, the only user. Uses rustls and base64; from the
 //! crate only `proto` (dot-stuffing, the reply reader, EHLO extensions) and
 //! `tls`.
 
 mod body;
 mod client;
+pub mod csv;
 pub mod options;
+pub mod timeline;
 
 use std::fmt;
 use std::io;
 use std::sync::{mpsc, Arc, Barrier};
 use std::time::{Duration, Instant};
 
-pub use options::{Options, Security, TargetError, Trust};
+pub use options::{AuthMechanism, Options, Security, TargetError, Trust};
+pub use timeline::{Bucket, Second, Totals};
 
 use crate::proto::reply::{Reply, ReplyError};
 
 /// Time the main thread waits past the deadline for sessions to report
 /// before it gives up on them (their socket timeouts end at the deadline).
 const REPORT_GRACE: Duration = Duration::from_secs(5);
+/// How often the counters are sampled into the time line.
+const SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Everything that can go wrong in a run.
 #[derive(Debug)]
@@ -125,18 +131,31 @@ pub struct Summary {
     pub connections: u64,
     /// Connections on which PIPELINING was offered and used.
     pub pipelined_connections: u64,
+    /// Connections whose TLS handshake resumed an earlier session.
+    pub tls_resumed: u64,
     /// Sessions that did not report back by the deadline plus a grace period.
     pub stuck_sessions: u64,
     /// Wall time from the first connection to the last session's end.
     pub elapsed: Duration,
-    /// Latency percentiles of the accepted messages (MAIL sent to final 250).
+    /// Latency percentiles ([`Options::latency_span`]): of the accepted
+    /// messages, or with one connection per message, of the sessions that
+    /// sent their message and ended with QUIT answered.
     pub latency: Latency,
+    /// The run second by second.
+    pub timeline: Vec<Second>,
+    /// The latency histogram, the same samples as `latency`.
+    pub histogram: Vec<Bucket>,
 }
 
 impl Summary {
     /// Accepted messages per second.
     pub fn msgs_per_sec(&self) -> f64 {
         per_sec(self.sent as f64, self.elapsed)
+    }
+
+    /// Connections opened (and ready for mail) per second.
+    pub fn sessions_per_sec(&self) -> f64 {
+        per_sec(self.connections as f64, self.elapsed)
     }
 
     /// Accepted message bytes (before dot-stuffing) per second, in 10^6 bytes.
@@ -156,10 +175,12 @@ fn per_sec(amount: f64, elapsed: Duration) -> f64 {
 
 /// Runs the load of `opts` and returns the merged results. Each session's
 /// errors go to `on_error` (with the session's number) as they happen; the
-/// run goes on.
+/// run goes on. `on_second` is told of each second of the run as it ends
+/// (and of the last, shorter one).
 pub fn run(
     opts: &Options,
     on_error: impl Fn(usize, &LoadgenError) + Send + Sync + 'static,
+    mut on_second: impl FnMut(&Second),
 ) -> Result<Summary, LoadgenError> {
     // The loopback guard also holds for callers that build Options by hand.
     options::check_loopback(opts.server).map_err(LoadgenError::Target)?;
@@ -174,6 +195,7 @@ pub fn run(
         tls,
         deadline,
         on_error: Box::new(on_error),
+        counters: timeline::LiveCounters::default(),
     });
     let (results_tx, results_rx) = mpsc::channel();
     // Sessions start together so the first ones do not run alone for a while.
@@ -216,16 +238,33 @@ pub fn run(
         connection_errors: 0,
         connections: 0,
         pipelined_connections: 0,
+        tls_resumed: 0,
         stuck_sessions: 0,
         elapsed: Duration::ZERO,
         latency: Latency::default(),
+        timeline: Vec::new(),
+        histogram: Vec::new(),
     };
     let mut latencies = Vec::new();
     let give_up = deadline.max(started + opts.duration_limit) + REPORT_GRACE;
+    let mut sampler = timeline::Sampler::default();
+    let mut next_sample = started + SAMPLE_INTERVAL;
     let mut reported = 0;
+    // Bounded: every pass takes a result, takes a sample (the next one is
+    // a second later), or ends at `give_up`.
     while reported < spawned {
-        let wait = give_up.saturating_duration_since(Instant::now());
-        match results_rx.recv_timeout(wait) {
+        let now = Instant::now();
+        if now >= next_sample {
+            let second = sampler.sample(now - started, shared.counters.totals());
+            on_second(&second);
+            summary.timeline.push(second);
+            next_sample += SAMPLE_INTERVAL;
+            continue;
+        }
+        if now >= give_up {
+            break;
+        }
+        match results_rx.recv_timeout(next_sample.min(give_up) - now) {
             Ok(stats) => {
                 reported += 1;
                 summary.sent += stats.sent;
@@ -235,12 +274,19 @@ pub fn run(
                 summary.connection_errors += stats.connection_errors;
                 summary.connections += stats.connections;
                 summary.pipelined_connections += stats.pipelined_connections;
+                summary.tls_resumed += stats.tls_resumed;
                 latencies.extend_from_slice(&stats.latencies_us);
             }
-            Err(_) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
     }
     summary.elapsed = started.elapsed();
+    let last = sampler.sample(summary.elapsed, shared.counters.totals());
+    if !last.length.is_zero() {
+        on_second(&last);
+        summary.timeline.push(last);
+    }
     summary.stuck_sessions = (spawned - reported) as u64;
     summary.not_attempted += summary.stuck_sessions * opts.messages as u64;
     latencies.sort_unstable();
@@ -250,6 +296,7 @@ pub fn run(
         p99_ms: percentile_ms(&latencies, 99.0),
         max_ms: latencies.last().map_or(0.0, |&us| us as f64 / 1000.0),
     };
+    summary.histogram = timeline::histogram(&latencies);
     Ok(summary)
 }
 

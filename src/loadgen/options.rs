@@ -40,6 +40,16 @@ pub enum Trust {
     Any,
 }
 
+/// How the client authenticates (RFC 4954).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMechanism {
+    /// AUTH PLAIN with an initial response (RFC 4616), one round trip.
+    Plain,
+    /// AUTH LOGIN: user name and password each answer a `334` challenge,
+    /// three round trips, as Outlook does.
+    Login,
+}
+
 /// Everything one run needs to know.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
@@ -66,14 +76,32 @@ pub struct Options {
     /// The server name sent (SNI) and verified; `None`: the server's
     /// address is verified and no name is sent.
     pub sni: Option<String>,
-    /// AUTH PLAIN credentials (user, password).
+    /// AUTH credentials (user, password).
     pub auth: Option<(String, String)>,
+    /// The SASL mechanism used with `auth`.
+    pub auth_mechanism: AuthMechanism,
+    /// Resume TLS sessions from earlier connections (RFC 8446 §2.2), as a
+    /// client with a session cache does; `false`: every handshake is full.
+    pub tls_resumption: bool,
     /// Hard stop for the whole run.
     pub duration_limit: Duration,
     /// Many messages per connection (true) or one connection per message.
     pub reuse: bool,
     /// EHLO name.
     pub helo: String,
+}
+
+impl Options {
+    /// What one latency sample measures: a message on a reused connection,
+    /// or a whole session (connect, EHLO, TLS, AUTH, the message, QUIT)
+    /// with one connection per message.
+    pub fn latency_span(&self) -> &'static str {
+        if self.reuse {
+            "MAIL sent to final reply"
+        } else {
+            "connect to QUIT reply"
+        }
+    }
 }
 
 /// Why a target is refused.
