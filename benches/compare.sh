@@ -315,13 +315,17 @@ postfix_drain() { # wait (<= 120 s) until Postfix's queue is empty
 }
 
 configure_postfix() {
-  POSTFIX_BACKUP=$TMPD/postfix-backup
-  mkdir -p "$POSTFIX_BACKUP"
   local f
-  for f in main.cf master.cf; do
-    if [ -f "/etc/postfix/$f" ]; then cp -p "/etc/postfix/$f" "$POSTFIX_BACKUP/$f"
-    else touch "$POSTFIX_BACKUP/$f.absent"; fi
-  done
+  # The configuration as found, saved once: later modes reconfigure what an
+  # earlier mode of this run changed, and the exit trap restores the original.
+  if [ -z "$POSTFIX_BACKUP" ]; then
+    POSTFIX_BACKUP=$TMPD/postfix-backup
+    mkdir -p "$POSTFIX_BACKUP"
+    for f in main.cf master.cf; do
+      if [ -f "/etc/postfix/$f" ]; then cp -p "/etc/postfix/$f" "$POSTFIX_BACKUP/$f"
+      else touch "$POSTFIX_BACKUP/$f.absent"; fi
+    done
+  fi
   # "No configuration" leaves main.cf out; start from the packaged defaults.
   if [ ! -f /etc/postfix/main.cf ]; then
     cp /usr/share/postfix/main.cf.debian /etc/postfix/main.cf 2>/dev/null || : >/etc/postfix/main.cf
