@@ -466,12 +466,24 @@ impl KeyRing {
     ) -> Result<Vec<u8>, SignMessageError> {
         let mut hasher = MessageHasher::new();
         let mut piece = vec![0u8; READ_PIECE];
+        let mut from_checked = false;
         loop {
             match message.read(&mut piece) {
                 Ok(0) => break,
                 Ok(n) => hasher.update(&piece[..n]),
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(SignMessageError::Read(e)),
+            }
+            // Relayed mail from other domains is the common case: once the
+            // header section shows no key applies, the body is not hashed.
+            if !from_checked {
+                if let Some(from) = hasher.from_domain() {
+                    from_checked = true;
+                    let signed = from.is_some_and(|domain| !self.keys_for(&domain).is_empty());
+                    if !signed {
+                        return Ok(Vec::new());
+                    }
+                }
             }
         }
         let hashed: Hashed = hasher.finish().map_err(SignMessageError::Sign)?;
@@ -528,6 +540,35 @@ mod tests {
         assert_eq!(year_month(DECEMBER_2026), (2026, 12));
         assert_eq!(year_month(951_782_400), (2000, 2)); // 2000-02-29
         assert_eq!(year_month(951_868_800), (2000, 3));
+    }
+
+    /// A body that cannot be read.
+    struct Unreadable;
+
+    impl std::io::Read for Unreadable {
+        fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::other("the body was read"))
+        }
+    }
+
+    #[test]
+    fn a_message_no_key_signs_is_not_read_past_its_header() {
+        let dir = TempDir::new("dkim-skip");
+        let settings = Settings {
+            algorithms: vec![Algorithm::Ed25519],
+            ..Settings::default()
+        };
+        let store = KeyStore::new(dir.path());
+        let ring = KeyRing::open(store, &["local.test".into()], &settings, DECEMBER_2026).unwrap();
+        let sign = |from: &str| {
+            let header = format!("From: <a@{from}>\r\nSubject: x\r\n\r\n").into_bytes();
+            ring.sign(
+                std::io::Read::chain(header.as_slice(), Unreadable),
+                DECEMBER_2026,
+            )
+        };
+        assert!(sign("other.test").unwrap().is_empty());
+        assert!(matches!(sign("local.test"), Err(SignMessageError::Read(_))));
     }
 
     #[test]
