@@ -32,6 +32,9 @@ pub const SELECTOR_PREFIX: &str = "outpost";
 pub const ED25519_SUFFIX: &str = "-ed25519";
 /// The message is read in pieces of this size to be signed.
 const READ_PIECE: usize = 64 * 1024;
+/// Until its header section is complete, a message is hashed in steps of
+/// this size, so that a message no key signs is not hashed past it.
+const HEADER_STEP: usize = 1024;
 
 /// The DKIM settings of `outpost serve` and `outpost dns`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -466,19 +469,26 @@ impl KeyRing {
     ) -> Result<Vec<u8>, SignMessageError> {
         let mut hasher = MessageHasher::new();
         let mut piece = vec![0u8; READ_PIECE];
-        let mut from_checked = false;
+        let mut decided = false;
         loop {
-            match message.read(&mut piece) {
+            let n = match message.read(&mut piece) {
                 Ok(0) => break,
-                Ok(n) => hasher.update(&piece[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(SignMessageError::Read(e)),
-            }
-            // Relayed mail from other domains is the common case: once the
-            // header section shows no key applies, the body is not hashed.
-            if !from_checked {
+            };
+            // Relayed mail from other domains is the common case: until the
+            // header section is complete the message goes in in small
+            // steps, and once it shows that no key applies, nothing of the
+            // body is hashed.
+            let step = if decided { n } else { HEADER_STEP };
+            for chunk in piece[..n].chunks(step) {
+                hasher.update(chunk);
+                if decided {
+                    continue;
+                }
                 if let Some(from) = hasher.from_domain() {
-                    from_checked = true;
+                    decided = true;
                     let signed = from.is_some_and(|domain| !self.keys_for(&domain).is_empty());
                     if !signed {
                         return Ok(Vec::new());
