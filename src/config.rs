@@ -1232,6 +1232,8 @@ mod tests {
             "5",
             "--error-delay",
             "250ms",
+            "--max-connections-per-destination",
+            "4",
         ]);
         assert_eq!(c.smtp.len(), 2);
         assert!(c.submission.is_empty());
@@ -1248,6 +1250,7 @@ mod tests {
         assert_eq!(c.soft_error_limit, 3);
         assert_eq!(c.hard_error_limit, 5);
         assert_eq!(c.error_delay, Duration::from_millis(250));
+        assert_eq!(c.delivery.max_connections_per_destination, 4);
     }
 
     #[test]
