@@ -841,12 +841,14 @@ fn messages_to_one_destination_share_kept_connections_in_parallel() {
     delivery.shutdown();
 }
 
-#[test]
-fn a_kept_connection_the_peer_dropped_is_replaced_without_a_retry() {
-    let tmp = data_dir("dropped");
+/// Three messages, one at a time, to an MX that `closes` each connection
+/// when it is used for a second message: every message arrives without a
+/// retry, and each kept connection was tried before a new one took over.
+fn kept_connections_closed_by_the_peer(name: &str, closes: MxScript) {
+    let tmp = data_dir(name);
     let dir = tmp.path();
     let dns = DnsServer::start(mx_zone("rx.test"));
-    let rx = MxScript::new().hang_up_after(1).start();
+    let rx = closes.start();
     let spool = Spool::open(dir).unwrap();
     store_many(&spool, 3);
     let mut config = base_config(dir, &dns, rx.addr().port());
@@ -859,21 +861,30 @@ fn a_kept_connection_the_peer_dropped_is_replaced_without_a_retry() {
     wait_for(5, "an empty queue", || queue_is_empty(&spool));
     let sessions = rx.wait_for_sessions(3);
     assert_eq!(rx.connections(), 3);
-    // The kept connections were tried with the next message, which the
-    // peer left unanswered; a new connection took it at once.
     let tried_again = sessions.iter().filter(|s| mail_commands(s) == 2).count();
-    assert_eq!(
-        tried_again,
-        2,
-        "{:?}",
-        sessions.iter().map(MxSession::text).collect::<Vec<_>>()
-    );
+    let texts: Vec<String> = sessions.iter().map(MxSession::text).collect();
+    assert_eq!(tried_again, 2, "{texts:?}");
     assert!(sessions.iter().all(|s| s.messages.len() == 1));
     assert!(
         maildir_files(dir, "local.test", "alice").is_empty(),
         "no report"
     );
     delivery.shutdown();
+}
+
+#[test]
+fn a_kept_connection_the_peer_dropped_is_replaced_without_a_retry() {
+    // Closed without a word when the next MAIL arrives.
+    kept_connections_closed_by_the_peer("dropped", MxScript::new().hang_up_after(1));
+    // Or told 421, as a peer says on its idle timeout.
+    let idle_timeout = MxScript::new().reply_per_transaction("MAIL", |_, carried| {
+        if carried == 1 {
+            "421 4.4.2 rx.test Idle timeout, closing".into()
+        } else {
+            "250 2.1.0 Ok".into()
+        }
+    });
+    kept_connections_closed_by_the_peer("idle-421", idle_timeout);
 }
 
 #[test]

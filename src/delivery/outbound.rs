@@ -388,8 +388,9 @@ pub struct SessionRun {
 /// Runs one transaction with `params` on `cached` (a session kept from an
 /// earlier one, see [`Session`]) or, when there is none or the peer closed
 /// it meanwhile, on a new connection to `peer`. A cached session that
-/// broke before the peer answered anything never offered the message, so
-/// the message goes on a new connection at once; that is no failure.
+/// broke before the peer answered anything, or that the peer answered
+/// only with 421, did not deliver the message, which goes on a new
+/// connection at once; that is no failure.
 /// After a transaction that delivered to every recipient the session is
 /// returned in [`SessionRun::kept`], without QUIT.
 pub fn run_session(
@@ -414,8 +415,7 @@ pub fn run_session(
             &server_name,
         );
         drop(registration);
-        let report = &ended.attempt.report;
-        if report.answered || report.end != SessionEnd::ConnectionLost {
+        if !closed_meanwhile(&ended.attempt.report) {
             return Ok(ended.into_run(session.uses + 1, session.opened));
         }
         log::debug!(
@@ -436,6 +436,17 @@ pub fn run_session(
         &server_name,
     );
     Ok(ended.into_run(1, opened))
+}
+
+/// Whether a transaction on a kept connection failed only because the
+/// peer had closed it while it was idle: it broke before any answer, or
+/// MAIL got 421 (RFC 5321 §3.8: the service is closing the channel, as a
+/// peer says on its idle timeout). The message was not taken.
+fn closed_meanwhile(report: &Report) -> bool {
+    match report.first_code {
+        None => report.end == SessionEnd::ConnectionLost,
+        Some(code) => code == 421,
+    }
 }
 
 /// The peer's host name as a TLS server name.

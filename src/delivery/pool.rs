@@ -357,10 +357,13 @@ impl Lease<'_> {
     /// transaction) stays idle for the next message, otherwise the place
     /// is released.
     pub fn finish(mut self, kept: Option<Session>) {
-        let young = |s: &Session| s.uses() < REUSE_COUNT_LIMIT && s.age() < REUSE_TIME_LIMIT;
-        let Some(session) = kept.filter(young) else {
+        let Some(session) = kept else {
             return;
         };
+        if session.uses() >= REUSE_COUNT_LIMIT || session.age() >= REUSE_TIME_LIMIT {
+            session.quit();
+            return;
+        }
         let destination = std::mem::take(&mut self.destination);
         let hop = self.hop.clone();
         let closed = self

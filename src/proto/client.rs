@@ -305,10 +305,11 @@ pub struct Report {
     /// recipient, without QUIT ([`Client::keeping_session`]): the
     /// connection may carry the next message.
     pub held: bool,
-    /// The peer answered at least one command of this client (or greeted
-    /// it). A reused connection that broke before any answer was closed by
-    /// the peer while idle, and the message was never offered.
-    pub answered: bool,
+    /// The code of the peer's first reply to this client (its greeting on
+    /// a new connection, the reply to MAIL on a resumed one); `None` when
+    /// it never answered. A resumed session that broke unanswered, or whose
+    /// MAIL got 421, had been closed by the peer while idle.
+    pub first_code: Option<u16>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -350,7 +351,7 @@ pub struct Client {
     /// End a fully delivered transaction without QUIT.
     keep: bool,
     held: bool,
-    answered: bool,
+    first_code: Option<u16>,
 }
 
 impl Client {
@@ -372,7 +373,7 @@ impl Client {
             end: None,
             keep: false,
             held: false,
-            answered: false,
+            first_code: None,
         }
     }
 
@@ -498,12 +499,12 @@ impl Client {
             extensions: self.extensions,
             tls: self.tls_active,
             held: self.held,
-            answered: self.answered,
+            first_code: self.first_code,
         }
     }
 
     fn on_reply(&mut self, reply: Reply, out: &mut Vec<u8>) -> Option<ClientAction> {
-        self.answered = true;
+        self.first_code.get_or_insert(reply.code);
         match self.state {
             State::Greeting => {
                 if reply.code != 220 {
@@ -1139,7 +1140,8 @@ mod tests {
         let (out, action, report) = drive(client, PIPELINED_OK);
         assert!(!out.contains("QUIT"), "{out}");
         assert_eq!(action, Some(ClientAction::Done));
-        assert!(report.held && report.answered);
+        assert!(report.held);
+        assert_eq!(report.first_code, Some(220));
         assert!(report.extensions.pipelining);
 
         // A refused recipient, or a 4xx to the final dot: QUIT as always.
@@ -1181,7 +1183,7 @@ mod tests {
         assert!(out.starts_with(b"MAIL FROM:"));
         client.connection_lost("the server closed the connection");
         let report = client.finish();
-        assert!(!report.answered && !report.held);
+        assert!(report.first_code.is_none() && !report.held);
         assert_eq!(report.end, SessionEnd::ConnectionLost);
 
         // A local refusal on a resumed session: QUIT, nothing sent before it.
