@@ -12,7 +12,8 @@
 #   durable  Postfix (queue, fsync, -> discard:)  vs  outpost serve --transport example.net=discard
 #   relay    end to end: Postfix (queue, smtp client) vs outpost --transport, both
 #            relaying to the same smtp-sink as the next hop; a run ends when the
-#            server has logged status=sent for every message
+#            server has logged status=sent for every message. Each run also prints
+#            p50/p99 of the delay= its status=sent lines give (queued -> delivered)
 #   loadgen  outpost bench (the project's generator) against Outpost: plain,
 #            pipelining, STARTTLS+AUTH+pipelining; sink and durable servers
 #   idle     IDLE_CONNS idle connections held open against Outpost; its RSS
@@ -260,6 +261,7 @@ source_run() { # BENCH SERVER PORT PID SIZE MSGS
           busy = (t1 > t0) ? 100 * ncpu * (b1 - b0) / (t1 - t0) : 0
           printf "busy=%.0f%% server=%.0f%%", busy, 100 * (s1 - s0) / hz / secs }')
   echo "$bench $server $size $n $secs $rate  # $cpu"
+  [ "$bench" = relay ] && relay_latency "$server" "$size" "$log" "$sent0"
   RATES["$bench $server $size"]="${RATES["$bench $server $size"]:-} $rate"
 }
 
@@ -458,6 +460,30 @@ mode_durable() {
   side postfix && stop_postfix
   side outpost && [ -n "${OUTPOST_PID:-}" ] && stop_server "$OUTPOST_PID"
   OUTPOST_PID=""
+}
+
+# relay_latency SERVER SIZE LOG SKIP: p50/p99 of delay= over the status=sent lines of
+# LOG after the first SKIP (this run's). Both servers write delay= in seconds from
+# arrival in the queue to the next hop's 2xx (Postfix: delay=0.12, delays=a/b/c/d).
+declare -A LATENCY  # "server size" -> "p50 p99" of each run, space separated
+relay_latency() {
+  local server=$1 size=$2 log=$3 skip=$4 p
+  p=$(grep 'status=sent' "$log" | tail -n +$((skip + 1)) \
+        | sed -n 's/.*[ ,]delay=\([0-9.]*\).*/\1/p' | sort -n \
+        | awk '{v[NR]=$1} END{if (!NR) exit
+                 i50=int(0.50*NR); if (i50<0.50*NR) i50++
+                 i99=int(0.99*NR); if (i99<0.99*NR) i99++
+                 printf "%.2f %.2f %d", v[i50], v[i99], NR}')
+  [ -n "$p" ] || { note "relay latency $server $size: no delay= in $log"; return; }
+  set -- $p
+  note "relay latency $server $size: p50=${1}s p99=${2}s over $3 deliveries (queued -> next hop)"
+  LATENCY["$server $size"]="${LATENCY["$server $size"]:-} $1/$2"
+}
+
+# The p50/p99 pair of the run whose p50 is the median, for the summary.
+latency_median() { # SERVER SIZE
+  echo "${LATENCY["$1 $2"]:-}" | tr ' ' '\n' | grep . | sort -t/ -k1,1n \
+    | awk '{v[NR]=$0} END{if (NR) print v[int((NR+1)/2)]}'
 }
 
 mode_relay() {
@@ -895,7 +921,11 @@ summary() {
         sink:1024) goal=">= 1.0x" ;; sink:65536) goal=">= 2x" ;;
         durable:1024) goal=">= 3x" ;; relay:*) goal=">= 3x" ;; *) goal="" ;;
       esac
-      printf '%-9s %8s %14s %14s %8s  %s\n' "$bench" "$size" "${p:--}" "${o:--}" "$ratio" "$goal"
+      printf '%-9s %8s %14s %14s %8s  %s' "$bench" "$size" "${p:--}" "${o:--}" "$ratio" "$goal"
+      # Relay rows: delay p50/p99 in seconds, queued -> delivered at the next hop.
+      [ "$bench" = relay ] && printf '  p50/p99 s: postfix %s outpost %s' \
+        "$(latency_median postfix "$size")" "$(latency_median outpost "$size")"
+      echo
     done
   done
   note "machine: $NCPU cores, $(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo), $(uname -r)"

@@ -574,6 +574,7 @@ pub const OPTIONS: &[OptionSpec] = &[
     opt!("max-queue-lifetime", "DURATION", "give up and return a message this long after it arrived", Some("5d"), false, |c, v| { c.delivery.retry.max_lifetime = above_zero(duration(v)?)?; Ok(()) }),
     opt!("delay-warning", "DURATION", "tell the sender when a message is still waiting after this long (0 = never)", Some("4h"), false, |c, v| { c.delivery.retry.delay_warning = retry::parse_delay_warning(v).map_err(ValueError::Retry)?; Ok(()) }),
     opt!("max-outbound-connections", "N", "most delivery connections at once", Some("20"), false, |c, v| { c.delivery.max_outbound_connections = dc::parse_connections(v).map_err(ValueError::Delivery)?; Ok(()) }),
+    opt!("max-connections-per-destination", "N", "most connections at once to one destination (a domain's MX hosts, a --transport host, the smarthost), idle kept ones included; after a transient failure one at a time until a delivery", Some("20"), false, |c, v| { c.delivery.max_connections_per_destination = dc::parse_connections(v).map_err(ValueError::Delivery)?; Ok(()) }),
     opt!("dkim-selector", "NAME", "DKIM key selector (default: each domain's newest outpostYYYYMM key, or this month for a new one); Ed25519 keys use NAME-ed25519", None, false, |c, v| { c.dkim.selector = Some(dkim::store::parse_selector(v).map_err(ValueError::Dkim)?); Ok(()) }),
     opt!("dkim-domains", "D1,D2", "also DKIM-sign mail whose From: is in these domains (the local domains always are; keys are created in DATA-DIR/dkim)", None, false, |c, v| { c.dkim.domains = domain_list(v)?; Ok(()) }),
     opt!("dkim-algorithms", "LIST", "DKIM signatures to add: rsa, ed25519 or rsa,ed25519 (Gmail and Microsoft verify only rsa)", Some("rsa"), false, |c, v| { c.dkim.algorithms = dkim::store::parse_algorithms(v).map_err(ValueError::Dkim)?; Ok(()) }),
@@ -1244,6 +1245,8 @@ mod tests {
             "5",
             "--error-delay",
             "250ms",
+            "--max-connections-per-destination",
+            "4",
         ]);
         assert_eq!(c.smtp.len(), 2);
         assert!(c.submission.is_empty());
@@ -1260,6 +1263,7 @@ mod tests {
         assert_eq!(c.soft_error_limit, 3);
         assert_eq!(c.hard_error_limit, 5);
         assert_eq!(c.error_delay, Duration::from_millis(250));
+        assert_eq!(c.delivery.max_connections_per_destination, 4);
     }
 
     #[test]

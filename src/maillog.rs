@@ -17,7 +17,7 @@
 //! | [`Refused`] | `203.0.113.7:50312 on smtp: refused RCPT: 550 5.1.1 No such user here; from=<a@example.net> to=<bob@example.org> helo=<mx.example.net>` | info |
 //! | [`Login`] | `203.0.113.7:50312 on submission: login user="alice@example.org" success` | info |
 //! | [`LoginCheck`] | `auth: user="alice@example.org" result=failure reason=wrong-password ip=203.0.113.7 failures=3 from-ip=5` | warn |
-//! | [`Delivery`] | `0J5Z3K1M2N3P4Q5R: to=<bob@example.net>, relay=mx.example.net[192.0.2.25]:25, delay=3, tls=TLSv1.3, status=sent (250 2.0.0 Ok)` | info |
+//! | [`Delivery`] | `0J5Z3K1M2N3P4Q5R: to=<bob@example.net>, relay=mx.example.net[192.0.2.25]:25, conn_use=2, delay=0.12, tls=TLSv1.3, status=sent (250 2.0.0 Ok)` | info |
 //! | [`ReportSent`] | `0J5Z3K1M2N3P4Q5R: sender notification 0J5Z3K1M2N3P4Q6A to <alice@example.org>` | info |
 //! | [`Removed`] | `0J5Z3K1M2N3P4Q5R: removed` | info |
 //!
@@ -46,8 +46,10 @@
 //!   login and of this address within the throttle window.
 //! - **delivery**: one line per recipient and attempt, after Postfix's
 //!   `smtp` lines: the recipient, the relay (`host[ip]:port`, `local` for a
-//!   Maildir, `discard`, or `none` when nothing was reached), the seconds
-//!   since arrival, the TLS version (`none`), `status=sent|deferred|bounced`
+//!   Maildir, `discard`, or `none` when nothing was reached), `conn_use=N`
+//!   when the connection had carried N-1 messages before (a kept one), the
+//!   seconds from arrival to this outcome (`delay=0.12`: hundredths below
+//!   100 s, as Postfix writes it), the TLS version (`none`), `status=sent|deferred|bounced`
 //!   and what the next hop or the Maildir said (for an expiry, `gave up
 //!   after …` and the last error).
 //! - **notification**: a delivery report (`sender notification`) or a
@@ -72,6 +74,7 @@
 
 use std::fmt::{self, Display, Formatter};
 use std::net::IpAddr;
+use std::time::Duration;
 
 use log::Level;
 
@@ -114,6 +117,21 @@ impl Display for OneLine<'_> {
             f.write_str(part)?;
         }
         Ok(())
+    }
+}
+
+/// A delay in seconds as Postfix writes `delay=`: hundredths below 100 s
+/// (`0.05`), whole seconds above (`432000`).
+struct Seconds(Duration);
+
+impl Display for Seconds {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        let secs = self.0.as_secs_f64();
+        if secs < 100.0 {
+            write!(f, "{secs:.2}")
+        } else {
+            write!(f, "{}", self.0.as_secs())
+        }
     }
 }
 
@@ -363,8 +381,11 @@ pub struct Delivery {
     pub recipient: String,
     /// `host[ip]:port`, `local`, `discard` or `none`.
     pub relay: String,
-    /// Seconds from arrival to this attempt.
-    pub delay_secs: u64,
+    /// From arrival to this outcome.
+    pub delay: Duration,
+    /// Which transaction of its connection this was, logged as
+    /// `conn_use=N` when more than 1 (a kept connection, as Postfix logs it).
+    pub conn_use: u32,
     /// The TLS version of the session, if any.
     pub tls: Option<String>,
     /// The outcome.
@@ -382,11 +403,18 @@ impl Display for Delivery {
         };
         write!(
             f,
-            "{}: to=<{}>, relay={}, delay={}, tls={}, status={status} ({})",
+            "{}: to=<{}>, relay={}, ",
             self.queue_id,
             OneLine(&self.recipient),
             OneLine(&self.relay),
-            self.delay_secs,
+        )?;
+        if self.conn_use > 1 {
+            write!(f, "conn_use={}, ", self.conn_use)?;
+        }
+        write!(
+            f,
+            "delay={}, tls={}, status={status} ({})",
+            Seconds(self.delay),
             OneLine(self.tls.as_deref().unwrap_or("none")),
             OneLine(&self.said)
         )
@@ -755,7 +783,8 @@ mod tests {
             queue_id: id("0J5Z3K1M2N3P4Q5R"),
             recipient: "bob@example.net".into(),
             relay: "mx.example.net[192.0.2.25]:25".into(),
-            delay_secs: 3,
+            delay: Duration::from_millis(3040),
+            conn_use: 1,
             tls: Some("TLSv1.3".into()),
             status,
             said: said.into(),
@@ -774,7 +803,7 @@ mod tests {
                 delivery(status, said).to_string(),
                 format!(
                     "0J5Z3K1M2N3P4Q5R: to=<bob@example.net>, relay=mx.example.net[192.0.2.25]:25, \
-                     delay=3, tls=TLSv1.3, status={word} ({said})"
+                     delay=3.04, tls=TLSv1.3, status={word} ({said})"
                 )
             );
         }
@@ -786,8 +815,20 @@ mod tests {
         assert!(
             local
                 .to_string()
-                .ends_with("relay=local, delay=3, tls=none, status=sent (delivered to maildir)"),
+                .ends_with("relay=local, delay=3.04, tls=none, status=sent (delivered to maildir)"),
             "{local}"
+        );
+        // A kept connection says which use it was; a long delay is in seconds.
+        let reused = Delivery {
+            conn_use: 3,
+            delay: Duration::from_secs(432_000),
+            ..delivery(DeliveryStatus::Sent, "250 2.0.0 Ok")
+        };
+        assert!(
+            reused
+                .to_string()
+                .contains(":25, conn_use=3, delay=432000, tls="),
+            "{reused}"
         );
     }
 
@@ -802,7 +843,7 @@ mod tests {
         assert_one_line(&line);
         assert_eq!(
             line,
-            "0J5Z3K1M2N3P4Q5R: to=<b@x  Y>, relay=mx [1.2.3.4]:25, delay=3, tls=TLSv1.3, \
+            "0J5Z3K1M2N3P4Q5R: to=<b@x  Y>, relay=mx [1.2.3.4]:25, delay=3.04, tls=TLSv1.3, \
              status=sent (250 ok  0J5Z3K1M2N3P4Q5R: removed)"
         );
     }

@@ -23,7 +23,7 @@ use outpost::proto::envelope::{
 };
 use outpost::proto::esmtp::Notify;
 use outpost::queue::{QueueId, RecipientState, Spool};
-use support::fake_mx::{self_signed_tls_and_pem, MxScript};
+use support::fake_mx::{self_signed_tls_and_pem, MxScript, MxSession, END_OF_DATA};
 use support::TempDir;
 
 const BODY: &[u8] = b"From: alice@local.test\r\nTo: bob@rx.test\r\nSubject: hello\r\n\r\n.leading dot\r\nline two\r\n..two dots\r\n";
@@ -790,5 +790,161 @@ fn transport_relay_sends_one_domain_through_the_smarthost() {
         .text()
         .contains("RCPT TO:<carol@far.test>"));
     wait_for(5, "an empty queue", || queue_is_empty(&spool));
+    delivery.shutdown();
+}
+
+/// `n` messages from alice to bob@rx.test, spooled before delivery starts.
+fn store_many(spool: &Spool, n: usize) -> Vec<QueueId> {
+    (0..n)
+        .map(|_| store(spool, "alice@local.test", &["bob@rx.test"]))
+        .collect()
+}
+
+/// How many MAIL commands a session carried.
+fn mail_commands(session: &MxSession) -> usize {
+    session.text().matches("MAIL FROM:").count()
+}
+
+#[test]
+fn messages_to_one_destination_share_kept_connections_in_parallel() {
+    let tmp = data_dir("reuse");
+    let dir = tmp.path();
+    let dns = DnsServer::start(mx_zone("rx.test"));
+    // A slow answer to the final dot: deliveries overlap.
+    let rx = MxScript::new()
+        .pause(END_OF_DATA, Duration::from_millis(100))
+        .start();
+    let spool = Spool::open(dir).unwrap();
+    store_many(&spool, 20);
+    let mut config = base_config(dir, &dns, rx.addr().port());
+    config.max_outbound_connections = 4;
+    let delivery = start(config, &spool, users(&["alice@local.test"]));
+    // A session is recorded when it ends: the kept ones end idle, with QUIT.
+    wait_for(30, "20 messages at the MX", || rx.messages().len() == 20);
+    wait_for(5, "an empty queue", || queue_is_empty(&spool));
+    let sessions = rx.sessions();
+    assert!(rx.connections() < 20, "{} connections", rx.connections());
+    assert!(
+        (2..=4).contains(&rx.peak_connections()),
+        "{} at once",
+        rx.peak_connections()
+    );
+    assert!(sessions.iter().any(|s| s.messages.len() > 1));
+    for session in &sessions {
+        let text = session.text();
+        assert!(text.starts_with("EHLO out.local.test\r\n"), "{text}");
+        assert_eq!(text.matches("EHLO").count(), 1, "{text}");
+        assert!(text.ends_with(".\r\nQUIT\r\n"), "{text}");
+        assert_eq!(mail_commands(session), session.messages.len(), "{text}");
+    }
+    assert!(rx.mistakes().is_empty(), "{:?}", rx.mistakes());
+    delivery.shutdown();
+}
+
+/// Three messages, one at a time, to an MX that `closes` each connection
+/// when it is used for a second message: every message arrives without a
+/// retry, and each kept connection was tried before a new one took over.
+fn kept_connections_closed_by_the_peer(name: &str, closes: MxScript) {
+    let tmp = data_dir(name);
+    let dir = tmp.path();
+    let dns = DnsServer::start(mx_zone("rx.test"));
+    let rx = closes.start();
+    let spool = Spool::open(dir).unwrap();
+    store_many(&spool, 3);
+    let mut config = base_config(dir, &dns, rx.addr().port());
+    config.max_outbound_connections = 1;
+    // A deferred message would wait an hour: arriving at all means it
+    // was not deferred.
+    config.retry.schedule = Schedule::List(vec![Duration::from_secs(3600)]);
+    let delivery = start(config, &spool, users(&["alice@local.test"]));
+    wait_for(30, "3 messages at the MX", || rx.messages().len() == 3);
+    wait_for(5, "an empty queue", || queue_is_empty(&spool));
+    let sessions = rx.wait_for_sessions(3);
+    assert_eq!(rx.connections(), 3);
+    let tried_again = sessions.iter().filter(|s| mail_commands(s) == 2).count();
+    let texts: Vec<String> = sessions.iter().map(MxSession::text).collect();
+    assert_eq!(tried_again, 2, "{texts:?}");
+    assert!(sessions.iter().all(|s| s.messages.len() == 1));
+    assert!(
+        maildir_files(dir, "local.test", "alice").is_empty(),
+        "no report"
+    );
+    delivery.shutdown();
+}
+
+#[test]
+fn a_kept_connection_the_peer_dropped_is_replaced_without_a_retry() {
+    // Closed without a word when the next MAIL arrives.
+    kept_connections_closed_by_the_peer("dropped", MxScript::new().hang_up_after(1));
+    // Or told 421, as a peer says on its idle timeout.
+    let idle_timeout = MxScript::new().reply_per_transaction("MAIL", |_, carried| {
+        if carried == 1 {
+            "421 4.4.2 rx.test Idle timeout, closing".into()
+        } else {
+            "250 2.1.0 Ok".into()
+        }
+    });
+    kept_connections_closed_by_the_peer("idle-421", idle_timeout);
+}
+
+#[test]
+fn a_4xx_on_a_kept_connection_defers_and_retries_as_on_a_new_one() {
+    let tmp = data_dir("kept-4xx");
+    let dir = tmp.path();
+    let dns = DnsServer::start(mx_zone("rx.test"));
+    // The second transaction on the first connection is greylisted.
+    let rx = MxScript::new()
+        .reply_per_transaction("RCPT", |connection, carried| {
+            if (connection, carried) == (0, 1) {
+                "451 4.7.1 Greylisted, try again".into()
+            } else {
+                "250 2.1.5 Ok".into()
+            }
+        })
+        .start();
+    let spool = Spool::open(dir).unwrap();
+    store_many(&spool, 2);
+    let mut config = base_config(dir, &dns, rx.addr().port());
+    config.max_outbound_connections = 1;
+    let delivery = start(config, &spool, users(&["alice@local.test"]));
+    wait_for(30, "both messages at the MX", || rx.messages().len() == 2);
+    wait_for(5, "an empty queue", || queue_is_empty(&spool));
+    let sessions = rx.wait_for_sessions(2);
+    assert_eq!(rx.connections(), 2);
+    let first = sessions
+        .iter()
+        .find(|s| mail_commands(s) == 2)
+        .expect("the kept connection carried the second message");
+    // Not kept after the refusal: QUIT right after it.
+    assert!(
+        first.text().ends_with("DATA\r\nQUIT\r\n"),
+        "{}",
+        first.text()
+    );
+    assert_eq!(first.messages.len(), 1);
+    assert!(
+        maildir_files(dir, "local.test", "alice").is_empty(),
+        "no report"
+    );
+    delivery.shutdown();
+}
+
+#[test]
+fn never_more_connections_to_one_destination_than_the_limit() {
+    let tmp = data_dir("limit");
+    let dir = tmp.path();
+    let dns = DnsServer::start(mx_zone("rx.test"));
+    let rx = MxScript::new()
+        .pause(END_OF_DATA, Duration::from_millis(100))
+        .start();
+    let spool = Spool::open(dir).unwrap();
+    store_many(&spool, 10);
+    let mut config = base_config(dir, &dns, rx.addr().port());
+    config.max_outbound_connections = 6;
+    config.max_connections_per_destination = 2;
+    let delivery = start(config, &spool, users(&["alice@local.test"]));
+    wait_for(30, "10 messages at the MX", || rx.messages().len() == 10);
+    wait_for(5, "an empty queue", || queue_is_empty(&spool));
+    assert_eq!(rx.peak_connections(), 2);
     delivery.shutdown();
 }

@@ -16,6 +16,9 @@ pub const SMTP_PORT: u16 = 25;
 /// `--max-outbound-connections` default: enough parallelism for a small
 /// server without hammering anyone.
 pub const DEFAULT_MAX_OUTBOUND_CONNECTIONS: usize = 20;
+/// `--max-connections-per-destination` default, Postfix's
+/// `default_destination_concurrency_limit`.
+pub const DEFAULT_MAX_CONNECTIONS_PER_DESTINATION: usize = 20;
 /// `--max-received` default, Postfix's `hopcount_limit`.
 pub const DEFAULT_MAX_RECEIVED: usize = 50;
 /// Upper bound for `--max-outbound-connections` (one thread each).
@@ -41,7 +44,8 @@ pub enum SettingError {
     BadRelayTls(String),
     /// `--outbound-tls` is not `opportunistic` or `verify`.
     BadOutboundTls(String),
-    /// `--max-outbound-connections` is not 1..=1000.
+    /// `--max-outbound-connections` or `--max-connections-per-destination`
+    /// is not 1..=1000.
     BadConnections(String),
     /// A duration or retry list did not parse.
     Retry(retry::RetryError),
@@ -208,6 +212,9 @@ pub struct DeliveryConfig {
     pub retry: RetryPolicy,
     /// `--max-outbound-connections`: delivery threads, hence connections.
     pub max_outbound_connections: usize,
+    /// `--max-connections-per-destination`: connections open to one
+    /// destination at a time, idle kept ones included (`delivery::pool`).
+    pub max_connections_per_destination: usize,
     /// `--aliases`: the alias file.
     pub aliases: Option<PathBuf>,
     /// `--max-received`: a queued message with more `Received:` fields
@@ -243,6 +250,7 @@ impl Default for DeliveryConfig {
             ip_family: IpFamily::Both,
             retry: RetryPolicy::default(),
             max_outbound_connections: DEFAULT_MAX_OUTBOUND_CONNECTIONS,
+            max_connections_per_destination: DEFAULT_MAX_CONNECTIONS_PER_DESTINATION,
             aliases: None,
             max_received: DEFAULT_MAX_RECEIVED,
             maildir_group_access: false,
@@ -409,7 +417,8 @@ pub fn parse_retry(text: &str) -> Result<Schedule, SettingError> {
     Ok(Schedule::List(retry::parse_schedule(text)?))
 }
 
-/// `--max-outbound-connections`: 1 to [`MAX_OUTBOUND_CONNECTIONS`].
+/// `--max-outbound-connections` and `--max-connections-per-destination`:
+/// 1 to [`MAX_OUTBOUND_CONNECTIONS`].
 pub fn parse_connections(text: &str) -> Result<usize, SettingError> {
     match text.trim().parse::<usize>() {
         Ok(n) if (1..=MAX_OUTBOUND_CONNECTIONS).contains(&n) => Ok(n),
@@ -563,6 +572,7 @@ mod tests {
         assert_eq!(c.retry.max_lifetime, retry::DEFAULT_MAX_LIFETIME);
         assert_eq!(c.retry.delay_warning, Some(retry::DEFAULT_DELAY_WARNING));
         assert_eq!(c.max_outbound_connections, 20);
+        assert_eq!(c.max_connections_per_destination, 20);
         assert!(!c.is_local("x"));
     }
 }

@@ -8,8 +8,11 @@
 //! message (`attempt.rs`: the delivery I/O; `decide.rs`: what the results
 //! mean, as a pure plan; `execute.rs`: the plan applied to the spool) and
 //! reports back when to try it next and which reports it spooled. Recipients of one destination (a domain's MX, a
-//! `--transport` host, the smarthost) are delivered in one transaction,
-//! and at most one connection per destination is open at a time.
+//! `--transport` host, the smarthost) are delivered in one transaction.
+//! How many connections a destination gets at once, and which idle
+//! session carries the next message to it, is the pool's
+//! (`delivery::pool`); the scheduler closes idle sessions when their time
+//! is up, and shutdown closes them all with QUIT.
 //!
 //! The server calls [`DeliveryHandle::notify`] after each 250.
 //!
@@ -35,7 +38,6 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use parking_lot::{Condvar, Mutex};
 use rustls::ClientConfig;
 
 use super::config::DeliveryConfig;
@@ -43,6 +45,7 @@ use super::dns::{DnsError, Resolver, ResolverConfig};
 use super::maildir::MailStore;
 use super::myself::OwnAddresses;
 use super::outbound::{self, CertPolicy, OutboundError};
+use super::pool::Pool;
 use crate::directory::LocalDirectory;
 use crate::proto::sasl::Credentials;
 use crate::queue::{QueueError, QueueId, Spool};
@@ -120,43 +123,13 @@ pub(crate) struct Context {
     relay_tls: Arc<ClientConfig>,
     credentials: Option<Credentials>,
     mail: MailStore,
-    busy: DestinationLocks,
+    /// Connection limits per destination and idle sessions.
+    pool: Pool,
     stopping: Arc<AtomicBool>,
     /// Closed on shutdown so that no delivery thread waits on a silent peer.
     connections: outbound::OpenConnections,
     /// Our own listeners, never a next hop.
     own: OwnAddresses,
-}
-
-/// One connection per destination at a time: a set of busy keys.
-#[derive(Default)]
-struct DestinationLocks {
-    busy: Mutex<HashSet<String>>,
-    freed: Condvar,
-}
-
-/// Holds a destination until dropped.
-struct DestinationGuard<'a> {
-    locks: &'a DestinationLocks,
-    key: String,
-}
-
-impl DestinationLocks {
-    fn lock(&self, key: String) -> DestinationGuard<'_> {
-        let mut busy = self.busy.lock();
-        while busy.contains(&key) {
-            self.freed.wait(&mut busy);
-        }
-        busy.insert(key.clone());
-        DestinationGuard { locks: self, key }
-    }
-}
-
-impl Drop for DestinationGuard<'_> {
-    fn drop(&mut self) {
-        self.locks.busy.lock().remove(&self.key);
-        self.locks.freed.notify_all();
-    }
 }
 
 /// What the scheduler thread is told: new mail, a flush, a finished
@@ -219,6 +192,8 @@ impl Delivery {
             .group_access(config.maildir_group_access);
         // Before any delivery thread runs, so no file of ours is being written.
         clean_maildir_tmp(&mail, &spool);
+        // Bounded by the delivery threads: each holds one connection.
+        let per_destination = config.max_connections_per_destination.min(workers);
         let context = Arc::new(Context {
             mail,
             own: OwnAddresses::new(&config.listening),
@@ -229,7 +204,7 @@ impl Delivery {
             mx_tls,
             relay_tls,
             credentials,
-            busy: DestinationLocks::default(),
+            pool: Pool::new(per_destination, workers),
             stopping,
             connections: outbound::OpenConnections::default(),
         });
@@ -337,6 +312,7 @@ impl DeliveryHandle {
 
     fn stop(&mut self) {
         self.context.stopping.store(true, Ordering::Relaxed);
+        self.context.pool.close_all();
         self.context.connections.close_all();
         let _ = self.commands.send(SchedulerMsg::Shutdown);
         if let Some(thread) = self.scheduler.take() {
@@ -399,6 +375,7 @@ impl Scheduler {
                 Ok(SchedulerMsg::Shutdown) | Err(RecvTimeoutError::Disconnected) => break,
                 Err(RecvTimeoutError::Timeout) => {}
             }
+            self.ctx.pool.close_expired();
             if last_check.elapsed() >= FLUSH_CHECK {
                 last_check = Instant::now();
                 self.check_flush_file();
@@ -518,8 +495,18 @@ impl Scheduler {
         }
     }
 
-    /// Until the next due message, at most [`FLUSH_CHECK`].
+    /// Until the next due message or idle session expiry, at most
+    /// [`FLUSH_CHECK`].
     fn wait_time(&mut self) -> Duration {
+        let limit = match self.ctx.pool.until_next_expiry() {
+            Some(expiry) => expiry.min(FLUSH_CHECK),
+            None => FLUSH_CHECK,
+        };
+        self.due_in().min(limit)
+    }
+
+    /// Until the next due message, at most [`FLUSH_CHECK`].
+    fn due_in(&mut self) -> Duration {
         if self.running.len() >= self.workers.len() {
             return FLUSH_CHECK;
         }

@@ -1,6 +1,7 @@
 //! Outbound delivery: MX lookup, target selection, the retry schedule,
 //! DKIM signatures for what leaves (`sign`), Maildir for local recipients, the check that a next hop is not this
-//! server itself (`myself`), and the queue manager threads
+//! server itself (`myself`), the per-destination connection limits and
+//! the cache of idle sessions (`pool`), and the queue manager threads
 //! ([`manager::Delivery`]) that drive `proto::client` over sockets with
 //! rustls.
 //!
@@ -15,6 +16,7 @@ pub mod maildir;
 pub mod manager;
 pub mod myself;
 pub mod outbound;
+pub mod pool;
 pub mod retry;
 pub mod route;
 pub mod sign;

@@ -28,7 +28,9 @@ use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
 
 use crate::net::is_timeout;
-use crate::proto::client::{Client, ClientAction, Report, TIMEOUT_DATA_BLOCK};
+use crate::proto::client::{
+    Client, ClientAction, ClientParams, Extensions, Report, SessionEnd, TIMEOUT_DATA_BLOCK,
+};
 use crate::proto::dot::Stuffer;
 use crate::tls::{client_config, trusted_roots, CertCheck, ClientStream};
 
@@ -295,13 +297,166 @@ pub fn run(
 /// [`OpenConnections::close_all`] can end it early.
 pub fn run_tracked(
     peer: &Peer,
-    mut client: Client,
+    client: Client,
     mut body: impl Read,
     tls: &Arc<ClientConfig>,
     open: &OpenConnections,
 ) -> Result<Attempt, OutboundError> {
-    let server_name = ServerName::try_from(peer.host.trim_end_matches('.').to_string())
-        .map_err(|_| OutboundError::BadServerName(peer.host.clone()))?;
+    let server_name = server_name(peer)?;
+    let stream = open_stream(peer, open)?;
+    let _registration = open.register(stream.tcp());
+    let ended = converse(
+        stream,
+        peer.implicit_tls,
+        client,
+        &mut body,
+        tls,
+        &server_name,
+    );
+    Ok(ended.attempt)
+}
+
+/// An SMTP session kept open after a transaction that delivered to every
+/// recipient, ready for the next MAIL (`delivery::pool` keeps it).
+pub struct Session {
+    stream: ClientStream,
+    extensions: Extensions,
+    /// Transactions it has carried.
+    uses: u32,
+    opened: Instant,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("peer", &self.stream.tcp().peer_addr().ok())
+            .field("uses", &self.uses)
+            .finish()
+    }
+}
+
+/// How long the QUIT of an idle session may take to write.
+const QUIT_TIMEOUT: Duration = Duration::from_secs(1);
+
+impl Session {
+    /// Transactions it has carried.
+    pub fn uses(&self) -> u32 {
+        self.uses
+    }
+
+    /// How long ago its connection was opened.
+    pub fn age(&self) -> Duration {
+        self.opened.elapsed()
+    }
+
+    /// Whether the peer has neither closed the connection nor said
+    /// anything since (an idle peer that times out sends 421 and closes):
+    /// a read would block.
+    fn is_quiet(&self) -> bool {
+        let tcp = self.stream.tcp();
+        if tcp.set_nonblocking(true).is_err() {
+            return false;
+        }
+        let quiet =
+            matches!(tcp.peek(&mut [0u8; 1]), Err(e) if e.kind() == io::ErrorKind::WouldBlock);
+        tcp.set_nonblocking(false).is_ok() && quiet
+    }
+
+    /// Ends the session: QUIT without waiting for the 221 (like Postfix),
+    /// then the TLS close_notify, then the socket is closed.
+    pub fn quit(mut self) {
+        let _ = self.stream.tcp().set_write_timeout(Some(QUIT_TIMEOUT));
+        let _ = self.stream.write_all(b"QUIT\r\n");
+        if let ClientStream::Tls(s) = &mut self.stream {
+            s.conn.send_close_notify();
+        }
+        let _ = self.stream.flush();
+    }
+}
+
+/// The result of [`run_session`].
+#[derive(Debug)]
+pub struct SessionRun {
+    /// What the session did.
+    pub attempt: Attempt,
+    /// The connection, ready for another transaction ([`Report::held`]).
+    pub kept: Option<Session>,
+    /// Which transaction of its connection this was (1: a new one).
+    pub conn_use: u32,
+}
+
+/// Runs one transaction with `params` on `cached` (a session kept from an
+/// earlier one, see [`Session`]) or, when there is none or the peer closed
+/// it meanwhile, on a new connection to `peer`. A cached session that
+/// broke before the peer answered anything, or that the peer answered
+/// only with 421, did not deliver the message, which goes on a new
+/// connection at once; that is no failure.
+/// After a transaction that delivered to every recipient the session is
+/// returned in [`SessionRun::kept`], without QUIT.
+pub fn run_session(
+    peer: &Peer,
+    params: ClientParams,
+    cached: Option<Session>,
+    mut body: impl Read,
+    tls: &Arc<ClientConfig>,
+    open: &OpenConnections,
+) -> Result<SessionRun, OutboundError> {
+    let server_name = server_name(peer)?;
+    if let Some(session) = cached.filter(Session::is_quiet) {
+        let tls_active = matches!(session.stream, ClientStream::Tls(_));
+        let client = Client::resume(params.clone(), session.extensions, tls_active);
+        let registration = open.register(session.stream.tcp());
+        let ended = converse(
+            session.stream,
+            false,
+            client.keeping_session(),
+            &mut body,
+            tls,
+            &server_name,
+        );
+        drop(registration);
+        if !closed_meanwhile(&ended.attempt.report) {
+            return Ok(ended.into_run(session.uses + 1, session.opened));
+        }
+        log::debug!(
+            "{}: the peer closed a kept connection; connecting again",
+            peer.addr
+        );
+    }
+    let stream = open_stream(peer, open)?;
+    let opened = Instant::now();
+    let _registration = open.register(stream.tcp());
+    let client = Client::new(params).keeping_session();
+    let ended = converse(
+        stream,
+        peer.implicit_tls,
+        client,
+        &mut body,
+        tls,
+        &server_name,
+    );
+    Ok(ended.into_run(1, opened))
+}
+
+/// Whether a transaction on a kept connection failed only because the
+/// peer had closed it while it was idle: it broke before any answer, or
+/// MAIL got 421 (RFC 5321 §3.8: the service is closing the channel, as a
+/// peer says on its idle timeout). The message was not taken.
+fn closed_meanwhile(report: &Report) -> bool {
+    match report.first_code {
+        None => report.end == SessionEnd::ConnectionLost,
+        Some(code) => code == 421,
+    }
+}
+
+/// The peer's host name as a TLS server name.
+fn server_name(peer: &Peer) -> Result<ServerName<'static>, OutboundError> {
+    ServerName::try_from(peer.host.trim_end_matches('.').to_string())
+        .map_err(|_| OutboundError::BadServerName(peer.host.clone()))
+}
+
+/// A new connection to `peer` (plain: [`converse`] starts implicit TLS).
+fn open_stream(peer: &Peer, open: &OpenConnections) -> Result<ClientStream, OutboundError> {
     let tcp = connect(peer.addr, peer.source, CONNECT_TIMEOUT, open).map_err(|source| {
         OutboundError::Connect {
             addr: peer.addr,
@@ -309,82 +464,122 @@ pub fn run_tracked(
         }
     })?;
     let _ = tcp.set_nodelay(true);
-    let _registration = open.register(&tcp);
-    let mut stream = ClientStream::Plain(tcp);
-    if peer.implicit_tls {
-        match start_tls(stream, tls, &server_name) {
+    Ok(ClientStream::Plain(tcp))
+}
+
+/// How a conversation ended: the attempt, and the connection when the
+/// client held it for another transaction.
+struct Ended {
+    attempt: Attempt,
+    stream: Option<ClientStream>,
+}
+
+impl Ended {
+    fn into_run(self, conn_use: u32, opened: Instant) -> SessionRun {
+        let extensions = self.attempt.report.extensions.clone();
+        let kept = self.stream.map(|stream| Session {
+            stream,
+            extensions,
+            uses: conn_use,
+            opened,
+        });
+        SessionRun {
+            attempt: self.attempt,
+            kept,
+            conn_use,
+        }
+    }
+}
+
+/// Runs `client` over `stream` to its end, sending the message read from
+/// `body` when the client asks for it (in pieces, never whole). With
+/// `implicit_tls` (a new connection to a port-465 smarthost) the TLS
+/// handshake comes first.
+fn converse(
+    mut stream: ClientStream,
+    implicit_tls: bool,
+    mut client: Client,
+    body: &mut impl Read,
+    tls: &Arc<ClientConfig>,
+    server_name: &ServerName<'static>,
+) -> Ended {
+    let lost = |mut client: Client, why: String, stream: Option<&ClientStream>| {
+        client.connection_lost(&why);
+        let tls_version = stream.and_then(|s| s.tls_version()).map(str::to_string);
+        Ended {
+            attempt: Attempt {
+                report: client.finish(),
+                tls_version,
+            },
+            stream: None,
+        }
+    };
+    if implicit_tls {
+        match start_tls(stream, tls, server_name) {
             Ok(s) => stream = s,
-            Err(e) => {
-                client.connection_lost(&e.to_string());
-                return Ok(Attempt {
-                    report: client.finish(),
-                    tls_version: None,
-                });
-            }
+            Err(e) => return lost(client, e.to_string(), None),
         }
     }
     let mut buf = vec![0u8; 16 * 1024];
     let mut out = Vec::new();
-    'session: loop {
-        if let Err(e) = stream.tcp().set_read_timeout(Some(client.reply_timeout())) {
-            client.connection_lost(&e.to_string());
-            break;
-        }
-        let n = match stream.read(&mut buf) {
-            Ok(0) => {
-                client.connection_lost("the server closed the connection");
-                break;
-            }
-            Ok(n) => n,
-            Err(e) => {
-                client.connection_lost(&describe(&e));
-                break;
-            }
-        };
-        let mut action = client.receive(&buf[..n], &mut out);
+    let mut action = client.begin(&mut out);
+    loop {
+        // Write what the client wrote, and do what it asked.
         loop {
             if let Err(e) = send(&mut stream, &mut out) {
-                client.connection_lost(&describe(&e));
-                break 'session;
+                return lost(client, describe(&e), Some(&stream));
             }
             match action {
                 None => break,
                 Some(ClientAction::SendBody) => {
-                    if let Err(e) = send_body(&mut stream, &mut body, &mut out) {
-                        client.connection_lost(&describe(&e));
-                        break 'session;
+                    if let Err(e) = send_body(&mut stream, body, &mut out) {
+                        return lost(client, describe(&e), Some(&stream));
                     }
                     action = client.body_sent(&mut out);
                 }
                 Some(ClientAction::Done) => {
-                    if let ClientStream::Tls(s) = &mut stream {
-                        s.conn.send_close_notify();
-                        let _ = s.flush();
-                    }
-                    break 'session;
+                    let tls_version = stream.tls_version().map(str::to_string);
+                    let report = client.finish();
+                    let stream = if report.held {
+                        Some(stream)
+                    } else {
+                        if let ClientStream::Tls(s) = &mut stream {
+                            s.conn.send_close_notify();
+                            let _ = s.flush();
+                        }
+                        None
+                    };
+                    return Ended {
+                        attempt: Attempt {
+                            report,
+                            tls_version,
+                        },
+                        stream,
+                    };
                 }
-                Some(ClientAction::StartTls) => match start_tls(stream, tls, &server_name) {
+                Some(ClientAction::StartTls) => match start_tls(stream, tls, server_name) {
                     Ok(s) => {
                         stream = s;
                         client.tls_started(&mut out);
                         action = None;
                     }
-                    Err(e) => {
-                        client.connection_lost(&e.to_string());
-                        return Ok(Attempt {
-                            report: client.finish(),
-                            tls_version: None,
-                        });
-                    }
+                    Err(e) => return lost(client, e.to_string(), None),
                 },
             }
         }
+        if let Err(e) = stream.tcp().set_read_timeout(Some(client.reply_timeout())) {
+            return lost(client, e.to_string(), Some(&stream));
+        }
+        let n = match stream.read(&mut buf) {
+            Ok(0) => {
+                let why = "the server closed the connection".to_string();
+                return lost(client, why, Some(&stream));
+            }
+            Ok(n) => n,
+            Err(e) => return lost(client, describe(&e), Some(&stream)),
+        };
+        action = client.receive(&buf[..n], &mut out);
     }
-    let tls_version = stream.tls_version().map(str::to_string);
-    Ok(Attempt {
-        report: client.finish(),
-        tls_version,
-    })
 }
 
 fn send(stream: &mut ClientStream, out: &mut Vec<u8>) -> std::io::Result<()> {

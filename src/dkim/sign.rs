@@ -104,6 +104,13 @@ impl MessageHasher {
         }
     }
 
+    /// Once the header section is complete, the domain
+    /// [`Hashed::from_domain`] will give (a message no key signs need not
+    /// be read further); `None` before.
+    pub fn from_domain(&self) -> Option<Option<String>> {
+        self.in_body.then(|| from_domain(&fields(&self.header)))
+    }
+
     /// Ends the message: its header section and body hash. A message
     /// without an empty line is all header section and an empty body.
     pub fn finish(self) -> Result<Hashed, SignError> {

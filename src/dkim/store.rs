@@ -32,6 +32,9 @@ pub const SELECTOR_PREFIX: &str = "outpost";
 pub const ED25519_SUFFIX: &str = "-ed25519";
 /// The message is read in pieces of this size to be signed.
 const READ_PIECE: usize = 64 * 1024;
+/// Until its header section is complete, a message is hashed in steps of
+/// this size, so that a message no key signs is not hashed past it.
+const HEADER_STEP: usize = 1024;
 
 /// The DKIM settings of `outpost serve` and `outpost dns`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -466,12 +469,31 @@ impl KeyRing {
     ) -> Result<Vec<u8>, SignMessageError> {
         let mut hasher = MessageHasher::new();
         let mut piece = vec![0u8; READ_PIECE];
+        let mut decided = false;
         loop {
-            match message.read(&mut piece) {
+            let n = match message.read(&mut piece) {
                 Ok(0) => break,
-                Ok(n) => hasher.update(&piece[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(SignMessageError::Read(e)),
+            };
+            // Relayed mail from other domains is the common case: until the
+            // header section is complete the message goes in in small
+            // steps, and once it shows that no key applies, nothing of the
+            // body is hashed.
+            let step = if decided { n } else { HEADER_STEP };
+            for chunk in piece[..n].chunks(step) {
+                hasher.update(chunk);
+                if decided {
+                    continue;
+                }
+                if let Some(from) = hasher.from_domain() {
+                    decided = true;
+                    let signed = from.is_some_and(|domain| !self.keys_for(&domain).is_empty());
+                    if !signed {
+                        return Ok(Vec::new());
+                    }
+                }
             }
         }
         let hashed: Hashed = hasher.finish().map_err(SignMessageError::Sign)?;
@@ -528,6 +550,35 @@ mod tests {
         assert_eq!(year_month(DECEMBER_2026), (2026, 12));
         assert_eq!(year_month(951_782_400), (2000, 2)); // 2000-02-29
         assert_eq!(year_month(951_868_800), (2000, 3));
+    }
+
+    /// A body that cannot be read.
+    struct Unreadable;
+
+    impl std::io::Read for Unreadable {
+        fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::other("the body was read"))
+        }
+    }
+
+    #[test]
+    fn a_message_no_key_signs_is_not_read_past_its_header() {
+        let dir = TempDir::new("dkim-skip");
+        let settings = Settings {
+            algorithms: vec![Algorithm::Ed25519],
+            ..Settings::default()
+        };
+        let store = KeyStore::new(dir.path());
+        let ring = KeyRing::open(store, &["local.test".into()], &settings, DECEMBER_2026).unwrap();
+        let sign = |from: &str| {
+            let header = format!("From: <a@{from}>\r\nSubject: x\r\n\r\n").into_bytes();
+            ring.sign(
+                std::io::Read::chain(header.as_slice(), Unreadable),
+                DECEMBER_2026,
+            )
+        };
+        assert!(sign("other.test").unwrap().is_empty());
+        assert!(matches!(sign("local.test"), Err(SignMessageError::Read(_))));
     }
 
     #[test]

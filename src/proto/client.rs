@@ -30,7 +30,7 @@ pub const TIMEOUT_DATA_END: Duration = Duration::from_secs(10 * 60);
 pub const TIMEOUT_COMMAND: Duration = Duration::from_secs(5 * 60);
 
 /// Whether to use STARTTLS.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TlsPolicy {
     /// Never send STARTTLS.
     Never,
@@ -284,7 +284,8 @@ pub enum ClientAction {
     /// call [`Client::body_sent`]. The body is never copied into the
     /// output.
     SendBody,
-    /// Send the output (usually QUIT) and close; [`Client::finish`] has the
+    /// Send the output (usually QUIT) and close, or keep the connection
+    /// for another transaction when [`Report::held`]; [`Client::finish`] has the
     /// results.
     Done,
 }
@@ -300,11 +301,22 @@ pub struct Report {
     pub extensions: Extensions,
     /// TLS was in use when the message was sent.
     pub tls: bool,
+    /// The session ended after a transaction that delivered to every
+    /// recipient, without QUIT ([`Client::keeping_session`]): the
+    /// connection may carry the next message.
+    pub held: bool,
+    /// The code of the peer's first reply to this client (its greeting on
+    /// a new connection, the reply to MAIL on a resumed one); `None` when
+    /// it never answered. A resumed session that broke unanswered, or whose
+    /// MAIL got 421, had been closed by the peer while idle.
+    pub first_code: Option<u16>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Greeting,
+    /// A reused connection, waiting for [`Client::begin`] to send MAIL.
+    Ready,
     Ehlo,
     Helo,
     StartTls,
@@ -319,7 +331,8 @@ enum State {
     Done,
 }
 
-/// The outbound session. Create one per connection.
+/// The outbound session: one per transaction, on a new connection
+/// ([`Client::new`]) or a kept one ([`Client::resume`]).
 #[derive(Debug)]
 pub struct Client {
     params: ClientParams,
@@ -335,6 +348,10 @@ pub struct Client {
     accepted: Vec<usize>,
     outcomes: Vec<Option<Outcome>>,
     end: Option<SessionEnd>,
+    /// End a fully delivered transaction without QUIT.
+    keep: bool,
+    held: bool,
+    first_code: Option<u16>,
 }
 
 impl Client {
@@ -354,7 +371,43 @@ impl Client {
             accepted: Vec::new(),
             outcomes,
             end: None,
+            keep: false,
+            held: false,
+            first_code: None,
         }
+    }
+
+    /// A client for a connection that already carried a transaction which
+    /// ended with the peer's 2xx to the final dot (RFC 5321 §4.1.1.4: the
+    /// peer has cleared its state): [`Client::begin`] sends MAIL at once.
+    /// `extensions` and `tls_active` are what that session negotiated; with
+    /// credentials, it had authenticated.
+    pub fn resume(params: ClientParams, extensions: Extensions, tls_active: bool) -> Client {
+        let authenticated = params.credentials.is_some();
+        let mut client = Client::new(params);
+        client.state = State::Ready;
+        client.extensions = extensions;
+        client.tls_active = tls_active;
+        client.authenticated = authenticated;
+        client
+    }
+
+    /// After a transaction that delivered to every recipient, end with
+    /// [`ClientAction::Done`] but without QUIT, so that the caller can keep
+    /// the connection for the next message ([`Report::held`]).
+    pub fn keeping_session(mut self) -> Client {
+        self.keep = true;
+        self
+    }
+
+    /// Starts the session: nothing for a new connection (the server speaks
+    /// first), MAIL (and with PIPELINING the rest) for a resumed one. An
+    /// action as from [`Client::receive`].
+    pub fn begin(&mut self, out: &mut Vec<u8>) -> Option<ClientAction> {
+        if self.state != State::Ready {
+            return None;
+        }
+        self.start_transaction(out)
     }
 
     /// How long to wait for the next reply (RFC 5321 §4.5.3.2).
@@ -375,7 +428,7 @@ impl Client {
     /// Feeds bytes read from the server, appending commands to send to
     /// `out`. Returns an action when the caller must do more than write.
     pub fn receive(&mut self, input: &[u8], out: &mut Vec<u8>) -> Option<ClientAction> {
-        if matches!(self.state, State::Done | State::Handshake) {
+        if matches!(self.state, State::Done | State::Handshake | State::Ready) {
             return None;
         }
         self.replies.push(input);
@@ -445,10 +498,13 @@ impl Client {
             end: self.end.unwrap_or(SessionEnd::Completed),
             extensions: self.extensions,
             tls: self.tls_active,
+            held: self.held,
+            first_code: self.first_code,
         }
     }
 
     fn on_reply(&mut self, reply: Reply, out: &mut Vec<u8>) -> Option<ClientAction> {
+        self.first_code.get_or_insert(reply.code);
         match self.state {
             State::Greeting => {
                 if reply.code != 220 {
@@ -499,7 +555,7 @@ impl Client {
                 // STARTTLS (RFC 3207 §4), so go on in plaintext.
                 self.after_tls_choice(out)
             }
-            State::Handshake | State::Done => None,
+            State::Handshake | State::Done | State::Ready => None,
             State::AuthPlain | State::AuthLoginPassword => match reply.code {
                 235 => {
                     self.authenticated = true;
@@ -537,6 +593,19 @@ impl Client {
                     for &i in &self.accepted {
                         self.outcomes[i] = Some(outcome.clone());
                     }
+                }
+                let all_delivered = self
+                    .outcomes
+                    .iter()
+                    .all(|o| matches!(o, Some(Outcome::Delivered(_))));
+                if self.keep && all_delivered {
+                    // Only a session that took everything is kept: a peer
+                    // that deferred or refused something may be
+                    // throttling this connection.
+                    self.end.get_or_insert(SessionEnd::Completed);
+                    self.held = true;
+                    self.state = State::Done;
+                    return Some(ClientAction::Done);
                 }
                 Some(self.quit(SessionEnd::Completed, out))
             }
@@ -1045,6 +1114,89 @@ mod tests {
         550 5.1.1 No such user\r\n\
         354 Go ahead\r\n\
         250 2.0.0 Ok: queued as 123\r\n";
+
+    /// Drives `client` (after [`Client::begin`]) through `server`'s bytes
+    /// as one chunk; returns what it sent, its last action and the report.
+    fn drive(mut client: Client, server: &[u8]) -> (String, Option<ClientAction>, Report) {
+        let mut out = Vec::new();
+        let mut action = client.begin(&mut out);
+        if action.is_none() {
+            action = client.receive(server, &mut out);
+        }
+        while action == Some(ClientAction::SendBody) {
+            crate::proto::dot::stuff(BODY, &mut out);
+            action = client.body_sent(&mut out);
+        }
+        (String::from_utf8(out).unwrap(), action, client.finish())
+    }
+
+    const PIPELINED_OK: &[u8] = b"220 mx.example ESMTP\r\n\
+        250-mx.example hello\r\n250 PIPELINING\r\n\
+        250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 Go ahead\r\n250 2.0.0 Ok: queued\r\n";
+
+    #[test]
+    fn a_kept_session_ends_without_quit_only_when_everything_was_delivered() {
+        let client = Client::new(params(&["bob@example.com"])).keeping_session();
+        let (out, action, report) = drive(client, PIPELINED_OK);
+        assert!(!out.contains("QUIT"), "{out}");
+        assert_eq!(action, Some(ClientAction::Done));
+        assert!(report.held);
+        assert_eq!(report.first_code, Some(220));
+        assert!(report.extensions.pipelining);
+
+        // A refused recipient, or a 4xx to the final dot: QUIT as always.
+        let refused = b"220 mx.example ESMTP\r\n250-mx.example hello\r\n250 PIPELINING\r\n\
+            250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n450 4.2.0 Later\r\n354 Go ahead\r\n250 Ok\r\n";
+        let client = Client::new(params(&["bob@example.com", "carol@example.com"]));
+        let (out, _, report) = drive(client.keeping_session(), refused);
+        assert!(out.ends_with("QUIT\r\n") && !report.held, "{out}");
+        let deferred = b"220 mx.example ESMTP\r\n250-mx.example hello\r\n250 PIPELINING\r\n\
+            250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 Go ahead\r\n451 4.3.0 Try later\r\n";
+        let client = Client::new(params(&["bob@example.com"])).keeping_session();
+        let (out, _, report) = drive(client, deferred);
+        assert!(out.ends_with("QUIT\r\n") && !report.held, "{out}");
+
+        // Without keeping_session, the same delivery ends with QUIT.
+        let (out, _, report) = drive(Client::new(params(&["bob@example.com"])), PIPELINED_OK);
+        assert!(out.ends_with("QUIT\r\n") && !report.held, "{out}");
+    }
+
+    #[test]
+    fn a_resumed_session_sends_mail_at_once_with_what_was_negotiated() {
+        let extensions = Extensions::parse(["PIPELINING", "SIZE 1000"]);
+        let client = Client::resume(params(&["bob@example.com"]), extensions, true);
+        let replies = b"250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 Go ahead\r\n250 2.0.0 Ok\r\n";
+        let (out, action, report) = drive(client.keeping_session(), replies);
+        assert_eq!(
+            out,
+            "MAIL FROM:<alice@example.org> SIZE=22\r\nRCPT TO:<bob@example.com>\r\nDATA\r\n\
+             Subject: hi\r\n\r\nhello\r\n.\r\n"
+        );
+        assert_eq!(action, Some(ClientAction::Done));
+        assert!(report.held && report.tls);
+        assert!(matches!(report.outcomes[0], Outcome::Delivered(_)));
+
+        // The peer closed it meanwhile: lost, and nothing was answered.
+        let mut client = Client::resume(params(&["bob@example.com"]), Extensions::default(), false);
+        let mut out = Vec::new();
+        assert_eq!(client.begin(&mut out), None);
+        assert!(out.starts_with(b"MAIL FROM:"));
+        client.connection_lost("the server closed the connection");
+        let report = client.finish();
+        assert!(report.first_code.is_none() && !report.held);
+        assert_eq!(report.end, SessionEnd::ConnectionLost);
+
+        // A local refusal on a resumed session: QUIT, nothing sent before it.
+        let eight_bit = ClientParams {
+            eight_bit_mime: true,
+            ..params(&["bob@example.com"])
+        };
+        let (out, action, report) =
+            drive(Client::resume(eight_bit, Extensions::default(), false), b"");
+        assert_eq!(out, "QUIT\r\n");
+        assert_eq!(action, Some(ClientAction::Done));
+        assert_eq!(report.end, SessionEnd::Refused);
+    }
 
     #[test]
     fn plain_transaction_without_pipelining() {

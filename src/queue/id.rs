@@ -28,6 +28,15 @@ impl QueueId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The millisecond it was made for (the message's arrival, Unix
+    /// time), read back from its first digits.
+    pub fn millis(&self) -> u64 {
+        self.0.bytes().take(TIME_DIGITS).fold(0, |value, b| {
+            let digit = ALPHABET.iter().position(|&a| a == b).unwrap_or(0) as u64;
+            value * 36 + digit
+        })
+    }
 }
 
 /// Text that is not a queue id.
@@ -139,6 +148,12 @@ fn encode(mut value: u128) -> QueueId {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_id_tells_its_millisecond() {
+        let ms = 1_795_718_460_123;
+        assert_eq!(IdGenerator::new().next(ms).millis(), ms);
+    }
 
     #[test]
     fn ids_are_valid_unique_and_ordered() {

@@ -5,6 +5,9 @@
 //! AUTH PLAIN, a scripted reply per command, and a record of what the client
 //! sent. Replies are the same for every client unless the script says
 //! otherwise; the client's protocol mistakes are recorded, not panicked on.
+//! It counts the connections open at once (their peak), can answer slowly,
+//! and can drop a connection that carried some messages (as a peer that
+//! closes an idle connection does).
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -22,8 +25,9 @@ use super::READ_TIMEOUT;
 /// The verb whose scripted reply answers the final dot of a message.
 pub const END_OF_DATA: &str = ".";
 
-/// Computes a reply from the connection's number (0-based, in accept order).
-type ReplyFn = Arc<dyn Fn(usize) -> String + Send + Sync>;
+/// Computes a reply from the connection's number (0-based, in accept order)
+/// and the number of messages that connection carried before.
+type ReplyFn = Arc<dyn Fn(usize, usize) -> String + Send + Sync>;
 
 /// What a [`FakeMx`] says and offers; build with the methods, then
 /// [`MxScript::start`].
@@ -35,6 +39,8 @@ pub struct MxScript {
     tls: Option<Arc<ServerConfig>>,
     auth: Option<String>,
     replies: HashMap<String, ReplyFn>,
+    pauses: HashMap<String, Duration>,
+    hang_up_after: Option<usize>,
 }
 
 impl Default for MxScript {
@@ -54,6 +60,8 @@ impl MxScript {
             tls: None,
             auth: None,
             replies: HashMap::new(),
+            pauses: HashMap::new(),
+            hang_up_after: None,
         }
     }
 
@@ -93,12 +101,37 @@ impl MxScript {
     /// Answers `verb` with what `reply` computes from the connection's
     /// number (0-based, in accept order).
     pub fn reply_per_connection(
-        mut self,
+        self,
         verb: &str,
         reply: impl Fn(usize) -> String + Send + Sync + 'static,
     ) -> MxScript {
+        self.reply_per_transaction(verb, move |connection, _| reply(connection))
+    }
+
+    /// Answers `verb` with what `reply` computes from the connection's
+    /// number and how many messages that connection carried before.
+    pub fn reply_per_transaction(
+        mut self,
+        verb: &str,
+        reply: impl Fn(usize, usize) -> String + Send + Sync + 'static,
+    ) -> MxScript {
         self.replies
             .insert(verb.to_ascii_uppercase(), Arc::new(reply));
+        self
+    }
+
+    /// Waits this long before answering `verb` (a slow peer, so that
+    /// deliveries overlap).
+    pub fn pause(mut self, verb: &str, wait: Duration) -> MxScript {
+        self.pauses.insert(verb.to_ascii_uppercase(), wait);
+        self
+    }
+
+    /// After `messages` messages on a connection, closes it without a word
+    /// when the next command arrives (a peer that dropped a connection
+    /// the client kept idle).
+    pub fn hang_up_after(mut self, messages: usize) -> MxScript {
+        self.hang_up_after = Some(messages);
         self
     }
 
@@ -145,6 +178,8 @@ impl MxSession {
 pub struct FakeMx {
     addr: SocketAddr,
     connections: Arc<AtomicUsize>,
+    /// Open now, and the most open at once.
+    open: Arc<Mutex<(usize, usize)>>,
     sessions: Arc<Mutex<Vec<MxSession>>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
@@ -156,11 +191,16 @@ impl FakeMx {
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
         let connections = Arc::new(AtomicUsize::new(0));
+        let open = Arc::new(Mutex::new((0, 0)));
         let sessions = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
-            let (connections, sessions, stop) =
-                (connections.clone(), sessions.clone(), stop.clone());
+            let (connections, sessions, stop, open) = (
+                connections.clone(),
+                sessions.clone(),
+                stop.clone(),
+                open.clone(),
+            );
             let script = Arc::new(script);
             std::thread::spawn(move || {
                 // Polls: a blocking accept could not see `stop`.
@@ -170,10 +210,16 @@ impl FakeMx {
                         continue;
                     };
                     let number = connections.fetch_add(1, Ordering::Relaxed);
-                    let (script, sessions) = (script.clone(), sessions.clone());
+                    {
+                        let mut open = open.lock().unwrap();
+                        open.0 += 1;
+                        open.1 = open.1.max(open.0);
+                    }
+                    let (script, sessions, open) = (script.clone(), sessions.clone(), open.clone());
                     std::thread::spawn(move || {
                         let session = serve(tcp, number, &script);
                         sessions.lock().unwrap().push(session);
+                        open.lock().unwrap().0 -= 1;
                     });
                 }
             })
@@ -181,6 +227,7 @@ impl FakeMx {
         FakeMx {
             addr,
             connections,
+            open,
             sessions,
             stop,
             thread: Some(thread),
@@ -195,6 +242,11 @@ impl FakeMx {
     /// Connections accepted so far.
     pub fn connections(&self) -> usize {
         self.connections.load(Ordering::Relaxed)
+    }
+
+    /// The most connections that were open at once.
+    pub fn peak_connections(&self) -> usize {
+        self.open.lock().unwrap().1
     }
 
     /// The sessions that have ended, in the order they ended.
@@ -329,11 +381,16 @@ fn serve(tcp: TcpStream, number: usize, script: &MxScript) -> MxSession {
         stream: Stream::Plain(tcp),
         buffer: Vec::new(),
     };
+    // Messages this connection carried so far.
+    let carried = std::cell::Cell::new(0);
     let reply_for = |verb: &str, default: &str| -> Vec<u8> {
         let text = match script.replies.get(verb) {
-            Some(reply) => reply(number),
+            Some(reply) => reply(number, carried.get()),
             None => default.to_string(),
         };
+        if let Some(wait) = script.pauses.get(verb) {
+            std::thread::sleep(*wait);
+        }
         format!("{text}\r\n").into_bytes()
     };
     let mut mail = false;
@@ -343,6 +400,9 @@ fn serve(tcp: TcpStream, number: usize, script: &MxScript) -> MxSession {
     }
     while let Some(line) = lines.next() {
         seen.transcript.extend_from_slice(&line);
+        if script.hang_up_after == Some(seen.messages.len()) {
+            break;
+        }
         if !line.ends_with(b"\r\n") {
             seen.mistakes
                 .push(format!("bare LF in {:?}", String::from_utf8_lossy(&line)));
@@ -429,10 +489,12 @@ fn serve(tcp: TcpStream, number: usize, script: &MxScript) -> MxSession {
                 let Some(message) = read_message(&mut lines, &mut seen) else {
                     break;
                 };
+                let reply = reply_for(END_OF_DATA, "250 2.0.0 Ok: queued");
                 seen.messages.push(message);
+                carried.set(seen.messages.len());
                 mail = false;
                 accepted = 0;
-                reply_for(END_OF_DATA, "250 2.0.0 Ok: queued")
+                reply
             }
             "RSET" => {
                 mail = false;

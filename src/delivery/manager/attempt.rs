@@ -26,11 +26,12 @@ use crate::delivery::config::{HostPort, RelayTls, TransportRoute};
 use crate::delivery::dns::DnsError;
 use crate::delivery::maildir::{Delivered, DeliveryKey, MaildirError};
 use crate::delivery::outbound::{self, CertPolicy, OutboundError, Peer};
+use crate::delivery::pool::NextHop;
 use crate::delivery::{route, sign};
 use crate::directory::Unreachable;
 use crate::maillog::{Line, Removed, RemovedBy};
 use crate::proto::client::{
-    loops_back_reply, BodyFacts, Client, ClientParams, Outcome, RecipientParams, SessionEnd,
+    loops_back_reply, BodyFacts, ClientParams, Outcome, RecipientParams, Report, SessionEnd,
     TlsPolicy,
 };
 use crate::proto::dsn::ReportAction;
@@ -80,8 +81,8 @@ enum Destination {
 }
 
 impl Destination {
-    /// The key that allows one connection at a time per destination.
-    fn lock_key(&self) -> String {
+    /// The key its connections count against in `delivery::pool`.
+    fn pool_key(&self) -> String {
         match self {
             Destination::Local | Destination::Discard => String::new(),
             Destination::Host(hp) | Destination::Relay(hp) => format!("host:{hp}"),
@@ -133,7 +134,6 @@ fn attempt(ctx: &Context, id: &QueueId, injected: &mut Vec<QueueId>) -> Result<N
     let mut attempted = Attempted {
         groups: Vec::new(),
         interrupted: false,
-        started: now_secs(),
     };
     let loop_failure = too_many_hops(ctx, id, &body)?;
     // What the envelope file says after each group but the last.
@@ -153,7 +153,7 @@ fn attempt(ctx: &Context, id: &QueueId, injected: &mut Vec<QueueId>) -> Result<N
         // repeat what this group did. The last group's outcome is written
         // by the executor, together with what follows from it.
         if group_index < last_group {
-            decide::record(&mut recorded, &result, attempted.started);
+            decide::record(&mut recorded, &result, now_millis());
             ctx.spool.update(id, &recorded)?;
         }
         attempted.groups.push(result);
@@ -207,6 +207,7 @@ fn failed_group(indices: &[usize], failure: &Failure) -> GroupResult {
         remote_host: None,
         tls: None,
         peer_dsn: false,
+        conn_use: 0,
     }
 }
 
@@ -230,6 +231,7 @@ fn loops_back_group(message: &QueuedMessage, indices: &[usize], relay: String) -
         remote_host: None,
         tls: None,
         peer_dsn: false,
+        conn_use: 0,
     }
 }
 
@@ -346,16 +348,14 @@ fn deliver_group(
         remote_host: None,
         tls: None,
         peer_dsn: false,
+        conn_use: 0,
     };
     match destination {
         Destination::Local => local_result("local", &|i| deliver_local(ctx, message, body, i)),
         Destination::Discard => local_result("discard", &|_| RcptOutcome::Delivered {
             said: "discarded (--transport discard)".into(),
         }),
-        remote => {
-            let _busy = ctx.busy.lock(remote.lock_key());
-            deliver_remote(ctx, message, body, remote, indices)
-        }
+        remote => deliver_remote(ctx, message, body, remote, indices),
     }
 }
 
@@ -449,6 +449,7 @@ fn deliver_remote(
         remote_host: None,
         tls: None,
         peer_dsn: false,
+        conn_use: 0,
     };
     let route = match route_for(ctx, destination, message.id.as_str()) {
         Ok(route) => route,
@@ -499,6 +500,7 @@ fn deliver_remote(
         credentials: route.credentials.clone(),
     };
     let mut last_error = None;
+    let pool_key = destination.pool_key();
     // RFC 5321 §5.1: try the hosts in order until one takes the
     // connection; what it says then is the answer.
     for host in &route.hosts {
@@ -546,14 +548,33 @@ fn deliver_remote(
                     Some(failure) => unreached(RcptOutcome::Transient(failure)),
                 };
             }
-            match outbound::run_tracked(
+            let hop = NextHop {
+                addr: peer.addr,
+                source,
+                host: host.clone(),
+                implicit_tls: route.implicit_tls,
+                tls: route.policy,
+                smarthost: matches!(destination, Destination::Relay(_)),
+                user: route.credentials.as_ref().map(|c| c.username.clone()),
+            };
+            let mut lease = ctx.pool.lease(&pool_key, &hop);
+            let run = outbound::run_session(
                 &peer,
-                Client::new(params.clone()),
+                params.clone(),
+                lease.take_session(),
                 added_header.as_slice().chain(body.reader()),
                 &route.tls,
                 &ctx.connections,
-            ) {
-                Ok(attempt) if attempt.report.end == SessionEnd::LoopsBack => {
+            );
+            let healthy = run.as_ref().is_ok_and(|r| healthy(&r.attempt.report));
+            ctx.pool.feedback(&pool_key, healthy);
+            let (result, kept) = match run {
+                Ok(r) => (Ok((r.attempt, r.conn_use)), r.kept),
+                Err(e) => (Err(e), None),
+            };
+            lease.finish(kept);
+            match result {
+                Ok((attempt, _)) if attempt.report.end == SessionEnd::LoopsBack => {
                     log::warn!(
                         "{}: {relay} names itself with our own host name {}",
                         message.id,
@@ -561,7 +582,7 @@ fn deliver_remote(
                     );
                     return loops_back_group(message, indices, relay);
                 }
-                Ok(attempt)
+                Ok((attempt, _))
                     if ip.is_ipv6()
                         && refused_for_ipv6(&attempt.report.outcomes)
                         && addrs[n + 1..].iter().any(IpAddr::is_ipv4) =>
@@ -575,7 +596,7 @@ fn deliver_remote(
                     );
                     ipv4_only = true;
                 }
-                Ok(attempt) => {
+                Ok((attempt, conn_use)) => {
                     let said = |reply| Failure::Remote {
                         host: host.clone(),
                         reply: report::remote_reply(reply),
@@ -600,6 +621,7 @@ fn deliver_remote(
                         remote_host: Some(host.clone()),
                         tls: attempt.tls_version.clone(),
                         peer_dsn: attempt.report.extensions.dsn,
+                        conn_use,
                     };
                 }
                 Err(OutboundError::Connect { source, .. }) => {
@@ -612,6 +634,13 @@ fn deliver_remote(
     let failure =
         last_error.unwrap_or_else(|| local((4, 4, 0), "no address to connect to".to_string()));
     unreached(RcptOutcome::Transient(failure))
+}
+
+/// Whether a session shows its destination able to take mail (the rule of
+/// `delivery::pool`): something was delivered, or nothing failed for now.
+fn healthy(report: &Report) -> bool {
+    let any = |f: fn(&Outcome) -> bool| report.outcomes.iter().any(f);
+    any(|o| matches!(o, Outcome::Delivered(_))) || !any(|o| matches!(o, Outcome::Transient(_)))
 }
 
 /// Did the peer refuse the message for coming over IPv6 (no PTR for our

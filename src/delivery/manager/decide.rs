@@ -53,6 +53,9 @@ pub(crate) struct GroupResult {
     pub tls: Option<String>,
     /// The next hop announced DSN: it passes NOTIFY=SUCCESS on itself.
     pub peer_dsn: bool,
+    /// Which transaction of its connection the session was (1: a new
+    /// connection; more: a kept one); 0 without a connection.
+    pub conn_use: u32,
 }
 
 /// Everything one attempt found out.
@@ -63,8 +66,6 @@ pub(crate) struct Attempted {
     /// The server began stopping: the rest is tried first thing after the
     /// restart, and a connection it closed says nothing about the peer.
     pub interrupted: bool,
-    /// When the attempt began, seconds since the epoch (the log's delay).
-    pub started: u64,
 }
 
 /// What to do with the message after an attempt; see the module docs.
@@ -96,7 +97,7 @@ pub(crate) fn decide(
     let mut message = message.clone();
     let mut log = Vec::new();
     for group in &attempt.groups {
-        log.extend(record(&mut message, group, attempt.started));
+        log.extend(record(&mut message, group, now_millis));
     }
     let now = now_millis / 1000;
     let age = Duration::from_secs(now.saturating_sub(message.arrival));
@@ -144,15 +145,16 @@ pub(crate) fn decide(
     }
 }
 
-/// Writes one group's outcomes into `message` (states and report marks)
-/// and returns their log lines. The attempt also uses it to write each
-/// group's outcome down before the next group starts.
+/// Writes one group's outcomes, known at `now_millis`, into `message`
+/// (states and report marks) and returns their log lines. The attempt also
+/// uses it to write each group's outcome down before the next group
+/// starts.
 pub(crate) fn record(
     message: &mut QueuedMessage,
     group: &GroupResult,
-    started: u64,
+    now_millis: u64,
 ) -> Vec<Delivery> {
-    let delay = started.saturating_sub(message.arrival);
+    let delay = Duration::from_millis(now_millis.saturating_sub(arrival_millis(message)));
     let tell_sender = !message.mail_from.sender.is_empty();
     let mut log = Vec::new();
     for (index, outcome) in &group.outcomes {
@@ -193,7 +195,8 @@ pub(crate) fn record(
             queue_id: message.id.clone(),
             recipient: entry.recipient.address.clone(),
             relay: group.relay.clone(),
-            delay_secs: delay,
+            delay,
+            conn_use: group.conn_use,
             tls: group.tls.clone(),
             status,
             said: text,
@@ -202,6 +205,17 @@ pub(crate) fn record(
         entry.report_due = due;
     }
     log
+}
+
+/// When `message` arrived, in milliseconds since the epoch: the envelope
+/// file's second, made precise by its queue id's millisecond when that
+/// falls within it.
+fn arrival_millis(message: &QueuedMessage) -> u64 {
+    let second = message.arrival.saturating_mul(1000);
+    match message.id.millis() {
+        ms if ms / 1000 == message.arrival => ms,
+        _ => second,
+    }
 }
 
 /// The queue lifetime is over: every deferred recipient fails as expired.
@@ -220,7 +234,8 @@ fn expire(message: &mut QueuedMessage, age: Duration) -> Vec<Delivery> {
             queue_id: message.id.clone(),
             recipient: entry.recipient.address.clone(),
             relay: "none".into(),
-            delay_secs: age.as_secs(),
+            delay: age,
+            conn_use: 0,
             tls: None,
             status: DeliveryStatus::Bounced,
             said: failure.to_string(),

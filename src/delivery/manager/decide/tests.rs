@@ -74,6 +74,7 @@ fn to_mx(message: &QueuedMessage, outcome: RcptOutcome, peer_dsn: bool) -> Group
         remote_host: Some("mx.example.net".into()),
         tls: Some("TLSv1.3".into()),
         peer_dsn,
+        conn_use: 1,
     }
 }
 
@@ -87,6 +88,7 @@ fn to_maildir(message: &QueuedMessage, outcome: RcptOutcome) -> GroupResult {
         remote_host: None,
         tls: None,
         peer_dsn: false,
+        conn_use: 0,
     }
 }
 
@@ -95,7 +97,6 @@ fn run(message: &QueuedMessage, groups: Vec<GroupResult>, age: u64) -> Plan {
     let attempt = Attempted {
         groups,
         interrupted: false,
-        started: ARRIVAL + age,
     };
     decide(message, &attempt, (ARRIVAL + age) * 1000, &policy())
 }
@@ -192,7 +193,6 @@ fn retry_times_round_up_to_whole_seconds() {
     let attempt = Attempted {
         groups: vec![to_mx(&m, transient(), false)],
         interrupted: false,
-        started: ARRIVAL,
     };
     let plan = decide(&m, &attempt, ARRIVAL * 1000 + 1, &policy());
     assert_eq!(plan.message.next_attempt, ARRIVAL + 601);
@@ -238,7 +238,6 @@ fn a_stopping_server_retries_at_once_and_never_gives_up() {
     let attempt = Attempted {
         groups: vec![to_mx(&m, transient(), false)],
         interrupted: true,
-        started: ARRIVAL + 6 * DAY,
     };
     let plan = decide(&m, &attempt, (ARRIVAL + 6 * DAY) * 1000, &policy());
     assert!(matches!(
@@ -285,9 +284,9 @@ fn a_permanent_failure_is_final_and_reported() {
         plan.log.iter().map(ToString::to_string).collect::<Vec<_>>(),
         [
             "0J5Z3K1M2N3P4Q5R: to=<rcpt0@example.net>, relay=mx.example.net[192.0.2.25]:25, \
-             delay=5, tls=TLSv1.3, status=bounced (550 5.1.1 No such user)",
+             delay=5.00, tls=TLSv1.3, status=bounced (550 5.1.1 No such user)",
             "0J5Z3K1M2N3P4Q5R: to=<rcpt1@example.net>, relay=mx.example.net[192.0.2.25]:25, \
-             delay=5, tls=TLSv1.3, status=sent (250 2.0.0 Ok)",
+             delay=5.00, tls=TLSv1.3, status=sent (250 2.0.0 Ok)",
         ]
     );
 }
@@ -421,8 +420,8 @@ fn recording_group_by_group_gives_the_states_decide_plans() {
         ..to_mx(&m, transient(), false)
     };
     let mut recorded = m.clone();
-    let mut log = record(&mut recorded, &first, ARRIVAL);
-    log.extend(record(&mut recorded, &second, ARRIVAL));
+    let mut log = record(&mut recorded, &first, ARRIVAL * 1000);
+    log.extend(record(&mut recorded, &second, ARRIVAL * 1000));
     let plan = run(&m, vec![first, second], 0);
     assert_eq!(recorded.recipients, plan.message.recipients);
     assert_eq!(log, plan.log);
