@@ -11,8 +11,8 @@
 //! | [`check`] | `outpost check`: what a port speaks, its certificate, outbound port 25, and whether a domain's DNS (MX, SPF, reverse DNS, DKIM, DMARC) makes this server's mail trusted | `proto`, `tls`, `net`, `delivery::dns`, `dkim` (the key files) |
 //! | [`loadgen`] | `outpost bench`: the load generator | `proto`, `tls`, `net` |
 //! | [`runtime`] | the I/O edge: listeners, mio event loops, worker pool, connections, plain/TLS transport | all but `cli`, `check`, `loadgen` |
-//! | [`delivery`] | the scheduler and delivery threads: routing, DNS, the outbound SMTP driver, DKIM signing of what leaves, Maildir, reports | `queue`, `directory`, `dkim`, `maillog`, `proto`, `tls`, `net`, `units` |
-//! | [`queue`] | the spool: durable message files, the envelope file format, group commit | `proto` |
+//! | [`delivery`] | the scheduler and delivery threads: routing, DNS, the outbound SMTP driver, DKIM signing of what leaves, Maildir, reports | `queue`, `directory`, `dkim`, `maillog`, `proto`, `tls`, `net`, `units`, `work_queue` |
+//! | [`queue`] | the spool: durable message files, the envelope file format, group commit | `proto`, `work_queue` |
 //! | [`maillog`] | the wording of every mail-log line (queued, refused, login, delivery, report sent, removed); its doc is the format reference; counts each line | `proto`, `queue`, `metrics` |
 //! | [`dkim`] | DKIM signing (relaxed canonicalisation, rsa-sha256, ed25519-sha256) and the signing keys under `DATA-DIR/dkim/` | `proto` |
 //! | [`metrics`] | the server's counters and their Prometheus text page (`--metrics`, `outpost stats`) | — |
@@ -21,7 +21,7 @@
 //! | [`tls`] | rustls configuration, server side (`tls::server`) and client side (`tls::client`) | — |
 //! | [`config`] | the `serve` options: one table feeds the parser, the config file and `--help` | `delivery::{config, retry}`, `dkim`, `units` |
 //! | [`proto`] | the pure protocol core: line splitter, dot-unstuffer, command, reply and ESMTP parameter grammars, the session state machine, SASL, the PROXY protocol header, the outbound client, Received and DSN builders. Bytes in, bytes and typed actions out; no I/O, no clock, no threads | nothing else of the crate |
-//! | [`net`], [`units`] | small helpers: socket timeouts, the key a client is counted under (an IPv4 address, an IPv6 /64); sizes and durations in flags | — |
+//! | [`net`], [`units`], [`work_queue`] | small helpers: socket timeouts, the key a client is counted under (an IPv4 address, an IPv6 /64); sizes and durations in flags; a queue that worker threads sleep on without spinning | — |
 //!
 //! # The path of a message
 //!
@@ -89,3 +89,4 @@ pub mod runtime;
 mod test_fixtures;
 pub mod tls;
 pub mod units;
+pub mod work_queue;

@@ -101,6 +101,25 @@ const RULES: &[(&str, &[&str])] = &[
             "loadgen",
         ],
     ),
+    // A queue for worker threads: used by the spool and delivery, imports no one.
+    (
+        "work_queue",
+        &[
+            "runtime",
+            "delivery",
+            "queue",
+            "directory",
+            "auth",
+            "tls",
+            "config",
+            "maillog",
+            "metrics",
+            "proto",
+            "cli",
+            "check",
+            "loadgen",
+        ],
+    ),
     ("check", &["runtime", "cli", "loadgen"]),
     // DKIM: pure signing plus its key files; the delivery threads use it.
     (

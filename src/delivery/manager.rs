@@ -49,6 +49,7 @@ use super::pool::Pool;
 use crate::directory::LocalDirectory;
 use crate::proto::sasl::Credentials;
 use crate::queue::{QueueError, QueueId, Spool};
+use crate::work_queue::WorkQueue;
 use attempt::{now_millis, Finished, Next};
 
 /// The name of the flush request file in the spool directory.
@@ -210,11 +211,11 @@ impl Delivery {
         });
 
         let (commands, command_rx) = crossbeam_channel::unbounded();
-        let (jobs, job_rx) = crossbeam_channel::unbounded::<QueueId>();
+        let jobs = Arc::new(WorkQueue::default());
         let mut threads = Vec::with_capacity(workers);
         for n in 0..workers {
             let ctx = context.clone();
-            let queue = job_rx.clone();
+            let queue = Arc::clone(&jobs);
             let done = commands.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("delivery-{n}"))
@@ -223,7 +224,7 @@ impl Delivery {
                 Ok(t) => threads.push(t),
                 Err(e) => {
                     context.stopping.store(true, Ordering::Relaxed);
-                    drop(jobs);
+                    jobs.close();
                     for t in threads {
                         let _ = t.join();
                     }
@@ -233,7 +234,7 @@ impl Delivery {
         }
         let scheduler = Scheduler {
             ctx: context.clone(),
-            jobs: Some(jobs),
+            jobs,
             commands: command_rx,
             workers: threads,
             heap: BinaryHeap::new(),
@@ -329,8 +330,8 @@ impl Drop for DeliveryHandle {
     }
 }
 
-fn worker(ctx: &Context, jobs: &Receiver<QueueId>, done: &Sender<SchedulerMsg>) {
-    for id in jobs.iter() {
+fn worker(ctx: &Context, jobs: &WorkQueue<QueueId>, done: &Sender<SchedulerMsg>) {
+    while let Some(id) = jobs.pop() {
         let finished =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| attempt::run(ctx, &id)))
                 .unwrap_or_else(|_| {
@@ -349,7 +350,8 @@ fn worker(ctx: &Context, jobs: &Receiver<QueueId>, done: &Sender<SchedulerMsg>) 
 
 struct Scheduler {
     ctx: Arc<Context>,
-    jobs: Option<Sender<QueueId>>,
+    /// Messages for the delivery threads; closed when delivery stops.
+    jobs: Arc<WorkQueue<QueueId>>,
     commands: Receiver<SchedulerMsg>,
     workers: Vec<JoinHandle<()>>,
     /// (due time in ms, id); entries whose time no longer matches `due`
@@ -382,7 +384,7 @@ impl Scheduler {
             }
         }
         self.ctx.stopping.store(true, Ordering::Relaxed);
-        self.jobs = None;
+        self.jobs.close();
         for thread in self.workers.drain(..) {
             if thread.join().is_err() {
                 log::error!("delivery: a delivery thread panicked");
@@ -487,8 +489,7 @@ impl Scheduler {
             }
             self.heap.pop();
             self.due.remove(&id);
-            let Some(jobs) = &self.jobs else { break };
-            if jobs.send(id.clone()).is_err() {
+            if self.jobs.push(id.clone()).is_err() {
                 break;
             }
             self.running.insert(id);

@@ -1,7 +1,7 @@
 //! The spool: the only code that writes queued messages. A message is
 //! durable (its file and the directory fsync'd) before the 250 that carries
 //! its queue id. May import `proto` (envelope types, the
-//! Received header) and nothing above it.
+//! Received header) and `work_queue`, nothing above them.
 //!
 //! Layout under `<data-dir>/queue/` (mode 0700, files 0600): one file per
 //! message, `<id>.msg`, holding the envelope as accepted in the line-based

@@ -3,17 +3,15 @@
 //! flushes (group commit). The threads live as long as the spool: starting
 //! threads for every batch would cost more than the syncs they share.
 //!
-//! The threads sleep on a condition variable, not on a channel: a channel's
-//! receiver spins and yields the processor a few times before it sleeps,
-//! and with a dozen threads woken for every batch that spinning cost more
-//! processor time than the syncs themselves on a two-core host.
+//! The threads wait on a [`WorkQueue`], which sleeps without spinning.
 
-use std::collections::VecDeque;
 use std::fs::File;
 use std::io;
 use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex};
+
+use crate::work_queue::WorkQueue;
 
 /// Threads that sync files at once.
 const SYNC_THREADS: usize = 16;
@@ -49,37 +47,29 @@ impl Batch {
     }
 }
 
-/// Requests waiting for a thread, and whether the pool is closing.
-#[derive(Default)]
-struct Queue {
-    requests: VecDeque<SyncRequest>,
-    closing: bool,
-}
-
-#[derive(Default)]
-struct Shared {
-    queue: Mutex<Queue>,
-    work: Condvar,
-}
-
 /// The pool of fsync threads.
 pub(crate) struct Syncer {
-    shared: Arc<Shared>,
+    requests: Arc<WorkQueue<SyncRequest>>,
 }
 
 impl Syncer {
     /// Starts the threads; `None` if none could be started.
     pub(crate) fn start() -> Option<Syncer> {
-        let shared = Arc::new(Shared::default());
+        let requests = Arc::new(WorkQueue::default());
         let mut started = false;
         for n in 0..SYNC_THREADS {
-            let shared = Arc::clone(&shared);
+            let requests: Arc<WorkQueue<SyncRequest>> = Arc::clone(&requests);
             let spawned = std::thread::Builder::new()
                 .name(format!("spool-sync-{n}"))
-                .spawn(move || serve(&shared));
+                .spawn(move || {
+                    while let Some(request) = requests.pop() {
+                        let result = request.file.sync_all();
+                        request.batch.report(request.position, result);
+                    }
+                });
             started |= spawned.is_ok();
         }
-        started.then_some(Syncer { shared })
+        started.then_some(Syncer { requests })
     }
 
     /// Syncs all `files` at once; the results are in the same order. The
@@ -95,18 +85,17 @@ impl Syncer {
             }),
             finished: Condvar::new(),
         });
-        {
-            let mut queue = self.shared.queue.lock();
-            for (index, file) in others.iter().enumerate() {
-                queue.requests.push_back(SyncRequest {
-                    position: index + 1,
-                    file: Arc::clone(file),
-                    batch: Arc::clone(&batch),
-                });
+        for (index, file) in others.iter().enumerate() {
+            let request = SyncRequest {
+                position: index + 1,
+                file: Arc::clone(file),
+                batch: Arc::clone(&batch),
+            };
+            if let Err(request) = self.requests.push(request) {
+                request
+                    .batch
+                    .report(request.position, request.file.sync_all());
             }
-        }
-        for _ in others {
-            self.shared.work.notify_one();
         }
         batch.report(0, first.sync_all());
         let mut state = batch.state.lock();
@@ -124,28 +113,7 @@ impl Syncer {
 impl Drop for Syncer {
     /// Lets the threads end once the requests are done.
     fn drop(&mut self) {
-        self.shared.queue.lock().closing = true;
-        self.shared.work.notify_all();
-    }
-}
-
-/// One sync thread: takes requests until the pool closes.
-fn serve(shared: &Shared) {
-    loop {
-        let request = {
-            let mut queue = shared.queue.lock();
-            loop {
-                if let Some(request) = queue.requests.pop_front() {
-                    break request;
-                }
-                if queue.closing {
-                    return;
-                }
-                shared.work.wait(&mut queue);
-            }
-        };
-        let result = request.file.sync_all();
-        request.batch.report(request.position, result);
+        self.requests.close();
     }
 }
 
