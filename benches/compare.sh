@@ -30,13 +30,14 @@
 #   BENCH_MSGS [200]  messages per session for outpost bench runs
 #   IDLE_CONNS [10000]  RUN_TIMEOUT [180]  TOTAL_BUDGET [2400]
 #   LARGE_SESSIONS [50]  LARGE_SIZE [26214400]  smtp-source -l, body octets before CRLF
+#   LARGE_LOADS ["serial parallel"]  one smtp-source of 50 sessions / 50 smtp-sources of one
 #   PORT_BASE [2530]  ports PORT_BASE..PORT_BASE+4 must be free on 127.0.0.1
 #   OUTPOST_BIN [target/release/outpost]  SKIP_BUILD=1 to use it as it is
 #   OUTPOST_FLAGS []  extra flags for every Outpost server, e.g. "--workers 0"
 #
 # Output: one line per run
 #   <bench> <server> <size> <msgs> <secs> <msgs_per_s>  # busy=<machine %> server=<server CPU %>
-#   large <server> <size> <msgs> <secs> <msgs_per_s> mb_per_s=<MB/s> peak_rss_mb=<MB>  # ...
+#   large-<load> <server> <size> <msgs> <secs> <msgs_per_s> mb_per_s=<MB/s> peak_rss_mb=<MB>  # ...
 # (CPU in % of one core; this machine kind has 2 cores, so busy <= 200%), then for each
 # (bench, size) the median of RUNS runs, and a table of ratios outpost/postfix.
 # The two servers' runs alternate (postfix, outpost, postfix, ...), so drift in the
@@ -587,7 +588,8 @@ EOF
 # ---- large: big messages, throughput and peak memory ---------------------------------------
 LARGE_SESSIONS=${LARGE_SESSIONS:-50}
 LARGE_SIZE=${LARGE_SIZE:-26214400}
-declare -A LARGE_MBS LARGE_RATES LARGE_PEAKS  # server -> values of the runs, space separated
+LARGE_LOADS=${LARGE_LOADS:-"serial parallel"}
+declare -A LARGE_MBS LARGE_RATES LARGE_PEAKS  # "load server" -> values of the runs, space separated
 
 # A server's memory and CPU while it works, sampled every 100 ms from /proc until
 # OUT.stop exists (or for 3 x RUN_TIMEOUT), then written to OUT as
@@ -674,17 +676,41 @@ large_accepted() { # LOG FROM
     END { print n + 0 }'
 }
 
-large_run() { # SERVER PORT PID LOG: LARGE_SESSIONS sessions, one message each
-  local server=$1 port=$2 pid=$3 log=$4 n=$LARGE_SESSIONS
+# The load: LARGE_SESSIONS sessions, one message each, from smtp-source.
+#   serial:   one smtp-source -s LARGE_SESSIONS -m LARGE_SESSIONS. It opens every
+#             session at once but writes a whole message body before it turns to
+#             another session, so the bodies cross the wire one after another
+#             (1-3 messages in progress at a time); the servers' syncs overlap.
+#   parallel: LARGE_SESSIONS smtp-source processes of one session each: all the
+#             bodies arrive at the same time, which is what peak memory is about.
+large_load() { # LOAD PORT TIMEOUT: runs the load; its output in source.out
+  local load=$1 port=$2 tmo=$3 n=$LARGE_SESSIONS
+  local args=(-4 -l "$LARGE_SIZE" -f "$FROM" -t "$TO" -M bench.client "127.0.0.1:$port")
+  if [ "$load" = serial ]; then
+    timeout "$tmo" "$SMTP_SOURCE" -d -s "$n" -m "$n" "${args[@]}" >"$TMPD/source.out" 2>&1
+    return
+  fi
+  local i rc=0 pids=()
+  for i in $(seq "$n"); do
+    timeout "$tmo" "$SMTP_SOURCE" -s 1 -m 1 "${args[@]}" >"$TMPD/source.$i.out" 2>&1 &
+    pids+=($!)
+  done
+  for i in "${pids[@]}"; do wait "$i" || rc=$?; done
+  cat "$TMPD"/source.*.out >"$TMPD/source.out"
+  rm -f "$TMPD"/source.*.out
+  return "$rc"
+}
+
+large_run() { # LOAD SERVER PORT PID LOG
+  local load=$1 server=$2 port=$3 pid=$4 log=$5 n=$LARGE_SESSIONS bench=large-$1
   local left tmo b0 t0 b1 t1 w0 w1 rc secs from accepted peak procs cpu_s pss
   left=$(budget_left)
-  if [ "$left" -le 30 ]; then note "budget exhausted, skipping large $server"; return; fi
+  if [ "$left" -le 30 ]; then note "budget exhausted, skipping $bench $server"; return; fi
   tmo=$RUN_TIMEOUT; [ "$left" -lt $((tmo + 20)) ] && tmo=$((left - 20))
   from=$(stat -c %s "$log" 2>/dev/null || echo 0)
   start_sampler "$TMPD/large.peak" "$pid"
   read -r b0 t0 < <(machine_ticks); w0=$(date +%s.%N)
-  timeout "$tmo" "$SMTP_SOURCE" -4 -d -s "$n" -m "$n" -l "$LARGE_SIZE" \
-    -f "$FROM" -t "$TO" -M bench.client "127.0.0.1:$port" >"$TMPD/source.out" 2>&1
+  large_load "$load" "$port" "$tmo"
   rc=$?
   w1=$(date +%s.%N); read -r b1 t1 < <(machine_ticks)
   # The sampling goes on while the server finishes (Postfix empties its queue).
@@ -697,34 +723,37 @@ large_run() { # SERVER PORT PID LOG: LARGE_SESSIONS sessions, one message each
   accepted=$(large_accepted "$log" "$from")
   secs=$(awk -v a="$w0" -v b="$w1" 'BEGIN{printf "%.3f", b-a}')
   if [ "$rc" -ne 0 ] || [ "$accepted" -ne "$n" ] || grep -qiE 'error|fatal|warning' "$TMPD/source.out"; then
-    echo "large $server $LARGE_SIZE $n $secs FAIL  # rc=$rc accepted=$accepted $(head -c 300 "$TMPD/source.out" | tr '\n' ' ')"
+    echo "$bench $server $LARGE_SIZE $n $secs FAIL  # rc=$rc accepted=$accepted $(head -c 300 "$TMPD/source.out" | tr '\n' ' ')"
     SOURCE_FAILED=$((SOURCE_FAILED + 1))
     return
   fi
-  local rate mbs peak_mb busy how
+  local rate mbs peak_mb busy how key="$load $server"
   rate=$(awk -v n="$n" -v s="$secs" 'BEGIN{printf "%.2f", n/s}')
   mbs=$(awk -v n="$n" -v z="$LARGE_SIZE" -v s="$secs" 'BEGIN{printf "%.1f", n*z/s/1e6}')
   peak_mb=$(awk -v k="$peak" 'BEGIN{printf "%.1f", k/1024}')
   busy=$(awk -v b0="$b0" -v b1="$b1" -v t0="$t0" -v t1="$t1" -v ncpu="$NCPU" \
     'BEGIN{printf "%.0f", (t1 > t0) ? 100 * ncpu * (b1 - b0) / (t1 - t0) : 0}')
   how="VmHWM"; [ "$server" = postfix ] && how="sum of $procs processes' RSS, sampled"
-  echo "large $server $LARGE_SIZE $n $secs $rate mb_per_s=$mbs peak_rss_mb=$peak_mb" \
+  echo "$bench $server $LARGE_SIZE $n $secs $rate mb_per_s=$mbs peak_rss_mb=$peak_mb" \
     " # busy=$busy% server_cpu_s=$cpu_s (run and drain) peak=$how" \
     "peak_pss_mb=$(awk -v k="$pss" 'BEGIN{printf "%.1f", k/1024}')"
-  LARGE_RATES[$server]="${LARGE_RATES[$server]:-} $rate"
-  LARGE_MBS[$server]="${LARGE_MBS[$server]:-} $mbs"
-  LARGE_PEAKS[$server]="${LARGE_PEAKS[$server]:-} $peak_mb"
+  LARGE_RATES[$key]="${LARGE_RATES[$key]:-} $rate"
+  LARGE_MBS[$key]="${LARGE_MBS[$key]:-} $mbs"
+  LARGE_PEAKS[$key]="${LARGE_PEAKS[$key]:-} $peak_mb"
 }
+
+large_median() { echo "$1" | tr ' ' '\n' | grep . | median; }
+large_max() { echo "$1" | tr ' ' '\n' | grep . | sort -n | tail -1; }
 
 mode_large() {
   echo; note "== large: $LARGE_SESSIONS sessions x one message of $LARGE_SIZE octets, both durable" \
-    "(Postfix queue + discard:, outpost --transport example.net=discard)"
+    "(Postfix queue + discard:, outpost --transport example.net=discard), loads: $LARGE_LOADS"
   # smtp-source's -l counts the body with LF line ends: on the wire every 79 octets
   # gain a CR, and a header section comes first. The size limit leaves room for both.
   local limit=$((LARGE_SIZE + LARGE_SIZE / 8 + 1048576))
-  local postfix_up=0 r dir avail need_kib=$((LARGE_SESSIONS * (limit / 1024) * 2))
+  local postfix_up=0 r load dir avail need_kib=$((LARGE_SESSIONS * (limit / 1024) * 2))
   side postfix && install_postfix
-  # One run leaves at most LARGE_SESSIONS messages on each side (removed after it).
+  # One load leaves at most LARGE_SESSIONS messages on each side (removed after it).
   for dir in /var/spool/postfix "$DATA_ROOT"; do
     avail=$(df --output=avail -k "$dir" 2>/dev/null | tail -1)
     if [ "${avail:-0}" -lt "$need_kib" ]; then
@@ -738,42 +767,49 @@ mode_large() {
       && postfix_up=1
   fi
   for r in $(seq "$RUNS"); do
-    if [ "$postfix_up" = 1 ]; then
-      large_run postfix "$PORT_POSTFIX" "$POSTFIX_PID" /var/log/postfix.log
-      postsuper -d ALL >/dev/null 2>&1  # normally empty already; a failed run must not pile up
-    fi
-    # A fresh Outpost (and spool) per run: its VmHWM is this run's peak.
-    if side outpost && start_outpost "large-$r" "$PORT_OUTPOST" --submission off \
-         --transport example.net=discard --max-message-size "$limit"; then
-      large_run outpost "$PORT_OUTPOST" "$OUTPOST_PID" "$TMPD/outpost-large-$r.log"
-      stop_server "$OUTPOST_PID"
-      OUTPOST_PID=""
-      rm -rf "${DATA_ROOT:?}/large-$r"
-    fi
+    for load in $LARGE_LOADS; do
+      if [ "$postfix_up" = 1 ]; then
+        large_run "$load" postfix "$PORT_POSTFIX" "$POSTFIX_PID" /var/log/postfix.log
+        postsuper -d ALL >/dev/null 2>&1  # normally empty already; a failed run must not pile up
+      fi
+      # A fresh Outpost (and spool) per load: its VmHWM is this load's peak.
+      if side outpost && start_outpost "large-$load-$r" "$PORT_OUTPOST" --submission off \
+           --transport example.net=discard --max-message-size "$limit"; then
+        large_run "$load" outpost "$PORT_OUTPOST" "$OUTPOST_PID" "$TMPD/outpost-large-$load-$r.log"
+        stop_server "$OUTPOST_PID"
+        OUTPOST_PID=""
+        rm -rf "${DATA_ROOT:?}/large-$load-$r"
+      fi
+    done
   done
-  local server
-  for server in postfix outpost; do
-    [ -n "${LARGE_MBS[$server]:-}" ] || continue
-    echo "large-median $server $LARGE_SIZE $LARGE_SESSIONS - $(echo "${LARGE_RATES[$server]}" | tr ' ' '\n' | grep . | median)" \
-      "mb_per_s=$(echo "${LARGE_MBS[$server]}" | tr ' ' '\n' | grep . | median)" \
-      "peak_rss_mb=$(echo "${LARGE_PEAKS[$server]}" | tr ' ' '\n' | grep . | sort -n | tail -1)  # runs:${LARGE_MBS[$server]} MB/s"
+  local server key
+  for load in $LARGE_LOADS; do
+    for server in postfix outpost; do
+      key="$load $server"
+      [ -n "${LARGE_MBS[$key]:-}" ] || continue
+      echo "large-$load-median $server $LARGE_SIZE $LARGE_SESSIONS - $(large_median "${LARGE_RATES[$key]}")" \
+        "mb_per_s=$(large_median "${LARGE_MBS[$key]}") peak_rss_mb=$(large_max "${LARGE_PEAKS[$key]}")" \
+        " # runs:${LARGE_MBS[$key]} MB/s"
+    done
   done
   [ "$postfix_up" = 1 ] && stop_postfix
 }
 
 # The large rows of the summary: throughput and peak memory side by side.
 summary_large() {
-  [ -n "${LARGE_MBS[postfix]:-}${LARGE_MBS[outpost]:-}" ] || return 0
-  local p o ratio pp op
-  p=$(echo "${LARGE_MBS[postfix]:-}" | tr ' ' '\n' | grep . | median)
-  o=$(echo "${LARGE_MBS[outpost]:-}" | tr ' ' '\n' | grep . | median)
-  pp=$(echo "${LARGE_PEAKS[postfix]:-}" | tr ' ' '\n' | grep . | sort -n | tail -1)
-  op=$(echo "${LARGE_PEAKS[outpost]:-}" | tr ' ' '\n' | grep . | sort -n | tail -1)
-  ratio=-
-  [ -n "$p" ] && [ -n "$o" ] && ratio=$(awk -v o="$o" -v p="$p" 'BEGIN{printf "%.2fx", o/p}')
-  note "large: $LARGE_SESSIONS x $LARGE_SIZE octets; MB/s median of runs, peak RSS the largest of runs"
-  printf '%-9s %8s %14s %14s %8s  %s\n' large MB/s "${p:--}" "${o:--}" "$ratio" ">= 1.0x"
-  printf '%-9s %8s %14s %14s %8s  %s\n' large peak-MB "${pp:--}" "${op:--}" - "outpost < 100"
+  [ ${#LARGE_MBS[@]} -gt 0 ] || return 0
+  note "large: $LARGE_SESSIONS x $LARGE_SIZE octets; MB/s median of runs, peak RSS (MB) the largest"
+  local load p o ratio
+  for load in $LARGE_LOADS; do
+    p=$(large_median "${LARGE_MBS[$load postfix]:-}")
+    o=$(large_median "${LARGE_MBS[$load outpost]:-}")
+    ratio=-
+    [ -n "$p" ] && [ -n "$o" ] && ratio=$(awk -v o="$o" -v p="$p" 'BEGIN{printf "%.2fx", o/p}')
+    printf '%-9s %8s %14s %14s %8s  %s\n' "large" "$load" "${p:--} MB/s" "${o:--} MB/s" "$ratio" ">= 1.0x"
+    p=$(large_max "${LARGE_PEAKS[$load postfix]:-}")
+    o=$(large_max "${LARGE_PEAKS[$load outpost]:-}")
+    printf '%-9s %8s %14s %14s %8s  %s\n' "large" "$load" "${p:--} MB" "${o:--} MB" - "outpost < 100 MB"
+  done
 }
 
 # ---- summary ------------------------------------------------------------------------------
