@@ -18,7 +18,7 @@
 #   idle     IDLE_CONNS idle connections held open against Outpost; its RSS
 #   large    LARGE_SESSIONS (50) sessions each sending one LARGE_SIZE (25 MiB) message, both
 #            servers durable as in `durable`: MB/s, msgs/s and each server's peak memory
-#            (not part of `all`: it writes 2 x 1.25 GiB per run)
+#            (not part of `all`: each load writes 1.25 GiB on each server)
 #   all      sink durable loadgen idle (the default)
 #   --postfix-only  only the Postfix halves (no cargo build, no Outpost)
 #   --outpost-only  only the Outpost halves
@@ -601,9 +601,10 @@ declare -A LARGE_MBS LARGE_RATES LARGE_PEAKS  # "load server" -> values of the r
 # anvil...); for Outpost it is the one process (all its threads). Pages the processes
 # share (program text, libraries) count once per process, so Postfix's sum is an upper
 # bound of what it takes; the sum of their PSS (smaps_rollup: shared pages split among
-# the processes sharing them), sampled alike, is the lower figure next to it. The CPU is utime + stime of those processes over the window
-# (a process that exits loses at most its last 100 ms); tree_ticks cannot see live
-# children where /proc/PID/task/*/children is missing.
+# the processes sharing them), sampled alike, is the lower figure next to it. The CPU
+# is utime + stime of those processes over the window (a process that exits loses at
+# most its last 100 ms); tree_ticks cannot see live children where
+# /proc/PID/task/*/children is missing, as on this machine kind.
 start_sampler() { # OUT ROOT: sets SAMPLER_PID
   python3 - "$1" "$2" "$((RUN_TIMEOUT * 3))" "$HZ" <<'EOF' &
 import os, sys, time
