@@ -21,6 +21,9 @@
 #            handshake full; Postfix (+ Dovecot SASL) vs outpost --submission, both durable
 #            (discard after the queue), ECDSA P-256 and RSA-2048 certificates; sessions/s,
 #            p50/p99 per session, and Outpost's share of the TLS handshake limit
+#   large    LARGE_SESSIONS (50) sessions each sending one LARGE_SIZE (25 MiB) message, both
+#            servers durable as in `durable`: MB/s, msgs/s and each server's peak memory
+#            (not part of `all`: each load writes 1.25 GiB on each server)
 #   all      sink durable loadgen idle (the default)
 #   --postfix-only  only the Postfix halves (no cargo build, no Outpost)
 #   --outpost-only  only the Outpost halves
@@ -31,6 +34,8 @@
 #   MSGS=<n>       one message count for every smtp-source run (overrides the four above)
 #   BENCH_MSGS [200]  messages per session for outpost bench runs
 #   IDLE_CONNS [10000]  RUN_TIMEOUT [180]  TOTAL_BUDGET [2400]
+#   LARGE_SESSIONS [50]  LARGE_SIZE [26214400]  smtp-source -l, body octets before CRLF
+#   LARGE_LOADS ["serial parallel"]  one smtp-source of 50 sessions / 50 smtp-sources of one
 #   PORT_BASE [2530]  ports PORT_BASE..PORT_BASE+4 must be free on 127.0.0.1
 #   OUTPOST_BIN [target/release/outpost]  SKIP_BUILD=1 to use it as it is
 #   OUTPOST_FLAGS []  extra flags for every Outpost server, e.g. "--workers 0"
@@ -39,6 +44,7 @@
 #
 # Output: one line per run
 #   <bench> <server> <size> <msgs> <secs> <msgs_per_s>  # busy=<machine %> server=<server CPU %>
+#   large-<load> <server> <size> <msgs> <secs> <msgs_per_s> mb_per_s=<MB/s> peak_rss_mb=<MB>  # ...
 # (CPU in % of one core; this machine kind has 2 cores, so busy <= 200%), then for each
 # (bench, size) the median of RUNS runs, and a table of ratios outpost/postfix.
 # The two servers' runs alternate (postfix, outpost, postfix, ...), so drift in the
@@ -95,9 +101,9 @@ for arg in "$@"; do
   case "$arg" in
     --postfix-only) SIDES=postfix ;;
     --outpost-only) SIDES=outpost ;;
-    sink|durable|relay|loadgen|idle|outlook) MODES="$MODES $arg" ;;
+    sink|durable|relay|loadgen|idle|outlook|large) MODES="$MODES $arg" ;;
     all) MODES="$MODES sink durable loadgen idle" ;;
-    -h|--help) sed -n '2,/^set -u/{/^#/p}' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^[^#]/{/^#/p}' "$0"; exit 0 ;;
     *) echo "compare.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -904,6 +910,234 @@ write_results() { # the end of summary: CSV files and charts in OUT_DIR
   note "results: $OUT_DIR ($(cd "$OUT_DIR" && echo *))"
 }
 
+# ---- large: big messages, throughput and peak memory ---------------------------------------
+LARGE_SESSIONS=${LARGE_SESSIONS:-50}
+LARGE_SIZE=${LARGE_SIZE:-26214400}
+LARGE_LOADS=${LARGE_LOADS:-"serial parallel"}
+declare -A LARGE_MBS LARGE_RATES LARGE_PEAKS  # "load server" -> values of the runs, space separated
+
+# A server's memory and CPU while it works, sampled every 100 ms from /proc until
+# OUT.stop exists (or for 3 x RUN_TIMEOUT), then written to OUT as
+#   <peak KiB> <processes at the peak> <CPU seconds> <peak PSS KiB>
+# The memory is the sum of the resident sets (statm) of ROOT and of every process
+# whose parent is ROOT, at one instant; the peak is the largest such sum. For Postfix
+# ROOT is the master and its children are all of Postfix at work (an smtpd per
+# session, a cleanup per message being written, qmgr, trivial-rewrite, discard,
+# anvil...); for Outpost it is the one process (all its threads). Pages the processes
+# share (program text, libraries) count once per process, so Postfix's sum is an upper
+# bound of what it takes; the sum of their PSS (smaps_rollup: shared pages split among
+# the processes sharing them), sampled alike, is the lower figure next to it. The CPU
+# is utime + stime of those processes over the window (a process that exits loses at
+# most its last 100 ms); tree_ticks cannot see live children where
+# /proc/PID/task/*/children is missing, as on this machine kind.
+start_sampler() { # OUT ROOT: sets SAMPLER_PID
+  python3 - "$1" "$2" "$((RUN_TIMEOUT * 3))" "$HZ" <<'EOF' &
+import os, sys, time
+out, root, limit, hz = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
+page_kib = os.sysconf("SC_PAGE_SIZE") // 1024
+def stat(pid):  # (parent, utime + stime) from /proc/PID/stat, or None if gone
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return fields[1], int(fields[11]) + int(fields[12])
+    except (OSError, IndexError, ValueError):
+        return None
+def rss_kib(pid):
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            return int(f.read().split()[1]) * page_kib
+    except (OSError, IndexError, ValueError):
+        return 0
+def pss_kib(pid):
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            return next((int(l.split()[1]) for l in f if l.startswith("Pss:")), 0)
+    except (OSError, IndexError, ValueError):
+        return 0
+peak, procs, peak_pss, first, last = 0, 0, 0, None, {}
+deadline = time.monotonic() + limit
+while not os.path.exists(out + ".stop") and time.monotonic() < deadline:
+    seen = {}
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            s = stat(pid)
+            if s and (pid == root or s[0] == root):
+                seen[pid] = s[1]
+    if first is None:
+        first = dict(seen)
+        open(out + ".ready", "w").close()
+    last.update(seen)
+    total = sum(rss_kib(pid) for pid in seen)
+    if total > peak:
+        peak, procs = total, len(seen)
+    peak_pss = max(peak_pss, sum(pss_kib(pid) for pid in seen))
+    time.sleep(0.1)
+ticks = sum(t - (first or {}).get(pid, 0) for pid, t in last.items())
+with open(out, "w") as f:
+    print(peak, procs, f"{ticks / hz:.1f}", peak_pss, file=f)
+EOF
+  SAMPLER_PID=$!
+  SERVER_PIDS+=("$SAMPLER_PID")  # stopped on exit like the servers
+  local i  # the load starts once the first sample is taken
+  for i in $(seq 100); do [ -e "$1.ready" ] && break; sleep 0.05; done
+  rm -f "$1.ready"
+}
+
+stop_sampler() { # OUT: ends the sampling, waits for OUT
+  touch "$1.stop"
+  wait "$SAMPLER_PID" 2>/dev/null
+  rm -f "$1.stop"
+  local pid kept=()
+  for pid in "${SERVER_PIDS[@]}"; do [ "$pid" = "$SAMPLER_PID" ] || kept+=("$pid"); done
+  SERVER_PIDS=("${kept[@]}")
+}
+
+# Messages of at least LARGE_SIZE octets a server logged after offset FROM of LOG:
+# Postfix's qmgr ("size=" once per message queued), Outpost's "queued ... size=".
+large_accepted() { # LOG FROM
+  tail -c +$(($2 + 1)) "$1" 2>/dev/null | awk -v min="$LARGE_SIZE" '
+    /postfix\/qmgr\[|: queued / {
+      if (match($0, /size=[0-9]+/) && substr($0, RSTART + 5, RLENGTH - 5) + 0 >= min) n++
+    }
+    END { print n + 0 }'
+}
+
+# The load: LARGE_SESSIONS sessions, one message each, from smtp-source.
+#   serial:   one smtp-source -s LARGE_SESSIONS -m LARGE_SESSIONS. It opens every
+#             session at once but writes a whole message body before it turns to
+#             another session, so the bodies cross the wire one after another
+#             (1-3 messages in progress at a time); the servers' syncs overlap.
+#   parallel: LARGE_SESSIONS smtp-source processes of one session each: all the
+#             bodies arrive at the same time, which is what peak memory is about.
+large_load() { # LOAD PORT TIMEOUT: runs the load; its output in source.out
+  local load=$1 port=$2 tmo=$3 n=$LARGE_SESSIONS
+  local args=(-4 -l "$LARGE_SIZE" -f "$FROM" -t "$TO" -M bench.client "127.0.0.1:$port")
+  if [ "$load" = serial ]; then
+    timeout "$tmo" "$SMTP_SOURCE" -d -s "$n" -m "$n" "${args[@]}" >"$TMPD/source.out" 2>&1
+    return
+  fi
+  local i rc=0 pids=()
+  for i in $(seq "$n"); do
+    timeout "$tmo" "$SMTP_SOURCE" -s 1 -m 1 "${args[@]}" >"$TMPD/source.$i.out" 2>&1 &
+    pids+=($!)
+  done
+  for i in "${pids[@]}"; do wait "$i" || rc=$?; done
+  cat "$TMPD"/source.*.out >"$TMPD/source.out"
+  rm -f "$TMPD"/source.*.out
+  return "$rc"
+}
+
+large_run() { # LOAD SERVER PORT PID LOG
+  local load=$1 server=$2 port=$3 pid=$4 log=$5 n=$LARGE_SESSIONS bench=large-$1
+  local left tmo b0 t0 b1 t1 w0 w1 rc secs from accepted peak procs cpu_s pss
+  left=$(budget_left)
+  if [ "$left" -le 30 ]; then note "budget exhausted, skipping $bench $server"; return; fi
+  tmo=$RUN_TIMEOUT; [ "$left" -lt $((tmo + 20)) ] && tmo=$((left - 20))
+  from=$(stat -c %s "$log" 2>/dev/null || echo 0)
+  start_sampler "$TMPD/large.peak" "$pid"
+  read -r b0 t0 < <(machine_ticks); w0=$(date +%s.%N)
+  large_load "$load" "$port" "$tmo"
+  rc=$?
+  w1=$(date +%s.%N); read -r b1 t1 < <(machine_ticks)
+  # The sampling goes on while the server finishes (Postfix empties its queue).
+  if [ "$server" = postfix ]; then postfix_drain; else settle "$pid"; fi
+  stop_sampler "$TMPD/large.peak"
+  peak=0 procs=0 cpu_s=- pss=0
+  [ -s "$TMPD/large.peak" ] && read -r peak procs cpu_s pss <"$TMPD/large.peak"
+  # Outpost is one fresh process per run: its own high-water mark is exact.
+  [ "$server" = outpost ] && peak=$(awk '/^VmHWM:/{print $2}' "/proc/$pid/status")
+  accepted=$(large_accepted "$log" "$from")
+  secs=$(awk -v a="$w0" -v b="$w1" 'BEGIN{printf "%.3f", b-a}')
+  if [ "$rc" -ne 0 ] || [ "$accepted" -ne "$n" ] || grep -qiE 'error|fatal|warning' "$TMPD/source.out"; then
+    echo "$bench $server $LARGE_SIZE $n $secs FAIL  # rc=$rc accepted=$accepted $(head -c 300 "$TMPD/source.out" | tr '\n' ' ')"
+    SOURCE_FAILED=$((SOURCE_FAILED + 1))
+    return
+  fi
+  local rate mbs peak_mb busy how key="$load $server"
+  rate=$(awk -v n="$n" -v s="$secs" 'BEGIN{printf "%.2f", n/s}')
+  mbs=$(awk -v n="$n" -v z="$LARGE_SIZE" -v s="$secs" 'BEGIN{printf "%.1f", n*z/s/1e6}')
+  peak_mb=$(awk -v k="$peak" 'BEGIN{printf "%.1f", k/1024}')
+  busy=$(awk -v b0="$b0" -v b1="$b1" -v t0="$t0" -v t1="$t1" -v ncpu="$NCPU" \
+    'BEGIN{printf "%.0f", (t1 > t0) ? 100 * ncpu * (b1 - b0) / (t1 - t0) : 0}')
+  how="VmHWM"; [ "$server" = postfix ] && how="sum of $procs processes' RSS, sampled"
+  echo "$bench $server $LARGE_SIZE $n $secs $rate mb_per_s=$mbs peak_rss_mb=$peak_mb" \
+    " # busy=$busy% server_cpu_s=$cpu_s (run and drain) peak=$how" \
+    "peak_pss_mb=$(awk -v k="$pss" 'BEGIN{printf "%.1f", k/1024}')"
+  LARGE_RATES[$key]="${LARGE_RATES[$key]:-} $rate"
+  LARGE_MBS[$key]="${LARGE_MBS[$key]:-} $mbs"
+  LARGE_PEAKS[$key]="${LARGE_PEAKS[$key]:-} $peak_mb"
+}
+
+large_median() { echo "$1" | tr ' ' '\n' | grep . | median; }
+large_max() { echo "$1" | tr ' ' '\n' | grep . | sort -n | tail -1; }
+
+mode_large() {
+  echo; note "== large: $LARGE_SESSIONS sessions x one message of $LARGE_SIZE octets, both durable" \
+    "(Postfix queue + discard:, outpost --transport example.net=discard), loads: $LARGE_LOADS"
+  # smtp-source's -l counts the body with LF line ends: on the wire every 79 octets
+  # gain a CR, and a header section comes first. The size limit leaves room for both.
+  local limit=$((LARGE_SIZE + LARGE_SIZE / 8 + 1048576))
+  local postfix_up=0 r load dir avail need_kib=$((LARGE_SESSIONS * (limit / 1024) * 2))
+  side postfix && install_postfix
+  # One load leaves at most LARGE_SESSIONS messages on each side (removed after it).
+  for dir in /var/spool/postfix "$DATA_ROOT"; do
+    avail=$(df --output=avail -k "$dir" 2>/dev/null | tail -1)
+    if [ "${avail:-0}" -lt "$need_kib" ]; then
+      note "skipping large: $((${avail:-0} / 1024)) MiB free under $dir, it needs $((need_kib / 1024)) MiB"
+      return
+    fi
+  done
+  if side postfix && start_postfix; then
+    # Postfix refuses messages over 10 MB by default (message_size_limit).
+    postconf -e "message_size_limit = $limit" && postfix reload >/dev/null 2>&1 && sleep 1 \
+      && postfix_up=1
+  fi
+  for r in $(seq "$RUNS"); do
+    for load in $LARGE_LOADS; do
+      if [ "$postfix_up" = 1 ]; then
+        large_run "$load" postfix "$PORT_POSTFIX" "$POSTFIX_PID" /var/log/postfix.log
+        postsuper -d ALL >/dev/null 2>&1  # normally empty already; a failed run must not pile up
+      fi
+      # A fresh Outpost (and spool) per load: its VmHWM is this load's peak.
+      if side outpost && start_outpost "large-$load-$r" "$PORT_OUTPOST" --submission off \
+           --transport example.net=discard --max-message-size "$limit"; then
+        large_run "$load" outpost "$PORT_OUTPOST" "$OUTPOST_PID" "$TMPD/outpost-large-$load-$r.log"
+        stop_server "$OUTPOST_PID"
+        OUTPOST_PID=""
+        rm -rf "${DATA_ROOT:?}/large-$load-$r"
+      fi
+    done
+  done
+  local server key
+  for load in $LARGE_LOADS; do
+    for server in postfix outpost; do
+      key="$load $server"
+      [ -n "${LARGE_MBS[$key]:-}" ] || continue
+      echo "large-$load-median $server $LARGE_SIZE $LARGE_SESSIONS - $(large_median "${LARGE_RATES[$key]}")" \
+        "mb_per_s=$(large_median "${LARGE_MBS[$key]}") peak_rss_mb=$(large_max "${LARGE_PEAKS[$key]}")" \
+        " # runs:${LARGE_MBS[$key]} MB/s"
+    done
+  done
+  [ "$postfix_up" = 1 ] && stop_postfix
+}
+
+# The large rows of the summary: throughput and peak memory side by side.
+summary_large() {
+  [ ${#LARGE_MBS[@]} -gt 0 ] || return 0
+  note "large: $LARGE_SESSIONS x $LARGE_SIZE octets; MB/s median of runs, peak RSS (MB) the largest"
+  local load p o ratio
+  for load in $LARGE_LOADS; do
+    p=$(large_median "${LARGE_MBS[$load postfix]:-}")
+    o=$(large_median "${LARGE_MBS[$load outpost]:-}")
+    ratio=-
+    [ -n "$p" ] && [ -n "$o" ] && ratio=$(awk -v o="$o" -v p="$p" 'BEGIN{printf "%.2fx", o/p}')
+    printf '%-9s %8s %14s %14s %8s  %s\n' "large" "$load" "${p:--} MB/s" "${o:--} MB/s" "$ratio" ">= 1.0x"
+    p=$(large_max "${LARGE_PEAKS[$load postfix]:-}")
+    o=$(large_max "${LARGE_PEAKS[$load outpost]:-}")
+    printf '%-9s %8s %14s %14s %8s  %s\n' "large" "$load" "${p:--} MB" "${o:--} MB" - "outpost < 100 MB"
+  done
+}
+
 # ---- summary ------------------------------------------------------------------------------
 summary() {
   echo
@@ -919,7 +1153,7 @@ summary() {
       [ -n "$p" ] && [ -n "$o" ] && ratio=$(awk -v o="$o" -v p="$p" 'BEGIN{printf "%.2fx", o/p}')
       case "$bench:$size" in
         sink:1024) goal=">= 1.0x" ;; sink:65536) goal=">= 2x" ;;
-        durable:1024) goal=">= 3x" ;; relay:*) goal=">= 3x" ;; *) goal="" ;;
+        durable:1024) goal=">= 5x" ;; relay:*) goal=">= 3x" ;; *) goal="" ;;
       esac
       printf '%-9s %8s %14s %14s %8s  %s' "$bench" "$size" "${p:--}" "${o:--}" "$ratio" "$goal"
       # Relay rows: delay p50/p99 in seconds, queued -> delivered at the next hop.
@@ -928,6 +1162,7 @@ summary() {
       echo
     done
   done
+  summary_large
   note "machine: $NCPU cores, $(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo), $(uname -r)"
   [ "$SOURCE_FAILED" -eq 0 ] || note "$SOURCE_FAILED smtp-source runs failed (see FAIL lines)"
   write_results

@@ -30,6 +30,10 @@ use crate::proto::reply::Reply;
 /// client's header section is a few KiB.
 pub(super) const MAX_HEADER_HOLD: usize = 64 * 1024;
 
+/// Octets the unstuffer may write beyond the input it is given: a CR that
+/// ended the previous input, held back until it is known to start CR LF.
+const HELD_BACK: usize = 1;
+
 /// The message of a transaction as it is read.
 pub(super) struct Content {
     /// The octets read and not yet handed out.
@@ -87,11 +91,17 @@ impl Content {
         let doubled = (self.held.capacity() * 2).min(self.memory.per_message());
         let target = needed.max(doubled);
         if self.memory.cover(target) || self.memory.cover(needed) || self.held.is_empty() {
-            let target = if self.memory.cover(target) {
+            let mut target = if self.memory.cover(target) {
                 target
             } else {
                 needed
             };
+            if self.started {
+                // Each part after the first takes at once all the share
+                // covers: growing it again from empty would copy every
+                // part a second time.
+                target = target.max(self.memory.covered());
+            }
             self.held.reserve_exact(target - self.held.len());
             return None;
         }
@@ -101,7 +111,27 @@ impl Content {
             self.held.reserve(needed - self.held.len());
             return None;
         }
-        Some(std::mem::take(&mut self.held))
+        let part = std::mem::take(&mut self.held);
+        // The next part's buffer may take all one message may keep, if the
+        // budget has it ([`Content::room_for`] reads into it).
+        self.memory.cover(self.memory.per_message());
+        Some(part)
+    }
+
+    /// How many of `incoming` octets to read now. Once the message is
+    /// handed out in parts, only what its buffer has room for, less
+    /// `slack` for octets the reader still owes from earlier input: every
+    /// part is then one full buffer, written with one call. Without room,
+    /// all of them (`make_room` hands the buffer out).
+    fn room_for(&self, incoming: usize, slack: usize) -> usize {
+        // An empty buffer after a part is given all the share covers.
+        let capacity = self.held.capacity().max(self.memory.covered());
+        let spare = capacity - self.held.len();
+        if self.started && spare > slack {
+            incoming.min(spare - slack)
+        } else {
+            incoming
+        }
     }
 
     /// The fields the spool is to add. Only what the header section is
@@ -233,7 +263,8 @@ impl Session {
         rest: &[u8],
         out: &mut Vec<u8>,
     ) -> Step {
-        if let Some(part) = transaction.message.make_room(rest.len()) {
+        let now = &rest[..transaction.message.room_for(rest.len(), HELD_BACK)];
+        if let Some(part) = transaction.message.make_room(now.len() + HELD_BACK) {
             let action = self.hand_out(&mut transaction, part);
             self.mode = Mode::Data {
                 unstuffer,
@@ -242,7 +273,7 @@ impl Session {
             return Step::Act(0, action);
         }
         let before = transaction.message.held.len();
-        let status = unstuffer.feed(rest, &mut transaction.message.held);
+        let status = unstuffer.feed(now, &mut transaction.message.held);
         transaction.message.added_since(before);
         match status {
             DataStatus::NeedMore => {
@@ -250,7 +281,10 @@ impl Session {
                     unstuffer,
                     transaction,
                 };
-                Step::NeedMore(rest.len())
+                match now.len() < rest.len() {
+                    true => Step::Progress(now.len()),
+                    false => Step::NeedMore(now.len()),
+                }
             }
             DataStatus::End { consumed, result } => {
                 let response = self.finish_message(transaction, result);
@@ -261,8 +295,9 @@ impl Session {
 
     /// Reads BDAT chunk octets as they are.
     pub(super) fn step_bdat(&mut self, mut chunk: Chunk, rest: &[u8], out: &mut Vec<u8>) -> Step {
-        let take = usize::try_from(chunk.remaining).map_or(rest.len(), |r| r.min(rest.len()));
+        let mut take = usize::try_from(chunk.remaining).map_or(rest.len(), |r| r.min(rest.len()));
         if let Ok(transaction) = &mut chunk.into {
+            take = transaction.message.room_for(take, 0);
             if let Some(part) = transaction.message.make_room(take) {
                 let action = self.hand_out(transaction, part);
                 self.mode = Mode::Bdat(chunk);
@@ -277,7 +312,10 @@ impl Session {
         chunk.remaining -= take as u64;
         if chunk.remaining > 0 {
             self.mode = Mode::Bdat(chunk);
-            return Step::NeedMore(take);
+            return match take < rest.len() {
+                true => Step::Progress(take),
+                false => Step::NeedMore(take),
+            };
         }
         let response = self.finish_chunk(chunk);
         self.finish_step(take, Some(Verb::Bdat), response, out)

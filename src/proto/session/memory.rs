@@ -84,6 +84,11 @@ impl MemoryShare {
         }
     }
 
+    /// The octets the share covers now.
+    pub(super) fn covered(&self) -> usize {
+        self.bytes
+    }
+
     /// The most one message may keep in memory.
     pub(super) fn per_message(&self) -> usize {
         self.memory.per_message

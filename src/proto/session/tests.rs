@@ -62,6 +62,8 @@ struct Run {
     delayed: Vec<u16>,
     /// Parts handed out by messages too big for memory.
     parts: usize,
+    /// The length and capacity of each part after the first.
+    later_parts: Vec<(usize, usize)>,
     /// The message being handed out in parts.
     streaming: Option<NewMessage>,
 }
@@ -125,10 +127,13 @@ fn drive(session: &mut Session, chunks: &[&[u8]]) -> Run {
                 }
                 Some(Action::AppendMessage(part)) => {
                     run.parts += 1;
+                    run.later_parts.push((part.len(), part.capacity()));
                     let message = run.streaming.as_mut().expect("a part before the start");
                     message.body.extend_from_slice(&part);
                 }
                 Some(Action::FinishMessage { last_part, summary }) => {
+                    run.later_parts
+                        .push((last_part.len(), last_part.capacity()));
                     let mut message = run.streaming.take().expect("an end before the start");
                     message.body.extend_from_slice(&last_part);
                     assert_eq!(summary.size, message.body.len());
@@ -1813,6 +1818,44 @@ fn a_message_bigger_than_its_memory_is_handed_out_in_parts() {
             assert!(run.out == whole.out, "pieces of {piece}");
             assert!(run.messages[0].body == message);
             assert_eq!(memory.in_use(), 0, "the share comes back");
+        }
+    }
+}
+
+/// Once a message goes out in parts, each part is read into a buffer of
+/// its whole memory share, filled to the brim and never past it (the
+/// share is what the budget counts), whatever the reads bring.
+#[test]
+fn parts_after_the_first_fill_their_share_and_never_outgrow_it() {
+    let message = big_message(3, 100_000);
+    let prefix = b"EHLO c\r\nMAIL FROM:<a@remote.example>\r\nRCPT TO:<bob@example.com>\r\n";
+    let mut data = prefix.to_vec();
+    data.extend_from_slice(b"DATA\r\n");
+    data.extend_from_slice(&dot_stuffed(&message));
+    let mut bdat = prefix.to_vec();
+    for piece in message.chunks(30_000) {
+        bdat.extend_from_slice(format!("BDAT {}\r\n", piece.len()).as_bytes());
+        bdat.extend_from_slice(piece);
+    }
+    bdat.extend_from_slice(b"BDAT 0 LAST\r\n");
+    let share = 4096;
+    for (input, slack) in [(&data, 1), (&bdat, 0)] {
+        for piece in [1, 100, 4095, 4097, 65_536] {
+            let chunks: Vec<&[u8]> = input.chunks(piece).collect();
+            let run = drive(
+                &mut session_with(Role::Smtp, small_memory(share, 1 << 20), false),
+                &chunks,
+            );
+            assert!(run.messages.len() == 1 && run.messages[0].body == message);
+            let (last, full) = run.later_parts.split_last().unwrap();
+            assert!(full.len() >= 5, "{} parts, pieces of {piece}", full.len());
+            for &(length, capacity) in full {
+                assert!(
+                    length + slack >= share && capacity <= share,
+                    "a part of {length} octets in {capacity}, pieces of {piece}"
+                );
+            }
+            assert!(last.1 <= share, "pieces of {piece}");
         }
     }
 }
