@@ -38,6 +38,7 @@ mod streamed;
 mod syncer;
 mod writer;
 
+use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
@@ -45,6 +46,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use parking_lot::Mutex;
 use ring::digest::{Context, SHA256};
 
 use crate::proto::envelope::{EnqueueError, Envelope, NewMessage, Origin};
@@ -239,6 +241,11 @@ pub struct Spool {
     ids: id::IdGenerator,
     /// The fsync threads, started with the first message stored.
     syncer: OnceLock<Option<Syncer>>,
+    /// Messages this spool wrote and made durable itself. Their checksum
+    /// guards against files torn by a crash or changed on disk, which
+    /// cannot have happened to them while this process ran, so delivery
+    /// does not read them through once more to check it.
+    written_here: Mutex<HashSet<QueueId>>,
 }
 
 /// A message file opened for reading, its envelope checked.
@@ -302,6 +309,7 @@ impl Spool {
             hostname: hostname.to_string(),
             ids: id::IdGenerator::new(),
             syncer: OnceLock::new(),
+            written_here: Mutex::new(HashSet::new()),
         }))
     }
 
@@ -378,7 +386,12 @@ impl Spool {
                 return staged.into_iter().map(failed).collect();
             }
         }
-        staged.into_iter().map(|s| s.map(|s| s.id)).collect()
+        let ids: Vec<Result<QueueId, QueueError>> =
+            staged.into_iter().map(|s| s.map(|s| s.id)).collect();
+        self.written_here
+            .lock()
+            .extend(ids.iter().filter_map(|id| id.as_ref().ok().cloned()));
+        ids
     }
 
     /// The queue ids of all messages (their finished `.msg` files), oldest
@@ -411,8 +424,9 @@ impl Spool {
     }
 
     /// Opens `id` for delivery: its envelope (as [`Spool::load`]) and its
-    /// message, checked against the length and SHA-256 the envelope
-    /// records by reading it through once, in pieces. The message stays in
+    /// message, checked against the length the envelope records and, unless
+    /// this spool wrote it since it was opened, the SHA-256, by reading it
+    /// through once, in pieces. The message stays in
     /// its file; delivery reads it again from there for each recipient and
     /// host, so no message is ever held whole in memory.
     pub fn load_with_message(
@@ -439,6 +453,9 @@ impl Spool {
             message.message_length,
             read_already,
         );
+        if self.written_here.lock().contains(id) {
+            return Ok((message, stored));
+        }
         let mut digest = Context::new(&SHA256);
         match stored.for_each_piece(|piece| {
             digest.update(piece);
@@ -550,6 +567,7 @@ impl Spool {
     /// first, so a crash in between leaves only an `.env` that start-up
     /// removes, never the message with its state as accepted.
     pub fn remove(&self, id: &QueueId) -> Result<(), QueueError> {
+        self.written_here.lock().remove(id);
         for path in [self.message_path(id), self.env_path(id)] {
             match fs::remove_file(&path) {
                 Ok(()) => {}
@@ -563,6 +581,7 @@ impl Spool {
     /// Moves the files of `id` to `queue/corrupt/` for an operator to look
     /// at; they are never delivered.
     pub fn quarantine(&self, id: &QueueId) -> Result<(), QueueError> {
+        self.written_here.lock().remove(id);
         let corrupt = self.dir.join("corrupt");
         create_private_dir(&corrupt)?;
         for name in [format!("{id}.msg"), format!("{id}.env")] {
