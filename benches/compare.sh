@@ -847,7 +847,7 @@ record_latency() { # BENCH SERVER P50_MS P99_MS: one row of latency.csv
 
 goal_for() { # BENCH SIZE: the ratio Outpost aims at, if there is one
   case "$1:$2" in
-    sink:1024) echo 1 ;; sink:65536) echo 2 ;; durable:1024|relay:*|outlook-*) echo 3 ;;
+    sink:1024) echo 1 ;; sink:65536) echo 2 ;; durable:1024) echo 5 ;; relay:*|outlook-*) echo 3 ;;
   esac
 }
 
@@ -1151,10 +1151,8 @@ summary() {
       [ -z "$p" ] && [ -z "$o" ] && continue
       ratio=-
       [ -n "$p" ] && [ -n "$o" ] && ratio=$(awk -v o="$o" -v p="$p" 'BEGIN{printf "%.2fx", o/p}')
-      case "$bench:$size" in
-        sink:1024) goal=">= 1.0x" ;; sink:65536) goal=">= 2x" ;;
-        durable:1024) goal=">= 5x" ;; relay:*) goal=">= 3x" ;; *) goal="" ;;
-      esac
+      goal=$(goal_for "$bench" "$size")
+      [ -n "$goal" ] && goal=">= ${goal}x"
       printf '%-9s %8s %14s %14s %8s  %s' "$bench" "$size" "${p:--}" "${o:--}" "$ratio" "$goal"
       # Relay rows: delay p50/p99 in seconds, queued -> delivered at the next hop.
       [ "$bench" = relay ] && printf '  p50/p99 s: postfix %s outpost %s' \

@@ -578,6 +578,38 @@ impl Spool {
         self.sync_shared()
     }
 
+    /// Removes a message delivery is done with. Like [`Spool::remove`],
+    /// but without the directory sync when the message had no `.env`, as
+    /// most have (delivered at the first attempt): a crash right after may
+    /// then bring the file back, and the message gets one more attempt of
+    /// what it just did, the duplicate RFC 5321 §6.1 allows (Maildir
+    /// delivery recognises its own file and does not repeat it). Once
+    /// delivery has recorded a state, the removal is synced, so that a
+    /// crash never brings back a message with an older state.
+    pub fn retire(&self, id: &QueueId) -> Result<(), QueueError> {
+        self.written_here.lock().remove(id);
+        let msg_path = self.message_path(id);
+        match fs::remove_file(&msg_path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(QueueError::Io {
+                    path: msg_path,
+                    source,
+                })
+            }
+        }
+        let env_path = self.env_path(id);
+        match fs::remove_file(&env_path) {
+            Ok(()) => self.sync_shared(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(QueueError::Io {
+                path: env_path,
+                source,
+            }),
+        }
+    }
+
     /// Moves the files of `id` to `queue/corrupt/` for an operator to look
     /// at; they are never delivered.
     pub fn quarantine(&self, id: &QueueId) -> Result<(), QueueError> {

@@ -347,3 +347,20 @@ fn missing_fields_follow_the_received_field_and_count_in_the_checksum() {
         );
     }
 }
+
+#[test]
+fn retire_takes_the_message_and_its_recorded_state() {
+    let dir = TempDir::new("retire");
+    let spool = Spool::open(dir.path()).unwrap();
+    let plain = spool.store(&new_message(b"x\r\n")).unwrap();
+    let deferred = spool.store(&new_message(b"y\r\n")).unwrap();
+    let mut message = spool.load(&deferred).unwrap();
+    message.attempts = 1;
+    spool.update(&deferred, &message).unwrap();
+    spool.retire(&plain).unwrap();
+    spool.retire(&deferred).unwrap();
+    assert!(spool.list().unwrap().is_empty());
+    assert_eq!(fs::read_dir(spool.dir()).unwrap().count(), 0);
+    // A message already gone is no error.
+    spool.retire(&plain).unwrap();
+}

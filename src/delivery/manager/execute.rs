@@ -106,7 +106,7 @@ pub(crate) fn execute(
     if open {
         Ok(Next::RetryAt(message.next_attempt))
     } else {
-        ctx.spool.remove(&id)?;
+        ctx.spool.retire(&id)?;
         Removed {
             queue_id: &id,
             by: RemovedBy::Delivery,
