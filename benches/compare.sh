@@ -221,9 +221,9 @@ msgs_for() { # BENCH SIZE
 median() { sort -n | awk '{v[NR]=$1} END{if (NR) print v[int((NR+1)/2)]}'; }
 
 # ---- one smtp-source run --------------------------------------------------------
-declare -A RATES   # "bench server size" -> rates of the runs, space separated
-declare -A RAW     # "bench server size" -> median rate
-declare -A SENT_LOG  # server -> its log of deliveries (relay runs wait for them)
+declare -A RATES=()   # "bench server size" -> rates of the runs, space separated
+declare -A RAW=()     # "bench server size" -> median rate
+declare -A SENT_LOG=()  # server -> its log of deliveries (relay runs wait for them)
 SOURCE_FAILED=0
 
 sent_count() { grep -c 'status=sent' "$1" 2>/dev/null || :; }
@@ -471,7 +471,7 @@ mode_durable() {
 # relay_latency SERVER SIZE LOG SKIP: p50/p99 of delay= over the status=sent lines of
 # LOG after the first SKIP (this run's). Both servers write delay= in seconds from
 # arrival in the queue to the next hop's 2xx (Postfix: delay=0.12, delays=a/b/c/d).
-declare -A LATENCY  # "server size" -> "p50 p99" of each run, space separated
+declare -A LATENCY=()  # "server size" -> "p50 p99" of each run, space separated
 relay_latency() {
   local server=$1 size=$2 log=$3 skip=$4 p
   p=$(grep 'status=sent' "$log" | tail -n +$((skip + 1)) \
@@ -629,7 +629,7 @@ EOF
 
 # ---- outlook: one connection per message, STARTTLS + AUTH LOGIN --------------------------
 DOVECOT_DIR=""
-declare -A OUTLOOK   # "cert server" -> "sessions_per_s p50_ms p99_ms" (medians)
+declare -A OUTLOOK=()   # "cert server" -> "sessions_per_s p50_ms p99_ms" (medians)
 
 # Dovecot for Postfix's SASL: its own config and auth socket in a directory the
 # postfix user can reach (TMPD is root's only); passdb is a passwd-file.
@@ -746,7 +746,7 @@ outlook_run() { # CERT SERVER PORT RUN PASSWORD
   OUTLOOK_RUNS["$cert $server"]="${OUTLOOK_RUNS["$cert $server"]:-}$rate $p50 $p99
 "
 }
-declare -A OUTLOOK_RUNS  # "cert server" -> one "rate p50 p99" line per run
+declare -A OUTLOOK_RUNS=()  # "cert server" -> one "rate p50 p99" line per run
 
 mode_outlook() {
   echo; note "== outlook: $SESSIONS sessions x $OUTLOOK_MSGS connections each, one message per connection," \
@@ -914,7 +914,7 @@ write_results() { # the end of summary: CSV files and charts in OUT_DIR
 LARGE_SESSIONS=${LARGE_SESSIONS:-50}
 LARGE_SIZE=${LARGE_SIZE:-26214400}
 LARGE_LOADS=${LARGE_LOADS:-"serial parallel"}
-declare -A LARGE_MBS LARGE_RATES LARGE_PEAKS  # "load server" -> values of the runs, space separated
+declare -A LARGE_MBS=() LARGE_RATES=() LARGE_PEAKS=()  # "load server" -> values of the runs, space separated
 
 # A server's memory and CPU while it works, sampled every 100 ms from /proc until
 # OUT.stop exists (or for 3 x RUN_TIMEOUT), then written to OUT as
