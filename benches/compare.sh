@@ -60,7 +60,7 @@
 set -u -o pipefail
 export LC_ALL=C
 
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 REPO=$PWD
 
 SESSIONS=${SESSIONS:-16}
@@ -839,6 +839,18 @@ ensure_out_dir() { # OUT_DIR, made on first use and kept after the run
   mkdir -p "$OUT_DIR"
 }
 
+# The relay delays of SIZE (p50/p99 medians, in seconds) as latency.csv rows, in ms.
+record_relay_latency() { # SIZE
+  local server m
+  for server in postfix outpost; do
+    m=$(latency_median "$server" "$1")
+    [ -n "$m" ] || continue
+    # shellcheck disable=SC2046 # two numbers, split on purpose
+    record_latency "relay-$(($1 / 1024))K" "$server" \
+      $(echo "$m" | awk -F/ '{printf "%.0f %.0f", $1 * 1000, $2 * 1000}')
+  done
+}
+
 record_latency() { # BENCH SERVER P50_MS P99_MS: one row of latency.csv
   ensure_out_dir
   [ -f "$OUT_DIR/latency.csv" ] || echo "# bench,server,p50_ms,p99_ms" >"$OUT_DIR/latency.csv"
@@ -1158,6 +1170,7 @@ summary() {
       [ "$bench" = relay ] && printf '  p50/p99 s: postfix %s outpost %s' \
         "$(latency_median postfix "$size")" "$(latency_median outpost "$size")"
       echo
+      [ "$bench" = relay ] && record_relay_latency "$size"
     done
   done
   summary_large
