@@ -219,6 +219,12 @@ fn attach_leaves_files_in_flight_alone_and_lists_only_finished_messages() {
     assert!(writing.exists());
     assert_eq!(attached.list().unwrap(), vec![id.clone()]);
     assert_eq!(spool.list().unwrap(), vec![id]);
+    // Named by hand, it is still no message: not shown, not deleted.
+    let in_flight: QueueId = "0000000000000002".parse().unwrap();
+    assert!(matches!(
+        attached.load(&in_flight),
+        Err(QueueError::Invalid { .. })
+    ));
 }
 
 #[test]
