@@ -190,13 +190,15 @@ fn session_in_background(
     let tls = outbound::tls_config(CertPolicy::Opportunistic, None).unwrap();
     let open = open.clone();
     std::thread::spawn(move || {
-        outbound::run_tracked(
+        outbound::run_session(
             &peer,
-            Client::new(params(TlsPolicy::Opportunistic)),
+            params(TlsPolicy::Opportunistic),
+            None,
             BODY,
             &tls,
             &open,
         )
+        .map(|run| run.attempt)
     })
 }
 

@@ -287,24 +287,11 @@ impl Drop for Registration<'_> {
 pub fn run(
     peer: &Peer,
     client: Client,
-    body: impl Read,
-    tls: &Arc<ClientConfig>,
-) -> Result<Attempt, OutboundError> {
-    run_tracked(peer, client, body, tls, &OpenConnections::default())
-}
-
-/// [`run`], with the connection in `open` while it lasts, so that
-/// [`OpenConnections::close_all`] can end it early.
-pub fn run_tracked(
-    peer: &Peer,
-    client: Client,
     mut body: impl Read,
     tls: &Arc<ClientConfig>,
-    open: &OpenConnections,
 ) -> Result<Attempt, OutboundError> {
     let server_name = server_name(peer)?;
-    let stream = open_stream(peer, open)?;
-    let _registration = open.register(stream.tcp());
+    let stream = open_stream(peer, &OpenConnections::default())?;
     let ended = converse(
         stream,
         peer.implicit_tls,
