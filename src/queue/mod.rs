@@ -10,8 +10,10 @@
 //! exactly the message bytes (Received header prepended). Once delivery
 //! state changes it is kept in `<id>.env`, the same envelope form,
 //! rewritten atomically; when present it supersedes the head of `<id>.msg`.
-//! So a message that is delivered at the first attempt costs one inode,
-//! created, synced and removed once.
+//! So a message that is delivered at the first attempt costs one file,
+//! written, synced and removed once; and a small one's file is not even
+//! created and removed, but emptied after delivery and reused, renamed
+//! `free-<n>` in between (see [`recycled`]).
 //!
 //! Order of writing: `<id>.msg` is created with mode 0200 (its owner may
 //! write it but not read it: "being written"), written, set to 0600
@@ -20,7 +22,9 @@
 //! file system makes them durable in one journal commit rather than the two
 //! that a sync, a rename and a second sync would take. A file still in mode
 //! 0200 was never acknowledged: listings skip it and start-up removes it, as
-//! it removes any `*.tmp` (an envelope update cut short). A finished file
+//! it removes any `*.tmp` (an envelope update cut short). A reused file is
+//! written while it is still named `free-<n>` and renamed to `<id>.msg`
+//! when whole, so it needs no such mark. A finished file
 //! that a crash cut short fails its length and checksum and is quarantined,
 //! never delivered half; it was not acknowledged either, since the 250
 //! waits for the fsyncs.
@@ -32,6 +36,7 @@
 pub mod envfile;
 pub mod id;
 mod recipient;
+mod recycled;
 mod shared_sync;
 pub mod stored;
 mod streamed;
@@ -53,6 +58,7 @@ use crate::proto::envelope::{EnqueueError, Envelope, NewMessage, Origin};
 use crate::proto::esmtp::{Body, Ret};
 use crate::proto::header::missing_fields;
 use crate::proto::received::{received_header, rfc5322_date};
+use recycled::{Recycled, Recycler};
 use shared_sync::SharedSync;
 use syncer::Syncer;
 
@@ -246,6 +252,8 @@ pub struct Spool {
     /// cannot have happened to them while this process ran, so delivery
     /// does not read them through once more to check it.
     written_here: Mutex<HashSet<QueueId>>,
+    /// Files of delivered messages, emptied, kept for new ones.
+    recycler: Recycler,
 }
 
 /// A message file opened for reading, its envelope checked.
@@ -270,6 +278,8 @@ struct Staged {
     path: PathBuf,
     /// The written file, still to be synced.
     file: Arc<File>,
+    /// Written as a finished file (mode 0600) already.
+    finished: bool,
 }
 
 /// The mode of a message file being written: its owner may write it but
@@ -310,6 +320,7 @@ impl Spool {
             ids: id::IdGenerator::new(),
             syncer: OnceLock::new(),
             written_here: Mutex::new(HashSet::new()),
+            recycler: Recycler::default(),
         }))
     }
 
@@ -593,11 +604,24 @@ impl Spool {
     /// what it just did, the duplicate RFC 5321 §6.1 allows (Maildir
     /// delivery recognises its own file and does not repeat it). Once
     /// delivery has recorded a state, the removal is synced, so that a
-    /// crash never brings back a message with an older state.
+    /// crash never brings back a message with an older state. A small
+    /// message's file is emptied and kept for a new message rather than
+    /// removed (see [`recycled`]).
     pub fn retire(&self, id: &QueueId) -> Result<(), QueueError> {
         self.written_here.lock().remove(id);
         let msg_path = self.message_path(id);
-        match fs::remove_file(&msg_path) {
+        let removed = match self.recycler.recycle(&self.dir, &msg_path) {
+            Ok(Recycled::Kept) => Ok(()),
+            Ok(Recycled::Declined) => fs::remove_file(&msg_path),
+            Err(error) => {
+                log::warn!(
+                    "spool: cannot keep {} for reuse: {error}",
+                    msg_path.display()
+                );
+                fs::remove_file(&msg_path)
+            }
+        };
+        match removed {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(source) => {
@@ -663,11 +687,20 @@ impl Spool {
         // Envelope and Received header in one write, then the message.
         let mut head = envfile::render(&queued);
         head.extend_from_slice(header.as_bytes());
-        match write_new(&path, &[&head, &message.body]) {
-            Ok(file) => Ok(Staged {
+        let parts: [&[u8]; 2] = [&head, &message.body];
+        let written = match self.recycler.take() {
+            Some(free) => free
+                .write_as(&path, &parts)
+                .map(|file| (file, true))
+                .map_err(io_error(&path)),
+            None => write_new(&path, &parts).map(|file| (file, false)),
+        };
+        match written {
+            Ok((file, finished)) => Ok(Staged {
                 id,
                 path,
                 file: Arc::new(file),
+                finished,
             }),
             Err(error) => {
                 let _ = fs::remove_file(&path);
@@ -738,7 +771,11 @@ impl Spool {
             let orphan_env = name
                 .strip_suffix(".env")
                 .is_some_and(|stem| !names.iter().any(|n| *n == format!("{stem}.msg")));
-            if name.ends_with(".tmp") || self.being_written(name) || orphan_env {
+            if name.ends_with(".tmp")
+                || self.being_written(name)
+                || orphan_env
+                || recycled::is_free_file(name)
+            {
                 log::info!("spool: removing unfinished {}", path.display());
                 fs::remove_file(&path).map_err(io_error(&path))?;
                 changed = true;
@@ -890,6 +927,9 @@ fn write_synced(path: &Path, parts: &[&[u8]]) -> Result<(), QueueError> {
 /// Marks a written message file finished (mode 0600), so that it counts
 /// as a message once it is durable. On failure the file is removed.
 fn mark_finished(staged: &Staged) -> Result<(), QueueError> {
+    if staged.finished {
+        return Ok(());
+    }
     staged
         .file
         .set_permissions(fs::Permissions::from_mode(FINISHED_MODE))

@@ -104,6 +104,7 @@ impl StreamedMessage {
                 id: self.id.clone(),
                 path: self.path.clone(),
                 file: Arc::new(file),
+                finished: false,
             }),
             Err(error) => {
                 let _ = fs::remove_file(&self.path);

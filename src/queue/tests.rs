@@ -366,7 +366,95 @@ fn retire_takes_the_message_and_its_recorded_state() {
     spool.retire(&plain).unwrap();
     spool.retire(&deferred).unwrap();
     assert!(spool.list().unwrap().is_empty());
-    assert_eq!(fs::read_dir(spool.dir()).unwrap().count(), 0);
+    // What is left are the two files, emptied and kept for new messages.
+    let kept = kept_files(&spool);
+    assert_eq!(kept.len(), 2);
+    for path in kept {
+        let bytes = fs::read(&path).unwrap();
+        assert!(!bytes.is_empty() && bytes.iter().all(|&b| b == 0));
+        assert_eq!(mode(&path), 0o600);
+    }
     // A message already gone is no error.
     spool.retire(&plain).unwrap();
+}
+
+/// The emptied files the spool keeps for new messages.
+fn kept_files(spool: &Spool) -> Vec<PathBuf> {
+    fs::read_dir(spool.dir())
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.is_file())
+        .filter(|path| recycled::is_free_file(&path.file_name().unwrap().to_string_lossy()))
+        .collect()
+}
+
+fn inode(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata(path).unwrap().ino()
+}
+
+#[test]
+fn a_delivered_file_is_reused_for_the_next_message_whole_and_exact() {
+    let dir = TempDir::new("reuse");
+    let spool = Spool::open(dir.path()).unwrap();
+    let long = spool
+        .store(&new_message(&b"long line\r\n".repeat(300)))
+        .unwrap();
+    spool.retire(&long).unwrap();
+    let [kept] = kept_files(&spool).try_into().unwrap();
+    let kept_inode = inode(&kept);
+    for body in [&b"short\r\n"[..], &b"longer than that one\r\n".repeat(400)] {
+        let id = spool.store(&new_message(body)).unwrap();
+        assert_eq!(inode(&spool.message_path(&id)), kept_inode);
+        assert!(kept_files(&spool).is_empty());
+        assert_eq!(mode(&spool.message_path(&id)), 0o600);
+        // Another spool checks its length and checksum: nothing of the
+        // longer message before it is left, and nothing is missing.
+        let reader = Spool::attach(dir.path(), "localhost").unwrap();
+        let (queued, stored) = reader.load_with_message(&id).unwrap();
+        let message = stored.head(usize::MAX).unwrap();
+        assert!(message.ends_with(body));
+        assert_eq!(queued.message_length, message.len() as u64);
+        spool.retire(&id).unwrap();
+    }
+    assert_eq!(spool.list().unwrap(), Vec::<QueueId>::new());
+}
+
+#[test]
+fn long_files_are_removed_and_few_are_kept() {
+    let dir = TempDir::new("reuse-limits");
+    let spool = Spool::open(dir.path()).unwrap();
+    let long = vec![b'x'; recycled::MAX_FILE_LENGTH as usize];
+    let id = spool.store(&new_message(&long)).unwrap();
+    spool.retire(&id).unwrap();
+    assert_eq!(fs::read_dir(spool.dir()).unwrap().count(), 0);
+    let ids: Vec<QueueId> = (0..recycled::MAX_FILES + 3)
+        .map(|i| {
+            spool
+                .store(&new_message(format!("{i}\r\n").as_bytes()))
+                .unwrap()
+        })
+        .collect();
+    for id in &ids {
+        spool.retire(id).unwrap();
+    }
+    assert_eq!(kept_files(&spool).len(), recycled::MAX_FILES);
+    assert_eq!(
+        fs::read_dir(spool.dir()).unwrap().count(),
+        recycled::MAX_FILES
+    );
+}
+
+#[test]
+fn start_up_removes_the_kept_files() {
+    let dir = TempDir::new("reuse-restart");
+    let spool = Spool::open(dir.path()).unwrap();
+    let delivered = spool.store(&new_message(b"x\r\n")).unwrap();
+    let waiting = spool.store(&new_message(b"y\r\n")).unwrap();
+    spool.retire(&delivered).unwrap();
+    assert_eq!(kept_files(&spool).len(), 1);
+    drop(spool);
+    let spool = Spool::open(dir.path()).unwrap();
+    assert!(kept_files(&spool).is_empty());
+    assert_eq!(spool.list().unwrap(), vec![waiting]);
 }
