@@ -43,7 +43,7 @@ mod streamed;
 mod syncer;
 mod writer;
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
@@ -250,10 +250,18 @@ pub struct Spool {
     /// Messages this spool wrote and made durable itself. Their checksum
     /// guards against files torn by a crash or changed on disk, which
     /// cannot have happened to them while this process ran, so delivery
-    /// does not read them through once more to check it.
-    written_here: Mutex<HashSet<QueueId>>,
+    /// does not read them through once more to check it. Nor does it look
+    /// for an `<id>.env` that this spool never wrote.
+    written_here: Mutex<HashMap<QueueId, WrittenHere>>,
     /// Files of delivered messages, emptied, kept for new ones.
     recycler: Recycler,
+}
+
+/// What a spool knows of a message it wrote itself.
+#[derive(Debug, Clone, Copy, Default)]
+struct WrittenHere {
+    /// An `<id>.env` may exist: delivery has recorded a state.
+    has_state: bool,
 }
 
 /// A message file opened for reading, its envelope checked.
@@ -319,7 +327,7 @@ impl Spool {
             hostname: hostname.to_string(),
             ids: id::IdGenerator::new(),
             syncer: OnceLock::new(),
-            written_here: Mutex::new(HashSet::new()),
+            written_here: Mutex::new(HashMap::new()),
             recycler: Recycler::default(),
         }))
     }
@@ -399,9 +407,10 @@ impl Spool {
         }
         let ids: Vec<Result<QueueId, QueueError>> =
             staged.into_iter().map(|s| s.map(|s| s.id)).collect();
-        self.written_here
-            .lock()
-            .extend(ids.iter().filter_map(|id| id.as_ref().ok().cloned()));
+        self.written_here.lock().extend(
+            ids.iter()
+                .filter_map(|id| Some((id.as_ref().ok()?.clone(), WrittenHere::default()))),
+        );
         ids
     }
 
@@ -464,7 +473,7 @@ impl Spool {
             message.message_length,
             read_already,
         );
-        if self.written_here.lock().contains(id) {
+        if self.written_here.lock().contains_key(id) {
             return Ok((message, stored));
         }
         let mut digest = Context::new(&SHA256);
@@ -525,15 +534,15 @@ impl Spool {
     /// one, else `head` (the start of `<id>.msg`), parsed and checked.
     fn envelope(&self, id: &QueueId, head: &[u8]) -> Result<QueuedMessage, QueueError> {
         let env_path = self.env_path(id);
-        let updated = match fs::read(&env_path) {
-            Ok(bytes) => Some(bytes),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-            Err(source) => {
-                return Err(QueueError::Io {
-                    path: env_path,
-                    source,
-                })
-            }
+        let stateless = self
+            .written_here
+            .lock()
+            .get(id)
+            .is_some_and(|written| !written.has_state);
+        let updated = if stateless {
+            None
+        } else {
+            read_if_present(&env_path)?
         };
         let (bytes, path) = match &updated {
             Some(bytes) => (bytes.as_slice(), env_path),
@@ -569,6 +578,9 @@ impl Spool {
         // Do not write a state for a message deleted meanwhile (`queue
         // delete`); start-up would remove it, but nothing needs it.
         fs::metadata(&msg_path).map_err(io_error(&msg_path))?;
+        if let Some(written) = self.written_here.lock().get_mut(id) {
+            written.has_state = true;
+        }
         let tmp = self.dir.join(format!("{id}.env.update.tmp"));
         write_synced(&tmp, &[&envfile::render(message)])?;
         let env_path = self.env_path(id);
@@ -608,7 +620,7 @@ impl Spool {
     /// message's file is emptied and kept for a new message rather than
     /// removed (see [`recycled`]).
     pub fn retire(&self, id: &QueueId) -> Result<(), QueueError> {
-        self.written_here.lock().remove(id);
+        let written = self.written_here.lock().remove(id);
         let msg_path = self.message_path(id);
         let removed = match self.recycler.recycle(&self.dir, &msg_path) {
             Ok(Recycled::Kept) => Ok(()),
@@ -630,6 +642,9 @@ impl Spool {
                     source,
                 })
             }
+        }
+        if written.is_some_and(|written| !written.has_state) {
+            return Ok(());
         }
         let env_path = self.env_path(id);
         match fs::remove_file(&env_path) {
@@ -814,6 +829,18 @@ fn read_head(file: &mut File, path: &Path) -> Result<(usize, Vec<u8>), QueueErro
                 reason: "no envelope trailer line".into(),
             });
         }
+    }
+}
+
+/// The bytes of the file at `path`, or `None` if there is none.
+fn read_if_present(path: &Path) -> Result<Option<Vec<u8>>, QueueError> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(QueueError::Io {
+            path: path.to_path_buf(),
+            source,
+        }),
     }
 }
 
