@@ -13,7 +13,7 @@
 //! So a message that is delivered at the first attempt costs one file,
 //! written, synced and removed once; and a small one's file is not even
 //! created and removed, but emptied after delivery and reused, renamed
-//! `free-<n>` in between (see [`recycled`]).
+//! `free-<n>` in between (see `recycled.rs`).
 //!
 //! Order of writing: `<id>.msg` is created with mode 0200 (its owner may
 //! write it but not read it: "being written"), written, set to 0600
@@ -618,7 +618,7 @@ impl Spool {
     /// delivery has recorded a state, the removal is synced, so that a
     /// crash never brings back a message with an older state. A small
     /// message's file is emptied and kept for a new message rather than
-    /// removed (see [`recycled`]).
+    /// removed (see `recycled.rs`).
     pub fn retire(&self, id: &QueueId) -> Result<(), QueueError> {
         let written = self.written_here.lock().remove(id);
         let msg_path = self.message_path(id);
