@@ -552,6 +552,24 @@ fn delivery_to_a_second_outpost_uses_starttls() {
     wait_for(DELIVERY_LIMIT, "A's queue to empty", || {
         queue_is_empty(&a.spec.data)
     });
+    // Each server keeps the message's file for the next one, emptied:
+    // nothing of the delivered message is left to read in its queue.
+    let kept_files = |data: &Path| -> Vec<Vec<u8>> {
+        std::fs::read_dir(data.join("queue"))
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.is_file())
+            .map(|path| std::fs::read(path).unwrap())
+            .collect()
+    };
+    for data in [&a.spec.data, &b.spec.data] {
+        wait_for(
+            DELIVERY_LIMIT,
+            "the delivered message's file emptied",
+            || kept_files(data).iter().flatten().all(|&byte| byte == 0),
+        );
+        assert_eq!(kept_files(data).len(), 1, "in {}", data.display());
+    }
 }
 
 /// Step 3: B refuses an unknown user with 550; A's local sender gets
