@@ -25,8 +25,6 @@ use parking_lot::Mutex;
 pub(super) const MAX_FILES: usize = 64;
 /// Longest file kept for reuse; longer ones are removed.
 pub(super) const MAX_FILE_LENGTH: u64 = 128 * 1024;
-/// What an emptied file is filled with.
-static ZEROS: [u8; MAX_FILE_LENGTH as usize] = [0; MAX_FILE_LENGTH as usize];
 /// The start of a kept file's name.
 pub(super) const PREFIX: &str = "free-";
 
@@ -107,10 +105,9 @@ impl Recycler {
         let name = self.names.fetch_add(1, Ordering::Relaxed);
         let free_path = dir.join(format!("{PREFIX}{name}"));
         fs::rename(path, &free_path)?;
-        let emptied = usize::try_from(length)
-            .ok()
-            .and_then(|length| ZEROS.get(..length))
-            .map_or(Ok(()), |zeros| file.write_all_at(zeros, 0));
+        // At most MAX_FILE_LENGTH: it fits in memory.
+        let zeros = vec![0; usize::try_from(length).unwrap_or(0)];
+        let emptied = file.write_all_at(&zeros, 0);
         if let Err(error) = emptied {
             let _ = fs::remove_file(&free_path);
             log::warn!(
