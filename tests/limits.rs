@@ -1,15 +1,14 @@
 //! Daily sending limits over loopback: a user past `--max-messages-per-day`
 //! gets `451 4.7.1` naming when sending opens again while other users send
 //! on; the relay networks share one count of recipients; `--user-limits`
-//! raises one user's limit; and the counts survive a restart of the binary.
+//! raises one user's limit, and is read again on SIGHUP; and the counts
+//! survive a restart of the binary.
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 
+use support::serve::Serve;
 use support::*;
 
 const ALICE: &str = "alice@mx.test";
@@ -80,75 +79,72 @@ fn the_relay_networks_share_one_count_of_recipients() {
     assert!(refused.contains("(3 recipients in 24 hours)"), "{refused}");
 }
 
-/// A running `outpost serve` child process, killed when dropped.
-struct Serve {
-    child: Child,
-    smtp: SocketAddr,
+/// `outpost serve` on `data_dir` with at most one message a day and `extra`.
+fn serve(data_dir: &Path, extra: &[&str]) -> Serve {
+    let mut args = vec!["--max-messages-per-day", "1"];
+    args.extend_from_slice(extra);
+    Serve::start(data_dir, &args)
 }
 
-impl Serve {
-    /// Starts the binary on `data_dir` with at most one message a day and
-    /// waits for its smtp listener.
-    fn start(data_dir: &Path) -> Serve {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_outpost"))
-            .args(["serve", "--hostname", HOSTNAME, "--local-domains", HOSTNAME])
-            .args(["--smtp", "127.0.0.1:0", "--submission", "off"])
-            .args(["--submissions", "off", "--delivery", "off"])
-            .args(["--shutdown-grace", "1s", "--max-messages-per-day", "1"])
-            .arg("--data-dir")
-            .arg(data_dir)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let smtp = loop {
-            let line = lines.next().expect("the server exited").unwrap();
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                break rest.split(' ').next().unwrap().parse().unwrap();
-            }
-        };
-        // Keep reading, so the pipe never fills.
-        std::thread::spawn(move || lines.for_each(drop));
-        Serve { child, smtp }
-    }
-
-    /// SIGTERM, then waits for the exit.
-    fn stop(mut self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        assert!(self.child.wait().unwrap().success());
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// SIGTERM, then the exit code.
+fn stop(serve: Serve) -> Option<i32> {
+    serve.signal("TERM");
+    serve.finish().0
 }
 
 #[test]
 fn the_counts_survive_a_restart() {
     let dir = TempDir::new("limits-restart");
-    let serve = Serve::start(dir.path());
+    let server = serve(dir.path(), &[]);
     let postmaster = format!("postmaster@{HOSTNAME}");
-    let mut client = Client::greeted(serve.smtp);
+    let mut client = Client::greeted(server.address("smtp"));
     let reply = client.send_mail("root@mx.test", &postmaster, &message(0));
     assert!(reply.starts_with("250"), "{reply}");
     drop(client);
-    serve.stop();
+    assert_eq!(stop(server), Some(0));
     assert!(dir.path().join("sending-counts").exists());
 
-    let serve = Serve::start(dir.path());
-    let mut client = Client::greeted(serve.smtp);
+    let server = serve(dir.path(), &[]);
+    let mut client = Client::greeted(server.address("smtp"));
     assert!(client.command("EHLO client.test").starts_with("250"));
     let refused = client.command("MAIL FROM:<root@mx.test>");
     assert!(refused.starts_with("451 4.7.1"), "{refused}");
-    serve.stop();
+    assert_eq!(stop(server), Some(0));
+}
+
+#[test]
+fn sighup_reads_the_user_limits_again_and_a_bad_file_changes_nothing() {
+    let dir = TempDir::new("limits-reload");
+    let limits = dir.path().join("user-limits");
+    std::fs::write(&limits, "# none yet\n").unwrap();
+    let data = dir.path().join("data");
+    let mut server = serve(&data, &["--user-limits", limits.to_str().unwrap()]);
+    let postmaster = format!("postmaster@{HOSTNAME}");
+    let mut client = Client::greeted(server.address("smtp"));
+    let reply = client.send_mail("root@mx.test", &postmaster, &message(0));
+    assert!(reply.starts_with("250"), "{reply}");
+    let refused = client.command("MAIL FROM:<root@mx.test>");
+    assert!(refused.starts_with("451 4.7.1"), "{refused}");
+
+    // The relay networks get three a day: the next one goes.
+    std::fs::write(&limits, "relay-networks messages=3\n").unwrap();
+    server.signal("HUP");
+    server.wait_for_log("user limits: 1 in force");
+    let reply = client.send_mail("root@mx.test", &postmaster, &message(1));
+    assert!(reply.starts_with("250"), "{reply}");
+
+    // A file with a mistake is named in the log and the three stay.
+    std::fs::write(&limits, "relay-networks messages=three\n").unwrap();
+    server.signal("HUP");
+    let error = server.wait_for_log("user limits not reloaded");
+    assert!(error.contains("user-limits:1: expected"), "{error}");
+    let reply = client.send_mail("root@mx.test", &postmaster, &message(2));
+    assert!(reply.starts_with("250"), "{reply}");
+    let refused = client.command("MAIL FROM:<root@mx.test>");
+    assert!(
+        refused.starts_with("451 4.7.1 Daily sending limit reached (3 messages"),
+        "{refused}"
+    );
+    drop(client);
+    assert_eq!(stop(server), Some(0));
 }

@@ -14,6 +14,8 @@
 //!
 //! Per-account exceptions come from `--user-limits FILE`: lines
 //! `ACCOUNT [messages=N] [recipients=N]`, `#` comments; 0 means no limit.
+//! The file is read again on SIGHUP; one that does not load leaves the
+//! exceptions in force as they were.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -22,7 +24,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 
 use crate::proto::address::lookup_key;
 use crate::proto::received::rfc5322_date;
@@ -92,7 +94,9 @@ struct Slot {
 #[derive(Debug)]
 pub struct SendingQuota {
     defaults: DailyLimits,
-    exceptions: HashMap<String, DailyLimits>,
+    exceptions: RwLock<HashMap<String, DailyLimits>>,
+    /// The `--user-limits` file the exceptions come from, if any.
+    user_limits: Option<PathBuf>,
     /// Where the counts are saved; `None` keeps them in memory only.
     file: Option<PathBuf>,
     state: Mutex<State>,
@@ -111,7 +115,8 @@ impl SendingQuota {
     pub fn new(defaults: DailyLimits, exceptions: HashMap<String, DailyLimits>) -> SendingQuota {
         SendingQuota {
             defaults,
-            exceptions,
+            exceptions: RwLock::new(exceptions),
+            user_limits: None,
             file: None,
             state: Mutex::new(State::default()),
         }
@@ -136,13 +141,27 @@ impl SendingQuota {
         };
         Ok(SendingQuota {
             defaults,
-            exceptions,
+            exceptions: RwLock::new(exceptions),
+            user_limits: user_limits.map(Path::to_path_buf),
             file: Some(file),
             state: Mutex::new(State {
                 slots,
                 saved_at: now_seconds(),
             }),
         })
+    }
+
+    /// Reads the `--user-limits` file again (SIGHUP). The result is how many
+    /// exceptions are now in force, `None` when there is no such file; on
+    /// an error the old exceptions stay in force.
+    pub fn reload_user_limits(&self) -> Result<Option<usize>, QuotaError> {
+        let Some(path) = &self.user_limits else {
+            return Ok(None);
+        };
+        let exceptions = read_exceptions(path, self.defaults)?;
+        let count = exceptions.len();
+        *self.exceptions.write() = exceptions;
+        Ok(Some(count))
     }
 
     /// Writes the counts to their file (a temporary file renamed over it).
@@ -176,7 +195,11 @@ impl SendingQuota {
     }
 
     fn limits_of(&self, key: &str) -> DailyLimits {
-        self.exceptions.get(key).copied().unwrap_or(self.defaults)
+        self.exceptions
+            .read()
+            .get(key)
+            .copied()
+            .unwrap_or(self.defaults)
     }
 
     /// [`SendingLimits::may_send`] at `now` (seconds since the epoch).
@@ -461,5 +484,30 @@ mod tests {
         let slots = &counts["alice@example.org"];
         assert_eq!(slots.len(), 2);
         assert_eq!(slots[0].minute, 99, "oldest first");
+    }
+
+    #[test]
+    fn the_user_limits_file_is_read_again_and_a_bad_one_changes_nothing() {
+        let dir = crate::test_fixtures::TempDir::new("quota-reload");
+        let file = dir.path().join("user-limits");
+        fs::write(&file, "news@example.org messages=5\n").unwrap();
+        let defaults = DailyLimits {
+            messages: 1,
+            recipients: 0,
+        };
+        let q = SendingQuota::open(defaults, Some(&file), dir.path()).unwrap();
+        assert_eq!(q.limits_of("news@example.org").messages, 5);
+        fs::write(&file, "news@example.org messages=9\nprinter@example.org\n").unwrap();
+        assert_eq!(q.reload_user_limits().unwrap(), Some(2));
+        assert_eq!(q.limits_of("news@example.org").messages, 9);
+        fs::write(&file, "news@example.org messages=lots\n").unwrap();
+        let error = q.reload_user_limits().unwrap_err().to_string();
+        assert!(
+            error.ends_with("user-limits:1: expected `user@example.org messages=N recipients=N`"),
+            "{error}"
+        );
+        assert_eq!(q.limits_of("news@example.org").messages, 9);
+        let without = SendingQuota::open(defaults, None, dir.path()).unwrap();
+        assert_eq!(without.reload_user_limits().unwrap(), None);
     }
 }

@@ -163,8 +163,8 @@ impl Acceptor {
         self.begin_stop();
     }
 
-    /// SIGHUP: the users file, the alias file, the TLS certificate and the
-    /// DKIM keys are read again; a file that fails to load leaves its old
+    /// SIGHUP: the users file, the alias file, the TLS certificate, the
+    /// DKIM keys and the `--user-limits` file are read again; a file that fails to load leaves its old
     /// version in force. All are small: new connections wait for the
     /// reading only a moment.
     fn on_reload_signal(&mut self) {
@@ -172,7 +172,7 @@ impl Acceptor {
             drain(&mut pipes.reload);
         }
         log::info!(
-            "received SIGHUP: reloading the users file, the aliases, the certificate and the DKIM keys"
+            "received SIGHUP: reloading the users file, the aliases, the certificate, the DKIM keys and the user limits"
         );
         self.shared.systemd.reloading();
         if let Err(e) = self.shared.users.reload() {
@@ -194,6 +194,11 @@ impl Acceptor {
                 self.shared.dkim.in_force().join(", ")
             ),
             Err(e) => log::error!("DKIM keys not reloaded, the previous ones stay in use: {e}"),
+        }
+        match self.shared.quota.reload_user_limits() {
+            Ok(Some(count)) => log::info!("user limits: {count} in force"),
+            Ok(None) => {}
+            Err(e) => log::error!("user limits not reloaded, the previous ones stay in force: {e}"),
         }
         super::summary::log_summary(&self.shared);
         self.shared.systemd.ready("serving");

@@ -158,6 +158,8 @@ pub(crate) struct ServerContext {
     pub aliases: Arc<AliasTable>,
     /// The DKIM keys in force (reloaded on SIGHUP).
     pub dkim: Arc<KeyRing>,
+    /// The daily sending limits (`--user-limits` reloaded on SIGHUP).
+    pub quota: Arc<SendingQuota>,
     /// Durable spooling (on its own thread).
     pub spool: SpoolWriter,
     /// Wakes the queue manager for each newly spooled message (none when
@@ -441,6 +443,7 @@ fn start(
         authenticator,
         aliases,
         dkim,
+        quota: quota.clone(),
         spool,
         new_mail: delivery.as_ref().map(DeliveryHandle::new_mail),
         systemd: if handle_signals {
