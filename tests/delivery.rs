@@ -138,27 +138,79 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// One test's world: a fresh data directory, its spool and a DNS responder
+/// on loopback. The fields drop in this order: the spool before its
+/// directory.
+struct Rig {
+    spool: Arc<Spool>,
+    dns: DnsServer,
+    tmp: TempDir,
+}
+
+impl Rig {
+    /// A fresh data directory named after `name`, its spool and a DNS
+    /// responder answering from `zone`.
+    fn new(name: &str, zone: Zone) -> Rig {
+        let tmp = data_dir(name);
+        let dns = DnsServer::start(zone);
+        let spool = Spool::open(tmp.path()).unwrap();
+        Rig { spool, dns, tmp }
+    }
+
+    /// The data directory.
+    fn dir(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    /// The settings the tests start from, for this data directory and DNS
+    /// responder, with MXs listening on `mx_port`.
+    fn config(&self, mx_port: u16) -> DeliveryConfig {
+        base_config(self.dir(), &self.dns, mx_port)
+    }
+
+    /// Spools a message from `sender` to `recipients`.
+    fn store(&self, sender: &str, recipients: &[&str]) -> QueueId {
+        store(&self.spool, sender, recipients)
+    }
+
+    /// `n` messages from alice to bob@rx.test, spooled before delivery starts.
+    fn store_many(&self, n: usize) -> Vec<QueueId> {
+        (0..n)
+            .map(|_| self.store("alice@local.test", &["bob@rx.test"]))
+            .collect()
+    }
+
+    /// Starts delivery on the spool; alice@local.test is the only user.
+    fn start(&self, config: DeliveryConfig) -> DeliveryHandle {
+        self.start_with(config, &["alice@local.test"])
+    }
+
+    /// Starts delivery on the spool with `addresses` the local users.
+    fn start_with(&self, config: DeliveryConfig, addresses: &[&str]) -> DeliveryHandle {
+        start(config, &self.spool, users(addresses))
+    }
+
+    /// Whether the spool holds no message.
+    fn queue_is_empty(&self) -> bool {
+        queue_is_empty(&self.spool)
+    }
+
+    /// The messages in `user`@local.test's Maildir `new/`.
+    fn maildir(&self, user: &str) -> Vec<Vec<u8>> {
+        maildir_files(self.dir(), "local.test", user)
+    }
+}
+
 #[test]
 fn delivers_to_the_mx_byte_exact() {
-    let tmp = data_dir("mx");
-    let dir = tmp.path();
-    let dns = DnsServer::start(mx_zone("rx.test"));
+    let rig = Rig::new("mx", mx_zone("rx.test"));
     let rx = MxScript::new().start();
-    let spool = Spool::open(dir).unwrap();
-    let id = store(
-        &spool,
-        "alice@local.test",
-        &["bob@rx.test", "carol@rx.test"],
-    );
-    let spooled = spool.read_message(&id).unwrap();
-    let delivery = start(
-        base_config(dir, &dns, rx.addr().port()),
-        &spool,
-        users(&["alice@local.test"]),
-    );
+    let id = rig.store("alice@local.test", &["bob@rx.test", "carol@rx.test"]);
+    let spooled = rig.spool.read_message(&id).unwrap();
+    let delivery = rig.start(rig.config(rx.addr().port()));
     delivery.notify(id);
     wait_for(10, "the message at the MX", || rx.messages().len() == 1);
-    wait_for(5, "an empty queue", || queue_is_empty(&spool));
+    wait_for(5, "an empty queue", || rig.queue_is_empty());
     assert_eq!(text(&rx.messages()[0]), text(&spooled));
     assert_eq!(rx.messages()[0], spooled);
     let sessions = rx.wait_for_sessions(1);
@@ -174,19 +226,12 @@ fn delivers_to_the_mx_byte_exact() {
 
 #[test]
 fn uses_starttls_when_offered() {
-    let tmp = data_dir("starttls");
-    let dir = tmp.path();
-    let dns = DnsServer::start(mx_zone("rx.test"));
+    let rig = Rig::new("starttls", mx_zone("rx.test"));
     let (tls, _) = self_signed_tls_and_pem(&["mx.rx.test"]);
     let rx = MxScript::new().starttls(tls).start();
-    let spool = Spool::open(dir).unwrap();
-    let id = store(&spool, "alice@local.test", &["bob@rx.test"]);
-    let spooled = spool.read_message(&id).unwrap();
-    let delivery = start(
-        base_config(dir, &dns, rx.addr().port()),
-        &spool,
-        users(&["alice@local.test"]),
-    );
+    let id = rig.store("alice@local.test", &["bob@rx.test"]);
+    let spooled = rig.spool.read_message(&id).unwrap();
+    let delivery = rig.start(rig.config(rx.addr().port()));
     delivery.notify(id);
     wait_for(10, "the message at the MX", || rx.messages().len() == 1);
     assert_eq!(rx.messages()[0], spooled);
@@ -200,9 +245,7 @@ fn uses_starttls_when_offered() {
 
 #[test]
 fn a_451_is_retried_and_delivered_once() {
-    let tmp = data_dir("retry");
-    let dir = tmp.path();
-    let dns = DnsServer::start(mx_zone("rx.test"));
+    let rig = Rig::new("retry", mx_zone("rx.test"));
     let rx = MxScript::new()
         .reply_per_connection("RCPT", |n| {
             if n == 0 {
@@ -212,49 +255,32 @@ fn a_451_is_retried_and_delivered_once() {
             }
         })
         .start();
-    let spool = Spool::open(dir).unwrap();
-    let id = store(&spool, "alice@local.test", &["bob@rx.test"]);
-    let delivery = start(
-        base_config(dir, &dns, rx.addr().port()),
-        &spool,
-        users(&["alice@local.test"]),
-    );
+    let id = rig.store("alice@local.test", &["bob@rx.test"]);
+    let delivery = rig.start(rig.config(rx.addr().port()));
     delivery.notify(id);
     wait_for(10, "the retried message", || rx.messages().len() == 1);
-    wait_for(5, "an empty queue", || queue_is_empty(&spool));
+    wait_for(5, "an empty queue", || rig.queue_is_empty());
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(rx.messages().len(), 1);
     rx.wait_for_sessions(2);
     assert_eq!(rx.sessions().len(), 2);
-    assert!(
-        maildir_files(dir, "local.test", "alice").is_empty(),
-        "no report"
-    );
+    assert!(rig.maildir("alice").is_empty(), "no report");
     delivery.shutdown();
 }
 
 #[test]
 fn a_550_sends_exactly_one_report_to_the_local_sender() {
-    let tmp = data_dir("bounce");
-    let dir = tmp.path();
-    let dns = DnsServer::start(mx_zone("rx.test"));
+    let rig = Rig::new("bounce", mx_zone("rx.test"));
     let rx = MxScript::new()
         .reply("RCPT", "550 5.1.1 No such user here")
         .start();
-    let spool = Spool::open(dir).unwrap();
-    let id = store(&spool, "alice@local.test", &["bob@rx.test"]);
-    let delivery = start(
-        base_config(dir, &dns, rx.addr().port()),
-        &spool,
-        users(&["alice@local.test"]),
-    );
+    let id = rig.store("alice@local.test", &["bob@rx.test"]);
+    let delivery = rig.start(rig.config(rx.addr().port()));
     delivery.notify(id);
-    wait_for(10, "the report", || {
-        maildir_files(dir, "local.test", "alice").len() == 1
-    });
-    wait_for(5, "an empty queue", || queue_is_empty(&spool));
+    wait_for(10, "the report", || rig.maildir("alice").len() == 1);
+    wait_for(5, "an empty queue", || rig.queue_is_empty());
     std::thread::sleep(Duration::from_millis(500));
-    let reports = maildir_files(dir, "local.test", "alice");
+    let reports = rig.maildir("alice");
     assert_eq!(reports.len(), 1);
     let report = text(&reports[0]);
     for needle in [
@@ -287,57 +313,45 @@ fn a_550_sends_exactly_one_report_to_the_local_sender() {
 
 #[test]
 fn a_null_mx_bounces_at_once() {
-    let tmp = data_dir("nullmx");
-    let dir = tmp.path();
-    let dns = DnsServer::start(Zone::new().add("nomail.test", Rec::Mx(0, ".".into())));
-    let spool = Spool::open(dir).unwrap();
-    let id = store(&spool, "alice@local.test", &["bob@nomail.test"]);
-    let delivery = start(
-        base_config(dir, &dns, 1),
-        &spool,
-        users(&["alice@local.test"]),
+    let rig = Rig::new(
+        "nullmx",
+        Zone::new().add("nomail.test", Rec::Mx(0, ".".into())),
     );
+    let id = rig.store("alice@local.test", &["bob@nomail.test"]);
+    let delivery = rig.start(rig.config(1));
     delivery.notify(id);
-    wait_for(10, "the report", || {
-        maildir_files(dir, "local.test", "alice").len() == 1
-    });
-    let report = text(&maildir_files(dir, "local.test", "alice")[0]);
+    wait_for(10, "the report", || rig.maildir("alice").len() == 1);
+    let report = text(&rig.maildir("alice")[0]);
     assert!(report.contains("Status: 5.1.10"), "{report}");
     assert!(report.contains("Final-Recipient: rfc822; bob@nomail.test"));
-    wait_for(5, "an empty queue", || queue_is_empty(&spool));
+    wait_for(5, "an empty queue", || rig.queue_is_empty());
     delivery.shutdown();
 }
 
 #[test]
 fn a_refusing_mx_warns_once_then_bounces_after_the_lifetime() {
-    let tmp = data_dir("refused");
-    let dir = tmp.path();
-    let dns = DnsServer::start(mx_zone("dead.test"));
+    let rig = Rig::new("refused", mx_zone("dead.test"));
     let closed = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let spool = Spool::open(dir).unwrap();
-    let id = store(&spool, "alice@local.test", &["bob@dead.test"]);
-    let mut config = base_config(dir, &dns, closed);
+    let id = rig.store("alice@local.test", &["bob@dead.test"]);
+    let mut config = rig.config(closed);
     config.retry.max_lifetime = Duration::from_secs(4);
     config.retry.delay_warning = Some(Duration::from_secs(1));
-    let delivery = start(config, &spool, users(&["alice@local.test"]));
+    let delivery = rig.start(config);
     delivery.notify(id.clone());
     wait_for(5, "a deferral", || {
-        spool
+        rig.spool
             .load(&id)
             .is_ok_and(|m| matches!(m.recipients[0].state, RecipientState::Deferred { .. }))
     });
     wait_for(15, "the delay warning and the report", || {
-        maildir_files(dir, "local.test", "alice").len() == 2
+        rig.maildir("alice").len() == 2
     });
-    wait_for(5, "an empty queue", || queue_is_empty(&spool));
-    let mut reports: Vec<String> = maildir_files(dir, "local.test", "alice")
-        .iter()
-        .map(|r| text(r))
-        .collect();
+    wait_for(5, "an empty queue", || rig.queue_is_empty());
+    let mut reports: Vec<String> = rig.maildir("alice").iter().map(|r| text(r)).collect();
     reports.sort_by_key(|r| r.contains("Action: failed"));
     let (delayed, failed) = (&reports[0], &reports[1]);
     assert!(delayed.contains("Action: delayed"), "{delayed}");
@@ -352,29 +366,26 @@ fn a_refusing_mx_warns_once_then_bounces_after_the_lifetime() {
 
 #[test]
 fn smarthost_over_starttls_with_auth() {
-    let tmp = data_dir("relay");
-    let dir = tmp.path();
-    let dns = DnsServer::start(Zone::new());
+    let rig = Rig::new("relay", Zone::new());
     let (tls, pem) = self_signed_tls_and_pem(&["127.0.0.1"]);
     let rx = MxScript::new()
         .starttls(tls)
         .auth("relayuser", "relay-secret")
         .start();
-    let ca = dir.join("relay-ca.pem");
+    let ca = rig.dir().join("relay-ca.pem");
     std::fs::write(&ca, pem).unwrap();
-    let password = dir.join("relay-password");
+    let password = rig.dir().join("relay-password");
     std::fs::write(&password, "relay-secret\n").unwrap();
-    let spool = Spool::open(dir).unwrap();
-    let id = store(&spool, "alice@local.test", &["bob@far.away.test"]);
-    let spooled = spool.read_message(&id).unwrap();
-    let mut config = base_config(dir, &dns, 1);
+    let id = rig.store("alice@local.test", &["bob@far.away.test"]);
+    let spooled = rig.spool.read_message(&id).unwrap();
+    let mut config = rig.config(1);
     config.relay_host =
         Some(config::parse_host_port(&format!("127.0.0.1:{}", rx.addr().port())).unwrap());
     config.relay_tls = config::parse_relay_tls("starttls").unwrap();
     config.relay_user = Some("relayuser".into());
     config.relay_password_file = Some(password);
     config.relay_ca = Some(ca);
-    let delivery = start(config, &spool, users(&["alice@local.test"]));
+    let delivery = rig.start(config);
     delivery.notify(id);
     wait_for(10, "the message at the smarthost", || {
         rx.messages().len() == 1
@@ -391,48 +402,38 @@ fn smarthost_over_starttls_with_auth() {
         t.starts_with("EHLO out.local.test\r\nSTARTTLS\r\nEHLO"),
         "{t}"
     );
-    wait_for(5, "an empty queue", || queue_is_empty(&spool));
+    wait_for(5, "an empty queue", || rig.queue_is_empty());
     delivery.shutdown();
 }
 
 #[test]
 fn local_delivery_with_an_alias_and_postmaster() {
-    let tmp = data_dir("alias");
-    let dir = tmp.path();
-    let dns = DnsServer::start(Zone::new());
-    let aliases = dir.join("aliases");
+    let rig = Rig::new("alias", Zone::new());
+    let aliases = rig.dir().join("aliases");
     std::fs::write(
         &aliases,
         "# team\nsales@local.test: carol@local.test, alice@local.test\n",
     )
     .unwrap();
-    let spool = Spool::open(dir).unwrap();
-    let id = store(
-        &spool,
+    let id = rig.store(
         "someone@remote.test",
         &["sales@local.test", "postmaster@local.test"],
     );
-    let spooled = spool.read_message(&id).unwrap();
-    let mut config = base_config(dir, &dns, 1);
+    let spooled = rig.spool.read_message(&id).unwrap();
+    let mut config = rig.config(1);
     config.aliases = Some(aliases);
-    let delivery = start(
-        config,
-        &spool,
-        users(&["alice@local.test", "carol@local.test"]),
-    );
+    let delivery = rig.start_with(config, &["alice@local.test", "carol@local.test"]);
     delivery.notify(id);
-    wait_for(10, "carol's copy", || {
-        maildir_files(dir, "local.test", "carol").len() == 1
-    });
-    wait_for(5, "an empty queue", || queue_is_empty(&spool));
+    wait_for(10, "carol's copy", || rig.maildir("carol").len() == 1);
+    wait_for(5, "an empty queue", || rig.queue_is_empty());
     // alice gets one copy through the alias and postmaster@ goes to her
     // too (first user of the domain): delivered once.
-    let alice = maildir_files(dir, "local.test", "alice");
+    let alice = rig.maildir("alice");
     assert_eq!(alice.len(), 1);
     let mut want = b"Return-Path: <someone@remote.test>\r\n".to_vec();
     want.extend_from_slice(&spooled);
     assert_eq!(alice[0], want);
-    assert_eq!(maildir_files(dir, "local.test", "carol")[0], want);
+    assert_eq!(rig.maildir("carol")[0], want);
     delivery.shutdown();
 }
 
@@ -484,9 +485,7 @@ fn queue_tool(dir: &Path, args: &[&str]) -> (i32, String) {
 
 #[test]
 fn queue_tools_on_waiting_messages() {
-    let tmp = data_dir("tools");
-    let dir = tmp.path();
-    let dns = DnsServer::start(mx_zone("rx.test"));
+    let rig = Rig::new("tools", mx_zone("rx.test"));
     let rx = MxScript::new()
         .reply_per_connection("RCPT", |n| {
             if n < 2 {
@@ -496,24 +495,23 @@ fn queue_tools_on_waiting_messages() {
             }
         })
         .start();
-    let spool = Spool::open(dir).unwrap();
-    let keep = store(&spool, "alice@local.test", &["bob@rx.test"]);
-    let gone = store(&spool, "alice@local.test", &["carol@rx.test"]);
-    let mut config = base_config(dir, &dns, rx.addr().port());
+    let keep = rig.store("alice@local.test", &["bob@rx.test"]);
+    let gone = rig.store("alice@local.test", &["carol@rx.test"]);
+    let mut config = rig.config(rx.addr().port());
     config.retry.schedule = Schedule::List(vec![Duration::from_secs(3600)]);
-    let delivery = start(config, &spool, users(&["alice@local.test"]));
+    let delivery = rig.start(config);
     delivery.notify(keep.clone());
     delivery.notify(gone.clone());
     wait_for(10, "two deferrals", || {
         [&keep, &gone].iter().all(|id| {
-            spool
+            rig.spool
                 .load(id)
                 .is_ok_and(|m| m.next_attempt > 0 && m.attempts == 1)
         })
     });
     let (keep, gone) = (keep.to_string(), gone.to_string());
 
-    let (code, out) = queue_tool(dir, &["list"]);
+    let (code, out) = queue_tool(rig.dir(), &["list"]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains(&keep) && out.contains(&gone), "{out}");
     assert!(
@@ -522,7 +520,7 @@ fn queue_tools_on_waiting_messages() {
     );
     assert!(out.contains("from <alice@local.test>"), "{out}");
 
-    let (code, out) = queue_tool(dir, &["show", &keep]);
+    let (code, out) = queue_tool(rig.dir(), &["show", &keep]);
     assert_eq!(code, 0, "{out}");
     assert!(
         out.contains("Subject: hello") && out.contains("Received: "),
@@ -530,20 +528,20 @@ fn queue_tools_on_waiting_messages() {
     );
     assert!(!out.contains("line two"), "headers only: {out}");
 
-    let (code, out) = queue_tool(dir, &["delete", &gone]);
+    let (code, out) = queue_tool(rig.dir(), &["delete", &gone]);
     assert_eq!(code, 0, "{out}");
-    assert_eq!(queue_tool(dir, &["show", &gone]).0, 1);
-    assert_eq!(queue_tool(dir, &["delete", &gone]).0, 1);
-    assert_eq!(queue_tool(dir, &["frobnicate"]).0, 2);
+    assert_eq!(queue_tool(rig.dir(), &["show", &gone]).0, 1);
+    assert_eq!(queue_tool(rig.dir(), &["delete", &gone]).0, 1);
+    assert_eq!(queue_tool(rig.dir(), &["frobnicate"]).0, 2);
 
-    let (code, out) = queue_tool(dir, &["flush"]);
+    let (code, out) = queue_tool(rig.dir(), &["flush"]);
     assert_eq!(code, 0, "{out}");
     wait_for(10, "the flushed message", || rx.messages().len() == 1);
-    wait_for(5, "an empty queue", || queue_is_empty(&spool));
+    wait_for(5, "an empty queue", || rig.queue_is_empty());
     wait_for(3, "the flush request to be consumed", || {
-        !spool.dir().join("flush").exists()
+        !rig.spool.dir().join("flush").exists()
     });
-    let (code, out) = queue_tool(dir, &["list"]);
+    let (code, out) = queue_tool(rig.dir(), &["list"]);
     assert_eq!((code, out.trim()), (0, "the queue is empty"));
     assert_eq!(
         rx.messages().len(),
@@ -557,11 +555,8 @@ fn queue_tools_on_waiting_messages() {
 
 #[test]
 fn notify_success_reports_relayed_for_a_next_hop_without_dsn_and_delivered_for_maildir() {
-    let tmp = data_dir("success");
-    let dir = tmp.path();
-    let dns = DnsServer::start(mx_zone("rx.test"));
+    let rig = Rig::new("success", mx_zone("rx.test"));
     let rx = MxScript::new().start();
-    let spool = Spool::open(dir).unwrap();
     let mut new = message("alice@local.test", &["bob@rx.test", "carol@local.test"]);
     for rcpt in &mut new.envelope.recipients {
         rcpt.notify = Some(Notify {
@@ -570,18 +565,15 @@ fn notify_success_reports_relayed_for_a_next_hop_without_dsn_and_delivered_for_m
             delay: false,
         });
     }
-    let id = spool.store(&new).unwrap();
-    let delivery = start(
-        base_config(dir, &dns, rx.addr().port()),
-        &spool,
-        users(&["alice@local.test", "carol@local.test"]),
+    let id = rig.spool.store(&new).unwrap();
+    let delivery = rig.start_with(
+        rig.config(rx.addr().port()),
+        &["alice@local.test", "carol@local.test"],
     );
     delivery.notify(id);
-    wait_for(10, "the success report", || {
-        maildir_files(dir, "local.test", "alice").len() == 1
-    });
-    wait_for(5, "an empty queue", || queue_is_empty(&spool));
-    let report = text(&maildir_files(dir, "local.test", "alice")[0]);
+    wait_for(10, "the success report", || rig.maildir("alice").len() == 1);
+    wait_for(5, "an empty queue", || rig.queue_is_empty());
+    let report = text(&rig.maildir("alice")[0]);
     assert!(
         report.contains("Subject: Successful Mail Delivery Report"),
         "{report}"
@@ -596,41 +588,34 @@ fn notify_success_reports_relayed_for_a_next_hop_without_dsn_and_delivered_for_m
         report.contains("Final-Recipient: rfc822; carol@local.test\r\nAction: delivered\r\n"),
         "{report}"
     );
-    assert_eq!(maildir_files(dir, "local.test", "carol").len(), 1);
+    assert_eq!(rig.maildir("carol").len(), 1);
     delivery.shutdown();
 }
 
 #[test]
 fn a_queued_message_with_too_many_received_fields_is_returned_not_delivered() {
-    let tmp = data_dir("hops");
-    let dir = tmp.path();
-    let dns = DnsServer::start(Zone::new());
-    let spool = Spool::open(dir).unwrap();
+    let rig = Rig::new("hops", Zone::new());
     let with_hops = |hops: usize| {
         let mut m = message("alice@local.test", &["bob@local.test"]);
         let mut body = "Received: from a.example by b.example; date\r\n".repeat(hops);
         body.push_str("Subject: hops\r\n\r\nhi\r\n");
         m.body = body.into_bytes();
-        spool.store(&m).unwrap()
+        rig.spool.store(&m).unwrap()
     };
     // Queued under a higher limit, or before one existed; our own
     // Received field is not counted.
     let over = with_hops(4);
     let at = with_hops(3);
-    let mut config = base_config(dir, &dns, 25);
+    let mut config = rig.config(25);
     config.max_received = 3;
-    let delivery = start(
-        config,
-        &spool,
-        users(&["alice@local.test", "bob@local.test"]),
-    );
+    let delivery = rig.start_with(config, &["alice@local.test", "bob@local.test"]);
     delivery.notify(over);
     delivery.notify(at);
-    wait_for(10, "an empty queue", || queue_is_empty(&spool));
-    let bob = maildir_files(dir, "local.test", "bob");
+    wait_for(10, "an empty queue", || rig.queue_is_empty());
+    let bob = rig.maildir("bob");
     assert_eq!(bob.len(), 1, "only the message within the limit");
     assert_eq!(text(&bob[0]).matches("Received: from a.example").count(), 3);
-    let reports = maildir_files(dir, "local.test", "alice");
+    let reports = rig.maildir("alice");
     assert_eq!(reports.len(), 1);
     let report = text(&reports[0]);
     assert!(report.contains("Status: 5.4.6"), "{report}");
@@ -694,15 +679,12 @@ fn long_lines_are_relayed_and_delivered_unchanged() {
 /// configured local address.
 #[test]
 fn delivery_connects_from_the_outbound_address() {
-    let tmp = data_dir("source");
-    let dir = tmp.path();
-    let dns = DnsServer::start(mx_zone("rx.test"));
+    let rig = Rig::new("source", mx_zone("rx.test"));
     let rx = MxScript::new().start();
-    let spool = Spool::open(dir).unwrap();
-    let id = store(&spool, "alice@local.test", &["bob@rx.test"]);
-    let mut config = base_config(dir, &dns, rx.addr().port());
+    let id = rig.store("alice@local.test", &["bob@rx.test"]);
+    let mut config = rig.config(rx.addr().port());
     config.outbound_addresses = config::parse_outbound_addresses("127.0.0.2").unwrap();
-    let delivery = start(config, &spool, users(&["alice@local.test"]));
+    let delivery = rig.start(config);
     delivery.notify(id);
     wait_for(10, "the message at the MX", || rx.messages().len() == 1);
     let sessions = rx.wait_for_sessions(1);
@@ -710,7 +692,7 @@ fn delivery_connects_from_the_outbound_address() {
         sessions[0].peer.map(|p| p.ip()),
         Some("127.0.0.2".parse().unwrap())
     );
-    wait_for(5, "an empty queue", || queue_is_empty(&spool));
+    wait_for(5, "an empty queue", || rig.queue_is_empty());
     delivery.shutdown();
 }
 
@@ -719,8 +701,6 @@ fn delivery_connects_from_the_outbound_address() {
 /// with `--outbound-ip-family ipv4` IPv6 is never tried.
 #[test]
 fn an_ipv6_refusal_for_missing_ptr_is_retried_over_ipv4() {
-    let tmp = data_dir("ipv6-fallback");
-    let dir = tmp.path();
     let v6 = MxScript::new()
         .reply(
             "MAIL",
@@ -733,24 +713,19 @@ fn an_ipv6_refusal_for_missing_ptr_is_retried_over_ipv4() {
         .add("rx.test", Rec::Mx(10, "mx.rx.test".into()))
         .add("mx.rx.test", Rec::A(Ipv4Addr::LOCALHOST))
         .add("mx.rx.test", Rec::Aaaa(Ipv6Addr::LOCALHOST));
-    let dns = DnsServer::start(zone);
-    let spool = Spool::open(dir).unwrap();
-    let first = store(&spool, "alice@local.test", &["bob@rx.test"]);
-    let delivery = start(
-        base_config(dir, &dns, port),
-        &spool,
-        users(&["alice@local.test"]),
-    );
+    let rig = Rig::new("ipv6-fallback", zone);
+    let first = rig.store("alice@local.test", &["bob@rx.test"]);
+    let delivery = rig.start(rig.config(port));
     delivery.notify(first);
     wait_for(10, "the message over IPv4", || v4.messages().len() == 1);
     assert_eq!(v6.wait_for_sessions(1).len(), 1, "IPv6 was tried first");
-    wait_for(5, "an empty queue", || queue_is_empty(&spool));
+    wait_for(5, "an empty queue", || rig.queue_is_empty());
     delivery.shutdown();
 
-    let mut config = base_config(dir, &dns, port);
+    let mut config = rig.config(port);
     config.ip_family = config::parse_ip_family("ipv4").unwrap();
-    let delivery = start(config, &spool, users(&["alice@local.test"]));
-    delivery.notify(store(&spool, "alice@local.test", &["bob@rx.test"]));
+    let delivery = rig.start(config);
+    delivery.notify(rig.store("alice@local.test", &["bob@rx.test"]));
     wait_for(10, "the second message over IPv4", || {
         v4.messages().len() == 2
     });
@@ -762,23 +737,16 @@ fn an_ipv6_refusal_for_missing_ptr_is_retried_over_ipv4() {
 /// the others straight to their MX.
 #[test]
 fn transport_relay_sends_one_domain_through_the_smarthost() {
-    let tmp = data_dir("transport-relay");
-    let dir = tmp.path();
+    let rig = Rig::new("transport-relay", mx_zone("rx.test"));
     let direct = MxScript::new().start();
     let smarthost = MxScript::new().start();
-    let dns = DnsServer::start(mx_zone("rx.test"));
-    let spool = Spool::open(dir).unwrap();
-    let id = store(
-        &spool,
-        "alice@local.test",
-        &["bob@rx.test", "carol@far.test"],
-    );
-    let mut config = base_config(dir, &dns, direct.addr().port());
+    let id = rig.store("alice@local.test", &["bob@rx.test", "carol@far.test"]);
+    let mut config = rig.config(direct.addr().port());
     config.relay_host =
         Some(config::parse_host_port(&format!("127.0.0.1:{}", smarthost.addr().port())).unwrap());
     config.relay_tls = config::parse_relay_tls("none").unwrap();
     config.add_transport("far.test=relay").unwrap();
-    let delivery = start(config, &spool, users(&["alice@local.test"]));
+    let delivery = rig.start(config);
     delivery.notify(id);
     wait_for(10, "both copies", || {
         direct.messages().len() == 1 && smarthost.messages().len() == 1
@@ -789,15 +757,8 @@ fn transport_relay_sends_one_domain_through_the_smarthost() {
     assert!(smarthost.wait_for_sessions(1)[0]
         .text()
         .contains("RCPT TO:<carol@far.test>"));
-    wait_for(5, "an empty queue", || queue_is_empty(&spool));
+    wait_for(5, "an empty queue", || rig.queue_is_empty());
     delivery.shutdown();
-}
-
-/// `n` messages from alice to bob@rx.test, spooled before delivery starts.
-fn store_many(spool: &Spool, n: usize) -> Vec<QueueId> {
-    (0..n)
-        .map(|_| store(spool, "alice@local.test", &["bob@rx.test"]))
-        .collect()
 }
 
 /// How many MAIL commands a session carried.
@@ -807,21 +768,18 @@ fn mail_commands(session: &MxSession) -> usize {
 
 #[test]
 fn messages_to_one_destination_share_kept_connections_in_parallel() {
-    let tmp = data_dir("reuse");
-    let dir = tmp.path();
-    let dns = DnsServer::start(mx_zone("rx.test"));
+    let rig = Rig::new("reuse", mx_zone("rx.test"));
     // A slow answer to the final dot: deliveries overlap.
     let rx = MxScript::new()
         .pause(END_OF_DATA, Duration::from_millis(100))
         .start();
-    let spool = Spool::open(dir).unwrap();
-    store_many(&spool, 20);
-    let mut config = base_config(dir, &dns, rx.addr().port());
+    rig.store_many(20);
+    let mut config = rig.config(rx.addr().port());
     config.max_outbound_connections = 4;
-    let delivery = start(config, &spool, users(&["alice@local.test"]));
+    let delivery = rig.start(config);
     // A session is recorded when it ends: the kept ones end idle, with QUIT.
     wait_for(30, "20 messages at the MX", || rx.messages().len() == 20);
-    wait_for(5, "an empty queue", || queue_is_empty(&spool));
+    wait_for(5, "an empty queue", || rig.queue_is_empty());
     let sessions = rx.sessions();
     assert!(rx.connections() < 20, "{} connections", rx.connections());
     assert!(
@@ -845,30 +803,24 @@ fn messages_to_one_destination_share_kept_connections_in_parallel() {
 /// when it is used for a second message: every message arrives without a
 /// retry, and each kept connection was tried before a new one took over.
 fn kept_connections_closed_by_the_peer(name: &str, closes: MxScript) {
-    let tmp = data_dir(name);
-    let dir = tmp.path();
-    let dns = DnsServer::start(mx_zone("rx.test"));
+    let rig = Rig::new(name, mx_zone("rx.test"));
     let rx = closes.start();
-    let spool = Spool::open(dir).unwrap();
-    store_many(&spool, 3);
-    let mut config = base_config(dir, &dns, rx.addr().port());
+    rig.store_many(3);
+    let mut config = rig.config(rx.addr().port());
     config.max_outbound_connections = 1;
     // A deferred message would wait an hour: arriving at all means it
     // was not deferred.
     config.retry.schedule = Schedule::List(vec![Duration::from_secs(3600)]);
-    let delivery = start(config, &spool, users(&["alice@local.test"]));
+    let delivery = rig.start(config);
     wait_for(30, "3 messages at the MX", || rx.messages().len() == 3);
-    wait_for(5, "an empty queue", || queue_is_empty(&spool));
+    wait_for(5, "an empty queue", || rig.queue_is_empty());
     let sessions = rx.wait_for_sessions(3);
     assert_eq!(rx.connections(), 3);
     let tried_again = sessions.iter().filter(|s| mail_commands(s) == 2).count();
     let texts: Vec<String> = sessions.iter().map(MxSession::text).collect();
     assert_eq!(tried_again, 2, "{texts:?}");
     assert!(sessions.iter().all(|s| s.messages.len() == 1));
-    assert!(
-        maildir_files(dir, "local.test", "alice").is_empty(),
-        "no report"
-    );
+    assert!(rig.maildir("alice").is_empty(), "no report");
     delivery.shutdown();
 }
 
@@ -889,9 +841,7 @@ fn a_kept_connection_the_peer_dropped_is_replaced_without_a_retry() {
 
 #[test]
 fn a_4xx_on_a_kept_connection_defers_and_retries_as_on_a_new_one() {
-    let tmp = data_dir("kept-4xx");
-    let dir = tmp.path();
-    let dns = DnsServer::start(mx_zone("rx.test"));
+    let rig = Rig::new("kept-4xx", mx_zone("rx.test"));
     // The second transaction on the first connection is greylisted.
     let rx = MxScript::new()
         .reply_per_transaction("RCPT", |connection, carried| {
@@ -902,13 +852,12 @@ fn a_4xx_on_a_kept_connection_defers_and_retries_as_on_a_new_one() {
             }
         })
         .start();
-    let spool = Spool::open(dir).unwrap();
-    store_many(&spool, 2);
-    let mut config = base_config(dir, &dns, rx.addr().port());
+    rig.store_many(2);
+    let mut config = rig.config(rx.addr().port());
     config.max_outbound_connections = 1;
-    let delivery = start(config, &spool, users(&["alice@local.test"]));
+    let delivery = rig.start(config);
     wait_for(30, "both messages at the MX", || rx.messages().len() == 2);
-    wait_for(5, "an empty queue", || queue_is_empty(&spool));
+    wait_for(5, "an empty queue", || rig.queue_is_empty());
     let sessions = rx.wait_for_sessions(2);
     assert_eq!(rx.connections(), 2);
     let first = sessions
@@ -922,29 +871,23 @@ fn a_4xx_on_a_kept_connection_defers_and_retries_as_on_a_new_one() {
         first.text()
     );
     assert_eq!(first.messages.len(), 1);
-    assert!(
-        maildir_files(dir, "local.test", "alice").is_empty(),
-        "no report"
-    );
+    assert!(rig.maildir("alice").is_empty(), "no report");
     delivery.shutdown();
 }
 
 #[test]
 fn never_more_connections_to_one_destination_than_the_limit() {
-    let tmp = data_dir("limit");
-    let dir = tmp.path();
-    let dns = DnsServer::start(mx_zone("rx.test"));
+    let rig = Rig::new("limit", mx_zone("rx.test"));
     let rx = MxScript::new()
         .pause(END_OF_DATA, Duration::from_millis(100))
         .start();
-    let spool = Spool::open(dir).unwrap();
-    store_many(&spool, 10);
-    let mut config = base_config(dir, &dns, rx.addr().port());
+    rig.store_many(10);
+    let mut config = rig.config(rx.addr().port());
     config.max_outbound_connections = 6;
     config.max_connections_per_destination = 2;
-    let delivery = start(config, &spool, users(&["alice@local.test"]));
+    let delivery = rig.start(config);
     wait_for(30, "10 messages at the MX", || rx.messages().len() == 10);
-    wait_for(5, "an empty queue", || queue_is_empty(&spool));
+    wait_for(5, "an empty queue", || rig.queue_is_empty());
     assert_eq!(rx.peak_connections(), 2);
     delivery.shutdown();
 }
