@@ -94,6 +94,24 @@ impl LocalDirectory {
         self.users.mailbox_owner(address)
     }
 
+    /// Whether the final addresses `a` and `b` are one mailbox: a local
+    /// user's local part matches in any case, a remote one's only as
+    /// written (RFC 5321 §2.4 leaves its case to the remote server); the
+    /// domain matches in any case.
+    pub fn same_mailbox(&self, a: &str, b: &str) -> bool {
+        match (split_address(a), split_address(b)) {
+            (Some((local_a, domain_a)), Some((local_b, domain_b))) => {
+                normalize_domain(domain_a) == normalize_domain(domain_b)
+                    && if self.is_local_domain(domain_a) {
+                        lookup_key(local_a) == lookup_key(local_b)
+                    } else {
+                        local_a == local_b
+                    }
+            }
+            _ => a == b,
+        }
+    }
+
     /// The local domains whose `postmaster@` has no mailbox (no users and
     /// no `--postmaster` that reaches one), to warn about at start.
     pub fn domains_without_postmaster(&self) -> Vec<String> {
@@ -268,6 +286,21 @@ team@example.com: alice@example.com, ghost@example.com
             d.mailbox_owner("ALICE@example.COM").as_deref(),
             Some("alice@example.com")
         );
+    }
+
+    #[test]
+    fn a_local_mailbox_is_one_in_any_case_a_remote_one_only_as_written() {
+        let d = directory();
+        for (a, b, want) in [
+            ("alice@example.com", "ALICE@Example.COM", true),
+            ("alice@example.com", "alice@example.com.", true),
+            ("alice@example.com", "alice@example.net", false),
+            ("carol@remote.test", "carol@REMOTE.test", true),
+            ("carol@remote.test", "Carol@remote.test", false),
+            ("Postmaster", "Postmaster", true),
+        ] {
+            assert_eq!(d.same_mailbox(a, b), want, "{a} {b}");
+        }
     }
 
     #[test]

@@ -238,7 +238,8 @@ fn loops_back_group(message: &QueuedMessage, indices: &[usize], relay: String) -
 /// Replaces every open recipient that is an alias (or a postmaster) by
 /// the addresses it expands to, each with the original's NOTIFY and, when
 /// none was given, the original address as ORCPT (RFC 3461 §4.2) so a
-/// report names what the sender wrote. Asks the directory what RCPT asked,
+/// report names what the sender wrote; a mailbox reached twice is served
+/// once, for the first. Asks the directory what RCPT asked,
 /// so a recipient without a mailbox fails here only if the directory
 /// changed since. Returns true when anything changed; the caller writes it
 /// down, so expansion happens once.
@@ -246,6 +247,13 @@ fn expand_aliases(ctx: &Context, message: &mut QueuedMessage) -> bool {
     let tell_sender = !message.mail_from.sender.is_empty();
     let mut entries: Vec<RecipientEntry> = Vec::new();
     let mut changed = false;
+    // Whether a recipient still to be served already goes to `address`'s mailbox.
+    let reaches = |entries: &[RecipientEntry], address: &str| {
+        entries.iter().any(|e| {
+            e.state == RecipientState::Pending
+                && ctx.directory.same_mailbox(&e.recipient.address, address)
+        })
+    };
     for entry in &message.recipients {
         let rcpt = &entry.recipient;
         let expanded = if entry.is_open() {
@@ -254,15 +262,18 @@ fn expand_aliases(ctx: &Context, message: &mut QueuedMessage) -> bool {
             Ok(vec![rcpt.address.clone()])
         };
         match expanded {
-            Ok(list) if list.len() == 1 && list[0] == rcpt.address => entries.push(entry.clone()),
+            Ok(list) if list.len() == 1 && list[0] == rcpt.address => {
+                // A local user named twice in different case gets one copy.
+                if entry.is_open() && reaches(&entries, &rcpt.address) {
+                    changed = true;
+                } else {
+                    entries.push(entry.clone());
+                }
+            }
             Ok(list) => {
                 changed = true;
                 for address in list {
-                    let duplicate = entries.iter().any(|e| {
-                        e.recipient.address.eq_ignore_ascii_case(&address)
-                            && e.state == RecipientState::Pending
-                    });
-                    if duplicate {
+                    if reaches(&entries, &address) {
                         continue;
                     }
                     entries.push(RecipientEntry::pending(Recipient {
