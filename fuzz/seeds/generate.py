@@ -297,8 +297,9 @@ def main():
                              ("built_cname_loop", 0x04, b"\x00\x00\x02\x02\x00\x20\x03")]:
         write("dns_response", nm, bytes([mode]) + recipe)
 
-    # envelope_file: mode byte (bit 0 sealed: the target appends the trailer,
-    # the rest its length), 8 control bytes, the file.
+    # envelope_file: mode byte (bit 0 sealed: the target appends the trailer;
+    # bit 1 lines: the target writes the fields from LF-separated values; the
+    # rest the trailer's length), 8 control bytes, the file.
     envelope = (b"version: 2\nid: 0J5Z3K1M2N3P4Q5R\n"
                 b"arrival: 1795718460 Thu, 26 Nov 2026 18:41:00 +0000\n"
                 b"sender: alice@example.org\nclient: 192.0.2.7\nhelo: evil%0D%0Ahelo 100%25\n"
@@ -338,9 +339,12 @@ def main():
     for nm, text in [("full", envelope + rcpts), ("delay_warned", envelope + b"delay-warned: yes\n" + rcpts),
                      ("minimal", minimal), ("unknown_protocol", minimal.replace(b"SMTP", b"XSMTP9")),
                      ("v3_full", envelope3 + rcpts3), ("v3_minimal", minimal3)]:
-        write("envelope_file", "sealed_" + nm, bytes([0x01 | (17 << 1)]) + control + text)
+        write("envelope_file", "sealed_" + nm, bytes([0x01 | (17 << 2)]) + control + text)
         write("envelope_file", "raw_" + nm, bytes([0x00]) + control + sealed(text, 1234))
     write("envelope_file", "raw_torn", bytes([0x00]) + control + sealed(envelope + rcpts, 1)[:-20])
+    # Lines mode: every field its good value, two recipients (one deferred).
+    write("envelope_file", "lines_defaults", bytes([0x02 | (17 << 2)]) + control
+          + b"\n" * 16 + b"\x00\n\x00carol@example.com notify=- orcpt=- state=deferred attempts=2\n\x01")
 
     # dkim: settings (0x02 raw message; 0xF0 signs with RSA), chunk
     # pattern, the message.
