@@ -164,9 +164,9 @@ impl Acceptor {
     }
 
     /// SIGHUP: the users file, the alias file, the TLS certificate, the
-    /// DKIM keys and the `--user-limits` file are read again; a file that fails to load leaves its old
-    /// version in force. All are small: new connections wait for the
-    /// reading only a moment.
+    /// DKIM keys and the `--user-limits` file are read again; a file that
+    /// fails to load leaves its old version in force. All are small: new
+    /// connections wait for the reading only a moment.
     fn on_reload_signal(&mut self) {
         if let Some(pipes) = self.signals.as_mut() {
             drain(&mut pipes.reload);

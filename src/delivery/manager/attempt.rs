@@ -263,7 +263,8 @@ fn expand_aliases(ctx: &Context, message: &mut QueuedMessage) -> bool {
         };
         match expanded {
             Ok(list) if list.len() == 1 && list[0] == rcpt.address => {
-                // A local user named twice in different case gets one copy.
+                // A mailbox named again (a local user in other case, or
+                // after the postmaster that maps to it) gets no second copy.
                 if entry.is_open() && reaches(&entries, &rcpt.address) {
                     changed = true;
                 } else {
